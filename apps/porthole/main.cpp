@@ -1,0 +1,204 @@
+// porthole command line: parses flags, builds a config, hands it to the relay or the client.
+#include "client/agent.hpp"
+#include "config/server_config.hpp"
+#include "core/log.hpp"
+#include "http/host_route.hpp"
+#include "relay/relay.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace {
+
+using porthole::config::endpoint;
+
+[[noreturn]] void fail(const std::string& message) {
+    std::cerr << "porthole: error: " << message << "\n";
+    std::exit(2);
+}
+
+endpoint endpoint_flag(const std::string& flag, const std::string& value) {
+    auto ep = porthole::config::parse_endpoint(value);
+    if (!ep) fail(fmt::format("{}: {}", flag, ep.error()));
+    return *ep;
+}
+
+struct server_flags {
+    std::string config_file, domain, http_addr, control_addr, tcp_ports, tokens_file;
+    std::vector<std::string> tokens;
+    int lease_grace = 0, shutdown_timeout = 0;
+    bool json = false;
+};
+
+struct client_flags {
+    std::string target, server = "127.0.0.1:7835", token, subdomain, host_header = "preserve";
+    int remote_port = 0;
+    bool json = false;
+};
+
+porthole::config::server_config build_server_config(const CLI::App& cmd, const server_flags& f) {
+    porthole::config::server_config cfg;
+    if (!f.config_file.empty())
+        if (auto ok = porthole::config::load_server_file(f.config_file, cfg); !ok) fail(ok.error());
+    if (cmd.count("--domain")) {
+        if (!porthole::http::valid_domain(f.domain))
+            fail(fmt::format("--domain: '{}' is not a valid DNS name", f.domain));
+        cfg.domain = f.domain;
+    }
+    if (cmd.count("--http-addr")) cfg.http_addr = endpoint_flag("--http-addr", f.http_addr);
+    if (cmd.count("--control-addr"))
+        cfg.control_addr = endpoint_flag("--control-addr", f.control_addr);
+    if (cmd.count("--tcp-ports")) {
+        auto r = porthole::config::parse_port_range(f.tcp_ports);
+        if (!r) fail("--tcp-ports: " + r.error());
+        cfg.tcp_ports = *r;
+    }
+    for (const auto& t : f.tokens) {
+        auto key = porthole::protocol::parse_token_entry(t);
+        if (!key) fail("--token: " + key.error());
+        cfg.tokens.push_back(*key);
+    }
+    if (!f.tokens_file.empty())
+        if (auto ok = porthole::config::load_tokens_file(f.tokens_file, cfg); !ok)
+            fail(ok.error());
+    if (cmd.count("--lease-grace")) cfg.lease_grace = std::chrono::seconds(f.lease_grace);
+    if (cmd.count("--shutdown-timeout"))
+        cfg.shutdown_timeout = std::chrono::seconds(f.shutdown_timeout);
+    cfg.json = f.json;
+    if (auto ok = porthole::config::validate(cfg); !ok) fail(ok.error());
+    return cfg;
+}
+
+porthole::client::agent_config build_client_config(porthole::protocol::tunnel_kind kind,
+                                                   const client_flags& f) {
+    porthole::client::agent_config cfg;
+    cfg.server = endpoint_flag("--server", f.server);
+    if (cfg.server.port == 0) fail("--server: the relay's port may not be 0");
+    cfg.token = f.token;
+    cfg.json = f.json;
+    auto target = porthole::config::parse_target(f.target);
+    if (!target) fail(fmt::format("TARGET '{}': {}", f.target, target.error()));
+    porthole::client::tunnel_spec t;
+    t.kind = kind;
+    t.target = *target;
+    if (!f.subdomain.empty() && !porthole::http::valid_name(f.subdomain))
+        fail(fmt::format("--subdomain: '{}' is not a valid name: use 1-63 characters a-z, 0-9 and "
+                         "'-', not starting or ending with '-'",
+                         f.subdomain));
+    t.subdomain = f.subdomain;
+    t.host_header = f.host_header;
+    t.remote_port = static_cast<std::uint16_t>(f.remote_port);
+    cfg.tunnels.push_back(t);
+    return cfg;
+}
+
+void add_client_flags(CLI::App& cmd, client_flags& f, bool http) {
+    cmd.add_option("TARGET", f.target,
+                   http ? "local service: PORT, HOST:PORT or http://HOST:PORT"
+                        : "local service: PORT or HOST:PORT")
+        ->required();
+    cmd.add_option("--server", f.server, "relay control address HOST:PORT")
+        ->envname("PORTHOLE_SERVER")
+        ->capture_default_str();
+    cmd.add_option("--token", f.token, "token the relay expects")->envname("PORTHOLE_TOKEN");
+    cmd.add_flag("--json", f.json, "print one JSON event per line instead of text");
+    if (http) {
+        cmd.add_option("--subdomain", f.subdomain, "ask for NAME.DOMAIN (default: a random name)");
+        cmd.add_option("--host-header", f.host_header,
+                       "Host header sent to the local service: preserve, rewrite (to TARGET's "
+                       "host:port) or a literal value")
+            ->capture_default_str();
+    } else {
+        cmd.add_option("--remote-port", f.remote_port,
+                       "ask for this public port (default: one from the relay's range)")
+            ->check(CLI::Range(1, 65535));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"porthole: expose a local service through a relay you host yourself.\n\n"
+                 "  porthole server            run a relay (dev default: loopback, *.localhost)\n"
+                 "  porthole http 3000         publish http://127.0.0.1:3000 at NAME.DOMAIN\n"
+                 "  porthole tcp 5432          publish a raw TCP port at DOMAIN:PORT\n",
+                 "porthole"};
+    app.require_subcommand(1);
+    std::string log_level = "info";
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+        ->capture_default_str();
+
+    auto* version = app.add_subcommand("version", "print the version");
+    auto* help = app.add_subcommand("help", "show this help");
+
+    server_flags sf;
+    auto* server = app.add_subcommand("server", "run a relay");
+    server->add_option("--config", sf.config_file, "TOML file with the settings below")
+        ->check(CLI::ExistingFile);
+    server->add_option("--domain", sf.domain,
+                       "domain whose subdomains name HTTP tunnels (default localhost)");
+    server->add_option("--http-addr", sf.http_addr,
+                       "public HTTP listener HOST:PORT (default 127.0.0.1:8080)");
+    server->add_option("--control-addr", sf.control_addr,
+                       "listener for clients HOST:PORT (default 127.0.0.1:7835)");
+    server->add_option("--tcp-ports", sf.tcp_ports,
+                       "LOW-HIGH range for TCP tunnels (default 20000-20999)");
+    server->add_option("--token", sf.tokens,
+                       "accepted client token; repeatable; sha256:HEX for a stored digest");
+    server->add_option("--tokens-file", sf.tokens_file,
+                       "file with one accepted token per line")
+        ->check(CLI::ExistingFile);
+    server->add_option("--lease-grace", sf.lease_grace,
+                       "seconds a dropped client keeps its names and ports (default 60)")
+        ->check(CLI::Range(1, 86400));
+    server->add_option("--shutdown-timeout", sf.shutdown_timeout,
+                       "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")
+        ->check(CLI::Range(0, 3600));
+    server->add_flag("--json", sf.json, "print the listening event as JSON");
+
+    client_flags hf, tf;
+    auto* http = app.add_subcommand("http", "publish a local HTTP service at NAME.DOMAIN");
+    add_client_flags(*http, hf, true);
+    auto* tcp = app.add_subcommand("tcp", "publish a local TCP service at DOMAIN:PORT");
+    add_client_flags(*tcp, tf, false);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::cerr << "porthole: error: " << e.what() << " (see porthole "
+                  << (app.get_subcommands().empty() ? std::string("help")
+                                                    : app.get_subcommands().front()->get_name() +
+                                                          " --help")
+                  << ")\n";
+        return 2;
+    }
+
+    if (*version) {
+        std::cout << "porthole " << PORTHOLE_VERSION << "\n";
+        return 0;
+    }
+    if (*help) {
+        std::cout << app.get_formatter()->make_help(&app, "porthole", CLI::AppFormatMode::Normal);
+        return 0;
+    }
+    try {
+        porthole::core::init_logging(log_level);
+        if (*server) return porthole::relay::run(build_server_config(*server, sf));
+        if (*http)
+            return porthole::client::run(
+                build_client_config(porthole::protocol::tunnel_kind::http, hf));
+        if (*tcp)
+            return porthole::client::run(
+                build_client_config(porthole::protocol::tunnel_kind::tcp, tf));
+    } catch (const std::exception& e) {
+        std::cerr << "porthole: error: " << e.what() << "\n";
+        return 1;
+    }
+    return 2;
+}

@@ -1,0 +1,386 @@
+#include "client/agent.hpp"
+
+#include "net/frame_io.hpp"
+#include "net/pump.hpp"
+#include "protocol/auth.hpp"
+
+#include <boost/asio.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <random>
+#include <unordered_set>
+
+namespace porthole::client {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+using protocol::tunnel_kind;
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto connect_timeout = 10s;
+constexpr auto first_backoff = 200ms;
+constexpr auto max_backoff = 10s;
+constexpr std::uint16_t max_pool_size = 64;
+
+void log_exception(std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        spdlog::error("unexpected failure in a connection: {}", x.what());
+    }
+}
+
+std::string describe_target(const tunnel_spec& t) {
+    return t.kind == tunnel_kind::http ? "http://" + t.target.to_string() : t.target.to_string();
+}
+
+struct session_state {
+    session_state(tcp::socket s, const asio::any_io_executor& ex)
+        : control(std::move(s)), out(ex), heartbeat(ex) {}
+    beast::tcp_stream control;
+    net::frame_queue out;
+    asio::steady_timer heartbeat;
+    protocol::id16 id{};
+    protocol::key32 data_proof{};
+    std::chrono::milliseconds heartbeat_interval{10000};
+    std::unordered_set<beast::tcp_stream*> idle_data;
+    bool closed = false;
+
+    void close() {
+        if (closed) return;
+        closed = true;
+        error_code ec;
+        out.close();
+        heartbeat.cancel();
+        control.socket().close(ec);
+        for (auto* d : idle_data) d->socket().close(ec);
+    }
+};
+
+enum class ending { lost, fatal, stopped };
+struct session_end {
+    ending how;
+    std::string reason;
+};
+
+struct tunnel_state {
+    tunnel_spec spec;
+    std::uint32_t tunnel_id = 0;
+    std::string url;
+    bool ever_opened = false;
+};
+
+class agent {
+public:
+    agent(asio::io_context& io, const agent_config& cfg)
+        : io_(io), cfg_(cfg), signals_(io, SIGINT, SIGTERM), backoff_timer_(io),
+          client_id_(protocol::random_bytes<16>()),
+          key_(protocol::key_of_token(cfg.token)) {
+        for (const auto& spec : cfg.tunnels) tunnels_.push_back(tunnel_state{spec, 0, {}, false});
+    }
+
+    void start() {
+        signals_.async_wait([this](error_code ec, int) {
+            if (!ec) stop();
+        });
+        asio::co_spawn(io_, main_loop(), log_exception);
+    }
+
+    int exit_code() const { return exit_code_; }
+
+private:
+    // Tells the relay this client is leaving for good (its names are freed at once, not leased),
+    // then stops; a relay that does not read the goodbye within a second is not waited for.
+    void stop() {
+        stopping_ = true;
+        backoff_timer_.cancel();
+        if (!session_ || session_->closed) return io_.stop();
+        session_->out.push(protocol::goaway{"client stopped"});
+        session_->out.finish();
+        backoff_timer_.expires_after(1s);
+        backoff_timer_.async_wait([this](error_code) { io_.stop(); });
+    }
+
+    asio::awaitable<void> main_loop() {
+        auto backoff = std::chrono::milliseconds(first_backoff);
+        std::mt19937 rng(std::random_device{}());
+        for (int attempt = 1; !stopping_; ++attempt) {
+            bool was_ready = false;
+            const session_end end = co_await run_session(was_ready);
+            if (stopping_ || end.how == ending::stopped) break;
+            if (end.how == ending::fatal) {
+                report_error(end.reason);
+                exit_code_ = 1;
+                break;
+            }
+            if (was_ready) {
+                backoff = first_backoff;
+                attempt = 1;
+            }
+            // Full jitter in [backoff/2, backoff]: a relay restart is not hit by every client at once.
+            std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
+            const auto delay = std::chrono::milliseconds(jitter(rng));
+            report_reconnecting(attempt, delay, end.reason);
+            backoff_timer_.expires_after(delay);
+            co_await backoff_timer_.async_wait(use_tuple);
+            backoff = std::min<std::chrono::milliseconds>(backoff * 2, max_backoff);
+        }
+        io_.stop();
+    }
+
+    asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to) {
+        tcp::resolver resolver(io_);
+        auto [rec, results] = co_await resolver.async_resolve(
+            to.host, std::to_string(to.port), use_tuple);
+        if (rec) co_return tl::unexpected(fmt::format("cannot resolve {}: {}", to.host,
+                                                      rec.message()));
+        beast::tcp_stream stream(io_);
+        stream.expires_after(connect_timeout);
+        auto [ec, ep] = co_await stream.async_connect(results, use_tuple);
+        if (ec)
+            co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
+                                                                 : ec.message());
+        stream.socket().set_option(tcp::no_delay(true), ec);
+        co_return stream.release_socket();
+    }
+
+    asio::awaitable<session_end> run_session(bool& was_ready) {
+        const std::string relay_name = cfg_.server.to_string();
+        auto socket = co_await connect(cfg_.server);
+        if (!socket) {
+            const auto reason = fmt::format("cannot reach the relay at {}: {}", relay_name,
+                                            socket.error());
+            co_return session_end{ever_connected_ ? ending::lost : ending::fatal, reason};
+        }
+        beast::tcp_stream stream(std::move(*socket));
+        auto fail = [&](std::string why) {
+            return session_end{ever_connected_ ? ending::lost : ending::fatal,
+                               fmt::format("relay {}: {}", relay_name, why)};
+        };
+        // GCC 12 mis-destroys temporaries inside co_await conditions: name every frame first.
+        const protocol::message hello = protocol::hello{
+            protocol::protocol_version, protocol::protocol_version, client_id_,
+            fmt::format("porthole/{}", PORTHOLE_VERSION)};
+        auto ec = co_await net::write_frame(stream, hello, connect_timeout);
+        if (ec) co_return fail("the connection closed during the handshake");
+        auto challenge_frame = co_await net::read_frame(stream, connect_timeout);
+        if (!challenge_frame) co_return fail("handshake failed: " + challenge_frame.error());
+        if (auto* e = std::get_if<protocol::error>(&*challenge_frame)) co_return refused(*e);
+        auto* challenge = std::get_if<protocol::challenge>(&*challenge_frame);
+        if (!challenge) co_return fail("unexpected reply to HELLO");
+        const auto session_proof = protocol::session_proof(key_, challenge->nonce, client_id_);
+        const protocol::message auth = protocol::auth{session_proof};
+        ec = co_await net::write_frame(stream, auth, connect_timeout);
+        if (ec) co_return fail("the connection closed during the handshake");
+        auto welcome_frame = co_await net::read_frame(stream, connect_timeout);
+        if (!welcome_frame) co_return fail("handshake failed: " + welcome_frame.error());
+        if (auto* e = std::get_if<protocol::error>(&*welcome_frame)) co_return refused(*e);
+        auto* welcome = std::get_if<protocol::welcome>(&*welcome_frame);
+        if (!welcome) co_return fail("unexpected reply to AUTH");
+        ever_connected_ = true;
+
+        auto s = std::make_shared<session_state>(stream.release_socket(), io_.get_executor());
+        s->id = welcome->session_id;
+        s->data_proof = protocol::data_proof(protocol::data_key(session_proof), welcome->session_id);
+        s->heartbeat_interval = std::chrono::milliseconds(
+            std::clamp<std::uint32_t>(welcome->heartbeat_ms, 1000, 600000));
+        session_ = s;
+        asio::co_spawn(io_, write_session(s), log_exception);
+        asio::co_spawn(io_, heartbeat(s), log_exception);
+        for (unsigned i = 0; i < std::min(welcome->pool_size, max_pool_size); ++i)
+            asio::co_spawn(io_, data_connection(s), log_exception);
+        for (std::size_t i = 0; i < tunnels_.size(); ++i) {
+            const auto& t = tunnels_[i];
+            s->out.push(protocol::open_tunnel{
+                static_cast<std::uint32_t>(i), t.spec.kind, t.spec.subdomain,
+                t.spec.remote_port, t.spec.target.to_string(), t.spec.host_header});
+        }
+
+        session_end end{ending::lost, "connection closed"};
+        std::size_t opened = 0;
+        while (!s->closed) {
+            auto frame = co_await net::read_frame(s->control, s->heartbeat_interval * 3);
+            if (!frame) {
+                end.reason = frame.error() == "timed out" ? "no heartbeat from the relay"
+                                                          : "connection lost: " + frame.error();
+                break;
+            }
+            if (auto* opened_frame = std::get_if<protocol::tunnel_opened>(&*frame)) {
+                if (opened_frame->request_id >= tunnels_.size()) continue;
+                auto& t = tunnels_[opened_frame->request_id];
+                t.tunnel_id = opened_frame->tunnel_id;
+                t.url = opened_frame->url;
+                remember_assignment(t);
+                t.ever_opened = true;
+                report_ready(t);
+                if (++opened == tunnels_.size()) was_ready = true;
+            } else if (auto* refused_frame = std::get_if<protocol::tunnel_refused>(&*frame)) {
+                end = {ending::fatal, fmt::format("the relay refused the tunnel: {}",
+                                                  refused_frame->message)};
+                break;
+            } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
+                s->out.push(protocol::pong{p->opaque});
+            } else if (auto* want = std::get_if<protocol::pool_want>(&*frame)) {
+                for (unsigned i = 0; i < std::min(want->count, max_pool_size); ++i)
+                    asio::co_spawn(io_, data_connection(s), log_exception);
+            } else if (auto* bye = std::get_if<protocol::goaway>(&*frame)) {
+                end.reason = "relay going away: " + bye->reason;
+                break;
+            } else if (auto* e = std::get_if<protocol::error>(&*frame)) {
+                end = refused(*e);
+                break;
+            } else if (!std::holds_alternative<protocol::pong>(*frame)) {
+                end.reason = "protocol error: unexpected frame from the relay";
+                break;
+            }
+        }
+        if (stopping_) end.how = ending::stopped;
+        s->close();
+        if (session_ == s) session_.reset();
+        co_return end;
+    }
+
+    session_end refused(const protocol::error& e) {
+        const bool retry = e.code == protocol::error_code::shutting_down;
+        return {retry ? ending::lost : ending::fatal,
+                fmt::format("the relay refused the connection ({}): {}", protocol::name_of(e.code),
+                            e.message)};
+    }
+
+    // After a relay restart the client asks for exactly what it had, so URLs stay the same.
+    static void remember_assignment(tunnel_state& t) {
+        if (t.spec.kind == tunnel_kind::http) {
+            const auto start = t.url.find("://") + 3;
+            t.spec.subdomain = t.url.substr(start, t.url.find('.', start) - start);
+        } else {
+            t.spec.remote_port =
+                static_cast<std::uint16_t>(std::stoul(t.url.substr(t.url.rfind(':') + 1)));
+        }
+    }
+
+    asio::awaitable<void> write_session(std::shared_ptr<session_state> s) {
+        co_await s->out.run(s->control, connect_timeout);
+        if (stopping_) {
+            error_code ec;
+            s->control.socket().shutdown(tcp::socket::shutdown_send, ec);
+            io_.stop();
+        }
+        s->close();
+    }
+
+    asio::awaitable<void> heartbeat(std::shared_ptr<session_state> s) {
+        std::uint64_t n = 0;
+        while (!s->closed) {
+            s->heartbeat.expires_after(s->heartbeat_interval);
+            co_await s->heartbeat.async_wait(use_tuple);
+            if (!s->closed) s->out.push(protocol::ping{++n});
+        }
+    }
+
+    const tunnel_state* tunnel_by_id(std::uint32_t id) const {
+        for (const auto& t : tunnels_)
+            if (t.ever_opened && t.tunnel_id == id) return &t;
+        return nullptr;
+    }
+
+    // One pooled data connection: waits for a visitor, then carries it to the local target.
+    asio::awaitable<void> data_connection(std::shared_ptr<session_state> s) {
+        auto socket = co_await connect(cfg_.server);
+        if (!socket || s->closed) co_return;
+        beast::tcp_stream stream(std::move(*socket));
+        const protocol::message hello = protocol::data_hello{s->id, s->data_proof};
+        auto ec = co_await net::write_frame(stream, hello, connect_timeout);
+        if (ec) co_return;
+        s->idle_data.insert(&stream);
+        auto frame = co_await net::read_frame(stream, {});
+        s->idle_data.erase(&stream);
+        if (!frame) co_return;
+        auto* start = std::get_if<protocol::stream_start>(&*frame);
+        if (!start) co_return;
+        if (!s->closed) asio::co_spawn(io_, data_connection(s), log_exception);
+        const tunnel_state* t = tunnel_by_id(start->tunnel_id);
+        if (!t) {
+            const protocol::message failed = protocol::stream_failed{"unknown tunnel"};
+            co_await net::write_frame(stream, failed, connect_timeout);
+            co_return;
+        }
+        auto local = co_await connect(t->spec.target);
+        if (!local) {
+            spdlog::warn("{}: cannot reach {} for visitor {}: {}", t->url,
+                         t->spec.target.to_string(), start->visitor, local.error());
+            const protocol::message failed = protocol::stream_failed{local.error()};
+            co_await net::write_frame(stream, failed, connect_timeout);
+            co_return;
+        }
+        const protocol::message ready = protocol::stream_ready{};
+        ec = co_await net::write_frame(stream, ready, connect_timeout);
+        if (ec) co_return;
+        stream.expires_never();
+        co_await net::pump(stream.socket(), *local);
+    }
+
+    void emit(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
+
+    void report_ready(const tunnel_state& t) {
+        const char* type = t.spec.kind == tunnel_kind::http ? "http" : "tcp";
+        if (cfg_.json)
+            emit({{"event", "ready"},
+                  {"type", type},
+                  {"url", t.url},
+                  {"target", describe_target(t.spec)}});
+        else
+            std::cout << fmt::format("porthole  {}  ->  {}", t.url, describe_target(t.spec))
+                      << std::endl;
+    }
+
+    void report_reconnecting(int attempt, std::chrono::milliseconds delay,
+                             const std::string& reason) {
+        if (cfg_.json)
+            emit({{"event", "reconnecting"},
+                  {"attempt", attempt},
+                  {"delay_ms", delay.count()},
+                  {"reason", reason}});
+        else
+            std::cerr << fmt::format("porthole: {}; reconnecting in {} ms (attempt {})", reason,
+                                     delay.count(), attempt)
+                      << std::endl;
+    }
+
+    void report_error(const std::string& message) {
+        if (cfg_.json) emit({{"event", "error"}, {"message", message}});
+        std::cerr << "porthole: error: " << message << std::endl;
+    }
+
+    asio::io_context& io_;
+    const agent_config& cfg_;
+    asio::signal_set signals_;
+    asio::steady_timer backoff_timer_;
+    const protocol::id16 client_id_;
+    const protocol::token_key key_;
+    std::vector<tunnel_state> tunnels_;
+    std::shared_ptr<session_state> session_;
+    bool ever_connected_ = false;
+    bool stopping_ = false;
+    int exit_code_ = 0;
+};
+
+}  // namespace
+
+int run(const agent_config& cfg) {
+    asio::io_context io(1);
+    agent a(io, cfg);
+    a.start();
+    io.run();
+    return a.exit_code();
+}
+
+}  // namespace porthole::client

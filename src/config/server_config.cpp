@@ -1,0 +1,135 @@
+#include "config/server_config.hpp"
+
+#include "http/host_route.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <fstream>
+
+namespace porthole::config {
+namespace {
+
+std::string where(const std::string& path, const toml::node& n) {
+    return fmt::format("{}:{}", path, n.source().begin.line);
+}
+
+template <class T>
+tl::expected<T, std::string> get(const std::string& path, std::string_view key,
+                                 const toml::node& n, std::string_view expected_type) {
+    if (auto v = n.value<T>()) return *v;
+    return tl::unexpected(fmt::format("{}: '{}' must be {}", where(path, n), key, expected_type));
+}
+
+}  // namespace
+
+tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg) {
+    toml::table table;
+    try {
+        table = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        if (!std::ifstream(path))
+            return tl::unexpected(fmt::format("{}: cannot open the config file", path));
+        return tl::unexpected(fmt::format("{}:{}: {}", path, e.source().begin.line,
+                                          e.description()));
+    }
+    for (auto&& [key_node, node] : table) {
+        const std::string_view key = key_node.str();
+        const std::string at = where(path, node);
+        auto str = [&]() { return get<std::string>(path, key, node, "a string"); };
+        auto seconds = [&]() -> tl::expected<std::chrono::seconds, std::string> {
+            auto v = get<std::int64_t>(path, key, node, "a whole number of seconds");
+            if (v && (*v < 1 || *v > 86400))
+                return tl::unexpected(fmt::format("{}: '{}' must be 1 to 86400 seconds", at, key));
+            return v.map([](std::int64_t s) { return std::chrono::seconds(s); });
+        };
+        tl::expected<void, std::string> result;
+        if (key == "domain") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                if (!http::valid_domain(v))
+                    return tl::unexpected(fmt::format("{}: domain '{}' is not a valid DNS name", at, v));
+                cfg.domain = std::move(v);
+                return {};
+            });
+        } else if (key == "http_addr" || key == "control_addr") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                auto ep = parse_endpoint(v);
+                if (!ep) return tl::unexpected(fmt::format("{}: {}: {}", at, key, ep.error()));
+                (key == "http_addr" ? cfg.http_addr : cfg.control_addr) = *ep;
+                return {};
+            });
+        } else if (key == "tcp_ports") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                auto r = parse_port_range(v);
+                if (!r) return tl::unexpected(fmt::format("{}: tcp_ports: {}", at, r.error()));
+                cfg.tcp_ports = *r;
+                return {};
+            });
+        } else if (key == "tokens") {
+            const auto* arr = node.as_array();
+            if (!arr) {
+                result = tl::unexpected(fmt::format("{}: 'tokens' must be an array of strings", at));
+            } else {
+                for (auto&& item : *arr) {
+                    auto t = get<std::string>(path, "tokens", item, "an array of strings")
+                                 .and_then([&](std::string v) {
+                                     return protocol::parse_token_entry(v).map_error(
+                                         [&](std::string e) {
+                                             return fmt::format("{}: {}", where(path, item), e);
+                                         });
+                                 });
+                    if (!t) {
+                        result = tl::unexpected(t.error());
+                        break;
+                    }
+                    cfg.tokens.push_back(*t);
+                }
+            }
+        } else if (key == "tokens_file") {
+            result = str().and_then([&](std::string v) { return load_tokens_file(v, cfg); });
+        } else if (key == "lease_grace") {
+            result = seconds().map([&](auto s) { cfg.lease_grace = s; });
+        } else if (key == "shutdown_timeout") {
+            result = seconds().map([&](auto s) { cfg.shutdown_timeout = s; });
+        } else if (key == "header_timeout") {
+            result = seconds().map([&](auto s) { cfg.header_timeout = s; });
+        } else if (key == "idle_timeout") {
+            result = seconds().map([&](auto s) { cfg.idle_timeout = s; });
+        } else {
+            result = tl::unexpected(fmt::format(
+                "{}: unknown key '{}' (known: domain, http_addr, control_addr, tcp_ports, tokens, "
+                "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout)",
+                at, key));
+        }
+        if (!result) return result;
+    }
+    return {};
+}
+
+tl::expected<void, std::string> load_tokens_file(const std::string& path, server_config& cfg) {
+    std::ifstream in(path);
+    if (!in) return tl::unexpected(fmt::format("{}: cannot open the tokens file", path));
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+        const auto first = line.find_first_not_of(" \t\r");
+        if (first == std::string::npos || line[first] == '#') continue;
+        const auto last = line.find_last_not_of(" \t\r");
+        auto key = protocol::parse_token_entry(std::string_view(line).substr(first, last - first + 1));
+        if (!key) return tl::unexpected(fmt::format("{}:{}: {}", path, number, key.error()));
+        cfg.tokens.push_back(*key);
+    }
+    return {};
+}
+
+tl::expected<void, std::string> validate(const server_config& cfg) {
+    if (!http::valid_domain(cfg.domain))
+        return tl::unexpected(fmt::format("--domain '{}' is not a valid DNS name", cfg.domain));
+    if (cfg.tokens.empty() && !is_loopback_host(cfg.control_addr.host))
+        return tl::unexpected(fmt::format(
+            "refusing to accept clients on {} without a token: pass --token or --tokens-file, "
+            "or listen on 127.0.0.1",
+            cfg.control_addr.to_string()));
+    return {};
+}
+
+}  // namespace porthole::config

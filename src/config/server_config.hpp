@@ -1,0 +1,34 @@
+#pragma once
+// The relay's settings: defaults, TOML file, tokens file, validation. Errors name FILE:LINE.
+#include "config/endpoint.hpp"
+#include "protocol/auth.hpp"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace porthole::config {
+
+struct server_config {
+    std::string domain = "localhost";
+    endpoint http_addr{"127.0.0.1", 8080};
+    endpoint control_addr{"127.0.0.1", 7835};
+    port_range tcp_ports{20000, 20999};
+    std::vector<protocol::token_key> tokens;
+    std::chrono::seconds lease_grace{60};
+    std::chrono::milliseconds heartbeat{10000};
+    std::chrono::seconds shutdown_timeout{10};
+    std::chrono::seconds header_timeout{30};
+    std::chrono::seconds idle_timeout{300};
+    std::uint16_t pool_size = 8;
+    bool json = false;
+};
+
+// Applies the keys of a TOML file over `cfg`.
+tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg);
+// Appends the tokens of a file: one per line, '#' comments, "sha256:HEX" for a stored digest.
+tl::expected<void, std::string> load_tokens_file(const std::string& path, server_config& cfg);
+// Checks that concern several settings at once.
+tl::expected<void, std::string> validate(const server_config& cfg);
+
+}  // namespace porthole::config

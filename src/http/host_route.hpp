@@ -1,0 +1,21 @@
+#pragma once
+// Host header -> tunnel name, and the rules names and domains follow. Pure functions.
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace porthole::http {
+
+// "Abc.Example.com:8080" with domain "example.com" -> "abc". nullopt when the host is not exactly
+// one label under the domain.
+std::optional<std::string> tunnel_name_for_host(std::string_view host, std::string_view domain);
+
+// A subdomain a client may ask for: one DNS label, lowercase a-z 0-9 and '-', 1-63 characters,
+// no leading or trailing '-'.
+bool valid_name(std::string_view name);
+bool valid_domain(std::string_view domain);
+
+// A fresh random name: 8 characters of [a-z0-9], starting with a letter.
+std::string random_name();
+
+}  // namespace porthole::http

@@ -1,0 +1,100 @@
+#pragma once
+// HTTP/1.x framing for the relay: a Beast parser that records the head and tracks where the body
+// ends without copying it, so the relay can forward body bytes exactly as they arrived.
+#include <boost/beast/http/basic_parser.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace porthole::http {
+
+struct field {
+    std::string name;
+    std::string value;
+};
+
+struct message_head {
+    std::string method;  // requests
+    std::string target;  // requests
+    unsigned status = 0;  // responses
+    unsigned version = 11;  // 10 or 11
+    std::vector<field> fields;
+
+    const std::string* find(std::string_view name) const;  // first field, case-insensitive
+};
+
+template <bool IsRequest>
+class framer : public boost::beast::http::basic_parser<IsRequest> {
+public:
+    explicit framer(std::size_t header_limit = 64 * 1024) {
+        this->eager(false);  // stop after the head so it can be rewritten before the body moves
+        this->body_limit(boost::none);
+        this->header_limit(static_cast<std::uint32_t>(header_limit));
+    }
+    const message_head& head() const { return head_; }
+
+private:
+    using error_code = boost::beast::error_code;
+    using string_view = boost::beast::string_view;
+
+    void on_request_impl(boost::beast::http::verb, string_view method, string_view target,
+                         int version, error_code& ec) override {
+        head_.method.assign(method.data(), method.size());
+        head_.target.assign(target.data(), target.size());
+        head_.version = static_cast<unsigned>(version);
+        ec = {};
+    }
+    void on_response_impl(int status, string_view, int version, error_code& ec) override {
+        head_.status = static_cast<unsigned>(status);
+        head_.version = static_cast<unsigned>(version);
+        ec = {};
+    }
+    void on_field_impl(boost::beast::http::field, string_view name, string_view value,
+                       error_code& ec) override {
+        head_.fields.push_back({std::string(name), std::string(value)});
+        ec = {};
+    }
+    void on_header_impl(error_code& ec) override { ec = {}; }
+    void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code& ec) override {
+        ec = {};
+    }
+    std::size_t on_body_impl(string_view body, error_code& ec) override {
+        ec = {};
+        return body.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, string_view, error_code& ec) override { ec = {}; }
+    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
+        ec = {};
+        return body.size();
+    }
+    void on_finish_impl(error_code& ec) override { ec = {}; }
+
+    message_head head_;
+};
+
+struct rejection {
+    unsigned status;  // 400, 431, 501
+    std::string reason;
+};
+
+// Checks a parsed request head beyond what the parser enforces (RFC 9112 section 6).
+std::optional<rejection> check_request(const framer<true>& request);
+
+// The parser error of a bad head -> the status a visitor gets.
+rejection rejection_for(const boost::beast::error_code& ec);
+
+struct forwarding {
+    std::string visitor_ip;
+    std::string proto;  // "http" or "https"
+    std::string host_header;  // "preserve", "rewrite" or a literal value
+    std::string target;  // HOST:PORT the client forwards to (used by "rewrite")
+};
+
+// The head as sent toward the tunnel: Host per `host_header`, X-Forwarded-* set.
+std::string forward_request_head(const message_head& head, const forwarding& how);
+
+// A complete small response from the relay itself (404, 502, ...), always Connection: close.
+std::string relay_response(unsigned status, std::string_view reason, std::string_view text);
+
+}  // namespace porthole::http

@@ -1,0 +1,132 @@
+#pragma once
+// Wire frames of the client-relay protocol (docs/protocol.md): pure encode/decode, no sockets.
+#include <tl/expected.hpp>
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+
+namespace porthole::protocol {
+
+inline constexpr std::uint16_t protocol_version = 1;
+inline constexpr std::size_t header_size = 4;
+inline constexpr std::size_t max_frame_body = 65536;
+
+using id16 = std::array<std::uint8_t, 16>;
+using key32 = std::array<std::uint8_t, 32>;
+
+enum class frame_type : std::uint8_t {
+    hello = 1,
+    challenge = 2,
+    auth = 3,
+    welcome = 4,
+    error = 5,
+    open_tunnel = 6,
+    tunnel_opened = 7,
+    tunnel_refused = 8,
+    pool_want = 9,
+    ping = 10,
+    pong = 11,
+    goaway = 12,
+    data_hello = 20,
+    stream_start = 21,
+    stream_ready = 22,
+    stream_failed = 23,
+};
+
+enum class error_code : std::uint16_t {
+    unsupported_version = 1,
+    unauthorized = 2,
+    bad_name = 3,
+    name_taken = 4,
+    port_unavailable = 5,
+    limit = 6,
+    protocol = 7,
+    shutting_down = 8,
+};
+
+enum class tunnel_kind : std::uint8_t { http = 1, tcp = 2 };
+
+struct hello {
+    std::uint16_t min_version = protocol_version;
+    std::uint16_t max_version = protocol_version;
+    id16 client_id{};
+    std::string agent;
+};
+struct challenge {
+    std::uint16_t version = protocol_version;
+    key32 nonce{};
+};
+struct auth {
+    key32 proof{};
+};
+struct welcome {
+    id16 session_id{};
+    std::uint32_t heartbeat_ms = 0;
+    std::uint16_t pool_size = 0;
+};
+struct error {
+    error_code code{};
+    std::string message;
+};
+struct open_tunnel {
+    std::uint32_t request_id = 0;
+    tunnel_kind kind = tunnel_kind::http;
+    std::string name;
+    std::uint16_t port = 0;
+    std::string target;
+    std::string host_header;
+};
+struct tunnel_opened {
+    std::uint32_t request_id = 0;
+    std::uint32_t tunnel_id = 0;
+    std::string url;
+};
+struct tunnel_refused {
+    std::uint32_t request_id = 0;
+    error_code code{};
+    std::string message;
+};
+struct pool_want {
+    std::uint16_t count = 0;
+};
+struct ping {
+    std::uint64_t opaque = 0;
+};
+struct pong {
+    std::uint64_t opaque = 0;
+};
+struct goaway {
+    std::string reason;
+};
+struct data_hello {
+    id16 session_id{};
+    key32 proof{};
+};
+struct stream_start {
+    std::uint32_t tunnel_id = 0;
+    std::string visitor;
+};
+struct stream_ready {};
+struct stream_failed {
+    std::string message;
+};
+
+using message = std::variant<hello, challenge, auth, welcome, error, open_tunnel, tunnel_opened,
+                             tunnel_refused, pool_want, ping, pong, goaway, data_hello, stream_start,
+                             stream_ready, stream_failed>;
+
+// Whole frame: 4-byte length, type, payload. Strings longer than 65,535 bytes are truncated.
+std::string encode(const message& m);
+
+// Length field of a frame header -> size of the body (type + payload) that follows.
+tl::expected<std::size_t, std::string> decode_length(std::span<const std::uint8_t, header_size> h);
+
+// Body (type + payload) -> message; any missing, trailing or unknown byte is an error.
+tl::expected<message, std::string> decode_body(std::span<const std::uint8_t> body);
+
+std::string_view name_of(error_code c);
+
+}  // namespace porthole::protocol

@@ -1,0 +1,67 @@
+#pragma once
+// Who holds which subdomain and TCP port, including leases that outlive a dropped session so the
+// same client gets them back on reconnect. Pure: no sockets, time is passed in.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace porthole::relay {
+
+using clock = std::chrono::steady_clock;
+
+// (token, client_id) of a client, as an opaque string.
+using owner_key = std::string;
+
+template <class Key>
+class lease_table {
+public:
+    explicit lease_table(clock::duration grace) : grace_(grace) {}
+
+    // Takes `key` for `owner`: succeeds when free, expired, or already the owner's.
+    bool claim(const Key& key, const owner_key& owner, clock::time_point now) {
+        auto [it, fresh] = entries_.try_emplace(key, entry{owner, std::nullopt});
+        if (fresh) return true;
+        entry& e = it->second;
+        if (e.owner != owner && !(e.lease_until && *e.lease_until <= now)) return false;
+        e = entry{owner, std::nullopt};
+        return true;
+    }
+
+    // The owner's session ended: keep the key reserved for the grace period.
+    void release(const Key& key, const owner_key& owner, clock::time_point now) {
+        auto it = entries_.find(key);
+        if (it != entries_.end() && it->second.owner == owner) it->second.lease_until = now + grace_;
+    }
+
+    // The owner no longer wants the key at all.
+    void drop(const Key& key, const owner_key& owner) {
+        auto it = entries_.find(key);
+        if (it != entries_.end() && it->second.owner == owner) entries_.erase(it);
+    }
+
+    // True while held by a session or by an unexpired lease.
+    bool held(const Key& key, clock::time_point now) const {
+        auto it = entries_.find(key);
+        return it != entries_.end() && !(it->second.lease_until && *it->second.lease_until <= now);
+    }
+
+    void expire(clock::time_point now) {
+        std::erase_if(entries_, [&](const auto& kv) {
+            return kv.second.lease_until && *kv.second.lease_until <= now;
+        });
+    }
+
+    std::size_t size() const { return entries_.size(); }
+
+private:
+    struct entry {
+        owner_key owner;
+        std::optional<clock::time_point> lease_until;  // nullopt: held by a live session
+    };
+    clock::duration grace_;
+    std::unordered_map<Key, entry> entries_;
+};
+
+}  // namespace porthole::relay

@@ -1,0 +1,920 @@
+#include "relay/relay.hpp"
+
+#include "http/host_route.hpp"
+#include "http/message_head.hpp"
+#include "net/frame_io.hpp"
+#include "net/pump.hpp"
+#include "net/socket_state.hpp"
+#include "protocol/auth.hpp"
+#include "relay/lease_table.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <deque>
+#include <iostream>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace porthole::relay {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using protocol::tunnel_kind;
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto handshake_timeout = 10s;
+constexpr auto stream_wait_timeout = 10s;
+constexpr auto stream_ready_timeout = 15s;
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr int max_stream_attempts = 8;
+
+void log_exception(std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        spdlog::error("unexpected failure in a connection: {}", x.what());
+    }
+}
+
+std::string peer_ip(const tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    return ec ? std::string("unknown") : ep.address().to_string();
+}
+
+struct session;
+
+struct tunnel {
+    std::uint32_t id = 0;
+    tunnel_kind kind = tunnel_kind::http;
+    std::string name;  // http
+    std::uint16_t port = 0;  // tcp
+    std::string target;
+    std::string host_header;
+    std::string url;
+    std::weak_ptr<session> owner;
+    std::optional<tcp::acceptor> acceptor;  // tcp
+};
+
+struct stream_waiter {
+    explicit stream_waiter(const asio::any_io_executor& ex) : wake(ex) {}
+    asio::steady_timer wake;
+    std::optional<tcp::socket> conn;
+};
+
+struct session {
+    session(tcp::socket s, const asio::any_io_executor& ex)
+        : control(std::move(s)), out(ex), heartbeat(ex) {}
+    protocol::id16 id{};
+    std::string id_hex;
+    owner_key owner;
+    protocol::key32 data_key{};
+    beast::tcp_stream control;
+    net::frame_queue out;
+    asio::steady_timer heartbeat;
+    std::deque<tcp::socket> pool;
+    std::deque<std::shared_ptr<stream_waiter>> waiters;
+    std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
+    bool closed = false;
+    bool leaving = false;
+};
+
+using stream_result = tl::expected<beast::tcp_stream, std::string>;
+
+class relay {
+public:
+    relay(asio::io_context& io, const config::server_config& cfg)
+        : io_(io), cfg_(cfg), names_(cfg.lease_grace), ports_(cfg.lease_grace),
+          control_acceptor_(io), http_acceptor_(io), signals_(io, SIGINT, SIGTERM),
+          sweep_(io) {}
+
+    tl::expected<void, std::string> listen() {
+        auto bound = bind(control_acceptor_, cfg_.control_addr, "control");
+        if (!bound) return bound;
+        bound = bind(http_acceptor_, cfg_.http_addr, "http");
+        if (!bound) return bound;
+        http_port_ = http_acceptor_.local_endpoint().port();
+        return {};
+    }
+
+    void start() {
+        announce();
+        spawn(accept_control());
+        spawn(accept_http());
+        spawn(sweep_leases());
+        signals_.async_wait([this](error_code ec, int sig) {
+            if (!ec) begin_shutdown(sig);
+        });
+    }
+
+private:
+    template <class Awaitable>
+    void spawn(Awaitable&& a) {
+        asio::co_spawn(io_, std::forward<Awaitable>(a), log_exception);
+    }
+
+    tl::expected<void, std::string> bind(tcp::acceptor& a, const config::endpoint& at,
+                                         std::string_view what) {
+        error_code ec;
+        auto address = asio::ip::make_address(at.host == "localhost" ? "127.0.0.1" : at.host, ec);
+        if (ec)
+            return tl::unexpected(fmt::format("cannot listen on {} ({}): '{}' is not an IP address",
+                                              at.to_string(), what, at.host));
+        tcp::endpoint ep(address, at.port);
+        a.open(ep.protocol(), ec);
+        if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) a.bind(ep, ec);
+        if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            error_code ignored;
+            a.close(ignored);
+            return tl::unexpected(fmt::format("cannot listen on {} ({}): {}", at.to_string(), what,
+                                              ec == asio::error::address_in_use
+                                                  ? std::string("address already in use")
+                                                  : ec.message()));
+        }
+        return {};
+    }
+
+    std::string http_url(const std::string& name) const {
+        return http_port_ == 80 ? fmt::format("http://{}.{}", name, cfg_.domain)
+                                : fmt::format("http://{}.{}:{}", name, cfg_.domain, http_port_);
+    }
+
+    void announce() {
+        const auto control = control_acceptor_.local_endpoint();
+        const auto http = http_acceptor_.local_endpoint();
+        const std::string control_text = config::endpoint{control.address().to_string(),
+                                                          control.port()}.to_string();
+        const std::string http_text =
+            config::endpoint{http.address().to_string(), http.port()}.to_string();
+        if (cfg_.json) {
+            nlohmann::json j{{"event", "listening"},
+                             {"http", http_text},
+                             {"control", control_text},
+                             {"domain", cfg_.domain},
+                             {"tcp_ports", cfg_.tcp_ports.to_string()}};
+            std::cout << j.dump() << std::endl;
+        } else {
+            std::cout << fmt::format(
+                             "porthole relay {}\n"
+                             "  http      {} (listening on {})\n"
+                             "  control   {}{}\n"
+                             "  tcp       ports {}\n"
+                             "connect a client:  porthole http 3000 --server {}{}\n",
+                             PORTHOLE_VERSION, http_url("*"), http_text, control_text,
+                             cfg_.tokens.empty() ? " (no token required)" : "",
+                             cfg_.tcp_ports.to_string(), control_text,
+                             cfg_.tokens.empty() ? "" : " --token TOKEN")
+                      << std::flush;
+        }
+    }
+
+    // ---- control port: sessions and data connections ---------------------------------------
+
+    asio::awaitable<void> accept_control() {
+        while (!draining_) {
+            auto [ec, socket] = co_await control_acceptor_.async_accept(use_tuple);
+            if (ec == asio::error::operation_aborted || draining_) co_return;
+            if (ec) {
+                co_await pause_after_accept_error(ec, "control");
+                continue;
+            }
+            socket.set_option(tcp::no_delay(true), ec);
+            spawn(serve_control_port(std::move(socket)));
+        }
+    }
+
+    asio::awaitable<void> pause_after_accept_error(error_code ec, std::string_view what) {
+        // EMFILE and friends: back off instead of spinning; the listener recovers by itself.
+        spdlog::warn("accept on the {} listener failed: {}", what, ec.message());
+        asio::steady_timer t(io_, 100ms);
+        co_await t.async_wait(use_tuple);
+    }
+
+    asio::awaitable<void> serve_control_port(tcp::socket socket) {
+        const std::string from = peer_ip(socket);
+        beast::tcp_stream stream(std::move(socket));
+        auto first = co_await net::read_frame(stream, handshake_timeout);
+        if (!first) {
+            spdlog::info("control port: closing connection from {}: {}", from, first.error());
+            co_return;
+        }
+        if (auto* h = std::get_if<protocol::hello>(&*first)) {
+            co_await run_session(std::move(stream), *h, from);
+        } else if (auto* d = std::get_if<protocol::data_hello>(&*first)) {
+            add_data_connection(stream.release_socket(), *d, from);
+        } else {
+            spdlog::info("control port: closing connection from {}: unexpected first frame", from);
+        }
+    }
+
+    asio::awaitable<void> refuse(beast::tcp_stream& stream, protocol::error_code code,
+                                 std::string message) {
+        const protocol::message frame = protocol::error{code, std::move(message)};
+        co_await net::write_frame(stream, frame, handshake_timeout);
+    }
+
+    // Handshake, then the session's reader loop; the session ends when this returns.
+    asio::awaitable<void> run_session(beast::tcp_stream stream, protocol::hello hello,
+                                      std::string from) {
+        if (hello.min_version > protocol::protocol_version ||
+            hello.max_version < protocol::protocol_version) {
+            co_await refuse(stream, protocol::error_code::unsupported_version,
+                            fmt::format("this relay speaks protocol version {}; the client speaks "
+                                        "{}-{}",
+                                        protocol::protocol_version, hello.min_version,
+                                        hello.max_version));
+            co_return;
+        }
+        if (draining_) {
+            co_await refuse(stream, protocol::error_code::shutting_down, "relay is shutting down");
+            co_return;
+        }
+        const auto nonce = protocol::random_bytes<32>();
+        const protocol::message challenge = protocol::challenge{protocol::protocol_version, nonce};
+        auto ec = co_await net::write_frame(stream, challenge, handshake_timeout);
+        if (ec) co_return;
+        auto reply = co_await net::read_frame(stream, handshake_timeout);
+        auto* proof = reply ? std::get_if<protocol::auth>(&*reply) : nullptr;
+        if (!proof) {
+            spdlog::info("client {} did not authenticate: {}", from,
+                         reply ? std::string("unexpected frame") : reply.error());
+            co_return;
+        }
+        auto key = authenticate(nonce, hello.client_id, proof->proof);
+        if (!key) {
+            spdlog::warn("client {} presented a wrong token", from);
+            co_await refuse(stream, protocol::error_code::unauthorized,
+                            "the relay did not accept this token (check --token or "
+                            "PORTHOLE_TOKEN)");
+            co_return;
+        }
+
+        auto s = std::make_shared<session>(stream.release_socket(), io_.get_executor());
+        s->id = protocol::random_bytes<16>();
+        s->id_hex = protocol::to_hex(s->id);
+        s->owner = protocol::to_hex(*key) + protocol::to_hex(hello.client_id);
+        s->data_key = protocol::data_key(proof->proof);
+        if (auto old = by_owner_.find(s->owner); old != by_owner_.end()) {
+            if (auto previous = old->second.lock()) {
+                spdlog::info("session {} replaced by a reconnect of the same client",
+                             previous->id_hex.substr(0, 8));
+                close_session(*previous);
+            }
+        }
+        sessions_[s->id_hex] = s;
+        by_owner_[s->owner] = s;
+        s->out.push(protocol::welcome{s->id, static_cast<std::uint32_t>(cfg_.heartbeat.count()),
+                                      cfg_.pool_size});
+        spdlog::info("session {} opened from {} ({})", s->id_hex.substr(0, 8), from,
+                     hello.agent.empty() ? "unknown agent" : hello.agent);
+        spawn(write_session(s));
+        spawn(heartbeat_session(s));
+
+        const auto dead_after = cfg_.heartbeat * 3;
+        std::string reason = "closed";
+        while (!s->closed) {
+            auto frame = co_await net::read_frame(s->control, dead_after);
+            if (!frame) {
+                reason = frame.error() == "timed out" ? "no heartbeat from the client"
+                                                      : frame.error();
+                break;
+            }
+            if (auto* open = std::get_if<protocol::open_tunnel>(&*frame)) {
+                open_tunnel(s, *open);
+            } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
+                s->out.push(protocol::pong{p->opaque});
+            } else if (std::holds_alternative<protocol::pong>(*frame)) {
+            } else if (std::holds_alternative<protocol::goaway>(*frame)) {
+                s->leaving = true;  // a clean exit: free its names now instead of leasing them
+                reason = "the client stopped";
+                break;
+            } else {
+                reason = "protocol error: unexpected frame";
+                break;
+            }
+        }
+        if (!s->closed) spdlog::info("session {} ended: {}", s->id_hex.substr(0, 8), reason);
+        close_session(*s);
+    }
+
+    std::optional<protocol::token_key> authenticate(const protocol::key32& nonce,
+                                                    const protocol::id16& client_id,
+                                                    const protocol::key32& proof) const {
+        if (cfg_.tokens.empty()) return protocol::token_key{};
+        std::optional<protocol::token_key> match;
+        for (const auto& key : cfg_.tokens)  // every token is checked, so timing reveals nothing
+            if (protocol::equal_constant_time(protocol::session_proof(key, nonce, client_id), proof))
+                match = key;
+        return match;
+    }
+
+    asio::awaitable<void> write_session(std::shared_ptr<session> s) {
+        const auto ec = co_await s->out.run(s->control, handshake_timeout);
+        if (ec && !s->closed) {
+            spdlog::info("session {} ended: write failed: {}", s->id_hex.substr(0, 8), ec.message());
+            close_session(*s);
+        }
+    }
+
+    asio::awaitable<void> heartbeat_session(std::shared_ptr<session> s) {
+        std::uint64_t n = 0;
+        while (!s->closed) {
+            s->heartbeat.expires_after(cfg_.heartbeat);
+            co_await s->heartbeat.async_wait(use_tuple);
+            if (s->closed) break;
+            s->out.push(protocol::ping{++n});
+            std::erase_if(s->pool, [](tcp::socket& c) { return !net::idle_and_open(c); });
+        }
+    }
+
+    void close_session(session& s) {
+        if (s.closed) return;
+        s.closed = true;
+        error_code ec;
+        s.out.close();
+        s.heartbeat.cancel();
+        s.control.socket().close(ec);
+        s.pool.clear();
+        for (auto& w : s.waiters) w->wake.cancel();
+        s.waiters.clear();
+        const auto now = clock::now();
+        for (auto& [id, t] : s.tunnels) {
+            if (t->kind == tunnel_kind::http) {
+                if (auto it = http_tunnels_.find(t->name); it != http_tunnels_.end() && it->second == t)
+                    http_tunnels_.erase(it);
+                if (s.leaving)
+                    names_.drop(t->name, s.owner);
+                else
+                    names_.release(t->name, s.owner, now);
+            } else {
+                if (t->acceptor) t->acceptor->close(ec);
+                tcp_tunnels_.erase(t->port);
+                if (s.leaving)
+                    ports_.drop(t->port, s.owner);
+                else
+                    ports_.release(t->port, s.owner, now);
+            }
+        }
+        s.tunnels.clear();
+        sessions_.erase(s.id_hex);
+        if (auto it = by_owner_.find(s.owner); it != by_owner_.end()) {
+            auto current = it->second.lock();
+            if (!current || current.get() == &s) by_owner_.erase(it);
+        }
+    }
+
+    void add_data_connection(tcp::socket socket, const protocol::data_hello& hello,
+                             const std::string& from) {
+        auto it = sessions_.find(protocol::to_hex(hello.session_id));
+        if (it == sessions_.end() ||
+            !protocol::equal_constant_time(protocol::data_proof(it->second->data_key,
+                                                                it->second->id),
+                                           hello.proof)) {
+            spdlog::info("data connection from {} refused: unknown session or bad proof", from);
+            return;
+        }
+        session& s = *it->second;
+        if (!s.waiters.empty()) {
+            auto w = std::move(s.waiters.front());
+            s.waiters.pop_front();
+            w->conn.emplace(std::move(socket));
+            w->wake.cancel();
+        } else if (s.pool.size() < std::size_t{cfg_.pool_size} * 4) {
+            s.pool.push_back(std::move(socket));
+        }
+    }
+
+    // A data connection of the tunnel's client, connected to the tunnel's target.
+    asio::awaitable<stream_result> open_stream(const tunnel& t, std::string visitor) {
+        for (int attempt = 0; attempt < max_stream_attempts; ++attempt) {
+            auto s = t.owner.lock();
+            if (!s || s->closed)
+                co_return tl::unexpected(fmt::format("the client of this tunnel is offline"));
+            std::optional<tcp::socket> conn;
+            while (!s->pool.empty() && !conn) {
+                tcp::socket c = std::move(s->pool.front());
+                s->pool.pop_front();
+                if (net::idle_and_open(c)) conn.emplace(std::move(c));
+            }
+            if (!conn) {
+                auto w = std::make_shared<stream_waiter>(io_.get_executor());
+                s->waiters.push_back(w);
+                s->out.push(protocol::pool_want{1});
+                w->wake.expires_after(stream_wait_timeout);
+                co_await w->wake.async_wait(use_tuple);
+                std::erase(s->waiters, w);
+                if (!w->conn)
+                    co_return tl::unexpected(std::string(
+                        s->closed ? "the client of this tunnel went offline"
+                                  : "the client did not open a data connection in time"));
+                conn = std::move(w->conn);
+            }
+            beast::tcp_stream stream(std::move(*conn));
+            const protocol::message start = protocol::stream_start{t.id, visitor};
+            auto ec = co_await net::write_frame(stream, start, handshake_timeout);
+            if (ec) continue;
+            auto reply = co_await net::read_frame(stream, stream_ready_timeout);
+            if (!reply) {
+                if (reply.error() == "timed out")
+                    co_return tl::unexpected(std::string("the client did not answer in time"));
+                continue;  // died in the pool: nothing of the visitor's was sent, try another
+            }
+            if (std::holds_alternative<protocol::stream_ready>(*reply)) {
+                stream.expires_never();
+                co_return stream;
+            }
+            if (auto* failed = std::get_if<protocol::stream_failed>(&*reply))
+                co_return tl::unexpected(failed->message);
+            co_return tl::unexpected(std::string("the client answered with an unexpected frame"));
+        }
+        co_return tl::unexpected(std::string("no working data connection from the client"));
+    }
+
+    // ---- tunnels ---------------------------------------------------------------------------
+
+    void open_tunnel(const std::shared_ptr<session>& s, const protocol::open_tunnel& req) {
+        auto refuse = [&](protocol::error_code code, std::string message) {
+            spdlog::info("session {}: tunnel refused: {}", s->id_hex.substr(0, 8), message);
+            s->out.push(protocol::tunnel_refused{req.request_id, code, std::move(message)});
+        };
+        if (draining_) return refuse(protocol::error_code::shutting_down, "relay is shutting down");
+        auto t = std::make_shared<tunnel>();
+        t->id = next_tunnel_id_++;
+        t->kind = req.kind;
+        t->target = req.target;
+        t->host_header = req.host_header.empty() ? "preserve" : req.host_header;
+        t->owner = s;
+        const auto now = clock::now();
+        if (req.kind == tunnel_kind::http) {
+            std::string name = req.name;
+            if (!name.empty() && !http::valid_name(name))
+                return refuse(protocol::error_code::bad_name,
+                              fmt::format("'{}' is not a valid subdomain: use 1-63 characters "
+                                          "a-z, 0-9 and '-', not starting or ending with '-'",
+                                          name));
+            if (name.empty()) {
+                do name = http::random_name();
+                while (names_.held(name, now));
+            }
+            if (!names_.claim(name, s->owner, now))
+                return refuse(protocol::error_code::name_taken,
+                              fmt::format("the subdomain '{}' is in use by another client", name));
+            t->name = name;
+            t->url = http_url(name);
+            http_tunnels_[name] = t;
+        } else {
+            auto port = bind_tunnel_port(*t, req.port, s->owner, now);
+            if (!port) return refuse(protocol::error_code::port_unavailable, port.error());
+            t->port = *port;
+            t->url = fmt::format("tcp://{}:{}", cfg_.domain, t->port);
+            tcp_tunnels_[t->port] = t;
+            spawn(accept_tcp(t));
+        }
+        s->tunnels[t->id] = t;
+        spdlog::info("session {}: tunnel {} -> {}", s->id_hex.substr(0, 8), t->url, t->target);
+        s->out.push(protocol::tunnel_opened{req.request_id, t->id, t->url});
+    }
+
+    tl::expected<std::uint16_t, std::string> bind_tunnel_port(tunnel& t, std::uint16_t wanted,
+                                                              const owner_key& owner,
+                                                              clock::time_point now) {
+        const auto range = cfg_.tcp_ports;
+        auto try_port = [&](std::uint16_t port) -> tl::expected<void, std::string> {
+            if (!ports_.claim(port, owner, now))
+                return tl::unexpected(fmt::format("port {} is in use by another client", port));
+            tcp::acceptor a(io_);
+            auto bound = bind(a, {cfg_.http_addr.host, port}, "tcp tunnel");
+            if (!bound) {
+                ports_.drop(port, owner);
+                return bound;
+            }
+            t.acceptor.emplace(std::move(a));
+            return {};
+        };
+        if (wanted != 0) {
+            if (!range.contains(wanted))
+                return tl::unexpected(fmt::format("port {} is outside this relay's range {}",
+                                                  wanted, range.to_string()));
+            auto r = try_port(wanted);
+            if (!r) return tl::unexpected(r.error());
+            return wanted;
+        }
+        const unsigned span = unsigned{range.high} - range.low + 1;
+        const unsigned start = protocol::random_bytes<16>()[0] * 257u % span;
+        for (unsigned i = 0; i < span; ++i) {
+            const auto port = static_cast<std::uint16_t>(range.low + (start + i) % span);
+            if (ports_.held(port, now)) continue;
+            if (try_port(port)) return port;
+        }
+        return tl::unexpected(fmt::format("no free port left in {}", range.to_string()));
+    }
+
+    asio::awaitable<void> sweep_leases() {
+        while (!draining_) {
+            sweep_.expires_after(std::min<clock::duration>(cfg_.lease_grace, 10s));
+            co_await sweep_.async_wait(use_tuple);
+            names_.expire(clock::now());
+            ports_.expire(clock::now());
+        }
+    }
+
+    // ---- TCP edge --------------------------------------------------------------------------
+
+    asio::awaitable<void> accept_tcp(std::shared_ptr<tunnel> t) {
+        while (t->acceptor && t->acceptor->is_open()) {
+            auto [ec, socket] = co_await t->acceptor->async_accept(use_tuple);
+            if (ec == asio::error::operation_aborted || !t->acceptor->is_open()) co_return;
+            if (ec) {
+                co_await pause_after_accept_error(ec, "tcp tunnel");
+                continue;
+            }
+            socket.set_option(tcp::no_delay(true), ec);
+            spawn(serve_tcp_visitor(std::move(socket), t));
+        }
+    }
+
+    asio::awaitable<void> serve_tcp_visitor(tcp::socket visitor, std::shared_ptr<tunnel> t) {
+        const visit_guard guard(*this);
+        const std::string from = peer_ip(visitor);
+        auto stream = co_await open_stream(*t, from);
+        if (!stream) {
+            spdlog::info("tcp {}: visitor {} dropped: {}", t->port, from, stream.error());
+            co_return;
+        }
+        co_await net::pump(visitor, stream->socket());
+    }
+
+    // ---- HTTP edge -------------------------------------------------------------------------
+
+    struct visit_guard {
+        explicit visit_guard(relay& r) : r(r) { ++r.active_visitors_; }
+        ~visit_guard() { --r.active_visitors_; }
+        relay& r;
+    };
+
+    asio::awaitable<void> accept_http() {
+        while (!draining_) {
+            auto [ec, socket] = co_await http_acceptor_.async_accept(use_tuple);
+            if (ec == asio::error::operation_aborted || draining_) co_return;
+            if (ec) {
+                co_await pause_after_accept_error(ec, "http");
+                continue;
+            }
+            socket.set_option(tcp::no_delay(true), ec);
+            spawn(serve_http_visitor(std::move(socket)));
+        }
+    }
+
+    struct upstream {
+        beast::tcp_stream stream;
+        std::uint32_t tunnel_id;
+        std::string in;  // bytes read from the tunnel but not yet forwarded
+    };
+
+    static asio::awaitable<bool> read_more(beast::tcp_stream& s, std::string& in,
+                                           std::chrono::seconds timeout) {
+        const std::size_t old = in.size();
+        in.resize(old + read_chunk);
+        s.expires_after(timeout);
+        auto [ec, n] = co_await s.async_read_some(asio::buffer(in.data() + old, read_chunk),
+                                                  use_tuple);
+        in.resize(old + n);
+        co_return !ec;
+    }
+
+    static asio::awaitable<bool> write_all(beast::tcp_stream& s, std::string_view bytes,
+                                           std::chrono::seconds timeout) {
+        s.expires_after(timeout);
+        auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes), use_tuple);
+        co_return !ec;
+    }
+
+    asio::awaitable<void> reply_and_close(beast::tcp_stream& visitor, unsigned status,
+                                          std::string_view reason, std::string text) {
+        co_await write_all(visitor, http::relay_response(status, reason, text + "\n"), 10s);
+        error_code ec;
+        visitor.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+
+    asio::awaitable<void> serve_http_visitor(tcp::socket socket) {
+        const visit_guard guard(*this);
+        const std::string from = peer_ip(socket);
+        beast::tcp_stream visitor(std::move(socket));
+        std::string in;
+        std::optional<upstream> up;
+        for (bool first = true;; first = false) {
+            http::framer<true> request;
+            // A kept-alive connection may idle between requests; once bytes arrive, the head has
+            // header_timeout to complete (slowloris).
+            if (in.empty()) {
+                idle_http_.insert(&visitor);
+                const bool got = co_await read_more(
+                    visitor, in, first ? cfg_.header_timeout : cfg_.idle_timeout);
+                idle_http_.erase(&visitor);
+                if (!got || draining_) co_return;
+            }
+            const auto head_deadline = clock::now() + cfg_.header_timeout;
+            error_code ec;
+            for (;;) {
+                const std::size_t used = request.put(asio::buffer(in), ec);
+                in.erase(0, used);
+                if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
+                const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+                    head_deadline - clock::now());
+                if (left.count() <= 0 ||
+                    !co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)))) {
+                    if (!in.empty())
+                        co_await reply_and_close(visitor, 408, "Request Timeout",
+                                                 "the request head did not arrive in time");
+                    co_return;
+                }
+            }
+            if (!request.is_header_done()) {
+                const auto r = http::rejection_for(ec);
+                spdlog::info("http: bad request from {}: {}", from, r.reason);
+                co_await reply_and_close(visitor, r.status,
+                                         r.status == 431 ? "Request Header Fields Too Large"
+                                                         : "Bad Request",
+                                         r.reason);
+                co_return;
+            }
+            if (auto r = http::check_request(request)) {
+                spdlog::info("http: bad request from {}: {}", from, r->reason);
+                co_await reply_and_close(visitor, r->status,
+                                         r->status == 501 ? "Not Implemented" : "Bad Request",
+                                         r->reason);
+                co_return;
+            }
+            const http::message_head& head = request.head();
+            const std::string* host = head.find("host");
+            auto name = host ? http::tunnel_name_for_host(*host, cfg_.domain) : std::nullopt;
+            if (!name) {
+                co_await reply_and_close(
+                    visitor, 404, "Not Found",
+                    fmt::format("porthole: this relay serves tunnels at NAME.{}; '{}' is not one",
+                                cfg_.domain, host ? *host : std::string()));
+                co_return;
+            }
+            auto found = http_tunnels_.find(*name);
+            if (found == http_tunnels_.end()) {
+                if (names_.held(*name, clock::now()))
+                    co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                             fmt::format("porthole: the client of tunnel '{}' is "
+                                                         "reconnecting; try again shortly",
+                                                         *name));
+                else
+                    co_await reply_and_close(
+                        visitor, 404, "Not Found",
+                        fmt::format("porthole: no tunnel named '{}' is connected to this relay",
+                                    *name));
+                co_return;
+            }
+            std::shared_ptr<tunnel> t = found->second;
+            if (up && (up->tunnel_id != t->id || !up->in.empty() ||
+                       !net::idle_and_open(up->stream.socket())))
+                up.reset();
+            if (!up) {
+                auto stream = co_await open_stream(*t, from);
+                if (!stream) {
+                    co_await reply_and_close(
+                        visitor, 502, "Bad Gateway",
+                        fmt::format("porthole: tunnel '{}' is up, but its local service at {} is "
+                                    "not reachable: {}",
+                                    t->name, t->target, stream.error()));
+                    co_return;
+                }
+                up.emplace(upstream{std::move(*stream), t->id, {}});
+            }
+            const std::string forwarded = http::forward_request_head(
+                head, {from, "http", t->host_header, t->target});
+            if (!co_await write_all(up->stream, forwarded, cfg_.idle_timeout)) {
+                co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                         "porthole: the tunnel closed while sending the request");
+                co_return;
+            }
+            exchange_outcome outcome;
+            co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
+                      forward_response(*up, visitor, head.method == "HEAD", outcome));
+            if (outcome.response == response_state::none) {
+                co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                         fmt::format("porthole: the local service at {} closed "
+                                                     "the connection without a response",
+                                                     t->target));
+                co_return;
+            }
+            if (outcome.response == response_state::upgraded && outcome.request_ok) {
+                if (!in.empty() && !co_await write_all(up->stream, in, cfg_.idle_timeout)) co_return;
+                if (!up->in.empty() && !co_await write_all(visitor, up->in, cfg_.idle_timeout))
+                    co_return;
+                visitor.expires_never();
+                up->stream.expires_never();
+                co_await net::pump(visitor.socket(), up->stream.socket());
+                co_return;
+            }
+            if (outcome.response != response_state::complete || !outcome.request_ok ||
+                !request.keep_alive() || !outcome.keep_alive || draining_) {
+                error_code ignored;
+                visitor.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                co_return;
+            }
+            if (!outcome.upstream_reusable) up.reset();
+        }
+    }
+
+    enum class response_state { none, partial, complete, upgraded };
+    struct exchange_outcome {
+        bool request_ok = false;
+        response_state response = response_state::none;
+        bool keep_alive = false;
+        bool upstream_reusable = false;
+    };
+
+    // Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
+    asio::awaitable<void> forward_request_body(http::framer<true>& request,
+                                               beast::tcp_stream& visitor, std::string& in,
+                                               beast::tcp_stream& upstream,
+                                               exchange_outcome& outcome) {
+        error_code ec;
+        request.eager(true);
+        while (!request.is_done()) {
+            std::size_t used = 0;
+            if (!in.empty()) {
+                used = request.put(asio::buffer(in), ec);
+                if (ec && ec != beast::http::error::need_more) {
+                    spdlog::info("http: malformed request body: {}", ec.message());
+                    co_return;
+                }
+            }
+            if (used > 0) {
+                if (!co_await write_all(upstream, std::string_view(in).substr(0, used),
+                                        cfg_.idle_timeout))
+                    co_return;
+                in.erase(0, used);
+                continue;
+            }
+            if (!co_await read_more(visitor, in, cfg_.idle_timeout)) {
+                error_code ignored;
+                upstream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                co_return;
+            }
+        }
+        outcome.request_ok = true;
+    }
+
+    // Forwards interim responses and the final response, exactly as framed.
+    asio::awaitable<void> forward_response(upstream& up, beast::tcp_stream& visitor,
+                                           bool head_request, exchange_outcome& outcome) {
+        error_code ec;
+        for (;;) {
+            http::framer<false> response;
+            response.skip(head_request);
+            bool sent_any = false;
+            while (!response.is_done()) {
+                std::size_t used = 0;
+                if (!up.in.empty()) {
+                    used = response.put(asio::buffer(up.in), ec);
+                    if (ec && ec != beast::http::error::need_more) {
+                        spdlog::info("http: malformed response from the tunnel: {}", ec.message());
+                        break;
+                    }
+                }
+                if (used > 0) {
+                    if (!co_await write_all(visitor, std::string_view(up.in).substr(0, used),
+                                            cfg_.idle_timeout))
+                        break;
+                    up.in.erase(0, used);
+                    sent_any = true;
+                    outcome.response = response_state::partial;
+                    continue;
+                }
+                if (!co_await read_more(up.stream, up.in, cfg_.idle_timeout)) {
+                    if (response.is_header_done() && response.need_eof()) {
+                        response.put_eof(ec);  // a close-delimited body ends here
+                        if (!ec) break;
+                    }
+                    break;
+                }
+            }
+            if (!response.is_done()) {
+                if (!sent_any && outcome.response == response_state::none) {
+                    error_code ignored;
+                    visitor.socket().cancel(ignored);  // stop the body forwarder too
+                    co_return;
+                }
+                outcome.response = response_state::partial;
+                error_code ignored;
+                visitor.socket().cancel(ignored);
+                co_return;
+            }
+            const unsigned status = response.head().status;
+            if (status == 101) {
+                outcome.response = response_state::upgraded;
+                co_return;
+            }
+            if (status >= 100 && status < 200) continue;
+            outcome.response = response_state::complete;
+            outcome.keep_alive = response.keep_alive();
+            outcome.upstream_reusable = response.keep_alive() && !response.need_eof();
+            co_return;
+        }
+    }
+
+    // ---- shutdown --------------------------------------------------------------------------
+
+    void begin_shutdown(int sig) {
+        if (draining_) return;
+        draining_ = true;
+        spdlog::info("{} received: draining (up to {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                     cfg_.shutdown_timeout.count());
+        signals_.async_wait([this](error_code ec, int) {
+            if (!ec) {
+                spdlog::warn("second signal: stopping now");
+                io_.stop();
+            }
+        });
+        error_code ec;
+        control_acceptor_.close(ec);
+        http_acceptor_.close(ec);
+        sweep_.cancel();
+        for (auto& [port, t] : tcp_tunnels_)
+            if (t->acceptor) t->acceptor->close(ec);
+        for (auto& [id, s] : sessions_) {
+            s->out.push(protocol::goaway{"relay is shutting down"});
+            s->pool.clear();
+        }
+        for (auto* v : idle_http_) v->socket().cancel(ec);
+        spawn(finish_shutdown());
+    }
+
+    asio::awaitable<void> finish_shutdown() {
+        const auto deadline = clock::now() + cfg_.shutdown_timeout;
+        asio::steady_timer t(io_);
+        while (active_visitors_ > 0 && clock::now() < deadline) {
+            t.expires_after(20ms);
+            co_await t.async_wait(use_tuple);
+        }
+        if (active_visitors_ > 0)
+            spdlog::warn("{} visitor connections still open at the deadline", active_visitors_);
+        std::vector<std::shared_ptr<session>> all;
+        for (auto& [id, s] : sessions_) all.push_back(s);
+        for (auto& s : all) close_session(*s);
+        io_.stop();
+    }
+
+    asio::io_context& io_;
+    const config::server_config& cfg_;
+    lease_table<std::string> names_;
+    lease_table<std::uint16_t> ports_;
+    tcp::acceptor control_acceptor_;
+    tcp::acceptor http_acceptor_;
+    asio::signal_set signals_;
+    asio::steady_timer sweep_;
+    std::uint16_t http_port_ = 0;
+    std::uint32_t next_tunnel_id_ = 1;
+    bool draining_ = false;
+    std::size_t active_visitors_ = 0;
+    std::unordered_map<std::string, std::shared_ptr<session>> sessions_;
+    std::unordered_map<owner_key, std::weak_ptr<session>> by_owner_;
+    std::unordered_map<std::string, std::shared_ptr<tunnel>> http_tunnels_;
+    std::unordered_map<std::uint16_t, std::shared_ptr<tunnel>> tcp_tunnels_;
+    std::unordered_set<beast::tcp_stream*> idle_http_;
+};
+
+void raise_descriptor_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
+}  // namespace
+
+int run(const config::server_config& cfg) {
+    raise_descriptor_limit();
+    asio::io_context io(1);
+    relay r(io, cfg);
+    if (auto ok = r.listen(); !ok) {
+        std::cerr << "porthole: error: " << ok.error() << "\n";
+        return 1;
+    }
+    r.start();
+    io.run();
+    spdlog::info("relay stopped");
+    return 0;
+}
+
+}  // namespace porthole::relay
