@@ -1,5 +1,6 @@
 // porthole command line: parses flags, builds a config, hands it to the relay or the client.
 #include "client/agent.hpp"
+#include "config/client_config.hpp"
 #include "config/server_config.hpp"
 #include "core/log.hpp"
 #include "http/host_route.hpp"
@@ -94,6 +95,59 @@ porthole::client::agent_config build_client_config(porthole::protocol::tunnel_ki
     return cfg;
 }
 
+struct start_flags {
+    std::vector<std::string> names;
+    std::string config_file, server, token;
+    bool all = false, json = false;
+};
+
+porthole::config::client_file load_client_file_or_fail(const std::string& given) {
+    const std::string path = given.empty() ? porthole::config::default_client_file() : given;
+    auto file = porthole::config::load_client_file(path);
+    if (!file) fail(file.error());
+    return *file;
+}
+
+// Precedence: flags, then environment, then the file, then defaults.
+porthole::config::agent_config build_start_config(const CLI::App& cmd, const start_flags& f) {
+    auto file = load_client_file_or_fail(f.config_file);
+    porthole::config::agent_config cfg;
+    cfg.json = f.json;
+    const char* env_server = std::getenv("PORTHOLE_SERVER");
+    const char* env_token = std::getenv("PORTHOLE_TOKEN");
+    if (cmd.count("--server"))
+        cfg.server = endpoint_flag("--server", f.server);
+    else if (env_server && *env_server)
+        cfg.server = endpoint_flag("PORTHOLE_SERVER", env_server);
+    else if (file.server)
+        cfg.server = *file.server;
+    if (cmd.count("--token"))
+        cfg.token = f.token;
+    else if (env_token && *env_token)
+        cfg.token = env_token;
+    else if (file.token)
+        cfg.token = *file.token;
+
+    std::string defined;
+    for (const auto& t : file.tunnels) defined += (defined.empty() ? "" : ", ") + t.name;
+    if (file.tunnels.empty()) fail("the config file defines no [tunnels.NAME] tables");
+    if (f.all) {
+        cfg.tunnels = file.tunnels;
+    } else if (f.names.empty()) {
+        fail(fmt::format("name the tunnels to start, or pass --all (defined: {})", defined));
+    } else {
+        for (const auto& name : f.names) {
+            auto it = std::find_if(file.tunnels.begin(), file.tunnels.end(),
+                                   [&](const auto& t) { return t.name == name; });
+            if (it == file.tunnels.end())
+                fail(fmt::format("no tunnel named '{}' in the config file (defined: {})", name,
+                                 defined));
+            cfg.tunnels.push_back(*it);
+        }
+    }
+    return cfg;
+}
+
 void add_client_flags(CLI::App& cmd, client_flags& f, bool http) {
     cmd.add_option("TARGET", f.target,
                    http ? "local service: PORT, HOST:PORT or http://HOST:PORT"
@@ -165,6 +219,25 @@ int main(int argc, char** argv) {
     auto* tcp = app.add_subcommand("tcp", "publish a local TCP service at DOMAIN:PORT");
     add_client_flags(*tcp, tf, false);
 
+    start_flags sf_start;
+    auto* start = app.add_subcommand(
+        "start", "open the tunnels of a config file ([tunnels.NAME] tables) in one client");
+    start->add_option("NAME", sf_start.names, "tunnels to open");
+    start->add_flag("--all", sf_start.all, "open every tunnel in the file");
+    start->add_option("--config", sf_start.config_file,
+                      "client config file (default ~/.config/porthole/porthole.toml)");
+    start->add_option("--server", sf_start.server,
+                      "relay control address HOST:PORT (env PORTHOLE_SERVER)");
+    start->add_option("--token", sf_start.token, "token the relay expects (env PORTHOLE_TOKEN)");
+    start->add_flag("--json", sf_start.json, "print one JSON event per line instead of text");
+
+    std::string check_file;
+    auto* config_cmd = app.add_subcommand("config", "work with the client config file");
+    config_cmd->require_subcommand(1);
+    auto* check = config_cmd->add_subcommand("check", "validate the config file without connecting");
+    check->add_option("--config", check_file,
+                      "client config file (default ~/.config/porthole/porthole.toml)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -183,6 +256,16 @@ int main(int argc, char** argv) {
         std::cout << "porthole " << PORTHOLE_VERSION << "\n";
         return 0;
     }
+    if (*check) {
+        auto file = load_client_file_or_fail(check_file);
+        std::cout << fmt::format("ok: {} tunnel(s)", file.tunnels.size());
+        for (const auto& t : file.tunnels)
+            std::cout << fmt::format("\n  {:<12} {} -> {}", t.name,
+                                     t.kind == porthole::protocol::tunnel_kind::http ? "http" : "tcp",
+                                     t.target.to_string());
+        std::cout << "\n";
+        return 0;
+    }
     if (*help) {
         std::cout << app.get_formatter()->make_help(&app, "porthole", CLI::AppFormatMode::Normal);
         return 0;
@@ -196,6 +279,7 @@ int main(int argc, char** argv) {
         if (*tcp)
             return porthole::client::run(
                 build_client_config(porthole::protocol::tunnel_kind::tcp, tf));
+        if (*start) return porthole::client::run(build_start_config(*start, sf_start));
     } catch (const std::exception& e) {
         std::cerr << "porthole: error: " << e.what() << "\n";
         return 1;

@@ -332,14 +332,19 @@ private:
 
     void report_ready(const tunnel_state& t) {
         const char* type = t.spec.kind == tunnel_kind::http ? "http" : "tcp";
-        if (cfg_.json)
-            emit({{"event", "ready"},
-                  {"type", type},
-                  {"url", t.url},
-                  {"target", describe_target(t.spec)}});
-        else
-            std::cout << fmt::format("porthole  {}  ->  {}", t.url, describe_target(t.spec))
+        if (cfg_.json) {
+            nlohmann::json event{{"event", "ready"},
+                                 {"type", type},
+                                 {"url", t.url},
+                                 {"target", describe_target(t.spec)}};
+            if (!t.spec.name.empty()) event["name"] = t.spec.name;
+            emit(event);
+        } else {
+            std::cout << fmt::format("porthole  {}{}  ->  {}",
+                                     t.spec.name.empty() ? "" : t.spec.name + "  ", t.url,
+                                     describe_target(t.spec))
                       << std::endl;
+        }
     }
 
     void report_reconnecting(int attempt, std::chrono::milliseconds delay,

@@ -1,0 +1,41 @@
+#pragma once
+// The client's settings: the relay to use and the tunnels to open, from flags or porthole.toml
+// (`[tunnels.NAME]` tables). Errors name FILE:LINE.
+#include "config/endpoint.hpp"
+#include "protocol/frame.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace porthole::config {
+
+struct tunnel_spec {
+    std::string name;  // the [tunnels.NAME] key; empty for a tunnel given on the command line
+    protocol::tunnel_kind kind = protocol::tunnel_kind::http;
+    endpoint target;
+    std::string subdomain;  // http: empty = the relay picks one
+    std::uint16_t remote_port = 0;  // tcp: 0 = the relay picks one
+    std::string host_header = "preserve";  // http: preserve | rewrite | a literal value
+};
+
+struct agent_config {
+    endpoint server{"127.0.0.1", 7835};
+    std::string token;
+    std::vector<tunnel_spec> tunnels;
+    bool json = false;  // one JSON event per line on stdout instead of text
+};
+
+struct client_file {
+    std::optional<endpoint> server;
+    std::optional<std::string> token;
+    std::vector<tunnel_spec> tunnels;  // sorted by name
+};
+
+tl::expected<client_file, std::string> load_client_file(const std::string& path);
+
+// ~/.config/porthole/porthole.toml (XDG_CONFIG_HOME respected).
+std::string default_client_file();
+
+}  // namespace porthole::config
