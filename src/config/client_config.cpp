@@ -1,12 +1,12 @@
 #include "config/client_config.hpp"
 
+#include "config/toml_source.hpp"
 #include "http/host_route.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <cstdlib>
-#include <fstream>
 
 namespace porthole::config {
 namespace {
@@ -90,17 +90,17 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
 }  // namespace
 
 tl::expected<client_file, std::string> load_client_file(const std::string& path) {
-    toml::table table;
-    try {
-        table = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        if (!std::ifstream(path))
-            return tl::unexpected(fmt::format("{}: cannot open the config file", path));
-        return tl::unexpected(fmt::format("{}:{}: {}", path, e.source().begin.line,
-                                          e.description()));
-    }
+    return read_file(path, "config file").and_then([&](const std::string& text) {
+        return load_client_text(text, path);
+    });
+}
+
+tl::expected<client_file, std::string> load_client_text(std::string_view text,
+                                                        const std::string& path) {
+    auto table = parse_toml(text, path);
+    if (!table) return tl::unexpected(table.error());
     client_file file;
-    for (auto&& [key_node, node] : table) {
+    for (auto&& [key_node, node] : *table) {
         const std::string_view key = key_node.str();
         if (key == "server") {
             auto v = string_of(path, key, node);

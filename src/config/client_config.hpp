@@ -34,6 +34,9 @@ struct client_file {
 };
 
 tl::expected<client_file, std::string> load_client_file(const std::string& path);
+// The same over text already read; `path` names it in errors.
+tl::expected<client_file, std::string> load_client_text(std::string_view text,
+                                                        const std::string& path);
 
 // ~/.config/porthole/porthole.toml (XDG_CONFIG_HOME respected).
 std::string default_client_file();

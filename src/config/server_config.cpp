@@ -1,5 +1,6 @@
 #include "config/server_config.hpp"
 
+#include "config/toml_source.hpp"
 #include "http/host_route.hpp"
 
 #include <fmt/format.h>
@@ -24,16 +25,16 @@ tl::expected<T, std::string> get(const std::string& path, std::string_view key,
 }  // namespace
 
 tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg) {
-    toml::table table;
-    try {
-        table = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        if (!std::ifstream(path))
-            return tl::unexpected(fmt::format("{}: cannot open the config file", path));
-        return tl::unexpected(fmt::format("{}:{}: {}", path, e.source().begin.line,
-                                          e.description()));
-    }
-    for (auto&& [key_node, node] : table) {
+    return read_file(path, "config file").and_then([&](const std::string& text) {
+        return load_server_text(text, path, cfg);
+    });
+}
+
+tl::expected<void, std::string> load_server_text(std::string_view text, const std::string& path,
+                                                 server_config& cfg) {
+    auto parsed = parse_toml(text, path);
+    if (!parsed) return tl::unexpected(parsed.error());
+    for (auto&& [key_node, node] : *parsed) {
         const std::string_view key = key_node.str();
         const std::string at = where(path, node);
         auto str = [&]() { return get<std::string>(path, key, node, "a string"); };

@@ -26,6 +26,9 @@ struct server_config {
 
 // Applies the keys of a TOML file over `cfg`.
 tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg);
+// The same over text already read; `path` names it in errors.
+tl::expected<void, std::string> load_server_text(std::string_view text, const std::string& path,
+                                                 server_config& cfg);
 // Appends the tokens of a file: one per line, '#' comments, "sha256:HEX" for a stored digest.
 tl::expected<void, std::string> load_tokens_file(const std::string& path, server_config& cfg);
 // Checks that concern several settings at once.

@@ -27,7 +27,9 @@ struct message_head {
 template <bool IsRequest>
 class framer : public boost::beast::http::basic_parser<IsRequest> {
 public:
-    explicit framer(std::size_t header_limit = 64 * 1024) {
+    // `record_fields` false keeps only the start line: enough to frame a response.
+    explicit framer(std::size_t header_limit = 64 * 1024, bool record_fields = true)
+        : record_fields_(record_fields) {
         this->eager(false);  // stop after the head so it can be rewritten before the body moves
         this->body_limit(boost::none);
         this->header_limit(static_cast<std::uint32_t>(header_limit));
@@ -52,7 +54,7 @@ private:
     }
     void on_field_impl(boost::beast::http::field, string_view name, string_view value,
                        error_code& ec) override {
-        head_.fields.push_back({std::string(name), std::string(value)});
+        if (record_fields_) head_.fields.push_back({std::string(name), std::string(value)});
         ec = {};
     }
     void on_header_impl(error_code& ec) override { ec = {}; }
@@ -71,6 +73,7 @@ private:
     void on_finish_impl(error_code& ec) override { ec = {}; }
 
     message_head head_;
+    bool record_fields_;
 };
 
 struct rejection {

@@ -706,8 +706,13 @@ private:
                 co_return;
             }
             exchange_outcome outcome;
-            co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
-                      forward_response(*up, visitor, head.method == "HEAD", outcome));
+            if (request.is_done()) {  // no body: skip running a second coroutine alongside
+                outcome.request_ok = true;
+                co_await forward_response(*up, visitor, head.method == "HEAD", outcome);
+            } else {
+                co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
+                          forward_response(*up, visitor, head.method == "HEAD", outcome));
+            }
             if (outcome.response == response_state::none) {
                 co_await reply_and_close(visitor, 502, "Bad Gateway",
                                          fmt::format("porthole: the local service at {} closed "
@@ -779,7 +784,7 @@ private:
                                            bool head_request, exchange_outcome& outcome) {
         error_code ec;
         for (;;) {
-            http::framer<false> response;
+            http::framer<false> response(64 * 1024, false);
             response.skip(head_request);
             bool sent_any = false;
             while (!response.is_done()) {
