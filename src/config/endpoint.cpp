@@ -59,10 +59,12 @@ tl::expected<endpoint, std::string> parse_target(std::string_view text) {
     if (text.starts_with("http://")) {
         text.remove_prefix(7);
         if (text.ends_with('/')) text.remove_suffix(1);
+        if (text.empty()) return tl::unexpected(std::string("a target URL needs a host"));
         if (text.find('/') != std::string_view::npos)
             return tl::unexpected(std::string("a target URL may not have a path"));
-        if (text.rfind(':') == std::string_view::npos || text.ends_with(']'))
-            return endpoint{std::string(text), 80};
+        if (text.front() == '[' && text.back() == ']')
+            return endpoint{std::string(text.substr(1, text.size() - 2)), 80};
+        if (text.find(':') == std::string_view::npos) return endpoint{std::string(text), 80};
     } else if (text.find("://") != std::string_view::npos) {
         return tl::unexpected(fmt::format("'{}': only http:// targets are supported", text));
     }

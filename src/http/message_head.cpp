@@ -69,10 +69,14 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     fmt::format_to(std::back_inserter(out), "{} {} HTTP/1.{}\r\n", head.method, head.target,
                    head.version % 10);
     const std::string* host = head.find("host");
-    const std::string* prior_xff = head.find("x-forwarded-for");
+    std::string chain;  // every X-Forwarded-For line, in order, then the visitor
     for (const auto& f : head.fields) {
-        if (is_one_of(f.name, {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}))
+        if (iequals(f.name, "x-forwarded-for")) {
+            chain += f.value;
+            chain += ", ";
             continue;
+        }
+        if (is_one_of(f.name, {"host", "x-forwarded-proto", "x-forwarded-host"})) continue;
         fmt::format_to(std::back_inserter(out), "{}: {}\r\n", f.name, f.value);
     }
     if (how.host_header == "preserve") {
@@ -81,11 +85,7 @@ std::string forward_request_head(const message_head& head, const forwarding& how
         fmt::format_to(std::back_inserter(out), "Host: {}\r\n",
                        how.host_header == "rewrite" ? how.target : how.host_header);
     }
-    if (prior_xff)
-        fmt::format_to(std::back_inserter(out), "X-Forwarded-For: {}, {}\r\n", *prior_xff,
-                       how.visitor_ip);
-    else
-        fmt::format_to(std::back_inserter(out), "X-Forwarded-For: {}\r\n", how.visitor_ip);
+    fmt::format_to(std::back_inserter(out), "X-Forwarded-For: {}{}\r\n", chain, how.visitor_ip);
     fmt::format_to(std::back_inserter(out), "X-Forwarded-Proto: {}\r\n", how.proto);
     if (host) fmt::format_to(std::back_inserter(out), "X-Forwarded-Host: {}\r\n", *host);
     out += "\r\n";

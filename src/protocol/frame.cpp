@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <limits>
 
 namespace porthole::protocol {
 namespace {
@@ -23,7 +22,7 @@ public:
         out_.append(reinterpret_cast<const char*>(a.data()), N);
     }
     void str(std::string_view s) {
-        s = s.substr(0, std::numeric_limits<std::uint16_t>::max());
+        s = s.substr(0, max_string);
         u16(static_cast<std::uint16_t>(s.size()));
         out_.append(s);
     }
@@ -59,6 +58,7 @@ public:
     }
     std::string str() {
         const std::size_t n = u16();
+        if (n > max_string) ok_ = false;
         if (!take(n)) return {};
         std::string s(reinterpret_cast<const char*>(in_.data()), n);
         in_ = in_.subspan(n);
@@ -160,7 +160,10 @@ tl::expected<message, std::string> decode_as(std::uint8_t type, reader& r) {
         M m{};
         decoder d{r};
         fields(d, m);
-        if (!r.ok()) return tl::unexpected(fmt::format("frame type {} is truncated", type));
+        if (!r.ok())
+            return tl::unexpected(fmt::format("frame type {} is truncated or has a string over {} "
+                                              "bytes",
+                                              type, max_string));
         if (!r.done()) return tl::unexpected(fmt::format("frame type {} has trailing bytes", type));
         if constexpr (std::is_same_v<M, open_tunnel>) {
             if (m.kind != tunnel_kind::http && m.kind != tunnel_kind::tcp)

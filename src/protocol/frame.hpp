@@ -13,6 +13,8 @@ namespace porthole::protocol {
 inline constexpr std::uint16_t protocol_version = 1;
 inline constexpr std::size_t header_size = 4;
 inline constexpr std::size_t max_frame_body = 65536;
+// Every string field; with at most four per message a frame always fits in max_frame_body.
+inline constexpr std::size_t max_string = 4096;
 
 using id16 = std::array<std::uint8_t, 16>;
 using key32 = std::array<std::uint8_t, 32>;
@@ -118,7 +120,7 @@ using message = std::variant<hello, challenge, auth, welcome, error, open_tunnel
                              tunnel_refused, pool_want, ping, pong, goaway, data_hello, stream_start,
                              stream_ready, stream_failed>;
 
-// Whole frame: 4-byte length, type, payload. Strings longer than 65,535 bytes are truncated.
+// Whole frame: 4-byte length, type, payload. Strings longer than max_string bytes are truncated.
 std::string encode(const message& m);
 
 // Length field of a frame header -> size of the body (type + payload) that follows.
