@@ -34,8 +34,9 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                                                  server_config& cfg) {
     auto parsed = parse_toml(text, path);
     if (!parsed) return tl::unexpected(parsed.error());
-    for (auto&& [key_node, node] : *parsed) {
-        const std::string_view key = key_node.str();
+    for (auto&& entry : *parsed) {
+        const std::string_view key = entry.first.str();
+        const toml::node& node = entry.second;  // a named reference: clang 14 cannot capture bindings
         const std::string at = where(path, node);
         auto str = [&]() { return get<std::string>(path, key, node, "a string"); };
         auto seconds = [&]() -> tl::expected<std::chrono::seconds, std::string> {

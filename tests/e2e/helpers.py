@@ -321,6 +321,9 @@ class Relay:
         return "http://%s.%s:%d" % (name, self.domain, self.http_port)
 
 
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|runtime error: ")
+
+
 class Group:
     """Owns every process a test (or module) starts; stop_all() ends them by PID."""
 
@@ -368,6 +371,11 @@ class Group:
         with _open_groups_lock:
             if self in _open_groups:
                 _open_groups.remove(self)
+        reports = [(p.name, p.stderr_text()) for p in self.procs]
+        found = [(name, text) for name, text in reports if SANITIZER_REPORT.search(text)]
+        if found:
+            name, text = found[0]
+            raise AssertionError("sanitizer report from %s:\n%s" % (name, text[-6000:]))
 
 
 def describe_open_processes():

@@ -17,6 +17,7 @@ import http.server
 import json
 import sys
 import threading
+import time
 import urllib.parse
 
 READ_CHUNK = 64 * 1024
@@ -147,6 +148,22 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             for i in range(5):
                 part = ("part-%d\n" % i).encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        elif url.path == "/sse":
+            q = urllib.parse.parse_qs(url.query)
+            n, gap = int(q.get("n", ["5"])[0]), float(q.get("gap", ["0.3"])[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for i in range(n):
+                if i:
+                    time.sleep(gap)
+                event = ("id: %d\ndata: event-%d\n\n" % (i, i)).encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
         elif url.path == "/bytes":
