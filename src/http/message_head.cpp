@@ -26,7 +26,53 @@ std::string_view last_token(std::string_view list) {
     return list;
 }
 
+// RFC 3986 reg-name / IP-literal characters, and an optional :port.
+bool valid_host_value(std::string_view host) {
+    if (host.empty() || host.size() > 255) return false;
+    return std::all_of(host.begin(), host.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("-._~:[]!$&'()*+,;=%").find(c) != std::string_view::npos;
+    });
+}
+
+// Field names a Connection header lists: they are hop-by-hop too.
+bool listed_in(std::string_view name, const std::vector<std::string_view>& listed) {
+    return std::any_of(listed.begin(), listed.end(), [&](auto l) { return iequals(name, l); });
+}
+
+std::vector<std::string_view> connection_tokens(const message_head& head) {
+    std::vector<std::string_view> tokens;
+    for (const auto& f : head.fields) {
+        if (!iequals(f.name, "connection")) continue;
+        std::string_view v = f.value;
+        while (!v.empty()) {
+            const auto comma = v.find(',');
+            std::string_view t = v.substr(0, comma);
+            while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+            while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+            if (!t.empty()) tokens.push_back(t);
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return tokens;
+}
+
 }  // namespace
+
+std::optional<rejection> check_raw_head(std::string_view head) {
+    for (std::size_t i = 0; i < head.size(); ++i) {
+        const char c = head[i];
+        if (c == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n'))
+            return rejection{400, "bare CR in the request head"};
+        if (c == '\n') {
+            if (i == 0 || head[i - 1] != '\r') return rejection{400, "bare LF in the request head"};
+            if (i + 1 < head.size() && (head[i + 1] == ' ' || head[i + 1] == '\t'))
+                return rejection{400, "obsolete line folding in a header field"};
+        }
+    }
+    return std::nullopt;
+}
 
 const std::string* message_head::find(std::string_view name) const {
     for (const auto& f : fields)
@@ -39,7 +85,10 @@ std::optional<rejection> check_request(const framer<true>& request) {
     int hosts = 0;
     bool transfer_encoding = false;
     for (const auto& f : head.fields) {
-        if (iequals(f.name, "host")) ++hosts;
+        if (iequals(f.name, "host")) {
+            ++hosts;
+            if (!valid_host_value(f.value)) return rejection{400, "invalid Host header"};
+        }
         if (iequals(f.name, "transfer-encoding")) {
             transfer_encoding = true;
             if (!iequals(last_token(f.value), "chunked"))
@@ -69,16 +118,29 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     fmt::format_to(std::back_inserter(out), "{} {} HTTP/1.{}\r\n", head.method, head.target,
                    head.version % 10);
     const std::string* host = head.find("host");
+    const std::string* upgrade = how.upgrade ? head.find("upgrade") : nullptr;
+    const auto listed = connection_tokens(head);
     std::string chain;  // every X-Forwarded-For line, in order, then the visitor
+    std::string via;
     for (const auto& f : head.fields) {
         if (iequals(f.name, "x-forwarded-for")) {
             chain += f.value;
             chain += ", ";
             continue;
         }
-        if (is_one_of(f.name, {"host", "x-forwarded-proto", "x-forwarded-host"})) continue;
+        if (iequals(f.name, "via")) {
+            via += f.value;
+            via += ", ";
+            continue;
+        }
+        if (is_one_of(f.name, {"host", "x-forwarded-proto", "x-forwarded-host", "connection",
+                               "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}) ||
+            listed_in(f.name, listed))
+            continue;
         fmt::format_to(std::back_inserter(out), "{}: {}\r\n", f.name, f.value);
     }
+    if (upgrade) fmt::format_to(std::back_inserter(out), "Connection: Upgrade\r\nUpgrade: {}\r\n", *upgrade);
+    fmt::format_to(std::back_inserter(out), "Via: {}1.{} porthole\r\n", via, head.version % 10);
     if (how.host_header == "preserve") {
         if (host) fmt::format_to(std::back_inserter(out), "Host: {}\r\n", *host);
     } else {

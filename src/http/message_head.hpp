@@ -81,8 +81,11 @@ struct rejection {
     std::string reason;
 };
 
-// Checks a parsed request head beyond what the parser enforces (RFC 9112 section 6).
+// Checks a parsed request head beyond what the parser enforces (RFC 9112 sections 3.2, 5, 6).
 std::optional<rejection> check_request(const framer<true>& request);
+
+// Checks the raw bytes of a head: no obs-fold line continuations, no bare CR or LF.
+std::optional<rejection> check_raw_head(std::string_view head);
 
 // The parser error of a bad head -> the status a visitor gets.
 rejection rejection_for(const boost::beast::error_code& ec);
@@ -92,9 +95,12 @@ struct forwarding {
     std::string proto;  // "http" or "https"
     std::string host_header;  // "preserve", "rewrite" or a literal value
     std::string target;  // HOST:PORT the client forwards to (used by "rewrite")
+    bool upgrade = false;  // the request asks for a protocol upgrade (WebSocket)
 };
 
-// The head as sent toward the tunnel: Host per `host_header`, X-Forwarded-* set.
+// The head as sent toward the tunnel: hop-by-hop fields dropped (Connection and what it names,
+// Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless upgrading), Host per `host_header`,
+// Via and X-Forwarded-* set.
 std::string forward_request_head(const message_head& head, const forwarding& how);
 
 // A complete small response from the relay itself (404, 502, ...), always Connection: close.

@@ -617,6 +617,7 @@ private:
         std::optional<upstream> up;
         for (bool first = true;; first = false) {
             http::framer<true> request;
+            std::optional<http::rejection> raw_head_problem;
             // A kept-alive connection may idle between requests; once bytes arrive, the head has
             // header_timeout to complete (slowloris).
             if (in.empty()) {
@@ -630,6 +631,7 @@ private:
             error_code ec;
             for (;;) {
                 const std::size_t used = request.put(asio::buffer(in), ec);
+                if (request.is_header_done()) raw_head_problem = http::check_raw_head({in.data(), used});
                 in.erase(0, used);
                 if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
                 const auto left = std::chrono::duration_cast<std::chrono::seconds>(
@@ -651,7 +653,7 @@ private:
                                          r.reason);
                 co_return;
             }
-            if (auto r = http::check_request(request)) {
+            if (auto r = raw_head_problem ? raw_head_problem : http::check_request(request)) {
                 spdlog::info("http: bad request from {}: {}", from, r->reason);
                 co_await reply_and_close(visitor, r->status,
                                          r->status == 501 ? "Not Implemented" : "Bad Request",
@@ -699,7 +701,7 @@ private:
                 up.emplace(upstream{std::move(*stream), t->id, {}});
             }
             const std::string forwarded = http::forward_request_head(
-                head, {from, "http", t->host_header, t->target});
+                head, {from, "http", t->host_header, t->target, request.upgrade()});
             if (!co_await write_all(up->stream, forwarded, cfg_.idle_timeout)) {
                 co_await reply_and_close(visitor, 502, "Bad Gateway",
                                          "porthole: the tunnel closed while sending the request");

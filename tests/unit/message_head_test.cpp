@@ -596,3 +596,71 @@ TEST(ForwardedForChain, JoinsEveryForwardedForLine) {
 
 }  // namespace
 }  // namespace porthole::http
+
+namespace porthole::http {
+namespace {
+
+TEST(CheckRawHead, AcceptsCrlfHead) {
+    EXPECT_FALSE(check_raw_head("GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n"));
+}
+
+TEST(CheckRawHead, RejectsObsFoldBareCrAndBareLf) {
+    for (const char* head : {"GET / HTTP/1.1\r\nHost: a.localhost\r\nX: 1\r\n 2\r\n\r\n",
+                             "GET / HTTP/1.1\r\nHost: a.localhost\r\nX: 1\r\n\t2\r\n\r\n",
+                             "GET / HTTP/1.1\r\nHost: a.localhost\rX: 1\r\n\r\n",
+                             "GET / HTTP/1.1\r\nHost: a.localhost\nX: 1\r\n\r\n"}) {
+        auto r = check_raw_head(head);
+        ASSERT_TRUE(r) << head;
+        EXPECT_EQ(r->status, 400u);
+    }
+}
+
+message_head head_with(std::vector<field> fields) {
+    message_head head;
+    head.method = "GET";
+    head.target = "/";
+    head.fields = std::move(fields);
+    return head;
+}
+
+TEST(HopByHop, DropsConnectionFieldsAndWhatTheyName) {
+    const auto out = forward_request_head(
+        head_with({{"Host", "a.localhost"},
+                   {"Connection", "keep-alive, X-Secret"},
+                   {"Keep-Alive", "timeout=5"},
+                   {"Proxy-Connection", "keep-alive"},
+                   {"TE", "trailers"},
+                   {"X-Secret", "hop"},
+                   {"X-Kept", "end-to-end"}}),
+        {"127.0.0.1", "http", "preserve", "x:1"});
+    for (const char* gone : {"Connection:", "Keep-Alive:", "Proxy-Connection:", "TE:", "X-Secret:"})
+        EXPECT_EQ(out.find(gone), std::string::npos) << gone << "\n" << out;
+    EXPECT_NE(out.find("X-Kept: end-to-end\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("Via: 1.1 porthole\r\n"), std::string::npos) << out;
+}
+
+TEST(HopByHop, KeepsUpgradeWhenUpgrading) {
+    const auto head = head_with({{"Host", "a.localhost"},
+                                 {"Connection", "Upgrade"},
+                                 {"Upgrade", "websocket"},
+                                 {"Via", "1.0 corp-proxy"}});
+    const auto out = forward_request_head(head, {"127.0.0.1", "http", "preserve", "x:1", true});
+    EXPECT_NE(out.find("Connection: Upgrade\r\nUpgrade: websocket\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("Via: 1.0 corp-proxy, 1.1 porthole\r\n"), std::string::npos) << out;
+    const auto plain = forward_request_head(head, {"127.0.0.1", "http", "preserve", "x:1", false});
+    EXPECT_EQ(plain.find("Upgrade"), std::string::npos) << plain;
+}
+
+TEST(CheckRequest, RejectsInvalidHostValue) {
+    framer<true> request;
+    boost::beast::error_code ec;
+    const std::string text = "GET / HTTP/1.1\r\nHost: a b.localhost\r\n\r\n";
+    request.put(boost::asio::buffer(text), ec);
+    ASSERT_TRUE(request.is_header_done()) << ec.message();
+    auto r = check_request(request);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400u);
+}
+
+}  // namespace
+}  // namespace porthole::http
