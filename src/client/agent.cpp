@@ -381,7 +381,7 @@ private:
 }  // namespace
 
 int run(const agent_config& cfg) {
-    asio::io_context io(1);
+    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);  // one thread
     agent a(io, cfg);
     a.start();
     io.run();

@@ -10,6 +10,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -112,7 +113,7 @@ public:
         announce();
         spawn(accept_control());
         spawn(accept_http());
-        spawn(sweep_leases());
+        spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
         });
@@ -522,12 +523,17 @@ private:
         return tl::unexpected(fmt::format("no free port left in {}", range.to_string()));
     }
 
-    asio::awaitable<void> sweep_leases() {
+    // Once a second: expired leases go, idle visitor connections past their deadline close.
+    asio::awaitable<void> sweep() {
         while (!draining_) {
-            sweep_.expires_after(std::min<clock::duration>(cfg_.lease_grace, 10s));
+            sweep_.expires_after(1s);
             co_await sweep_.async_wait(use_tuple);
-            names_.expire(clock::now());
-            ports_.expire(clock::now());
+            now_ = clock::now();
+            names_.expire(now_);
+            ports_.expire(now_);
+            error_code ec;
+            for (auto* w : watched_)
+                if (w->deadline <= now_) w->socket.cancel(ec);
         }
     }
 
@@ -578,67 +584,95 @@ private:
         }
     }
 
-    struct upstream {
-        beast::tcp_stream stream;
-        std::uint32_t tunnel_id;
-        std::string in;  // bytes read from the tunnel but not yet forwarded
+    // A socket whose reads and writes have a deadline, enforced by the once-a-second sweeper
+    // rather than a timer per operation (that timer was a tenth of the relay's work per request).
+    struct watched_socket {
+        watched_socket(tcp::socket s, relay& r) : socket(std::move(s)), owner(r) {
+            owner.watched_.insert(this);
+        }
+        ~watched_socket() { owner.watched_.erase(this); }
+        watched_socket(const watched_socket&) = delete;
+        watched_socket& operator=(const watched_socket&) = delete;
+
+        tcp::socket socket;
+        relay& owner;
+        clock::time_point deadline = clock::time_point::max();
+        bool idle = false;  // waiting for the next request: closed at once on shutdown
     };
 
-    static asio::awaitable<bool> read_more(beast::tcp_stream& s, std::string& in,
-                                           std::chrono::seconds timeout) {
-        const std::size_t old = in.size();
-        in.resize(old + read_chunk);
-        s.expires_after(timeout);
-        auto [ec, n] = co_await s.async_read_some(asio::buffer(in.data() + old, read_chunk),
-                                                  use_tuple);
-        in.resize(old + n);
+    struct upstream {
+        upstream(tcp::socket s, relay& r, std::uint32_t id) : stream(std::move(s), r), tunnel_id(id) {}
+        watched_socket stream;
+        std::uint32_t tunnel_id;
+        beast::flat_buffer in;  // bytes read from the tunnel but not yet forwarded
+    };
+
+    static std::string_view view(const beast::flat_buffer& b) {
+        return {static_cast<const char*>(b.data().data()), b.size()};
+    }
+
+    asio::awaitable<bool> read_more(watched_socket& s, beast::flat_buffer& in,
+                                    std::chrono::seconds timeout) {
+        s.deadline = now_ + timeout;
+        auto [ec, n] = co_await s.socket.async_read_some(in.prepare(read_chunk), use_tuple);
+        s.deadline = clock::time_point::max();
+        in.commit(n);
         co_return !ec;
     }
 
-    static asio::awaitable<bool> write_all(beast::tcp_stream& s, std::string_view bytes,
-                                           std::chrono::seconds timeout) {
-        s.expires_after(timeout);
-        auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes), use_tuple);
+    asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes,
+                                    std::chrono::seconds timeout) {
+        s.deadline = now_ + timeout;
+        auto [ec, n] = co_await asio::async_write(s.socket, asio::buffer(bytes), use_tuple);
+        s.deadline = clock::time_point::max();
         co_return !ec;
     }
 
-    asio::awaitable<void> reply_and_close(beast::tcp_stream& visitor, unsigned status,
+    asio::awaitable<void> reply_and_close(watched_socket& visitor, unsigned status,
                                           std::string_view reason, std::string text) {
-        co_await write_all(visitor, http::relay_response(status, reason, text + "\n"), 10s);
+        // Named, not a temporary inside co_await: GCC 12 can destroy such temporaries twice.
+        const std::string response = http::relay_response(status, reason, text + "\n");
+        co_await write_all(visitor, response, 10s);
         error_code ec;
-        visitor.socket().shutdown(tcp::socket::shutdown_send, ec);
+        visitor.socket.shutdown(tcp::socket::shutdown_send, ec);
     }
 
     asio::awaitable<void> serve_http_visitor(tcp::socket socket) {
         const visit_guard guard(*this);
         const std::string from = peer_ip(socket);
-        beast::tcp_stream visitor(std::move(socket));
-        std::string in;
+        watched_socket visitor(std::move(socket), *this);
+        beast::flat_buffer in;
         std::optional<upstream> up;
         for (bool first = true;; first = false) {
             http::framer<true> request;
             std::optional<http::rejection> raw_head_problem;
             // A kept-alive connection may idle between requests; once bytes arrive, the head has
             // header_timeout to complete (slowloris).
-            if (in.empty()) {
-                idle_http_.insert(&visitor);
-                const bool got = co_await read_more(
-                    visitor, in, first ? cfg_.header_timeout : cfg_.idle_timeout);
-                idle_http_.erase(&visitor);
-                if (!got || draining_) co_return;
+            if (in.size() == 0) {
+                // Idle connections hold no buffer and no timer: the sweeper enforces the deadline.
+                in.shrink_to_fit();
+                if (up) up->in.shrink_to_fit();
+                visitor.deadline = now_ + (first ? cfg_.header_timeout : cfg_.idle_timeout);
+                visitor.idle = true;
+                auto [wait_ec] = co_await visitor.socket.async_wait(tcp::socket::wait_read,
+                                                                    use_tuple);
+                visitor.idle = false;
+                if (wait_ec || draining_ || !co_await read_more(visitor, in, cfg_.header_timeout) ||
+                    in.size() == 0)
+                    co_return;
             }
             const auto head_deadline = clock::now() + cfg_.header_timeout;
             error_code ec;
             for (;;) {
-                const std::size_t used = request.put(asio::buffer(in), ec);
-                if (request.is_header_done()) raw_head_problem = http::check_raw_head({in.data(), used});
-                in.erase(0, used);
+                const std::size_t used = request.put(in.data(), ec);
+                if (request.is_header_done()) raw_head_problem = http::check_raw_head(view(in).substr(0, used));
+                in.consume(used);
                 if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
                 const auto left = std::chrono::duration_cast<std::chrono::seconds>(
                     head_deadline - clock::now());
                 if (left.count() <= 0 ||
                     !co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)))) {
-                    if (!in.empty())
+                    if (in.size() != 0)
                         co_await reply_and_close(visitor, 408, "Request Timeout",
                                                  "the request head did not arrive in time");
                     co_return;
@@ -660,14 +694,27 @@ private:
                                          r->reason);
                 co_return;
             }
+            // Body bytes that came with the head are checked before anything reaches the tunnel,
+            // so a malformed chunked body in the first packet never gets to the local service.
+            std::size_t parsed_body = 0;
+            if (!request.is_done() && in.size() != 0) {
+                request.eager(true);
+                parsed_body = request.put(in.data(), ec);
+                if (ec && ec != beast::http::error::need_more) {
+                    spdlog::info("http: bad request body from {}: {}", from, ec.message());
+                    co_await reply_and_close(visitor, 400, "Bad Request",
+                                             "malformed request body: " + ec.message());
+                    co_return;
+                }
+            }
             const http::message_head& head = request.head();
             const std::string* host = head.find("host");
             auto name = host ? http::tunnel_name_for_host(*host, cfg_.domain) : std::nullopt;
             if (!name) {
-                co_await reply_and_close(
-                    visitor, 404, "Not Found",
+                std::string message =
                     fmt::format("porthole: this relay serves tunnels at NAME.{}; '{}' is not one",
-                                cfg_.domain, host ? *host : std::string()));
+                                cfg_.domain, host ? std::string_view(*host) : std::string_view());
+                co_await reply_and_close(visitor, 404, "Not Found", std::move(message));
                 co_return;
             }
             auto found = http_tunnels_.find(*name);
@@ -685,8 +732,8 @@ private:
                 co_return;
             }
             std::shared_ptr<tunnel> t = found->second;
-            if (up && (up->tunnel_id != t->id || !up->in.empty() ||
-                       !net::idle_and_open(up->stream.socket())))
+            if (up && (up->tunnel_id != t->id || up->in.size() != 0 ||
+                       !net::idle_and_open(up->stream.socket)))
                 up.reset();
             if (!up) {
                 auto stream = co_await open_stream(*t, from);
@@ -698,11 +745,17 @@ private:
                                     t->name, t->target, stream.error()));
                     co_return;
                 }
-                up.emplace(upstream{std::move(*stream), t->id, {}});
+                up.emplace(stream->release_socket(), *this, t->id);
             }
             const std::string forwarded = http::forward_request_head(
                 head, {from, "http", t->host_header, t->target, request.upgrade()});
-            if (!co_await write_all(up->stream, forwarded, cfg_.idle_timeout)) {
+            bool sent = co_await write_all(up->stream, forwarded, cfg_.idle_timeout);
+            if (sent && parsed_body > 0) {
+                sent = co_await write_all(up->stream, view(in).substr(0, parsed_body),
+                                          cfg_.idle_timeout);
+                in.consume(parsed_body);
+            }
+            if (!sent) {
                 co_await reply_and_close(visitor, 502, "Bad Gateway",
                                          "porthole: the tunnel closed while sending the request");
                 co_return;
@@ -715,6 +768,10 @@ private:
                 co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
                           forward_response(*up, visitor, head.method == "HEAD", outcome));
             }
+            if (outcome.response == response_state::none && outcome.bad_request_body) {
+                co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
+                co_return;
+            }
             if (outcome.response == response_state::none) {
                 co_await reply_and_close(visitor, 502, "Bad Gateway",
                                          fmt::format("porthole: the local service at {} closed "
@@ -723,18 +780,17 @@ private:
                 co_return;
             }
             if (outcome.response == response_state::upgraded && outcome.request_ok) {
-                if (!in.empty() && !co_await write_all(up->stream, in, cfg_.idle_timeout)) co_return;
-                if (!up->in.empty() && !co_await write_all(visitor, up->in, cfg_.idle_timeout))
+                if (in.size() != 0 && !co_await write_all(up->stream, view(in), cfg_.idle_timeout))
                     co_return;
-                visitor.expires_never();
-                up->stream.expires_never();
-                co_await net::pump(visitor.socket(), up->stream.socket());
+                if (up->in.size() != 0 && !co_await write_all(visitor, view(up->in), cfg_.idle_timeout))
+                    co_return;
+                co_await net::pump(visitor.socket, up->stream.socket);
                 co_return;
             }
             if (outcome.response != response_state::complete || !outcome.request_ok ||
                 !request.keep_alive() || !outcome.keep_alive || draining_) {
                 error_code ignored;
-                visitor.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                visitor.socket.shutdown(tcp::socket::shutdown_send, ignored);
                 co_return;
             }
             if (!outcome.upstream_reusable) up.reset();
@@ -744,6 +800,7 @@ private:
     enum class response_state { none, partial, complete, upgraded };
     struct exchange_outcome {
         bool request_ok = false;
+        bool bad_request_body = false;
         response_state response = response_state::none;
         bool keep_alive = false;
         bool upstream_reusable = false;
@@ -751,30 +808,34 @@ private:
 
     // Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
     asio::awaitable<void> forward_request_body(http::framer<true>& request,
-                                               beast::tcp_stream& visitor, std::string& in,
-                                               beast::tcp_stream& upstream,
+                                               watched_socket& visitor, beast::flat_buffer& in,
+                                               watched_socket& upstream,
                                                exchange_outcome& outcome) {
         error_code ec;
         request.eager(true);
         while (!request.is_done()) {
             std::size_t used = 0;
-            if (!in.empty()) {
-                used = request.put(asio::buffer(in), ec);
+            if (in.size() != 0) {
+                used = request.put(in.data(), ec);
                 if (ec && ec != beast::http::error::need_more) {
+                    // Cut the tunnel stream: the local service sees an aborted request.
                     spdlog::info("http: malformed request body: {}", ec.message());
+                    outcome.bad_request_body = true;
+                    error_code ignored;
+                    upstream.socket.close(ignored);
                     co_return;
                 }
             }
             if (used > 0) {
-                if (!co_await write_all(upstream, std::string_view(in).substr(0, used),
+                if (!co_await write_all(upstream, view(in).substr(0, used),
                                         cfg_.idle_timeout))
                     co_return;
-                in.erase(0, used);
+                in.consume(used);
                 continue;
             }
             if (!co_await read_more(visitor, in, cfg_.idle_timeout)) {
                 error_code ignored;
-                upstream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                upstream.socket.shutdown(tcp::socket::shutdown_send, ignored);
                 co_return;
             }
         }
@@ -782,7 +843,7 @@ private:
     }
 
     // Forwards interim responses and the final response, exactly as framed.
-    asio::awaitable<void> forward_response(upstream& up, beast::tcp_stream& visitor,
+    asio::awaitable<void> forward_response(upstream& up, watched_socket& visitor,
                                            bool head_request, exchange_outcome& outcome) {
         error_code ec;
         for (;;) {
@@ -791,18 +852,18 @@ private:
             bool sent_any = false;
             while (!response.is_done()) {
                 std::size_t used = 0;
-                if (!up.in.empty()) {
-                    used = response.put(asio::buffer(up.in), ec);
+                if (up.in.size() != 0) {
+                    used = response.put(up.in.data(), ec);
                     if (ec && ec != beast::http::error::need_more) {
                         spdlog::info("http: malformed response from the tunnel: {}", ec.message());
                         break;
                     }
                 }
                 if (used > 0) {
-                    if (!co_await write_all(visitor, std::string_view(up.in).substr(0, used),
+                    if (!co_await write_all(visitor, view(up.in).substr(0, used),
                                             cfg_.idle_timeout))
                         break;
-                    up.in.erase(0, used);
+                    up.in.consume(used);
                     sent_any = true;
                     outcome.response = response_state::partial;
                     continue;
@@ -818,12 +879,12 @@ private:
             if (!response.is_done()) {
                 if (!sent_any && outcome.response == response_state::none) {
                     error_code ignored;
-                    visitor.socket().cancel(ignored);  // stop the body forwarder too
+                    visitor.socket.cancel(ignored);  // stop the body forwarder too
                     co_return;
                 }
                 outcome.response = response_state::partial;
                 error_code ignored;
-                visitor.socket().cancel(ignored);
+                visitor.socket.cancel(ignored);
                 co_return;
             }
             const unsigned status = response.head().status;
@@ -862,7 +923,8 @@ private:
             s->out.push(protocol::goaway{"relay is shutting down"});
             s->pool.clear();
         }
-        for (auto* v : idle_http_) v->socket().cancel(ec);
+        for (auto* w : watched_)
+            if (w->idle) w->socket.cancel(ec);
         spawn(finish_shutdown());
     }
 
@@ -897,7 +959,8 @@ private:
     std::unordered_map<owner_key, std::weak_ptr<session>> by_owner_;
     std::unordered_map<std::string, std::shared_ptr<tunnel>> http_tunnels_;
     std::unordered_map<std::uint16_t, std::shared_ptr<tunnel>> tcp_tunnels_;
-    std::unordered_set<beast::tcp_stream*> idle_http_;
+    std::unordered_set<watched_socket*> watched_;
+    clock::time_point now_ = clock::now();  // refreshed by the sweeper: deadlines are coarse
 };
 
 void raise_descriptor_limit() {
@@ -912,7 +975,8 @@ void raise_descriptor_limit() {
 
 int run(const config::server_config& cfg) {
     raise_descriptor_limit();
-    asio::io_context io(1);
+    // One thread and no resolver: the scheduler and reactor need no locks.
+    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
     relay r(io, cfg);
     if (auto ok = r.listen(); !ok) {
         std::cerr << "porthole: error: " << ok.error() << "\n";

@@ -9,6 +9,7 @@ Routes:
   GET  /chunked     chunked response: "part-0\\n" ... "part-4\\n"
   GET  /bytes?n=N   N bytes of a deterministic pattern (see pattern_chunks), with Content-Length
   GET  /count       JSON {"count": N}: requests served so far, not counting /count itself
+  GET  /status?code=N  a bodiless response with status N (for 204, 304, ...)
 
 Run it alone with `python3 origin.py PORT`, or import it and call start_origin().
 """
@@ -175,6 +176,11 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             for chunk in pattern_chunks(n):
                 self.wfile.write(chunk)
+        elif url.path == "/status":
+            q = urllib.parse.parse_qs(url.query)
+            self.send_response(int(q.get("code", ["204"])[0]))
+            self.send_header("ETag", '"porthole-test"')
+            self.end_headers()
         else:
             self._send(404, "origin: no route for %s\n" % url.path)
 
