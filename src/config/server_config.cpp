@@ -89,6 +89,34 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             }
         } else if (key == "tokens_file") {
             result = str().and_then([&](std::string v) { return load_tokens_file(v, cfg); });
+        } else if (key == "max_tunnels_per_client" || key == "max_connections_per_ip" ||
+                   key == "max_connections_per_tunnel" || key == "max_pending_streams") {
+            auto v = get<std::int64_t>(path, key, node, "a whole number");
+            if (v && (*v < 1 || *v > 1000000))
+                v = tl::unexpected(fmt::format("{}: '{}' must be 1 to 1000000", at, key));
+            result = v.map([&](std::int64_t n) {
+                auto& field = key == "max_tunnels_per_client"       ? cfg.max_tunnels_per_client
+                              : key == "max_connections_per_ip"     ? cfg.max_connections_per_ip
+                              : key == "max_connections_per_tunnel" ? cfg.max_connections_per_tunnel
+                                                                    : cfg.max_pending_streams;
+                field = static_cast<std::uint32_t>(n);
+            });
+        } else if (key == "reserved_names") {
+            const auto* arr = node.as_array();
+            if (!arr) {
+                result = tl::unexpected(
+                    fmt::format("{}: 'reserved_names' must be an array of strings", at));
+            } else {
+                cfg.reserved_names.clear();
+                for (auto&& item : *arr) {
+                    auto name = get<std::string>(path, "reserved_names", item, "an array of strings");
+                    if (!name) {
+                        result = tl::unexpected(name.error());
+                        break;
+                    }
+                    cfg.reserved_names.push_back(*name);
+                }
+            }
         } else if (key == "lease_grace") {
             result = seconds().map([&](auto s) { cfg.lease_grace = s; });
         } else if (key == "shutdown_timeout") {
@@ -100,7 +128,9 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
         } else {
             result = tl::unexpected(fmt::format(
                 "{}: unknown key '{}' (known: domain, http_addr, control_addr, tcp_ports, tokens, "
-                "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout)",
+                "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout, "
+                "reserved_names, max_tunnels_per_client, max_connections_per_ip, "
+                "max_connections_per_tunnel, max_pending_streams)",
                 at, key));
         }
         if (!result) return result;

@@ -21,6 +21,14 @@ struct server_config {
     std::chrono::seconds header_timeout{30};
     std::chrono::seconds idle_timeout{300};
     std::uint16_t pool_size = 8;
+    // Abuse limits (docs: README "Relay configuration file").
+    std::vector<std::string> reserved_names{"www",  "api",    "admin",     "mail", "relay",
+                                            "status", "dashboard", "ns1", "ns2",  "smtp",
+                                            "autoconfig", "autodiscover"};
+    std::uint32_t max_tunnels_per_client = 64;
+    std::uint32_t max_connections_per_ip = 1024;
+    std::uint32_t max_connections_per_tunnel = 4096;
+    std::uint32_t max_pending_streams = 256;  // per client: visitors waiting for a data connection
     bool json = false;
 };
 

@@ -66,6 +66,7 @@ struct tunnel {
     std::string url;
     std::weak_ptr<session> owner;
     std::optional<tcp::acceptor> acceptor;  // tcp
+    std::uint32_t active = 0;  // visitor connections using it now
 };
 
 struct stream_waiter {
@@ -411,6 +412,9 @@ private:
                 if (net::idle_and_open(c)) conn.emplace(std::move(c));
             }
             if (!conn) {
+                if (s->waiters.size() >= cfg_.max_pending_streams)
+                    co_return tl::unexpected(std::string(
+                        "too many visitors are waiting for this client (max_pending_streams)"));
                 auto w = std::make_shared<stream_waiter>(io_.get_executor());
                 s->waiters.push_back(w);
                 s->out.push(protocol::pool_want{1});
@@ -452,6 +456,10 @@ private:
             s->out.push(protocol::tunnel_refused{req.request_id, code, std::move(message)});
         };
         if (draining_) return refuse(protocol::error_code::shutting_down, "relay is shutting down");
+        if (s->tunnels.size() >= cfg_.max_tunnels_per_client)
+            return refuse(protocol::error_code::limit,
+                          fmt::format("this relay allows at most {} tunnels per client",
+                                      cfg_.max_tunnels_per_client));
         auto t = std::make_shared<tunnel>();
         t->id = next_tunnel_id_++;
         t->kind = req.kind;
@@ -466,6 +474,10 @@ private:
                               fmt::format("'{}' is not a valid subdomain: use 1-63 characters "
                                           "a-z, 0-9 and '-', not starting or ending with '-'",
                                           name));
+            if (std::find(cfg_.reserved_names.begin(), cfg_.reserved_names.end(), name) !=
+                cfg_.reserved_names.end())
+                return refuse(protocol::error_code::bad_name,
+                              fmt::format("the subdomain '{}' is reserved on this relay", name));
             if (name.empty()) {
                 do name = http::random_name();
                 while (names_.held(name, now));
@@ -553,8 +565,13 @@ private:
     }
 
     asio::awaitable<void> serve_tcp_visitor(tcp::socket visitor, std::shared_ptr<tunnel> t) {
-        const visit_guard guard(*this);
         const std::string from = peer_ip(visitor);
+        const visit_guard guard(*this, from);
+        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel) {
+            spdlog::info("tcp {}: visitor {} refused: connection limit", t->port, from);
+            co_return;
+        }
+        const tunnel_slot slot(t);
         auto stream = co_await open_stream(*t, from);
         if (!stream) {
             spdlog::info("tcp {}: visitor {} dropped: {}", t->port, from, stream.error());
@@ -565,10 +582,31 @@ private:
 
     // ---- HTTP edge -------------------------------------------------------------------------
 
+    // Counts a visitor connection for shutdown and for the per-address limit.
     struct visit_guard {
-        explicit visit_guard(relay& r) : r(r) { ++r.active_visitors_; }
-        ~visit_guard() { --r.active_visitors_; }
+        visit_guard(relay& r, std::string ip) : r(r), ip(std::move(ip)) {
+            ++r.active_visitors_;
+            within_limit = ++r.per_ip_[this->ip] <= r.cfg_.max_connections_per_ip;
+        }
+        ~visit_guard() {
+            --r.active_visitors_;
+            if (auto it = r.per_ip_.find(ip); it != r.per_ip_.end() && --it->second == 0)
+                r.per_ip_.erase(it);
+        }
+        visit_guard(const visit_guard&) = delete;
+        visit_guard& operator=(const visit_guard&) = delete;
         relay& r;
+        std::string ip;
+        bool within_limit;
+    };
+
+    // Holds one of a tunnel's max_connections_per_tunnel slots.
+    struct tunnel_slot {
+        explicit tunnel_slot(std::shared_ptr<tunnel> t) : t(std::move(t)) { ++this->t->active; }
+        ~tunnel_slot() { --t->active; }
+        tunnel_slot(const tunnel_slot&) = delete;
+        tunnel_slot& operator=(const tunnel_slot&) = delete;
+        std::shared_ptr<tunnel> t;
     };
 
     asio::awaitable<void> accept_http() {
@@ -601,9 +639,11 @@ private:
     };
 
     struct upstream {
-        upstream(tcp::socket s, relay& r, std::uint32_t id) : stream(std::move(s), r), tunnel_id(id) {}
+        upstream(tcp::socket s, relay& r, std::shared_ptr<tunnel> t)
+            : stream(std::move(s), r), tunnel_id(t->id), slot(std::move(t)) {}
         watched_socket stream;
         std::uint32_t tunnel_id;
+        tunnel_slot slot;
         beast::flat_buffer in;  // bytes read from the tunnel but not yet forwarded
     };
 
@@ -638,9 +678,14 @@ private:
     }
 
     asio::awaitable<void> serve_http_visitor(tcp::socket socket) {
-        const visit_guard guard(*this);
         const std::string from = peer_ip(socket);
+        const visit_guard guard(*this, from);
         watched_socket visitor(std::move(socket), *this);
+        if (!guard.within_limit) {
+            co_await reply_and_close(visitor, 429, "Too Many Requests",
+                                     "porthole: too many connections from your address");
+            co_return;
+        }
         beast::flat_buffer in;
         std::optional<upstream> up;
         for (bool first = true;; first = false) {
@@ -736,6 +781,11 @@ private:
                        !net::idle_and_open(up->stream.socket)))
                 up.reset();
             if (!up) {
+                if (t->active >= cfg_.max_connections_per_tunnel) {
+                    co_await reply_and_close(visitor, 503, "Service Unavailable",
+                                             "porthole: this tunnel is at its connection limit");
+                    co_return;
+                }
                 auto stream = co_await open_stream(*t, from);
                 if (!stream) {
                     co_await reply_and_close(
@@ -745,7 +795,7 @@ private:
                                     t->name, t->target, stream.error()));
                     co_return;
                 }
-                up.emplace(stream->release_socket(), *this, t->id);
+                up.emplace(stream->release_socket(), *this, t);
             }
             const std::string forwarded = http::forward_request_head(
                 head, {from, "http", t->host_header, t->target, request.upgrade()});
@@ -960,6 +1010,7 @@ private:
     std::unordered_map<std::string, std::shared_ptr<tunnel>> http_tunnels_;
     std::unordered_map<std::uint16_t, std::shared_ptr<tunnel>> tcp_tunnels_;
     std::unordered_set<watched_socket*> watched_;
+    std::unordered_map<std::string, std::uint32_t> per_ip_;  // open visitor connections
     clock::time_point now_ = clock::now();  // refreshed by the sweeper: deadlines are coarse
 };
 

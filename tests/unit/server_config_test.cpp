@@ -337,3 +337,32 @@ TEST_F(ServerConfig, ValidateRefusesBadDomain) {
 
 }  // namespace
 }  // namespace porthole::config
+
+namespace porthole::config {
+namespace {
+
+TEST(ServerConfigLimits, LimitsAndReservedNamesLoad) {
+    const std::string path = testing::TempDir() + "/limits.toml";
+    server_config cfg;
+    auto ok = load_server_text("max_tunnels_per_client = 2\nmax_connections_per_ip = 3\n"
+                               "max_connections_per_tunnel = 4\nmax_pending_streams = 5\n"
+                               "reserved_names = [\"billing\"]\n",
+                               path, cfg);
+    ASSERT_TRUE(ok) << ok.error();
+    EXPECT_EQ(cfg.max_tunnels_per_client, 2u);
+    EXPECT_EQ(cfg.max_connections_per_ip, 3u);
+    EXPECT_EQ(cfg.max_connections_per_tunnel, 4u);
+    EXPECT_EQ(cfg.max_pending_streams, 5u);
+    EXPECT_EQ(cfg.reserved_names, std::vector<std::string>{"billing"});
+}
+
+TEST(ServerConfigLimits, OutOfRangeLimitNamesKeyAndLine) {
+    server_config cfg;
+    auto ok = load_server_text("domain = \"example.com\"\nmax_connections_per_ip = 0\n", "l.toml", cfg);
+    ASSERT_FALSE(ok);
+    EXPECT_NE(ok.error().find("l.toml:2"), std::string::npos) << ok.error();
+    EXPECT_NE(ok.error().find("max_connections_per_ip"), std::string::npos) << ok.error();
+}
+
+}  // namespace
+}  // namespace porthole::config
