@@ -138,14 +138,23 @@ private:
     }
 
     asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to) {
-        tcp::resolver resolver(io_);
-        auto [rec, results] = co_await resolver.async_resolve(
-            to.host, std::to_string(to.port), use_tuple);
-        if (rec) co_return tl::unexpected(fmt::format("cannot resolve {}: {}", to.host,
-                                                      rec.message()));
+        std::vector<tcp::endpoint> endpoints;
+        error_code ec;
+        if (auto address = asio::ip::make_address(to.host, ec); !ec) {
+            endpoints.emplace_back(address, to.port);  // an IP literal: no resolver round trip
+        } else {
+            tcp::resolver resolver(io_);
+            auto [rec, results] =
+                co_await resolver.async_resolve(to.host, std::to_string(to.port), use_tuple);
+            if (rec)
+                co_return tl::unexpected(fmt::format("cannot resolve {}: {}", to.host,
+                                                     rec.message()));
+            for (const auto& r : results) endpoints.push_back(r.endpoint());
+        }
         beast::tcp_stream stream(io_);
         stream.expires_after(connect_timeout);
-        auto [ec, ep] = co_await stream.async_connect(results, use_tuple);
+        tcp::endpoint ep;
+        std::tie(ec, ep) = co_await stream.async_connect(endpoints, use_tuple);
         if (ec)
             co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
                                                                  : ec.message());

@@ -899,7 +899,6 @@ private:
         for (;;) {
             http::framer<false> response(64 * 1024, false);
             response.skip(head_request);
-            bool sent_any = false;
             while (!response.is_done()) {
                 std::size_t used = 0;
                 if (up.in.size() != 0) {
@@ -914,25 +913,17 @@ private:
                                             cfg_.idle_timeout))
                         break;
                     up.in.consume(used);
-                    sent_any = true;
                     outcome.response = response_state::partial;
                     continue;
                 }
                 if (!co_await read_more(up.stream, up.in, cfg_.idle_timeout)) {
-                    if (response.is_header_done() && response.need_eof()) {
+                    if (response.is_header_done() && response.need_eof())
                         response.put_eof(ec);  // a close-delimited body ends here
-                        if (!ec) break;
-                    }
                     break;
                 }
             }
             if (!response.is_done()) {
-                if (!sent_any && outcome.response == response_state::none) {
-                    error_code ignored;
-                    visitor.socket.cancel(ignored);  // stop the body forwarder too
-                    co_return;
-                }
-                outcome.response = response_state::partial;
+                // Stop the body forwarder too; the caller answers 502 if nothing was sent yet.
                 error_code ignored;
                 visitor.socket.cancel(ignored);
                 co_return;
