@@ -4,6 +4,7 @@
 #include "config/server_config.hpp"
 #include "core/log.hpp"
 #include "http/host_route.hpp"
+#include "net/tls.hpp"
 #include "relay/relay.hpp"
 
 #include <CLI/CLI.hpp>
@@ -28,16 +29,52 @@ endpoint endpoint_flag(const std::string& flag, const std::string& value) {
 
 struct server_flags {
     std::string config_file, domain, http_addr, control_addr, tcp_ports, tokens_file;
+    std::string control_tls, control_cert, control_key;
     std::vector<std::string> tokens;
     int lease_grace = 0, shutdown_timeout = 0;
     bool json = false;
+};
+
+// How the client reaches the relay: shared by http, tcp and start.
+struct transport_flags {
+    std::string tls = "auto", server_ca, server_fingerprint;
+    bool insecure = false;
 };
 
 struct client_flags {
     std::string target, server = "127.0.0.1:7835", token, subdomain, host_header = "preserve";
     int remote_port = 0;
     bool json = false;
+    transport_flags transport;
 };
+
+void add_transport_flags(CLI::App& cmd, transport_flags& f) {
+    cmd.add_option("--tls", f.tls,
+                   "TLS to the relay: auto (on unless the relay is on loopback), on or off")
+        ->check(CLI::IsMember({"auto", "on", "off"}))
+        ->capture_default_str();
+    cmd.add_option("--server-ca", f.server_ca, "verify the relay against this CA file (PEM)")
+        ->check(CLI::ExistingFile);
+    cmd.add_option("--server-fingerprint", f.server_fingerprint,
+                   "accept only the relay certificate with this SHA-256 (sha256:HEX, as the "
+                   "relay prints it)");
+    cmd.add_flag("--insecure", f.insecure, "do not verify the relay's certificate (unsafe)");
+}
+
+void apply_transport(const transport_flags& f, porthole::config::agent_config& cfg) {
+    cfg.tls = f.tls;
+    cfg.server_ca = f.server_ca;
+    cfg.insecure = f.insecure;
+    if (!f.server_fingerprint.empty()) {
+        auto fp = porthole::net::normalize_fingerprint(f.server_fingerprint);
+        if (!fp)
+            fail(fmt::format("--server-fingerprint '{}': expected sha256: and 64 hex digits",
+                             f.server_fingerprint));
+        cfg.server_fingerprint = *fp;
+    }
+    if (cfg.tls == "off" && (cfg.insecure || !cfg.server_fingerprint.empty() || !cfg.server_ca.empty()))
+        fail("--tls off cannot be combined with --server-ca, --server-fingerprint or --insecure");
+}
 
 porthole::config::server_config build_server_config(const CLI::App& cmd, const server_flags& f) {
     porthole::config::server_config cfg;
@@ -68,6 +105,9 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     if (cmd.count("--shutdown-timeout"))
         cfg.shutdown_timeout = std::chrono::seconds(f.shutdown_timeout);
     cfg.json = f.json;
+    if (cmd.count("--control-tls")) cfg.control_tls = f.control_tls;
+    if (cmd.count("--control-cert")) cfg.control_cert = f.control_cert;
+    if (cmd.count("--control-key")) cfg.control_key = f.control_key;
     if (auto ok = porthole::config::validate(cfg); !ok) fail(ok.error());
     return cfg;
 }
@@ -79,6 +119,7 @@ porthole::client::agent_config build_client_config(porthole::protocol::tunnel_ki
     if (cfg.server.port == 0) fail("--server: the relay's port may not be 0");
     cfg.token = f.token;
     cfg.json = f.json;
+    apply_transport(f.transport, cfg);
     auto target = porthole::config::parse_target(f.target);
     if (!target) fail(fmt::format("TARGET '{}': {}", f.target, target.error()));
     porthole::client::tunnel_spec t;
@@ -99,6 +140,7 @@ struct start_flags {
     std::vector<std::string> names;
     std::string config_file, server, token;
     bool all = false, json = false;
+    transport_flags transport;
 };
 
 porthole::config::client_file load_client_file_or_fail(const std::string& given) {
@@ -113,6 +155,7 @@ porthole::config::agent_config build_start_config(const CLI::App& cmd, const sta
     auto file = load_client_file_or_fail(f.config_file);
     porthole::config::agent_config cfg;
     cfg.json = f.json;
+    apply_transport(f.transport, cfg);
     const char* env_server = std::getenv("PORTHOLE_SERVER");
     const char* env_token = std::getenv("PORTHOLE_TOKEN");
     if (cmd.count("--server"))
@@ -158,6 +201,7 @@ void add_client_flags(CLI::App& cmd, client_flags& f, bool http) {
         ->capture_default_str();
     cmd.add_option("--token", f.token, "token the relay expects")->envname("PORTHOLE_TOKEN");
     cmd.add_flag("--json", f.json, "print one JSON event per line instead of text");
+    add_transport_flags(cmd, f.transport);
     if (http) {
         cmd.add_option("--subdomain", f.subdomain, "ask for NAME.DOMAIN (default: a random name)");
         cmd.add_option("--host-header", f.host_header,
@@ -212,6 +256,15 @@ int main(int argc, char** argv) {
                        "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")
         ->check(CLI::Range(0, 3600));
     server->add_flag("--json", sf.json, "print the listening event as JSON");
+    server->add_option("--control-tls", sf.control_tls,
+                       "TLS for clients: auto (on unless the control address is loopback), on, off")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
+    server->add_option("--control-cert", sf.control_cert,
+                       "PEM certificate chain for the control port (default: self-signed at start, "
+                       "clients pin its fingerprint)")
+        ->check(CLI::ExistingFile);
+    server->add_option("--control-key", sf.control_key, "PEM private key for --control-cert")
+        ->check(CLI::ExistingFile);
 
     client_flags hf, tf;
     auto* http = app.add_subcommand("http", "publish a local HTTP service at NAME.DOMAIN");
@@ -230,6 +283,7 @@ int main(int argc, char** argv) {
                       "relay control address HOST:PORT (env PORTHOLE_SERVER)");
     start->add_option("--token", sf_start.token, "token the relay expects (env PORTHOLE_TOKEN)");
     start->add_flag("--json", sf_start.json, "print one JSON event per line instead of text");
+    add_transport_flags(*start, sf_start.transport);
 
     std::string check_file;
     auto* config_cmd = app.add_subcommand("config", "work with the client config file");

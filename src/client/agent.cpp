@@ -2,6 +2,7 @@
 
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
+#include "net/tls.hpp"
 #include "protocol/auth.hpp"
 
 #include <boost/asio.hpp>
@@ -44,25 +45,24 @@ std::string describe_target(const tunnel_spec& t) {
 }
 
 struct session_state {
-    session_state(tcp::socket s, const asio::any_io_executor& ex)
+    session_state(net::stream s, const asio::any_io_executor& ex)
         : control(std::move(s)), out(ex), heartbeat(ex) {}
-    beast::tcp_stream control;
+    net::stream control;
     net::frame_queue out;
     asio::steady_timer heartbeat;
     protocol::id16 id{};
     protocol::key32 data_proof{};
     std::chrono::milliseconds heartbeat_interval{10000};
-    std::unordered_set<beast::tcp_stream*> idle_data;
+    std::unordered_set<net::stream*> idle_data;
     bool closed = false;
 
     void close() {
         if (closed) return;
         closed = true;
-        error_code ec;
         out.close();
         heartbeat.cancel();
-        control.socket().close(ec);
-        for (auto* d : idle_data) d->socket().close(ec);
+        control.close();
+        for (auto* d : idle_data) d->close();
     }
 };
 
@@ -84,8 +84,21 @@ public:
     agent(asio::io_context& io, const agent_config& cfg)
         : io_(io), cfg_(cfg), signals_(io, SIGINT, SIGTERM), backoff_timer_(io),
           client_id_(protocol::random_bytes<16>()),
-          key_(protocol::key_of_token(cfg.token)) {
+          key_(protocol::key_of_token(cfg.token)),
+          trust_{cfg.server_ca, cfg.server_fingerprint, cfg.insecure} {
         for (const auto& spec : cfg.tunnels) tunnels_.push_back(tunnel_state{spec, 0, {}, false});
+    }
+
+    // Start-up checks that need no network: the TLS settings.
+    tl::expected<void, std::string> prepare() {
+        if (!cfg_.tls_enabled()) return {};
+        auto ctx = net::make_client_tls(trust_);
+        if (!ctx) return tl::unexpected(ctx.error());
+        tls_.emplace(std::move(*ctx));
+        if (trust_.insecure)
+            std::cerr << "porthole: WARNING: --insecure: the relay's certificate is not checked; "
+                         "anyone on the network path can impersonate it\n";
+        return {};
     }
 
     void start() {
@@ -162,15 +175,43 @@ private:
         co_return stream.release_socket();
     }
 
+    // A connection to the relay, with TLS when the transport is encrypted.
+    asio::awaitable<tl::expected<net::stream, std::string>> connect_relay() {
+        auto socket = co_await connect(cfg_.server);
+        if (!socket) co_return tl::unexpected(socket.error());
+        if (!tls_) co_return net::stream(std::move(*socket));
+        net::tls_stream tls(std::move(*socket), *tls_);
+        net::configure_client_stream(tls, trust_, cfg_.server.host);
+        auto done = co_await net::within(
+            tls.async_handshake(asio::ssl::stream_base::client, use_tuple), connect_timeout);
+        if (!done) co_return tl::unexpected(std::string("TLS handshake timed out"));
+        if (const error_code ec = std::get<0>(*done)) {
+            std::string why = ec.message();
+            const long verify = SSL_get_verify_result(tls.native_handle());
+            if (!trust_.fingerprint.empty() && verify != X509_V_OK)
+                why = "the relay's certificate does not match --server-fingerprint";
+            else if (verify != X509_V_OK)
+                why = fmt::format("the relay's certificate was not accepted ({}); pass "
+                                  "--server-fingerprint with the fingerprint the relay prints, "
+                                  "or --server-ca",
+                                  X509_verify_cert_error_string(verify));
+            else if (why.find("wrong version number") != std::string::npos)
+                why += " (does the relay speak TLS? it may need --control-tls on, or this "
+                       "client --tls off)";
+            co_return tl::unexpected("TLS: " + why);
+        }
+        co_return net::stream(std::move(tls));
+    }
+
     asio::awaitable<session_end> run_session(bool& was_ready) {
         const std::string relay_name = cfg_.server.to_string();
-        auto socket = co_await connect(cfg_.server);
-        if (!socket) {
+        auto transport = co_await connect_relay();
+        if (!transport) {
             const auto reason = fmt::format("cannot reach the relay at {}: {}", relay_name,
-                                            socket.error());
+                                            transport.error());
             co_return session_end{ever_connected_ ? ending::lost : ending::fatal, reason};
         }
-        beast::tcp_stream stream(std::move(*socket));
+        net::stream& stream = *transport;
         auto fail = [&](std::string why) {
             return session_end{ever_connected_ ? ending::lost : ending::fatal,
                                fmt::format("relay {}: {}", relay_name, why)};
@@ -182,7 +223,9 @@ private:
         auto ec = co_await net::write_frame(stream, hello, connect_timeout);
         if (ec) co_return fail("the connection closed during the handshake");
         auto challenge_frame = co_await net::read_frame(stream, connect_timeout);
-        if (!challenge_frame) co_return fail("handshake failed: " + challenge_frame.error());
+        if (!challenge_frame)
+            co_return fail("handshake failed: " + challenge_frame.error() +
+                           (tls_ ? "" : " (if the relay uses TLS, pass --tls on)"));
         if (auto* e = std::get_if<protocol::error>(&*challenge_frame)) co_return refused(*e);
         auto* challenge = std::get_if<protocol::challenge>(&*challenge_frame);
         if (!challenge) co_return fail("unexpected reply to HELLO");
@@ -197,7 +240,7 @@ private:
         if (!welcome) co_return fail("unexpected reply to AUTH");
         ever_connected_ = true;
 
-        auto s = std::make_shared<session_state>(stream.release_socket(), io_.get_executor());
+        auto s = std::make_shared<session_state>(std::move(stream), io_.get_executor());
         s->id = welcome->session_id;
         s->data_proof = protocol::data_proof(protocol::data_key(session_proof), welcome->session_id);
         s->heartbeat_interval = std::chrono::milliseconds(
@@ -279,8 +322,7 @@ private:
     asio::awaitable<void> write_session(std::shared_ptr<session_state> s) {
         co_await s->out.run(s->control, connect_timeout);
         if (stopping_) {
-            error_code ec;
-            s->control.socket().shutdown(tcp::socket::shutdown_send, ec);
+            s->control.shutdown_send();
             io_.stop();
         }
         s->close();
@@ -303,9 +345,9 @@ private:
 
     // One pooled data connection: waits for a visitor, then carries it to the local target.
     asio::awaitable<void> data_connection(std::shared_ptr<session_state> s) {
-        auto socket = co_await connect(cfg_.server);
-        if (!socket || s->closed) co_return;
-        beast::tcp_stream stream(std::move(*socket));
+        auto transport = co_await connect_relay();
+        if (!transport || s->closed) co_return;
+        net::stream& stream = *transport;
         const protocol::message hello = protocol::data_hello{s->id, s->data_proof};
         auto ec = co_await net::write_frame(stream, hello, connect_timeout);
         if (ec) co_return;
@@ -333,8 +375,8 @@ private:
         const protocol::message ready = protocol::stream_ready{};
         ec = co_await net::write_frame(stream, ready, connect_timeout);
         if (ec) co_return;
-        stream.expires_never();
-        co_await net::pump(stream.socket(), *local);
+        net::stream local_stream(std::move(*local));
+        co_await net::pump(stream, local_stream);
     }
 
     void emit(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
@@ -380,6 +422,8 @@ private:
     asio::steady_timer backoff_timer_;
     const protocol::id16 client_id_;
     const protocol::token_key key_;
+    const net::client_trust trust_;
+    std::optional<asio::ssl::context> tls_;
     std::vector<tunnel_state> tunnels_;
     std::shared_ptr<session_state> session_;
     bool ever_connected_ = false;
@@ -392,6 +436,10 @@ private:
 int run(const agent_config& cfg) {
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);  // one thread
     agent a(io, cfg);
+    if (auto ok = a.prepare(); !ok) {
+        std::cerr << "porthole: error: " << ok.error() << "\n";
+        return 1;
+    }
     a.start();
     io.run();
     return a.exit_code();

@@ -25,6 +25,16 @@ struct agent_config {
     std::string token;
     std::vector<tunnel_spec> tunnels;
     bool json = false;  // one JSON event per line on stdout instead of text
+    // Transport: "auto" is TLS unless the relay is on loopback (or a fingerprint is pinned).
+    std::string tls = "auto";
+    std::string server_ca;  // CA file; empty: the system trust store
+    std::string server_fingerprint;  // lowercase hex SHA-256 of the relay's certificate
+    bool insecure = false;
+
+    bool tls_enabled() const {
+        return tls == "on" ||
+               (tls == "auto" && (!server_fingerprint.empty() || !is_loopback_host(server.host)));
+    }
 };
 
 struct client_file {

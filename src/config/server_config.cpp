@@ -117,6 +117,12 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                     cfg.reserved_names.push_back(*name);
                 }
             }
+        } else if (key == "control_tls" || key == "control_cert" || key == "control_key") {
+            result = str().map([&](std::string v) {
+                (key == "control_tls" ? cfg.control_tls
+                 : key == "control_cert" ? cfg.control_cert
+                                         : cfg.control_key) = std::move(v);
+            });
         } else if (key == "lease_grace") {
             result = seconds().map([&](auto s) { cfg.lease_grace = s; });
         } else if (key == "shutdown_timeout") {
@@ -130,7 +136,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                 "{}: unknown key '{}' (known: domain, http_addr, control_addr, tcp_ports, tokens, "
                 "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout, "
                 "reserved_names, max_tunnels_per_client, max_connections_per_ip, "
-                "max_connections_per_tunnel, max_pending_streams)",
+                "max_connections_per_tunnel, max_pending_streams, control_tls, control_cert, "
+                "control_key)",
                 at, key));
         }
         if (!result) return result;
@@ -153,7 +160,15 @@ tl::expected<void, std::string> load_tokens_file(const std::string& path, server
     return {};
 }
 
+bool server_config::control_tls_enabled() const {
+    return control_tls == "on" || (control_tls == "auto" && !is_loopback_host(control_addr.host));
+}
+
 tl::expected<void, std::string> validate(const server_config& cfg) {
+    if (cfg.control_tls != "auto" && cfg.control_tls != "on" && cfg.control_tls != "off")
+        return tl::unexpected(fmt::format("--control-tls '{}': use auto, on or off", cfg.control_tls));
+    if (cfg.control_cert.empty() != cfg.control_key.empty())
+        return tl::unexpected(std::string("--control-cert and --control-key go together"));
     if (!http::valid_domain(cfg.domain))
         return tl::unexpected(fmt::format("--domain '{}' is not a valid DNS name", cfg.domain));
     if (cfg.tokens.empty() && !is_loopback_host(cfg.control_addr.host))

@@ -30,6 +30,12 @@ struct server_config {
     std::uint32_t max_connections_per_tunnel = 4096;
     std::uint32_t max_pending_streams = 256;  // per client: visitors waiting for a data connection
     bool json = false;
+    // Client-relay transport: "auto" is TLS unless the control address is loopback.
+    std::string control_tls = "auto";
+    std::string control_cert;  // PEM chain; empty: a self-signed certificate made at start
+    std::string control_key;
+
+    bool control_tls_enabled() const;
 };
 
 // Applies the keys of a TOML file over `cfg`.

@@ -1,47 +1,43 @@
 #include "net/frame_io.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-
 namespace porthole::net {
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+asio::awaitable<io_result> read_exact(stream& s, asio::mutable_buffer b) {
+    std::size_t got = 0;
+    while (got < b.size()) {
+        auto [ec, n] = co_await s.read_some(b + got);
+        got += n;
+        if (ec) co_return io_result{ec, got};
+    }
+    co_return io_result{error_code{}, got};
+}
 
-void arm(beast::tcp_stream& s, duration timeout) {
-    if (timeout.count() > 0)
-        s.expires_after(timeout);
-    else
-        s.expires_never();
+std::string describe(const std::optional<io_result>& r) {
+    if (!r) return "timed out";
+    return is_end_of_stream(std::get<0>(*r)) ? std::string("End of file")
+                                             : std::get<0>(*r).message();
 }
 
 }  // namespace
 
-asio::awaitable<tl::expected<protocol::message, std::string>> read_frame(beast::tcp_stream& s,
+asio::awaitable<tl::expected<protocol::message, std::string>> read_frame(stream& s,
                                                                         duration timeout) {
     std::array<std::uint8_t, protocol::header_size> header{};
-    arm(s, timeout);
-    auto [ec, n] = co_await asio::async_read(s, asio::buffer(header), use_tuple);
-    if (ec) co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
-                                                                 : ec.message());
+    auto r = co_await within(read_exact(s, asio::buffer(header)), timeout);
+    if (!r || std::get<0>(*r)) co_return tl::unexpected(describe(r));
     auto length = protocol::decode_length(header);
     if (!length) co_return tl::unexpected(length.error());
     std::vector<std::uint8_t> body(*length);
-    arm(s, timeout);
-    std::tie(ec, n) = co_await asio::async_read(s, asio::buffer(body), use_tuple);
-    if (ec) co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
-                                                                 : ec.message());
+    r = co_await within(read_exact(s, asio::buffer(body)), timeout);
+    if (!r || std::get<0>(*r)) co_return tl::unexpected(describe(r));
     co_return protocol::decode_body(body);
 }
 
-asio::awaitable<error_code> write_frame(beast::tcp_stream& s, const protocol::message& m,
-                                        duration timeout) {
+asio::awaitable<error_code> write_frame(stream& s, const protocol::message& m, duration timeout) {
     const std::string bytes = protocol::encode(m);
-    arm(s, timeout);
-    auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes), use_tuple);
-    co_return ec;
+    auto r = co_await within(s.write(asio::buffer(bytes)), timeout);
+    co_return r ? std::get<0>(*r) : error_code(asio::error::timed_out);
 }
 
 void frame_queue::push(const protocol::message& m) {
@@ -60,19 +56,19 @@ void frame_queue::close() {
     wake_.cancel();
 }
 
-asio::awaitable<error_code> frame_queue::run(beast::tcp_stream& s, duration write_timeout) {
+asio::awaitable<error_code> frame_queue::run(stream& s, duration write_timeout) {
     while (!closed_) {
         if (pending_.empty()) {
             if (finishing_) break;
             wake_.expires_at(asio::steady_timer::time_point::max());
-            co_await wake_.async_wait(use_tuple);
+            co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
-        std::string bytes = std::move(pending_.front());
+        const std::string bytes = std::move(pending_.front());
         pending_.pop_front();
-        s.expires_after(write_timeout);
-        auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes), use_tuple);
-        if (ec) co_return ec;
+        auto r = co_await within(s.write(asio::buffer(bytes)), write_timeout);
+        if (!r) co_return error_code(asio::error::timed_out);
+        if (std::get<0>(*r)) co_return std::get<0>(*r);
     }
     co_return error_code{};
 }

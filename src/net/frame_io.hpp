@@ -1,28 +1,38 @@
 #pragma once
-// Frames over a stream: exact reads (never past the frame, so raw bytes may follow it), deadlines
-// on every operation, and a queue that lets many coroutines write to one control connection.
+// Frames over a client-relay stream: exact reads (never past the frame, so raw bytes may follow
+// it), a deadline on every operation, and a queue that lets many coroutines write to one control
+// connection in order.
+#include "net/stream.hpp"
 #include "protocol/frame.hpp"
 
-#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <chrono>
 #include <deque>
+#include <optional>
 
 namespace porthole::net {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-using tcp = asio::ip::tcp;
-using error_code = boost::system::error_code;
 using duration = std::chrono::steady_clock::duration;
 
-// Reads one frame; `timeout` of zero means none. Errors: a transport error or a protocol error.
-asio::awaitable<tl::expected<protocol::message, std::string>> read_frame(beast::tcp_stream& s,
+// Runs `op`; nullopt when `timeout` (zero: none) passes first, and the operation is cancelled.
+template <class T>
+asio::awaitable<std::optional<T>> within(asio::awaitable<T> op, duration timeout) {
+    using namespace asio::experimental::awaitable_operators;
+    if (timeout.count() <= 0) co_return co_await std::move(op);
+    asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
+    auto result =
+        co_await (std::move(op) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (result.index() == 1) co_return std::nullopt;
+    co_return std::move(std::get<0>(result));
+}
+
+// Reads one frame. Errors: "timed out", a transport error, or a protocol error.
+asio::awaitable<tl::expected<protocol::message, std::string>> read_frame(stream& s,
                                                                         duration timeout);
-asio::awaitable<error_code> write_frame(beast::tcp_stream& s, const protocol::message& m,
-                                        duration timeout);
+asio::awaitable<error_code> write_frame(stream& s, const protocol::message& m, duration timeout);
 
 class frame_queue {
 public:
@@ -30,7 +40,7 @@ public:
 
     void push(const protocol::message& m);
     // Writes queued frames in order as they come, until close() or a write error.
-    asio::awaitable<error_code> run(beast::tcp_stream& s, duration write_timeout);
+    asio::awaitable<error_code> run(stream& s, duration write_timeout);
     void close();
     // Stops run() once everything queued so far is written.
     void finish();

@@ -11,8 +11,6 @@
 namespace porthole::net {
 namespace {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t buffer_size = 64 * 1024;
@@ -66,7 +64,36 @@ asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
     to.close(ec);
 }
 
+// TLS cannot wait for readability first (records may already sit decrypted in OpenSSL), so a
+// direction keeps its buffer while it waits.
+asio::awaitable<void> one_way(stream& from, stream& to) {
+    constexpr std::size_t tls_buffer = 16 * 1024;  // one TLS record
+    auto buffer = std::make_unique_for_overwrite<char[]>(tls_buffer);
+    for (;;) {
+        auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), tls_buffer));
+        if (n > 0) {
+            auto [wec, written] = co_await to.write(asio::buffer(buffer.get(), n));
+            if (wec) break;
+        }
+        if (is_end_of_stream(ec)) {
+            to.shutdown_send();
+            co_return;
+        }
+        if (ec) break;
+    }
+    from.close();
+    to.close();
+}
+
 }  // namespace
+
+asio::awaitable<void> pump(stream& a, stream& b) {
+    if (!a.is_tls() && !b.is_tls()) {
+        co_await pump(a.socket(), b.socket());
+        co_return;
+    }
+    co_await (one_way(a, b) && one_way(b, a));
+}
 
 asio::awaitable<void> pump(tcp::socket& a, tcp::socket& b) {
     boost::system::error_code ec;

@@ -1,14 +1,14 @@
 #pragma once
 // The byte pump between a visitor and a tunnel stream.
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include "net/stream.hpp"
 
 namespace porthole::net {
 
-// Copies both ways until both directions reach EOF; EOF on one side becomes shutdown(send) on the
-// other (half-close), an error on either side closes both. Idle pipes hold no buffer: one is
-// borrowed from a per-thread pool only while bytes are in flight.
-boost::asio::awaitable<void> pump(boost::asio::ip::tcp::socket& a,
-                                  boost::asio::ip::tcp::socket& b);
+// Copies both ways until both directions reach end of stream; the end of one side becomes
+// shutdown(send) on the other (half-close), an error on either side closes both. Between plain
+// sockets an idle pipe holds no buffer: one is borrowed from a per-thread pool only while bytes
+// are in flight. Over TLS a buffer is held per direction.
+asio::awaitable<void> pump(tcp::socket& a, tcp::socket& b);
+asio::awaitable<void> pump(stream& a, stream& b);
 
 }  // namespace porthole::net

@@ -4,6 +4,7 @@
 #include "http/message_head.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
+#include "net/tls.hpp"
 #include "net/socket_state.hpp"
 #include "protocol/auth.hpp"
 #include "relay/lease_table.hpp"
@@ -72,32 +73,34 @@ struct tunnel {
 struct stream_waiter {
     explicit stream_waiter(const asio::any_io_executor& ex) : wake(ex) {}
     asio::steady_timer wake;
-    std::optional<tcp::socket> conn;
+    std::optional<net::stream> conn;
 };
 
 struct session {
-    session(tcp::socket s, const asio::any_io_executor& ex)
+    session(net::stream s, const asio::any_io_executor& ex)
         : control(std::move(s)), out(ex), heartbeat(ex) {}
     protocol::id16 id{};
     std::string id_hex;
     owner_key owner;
     protocol::key32 data_key{};
-    beast::tcp_stream control;
+    net::stream control;
     net::frame_queue out;
     asio::steady_timer heartbeat;
-    std::deque<tcp::socket> pool;
+    std::deque<net::stream> pool;
     std::deque<std::shared_ptr<stream_waiter>> waiters;
     std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
     bool closed = false;
     bool leaving = false;
 };
 
-using stream_result = tl::expected<beast::tcp_stream, std::string>;
+using stream_result = tl::expected<net::stream, std::string>;
 
 class relay {
 public:
-    relay(asio::io_context& io, const config::server_config& cfg)
-        : io_(io), cfg_(cfg), names_(cfg.lease_grace), ports_(cfg.lease_grace),
+    relay(asio::io_context& io, const config::server_config& cfg,
+          std::optional<net::server_tls> tls)
+        : io_(io), cfg_(cfg), tls_(std::move(tls)), names_(cfg.lease_grace),
+          ports_(cfg.lease_grace),
           control_acceptor_(io), http_acceptor_(io), signals_(io, SIGINT, SIGTERM),
           sweep_(io) {}
 
@@ -149,6 +152,8 @@ private:
         return {};
     }
 
+    bool net_loopback() const { return config::is_loopback_host(cfg_.control_addr.host); }
+
     std::string http_url(const std::string& name) const {
         return http_port_ == 80 ? fmt::format("http://{}.{}", name, cfg_.domain)
                                 : fmt::format("http://{}.{}:{}", name, cfg_.domain, http_port_);
@@ -161,24 +166,31 @@ private:
                                                           control.port()}.to_string();
         const std::string http_text =
             config::endpoint{http.address().to_string(), http.port()}.to_string();
+        // A self-signed certificate is trusted by pinning: tell clients what to pin.
+        const bool pin = tls_ && cfg_.control_cert.empty();
+        std::string client_flags = cfg_.tokens.empty() ? "" : " --token TOKEN";
+        if (pin) client_flags += " --server-fingerprint " + tls_->fingerprint;
+        else if (tls_ && net_loopback()) client_flags += " --tls on";
         if (cfg_.json) {
             nlohmann::json j{{"event", "listening"},
                              {"http", http_text},
                              {"control", control_text},
                              {"domain", cfg_.domain},
-                             {"tcp_ports", cfg_.tcp_ports.to_string()}};
+                             {"tcp_ports", cfg_.tcp_ports.to_string()},
+                             {"tls", tls_.has_value()}};
+            if (tls_) j["fingerprint"] = tls_->fingerprint;
             std::cout << j.dump() << std::endl;
         } else {
             std::cout << fmt::format(
                              "porthole relay {}\n"
                              "  http      {} (listening on {})\n"
-                             "  control   {}{}\n"
+                             "  control   {}{}{}\n"
                              "  tcp       ports {}\n"
                              "connect a client:  porthole http 3000 --server {}{}\n",
                              PORTHOLE_VERSION, http_url("*"), http_text, control_text,
+                             tls_ ? ", TLS " + tls_->fingerprint : std::string(", plaintext"),
                              cfg_.tokens.empty() ? " (no token required)" : "",
-                             cfg_.tcp_ports.to_string(), control_text,
-                             cfg_.tokens.empty() ? "" : " --token TOKEN")
+                             cfg_.tcp_ports.to_string(), control_text, client_flags)
                       << std::flush;
         }
     }
@@ -205,9 +217,24 @@ private:
         co_await t.async_wait(use_tuple);
     }
 
+    // TLS first when the transport is encrypted, then the first frame says what the connection is.
     asio::awaitable<void> serve_control_port(tcp::socket socket) {
         const std::string from = peer_ip(socket);
-        beast::tcp_stream stream(std::move(socket));
+        std::optional<net::stream> accepted;
+        if (tls_) {
+            net::tls_stream tls(std::move(socket), tls_->context);
+            auto done = co_await net::within(
+                tls.async_handshake(asio::ssl::stream_base::server, use_tuple), handshake_timeout);
+            if (!done || std::get<0>(*done)) {
+                spdlog::info("control port: TLS handshake with {} failed: {}", from,
+                             done ? std::get<0>(*done).message() : std::string("timed out"));
+                co_return;
+            }
+            accepted.emplace(std::move(tls));
+        } else {
+            accepted.emplace(std::move(socket));
+        }
+        net::stream& stream = *accepted;
         auto first = co_await net::read_frame(stream, handshake_timeout);
         if (!first) {
             spdlog::info("control port: closing connection from {}: {}", from, first.error());
@@ -216,20 +243,20 @@ private:
         if (auto* h = std::get_if<protocol::hello>(&*first)) {
             co_await run_session(std::move(stream), *h, from);
         } else if (auto* d = std::get_if<protocol::data_hello>(&*first)) {
-            add_data_connection(stream.release_socket(), *d, from);
+            add_data_connection(std::move(stream), *d, from);
         } else {
             spdlog::info("control port: closing connection from {}: unexpected first frame", from);
         }
     }
 
-    asio::awaitable<void> refuse(beast::tcp_stream& stream, protocol::error_code code,
+    asio::awaitable<void> refuse(net::stream& stream, protocol::error_code code,
                                  std::string message) {
         const protocol::message frame = protocol::error{code, std::move(message)};
         co_await net::write_frame(stream, frame, handshake_timeout);
     }
 
     // Handshake, then the session's reader loop; the session ends when this returns.
-    asio::awaitable<void> run_session(beast::tcp_stream stream, protocol::hello hello,
+    asio::awaitable<void> run_session(net::stream stream, protocol::hello hello,
                                       std::string from) {
         if (hello.min_version > protocol::protocol_version ||
             hello.max_version < protocol::protocol_version) {
@@ -264,7 +291,7 @@ private:
             co_return;
         }
 
-        auto s = std::make_shared<session>(stream.release_socket(), io_.get_executor());
+        auto s = std::make_shared<session>(std::move(stream), io_.get_executor());
         s->id = protocol::random_bytes<16>();
         s->id_hex = protocol::to_hex(s->id);
         s->owner = protocol::to_hex(*key) + protocol::to_hex(hello.client_id);
@@ -338,7 +365,7 @@ private:
             co_await s->heartbeat.async_wait(use_tuple);
             if (s->closed) break;
             s->out.push(protocol::ping{++n});
-            std::erase_if(s->pool, [](tcp::socket& c) { return !net::idle_and_open(c); });
+            std::erase_if(s->pool, [](net::stream& c) { return !net::idle_and_open(c.socket()); });
         }
     }
 
@@ -348,7 +375,7 @@ private:
         error_code ec;
         s.out.close();
         s.heartbeat.cancel();
-        s.control.socket().close(ec);
+        s.control.close();
         s.pool.clear();
         for (auto& w : s.waiters) w->wake.cancel();
         s.waiters.clear();
@@ -378,7 +405,7 @@ private:
         }
     }
 
-    void add_data_connection(tcp::socket socket, const protocol::data_hello& hello,
+    void add_data_connection(net::stream socket, const protocol::data_hello& hello,
                              const std::string& from) {
         auto it = sessions_.find(protocol::to_hex(hello.session_id));
         if (it == sessions_.end() ||
@@ -405,11 +432,11 @@ private:
             auto s = t.owner.lock();
             if (!s || s->closed)
                 co_return tl::unexpected(fmt::format("the client of this tunnel is offline"));
-            std::optional<tcp::socket> conn;
+            std::optional<net::stream> conn;
             while (!s->pool.empty() && !conn) {
-                tcp::socket c = std::move(s->pool.front());
+                net::stream c = std::move(s->pool.front());
                 s->pool.pop_front();
-                if (net::idle_and_open(c)) conn.emplace(std::move(c));
+                if (net::idle_and_open(c.socket())) conn.emplace(std::move(c));
             }
             if (!conn) {
                 if (s->waiters.size() >= cfg_.max_pending_streams)
@@ -427,7 +454,7 @@ private:
                                   : "the client did not open a data connection in time"));
                 conn = std::move(w->conn);
             }
-            beast::tcp_stream stream(std::move(*conn));
+            net::stream& stream = *conn;
             const protocol::message start = protocol::stream_start{t.id, visitor};
             auto ec = co_await net::write_frame(stream, start, handshake_timeout);
             if (ec) continue;
@@ -437,10 +464,7 @@ private:
                     co_return tl::unexpected(std::string("the client did not answer in time"));
                 continue;  // died in the pool: nothing of the visitor's was sent, try another
             }
-            if (std::holds_alternative<protocol::stream_ready>(*reply)) {
-                stream.expires_never();
-                co_return stream;
-            }
+            if (std::holds_alternative<protocol::stream_ready>(*reply)) co_return std::move(stream);
             if (auto* failed = std::get_if<protocol::stream_failed>(&*reply))
                 co_return tl::unexpected(failed->message);
             co_return tl::unexpected(std::string("the client answered with an unexpected frame"));
@@ -545,7 +569,7 @@ private:
             ports_.expire(now_);
             error_code ec;
             for (auto* w : watched_)
-                if (w->deadline <= now_) w->socket.cancel(ec);
+                if (w->deadline <= now_) w->conn.socket().cancel(ec);
         }
     }
 
@@ -577,7 +601,8 @@ private:
             spdlog::info("tcp {}: visitor {} dropped: {}", t->port, from, stream.error());
             co_return;
         }
-        co_await net::pump(visitor, stream->socket());
+        net::stream visitor_stream(std::move(visitor));
+        co_await net::pump(visitor_stream, *stream);
     }
 
     // ---- HTTP edge -------------------------------------------------------------------------
@@ -625,21 +650,21 @@ private:
     // A socket whose reads and writes have a deadline, enforced by the once-a-second sweeper
     // rather than a timer per operation (that timer was a tenth of the relay's work per request).
     struct watched_socket {
-        watched_socket(tcp::socket s, relay& r) : socket(std::move(s)), owner(r) {
+        watched_socket(net::stream s, relay& r) : conn(std::move(s)), owner(r) {
             owner.watched_.insert(this);
         }
         ~watched_socket() { owner.watched_.erase(this); }
         watched_socket(const watched_socket&) = delete;
         watched_socket& operator=(const watched_socket&) = delete;
 
-        tcp::socket socket;
+        net::stream conn;
         relay& owner;
         clock::time_point deadline = clock::time_point::max();
         bool idle = false;  // waiting for the next request: closed at once on shutdown
     };
 
     struct upstream {
-        upstream(tcp::socket s, relay& r, std::shared_ptr<tunnel> t)
+        upstream(net::stream s, relay& r, std::shared_ptr<tunnel> t)
             : stream(std::move(s), r), tunnel_id(t->id), slot(std::move(t)) {}
         watched_socket stream;
         std::uint32_t tunnel_id;
@@ -654,7 +679,7 @@ private:
     asio::awaitable<bool> read_more(watched_socket& s, beast::flat_buffer& in,
                                     std::chrono::seconds timeout) {
         s.deadline = now_ + timeout;
-        auto [ec, n] = co_await s.socket.async_read_some(in.prepare(read_chunk), use_tuple);
+        auto [ec, n] = co_await s.conn.read_some(in.prepare(read_chunk));
         s.deadline = clock::time_point::max();
         in.commit(n);
         co_return !ec;
@@ -663,7 +688,7 @@ private:
     asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes,
                                     std::chrono::seconds timeout) {
         s.deadline = now_ + timeout;
-        auto [ec, n] = co_await asio::async_write(s.socket, asio::buffer(bytes), use_tuple);
+        auto [ec, n] = co_await s.conn.write(asio::buffer(bytes));
         s.deadline = clock::time_point::max();
         co_return !ec;
     }
@@ -673,14 +698,13 @@ private:
         // Named, not a temporary inside co_await: GCC 12 can destroy such temporaries twice.
         const std::string response = http::relay_response(status, reason, text + "\n");
         co_await write_all(visitor, response, 10s);
-        error_code ec;
-        visitor.socket.shutdown(tcp::socket::shutdown_send, ec);
+        visitor.conn.shutdown_send();
     }
 
     asio::awaitable<void> serve_http_visitor(tcp::socket socket) {
         const std::string from = peer_ip(socket);
         const visit_guard guard(*this, from);
-        watched_socket visitor(std::move(socket), *this);
+        watched_socket visitor(net::stream(std::move(socket)), *this);
         if (!guard.within_limit) {
             co_await reply_and_close(visitor, 429, "Too Many Requests",
                                      "porthole: too many connections from your address");
@@ -699,8 +723,8 @@ private:
                 if (up) up->in.shrink_to_fit();
                 visitor.deadline = now_ + (first ? cfg_.header_timeout : cfg_.idle_timeout);
                 visitor.idle = true;
-                auto [wait_ec] = co_await visitor.socket.async_wait(tcp::socket::wait_read,
-                                                                    use_tuple);
+                auto [wait_ec] = co_await visitor.conn.socket().async_wait(
+                    tcp::socket::wait_read, use_tuple);
                 visitor.idle = false;
                 if (wait_ec || draining_ || !co_await read_more(visitor, in, cfg_.header_timeout) ||
                     in.size() == 0)
@@ -778,7 +802,7 @@ private:
             }
             std::shared_ptr<tunnel> t = found->second;
             if (up && (up->tunnel_id != t->id || up->in.size() != 0 ||
-                       !net::idle_and_open(up->stream.socket)))
+                       !net::idle_and_open(up->stream.conn.socket())))
                 up.reset();
             if (!up) {
                 if (t->active >= cfg_.max_connections_per_tunnel) {
@@ -795,7 +819,7 @@ private:
                                     t->name, t->target, stream.error()));
                     co_return;
                 }
-                up.emplace(stream->release_socket(), *this, t);
+                up.emplace(std::move(*stream), *this, t);
             }
             const std::string forwarded = http::forward_request_head(
                 head, {from, "http", t->host_header, t->target, request.upgrade()});
@@ -834,13 +858,12 @@ private:
                     co_return;
                 if (up->in.size() != 0 && !co_await write_all(visitor, view(up->in), cfg_.idle_timeout))
                     co_return;
-                co_await net::pump(visitor.socket, up->stream.socket);
+                co_await net::pump(visitor.conn, up->stream.conn);
                 co_return;
             }
             if (outcome.response != response_state::complete || !outcome.request_ok ||
                 !request.keep_alive() || !outcome.keep_alive || draining_) {
-                error_code ignored;
-                visitor.socket.shutdown(tcp::socket::shutdown_send, ignored);
+                visitor.conn.shutdown_send();
                 co_return;
             }
             if (!outcome.upstream_reusable) up.reset();
@@ -871,8 +894,7 @@ private:
                     // Cut the tunnel stream: the local service sees an aborted request.
                     spdlog::info("http: malformed request body: {}", ec.message());
                     outcome.bad_request_body = true;
-                    error_code ignored;
-                    upstream.socket.close(ignored);
+                    upstream.conn.close();
                     co_return;
                 }
             }
@@ -884,8 +906,7 @@ private:
                 continue;
             }
             if (!co_await read_more(visitor, in, cfg_.idle_timeout)) {
-                error_code ignored;
-                upstream.socket.shutdown(tcp::socket::shutdown_send, ignored);
+                upstream.conn.shutdown_send();
                 co_return;
             }
         }
@@ -925,7 +946,7 @@ private:
             if (!response.is_done()) {
                 // Stop the body forwarder too; the caller answers 502 if nothing was sent yet.
                 error_code ignored;
-                visitor.socket.cancel(ignored);
+                visitor.conn.socket().cancel(ignored);
                 co_return;
             }
             const unsigned status = response.head().status;
@@ -965,7 +986,7 @@ private:
             s->pool.clear();
         }
         for (auto* w : watched_)
-            if (w->idle) w->socket.cancel(ec);
+            if (w->idle) w->conn.socket().cancel(ec);
         spawn(finish_shutdown());
     }
 
@@ -986,6 +1007,7 @@ private:
 
     asio::io_context& io_;
     const config::server_config& cfg_;
+    std::optional<net::server_tls> tls_;  // set when the client transport is TLS
     lease_table<std::string> names_;
     lease_table<std::uint16_t> ports_;
     tcp::acceptor control_acceptor_;
@@ -1017,9 +1039,20 @@ void raise_descriptor_limit() {
 
 int run(const config::server_config& cfg) {
     raise_descriptor_limit();
+    std::optional<net::server_tls> tls;
+    if (cfg.control_tls_enabled()) {
+        std::vector<std::string> names{cfg.domain};
+        if (cfg.control_addr.host != cfg.domain) names.push_back(cfg.control_addr.host);
+        auto made = net::make_server_tls(cfg.control_cert, cfg.control_key, names);
+        if (!made) {
+            std::cerr << "porthole: error: " << made.error() << "\n";
+            return 1;
+        }
+        tls.emplace(std::move(*made));
+    }
     // One thread and no resolver: the scheduler and reactor need no locks.
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
-    relay r(io, cfg);
+    relay r(io, cfg, std::move(tls));
     if (auto ok = r.listen(); !ok) {
         std::cerr << "porthole: error: " << ok.error() << "\n";
         return 1;
