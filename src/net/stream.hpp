@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
 #include <tuple>
 #include <variant>
 
@@ -34,6 +35,14 @@ public:
         constexpr auto token = asio::as_tuple(asio::use_awaitable);
         if (auto* plain = std::get_if<tcp::socket>(&s_)) return asio::async_write(*plain, b, token);
         return asio::async_write(std::get<tls_stream>(s_), b, token);
+    }
+    // Both buffers in one gathered write: one segment on the wire where they fit.
+    asio::awaitable<io_result> write(asio::const_buffer a, asio::const_buffer b) {
+        constexpr auto token = asio::as_tuple(asio::use_awaitable);
+        const std::array<asio::const_buffer, 2> both{a, b};
+        if (auto* plain = std::get_if<tcp::socket>(&s_))
+            return asio::async_write(*plain, both, token);
+        return asio::async_write(std::get<tls_stream>(s_), both, token);
     }
 
     tcp::socket& socket() {

@@ -686,9 +686,9 @@ private:
     }
 
     asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes,
-                                    std::chrono::seconds timeout) {
+                                    std::chrono::seconds timeout, std::string_view more = {}) {
         s.deadline = now_ + timeout;
-        auto [ec, n] = co_await s.conn.write(asio::buffer(bytes));
+        auto [ec, n] = co_await s.conn.write(asio::buffer(bytes), asio::buffer(more));
         s.deadline = clock::time_point::max();
         co_return !ec;
     }
@@ -823,12 +823,9 @@ private:
             }
             const std::string forwarded = http::forward_request_head(
                 head, {from, "http", t->host_header, t->target, request.upgrade()});
-            bool sent = co_await write_all(up->stream, forwarded, cfg_.idle_timeout);
-            if (sent && parsed_body > 0) {
-                sent = co_await write_all(up->stream, view(in).substr(0, parsed_body),
-                                          cfg_.idle_timeout);
-                in.consume(parsed_body);
-            }
+            const bool sent = co_await write_all(up->stream, forwarded, cfg_.idle_timeout,
+                                                 view(in).substr(0, parsed_body));
+            in.consume(parsed_body);
             if (!sent) {
                 co_await reply_and_close(visitor, 502, "Bad Gateway",
                                          "porthole: the tunnel closed while sending the request");
@@ -920,6 +917,7 @@ private:
         for (;;) {
             http::framer<false> response(64 * 1024, false);
             response.skip(head_request);
+            response.eager(true);  // head and body in one write when they arrived together
             while (!response.is_done()) {
                 std::size_t used = 0;
                 if (up.in.size() != 0) {
