@@ -375,8 +375,13 @@ private:
         const protocol::message ready = protocol::stream_ready{};
         ec = co_await net::write_frame(stream, ready, connect_timeout);
         if (ec) co_return;
-        net::stream local_stream(std::move(*local));
-        co_await net::pump(stream, local_stream);
+        // The pump gets a small frame of its own; this larger one ends here.
+        asio::co_spawn(io_, carry(std::move(stream), net::stream(std::move(*local))),
+                       log_exception);
+    }
+
+    static asio::awaitable<void> carry(net::stream relay_side, net::stream local) {
+        co_await net::pump(relay_side, local);
     }
 
     void emit(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
