@@ -30,6 +30,9 @@ endpoint endpoint_flag(const std::string& flag, const std::string& value) {
 struct server_flags {
     std::string config_file, domain, http_addr, control_addr, tcp_ports, tokens_file;
     std::string control_tls, control_cert, control_key;
+    std::string https_addr, tls_self_signed;
+    std::vector<std::string> tls_certs, tls_keys;
+    bool redirect_https = false;
     std::vector<std::string> tokens;
     int lease_grace = 0, shutdown_timeout = 0;
     bool json = false;
@@ -105,6 +108,13 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     if (cmd.count("--shutdown-timeout"))
         cfg.shutdown_timeout = std::chrono::seconds(f.shutdown_timeout);
     cfg.json = f.json;
+    if (cmd.count("--https-addr")) cfg.https_addr = endpoint_flag("--https-addr", f.https_addr);
+    if (cmd.count("--tls-cert")) {
+        cfg.tls_certs = f.tls_certs;
+        cfg.tls_keys = f.tls_keys;
+    }
+    if (cmd.count("--tls-self-signed")) cfg.tls_self_signed_dir = f.tls_self_signed;
+    if (f.redirect_https) cfg.redirect_https = true;
     if (cmd.count("--control-tls")) cfg.control_tls = f.control_tls;
     if (cmd.count("--control-cert")) cfg.control_cert = f.control_cert;
     if (cmd.count("--control-key")) cfg.control_key = f.control_key;
@@ -256,6 +266,18 @@ int main(int argc, char** argv) {
                        "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")
         ->check(CLI::Range(0, 3600));
     server->add_flag("--json", sf.json, "print the listening event as JSON");
+    server->add_option("--https-addr", sf.https_addr,
+                       "public HTTPS listener HOST:PORT (needs --tls-cert/--tls-key or "
+                       "--tls-self-signed)");
+    server->add_option("--tls-cert", sf.tls_certs,
+                       "PEM certificate chain for visitors (e.g. for *.DOMAIN); repeatable, chosen "
+                       "by SNI, the first is the default");
+    server->add_option("--tls-key", sf.tls_keys, "PEM private key of each --tls-cert, in order");
+    server->add_option("--tls-self-signed", sf.tls_self_signed,
+                       "keep a local CA in DIR and serve a certificate for DOMAIN and *.DOMAIN "
+                       "signed by it (for development; prints how to trust it)");
+    server->add_flag("--redirect-https", sf.redirect_https,
+                     "answer plain HTTP with a 308 redirect to https://");
     server->add_option("--control-tls", sf.control_tls,
                        "TLS for clients: auto (on unless the control address is loopback), on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}));

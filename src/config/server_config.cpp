@@ -117,6 +117,42 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                     cfg.reserved_names.push_back(*name);
                 }
             }
+        } else if (key == "https_addr") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                auto ep = parse_endpoint(v);
+                if (!ep) return tl::unexpected(fmt::format("{}: https_addr: {}", at, ep.error()));
+                cfg.https_addr = *ep;
+                return {};
+            });
+        } else if (key == "tls_self_signed_dir") {
+            result = str().map([&](std::string v) { cfg.tls_self_signed_dir = std::move(v); });
+        } else if (key == "redirect_https") {
+            auto v = node.value<bool>();
+            if (v)
+                cfg.redirect_https = *v;
+            else
+                result = tl::unexpected(fmt::format("{}: 'redirect_https' must be true or false", at));
+        } else if (key == "tls_certificates") {
+            // [[tls_certificates]] cert = "...", key = "..."
+            const auto* arr = node.as_array();
+            if (!arr || !arr->is_array_of_tables()) {
+                result = tl::unexpected(fmt::format(
+                    "{}: write certificates as [[tls_certificates]] tables with cert and key", at));
+            } else {
+                for (auto&& item : *arr) {
+                    const auto& t = *item.as_table();
+                    auto cert = t["cert"].value<std::string>();
+                    auto key_file = t["key"].value<std::string>();
+                    if (!cert || !key_file) {
+                        result = tl::unexpected(fmt::format(
+                            "{}: each [[tls_certificates]] needs cert and key strings",
+                            where(path, item)));
+                        break;
+                    }
+                    cfg.tls_certs.push_back(*cert);
+                    cfg.tls_keys.push_back(*key_file);
+                }
+            }
         } else if (key == "control_tls" || key == "control_cert" || key == "control_key") {
             result = str().map([&](std::string v) {
                 (key == "control_tls" ? cfg.control_tls
@@ -137,7 +173,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                 "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout, "
                 "reserved_names, max_tunnels_per_client, max_connections_per_ip, "
                 "max_connections_per_tunnel, max_pending_streams, control_tls, control_cert, "
-                "control_key)",
+                "control_key, https_addr, tls_certificates, tls_self_signed_dir, "
+                "redirect_https)",
                 at, key));
         }
         if (!result) return result;
@@ -167,6 +204,15 @@ bool server_config::control_tls_enabled() const {
 tl::expected<void, std::string> validate(const server_config& cfg) {
     if (cfg.control_tls != "auto" && cfg.control_tls != "on" && cfg.control_tls != "off")
         return tl::unexpected(fmt::format("--control-tls '{}': use auto, on or off", cfg.control_tls));
+    if (cfg.tls_certs.size() != cfg.tls_keys.size())
+        return tl::unexpected(std::string("give one --tls-key for each --tls-cert, in the same order"));
+    if (cfg.https_addr && cfg.tls_certs.empty() && cfg.tls_self_signed_dir.empty())
+        return tl::unexpected(std::string(
+            "--https-addr needs a certificate: --tls-cert and --tls-key, or --tls-self-signed DIR"));
+    if (!cfg.https_addr && (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty()))
+        return tl::unexpected(std::string("certificates for visitors need --https-addr"));
+    if (cfg.redirect_https && !cfg.https_addr)
+        return tl::unexpected(std::string("--redirect-https needs --https-addr"));
     if (cfg.control_cert.empty() != cfg.control_key.empty())
         return tl::unexpected(std::string("--control-cert and --control-key go together"));
     if (!http::valid_domain(cfg.domain))

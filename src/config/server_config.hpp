@@ -4,6 +4,7 @@
 #include "protocol/auth.hpp"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,13 @@ struct server_config {
     std::string control_key;
 
     bool control_tls_enabled() const;
+
+    // HTTPS for visitors.
+    std::optional<endpoint> https_addr;
+    std::vector<std::string> tls_certs;  // PEM chains, chosen by SNI; paired with tls_keys
+    std::vector<std::string> tls_keys;
+    std::string tls_self_signed_dir;  // non-empty: a local CA and *.DOMAIN certificate live here
+    bool redirect_https = false;  // plain HTTP answers 308 to https://
 };
 
 // Applies the keys of a TOML file over `cfg`.

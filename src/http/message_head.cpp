@@ -160,6 +160,13 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     return out;
 }
 
+std::string redirect_response(std::string_view location) {
+    return fmt::format(
+        "HTTP/1.1 308 Permanent Redirect\r\nLocation: {}\r\nContent-Length: 0\r\n"
+        "Connection: close\r\nServer: porthole\r\n\r\n",
+        location);
+}
+
 std::string relay_response(unsigned status, std::string_view reason, std::string_view text) {
     return fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"

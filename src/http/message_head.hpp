@@ -103,6 +103,9 @@ struct forwarding {
 // Via and X-Forwarded-* set.
 std::string forward_request_head(const message_head& head, const forwarding& how);
 
+// 308 to `location`, Connection: close.
+std::string redirect_response(std::string_view location);
+
 // A complete small response from the relay itself (404, 502, ...), always Connection: close.
 std::string relay_response(unsigned status, std::string_view reason, std::string_view text);
 

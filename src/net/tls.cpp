@@ -10,6 +10,12 @@
 
 #include <array>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
 #include <memory>
 
 namespace porthole::net {
@@ -79,7 +85,200 @@ tl::expected<void, std::string> use_self_signed(ssl::context& ctx,
     return {};
 }
 
+std::vector<std::string> dns_names(X509* cert) {
+    std::vector<std::string> names;
+    auto* sans = static_cast<GENERAL_NAMES*>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); ++i) {
+        const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+        if (n->type != GEN_DNS) continue;
+        const auto* s = ASN1_STRING_get0_data(n->d.dNSName);
+        std::string name(reinterpret_cast<const char*>(s), ASN1_STRING_length(n->d.dNSName));
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        names.push_back(std::move(name));
+    }
+    GENERAL_NAMES_free(sans);
+    return names;
+}
+
+bool name_matches(std::string_view pattern, std::string_view host) {
+    if (pattern.starts_with("*.")) {
+        const auto dot = host.find('.');
+        return dot != std::string_view::npos && dot > 0 && host.substr(dot) == pattern.substr(1);
+    }
+    return pattern == host;
+}
+
+int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                  unsigned inlen, void*) {
+    static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    unsigned char* selected = nullptr;
+    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;  // no ALPN match: carry on without ALPN
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+// The CA of --tls-self-signed: read from `dir`, or made there (key readable by the owner only).
+constexpr std::size_t max_minted = 4096;  // names with a certificate of their own, at most
+
+tl::expected<std::pair<owned<X509, X509_free>, owned<EVP_PKEY, EVP_PKEY_free>>, std::string>
+load_local_ca(const std::string& dir) {
+    const std::string cert_path = dir + "/ca.pem", key_path = dir + "/ca.key";
+    if (FILE* f = std::fopen(cert_path.c_str(), "r")) {
+        owned<X509, X509_free> cert(PEM_read_X509(f, nullptr, nullptr, nullptr));
+        std::fclose(f);
+        FILE* k = std::fopen(key_path.c_str(), "r");
+        if (!k) return tl::unexpected(key_path + ": cannot open the CA key");
+        owned<EVP_PKEY, EVP_PKEY_free> key(PEM_read_PrivateKey(k, nullptr, nullptr, nullptr));
+        std::fclose(k);
+        if (!cert || !key) return tl::unexpected(dir + ": cannot read the CA: " + openssl_error());
+        return std::pair{std::move(cert), std::move(key)};
+    }
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return tl::unexpected(dir + ": cannot create the directory: " + std::strerror(errno));
+    owned<EVP_PKEY, EVP_PKEY_free> key(EVP_EC_gen("P-256"));
+    owned<X509, X509_free> cert(X509_new());
+    if (!key || !cert) return tl::unexpected(openssl_error());
+    X509_set_version(cert.get(), 2);
+    const auto serial = protocol::random_bytes<16>();
+    owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), 15, nullptr));
+    BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
+    X509_set_pubkey(cert.get(), key.get());
+    X509_NAME* subject = X509_get_subject_name(cert.get());
+    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>("porthole local CA"), -1, -1,
+                               0);
+    X509_set_issuer_name(cert.get(), subject);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+                              std::pair{NID_key_usage, "critical,keyCertSign,cRLSign"}}) {
+        owned<X509_EXTENSION, X509_EXTENSION_free> ext(X509V3_EXT_conf_nid(nullptr, &v3, nid, value));
+        X509_add_ext(cert.get(), ext.get(), -1);
+    }
+    if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) return tl::unexpected(openssl_error());
+    const int fd = ::open(key_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FILE* k = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+    FILE* c = std::fopen(cert_path.c_str(), "w");
+    const bool written = k && c && PEM_write_PrivateKey(k, key.get(), nullptr, nullptr, 0, nullptr,
+                                                        nullptr) == 1 &&
+                         PEM_write_X509(c, cert.get()) == 1;
+    if (k) std::fclose(k);
+    if (c) std::fclose(c);
+    if (!written) return tl::unexpected(dir + ": cannot write the CA files");
+    return std::pair{std::move(cert), std::move(key)};
+}
+
 }  // namespace
+
+struct https_certificates::local_ca {
+    owned<X509, X509_free> cert;
+    owned<EVP_PKEY, EVP_PKEY_free> key;
+};
+
+tl::expected<std::unique_ptr<https_certificates>, std::string> https_certificates::load(
+    const std::vector<std::string>& certs, const std::vector<std::string>& keys,
+    const std::string& self_signed_dir, const std::string& domain) {
+    auto out = std::unique_ptr<https_certificates>(new https_certificates());
+    auto add = [&](ssl::context ctx) {
+        harden(ctx);
+        SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_http11, nullptr);
+        auto names = dns_names(SSL_CTX_get0_certificate(ctx.native_handle()));
+        out->entries_.push_back(entry{std::move(ctx), std::move(names)});
+    };
+    for (std::size_t i = 0; i < certs.size(); ++i) {
+        auto loaded = make_server_tls(certs[i], keys[i], {});
+        if (!loaded) return tl::unexpected(loaded.error());
+        add(std::move(loaded->context));
+    }
+    if (!self_signed_dir.empty()) {
+        auto ca = load_local_ca(self_signed_dir);
+        if (!ca) return tl::unexpected(ca.error());
+        out->ca_ = std::make_shared<local_ca>(local_ca{std::move(ca->first), std::move(ca->second)});
+        out->domain_ = domain;
+        out->ca_file_ = self_signed_dir + "/ca.pem";
+        // *.DOMAIN serves most clients; names it cannot cover (one-label domains such as
+        // localhost, where clients refuse the wildcard) get their own certificate on first use.
+        if (auto ok = out->mint({domain, "*." + domain}); !ok) return tl::unexpected(ok.error());
+    }
+    if (out->entries_.size() > 1 || out->ca_)
+        SSL_CTX_set_tlsext_servername_callback(out->context().native_handle(), on_server_name);
+    SSL_CTX_set_tlsext_servername_arg(out->context().native_handle(), out.get());
+    return out;
+}
+
+int https_certificates::on_server_name(SSL* ssl, int*, void* arg) {
+    auto* self = static_cast<https_certificates*>(arg);
+    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!name) return SSL_TLSEXT_ERR_OK;
+    std::string host(name);
+    for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    auto use = [&](entry& e) { SSL_set_SSL_CTX(ssl, e.context.native_handle()); };
+    // Exact names first (minted ones), then wildcards.
+    for (auto& e : self->entries_)
+        if (std::find(e.names.begin(), e.names.end(), host) != e.names.end()) {
+            use(e);
+            return SSL_TLSEXT_ERR_OK;
+        }
+    const bool under_domain = host.size() > self->domain_.size() + 1 &&
+                              host.ends_with("." + self->domain_) &&
+                              host.find('.') == host.size() - self->domain_.size() - 1;
+    if (self->ca_ && under_domain && self->entries_.size() < max_minted) {
+        if (self->mint({host})) use(self->entries_.back());
+        return SSL_TLSEXT_ERR_OK;
+    }
+    for (auto& e : self->entries_)
+        for (const auto& pattern : e.names)
+            if (name_matches(pattern, host)) {
+                use(e);
+                return SSL_TLSEXT_ERR_OK;
+            }
+    return SSL_TLSEXT_ERR_OK;  // the default certificate
+}
+
+tl::expected<void, std::string> https_certificates::mint(const std::vector<std::string>& names) {
+    ssl::context ctx(ssl::context::tls_server);
+    harden(ctx);
+    SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_http11, nullptr);
+    owned<EVP_PKEY, EVP_PKEY_free> key(EVP_EC_gen("P-256"));
+    owned<X509, X509_free> cert(X509_new());
+    if (!key || !cert) return tl::unexpected(openssl_error());
+    X509_set_version(cert.get(), 2);
+    const auto serial = protocol::random_bytes<16>();
+    owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), 15, nullptr));
+    BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 90L * 24 * 3600);
+    X509_set_pubkey(cert.get(), key.get());
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(names.front().c_str()), -1,
+                               -1, 0);
+    X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_->cert.get()));
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, ca_->cert.get(), cert.get(), nullptr, nullptr, 0);
+    std::string san;
+    for (const auto& n : names) san += (san.empty() ? "DNS:" : ",DNS:") + n;
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, san.c_str()},
+                              std::pair{NID_ext_key_usage, "serverAuth"},
+                              std::pair{NID_basic_constraints, "critical,CA:FALSE"}}) {
+        owned<X509_EXTENSION, X509_EXTENSION_free> ext(
+            X509V3_EXT_conf_nid(nullptr, &v3, nid, value));
+        X509_add_ext(cert.get(), ext.get(), -1);
+    }
+    if (X509_sign(cert.get(), ca_->key.get(), EVP_sha256()) == 0 ||
+        SSL_CTX_use_certificate(ctx.native_handle(), cert.get()) != 1 ||
+        SSL_CTX_add1_chain_cert(ctx.native_handle(), ca_->cert.get()) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx.native_handle(), key.get()) != 1)
+        return tl::unexpected("cannot make a certificate: " + openssl_error());
+    entries_.push_back(entry{std::move(ctx), names});
+    return {};
+}
 
 std::string fingerprint_of(X509* cert) {
     unsigned char md[EVP_MAX_MD_SIZE];

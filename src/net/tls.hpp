@@ -6,6 +6,8 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <tl/expected.hpp>
 
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +23,35 @@ struct server_tls {
 tl::expected<server_tls, std::string> make_server_tls(const std::string& cert_file,
                                                       const std::string& key_file,
                                                       const std::vector<std::string>& names);
+
+// HTTPS for visitors: one context per certificate, picked by SNI (exact or wildcard name), the
+// first as default; ALPN http/1.1.
+class https_certificates {
+public:
+    // From PEM chain/key pairs, or from a local CA kept in `self_signed_dir` (made on first use)
+    // that signs a fresh certificate for DOMAIN and *.DOMAIN.
+    static tl::expected<std::unique_ptr<https_certificates>, std::string> load(
+        const std::vector<std::string>& certs, const std::vector<std::string>& keys,
+        const std::string& self_signed_dir, const std::string& domain);
+
+    boost::asio::ssl::context& context() { return entries_.front().context; }
+    const std::string& ca_file() const { return ca_file_; }  // set for self-signed
+
+private:
+    struct entry {
+        boost::asio::ssl::context context;
+        std::vector<std::string> names;  // DNS names of the certificate, lowercase
+    };
+    struct local_ca;
+    static int on_server_name(SSL* ssl, int* alert, void* self);
+    // Self-signed mode: a certificate for exactly these names, signed by the local CA.
+    tl::expected<void, std::string> mint(const std::vector<std::string>& names);
+
+    std::deque<entry> entries_;
+    std::shared_ptr<local_ca> ca_;
+    std::string domain_;
+    std::string ca_file_;
+};
 
 struct client_trust {
     std::string ca_file;  // empty: the system trust store

@@ -98,10 +98,10 @@ using stream_result = tl::expected<net::stream, std::string>;
 class relay {
 public:
     relay(asio::io_context& io, const config::server_config& cfg,
-          std::optional<net::server_tls> tls)
+          std::optional<net::server_tls> tls, std::unique_ptr<net::https_certificates> https)
         : io_(io), cfg_(cfg), tls_(std::move(tls)), names_(cfg.lease_grace),
-          ports_(cfg.lease_grace),
-          control_acceptor_(io), http_acceptor_(io), signals_(io, SIGINT, SIGTERM),
+          ports_(cfg.lease_grace), control_acceptor_(io), http_acceptor_(io),
+          https_(std::move(https)), https_acceptor_(io), signals_(io, SIGINT, SIGTERM),
           sweep_(io) {}
 
     tl::expected<void, std::string> listen() {
@@ -110,6 +110,11 @@ public:
         bound = bind(http_acceptor_, cfg_.http_addr, "http");
         if (!bound) return bound;
         http_port_ = http_acceptor_.local_endpoint().port();
+        if (cfg_.https_addr) {
+            bound = bind(https_acceptor_, *cfg_.https_addr, "https");
+            if (!bound) return bound;
+            https_port_ = https_acceptor_.local_endpoint().port();
+        }
         return {};
     }
 
@@ -117,6 +122,7 @@ public:
         announce();
         spawn(accept_control());
         spawn(accept_http());
+        if (https_) spawn(accept_https());
         spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
@@ -152,9 +158,18 @@ private:
         return {};
     }
 
+    std::string https_text() const {
+        const auto ep = https_acceptor_.local_endpoint();
+        return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
+    }
+
     bool net_loopback() const { return config::is_loopback_host(cfg_.control_addr.host); }
 
+    // The public URL of a name: https when the relay serves HTTPS.
     std::string http_url(const std::string& name) const {
+        if (https_)
+            return https_port_ == 443 ? fmt::format("https://{}.{}", name, cfg_.domain)
+                                      : fmt::format("https://{}.{}:{}", name, cfg_.domain, https_port_);
         return http_port_ == 80 ? fmt::format("http://{}.{}", name, cfg_.domain)
                                 : fmt::format("http://{}.{}:{}", name, cfg_.domain, http_port_);
     }
@@ -179,19 +194,32 @@ private:
                              {"tcp_ports", cfg_.tcp_ports.to_string()},
                              {"tls", tls_.has_value()}};
             if (tls_) j["fingerprint"] = tls_->fingerprint;
+            if (https_) {
+                j["https"] = https_text();
+                if (!https_->ca_file().empty()) j["ca_file"] = https_->ca_file();
+            }
             std::cout << j.dump() << std::endl;
         } else {
             std::cout << fmt::format(
                              "porthole relay {}\n"
-                             "  http      {} (listening on {})\n"
+                             "  tunnels   {} (http on {}{})\n"
                              "  control   {}{}{}\n"
                              "  tcp       ports {}\n"
                              "connect a client:  porthole http 3000 --server {}{}\n",
-                             PORTHOLE_VERSION, http_url("*"), http_text, control_text,
+                             PORTHOLE_VERSION, http_url("*"), http_text,
+                             https_ ? ", https on " + https_text() : std::string(), control_text,
                              tls_ ? ", TLS " + tls_->fingerprint : std::string(", plaintext"),
                              cfg_.tokens.empty() ? " (no token required)" : "",
                              cfg_.tcp_ports.to_string(), control_text, client_flags)
                       << std::flush;
+            if (https_ && !https_->ca_file().empty())
+                std::cout << fmt::format(
+                                 "visitors' certificates come from the local CA {0}; trust it:\n"
+                                 "  curl --cacert {0} ...   or   cp {0} "
+                                 "/usr/local/share/ca-certificates/porthole.crt && "
+                                 "update-ca-certificates\n",
+                                 https_->ca_file())
+                          << std::flush;
         }
     }
 
@@ -643,8 +671,32 @@ private:
                 continue;
             }
             socket.set_option(tcp::no_delay(true), ec);
-            spawn(serve_http_visitor(std::move(socket)));
+            std::string from = peer_ip(socket);
+            spawn(serve_http_visitor(net::stream(std::move(socket)), std::move(from), false));
         }
+    }
+
+    asio::awaitable<void> accept_https() {
+        while (!draining_) {
+            auto [ec, socket] = co_await https_acceptor_.async_accept(use_tuple);
+            if (ec == asio::error::operation_aborted || draining_) co_return;
+            if (ec) {
+                co_await pause_after_accept_error(ec, "https");
+                continue;
+            }
+            socket.set_option(tcp::no_delay(true), ec);
+            spawn(serve_https_visitor(std::move(socket)));
+        }
+    }
+
+    asio::awaitable<void> serve_https_visitor(tcp::socket socket) {
+        std::string from = peer_ip(socket);
+        net::tls_stream tls(std::move(socket), https_->context());
+        // The handshake counts against the header timeout: a slow handshake is a slow head.
+        auto done = co_await net::within(
+            tls.async_handshake(asio::ssl::stream_base::server, use_tuple), cfg_.header_timeout);
+        if (!done || std::get<0>(*done)) co_return;
+        co_await serve_http_visitor(net::stream(std::move(tls)), std::move(from), true);
     }
 
     // A socket whose reads and writes have a deadline, enforced by the once-a-second sweeper
@@ -701,10 +753,9 @@ private:
         visitor.conn.shutdown_send();
     }
 
-    asio::awaitable<void> serve_http_visitor(tcp::socket socket) {
-        const std::string from = peer_ip(socket);
+    asio::awaitable<void> serve_http_visitor(net::stream stream, std::string from, bool https) {
         const visit_guard guard(*this, from);
-        watched_socket visitor(net::stream(std::move(socket)), *this);
+        watched_socket visitor(std::move(stream), *this);
         if (!guard.within_limit) {
             co_await reply_and_close(visitor, 429, "Too Many Requests",
                                      "porthole: too many connections from your address");
@@ -717,7 +768,11 @@ private:
             std::optional<http::rejection> raw_head_problem;
             // A kept-alive connection may idle between requests; once bytes arrive, the head has
             // header_timeout to complete (slowloris).
-            if (in.size() == 0) {
+            if (in.size() == 0 && https) {
+                // OpenSSL may hold decrypted bytes already, so wait by reading.
+                if (!co_await read_more(visitor, in, first ? cfg_.header_timeout : cfg_.idle_timeout))
+                    co_return;
+            } else if (in.size() == 0) {
                 // Idle connections hold no buffer and no timer: the sweeper enforces the deadline.
                 in.shrink_to_fit();
                 if (up) up->in.shrink_to_fit();
@@ -778,6 +833,18 @@ private:
             }
             const http::message_head& head = request.head();
             const std::string* host = head.find("host");
+            if (cfg_.redirect_https && !https && host) {
+                const auto colon = host->rfind(':');
+                const std::string bare =
+                    colon == std::string::npos || host->back() == ']' ? *host : host->substr(0, colon);
+                const std::string location =
+                    https_port_ == 443 ? fmt::format("https://{}{}", bare, head.target)
+                                       : fmt::format("https://{}:{}{}", bare, https_port_, head.target);
+                const std::string response = http::redirect_response(location);
+                co_await write_all(visitor, response, 10s);
+                visitor.conn.shutdown_send();
+                co_return;
+            }
             auto name = host ? http::tunnel_name_for_host(*host, cfg_.domain) : std::nullopt;
             if (!name) {
                 std::string message =
@@ -822,7 +889,7 @@ private:
                 up.emplace(std::move(*stream), *this, t);
             }
             const std::string forwarded = http::forward_request_head(
-                head, {from, "http", t->host_header, t->target, request.upgrade()});
+                head, {from, https ? "https" : "http", t->host_header, t->target, request.upgrade()});
             const bool sent = co_await write_all(up->stream, forwarded, cfg_.idle_timeout,
                                                  view(in).substr(0, parsed_body));
             in.consume(parsed_body);
@@ -976,6 +1043,7 @@ private:
         error_code ec;
         control_acceptor_.close(ec);
         http_acceptor_.close(ec);
+        https_acceptor_.close(ec);
         sweep_.cancel();
         for (auto& [port, t] : tcp_tunnels_)
             if (t->acceptor) t->acceptor->close(ec);
@@ -1010,6 +1078,9 @@ private:
     lease_table<std::uint16_t> ports_;
     tcp::acceptor control_acceptor_;
     tcp::acceptor http_acceptor_;
+    std::unique_ptr<net::https_certificates> https_;  // set when visitors may use HTTPS
+    tcp::acceptor https_acceptor_;
+    std::uint16_t https_port_ = 0;
     asio::signal_set signals_;
     asio::steady_timer sweep_;
     std::uint16_t http_port_ = 0;
@@ -1048,9 +1119,19 @@ int run(const config::server_config& cfg) {
         }
         tls.emplace(std::move(*made));
     }
+    std::unique_ptr<net::https_certificates> https;
+    if (cfg.https_addr) {
+        auto loaded = net::https_certificates::load(cfg.tls_certs, cfg.tls_keys,
+                                                    cfg.tls_self_signed_dir, cfg.domain);
+        if (!loaded) {
+            std::cerr << "porthole: error: " << loaded.error() << "\n";
+            return 1;
+        }
+        https = std::move(*loaded);
+    }
     // One thread and no resolver: the scheduler and reactor need no locks.
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
-    relay r(io, cfg, std::move(tls));
+    relay r(io, cfg, std::move(tls), std::move(https));
     if (auto ok = r.listen(); !ok) {
         std::cerr << "porthole: error: " << ok.error() << "\n";
         return 1;
