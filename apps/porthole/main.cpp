@@ -201,10 +201,11 @@ porthole::config::agent_config build_start_config(const CLI::App& cmd, const sta
     return cfg;
 }
 
-void add_client_flags(CLI::App& cmd, client_flags& f, bool http) {
+void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel_kind kind) {
+    using porthole::protocol::tunnel_kind;
     cmd.add_option("TARGET", f.target,
-                   http ? "local service: PORT, HOST:PORT or http://HOST:PORT"
-                        : "local service: PORT or HOST:PORT")
+                   kind == tunnel_kind::http ? "local service: PORT, HOST:PORT or http://HOST:PORT"
+                                             : "local service: PORT or HOST:PORT")
         ->required();
     cmd.add_option("--server", f.server, "relay control address HOST:PORT")
         ->envname("PORTHOLE_SERVER")
@@ -212,17 +213,17 @@ void add_client_flags(CLI::App& cmd, client_flags& f, bool http) {
     cmd.add_option("--token", f.token, "token the relay expects")->envname("PORTHOLE_TOKEN");
     cmd.add_flag("--json", f.json, "print one JSON event per line instead of text");
     add_transport_flags(cmd, f.transport);
-    if (http) {
+    if (kind != tunnel_kind::tcp)
         cmd.add_option("--subdomain", f.subdomain, "ask for NAME.DOMAIN (default: a random name)");
+    if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,
                        "Host header sent to the local service: preserve, rewrite (to TARGET's "
                        "host:port) or a literal value")
             ->capture_default_str();
-    } else {
+    if (kind == tunnel_kind::tcp)
         cmd.add_option("--remote-port", f.remote_port,
                        "ask for this public port (default: one from the relay's range)")
             ->check(CLI::Range(1, 65535));
-    }
 }
 
 }  // namespace
@@ -290,9 +291,14 @@ int main(int argc, char** argv) {
 
     client_flags hf, tf;
     auto* http = app.add_subcommand("http", "publish a local HTTP service at NAME.DOMAIN");
-    add_client_flags(*http, hf, true);
+    add_client_flags(*http, hf, porthole::protocol::tunnel_kind::http);
     auto* tcp = app.add_subcommand("tcp", "publish a local TCP service at DOMAIN:PORT");
-    add_client_flags(*tcp, tf, false);
+    add_client_flags(*tcp, tf, porthole::protocol::tunnel_kind::tcp);
+    client_flags lf;
+    auto* tls = app.add_subcommand(
+        "tls", "publish a local TLS service at NAME.DOMAIN on the relay's HTTPS port, routed by SNI "
+               "without decrypting (the service keeps its own certificate)");
+    add_client_flags(*tls, lf, porthole::protocol::tunnel_kind::tls);
 
     start_flags sf_start;
     auto* start = app.add_subcommand(
@@ -355,6 +361,9 @@ int main(int argc, char** argv) {
         if (*tcp)
             return porthole::client::run(
                 build_client_config(porthole::protocol::tunnel_kind::tcp, tf));
+        if (*tls)
+            return porthole::client::run(
+                build_client_config(porthole::protocol::tunnel_kind::tls, lf));
         if (*start) return porthole::client::run(build_start_config(*start, sf_start));
     } catch (const std::exception& e) {
         std::cerr << "porthole: error: " << e.what() << "\n";

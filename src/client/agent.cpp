@@ -310,7 +310,7 @@ private:
 
     // After a relay restart the client asks for exactly what it had, so URLs stay the same.
     static void remember_assignment(tunnel_state& t) {
-        if (t.spec.kind == tunnel_kind::http) {
+        if (t.spec.kind != tunnel_kind::tcp) {
             const auto start = t.url.find("://") + 3;
             t.spec.subdomain = t.url.substr(start, t.url.find('.', start) - start);
         } else {
@@ -387,7 +387,9 @@ private:
     void emit(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
 
     void report_ready(const tunnel_state& t) {
-        const char* type = t.spec.kind == tunnel_kind::http ? "http" : "tcp";
+        const char* type = t.spec.kind == tunnel_kind::http  ? "http"
+                           : t.spec.kind == tunnel_kind::tls ? "tls"
+                                                             : "tcp";
         if (cfg_.json) {
             nlohmann::json event{{"event", "ready"},
                                  {"type", type},

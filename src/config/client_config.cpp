@@ -36,8 +36,10 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
         t.kind = protocol::tunnel_kind::http;
     else if (*type_text == "tcp")
         t.kind = protocol::tunnel_kind::tcp;
+    else if (*type_text == "tls")
+        t.kind = protocol::tunnel_kind::tls;
     else
-        return tl::unexpected(fmt::format("{}: type '{}' is not http or tcp", at(path, *type),
+        return tl::unexpected(fmt::format("{}: type '{}' is not http, tcp or tls", at(path, *type),
                                           *type_text));
     const auto* target = table.get("target");
     if (!target)
@@ -60,7 +62,8 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
         const std::string_view key = key_node.str();
         if (key == "type" || key == "target") continue;
         const bool http = t.kind == protocol::tunnel_kind::http;
-        if (key == "subdomain" && http) {
+        const bool named = http || t.kind == protocol::tunnel_kind::tls;
+        if (key == "subdomain" && named) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
             if (!http::valid_name(*v))
@@ -72,7 +75,7 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
             t.host_header = *v;
-        } else if (key == "remote_port" && !http) {
+        } else if (key == "remote_port" && !named) {
             auto v = node.value<std::int64_t>();
             if (!v || *v < 1 || *v > 65535)
                 return tl::unexpected(fmt::format("{}: remote_port must be a port number 1-65535",
@@ -81,7 +84,8 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
         } else {
             return tl::unexpected(fmt::format(
                 "{}: unknown key '{}' in a {} tunnel (known: type, target, {})", at(path, node),
-                key, *type_text, http ? "subdomain, host_header" : "remote_port"));
+                key, *type_text,
+                http ? "subdomain, host_header" : named ? "subdomain" : "remote_port"));
         }
     }
     return t;

@@ -206,13 +206,12 @@ tl::expected<void, std::string> validate(const server_config& cfg) {
         return tl::unexpected(fmt::format("--control-tls '{}': use auto, on or off", cfg.control_tls));
     if (cfg.tls_certs.size() != cfg.tls_keys.size())
         return tl::unexpected(std::string("give one --tls-key for each --tls-cert, in the same order"));
-    if (cfg.https_addr && cfg.tls_certs.empty() && cfg.tls_self_signed_dir.empty())
-        return tl::unexpected(std::string(
-            "--https-addr needs a certificate: --tls-cert and --tls-key, or --tls-self-signed DIR"));
     if (!cfg.https_addr && (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty()))
         return tl::unexpected(std::string("certificates for visitors need --https-addr"));
-    if (cfg.redirect_https && !cfg.https_addr)
-        return tl::unexpected(std::string("--redirect-https needs --https-addr"));
+    if (cfg.redirect_https && (!cfg.https_addr || (cfg.tls_certs.empty() &&
+                                                   cfg.tls_self_signed_dir.empty())))
+        return tl::unexpected(std::string(
+            "--redirect-https needs --https-addr with --tls-cert/--tls-key or --tls-self-signed"));
     if (cfg.control_cert.empty() != cfg.control_key.empty())
         return tl::unexpected(std::string("--control-cert and --control-key go together"));
     if (!http::valid_domain(cfg.domain))

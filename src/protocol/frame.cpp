@@ -166,7 +166,8 @@ tl::expected<message, std::string> decode_as(std::uint8_t type, reader& r) {
                                               type, max_string));
         if (!r.done()) return tl::unexpected(fmt::format("frame type {} has trailing bytes", type));
         if constexpr (std::is_same_v<M, open_tunnel>) {
-            if (m.kind != tunnel_kind::http && m.kind != tunnel_kind::tcp)
+            if (m.kind != tunnel_kind::http && m.kind != tunnel_kind::tcp &&
+                m.kind != tunnel_kind::tls)
                 return tl::unexpected(fmt::format("unknown tunnel kind {}", int(m.kind)));
         }
         return message{std::move(m)};

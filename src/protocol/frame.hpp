@@ -49,7 +49,7 @@ enum class error_code : std::uint16_t {
     shutting_down = 8,
 };
 
-enum class tunnel_kind : std::uint8_t { http = 1, tcp = 2 };
+enum class tunnel_kind : std::uint8_t { http = 1, tcp = 2, tls = 3 };  // tls: passthrough by SNI
 
 struct hello {
     std::uint16_t min_version = protocol_version;

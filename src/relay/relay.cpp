@@ -2,6 +2,7 @@
 
 #include "http/host_route.hpp"
 #include "http/message_head.hpp"
+#include "net/client_hello.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
 #include "net/tls.hpp"
@@ -122,7 +123,7 @@ public:
         announce();
         spawn(accept_control());
         spawn(accept_http());
-        if (https_) spawn(accept_https());
+        if (https_acceptor_.is_open()) spawn(accept_https());
         spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
@@ -409,9 +410,10 @@ private:
         s.waiters.clear();
         const auto now = clock::now();
         for (auto& [id, t] : s.tunnels) {
-            if (t->kind == tunnel_kind::http) {
-                if (auto it = http_tunnels_.find(t->name); it != http_tunnels_.end() && it->second == t)
-                    http_tunnels_.erase(it);
+            if (t->kind == tunnel_kind::http || t->kind == tunnel_kind::tls) {
+                auto& routes = t->kind == tunnel_kind::http ? http_tunnels_ : tls_tunnels_;
+                if (auto it = routes.find(t->name); it != routes.end() && it->second == t)
+                    routes.erase(it);
                 if (s.leaving)
                     names_.drop(t->name, s.owner);
                 else
@@ -519,7 +521,10 @@ private:
         t->host_header = req.host_header.empty() ? "preserve" : req.host_header;
         t->owner = s;
         const auto now = clock::now();
-        if (req.kind == tunnel_kind::http) {
+        if (req.kind == tunnel_kind::tls && !https_acceptor_.is_open())
+            return refuse(protocol::error_code::port_unavailable,
+                          "this relay has no HTTPS port (--https-addr) for TLS tunnels");
+        if (req.kind == tunnel_kind::http || req.kind == tunnel_kind::tls) {
             std::string name = req.name;
             if (!name.empty() && !http::valid_name(name))
                 return refuse(protocol::error_code::bad_name,
@@ -538,8 +543,15 @@ private:
                 return refuse(protocol::error_code::name_taken,
                               fmt::format("the subdomain '{}' is in use by another client", name));
             t->name = name;
-            t->url = http_url(name);
-            http_tunnels_[name] = t;
+            if (req.kind == tunnel_kind::http) {
+                t->url = http_url(name);
+                http_tunnels_[name] = t;
+            } else {
+                t->url = https_port_ == 443 ? fmt::format("tls://{}.{}", name, cfg_.domain)
+                                            : fmt::format("tls://{}.{}:{}", name, cfg_.domain,
+                                                          https_port_);
+                tls_tunnels_[name] = t;
+            }
         } else {
             auto port = bind_tunnel_port(*t, req.port, s->owner, now);
             if (!port) return refuse(protocol::error_code::port_unavailable, port.error());
@@ -616,6 +628,21 @@ private:
         }
     }
 
+    // TLS passthrough: the still-encrypted connection goes to the client as it came.
+    asio::awaitable<void> pass_through(tcp::socket visitor, std::string from,
+                                       std::shared_ptr<tunnel> t) {
+        const visit_guard guard(*this, from);
+        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel) co_return;
+        const tunnel_slot slot(t);
+        auto stream = co_await open_stream(*t, from);
+        if (!stream) {
+            spdlog::info("tls {}: visitor {} dropped: {}", t->name, from, stream.error());
+            co_return;
+        }
+        net::stream visitor_stream(std::move(visitor));
+        co_await net::pump(visitor_stream, *stream);
+    }
+
     asio::awaitable<void> serve_tcp_visitor(tcp::socket visitor, std::shared_ptr<tunnel> t) {
         const std::string from = peer_ip(visitor);
         const visit_guard guard(*this, from);
@@ -689,8 +716,40 @@ private:
         }
     }
 
+    // The ClientHello, peeked (left in the socket): its server name picks a passthrough tunnel.
+    asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket) {
+        using status = net::client_hello_sni::status;
+        std::vector<std::uint8_t> bytes(16 * 1024 + 5);
+        const auto deadline = clock::now() + cfg_.header_timeout;
+        asio::steady_timer pause(io_);
+        while (clock::now() < deadline) {
+            auto ready = co_await net::within(
+                socket.async_wait(tcp::socket::wait_read, use_tuple),
+                std::chrono::duration_cast<clock::duration>(deadline - clock::now()));
+            if (!ready || std::get<0>(*ready)) break;
+            const auto n = ::recv(socket.native_handle(), bytes.data(), bytes.size(), MSG_PEEK);
+            if (n <= 0) break;
+            auto sni = net::find_sni({bytes.data(), static_cast<std::size_t>(n)});
+            if (sni.what != status::need_more) co_return sni;
+            // The rest of the hello is on its way; the peeked bytes keep the socket readable.
+            pause.expires_after(5ms);
+            co_await pause.async_wait(use_tuple);
+        }
+        co_return net::client_hello_sni{status::not_tls, {}};
+    }
+
     asio::awaitable<void> serve_https_visitor(tcp::socket socket) {
         std::string from = peer_ip(socket);
+        const auto hello = co_await peek_client_hello(socket);
+        if (hello.what == net::client_hello_sni::status::found) {
+            if (auto name = http::tunnel_name_for_host(hello.name, cfg_.domain)) {
+                if (auto it = tls_tunnels_.find(*name); it != tls_tunnels_.end()) {
+                    co_await pass_through(std::move(socket), std::move(from), it->second);
+                    co_return;
+                }
+            }
+        }
+        if (!https_) co_return;  // a passthrough-only HTTPS port
         net::tls_stream tls(std::move(socket), https_->context());
         // The handshake counts against the header timeout: a slow handshake is a slow head.
         auto done = co_await net::within(
@@ -1090,6 +1149,7 @@ private:
     std::unordered_map<std::string, std::shared_ptr<session>> sessions_;
     std::unordered_map<owner_key, std::weak_ptr<session>> by_owner_;
     std::unordered_map<std::string, std::shared_ptr<tunnel>> http_tunnels_;
+    std::unordered_map<std::string, std::shared_ptr<tunnel>> tls_tunnels_;  // passthrough by SNI
     std::unordered_map<std::uint16_t, std::shared_ptr<tunnel>> tcp_tunnels_;
     std::unordered_set<watched_socket*> watched_;
     std::unordered_map<std::string, std::uint32_t> per_ip_;  // open visitor connections
@@ -1120,7 +1180,7 @@ int run(const config::server_config& cfg) {
         tls.emplace(std::move(*made));
     }
     std::unique_ptr<net::https_certificates> https;
-    if (cfg.https_addr) {
+    if (cfg.https_addr && (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty())) {
         auto loaded = net::https_certificates::load(cfg.tls_certs, cfg.tls_keys,
                                                     cfg.tls_self_signed_dir, cfg.domain);
         if (!loaded) {

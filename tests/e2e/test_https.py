@@ -78,6 +78,14 @@ def test_old_tls_versions_refused(group, tmp_path):
 
 def test_https_flag_errors(group):
     from helpers import BIN
-    p = group.spawn("relay", [BIN, "server", "--https-addr", "127.0.0.1:%d" % free_port()])
+    # A redirect to HTTPS needs certificates to terminate it (a bare --https-addr is passthrough).
+    p = group.spawn("relay", [BIN, "server", "--https-addr", "127.0.0.1:%d" % free_port(),
+                              "--http-addr", "127.0.0.1:%d" % free_port(),
+                              "--control-addr", "127.0.0.1:%d" % free_port(), "--redirect-https"])
     assert p.wait_exit(5) != 0
     assert "--tls-cert" in p.stderr_text() and "--tls-self-signed" in p.stderr_text()
+    p = group.spawn("relay", [BIN, "server", "--tls-cert", "/etc/hostname", "--tls-key",
+                              "/etc/hostname", "--http-addr", "127.0.0.1:%d" % free_port(),
+                              "--control-addr", "127.0.0.1:%d" % free_port()])
+    assert p.wait_exit(5) != 0
+    assert "--https-addr" in p.stderr_text()

@@ -370,7 +370,7 @@ TEST(FrameDecodeBody, RejectsUnknownTunnelKind) {
     const std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve"});
     constexpr std::size_t kind_offset = header_size + 1 + 4;
     ASSERT_EQ(static_cast<std::uint8_t>(wire[kind_offset]), 1);
-    for (std::uint8_t kind : {0, 3, 255}) {
+    for (std::uint8_t kind : {0, 4, 255}) {
         std::string bad = wire;
         bad[kind_offset] = static_cast<char>(kind);
         auto decoded = decode_body(body_of(bad));
