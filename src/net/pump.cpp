@@ -5,6 +5,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <memory>
 #include <vector>
 
@@ -34,14 +37,80 @@ private:
 
 thread_local buffer_pool buffers;
 
+// A kernel pipe for splice(): owned for the rest of a bulk transfer.
+class pipe_pair {
+public:
+    pipe_pair() {
+        if (::pipe2(fds_, O_NONBLOCK | O_CLOEXEC) != 0) fds_[0] = fds_[1] = -1;
+    }
+    ~pipe_pair() {
+        if (fds_[0] >= 0) ::close(fds_[0]);
+        if (fds_[1] >= 0) ::close(fds_[1]);
+    }
+    pipe_pair(const pipe_pair&) = delete;
+    pipe_pair& operator=(const pipe_pair&) = delete;
+    bool ok() const { return fds_[0] >= 0; }
+    int read_end() const { return fds_[0]; }
+    int write_end() const { return fds_[1]; }
+
+private:
+    int fds_[2];
+};
+
+enum class splice_end { eof, error };
+
+// Zero-copy forwarding through a pipe: socket -> pipe -> socket, bytes never enter user space.
+asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const pipe_pair& pipe) {
+    constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+    constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    for (;;) {
+        const ssize_t n = ::splice(from.native_handle(), nullptr, pipe.write_end(), nullptr,
+                                   buffer_size, flags);
+        if (n == 0) co_return splice_end::eof;
+        if (n < 0) {
+            if (errno != EAGAIN) co_return splice_end::error;
+            auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+            if (ec) co_return splice_end::error;
+            continue;
+        }
+        for (auto pending = static_cast<std::size_t>(n); pending > 0;) {
+            const ssize_t m =
+                ::splice(pipe.read_end(), nullptr, to.native_handle(), nullptr, pending, flags);
+            if (m > 0) {
+                pending -= static_cast<std::size_t>(m);
+            } else if (m < 0 && errno == EAGAIN) {
+                auto [ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+                if (ec) co_return splice_end::error;
+            } else {
+                co_return splice_end::error;
+            }
+        }
+    }
+}
+
+// Past this many bytes in one direction a transfer counts as bulk and moves to splice(); short
+// exchanges (HTTP requests, idle keep-alive) stay on borrowed buffers and hold no pipe.
+constexpr std::size_t bulk_threshold = 256 * 1024;
+
 asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     boost::system::error_code ec;
+    std::size_t moved = 0;
     for (;;) {
+        if (moved >= bulk_threshold) {
+            if (const pipe_pair pipe; pipe.ok()) {
+                if (co_await splice_all(from, to, pipe) == splice_end::eof) {
+                    to.shutdown(tcp::socket::shutdown_send, ec);
+                    co_return;
+                }
+                break;
+            }
+        }
         std::tie(ec) = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
         if (ec) break;
         auto buffer = buffers.take();
         const std::size_t n = from.read_some(asio::buffer(buffer.get(), buffer_size), ec);
+        moved += n;
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
             buffers.give(std::move(buffer));
             continue;
