@@ -45,24 +45,37 @@ void harden(ssl::context& ctx) {
                             "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!SHA1");
 }
 
+// A fresh P-256 key and an X.509 v3 certificate for it: random serial, valid from an hour ago for
+// `days`, subject CN. Issuer and extensions are the caller's.
+struct key_and_cert {
+    owned<EVP_PKEY, EVP_PKEY_free> key;
+    owned<X509, X509_free> cert;
+};
+
+tl::expected<key_and_cert, std::string> new_certificate(long days, const std::string& cn) {
+    key_and_cert out{owned<EVP_PKEY, EVP_PKEY_free>(EVP_EC_gen("P-256")),
+                     owned<X509, X509_free>(X509_new())};
+    X509* cert = out.cert.get();
+    if (!out.key || !cert) return tl::unexpected(openssl_error());
+    X509_set_version(cert, 2);
+    const auto serial = protocol::random_bytes<16>();
+    owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), 15, nullptr));
+    BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert));
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), days * 24 * 3600);
+    X509_set_pubkey(cert, out.key.get());
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    return out;
+}
+
 // A self-signed ECDSA P-256 certificate for `names`, valid for a year.
 tl::expected<void, std::string> use_self_signed(ssl::context& ctx,
                                                 const std::vector<std::string>& names) {
-    owned<EVP_PKEY, EVP_PKEY_free> key(EVP_EC_gen("P-256"));
-    owned<X509, X509_free> cert(X509_new());
-    if (!key || !cert) return tl::unexpected(openssl_error());
-    X509_set_version(cert.get(), 2);
-    const auto serial = protocol::random_bytes<16>();
-    owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), 15, nullptr));
-    BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600);
-    X509_set_pubkey(cert.get(), key.get());
-    X509_NAME* subject = X509_get_subject_name(cert.get());
-    const std::string cn = names.empty() ? "porthole relay" : names.front();
-    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-    X509_set_issuer_name(cert.get(), subject);
+    auto made = new_certificate(365, names.empty() ? "porthole relay" : names.front());
+    if (!made) return tl::unexpected(made.error());
+    auto& [key, cert] = *made;
+    X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
     std::string san;
     for (const auto& n : names) {
         boost::system::error_code ec;
@@ -138,21 +151,10 @@ load_local_ca(const std::string& dir) {
     }
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
         return tl::unexpected(dir + ": cannot create the directory: " + std::strerror(errno));
-    owned<EVP_PKEY, EVP_PKEY_free> key(EVP_EC_gen("P-256"));
-    owned<X509, X509_free> cert(X509_new());
-    if (!key || !cert) return tl::unexpected(openssl_error());
-    X509_set_version(cert.get(), 2);
-    const auto serial = protocol::random_bytes<16>();
-    owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), 15, nullptr));
-    BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
-    X509_set_pubkey(cert.get(), key.get());
-    X509_NAME* subject = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>("porthole local CA"), -1, -1,
-                               0);
-    X509_set_issuer_name(cert.get(), subject);
+    auto made = new_certificate(10 * 365, "porthole local CA");
+    if (!made) return tl::unexpected(made.error());
+    auto& [key, cert] = *made;
+    X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, cert.get(), cert.get(), nullptr, nullptr, 0);
@@ -245,19 +247,9 @@ tl::expected<void, std::string> https_certificates::mint(const std::vector<std::
     ssl::context ctx(ssl::context::tls_server);
     harden(ctx);
     SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_http11, nullptr);
-    owned<EVP_PKEY, EVP_PKEY_free> key(EVP_EC_gen("P-256"));
-    owned<X509, X509_free> cert(X509_new());
-    if (!key || !cert) return tl::unexpected(openssl_error());
-    X509_set_version(cert.get(), 2);
-    const auto serial = protocol::random_bytes<16>();
-    owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), 15, nullptr));
-    BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()));
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 90L * 24 * 3600);
-    X509_set_pubkey(cert.get(), key.get());
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(names.front().c_str()), -1,
-                               -1, 0);
+    auto made = new_certificate(90, names.front());
+    if (!made) return tl::unexpected(made.error());
+    auto& [key, cert] = *made;
     X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_->cert.get()));
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);

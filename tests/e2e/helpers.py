@@ -382,3 +382,14 @@ def describe_open_processes():
     with _open_groups_lock:
         groups = list(_open_groups)
     return "\n".join(g.describe() for g in groups if g.procs)
+
+
+def make_cert(directory, name):
+    """A self-signed P-256 certificate for DNS name `name` (or an IP): (cert_path, key_path)."""
+    cert, key = Path(directory) / (name + ".pem"), Path(directory) / (name + ".key")
+    san = ("IP:" if re.fullmatch(r"[0-9.]+", name) else "DNS:") + name
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=" + san, "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key

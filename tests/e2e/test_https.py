@@ -2,7 +2,7 @@
 import json
 import subprocess
 
-from helpers import curl, free_port, wait_until
+from helpers import make_cert, curl, free_port, wait_until
 
 
 def https_relay(group, *extra):
@@ -14,15 +14,6 @@ def https_relay(group, *extra):
 
 def https_url(relay, name):
     return "https://%s.localhost:%d" % (name, relay.https_port)
-
-
-def make_cert(tmp_path, name):
-    cert, key = tmp_path / (name + ".pem"), tmp_path / (name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + name,
-                    "-addext", "subjectAltName=DNS:" + name, "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 def test_self_signed_ca_serves_https_with_forwarded_proto(group, origin, tmp_path):

@@ -2,16 +2,7 @@
 certificate reaches the visitor."""
 import subprocess
 
-from helpers import BIN, curl, free_port, wait_until, accepts
-
-
-def make_cert(tmp_path, name):
-    cert, key = tmp_path / (name + ".pem"), tmp_path / (name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + name,
-                    "-addext", "subjectAltName=DNS:" + name, "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
+from helpers import make_cert, BIN, curl, free_port, wait_until, accepts
 
 
 def test_passthrough_keeps_the_services_certificate(group, tmp_path):

@@ -3,7 +3,7 @@ import hashlib
 import socket
 import subprocess
 
-from helpers import BIN, curl, free_port
+from helpers import make_cert, BIN, curl, free_port
 
 
 def tls_relay(group, *extra):
@@ -63,11 +63,7 @@ def test_unverified_certificate_refused_then_insecure_warns(group, origin):
 
 
 def test_ca_file_and_host_name(group, origin, tmp_path):
-    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                    "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = make_cert(tmp_path, "127.0.0.1")
     relay, fingerprint = tls_relay(group, "--control-cert", str(cert), "--control-key", str(key))
     agent = group.agent(relay, "http", origin.port, "--tls", "on", "--server-ca", str(cert))
     assert curl(agent.ready["url"] + "/").status == 200
