@@ -1,7 +1,6 @@
 """TLS between client and relay: verified by pinned fingerprint or CA, refused on mismatch."""
 import hashlib
 import socket
-import subprocess
 
 from helpers import make_cert, BIN, curl, free_port
 
