@@ -23,8 +23,15 @@ namespace {
 
 namespace ssl = boost::asio::ssl;
 
-template <class T, void (*Free)(T*)>
-using owned = std::unique_ptr<T, decltype([](T* p) { Free(p); })>;
+template <auto Free>
+struct free_with {
+    template <class T>
+    void operator()(T* p) const {
+        Free(p);
+    }
+};
+template <class T, auto Free>
+using owned = std::unique_ptr<T, free_with<Free>>;
 
 std::string openssl_error() {
     const unsigned long e = ERR_get_error();
