@@ -34,7 +34,7 @@ struct server_flags {
     std::vector<std::string> tls_certs, tls_keys;
     bool redirect_https = false;
     std::vector<std::string> tokens;
-    int lease_grace = 0, shutdown_timeout = 0;
+    int lease_grace = 0, shutdown_timeout = 0, header_timeout = 0, idle_timeout = 0;
     bool json = false;
 };
 
@@ -42,6 +42,7 @@ struct server_flags {
 struct transport_flags {
     std::string tls = "auto", server_ca, server_fingerprint;
     bool insecure = false;
+    int connect_timeout = 10;
 };
 
 struct client_flags {
@@ -62,10 +63,16 @@ void add_transport_flags(CLI::App& cmd, transport_flags& f) {
                    "accept only the relay certificate with this SHA-256 (sha256:HEX, as the "
                    "relay prints it)");
     cmd.add_flag("--insecure", f.insecure, "do not verify the relay's certificate (unsafe)");
+    cmd.add_option("--connect-timeout", f.connect_timeout,
+                   "seconds to connect to the local service for each visitor before the visitor "
+                   "gets an error (502 for HTTP)")
+        ->check(CLI::Range(1, 60))
+        ->capture_default_str();
 }
 
 void apply_transport(const transport_flags& f, porthole::config::agent_config& cfg) {
     cfg.tls = f.tls;
+    cfg.target_connect_timeout = std::chrono::seconds(f.connect_timeout);
     cfg.server_ca = f.server_ca;
     cfg.insecure = f.insecure;
     if (!f.server_fingerprint.empty()) {
@@ -107,6 +114,8 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     if (cmd.count("--lease-grace")) cfg.lease_grace = std::chrono::seconds(f.lease_grace);
     if (cmd.count("--shutdown-timeout"))
         cfg.shutdown_timeout = std::chrono::seconds(f.shutdown_timeout);
+    if (cmd.count("--header-timeout")) cfg.header_timeout = std::chrono::seconds(f.header_timeout);
+    if (cmd.count("--idle-timeout")) cfg.idle_timeout = std::chrono::seconds(f.idle_timeout);
     cfg.json = f.json;
     if (cmd.count("--https-addr")) cfg.https_addr = endpoint_flag("--https-addr", f.https_addr);
     if (cmd.count("--tls-cert")) {
@@ -267,6 +276,14 @@ int main(int argc, char** argv) {
                        "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")
         ->check(CLI::Range(0, 3600));
     server->add_flag("--json", sf.json, "print the listening event as JSON");
+    server->add_option("--header-timeout", sf.header_timeout,
+                       "seconds a visitor has to send a complete request head, TLS handshake "
+                       "included (default 30; slowloris defence)")
+        ->check(CLI::Range(1, 3600));
+    server->add_option("--idle-timeout", sf.idle_timeout,
+                       "seconds an HTTP connection may sit idle between requests or reads "
+                       "(default 300; upgraded connections such as WebSockets have none)")
+        ->check(CLI::Range(1, 86400));
     server->add_option("--https-addr", sf.https_addr,
                        "public HTTPS listener HOST:PORT (needs --tls-cert/--tls-key or "
                        "--tls-self-signed)");

@@ -150,7 +150,8 @@ private:
         io_.stop();
     }
 
-    asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to) {
+    asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to,
+                                                                    net::duration timeout) {
         std::vector<tcp::endpoint> endpoints;
         error_code ec;
         if (auto address = asio::ip::make_address(to.host, ec); !ec) {
@@ -165,7 +166,7 @@ private:
             for (const auto& r : results) endpoints.push_back(r.endpoint());
         }
         beast::tcp_stream stream(io_);
-        stream.expires_after(connect_timeout);
+        stream.expires_after(timeout);
         tcp::endpoint ep;
         std::tie(ec, ep) = co_await stream.async_connect(endpoints, use_tuple);
         if (ec)
@@ -177,7 +178,7 @@ private:
 
     // A connection to the relay, with TLS when the transport is encrypted.
     asio::awaitable<tl::expected<net::stream, std::string>> connect_relay() {
-        auto socket = co_await connect(cfg_.server);
+        auto socket = co_await connect(cfg_.server, connect_timeout);
         if (!socket) co_return tl::unexpected(socket.error());
         if (!tls_) co_return net::stream(std::move(*socket));
         net::tls_stream tls(std::move(*socket), *tls_);
@@ -364,7 +365,7 @@ private:
             co_await net::write_frame(stream, failed, connect_timeout);
             co_return;
         }
-        auto local = co_await connect(t->spec.target);
+        auto local = co_await connect(t->spec.target, cfg_.target_connect_timeout);
         if (!local) {
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t->url,
                          t->spec.target.to_string(), start->visitor, local.error());

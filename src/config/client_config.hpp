@@ -4,6 +4,7 @@
 #include "config/endpoint.hpp"
 #include "protocol/frame.hpp"
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,6 +31,7 @@ struct agent_config {
     std::string server_ca;  // CA file; empty: the system trust store
     std::string server_fingerprint;  // lowercase hex SHA-256 of the relay's certificate
     bool insecure = false;
+    std::chrono::seconds target_connect_timeout{10};  // to the local service, per visitor
 
     bool tls_enabled() const {
         return tls == "on" ||

@@ -37,7 +37,7 @@ using protocol::tunnel_kind;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto handshake_timeout = 10s;
 constexpr auto stream_wait_timeout = 10s;
-constexpr auto stream_ready_timeout = 15s;
+constexpr auto stream_ready_timeout = 75s;  // above the longest --connect-timeout a client takes
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr int max_stream_attempts = 8;
 
@@ -840,9 +840,10 @@ private:
                 auto [wait_ec] = co_await visitor.conn.socket().async_wait(
                     tcp::socket::wait_read, use_tuple);
                 visitor.idle = false;
-                if (wait_ec || draining_ || !co_await read_more(visitor, in, cfg_.header_timeout) ||
-                    in.size() == 0)
-                    co_return;
+                // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
+                if (wait_ec || draining_) co_return;
+                const bool got = co_await read_more(visitor, in, cfg_.header_timeout);
+                if (!got || in.size() == 0) co_return;
             }
             const auto head_deadline = clock::now() + cfg_.header_timeout;
             error_code ec;
@@ -853,8 +854,10 @@ private:
                 if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
                 const auto left = std::chrono::duration_cast<std::chrono::seconds>(
                     head_deadline - clock::now());
-                if (left.count() <= 0 ||
-                    !co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)))) {
+                bool got = false;
+                if (left.count() > 0)
+                    got = co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)));
+                if (!got) {
                     if (in.size() != 0)
                         co_await reply_and_close(visitor, 408, "Request Timeout",
                                                  "the request head did not arrive in time");
@@ -977,10 +980,14 @@ private:
                 co_return;
             }
             if (outcome.response == response_state::upgraded && outcome.request_ok) {
-                if (in.size() != 0 && !co_await write_all(up->stream, view(in), cfg_.idle_timeout))
-                    co_return;
-                if (up->in.size() != 0 && !co_await write_all(visitor, view(up->in), cfg_.idle_timeout))
-                    co_return;
+                if (in.size() != 0) {
+                    const bool sent = co_await write_all(up->stream, view(in), cfg_.idle_timeout);
+                    if (!sent) co_return;
+                }
+                if (up->in.size() != 0) {
+                    const bool sent = co_await write_all(visitor, view(up->in), cfg_.idle_timeout);
+                    if (!sent) co_return;
+                }
                 co_await net::pump(visitor.conn, up->stream.conn);
                 co_return;
             }

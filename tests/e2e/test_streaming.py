@@ -84,3 +84,28 @@ def test_server_sent_events_arrive_one_by_one(group, relay, origin):
     assert arrivals[0] < gap * 2, arrivals
     spread = arrivals[-1] - arrivals[0]
     assert spread >= gap * (events - 1) * 0.8, arrivals
+
+
+def test_idle_timeout_closes_keepalive_but_not_websockets(group, origin, ws_origin):
+    relay = group.relay("--idle-timeout", "2")
+    http_agent = group.agent(relay, "http", origin.port)
+    ws_agent = group.agent(relay, "http", ws_origin)
+    host = split_url(http_agent.ready["url"])[1]
+    with socket.create_connection(("127.0.0.1", relay.http_port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), relay.http_port))
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert s.recv(4096) == b""  # the relay closes the idle keep-alive connection
+        assert 1.0 < time.monotonic() - started < 6.0
+
+    ws_host, ws_port = split_url(ws_agent.ready["url"])[1:]
+
+    async def quiet_websocket():
+        sock = socket.create_connection(("127.0.0.1", ws_port))
+        async with websockets.connect("ws://%s:%d/" % (ws_host, ws_port), sock=sock,
+                                      ping_interval=None) as ws:
+            await asyncio.sleep(4)  # twice the idle timeout, not a byte either way
+            await ws.send("still open")
+            assert await asyncio.wait_for(ws.recv(), 5) == "still open"
+
+    asyncio.run(quiet_websocket())
