@@ -90,17 +90,51 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
         } else if (key == "tokens_file") {
             result = str().and_then([&](std::string v) { return load_tokens_file(v, cfg); });
         } else if (key == "max_tunnels_per_client" || key == "max_connections_per_ip" ||
-                   key == "max_connections_per_tunnel" || key == "max_pending_streams") {
+                   key == "max_connections_per_tunnel" || key == "max_pending_streams" ||
+                   key == "max_new_connections_per_second" || key == "max_header_bytes") {
+            const std::int64_t low = key == "max_header_bytes" ? 1024 : 1;
+            const std::int64_t high = key == "max_header_bytes" ? 1024 * 1024 : 1000000;
             auto v = get<std::int64_t>(path, key, node, "a whole number");
-            if (v && (*v < 1 || *v > 1000000))
-                v = tl::unexpected(fmt::format("{}: '{}' must be 1 to 1000000", at, key));
+            if (v && (*v < low || *v > high))
+                v = tl::unexpected(fmt::format("{}: '{}' must be {} to {}", at, key, low, high));
             result = v.map([&](std::int64_t n) {
                 auto& field = key == "max_tunnels_per_client"       ? cfg.max_tunnels_per_client
                               : key == "max_connections_per_ip"     ? cfg.max_connections_per_ip
                               : key == "max_connections_per_tunnel" ? cfg.max_connections_per_tunnel
-                                                                    : cfg.max_pending_streams;
+                              : key == "max_pending_streams"        ? cfg.max_pending_streams
+                              : key == "max_header_bytes"           ? cfg.max_header_bytes
+                                                           : cfg.max_new_connections_per_second;
                 field = static_cast<std::uint32_t>(n);
             });
+        } else if (key == "bound_names") {
+            // bound_names = { myapp = "sha256:HEX" or "the token" }
+            const auto* table = node.as_table();
+            if (!table) {
+                result = tl::unexpected(fmt::format(
+                    "{}: 'bound_names' must be a table of name = \"token or sha256:HEX\"", at));
+            } else {
+                for (auto&& entry : *table) {
+                    const std::string name(entry.first.str());
+                    const toml::node& value = entry.second;
+                    auto token = get<std::string>(path, name, value, "a token or sha256:HEX")
+                                     .and_then([&](std::string t) {
+                                         return protocol::parse_token_entry(t).map_error(
+                                             [&](std::string e) {
+                                                 return fmt::format("{}: {}", where(path, value), e);
+                                             });
+                                     });
+                    if (!token) {
+                        result = tl::unexpected(token.error());
+                        break;
+                    }
+                    if (!http::valid_name(name)) {
+                        result = tl::unexpected(fmt::format(
+                            "{}: bound name '{}' is not a valid subdomain", where(path, value), name));
+                        break;
+                    }
+                    cfg.bound_names.emplace_back(name, *token);
+                }
+            }
         } else if (key == "reserved_names") {
             const auto* arr = node.as_array();
             if (!arr) {
@@ -172,7 +206,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                 "{}: unknown key '{}' (known: domain, http_addr, control_addr, tcp_ports, tokens, "
                 "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout, "
                 "reserved_names, max_tunnels_per_client, max_connections_per_ip, "
-                "max_connections_per_tunnel, max_pending_streams, control_tls, control_cert, "
+                "max_connections_per_tunnel, max_pending_streams, max_new_connections_per_second, "
+                "max_header_bytes, bound_names, control_tls, control_cert, "
                 "control_key, https_addr, tls_certificates, tls_self_signed_dir, "
                 "redirect_https)",
                 at, key));

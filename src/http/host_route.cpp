@@ -12,6 +12,10 @@ char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' +
 
 bool valid_label(std::string_view s, bool allow_upper) {
     if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+    // "--" in the third and fourth places is kept for IDNA prefixes (RFC 5891 4.2.3.1): only
+    // punycode's "xn--" may use it.
+    if (s.size() >= 4 && s.substr(2, 2) == "--" && !(s.substr(0, 2) == "xn" || s.substr(0, 2) == "XN"))
+        return false;
     return std::all_of(s.begin(), s.end(), [&](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
                (allow_upper && c >= 'A' && c <= 'Z');

@@ -69,6 +69,19 @@ struct tunnel {
     std::weak_ptr<session> owner;
     std::optional<tcp::acceptor> acceptor;  // tcp
     std::uint32_t active = 0;  // visitor connections using it now
+    // New visitor connections per second: a token bucket, refilled continuously.
+    double allowance = -1;  // negative: full on first use
+    clock::time_point refilled{};
+
+    bool admit(std::uint32_t per_second, clock::time_point now) {
+        if (allowance < 0) allowance = per_second;
+        allowance = std::min<double>(
+            per_second, allowance + per_second * std::chrono::duration<double>(now - refilled).count());
+        refilled = now;
+        if (allowance < 1) return false;
+        allowance -= 1;
+        return true;
+    }
 };
 
 struct stream_waiter {
@@ -83,6 +96,7 @@ struct session {
     protocol::id16 id{};
     std::string id_hex;
     owner_key owner;
+    protocol::token_key token{};  // zeros on a relay without tokens
     protocol::key32 data_key{};
     net::stream control;
     net::frame_queue out;
@@ -324,6 +338,7 @@ private:
         s->id = protocol::random_bytes<16>();
         s->id_hex = protocol::to_hex(s->id);
         s->owner = protocol::to_hex(*key) + protocol::to_hex(hello.client_id);
+        s->token = *key;
         s->data_key = protocol::data_key(proof->proof);
         if (auto old = by_owner_.find(s->owner); old != by_owner_.end()) {
             if (auto previous = old->second.lock()) {
@@ -539,6 +554,12 @@ private:
                 do name = http::random_name();
                 while (names_.held(name, now));
             }
+            if (auto bound = std::find_if(cfg_.bound_names.begin(), cfg_.bound_names.end(),
+                                          [&](const auto& b) { return b.first == name; });
+                bound != cfg_.bound_names.end() &&
+                !protocol::equal_constant_time(bound->second, s->token))
+                return refuse(protocol::error_code::name_taken,
+                              fmt::format("the subdomain '{}' is bound to another token", name));
             if (!names_.claim(name, s->owner, now))
                 return refuse(protocol::error_code::name_taken,
                               fmt::format("the subdomain '{}' is in use by another client", name));
@@ -632,7 +653,9 @@ private:
     asio::awaitable<void> pass_through(tcp::socket visitor, std::string from,
                                        std::shared_ptr<tunnel> t) {
         const visit_guard guard(*this, from);
-        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel) co_return;
+        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel ||
+            !t->admit(cfg_.max_new_connections_per_second, clock::now()))
+            co_return;
         const tunnel_slot slot(t);
         auto stream = co_await open_stream(*t, from);
         if (!stream) {
@@ -646,7 +669,8 @@ private:
     asio::awaitable<void> serve_tcp_visitor(tcp::socket visitor, std::shared_ptr<tunnel> t) {
         const std::string from = peer_ip(visitor);
         const visit_guard guard(*this, from);
-        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel) {
+        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel ||
+            !t->admit(cfg_.max_new_connections_per_second, clock::now())) {
             spdlog::info("tcp {}: visitor {} refused: connection limit", t->port, from);
             co_return;
         }
@@ -823,7 +847,7 @@ private:
         beast::flat_buffer in;
         std::optional<upstream> up;
         for (bool first = true;; first = false) {
-            http::framer<true> request;
+            http::framer<true> request(cfg_.max_header_bytes);
             std::optional<http::rejection> raw_head_problem;
             // A kept-alive connection may idle between requests; once bytes arrive, the head has
             // header_timeout to complete (slowloris).
@@ -937,6 +961,12 @@ private:
                 if (t->active >= cfg_.max_connections_per_tunnel) {
                     co_await reply_and_close(visitor, 503, "Service Unavailable",
                                              "porthole: this tunnel is at its connection limit");
+                    co_return;
+                }
+                if (!t->admit(cfg_.max_new_connections_per_second, clock::now())) {
+                    co_await reply_and_close(visitor, 429, "Too Many Requests",
+                                             "porthole: this tunnel is taking new connections "
+                                             "too fast; retry shortly");
                     co_return;
                 }
                 auto stream = co_await open_stream(*t, from);

@@ -75,3 +75,36 @@ def test_max_connections_per_tunnel_spares_other_tunnels(group, tmp_path, origin
             second.sendall(request)
             assert read_status(second) == 503
         assert curl(other.ready["url"] + "/").status == 200
+
+
+def test_name_bound_to_a_token(group, tmp_path, origin):
+    relay = relay_with(group, tmp_path, 'tokens = ["token-a", "token-b"]\n'
+                                        'bound_names = { owned = "token-a" }\n')
+    thief = group.agent(relay, "http", origin.port, "--subdomain", "owned", token="token-b",
+                        wait_ready=False)
+    assert thief.wait_exit(5) != 0
+    assert "bound to another token" in thief.stderr_text(), thief.describe()
+    owner = group.agent(relay, "http", origin.port, "--subdomain", "owned", token="token-a")
+    assert owner.ready["url"] == relay.url("owned")
+
+
+def test_new_connections_per_second_per_tunnel(group, tmp_path, origin):
+    relay = relay_with(group, tmp_path, "max_new_connections_per_second = 2\n")
+    agent = group.agent(relay, "http", origin.port)
+    host = agent.ready["url"].split("://", 1)[1]
+    statuses = []
+    for _ in range(6):
+        with socket.create_connection(("127.0.0.1", relay.http_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode())
+            statuses.append(read_status(s))
+    assert statuses[:2] == [200, 200], statuses
+    assert 429 in statuses, statuses
+
+
+def test_max_header_bytes(group, tmp_path, origin):
+    relay = relay_with(group, tmp_path, "max_header_bytes = 2048\n")
+    agent = group.agent(relay, "http", origin.port)
+    host = agent.ready["url"].split("://", 1)[1]
+    with socket.create_connection(("127.0.0.1", relay.http_port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\n\r\n" % (host.encode(), b"a" * 4096))
+        assert read_status(s) == 431

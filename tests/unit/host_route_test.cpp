@@ -186,3 +186,15 @@ TEST(RandomName, VariesBetweenCalls) {
 
 }  // namespace
 }  // namespace porthole::http
+
+namespace porthole::http {
+namespace {
+
+TEST(ValidNameIdna, DoubleHyphenInPlacesThreeAndFourIsForPunycodeOnly) {
+    EXPECT_FALSE(valid_name("ab--cd"));
+    EXPECT_TRUE(valid_name("xn--80ak6aa92e"));
+    EXPECT_TRUE(valid_name("a--b"));  // "--" elsewhere is fine
+}
+
+}  // namespace
+}  // namespace porthole::http
