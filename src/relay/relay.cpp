@@ -847,8 +847,6 @@ private:
         beast::flat_buffer in;
         std::optional<upstream> up;
         for (bool first = true;; first = false) {
-            http::framer<true> request(cfg_.max_header_bytes);
-            std::optional<http::rejection> raw_head_problem;
             // A kept-alive connection may idle between requests; once bytes arrive, the head has
             // header_timeout to complete (slowloris).
             if (in.size() == 0 && https) {
@@ -869,165 +867,176 @@ private:
                 const bool got = co_await read_more(visitor, in, cfg_.header_timeout);
                 if (!got || in.size() == 0) co_return;
             }
-            const auto head_deadline = clock::now() + cfg_.header_timeout;
-            error_code ec;
-            for (;;) {
-                const std::size_t used = request.put(in.data(), ec);
-                if (request.is_header_done()) raw_head_problem = http::check_raw_head(view(in).substr(0, used));
-                in.consume(used);
-                if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
-                const auto left = std::chrono::duration_cast<std::chrono::seconds>(
-                    head_deadline - clock::now());
-                bool got = false;
-                if (left.count() > 0)
-                    got = co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)));
-                if (!got) {
-                    if (in.size() != 0)
-                        co_await reply_and_close(visitor, 408, "Request Timeout",
-                                                 "the request head did not arrive in time");
-                    co_return;
-                }
-            }
-            if (!request.is_header_done()) {
-                const auto r = http::rejection_for(ec);
-                spdlog::info("http: bad request from {}: {}", from, r.reason);
-                co_await reply_and_close(visitor, r.status,
-                                         r.status == 431 ? "Request Header Fields Too Large"
-                                                         : "Bad Request",
-                                         r.reason);
-                co_return;
-            }
-            if (auto r = raw_head_problem ? raw_head_problem : http::check_request(request)) {
-                spdlog::info("http: bad request from {}: {}", from, r->reason);
-                co_await reply_and_close(visitor, r->status,
-                                         r->status == 501 ? "Not Implemented" : "Bad Request",
-                                         r->reason);
-                co_return;
-            }
-            // Body bytes that came with the head are checked before anything reaches the tunnel,
-            // so a malformed chunked body in the first packet never gets to the local service.
-            std::size_t parsed_body = 0;
-            if (!request.is_done() && in.size() != 0) {
-                request.eager(true);
-                parsed_body = request.put(in.data(), ec);
-                if (ec && ec != beast::http::error::need_more) {
-                    spdlog::info("http: bad request body from {}: {}", from, ec.message());
-                    co_await reply_and_close(visitor, 400, "Bad Request",
-                                             "malformed request body: " + ec.message());
-                    co_return;
-                }
-            }
-            const http::message_head& head = request.head();
-            const std::string* host = head.find("host");
-            if (cfg_.redirect_https && !https && host) {
-                const auto colon = host->rfind(':');
-                const std::string bare =
-                    colon == std::string::npos || host->back() == ']' ? *host : host->substr(0, colon);
-                const std::string location =
-                    https_port_ == 443 ? fmt::format("https://{}{}", bare, head.target)
-                                       : fmt::format("https://{}:{}{}", bare, https_port_, head.target);
-                const std::string response = http::redirect_response(location);
-                co_await write_all(visitor, response, 10s);
-                visitor.conn.shutdown_send();
-                co_return;
-            }
-            auto name = host ? http::tunnel_name_for_host(*host, cfg_.domain) : std::nullopt;
-            if (!name) {
-                std::string message =
-                    fmt::format("porthole: this relay serves tunnels at NAME.{}; '{}' is not one",
-                                cfg_.domain, host ? std::string_view(*host) : std::string_view());
-                co_await reply_and_close(visitor, 404, "Not Found", std::move(message));
-                co_return;
-            }
-            auto found = http_tunnels_.find(*name);
-            if (found == http_tunnels_.end()) {
-                if (names_.held(*name, clock::now()))
-                    co_await reply_and_close(visitor, 502, "Bad Gateway",
-                                             fmt::format("porthole: the client of tunnel '{}' is "
-                                                         "reconnecting; try again shortly",
-                                                         *name));
-                else
-                    co_await reply_and_close(
-                        visitor, 404, "Not Found",
-                        fmt::format("porthole: no tunnel named '{}' is connected to this relay",
-                                    *name));
-                co_return;
-            }
-            std::shared_ptr<tunnel> t = found->second;
-            if (up && (up->tunnel_id != t->id || up->in.size() != 0 ||
-                       !net::idle_and_open(up->stream.conn.socket())))
-                up.reset();
-            if (!up) {
-                if (t->active >= cfg_.max_connections_per_tunnel) {
-                    co_await reply_and_close(visitor, 503, "Service Unavailable",
-                                             "porthole: this tunnel is at its connection limit");
-                    co_return;
-                }
-                if (!t->admit(cfg_.max_new_connections_per_second, clock::now())) {
-                    co_await reply_and_close(visitor, 429, "Too Many Requests",
-                                             "porthole: this tunnel is taking new connections "
-                                             "too fast; retry shortly");
-                    co_return;
-                }
-                auto stream = co_await open_stream(*t, from);
-                if (!stream) {
-                    co_await reply_and_close(
-                        visitor, 502, "Bad Gateway",
-                        fmt::format("porthole: tunnel '{}' is up, but its local service at {} is "
-                                    "not reachable: {}",
-                                    t->name, t->target, stream.error()));
-                    co_return;
-                }
-                up.emplace(std::move(*stream), *this, t);
-            }
-            const std::string forwarded = http::forward_request_head(
-                head, {from, https ? "https" : "http", t->host_header, t->target, request.upgrade()});
-            const bool sent = co_await write_all(up->stream, forwarded, cfg_.idle_timeout,
-                                                 view(in).substr(0, parsed_body));
-            in.consume(parsed_body);
-            if (!sent) {
-                co_await reply_and_close(visitor, 502, "Bad Gateway",
-                                         "porthole: the tunnel closed while sending the request");
-                co_return;
-            }
-            exchange_outcome outcome;
-            if (request.is_done()) {  // no body: skip running a second coroutine alongside
-                outcome.request_ok = true;
-                co_await forward_response(*up, visitor, head.method == "HEAD", outcome);
-            } else {
-                co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
-                          forward_response(*up, visitor, head.method == "HEAD", outcome));
-            }
-            if (outcome.response == response_state::none && outcome.bad_request_body) {
-                co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
-                co_return;
-            }
-            if (outcome.response == response_state::none) {
-                co_await reply_and_close(visitor, 502, "Bad Gateway",
-                                         fmt::format("porthole: the local service at {} closed "
-                                                     "the connection without a response",
-                                                     t->target));
-                co_return;
-            }
-            if (outcome.response == response_state::upgraded && outcome.request_ok) {
-                if (in.size() != 0) {
-                    const bool sent = co_await write_all(up->stream, view(in), cfg_.idle_timeout);
-                    if (!sent) co_return;
-                }
-                if (up->in.size() != 0) {
-                    const bool sent = co_await write_all(visitor, view(up->in), cfg_.idle_timeout);
-                    if (!sent) co_return;
-                }
-                co_await net::pump(visitor.conn, up->stream.conn);
-                co_return;
-            }
-            if (outcome.response != response_state::complete || !outcome.request_ok ||
-                !request.keep_alive() || !outcome.keep_alive || draining_) {
-                visitor.conn.shutdown_send();
-                co_return;
-            }
-            if (!outcome.upstream_reusable) up.reset();
+            if (!co_await exchange(visitor, in, up, from, https)) co_return;
         }
+    }
+
+    // One request and its response on a visitor connection; false when the connection is done.
+    // A frame of its own, so an idle keep-alive connection keeps none of this state.
+    asio::awaitable<bool> exchange(watched_socket& visitor, beast::flat_buffer& in,
+                                   std::optional<upstream>& up, const std::string& from,
+                                   bool https) {
+        http::framer<true> request(cfg_.max_header_bytes);
+        std::optional<http::rejection> raw_head_problem;
+        const auto head_deadline = clock::now() + cfg_.header_timeout;
+        error_code ec;
+        for (;;) {
+            const std::size_t used = request.put(in.data(), ec);
+            if (request.is_header_done()) raw_head_problem = http::check_raw_head(view(in).substr(0, used));
+            in.consume(used);
+            if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
+            const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+                head_deadline - clock::now());
+            bool got = false;
+            if (left.count() > 0)
+                got = co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)));
+            if (!got) {
+                if (in.size() != 0)
+                    co_await reply_and_close(visitor, 408, "Request Timeout",
+                                             "the request head did not arrive in time");
+                co_return false;
+            }
+        }
+        if (!request.is_header_done()) {
+            const auto r = http::rejection_for(ec);
+            spdlog::info("http: bad request from {}: {}", from, r.reason);
+            co_await reply_and_close(visitor, r.status,
+                                     r.status == 431 ? "Request Header Fields Too Large"
+                                                     : "Bad Request",
+                                     r.reason);
+            co_return false;
+        }
+        if (auto r = raw_head_problem ? raw_head_problem : http::check_request(request)) {
+            spdlog::info("http: bad request from {}: {}", from, r->reason);
+            co_await reply_and_close(visitor, r->status,
+                                     r->status == 501 ? "Not Implemented" : "Bad Request",
+                                     r->reason);
+            co_return false;
+        }
+        // Body bytes that came with the head are checked before anything reaches the tunnel,
+        // so a malformed chunked body in the first packet never gets to the local service.
+        std::size_t parsed_body = 0;
+        if (!request.is_done() && in.size() != 0) {
+            request.eager(true);
+            parsed_body = request.put(in.data(), ec);
+            if (ec && ec != beast::http::error::need_more) {
+                spdlog::info("http: bad request body from {}: {}", from, ec.message());
+                co_await reply_and_close(visitor, 400, "Bad Request",
+                                         "malformed request body: " + ec.message());
+                co_return false;
+            }
+        }
+        const http::message_head& head = request.head();
+        const std::string* host = head.find("host");
+        if (cfg_.redirect_https && !https && host) {
+            const auto colon = host->rfind(':');
+            const std::string bare =
+                colon == std::string::npos || host->back() == ']' ? *host : host->substr(0, colon);
+            const std::string location =
+                https_port_ == 443 ? fmt::format("https://{}{}", bare, head.target)
+                                   : fmt::format("https://{}:{}{}", bare, https_port_, head.target);
+            const std::string response = http::redirect_response(location);
+            co_await write_all(visitor, response, 10s);
+            visitor.conn.shutdown_send();
+            co_return false;
+        }
+        auto name = host ? http::tunnel_name_for_host(*host, cfg_.domain) : std::nullopt;
+        if (!name) {
+            std::string message =
+                fmt::format("porthole: this relay serves tunnels at NAME.{}; '{}' is not one",
+                            cfg_.domain, host ? std::string_view(*host) : std::string_view());
+            co_await reply_and_close(visitor, 404, "Not Found", std::move(message));
+            co_return false;
+        }
+        auto found = http_tunnels_.find(*name);
+        if (found == http_tunnels_.end()) {
+            if (names_.held(*name, clock::now()))
+                co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                         fmt::format("porthole: the client of tunnel '{}' is "
+                                                     "reconnecting; try again shortly",
+                                                     *name));
+            else
+                co_await reply_and_close(
+                    visitor, 404, "Not Found",
+                    fmt::format("porthole: no tunnel named '{}' is connected to this relay",
+                                *name));
+            co_return false;
+        }
+        std::shared_ptr<tunnel> t = found->second;
+        if (up && (up->tunnel_id != t->id || up->in.size() != 0 ||
+                   !net::idle_and_open(up->stream.conn.socket())))
+            up.reset();
+        if (!up) {
+            if (t->active >= cfg_.max_connections_per_tunnel) {
+                co_await reply_and_close(visitor, 503, "Service Unavailable",
+                                         "porthole: this tunnel is at its connection limit");
+                co_return false;
+            }
+            if (!t->admit(cfg_.max_new_connections_per_second, clock::now())) {
+                co_await reply_and_close(visitor, 429, "Too Many Requests",
+                                         "porthole: this tunnel is taking new connections "
+                                         "too fast; retry shortly");
+                co_return false;
+            }
+            auto stream = co_await open_stream(*t, from);
+            if (!stream) {
+                co_await reply_and_close(
+                    visitor, 502, "Bad Gateway",
+                    fmt::format("porthole: tunnel '{}' is up, but its local service at {} is "
+                                "not reachable: {}",
+                                t->name, t->target, stream.error()));
+                co_return false;
+            }
+            up.emplace(std::move(*stream), *this, t);
+        }
+        const std::string forwarded = http::forward_request_head(
+            head, {from, https ? "https" : "http", t->host_header, t->target, request.upgrade()});
+        const bool sent = co_await write_all(up->stream, forwarded, cfg_.idle_timeout,
+                                             view(in).substr(0, parsed_body));
+        in.consume(parsed_body);
+        if (!sent) {
+            co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                     "porthole: the tunnel closed while sending the request");
+            co_return false;
+        }
+        exchange_outcome outcome;
+        if (request.is_done()) {  // no body: skip running a second coroutine alongside
+            outcome.request_ok = true;
+            co_await forward_response(*up, visitor, head.method == "HEAD", outcome);
+        } else {
+            co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
+                      forward_response(*up, visitor, head.method == "HEAD", outcome));
+        }
+        if (outcome.response == response_state::none && outcome.bad_request_body) {
+            co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
+            co_return false;
+        }
+        if (outcome.response == response_state::none) {
+            co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                     fmt::format("porthole: the local service at {} closed "
+                                                 "the connection without a response",
+                                                 t->target));
+            co_return false;
+        }
+        if (outcome.response == response_state::upgraded && outcome.request_ok) {
+            if (in.size() != 0) {
+                const bool sent = co_await write_all(up->stream, view(in), cfg_.idle_timeout);
+                if (!sent) co_return false;
+            }
+            if (up->in.size() != 0) {
+                const bool sent = co_await write_all(visitor, view(up->in), cfg_.idle_timeout);
+                if (!sent) co_return false;
+            }
+            co_await net::pump(visitor.conn, up->stream.conn);
+            co_return false;
+        }
+        if (outcome.response != response_state::complete || !outcome.request_ok ||
+            !request.keep_alive() || !outcome.keep_alive || draining_) {
+            visitor.conn.shutdown_send();
+            co_return false;
+        }
+        if (!outcome.upstream_reusable) up.reset();
+        co_return true;
     }
 
     enum class response_state { none, partial, complete, upgraded };
