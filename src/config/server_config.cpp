@@ -89,7 +89,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             }
         } else if (key == "tokens_file") {
             result = str().and_then([&](std::string v) { return load_tokens_file(v, cfg); });
-        } else if (key == "max_tunnels_per_client" || key == "max_connections_per_ip" ||
+        } else if (key == "max_tunnels_per_client" || key == "max_tunnels_per_token" ||
+                   key == "max_connections_per_ip" ||
                    key == "max_connections_per_tunnel" || key == "max_pending_streams" ||
                    key == "max_new_connections_per_second" || key == "max_header_bytes") {
             const std::int64_t low = key == "max_header_bytes" ? 1024 : 1;
@@ -99,6 +100,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                 v = tl::unexpected(fmt::format("{}: '{}' must be {} to {}", at, key, low, high));
             result = v.map([&](std::int64_t n) {
                 auto& field = key == "max_tunnels_per_client"       ? cfg.max_tunnels_per_client
+                              : key == "max_tunnels_per_token"      ? cfg.max_tunnels_per_token
                               : key == "max_connections_per_ip"     ? cfg.max_connections_per_ip
                               : key == "max_connections_per_tunnel" ? cfg.max_connections_per_tunnel
                               : key == "max_pending_streams"        ? cfg.max_pending_streams
@@ -205,7 +207,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             result = tl::unexpected(fmt::format(
                 "{}: unknown key '{}' (known: domain, http_addr, control_addr, tcp_ports, tokens, "
                 "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout, "
-                "reserved_names, max_tunnels_per_client, max_connections_per_ip, "
+                "reserved_names, max_tunnels_per_client, max_tunnels_per_token, "
+                "max_connections_per_ip, "
                 "max_connections_per_tunnel, max_pending_streams, max_new_connections_per_second, "
                 "max_header_bytes, bound_names, control_tls, control_cert, "
                 "control_key, https_addr, tls_certificates, tls_self_signed_dir, "

@@ -27,6 +27,7 @@ struct server_config {
                                             "status", "dashboard", "ns1", "ns2",  "smtp",
                                             "autoconfig", "autodiscover"};
     std::uint32_t max_tunnels_per_client = 64;
+    std::uint32_t max_tunnels_per_token = 256;  // across every client using the token
     std::uint32_t max_connections_per_ip = 1024;
     std::uint32_t max_connections_per_tunnel = 4096;
     std::uint32_t max_pending_streams = 256;  // per client: visitors waiting for a data connection

@@ -442,6 +442,11 @@ private:
                     ports_.release(t->port, s.owner, now);
             }
         }
+        if (auto it = tunnels_per_token_.find(protocol::to_hex(s.token));
+            it != tunnels_per_token_.end()) {
+            it->second -= std::min<std::uint32_t>(it->second, s.tunnels.size());
+            if (it->second == 0) tunnels_per_token_.erase(it);
+        }
         s.tunnels.clear();
         sessions_.erase(s.id_hex);
         if (auto it = by_owner_.find(s.owner); it != by_owner_.end()) {
@@ -529,6 +534,12 @@ private:
             return refuse(protocol::error_code::limit,
                           fmt::format("this relay allows at most {} tunnels per client",
                                       cfg_.max_tunnels_per_client));
+        // Only a relay with tokens can tell who is who; without, clients are limited one by one.
+        const std::string token_hex = protocol::to_hex(s->token);
+        if (!cfg_.tokens.empty() && tunnels_per_token_[token_hex] >= cfg_.max_tunnels_per_token)
+            return refuse(protocol::error_code::limit,
+                          fmt::format("this token may hold at most {} tunnels on this relay",
+                                      cfg_.max_tunnels_per_token));
         auto t = std::make_shared<tunnel>();
         t->id = next_tunnel_id_++;
         t->kind = req.kind;
@@ -582,6 +593,7 @@ private:
             spawn(accept_tcp(t));
         }
         s->tunnels[t->id] = t;
+        ++tunnels_per_token_[token_hex];
         spdlog::info("session {}: tunnel {} -> {}", s->id_hex.substr(0, 8), t->url, t->target);
         s->out.push(protocol::tunnel_opened{req.request_id, t->id, t->url});
     }
@@ -1199,6 +1211,7 @@ private:
     std::unordered_map<std::uint16_t, std::shared_ptr<tunnel>> tcp_tunnels_;
     std::unordered_set<watched_socket*> watched_;
     std::unordered_map<std::string, std::uint32_t> per_ip_;  // open visitor connections
+    std::unordered_map<std::string, std::uint32_t> tunnels_per_token_;
     clock::time_point now_ = clock::now();  // refreshed by the sweeper: deadlines are coarse
 };
 

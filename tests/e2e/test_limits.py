@@ -108,3 +108,12 @@ def test_max_header_bytes(group, tmp_path, origin):
     with socket.create_connection(("127.0.0.1", relay.http_port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\n\r\n" % (host.encode(), b"a" * 4096))
         assert read_status(s) == 431
+
+
+def test_max_tunnels_per_token_across_clients(group, tmp_path, origin):
+    relay = relay_with(group, tmp_path, 'tokens = ["shared"]\nmax_tunnels_per_token = 2\n')
+    group.agent(relay, "http", origin.port, token="shared")
+    group.agent(relay, "tcp", origin.port, token="shared")
+    third = group.agent(relay, "http", origin.port, token="shared", wait_ready=False)
+    assert third.wait_exit(10) != 0
+    assert "at most 2 tunnels" in third.stderr_text(), third.describe()
