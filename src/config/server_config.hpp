@@ -31,7 +31,7 @@ struct server_config {
     std::uint32_t max_connections_per_ip = 1024;
     std::uint32_t max_connections_per_tunnel = 4096;
     std::uint32_t max_pending_streams = 256;  // per client: visitors waiting for a data connection
-    std::uint32_t max_new_connections_per_second = 1000;  // per tunnel, burst of as many
+    std::uint32_t max_new_connections_per_second = 10000;  // per tunnel, burst of as many
     std::uint32_t max_header_bytes = 64 * 1024;  // a visitor's request head; over it: 431
     // Names only one token may take: name -> SHA-256 of that token.
     std::vector<std::pair<std::string, protocol::token_key>> bound_names;

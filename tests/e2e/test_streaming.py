@@ -93,7 +93,12 @@ def test_idle_timeout_closes_keepalive_but_not_websockets(group, origin, ws_orig
     host = split_url(http_agent.ready["url"])[1]
     with socket.create_connection(("127.0.0.1", relay.http_port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), relay.http_port))
-        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        response = b""
+        while not response.endswith(b"hello from origin\n"):
+            chunk = s.recv(4096)
+            assert chunk, response
+            response += chunk
+        assert response.startswith(b"HTTP/1.1 200")
         started = time.monotonic()
         assert s.recv(4096) == b""  # the relay closes the idle keep-alive connection
         assert 1.0 < time.monotonic() - started < 6.0
