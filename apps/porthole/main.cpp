@@ -12,6 +12,8 @@
 
 #include <iostream>
 
+#include <unistd.h>
+
 namespace {
 
 using porthole::config::endpoint;
@@ -45,12 +47,69 @@ struct transport_flags {
     int connect_timeout = 10;
 };
 
+// What the client shows: the terminal view or log lines, and the inspector.
+struct output_flags {
+    std::string log_format = "auto";
+    bool json = false, qr = false;
+    bool inspect = true;
+    std::string inspect_addr, inspect_body_limit, inspect_memory;
+};
+
 struct client_flags {
     std::string target, server = "127.0.0.1:7835", token, subdomain, host_header = "preserve";
+    std::vector<std::string> routes;
     int remote_port = 0;
-    bool json = false;
     transport_flags transport;
+    output_flags output;
 };
+
+void add_output_flags(CLI::App& cmd, output_flags& f) {
+    cmd.add_option("--log-format", f.log_format,
+                   "auto (a live view when stdout is a terminal, else text), text or json "
+                   "(one event per line)")
+        ->check(CLI::IsMember({"auto", "text", "json"}))
+        ->capture_default_str();
+    cmd.add_flag("--json", f.json, "same as --log-format json");
+    cmd.add_flag("--qr", f.qr, "show each public URL as a QR code too");
+    cmd.add_flag("--inspect", f.inspect,
+                 "run the inspector (web page and API of recorded requests); --inspect=false "
+                 "turns it off")
+        ->capture_default_str();
+    cmd.add_option("--inspect-addr", f.inspect_addr,
+                   "inspector address HOST:PORT (default 127.0.0.1:4040, or the next free port)");
+    cmd.add_option("--inspect-body-limit", f.inspect_body_limit,
+                   "bytes of each request and response body the inspector keeps (default 64KiB)");
+    cmd.add_option("--inspect-memory", f.inspect_memory,
+                   "bytes all recorded requests may take; the oldest go first (default 32MiB)");
+}
+
+std::size_t size_flag(const std::string& flag, const std::string& value) {
+    auto size = porthole::config::parse_size(value);
+    if (!size) fail(fmt::format("{}: {}", flag, size.error()));
+    return *size;
+}
+
+// `base` holds what the config file said; flags given on the command line win.
+void apply_output(const CLI::App& cmd, const output_flags& f,
+                  const porthole::config::inspect_settings& base,
+                  porthole::config::agent_config& cfg) {
+    const std::string format = f.json ? "json" : f.log_format;
+    cfg.json = format == "json";
+    const char* term = std::getenv("TERM");
+    cfg.live_view = format == "auto" && ::isatty(STDOUT_FILENO) == 1 &&
+                    !(term && std::string_view(term) == "dumb");
+    const char* no_color = std::getenv("NO_COLOR");
+    cfg.no_color = no_color && *no_color;
+    cfg.qr = f.qr;
+    cfg.inspect = base;
+    if (cmd.count("--inspect")) cfg.inspect.enabled = f.inspect;
+    if (cmd.count("--inspect-addr"))
+        cfg.inspect.addr = endpoint_flag("--inspect-addr", f.inspect_addr);
+    if (cmd.count("--inspect-body-limit"))
+        cfg.inspect.body_limit = size_flag("--inspect-body-limit", f.inspect_body_limit);
+    if (cmd.count("--inspect-memory"))
+        cfg.inspect.memory = size_flag("--inspect-memory", f.inspect_memory);
+}
 
 void add_transport_flags(CLI::App& cmd, transport_flags& f) {
     cmd.add_option("--tls", f.tls,
@@ -131,13 +190,14 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     return cfg;
 }
 
-porthole::client::agent_config build_client_config(porthole::protocol::tunnel_kind kind,
+porthole::client::agent_config build_client_config(const CLI::App& cmd,
+                                                   porthole::protocol::tunnel_kind kind,
                                                    const client_flags& f) {
     porthole::client::agent_config cfg;
     cfg.server = endpoint_flag("--server", f.server);
     if (cfg.server.port == 0) fail("--server: the relay's port may not be 0");
     cfg.token = f.token;
-    cfg.json = f.json;
+    apply_output(cmd, f.output, {}, cfg);
     apply_transport(f.transport, cfg);
     auto target = porthole::config::parse_target(f.target);
     if (!target) fail(fmt::format("TARGET '{}': {}", f.target, target.error()));
@@ -151,6 +211,11 @@ porthole::client::agent_config build_client_config(porthole::protocol::tunnel_ki
     t.subdomain = f.subdomain;
     t.host_header = f.host_header;
     t.remote_port = static_cast<std::uint16_t>(f.remote_port);
+    for (const auto& r : f.routes) {
+        auto route = porthole::config::parse_route(r);
+        if (!route) fail("--route: " + route.error());
+        t.routes.push_back(*route);
+    }
     cfg.tunnels.push_back(t);
     return cfg;
 }
@@ -158,8 +223,9 @@ porthole::client::agent_config build_client_config(porthole::protocol::tunnel_ki
 struct start_flags {
     std::vector<std::string> names;
     std::string config_file, server, token;
-    bool all = false, json = false;
+    bool all = false;
     transport_flags transport;
+    output_flags output;
 };
 
 porthole::config::client_file load_client_file_or_fail(const std::string& given) {
@@ -173,7 +239,7 @@ porthole::config::client_file load_client_file_or_fail(const std::string& given)
 porthole::config::agent_config build_start_config(const CLI::App& cmd, const start_flags& f) {
     auto file = load_client_file_or_fail(f.config_file);
     porthole::config::agent_config cfg;
-    cfg.json = f.json;
+    apply_output(cmd, f.output, file.inspect, cfg);
     apply_transport(f.transport, cfg);
     const char* env_server = std::getenv("PORTHOLE_SERVER");
     const char* env_token = std::getenv("PORTHOLE_TOKEN");
@@ -220,10 +286,14 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
         ->envname("PORTHOLE_SERVER")
         ->capture_default_str();
     cmd.add_option("--token", f.token, "token the relay expects")->envname("PORTHOLE_TOKEN");
-    cmd.add_flag("--json", f.json, "print one JSON event per line instead of text");
+    add_output_flags(cmd, f.output);
     add_transport_flags(cmd, f.transport);
     if (kind != tunnel_kind::tcp)
         cmd.add_option("--subdomain", f.subdomain, "ask for NAME.DOMAIN (default: a random name)");
+    if (kind == tunnel_kind::http)
+        cmd.add_option("--route", f.routes,
+                       "PATH=TARGET: send requests under PATH to another local service, e.g. "
+                       "/api=8000; repeatable, first match wins, TARGET takes the rest");
     if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,
                        "Host header sent to the local service: preserve, rewrite (to TARGET's "
@@ -327,7 +397,7 @@ int main(int argc, char** argv) {
     start->add_option("--server", sf_start.server,
                       "relay control address HOST:PORT (env PORTHOLE_SERVER)");
     start->add_option("--token", sf_start.token, "token the relay expects (env PORTHOLE_TOKEN)");
-    start->add_flag("--json", sf_start.json, "print one JSON event per line instead of text");
+    add_output_flags(*start, sf_start.output);
     add_transport_flags(*start, sf_start.transport);
 
     std::string check_file;
@@ -374,13 +444,13 @@ int main(int argc, char** argv) {
         if (*server) return porthole::relay::run(build_server_config(*server, sf));
         if (*http)
             return porthole::client::run(
-                build_client_config(porthole::protocol::tunnel_kind::http, hf));
+                build_client_config(*http, porthole::protocol::tunnel_kind::http, hf));
         if (*tcp)
             return porthole::client::run(
-                build_client_config(porthole::protocol::tunnel_kind::tcp, tf));
+                build_client_config(*tcp, porthole::protocol::tunnel_kind::tcp, tf));
         if (*tls)
             return porthole::client::run(
-                build_client_config(porthole::protocol::tunnel_kind::tls, lf));
+                build_client_config(*tls, porthole::protocol::tunnel_kind::tls, lf));
         if (*start) return porthole::client::run(build_start_config(*start, sf_start));
     } catch (const std::exception& e) {
         std::cerr << "porthole: error: " << e.what() << "\n";

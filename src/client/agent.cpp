@@ -1,8 +1,12 @@
 #include "client/agent.hpp"
 
+#include "client/http_forwarder.hpp"
+#include "client/terminal_view.hpp"
+#include "net/connect.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
 #include "net/tls.hpp"
+#include "observe/inspector_server.hpp"
 #include "protocol/auth.hpp"
 
 #include <boost/asio.hpp>
@@ -44,6 +48,12 @@ std::string describe_target(const tunnel_spec& t) {
     return t.kind == tunnel_kind::http ? "http://" + t.target.to_string() : t.target.to_string();
 }
 
+const char* kind_name(tunnel_kind k) {
+    return k == tunnel_kind::http ? "http" : k == tunnel_kind::tls ? "tls" : "tcp";
+}
+
+constexpr std::size_t heads_only_memory = 1024 * 1024;  // --inspect=false: the terminal's list
+
 struct session_state {
     session_state(net::stream s, const asio::any_io_executor& ex)
         : control(std::move(s)), out(ex), heartbeat(ex) {}
@@ -54,6 +64,8 @@ struct session_state {
     protocol::key32 data_proof{};
     std::chrono::milliseconds heartbeat_interval{10000};
     std::unordered_set<net::stream*> idle_data;
+    std::uint64_t ping_number = 0;
+    clock::time_point ping_sent;
     bool closed = false;
 
     void close() {
@@ -77,6 +89,11 @@ struct tunnel_state {
     std::uint32_t tunnel_id = 0;
     std::string url;
     bool ever_opened = false;
+    observe::tunnel_metrics metrics;
+
+    // As the inspector names it: the config file's name, or what other agents call a tunnel
+    // given on the command line.
+    std::string name() const { return spec.name.empty() ? "command_line" : spec.name; }
 };
 
 class agent {
@@ -85,12 +102,30 @@ public:
         : io_(io), cfg_(cfg), signals_(io, SIGINT, SIGTERM), backoff_timer_(io),
           client_id_(protocol::random_bytes<16>()),
           key_(protocol::key_of_token(cfg.token)),
-          trust_{cfg.server_ca, cfg.server_fingerprint, cfg.insecure} {
-        for (const auto& spec : cfg.tunnels) tunnels_.push_back(tunnel_state{spec, 0, {}, false});
+          trust_{cfg.server_ca, cfg.server_fingerprint, cfg.insecure},
+          store_(cfg.inspect.enabled ? cfg.inspect.memory : heads_only_memory,
+                 cfg.inspect.enabled ? cfg.inspect.body_limit : 0) {
+        for (const auto& spec : cfg.tunnels) tunnels_.push_back(tunnel_state{spec, 0, {}, false, {}});
     }
 
-    // Start-up checks that need no network: the TLS settings.
+    // Start-up work that needs no relay: the inspector's port and the TLS settings.
     tl::expected<void, std::string> prepare() {
+        if (cfg_.inspect.enabled) {
+            observe::inspector_hooks hooks{
+                [this] { return tunnels_json(); },
+                [this](const observe::exchange_record& original, std::string_view raw) {
+                    return replay(original, raw);
+                }};
+            auto server = observe::inspector_server::start(
+                io_, cfg_.inspect.addr.value_or(config::endpoint{"127.0.0.1", 4040}),
+                !cfg_.inspect.addr, store_, std::move(hooks));
+            if (server)
+                inspector_ = std::move(*server);
+            else if (cfg_.inspect.addr)
+                return tl::unexpected(server.error());
+            else  // the default address: the tunnel matters more than its inspector
+                spdlog::warn("{}", server.error());
+        }
         if (!cfg_.tls_enabled()) return {};
         auto ctx = net::make_client_tls(trust_);
         if (!ctx) return tl::unexpected(ctx.error());
@@ -104,6 +139,23 @@ public:
     void start() {
         signals_.async_wait([this](error_code ec, int) {
             if (!ec) stop();
+        });
+        if (cfg_.live_view) {
+            view_ = std::make_unique<terminal_view>(io_, store_, !cfg_.no_color, cfg_.qr);
+            view_->set_relay(cfg_.server.to_string() + (tls_ ? "  (TLS)" : ""));
+            if (inspector_) view_->set_inspector(inspector_->url());
+            view_tunnels();
+            view_->start();
+        } else if (inspector_) {
+            if (cfg_.json)
+                emit({{"event", "inspector"}, {"url", inspector_->url()}});
+            else
+                std::cout << "porthole  inspector  " << inspector_->url() << std::endl;
+        }
+        if (!cfg_.live_view) store_.subscribe([this](observe::capture_store::event e,
+                                                     const observe::exchange_record* r,
+                                                     const observe::captured_frame*) {
+            if (e == observe::capture_store::event::request) log_request(*r);
         });
         asio::co_spawn(io_, main_loop(), log_exception);
     }
@@ -150,35 +202,9 @@ private:
         io_.stop();
     }
 
-    asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to,
-                                                                    net::duration timeout) {
-        std::vector<tcp::endpoint> endpoints;
-        error_code ec;
-        if (auto address = asio::ip::make_address(to.host, ec); !ec) {
-            endpoints.emplace_back(address, to.port);  // an IP literal: no resolver round trip
-        } else {
-            tcp::resolver resolver(io_);
-            auto [rec, results] =
-                co_await resolver.async_resolve(to.host, std::to_string(to.port), use_tuple);
-            if (rec)
-                co_return tl::unexpected(fmt::format("cannot resolve {}: {}", to.host,
-                                                     rec.message()));
-            for (const auto& r : results) endpoints.push_back(r.endpoint());
-        }
-        beast::tcp_stream stream(io_);
-        stream.expires_after(timeout);
-        tcp::endpoint ep;
-        std::tie(ec, ep) = co_await stream.async_connect(endpoints, use_tuple);
-        if (ec)
-            co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
-                                                                 : ec.message());
-        stream.socket().set_option(tcp::no_delay(true), ec);
-        co_return stream.release_socket();
-    }
-
     // A connection to the relay, with TLS when the transport is encrypted.
     asio::awaitable<tl::expected<net::stream, std::string>> connect_relay() {
-        auto socket = co_await connect(cfg_.server, connect_timeout);
+        auto socket = co_await net::connect(cfg_.server, connect_timeout);
         if (!socket) co_return tl::unexpected(socket.error());
         if (!tls_) co_return net::stream(std::move(*socket));
         net::tls_stream tls(std::move(*socket), *tls_);
@@ -282,6 +308,10 @@ private:
                 break;
             } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
                 s->out.push(protocol::pong{p->opaque});
+            } else if (auto* pong = std::get_if<protocol::pong>(&*frame)) {
+                if (pong->opaque == s->ping_number && view_)
+                    view_->set_rtt(std::chrono::duration_cast<std::chrono::microseconds>(
+                        clock::now() - s->ping_sent));
             } else if (auto* want = std::get_if<protocol::pool_want>(&*frame)) {
                 for (unsigned i = 0; i < std::min(want->count, max_pool_size); ++i)
                     asio::co_spawn(io_, data_connection(s), log_exception);
@@ -329,17 +359,18 @@ private:
         s->close();
     }
 
+    // Pings at once (the first round-trip time) and then every interval.
     asio::awaitable<void> heartbeat(std::shared_ptr<session_state> s) {
-        std::uint64_t n = 0;
         while (!s->closed) {
+            s->ping_sent = clock::now();
+            s->out.push(protocol::ping{++s->ping_number});
             s->heartbeat.expires_after(s->heartbeat_interval);
             co_await s->heartbeat.async_wait(use_tuple);
-            if (!s->closed) s->out.push(protocol::ping{++n});
         }
     }
 
-    const tunnel_state* tunnel_by_id(std::uint32_t id) const {
-        for (const auto& t : tunnels_)
+    tunnel_state* tunnel_by_id(std::uint32_t id) {
+        for (auto& t : tunnels_)
             if (t.ever_opened && t.tunnel_id == id) return &t;
         return nullptr;
     }
@@ -359,13 +390,22 @@ private:
         auto* start = std::get_if<protocol::stream_start>(&*frame);
         if (!start) co_return;
         if (!s->closed) asio::co_spawn(io_, data_connection(s), log_exception);
-        const tunnel_state* t = tunnel_by_id(start->tunnel_id);
+        tunnel_state* t = tunnel_by_id(start->tunnel_id);
         if (!t) {
             const protocol::message failed = protocol::stream_failed{"unknown tunnel"};
             co_await net::write_frame(stream, failed, connect_timeout);
             co_return;
         }
-        auto local = co_await connect(t->spec.target, cfg_.target_connect_timeout);
+        if (t->spec.kind == tunnel_kind::http) {
+            // The local service is picked per request, by path: connected once the head is read.
+            const protocol::message ready = protocol::stream_ready{};
+            ec = co_await net::write_frame(stream, ready, connect_timeout);
+            if (ec) co_return;
+            asio::co_spawn(io_, forward_http(std::move(stream), start->visitor, http_tunnel_of(*t)),
+                           log_exception);
+            co_return;
+        }
+        auto local = co_await net::connect(t->spec.target, cfg_.target_connect_timeout);
         if (!local) {
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t->url,
                          t->spec.target.to_string(), start->visitor, local.error());
@@ -377,20 +417,99 @@ private:
         ec = co_await net::write_frame(stream, ready, connect_timeout);
         if (ec) co_return;
         // The pump gets a small frame of its own; this larger one ends here.
-        asio::co_spawn(io_, carry(std::move(stream), net::stream(std::move(*local))),
+        asio::co_spawn(io_, carry(std::move(stream), net::stream(std::move(*local)), &t->metrics),
                        log_exception);
     }
 
-    static asio::awaitable<void> carry(net::stream relay_side, net::stream local) {
+    static asio::awaitable<void> carry(net::stream relay_side, net::stream local,
+                                       observe::tunnel_metrics* metrics) {
+        ++metrics->connections;
+        ++metrics->open;
         co_await net::pump(relay_side, local);
+        --metrics->open;
+    }
+
+    client::http_tunnel http_tunnel_of(tunnel_state& t) {
+        const auto start = t.url.find("://") + 3;
+        return {&t.spec,   t.name(), t.url.substr(start, t.url.find('.', start) - start),
+                &store_,   &t.metrics, cfg_.inspect.enabled,
+                cfg_.target_connect_timeout};
+    }
+
+    tl::expected<void, std::string> replay(const observe::exchange_record& original,
+                                           std::string_view raw) {
+        for (auto& t : tunnels_)
+            if (t.spec.kind == tunnel_kind::http && t.name() == original.tunnel_name)
+                return replay_http(raw, &original, http_tunnel_of(t), io_.get_executor());
+        return tl::unexpected("the tunnel '" + original.tunnel_name + "' is not open in this client");
+    }
+
+    std::string tunnels_json() const {
+        std::vector<observe::tunnel_info> list;
+        for (const auto& t : tunnels_) {
+            if (!t.ever_opened) continue;
+            const std::string proto = t.spec.kind != tunnel_kind::http ? kind_name(t.spec.kind)
+                                      : t.url.starts_with("https:") ? "https"
+                                                                     : "http";
+            list.push_back({t.name(), t.url, proto, describe_target(t.spec), &t.metrics});
+        }
+        return observe::tunnels_json(list);
+    }
+
+    void view_tunnels() {
+        if (!view_) return;
+        std::vector<view_tunnel> list;
+        for (const auto& t : tunnels_) {
+            view_tunnel v{t.name(), t.ever_opened ? t.url : "", describe_target(t.spec), {},
+                          &t.metrics};
+            for (const auto& r : t.spec.routes)
+                v.routes.push_back(fmt::format("{} -> {}", r.path, r.target.to_string()));
+            list.push_back(std::move(v));
+        }
+        view_->set_tunnels(std::move(list));
+    }
+
+    // A finished request as one log line (text) or event (--json); written without a flush
+    // each, flushed a moment later, so a busy tunnel costs no write per request.
+    void log_request(const observe::exchange_record& r) {
+        using observe::exchange_state;
+        if (r.state == exchange_state::pending || r.state == exchange_state::streaming ||
+            r.state == exchange_state::closed)
+            return;
+        const unsigned status = r.response ? r.response->status : 0;
+        const double ms = static_cast<double>(r.duration.count()) / 1e6;
+        if (cfg_.json) {
+            nlohmann::json event{{"event", "request"}, {"tunnel", r.tunnel_name},
+                                 {"method", r.request.method}, {"uri", r.request.target},
+                                 {"status", status}, {"state", observe::state_name(r.state)},
+                                 {"duration_ms", ms}, {"remote_addr", r.remote_addr}};
+            std::cout << event.dump() << '\n';
+        } else {
+            std::cout << fmt::format("porthole  {} {} {} -> {} ({:.1f} ms)\n", r.tunnel_name,
+                                     r.request.method, r.request.target,
+                                     status ? std::to_string(status) : observe::state_name(r.state),
+                                     ms);
+        }
+        if (!flush_pending_) {
+            flush_pending_ = true;
+            flush_timer_.expires_after(200ms);
+            flush_timer_.async_wait([this](error_code) {
+                flush_pending_ = false;
+                std::cout.flush();
+            });
+        }
     }
 
     void emit(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
 
     void report_ready(const tunnel_state& t) {
-        const char* type = t.spec.kind == tunnel_kind::http  ? "http"
-                           : t.spec.kind == tunnel_kind::tls ? "tls"
-                                                             : "tcp";
+        const char* type = kind_name(t.spec.kind);
+        if (inspector_) inspector_->tunnels_changed();
+        if (view_) {
+            view_tunnels();
+            view_->set_session("online", true);
+            return;
+        }
         if (cfg_.json) {
             nlohmann::json event{{"event", "ready"},
                                  {"type", type},
@@ -408,6 +527,12 @@ private:
 
     void report_reconnecting(int attempt, std::chrono::milliseconds delay,
                              const std::string& reason) {
+        if (view_) {
+            view_->set_session(fmt::format("reconnecting in {} ms (attempt {}): {}",
+                                           delay.count(), attempt, reason),
+                               false);
+            return;
+        }
         if (cfg_.json)
             emit({{"event", "reconnecting"},
                   {"attempt", attempt},
@@ -420,6 +545,7 @@ private:
     }
 
     void report_error(const std::string& message) {
+        view_.reset();  // back to the normal screen, so the error stays visible
         if (cfg_.json) emit({{"event", "error"}, {"message", message}});
         std::cerr << "porthole: error: " << message << std::endl;
     }
@@ -433,6 +559,11 @@ private:
     const net::client_trust trust_;
     std::optional<asio::ssl::context> tls_;
     std::vector<tunnel_state> tunnels_;
+    observe::capture_store store_;
+    std::unique_ptr<observe::inspector_server> inspector_;
+    std::unique_ptr<terminal_view> view_;
+    asio::steady_timer flush_timer_{io_};
+    bool flush_pending_ = false;
     std::shared_ptr<session_state> session_;
     bool ever_connected_ = false;
     bool stopping_ = false;

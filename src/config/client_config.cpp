@@ -2,6 +2,7 @@
 
 #include "config/toml_source.hpp"
 #include "http/host_route.hpp"
+#include "http/path_route.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -19,6 +20,72 @@ tl::expected<std::string, std::string> string_of(const std::string& path, std::s
                                                  const toml::node& n) {
     if (auto v = n.value<std::string>()) return *v;
     return tl::unexpected(fmt::format("{}: '{}' must be a string", at(path, n), key));
+}
+
+// A target given as a port number or a "HOST:PORT" string.
+tl::expected<endpoint, std::string> target_of(const std::string& path, const toml::node& n) {
+    std::string text;
+    if (auto port = n.value<std::int64_t>())
+        text = std::to_string(*port);
+    else if (auto s = n.value<std::string>())
+        text = *s;
+    else
+        return tl::unexpected(fmt::format("{}: 'target' must be a port or a string", at(path, n)));
+    auto ep = parse_target(text);
+    if (!ep) return tl::unexpected(fmt::format("{}: target: {}", at(path, n), ep.error()));
+    return *ep;
+}
+
+tl::expected<http_route, std::string> route_of(const std::string& path, const toml::node& n) {
+    const auto* table = n.as_table();
+    if (!table)
+        return tl::unexpected(fmt::format("{}: each route is a table: {{ path = \"/api\", target = "
+                                          "8000 }}",
+                                          at(path, n)));
+    http_route r;
+    bool has_path = false, has_target = false;
+    for (auto&& [key_node, value] : *table) {
+        const std::string_view key = key_node.str();
+        if (key == "path") {
+            auto v = string_of(path, key, value);
+            if (!v) return tl::unexpected(v.error());
+            if (!http::valid_path_prefix(*v))
+                return tl::unexpected(fmt::format(
+                    "{}: route path '{}' must start with '/' and hold no query or spaces",
+                    at(path, value), *v));
+            r.path = *v;
+            has_path = true;
+        } else if (key == "target") {
+            auto ep = target_of(path, value);
+            if (!ep) return tl::unexpected(ep.error());
+            r.target = *ep;
+            has_target = true;
+        } else {
+            return tl::unexpected(fmt::format("{}: unknown key '{}' in a route (known: path, target)",
+                                              at(path, value), key));
+        }
+    }
+    if (!has_path || !has_target)
+        return tl::unexpected(fmt::format("{}: a route needs both path and target", at(path, n)));
+    return r;
+}
+
+tl::expected<bool, std::string> bool_of(const std::string& path, std::string_view key,
+                                        const toml::node& n) {
+    if (auto v = n.value<bool>()) return *v;
+    return tl::unexpected(fmt::format("{}: '{}' must be true or false", at(path, n), key));
+}
+
+tl::expected<std::size_t, std::string> size_of(const std::string& path, std::string_view key,
+                                               const toml::node& n) {
+    std::string text;
+    if (auto v = n.value<std::int64_t>())
+        text = std::to_string(*v);
+    else if (auto s = n.value<std::string>())
+        text = *s;
+    auto size = parse_size(text);
+    if (!size) return tl::unexpected(fmt::format("{}: {}: {}", at(path, n), key, size.error()));
+    return *size;
 }
 
 tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const std::string& name,
@@ -46,16 +113,8 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
         return tl::unexpected(fmt::format("{}: tunnel '{}' needs target = \"PORT\" or "
                                           "\"HOST:PORT\"",
                                           where, name));
-    std::string target_text;
-    if (auto port = target->value<std::int64_t>())
-        target_text = std::to_string(*port);
-    else if (auto s = target->value<std::string>())
-        target_text = *s;
-    else
-        return tl::unexpected(fmt::format("{}: 'target' must be a port or a string",
-                                          at(path, *target)));
-    auto ep = parse_target(target_text);
-    if (!ep) return tl::unexpected(fmt::format("{}: target: {}", at(path, *target), ep.error()));
+    auto ep = target_of(path, *target);
+    if (!ep) return tl::unexpected(ep.error());
     t.target = *ep;
 
     for (auto&& [key_node, node] : table) {
@@ -71,6 +130,17 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                     "{}: subdomain '{}' is not a valid name (a-z, 0-9, '-', 1-63 characters)",
                     at(path, node), *v));
             t.subdomain = *v;
+        } else if (key == "routes" && http) {
+            const auto* list = node.as_array();
+            if (!list)
+                return tl::unexpected(fmt::format(
+                    "{}: routes must be a list: routes = [{{ path = \"/api\", target = 8000 }}]",
+                    at(path, node)));
+            for (const auto& item : *list) {
+                auto route = route_of(path, item);
+                if (!route) return tl::unexpected(route.error());
+                t.routes.push_back(std::move(*route));
+            }
         } else if (key == "host_header" && http) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
@@ -85,7 +155,7 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
             return tl::unexpected(fmt::format(
                 "{}: unknown key '{}' in a {} tunnel (known: type, target, {})", at(path, node),
                 key, *type_text,
-                http ? "subdomain, host_header" : named ? "subdomain" : "remote_port"));
+                http ? "subdomain, host_header, routes" : named ? "subdomain" : "remote_port"));
         }
     }
     return t;
@@ -116,6 +186,25 @@ tl::expected<client_file, std::string> load_client_text(std::string_view text,
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
             file.token = *v;
+        } else if (key == "inspect") {
+            auto v = bool_of(path, key, node);
+            if (!v) return tl::unexpected(v.error());
+            file.inspect.enabled = *v;
+        } else if (key == "inspect_addr") {
+            auto v = string_of(path, key, node);
+            if (!v) return tl::unexpected(v.error());
+            auto ep = parse_endpoint(*v);
+            if (!ep)
+                return tl::unexpected(fmt::format("{}: inspect_addr: {}", at(path, node), ep.error()));
+            file.inspect.addr = *ep;
+        } else if (key == "inspect_body_limit") {
+            auto v = size_of(path, key, node);
+            if (!v) return tl::unexpected(v.error());
+            file.inspect.body_limit = *v;
+        } else if (key == "inspect_memory") {
+            auto v = size_of(path, key, node);
+            if (!v) return tl::unexpected(v.error());
+            file.inspect.memory = *v;
         } else if (key == "tunnels") {
             const auto* tunnels = node.as_table();
             if (!tunnels)
@@ -132,13 +221,46 @@ tl::expected<client_file, std::string> load_client_text(std::string_view text,
             }
         } else {
             return tl::unexpected(fmt::format(
-                "{}: unknown key '{}' (known: server, token, [tunnels.NAME])", at(path, node), key));
+                "{}: unknown key '{}' (known: server, token, inspect, inspect_addr, inspect_body_limit, "
+                "inspect_memory, [tunnels.NAME])", at(path, node), key));
         }
     }
     std::sort(file.tunnels.begin(), file.tunnels.end(), [](const auto& a, const auto& b) {
         return a.name < b.name;
     });
     return file;
+}
+
+tl::expected<std::size_t, std::string> parse_size(std::string_view text) {
+    std::size_t i = 0;
+    std::uint64_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && n < (1ULL << 50))
+        n = n * 10 + static_cast<unsigned>(text[i++] - '0');
+    std::string_view unit = text.substr(i);
+    while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+    static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+        {"", 1},          {"B", 1},         {"KB", 1000},       {"KiB", 1024},
+        {"MB", 1000000},  {"MiB", 1 << 20}, {"GB", 1000000000}, {"GiB", 1ULL << 30}};
+    if (i == 0 || n >= (1ULL << 50))
+        return tl::unexpected(fmt::format("'{}' is not a size; write bytes or e.g. 64KiB, 32MiB",
+                                          text));
+    for (const auto& [name, factor] : units)
+        if (unit == name) return static_cast<std::size_t>(n * factor);
+    return tl::unexpected(fmt::format("unknown unit '{}' in '{}' (use B, KB, KiB, MB, MiB, GB, GiB)",
+                                      unit, text));
+}
+
+tl::expected<http_route, std::string> parse_route(std::string_view text) {
+    const auto eq = text.find('=');
+    if (eq == std::string_view::npos)
+        return tl::unexpected(fmt::format("'{}' is not PATH=TARGET (e.g. /api=8000)", text));
+    const std::string path(text.substr(0, eq));
+    if (!http::valid_path_prefix(path))
+        return tl::unexpected(
+            fmt::format("route path '{}' must start with '/' and hold no query or spaces", path));
+    auto target = parse_target(text.substr(eq + 1));
+    if (!target) return tl::unexpected(fmt::format("route target: {}", target.error()));
+    return http_route{path, *target};
 }
 
 std::string default_client_file() {

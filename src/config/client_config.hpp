@@ -12,6 +12,12 @@
 
 namespace porthole::config {
 
+// One path-prefix rule inside an HTTP tunnel: requests under `path` go to `target`.
+struct http_route {
+    std::string path;
+    endpoint target;
+};
+
 struct tunnel_spec {
     std::string name;  // the [tunnels.NAME] key; empty for a tunnel given on the command line
     protocol::tunnel_kind kind = protocol::tunnel_kind::http;
@@ -19,6 +25,15 @@ struct tunnel_spec {
     std::string subdomain;  // http: empty = the relay picks one
     std::uint16_t remote_port = 0;  // tcp: 0 = the relay picks one
     std::string host_header = "preserve";  // http: preserve | rewrite | a literal value
+    std::vector<http_route> routes;  // http: first match wins; `target` takes the rest
+};
+
+// The local inspector (docs/inspector.md).
+struct inspect_settings {
+    bool enabled = true;
+    std::optional<endpoint> addr;  // unset: 127.0.0.1:4040, or the next free port
+    std::size_t body_limit = 64 * 1024;  // bytes captured per body
+    std::size_t memory = 32 * 1024 * 1024;  // bytes all records may hold
 };
 
 struct agent_config {
@@ -26,6 +41,10 @@ struct agent_config {
     std::string token;
     std::vector<tunnel_spec> tunnels;
     bool json = false;  // one JSON event per line on stdout instead of text
+    bool live_view = false;  // redraw a status screen on the terminal instead of log lines
+    bool no_color = false;
+    bool qr = false;  // print each public URL as a QR code
+    inspect_settings inspect;
     // Transport: "auto" is TLS unless the relay is on loopback (or a fingerprint is pinned).
     std::string tls = "auto";
     std::string server_ca;  // CA file; empty: the system trust store
@@ -42,6 +61,7 @@ struct agent_config {
 struct client_file {
     std::optional<endpoint> server;
     std::optional<std::string> token;
+    inspect_settings inspect;
     std::vector<tunnel_spec> tunnels;  // sorted by name
 };
 
@@ -49,6 +69,12 @@ tl::expected<client_file, std::string> load_client_file(const std::string& path)
 // The same over text already read; `path` names it in errors.
 tl::expected<client_file, std::string> load_client_text(std::string_view text,
                                                         const std::string& path);
+
+// A byte size: a number, or a number with B, KB, KiB, MB, MiB, GB or GiB ("64KiB").
+tl::expected<std::size_t, std::string> parse_size(std::string_view text);
+
+// A route given as PATH=TARGET (--route /api=8000).
+tl::expected<http_route, std::string> parse_route(std::string_view text);
 
 // ~/.config/porthole/porthole.toml (XDG_CONFIG_HOME respected).
 std::string default_client_file();

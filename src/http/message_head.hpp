@@ -24,6 +24,19 @@ struct message_head {
     const std::string* find(std::string_view name) const;  // first field, case-insensitive
 };
 
+// Decoded body bytes (chunked framing removed) kept up to `limit`; all of them counted.
+struct body_capture {
+    std::string data;
+    std::uint64_t size = 0;
+    std::size_t limit = 0;
+
+    void add(std::string_view bytes) {
+        size += bytes.size();
+        if (data.size() < limit) data.append(bytes.substr(0, limit - data.size()));
+    }
+    bool truncated() const { return size > data.size(); }
+};
+
 template <bool IsRequest>
 class framer : public boost::beast::http::basic_parser<IsRequest> {
 public:
@@ -35,6 +48,8 @@ public:
         this->header_limit(static_cast<std::uint32_t>(header_limit));
     }
     const message_head& head() const { return head_; }
+    // Decoded body bytes go to `c` as they are parsed (nullptr: nowhere).
+    void capture_body(body_capture* c) { capture_ = c; }
 
 private:
     using error_code = boost::beast::error_code;
@@ -63,17 +78,20 @@ private:
     }
     std::size_t on_body_impl(string_view body, error_code& ec) override {
         ec = {};
+        if (capture_) capture_->add({body.data(), body.size()});
         return body.size();
     }
     void on_chunk_header_impl(std::uint64_t, string_view, error_code& ec) override { ec = {}; }
     std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
         ec = {};
+        if (capture_) capture_->add({body.data(), body.size()});
         return body.size();
     }
     void on_finish_impl(error_code& ec) override { ec = {}; }
 
     message_head head_;
     bool record_fields_;
+    body_capture* capture_ = nullptr;
 };
 
 struct rejection {

@@ -353,6 +353,9 @@ class Group:
         if token is not None:
             args += ["--token", token]
         args += [str(e) for e in extra]
+        if not any(a.startswith("--inspect") for a in args):
+            # Tests run side by side: each inspector on a port of its own.
+            args += ["--inspect-addr", "127.0.0.1:0"]
         p = self.spawn(name or ("agent-%s" % kind), args, env=env)
         p.ready = None
         if wait_ready:

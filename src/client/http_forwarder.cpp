@@ -1,0 +1,445 @@
+#include "client/http_forwarder.hpp"
+
+#include "http/path_route.hpp"
+#include "net/connect.hpp"
+#include "net/pump.hpp"
+#include "net/socket_state.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+namespace porthole::client {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using namespace asio::experimental::awaitable_operators;
+using error_code = boost::system::error_code;
+using observe::exchange_record;
+using observe::exchange_state;
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t request_head_limit = 1024 * 1024;  // the relay enforces the real limit
+constexpr std::size_t response_head_limit = 64 * 1024;
+
+std::string_view view(const beast::flat_buffer& b) {
+    return {static_cast<const char*>(b.data().data()), b.size()};
+}
+
+asio::awaitable<bool> read_more(net::stream& s, beast::flat_buffer& in) {
+    auto [ec, n] = co_await s.read_some(in.prepare(read_chunk));
+    in.commit(n);
+    co_return !ec;
+}
+
+asio::awaitable<bool> write_all(net::stream& s, std::string_view a, std::string_view b = {}) {
+    auto [ec, n] = co_await s.write(asio::buffer(a), asio::buffer(b));
+    co_return !ec;
+}
+
+struct local_side {
+    std::size_t route;
+    net::stream stream;
+    beast::flat_buffer in;  // read from the local service, not yet forwarded
+};
+
+enum class response_state { none, partial, complete, upgraded };
+struct exchange_outcome {
+    bool request_ok = false;
+    response_state response = response_state::none;
+    bool keep_alive = false;
+    bool reusable = false;
+};
+
+void finish(exchange_record& r, exchange_state state, observe::capture_store& store) {
+    r.state = state;
+    r.duration = std::chrono::steady_clock::now() - r.started;
+    store.changed(r);
+}
+
+std::size_t route_of(const http_tunnel& t, std::string_view request_target) {
+    const auto& routes = t.spec->routes;
+    for (std::size_t i = 0; i < routes.size(); ++i)
+        if (http::path_matches(routes[i].path, request_target)) return i;
+    return routes.size();
+}
+
+const config::endpoint& target_of(const http_tunnel& t, std::size_t route) {
+    return route < t.spec->routes.size() ? t.spec->routes[route].target : t.spec->target;
+}
+
+// Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
+asio::awaitable<void> forward_request_body(http::framer<true>& request, net::stream& relay,
+                                           beast::flat_buffer& in, net::stream& local,
+                                           exchange_outcome& outcome) {
+    error_code ec;
+    request.eager(true);
+    while (!request.is_done()) {
+        std::size_t used = 0;
+        if (in.size() != 0) {
+            used = request.put(in.data(), ec);
+            if (ec && ec != beast::http::error::need_more) {
+                local.close();
+                co_return;
+            }
+        }
+        if (used > 0) {
+            if (!co_await write_all(local, view(in).substr(0, used))) co_return;
+            in.consume(used);
+            continue;
+        }
+        if (!co_await read_more(relay, in)) {
+            local.shutdown_send();
+            co_return;
+        }
+    }
+    outcome.request_ok = true;
+}
+
+// Forwards interim and final responses exactly as framed to `visitor` (nullptr: nowhere, for a
+// replay) and records the final one.
+asio::awaitable<void> forward_response(local_side& local, net::stream* visitor, bool head_request,
+                                       exchange_record& rec, const http_tunnel& t,
+                                       exchange_outcome& outcome) {
+    error_code ec;
+    for (;;) {
+        http::framer<false> response(response_head_limit);
+        response.skip(head_request);
+        std::size_t head_size = 0;
+        while (!response.is_header_done()) {
+            if (local.in.size() != 0) {
+                head_size = response.put(local.in.data(), ec);
+                if (response.is_header_done()) break;
+                if (ec && ec != beast::http::error::need_more) break;
+            }
+            if (!co_await read_more(local.stream, local.in)) break;
+        }
+        if (!response.is_header_done()) {
+            if (ec && ec != beast::http::error::need_more)
+                spdlog::info("http: malformed response from {}: {}",
+                             target_of(t, local.route).to_string(), ec.message());
+            if (visitor) visitor->socket().cancel(ec);
+            co_return;
+        }
+        const unsigned status = response.head().status;
+        const bool final_response = status >= 200 || status == 101;
+        if (final_response) {
+            rec.response = response.head();
+            rec.response_head.assign(view(local.in).substr(0, head_size));
+            rec.state = status == 101 ? exchange_state::upgraded : exchange_state::streaming;
+            if (status == 101) rec.duration = std::chrono::steady_clock::now() - rec.started;
+            t.store->changed(rec);
+            if (t.capture) response.capture_body(&rec.response_body);
+        }
+        // Body bytes that came with the head leave in the same write.
+        std::size_t body_size = 0;
+        response.eager(true);
+        if (!response.is_done() && local.in.size() > head_size) {
+            body_size = response.put(
+                asio::buffer(static_cast<const char*>(local.in.data().data()) + head_size,
+                             local.in.size() - head_size),
+                ec);
+            if (ec && ec != beast::http::error::need_more) body_size = 0;
+        }
+        if (visitor) {
+            const auto bytes = view(local.in);
+            if (!co_await write_all(*visitor, bytes.substr(0, head_size),
+                                    bytes.substr(head_size, body_size)))
+                co_return;
+        }
+        local.in.consume(head_size + body_size);
+        outcome.response = response_state::partial;
+        while (!response.is_done()) {
+            std::size_t used = 0;
+            if (local.in.size() != 0) {
+                used = response.put(local.in.data(), ec);
+                if (ec && ec != beast::http::error::need_more) break;
+            }
+            if (used > 0) {
+                if (visitor) {
+                    // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
+                    const bool sent = co_await write_all(*visitor, view(local.in).substr(0, used));
+                    if (!sent) break;
+                }
+                local.in.consume(used);
+                continue;
+            }
+            if (!co_await read_more(local.stream, local.in)) {
+                if (response.need_eof()) response.put_eof(ec);  // a close-delimited body ends here
+                break;
+            }
+        }
+        if (!response.is_done()) {
+            if (visitor) visitor->socket().cancel(ec);
+            finish(rec, exchange_state::failed, *t.store);
+            co_return;
+        }
+        if (status == 101) {
+            outcome.response = response_state::upgraded;
+            co_return;
+        }
+        if (!final_response) continue;
+        outcome.response = response_state::complete;
+        outcome.keep_alive = response.keep_alive();
+        outcome.reusable = response.keep_alive() && !response.need_eof();
+        finish(rec, exchange_state::complete, *t.store);
+        co_return;
+    }
+}
+
+// One direction of an upgraded connection, each WebSocket frame recorded as it passes.
+asio::awaitable<void> watch_frames(net::stream& from, net::stream& to,
+                                   http::ws_frame_reader& reader, bool outbound,
+                                   exchange_record& rec, observe::capture_store& store) {
+    auto buffer = std::make_unique_for_overwrite<char[]>(read_chunk);
+    for (;;) {
+        auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), read_chunk));
+        if (n > 0) {
+            if (!reader.failed())
+                for (auto& f : reader.feed({buffer.get(), n}))
+                    store.frame(rec, {outbound, std::chrono::system_clock::now(), std::move(f)});
+            auto [wec, written] = co_await to.write(asio::buffer(buffer.get(), n));
+            if (wec) {
+                from.close();
+                co_return;
+            }
+        }
+        if (ec) {
+            if (net::is_end_of_stream(ec)) {
+                to.shutdown_send();
+            } else {
+                to.close();
+                from.close();
+            }
+            co_return;
+        }
+    }
+}
+
+// Bytes each side sent right after the upgrade, read along with the heads.
+asio::awaitable<bool> flush_pending(net::stream& relay, beast::flat_buffer& in, local_side& local) {
+    if (in.size() != 0) {
+        const bool sent = co_await write_all(local.stream, view(in));
+        if (!sent) co_return false;
+        in.consume(in.size());
+    }
+    if (local.in.size() != 0) {
+        const bool sent = co_await write_all(relay, view(local.in));
+        if (!sent) co_return false;
+        local.in.consume(local.in.size());
+    }
+    co_return true;
+}
+
+asio::awaitable<void> carry_upgraded(net::stream& relay, beast::flat_buffer& in, local_side& local,
+                                     exchange_record& rec, const http_tunnel& t) {
+    finish(rec, exchange_state::upgraded, *t.store);
+    const std::string* extensions = rec.response ? rec.response->find("sec-websocket-extensions")
+                                                 : nullptr;
+    const bool websocket = rec.request.find("sec-websocket-key") != nullptr;
+    if (t.capture && websocket) {
+        rec.websocket = true;
+        const std::string_view agreed = extensions ? std::string_view(*extensions) : "";
+        http::ws_frame_reader inbound(observe::capture_store::frame_payload_limit,
+                                      http::parse_ws_deflate(agreed, true));
+        http::ws_frame_reader outbound(observe::capture_store::frame_payload_limit,
+                                       http::parse_ws_deflate(agreed, false));
+        for (auto& f : inbound.feed(view(in)))
+            t.store->frame(rec, {false, std::chrono::system_clock::now(), std::move(f)});
+        for (auto& f : outbound.feed(view(local.in)))
+            t.store->frame(rec, {true, std::chrono::system_clock::now(), std::move(f)});
+        if (!co_await flush_pending(relay, in, local)) co_return;
+        co_await (watch_frames(relay, local.stream, inbound, false, rec, *t.store) &&
+                  watch_frames(local.stream, relay, outbound, true, rec, *t.store));
+    } else {
+        if (!co_await flush_pending(relay, in, local)) co_return;
+        co_await net::pump(relay, local.stream);
+    }
+    rec.state = exchange_state::closed;
+    t.store->changed(rec);
+}
+
+// One request and its response; false when the visitor stream is done.
+asio::awaitable<bool> exchange(net::stream& relay, beast::flat_buffer& in,
+                               std::optional<local_side>& local, const std::string& visitor,
+                               const http_tunnel& t) {
+    http::framer<true> request(request_head_limit);
+    error_code ec;
+    std::size_t head_size = 0;
+    for (;;) {
+        if (in.size() != 0) {
+            head_size = request.put(in.data(), ec);
+            if (request.is_header_done()) break;
+            if (ec && ec != beast::http::error::need_more) co_return false;
+        }
+        if (!co_await read_more(relay, in)) {
+            if (local) local->stream.shutdown_send();
+            co_return false;
+        }
+    }
+    ++t.metrics->requests;
+    const std::string raw_head(view(in).substr(0, head_size));
+    in.consume(head_size);
+    auto rec = t.store->begin(t.name, visitor, request.head(), raw_head);
+
+    const std::size_t route = route_of(t, request.head().target);
+    if (local && (local->route != route || local->in.size() != 0 ||
+                  !net::idle_and_open(local->stream.socket())))
+        local.reset();
+    if (!local) {
+        const config::endpoint& target = target_of(t, route);
+        auto socket = co_await net::connect(target, t.connect_timeout);
+        if (!socket) {
+            spdlog::warn("{}: cannot reach {} for visitor {}: {}", t.name, target.to_string(),
+                         visitor, socket.error());
+            finish(*rec, exchange_state::failed, *t.store);
+            const std::string response = http::relay_response(
+                502, "Bad Gateway",
+                fmt::format("porthole: tunnel '{}' is up, but its local service at {} is not "
+                            "reachable: {}\n",
+                            t.public_name, target.to_string(), socket.error()));
+            co_await write_all(relay, response);
+            relay.shutdown_send();
+            co_return false;
+        }
+        local.emplace(local_side{route, net::stream(std::move(*socket)), {}});
+    }
+
+    if (t.capture) request.capture_body(&rec->request_body);
+    std::size_t parsed_body = 0;
+    if (!request.is_done() && in.size() != 0) {
+        request.eager(true);
+        parsed_body = request.put(in.data(), ec);
+        if (ec && ec != beast::http::error::need_more) co_return false;
+    }
+    const bool sent = co_await write_all(local->stream, raw_head, view(in).substr(0, parsed_body));
+    in.consume(parsed_body);
+    if (!sent) {
+        finish(*rec, exchange_state::failed, *t.store);
+        co_return false;
+    }
+    const bool head_request = request.head().method == "HEAD";
+    exchange_outcome outcome;
+    if (request.is_done()) {
+        outcome.request_ok = true;
+        co_await forward_response(*local, &relay, head_request, *rec, t, outcome);
+    } else {
+        co_await (forward_request_body(request, relay, in, local->stream, outcome) &&
+                  forward_response(*local, &relay, head_request, *rec, t, outcome));
+    }
+    if (outcome.response == response_state::none) {
+        // Closing without a response makes the relay answer 502.
+        if (rec->state != exchange_state::failed) finish(*rec, exchange_state::failed, *t.store);
+        co_return false;
+    }
+    if (outcome.response == response_state::upgraded && outcome.request_ok) {
+        co_await carry_upgraded(relay, in, *local, *rec, t);
+        co_return false;
+    }
+    if (outcome.response != response_state::complete || !outcome.request_ok ||
+        !request.keep_alive() || !outcome.keep_alive) {
+        relay.shutdown_send();
+        co_return false;
+    }
+    if (!outcome.reusable) local.reset();
+    co_return true;
+}
+
+asio::awaitable<void> run_replay(std::shared_ptr<exchange_record> rec, std::string bytes,
+                                 http_tunnel t) {
+    const std::size_t route = route_of(t, rec->request.target);
+    const config::endpoint& target = target_of(t, route);
+    auto socket = co_await net::connect(target, t.connect_timeout);
+    if (!socket) {
+        spdlog::warn("replay: cannot reach {}: {}", target.to_string(), socket.error());
+        finish(*rec, exchange_state::failed, *t.store);
+        co_return;
+    }
+    local_side local{route, net::stream(std::move(*socket)), {}};
+    if (!co_await write_all(local.stream, bytes)) {
+        finish(*rec, exchange_state::failed, *t.store);
+        co_return;
+    }
+    exchange_outcome outcome;
+    co_await forward_response(local, nullptr, rec->request.method == "HEAD", *rec, t, outcome);
+    if (outcome.response == response_state::none && rec->state != exchange_state::failed)
+        finish(*rec, exchange_state::failed, *t.store);
+}
+
+bool is_framing_field(std::string_view name) {
+    auto iequal = [](std::string_view a, std::string_view b) {
+        return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+                   return std::tolower(static_cast<unsigned char>(x)) == y;
+               });
+    };
+    return iequal(name, "content-length") || iequal(name, "transfer-encoding");
+}
+
+}  // namespace
+
+asio::awaitable<void> forward_http(net::stream relay_side, std::string visitor, http_tunnel tunnel) {
+    ++tunnel.metrics->connections;
+    ++tunnel.metrics->open;
+    beast::flat_buffer in;
+    std::optional<local_side> local;
+    // The guard keeps the gauge right however this coroutine ends.
+    struct open_gauge {
+        observe::tunnel_metrics* m;
+        ~open_gauge() { --m->open; }
+    } gauge{tunnel.metrics};
+    while (co_await exchange(relay_side, in, local, visitor, tunnel)) {
+    }
+}
+
+tl::expected<void, std::string> replay_http(std::string_view raw, const exchange_record* original,
+                                            http_tunnel tunnel, const asio::any_io_executor& ex) {
+    // Editors save LF line ends; HTTP wants CRLF in the head.
+    std::string text;
+    const auto blank = raw.find("\r\n\r\n");
+    const auto lf_blank = raw.find("\n\n");
+    if (blank == std::string_view::npos && lf_blank != std::string_view::npos) {
+        for (char c : raw.substr(0, lf_blank + 1)) {
+            if (c == '\n') text.push_back('\r');
+            if (c != '\r') text.push_back(c);
+        }
+        text += "\r\n";
+        text.append(raw.substr(lf_blank + 2));
+    } else {
+        text.assign(raw);
+    }
+    http::framer<true> request(request_head_limit);
+    error_code ec;
+    const std::size_t head_size = request.put(asio::buffer(text), ec);
+    if (!request.is_header_done())
+        return tl::unexpected(
+            ec && ec != beast::http::error::need_more
+                ? "the request head does not parse: " + ec.message()
+                : std::string("the request head is incomplete: end it with an empty line"));
+    const std::string body = text.substr(head_size);
+    http::message_head head = request.head();
+    std::erase_if(head.fields, [](const http::field& f) { return is_framing_field(f.name); });
+    if (!body.empty() || request.head().find("content-length") ||
+        request.head().find("transfer-encoding"))
+        head.fields.push_back({"Content-Length", std::to_string(body.size())});
+    std::string wire = fmt::format("{} {} HTTP/{}.{}\r\n", head.method, head.target,
+                                   head.version / 10, head.version % 10);
+    for (const auto& f : head.fields) wire += fmt::format("{}: {}\r\n", f.name, f.value);
+    wire += "\r\n";
+    auto rec = tunnel.store->begin(tunnel.name, original ? original->remote_addr : "",
+                                   std::move(head), wire);
+    if (original) rec->replay_of = original->id;
+    rec->request_body.add(body);
+    tunnel.store->changed(*rec);
+    asio::co_spawn(ex, run_replay(rec, wire + body, std::move(tunnel)), [](std::exception_ptr e) {
+        if (e) spdlog::error("replay failed unexpectedly");
+    });
+    return {};
+}
+
+}  // namespace porthole::client

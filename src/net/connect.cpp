@@ -1,0 +1,39 @@
+#include "net/connect.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <fmt/format.h>
+
+#include <vector>
+
+namespace porthole::net {
+
+asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to,
+                                                                std::chrono::seconds timeout) {
+    namespace beast = boost::beast;
+    constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+    const auto ex = co_await asio::this_coro::executor;
+    std::vector<tcp::endpoint> endpoints;
+    error_code ec;
+    if (auto address = asio::ip::make_address(to.host, ec); !ec) {
+        endpoints.emplace_back(address, to.port);  // an IP literal: no resolver round trip
+    } else {
+        tcp::resolver resolver(ex);
+        auto [rec, results] =
+            co_await resolver.async_resolve(to.host, std::to_string(to.port), use_tuple);
+        if (rec)
+            co_return tl::unexpected(fmt::format("cannot resolve {}: {}", to.host, rec.message()));
+        for (const auto& r : results) endpoints.push_back(r.endpoint());
+    }
+    beast::tcp_stream stream(ex);
+    stream.expires_after(timeout);
+    tcp::endpoint ep;
+    std::tie(ec, ep) = co_await stream.async_connect(endpoints, use_tuple);
+    if (ec)
+        co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
+                                                             : ec.message());
+    stream.socket().set_option(tcp::no_delay(true), ec);
+    co_return stream.release_socket();
+}
+
+}  // namespace porthole::net

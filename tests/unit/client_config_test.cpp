@@ -1,0 +1,101 @@
+#include "config/client_config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace porthole::config {
+namespace {
+
+TEST(ClientConfig, ReadsRoutesAndInspectorSettings) {
+    auto file = load_client_text(R"(
+server = "relay.example.com:7835"
+inspect = true
+inspect_addr = "127.0.0.1:4041"
+inspect_body_limit = "1MiB"
+inspect_memory = 1048576
+
+[tunnels.web]
+type = "http"
+target = 3000
+routes = [
+  { path = "/api", target = 8000 },
+  { path = "/static", target = "127.0.0.2:9000" },
+]
+)",
+                                 "p.toml");
+    ASSERT_TRUE(file) << file.error();
+    EXPECT_EQ(file->inspect.addr->port, 4041);
+    EXPECT_EQ(file->inspect.body_limit, 1024u * 1024);
+    EXPECT_EQ(file->inspect.memory, 1048576u);
+    ASSERT_EQ(file->tunnels.size(), 1u);
+    const auto& routes = file->tunnels[0].routes;
+    ASSERT_EQ(routes.size(), 2u);
+    EXPECT_EQ(routes[0].path, "/api");
+    EXPECT_EQ(routes[0].target.port, 8000);
+    EXPECT_EQ(routes[1].target.host, "127.0.0.2");
+}
+
+TEST(ClientConfig, ArrayOfTablesRoutesWorkToo) {
+    auto file = load_client_text(R"([tunnels.web]
+type = "http"
+target = 3000
+[[tunnels.web.routes]]
+path = "/api"
+target = 8000
+)",
+                                 "p.toml");
+    ASSERT_TRUE(file) << file.error();
+    ASSERT_EQ(file->tunnels[0].routes.size(), 1u);
+}
+
+TEST(ClientConfig, BadRoutesNameFileLineAndFix) {
+    auto bad_path = load_client_text("[tunnels.web]\ntype = \"http\"\ntarget = 3000\n"
+                                     "routes = [{ path = \"api\", target = 8000 }]\n",
+                                     "p.toml");
+    ASSERT_FALSE(bad_path);
+    EXPECT_NE(bad_path.error().find("p.toml:4"), std::string::npos) << bad_path.error();
+    EXPECT_NE(bad_path.error().find("must start with '/'"), std::string::npos);
+
+    auto missing = load_client_text("[tunnels.web]\ntype = \"http\"\ntarget = 3000\n"
+                                    "routes = [{ path = \"/api\" }]\n",
+                                    "p.toml");
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.error().find("needs both path and target"), std::string::npos);
+
+    auto on_tcp = load_client_text("[tunnels.db]\ntype = \"tcp\"\ntarget = 5432\n"
+                                   "routes = [{ path = \"/api\", target = 1 }]\n",
+                                   "p.toml");
+    ASSERT_FALSE(on_tcp);
+    EXPECT_NE(on_tcp.error().find("unknown key 'routes' in a tcp tunnel"), std::string::npos);
+}
+
+TEST(ClientConfig, BadInspectorValuesAreNamed) {
+    auto size = load_client_text("inspect_memory = \"lots\"\n", "p.toml");
+    ASSERT_FALSE(size);
+    EXPECT_NE(size.error().find("p.toml:1: inspect_memory"), std::string::npos) << size.error();
+    auto flag = load_client_text("inspect = \"no\"\n", "p.toml");
+    ASSERT_FALSE(flag);
+    EXPECT_NE(flag.error().find("must be true or false"), std::string::npos);
+}
+
+TEST(ClientConfig, ParsesSizes) {
+    EXPECT_EQ(*parse_size("100"), 100u);
+    EXPECT_EQ(*parse_size("64KiB"), 65536u);
+    EXPECT_EQ(*parse_size("2 MB"), 2000000u);
+    EXPECT_EQ(*parse_size("1GiB"), 1u << 30);
+    EXPECT_FALSE(parse_size("KiB"));
+    EXPECT_FALSE(parse_size("12 parsecs"));
+    EXPECT_FALSE(parse_size("-1"));
+}
+
+TEST(ClientConfig, ParsesRouteFlags) {
+    auto r = parse_route("/api=8000");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->path, "/api");
+    EXPECT_EQ(r->target.port, 8000);
+    EXPECT_FALSE(parse_route("/api"));
+    EXPECT_FALSE(parse_route("api=8000"));
+    EXPECT_FALSE(parse_route("/api=notaport"));
+}
+
+}  // namespace
+}  // namespace porthole::config
