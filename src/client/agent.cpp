@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <iostream>
 #include <random>
 #include <unordered_set>
@@ -396,7 +397,7 @@ private:
             co_await net::write_frame(stream, failed, connect_timeout);
             co_return;
         }
-        if (t->spec.kind == tunnel_kind::http) {
+        if (t->spec.kind == tunnel_kind::http && reads_http(*t)) {
             // The local service is picked per request, by path: connected once the head is read.
             const protocol::message ready = protocol::stream_ready{};
             ec = co_await net::write_frame(stream, ready, connect_timeout);
@@ -427,6 +428,12 @@ private:
         ++metrics->open;
         co_await net::pump(relay_side, local);
         --metrics->open;
+    }
+
+    // Whether an HTTP tunnel's requests are read on this side: for path routes, the inspector and
+    // the live view. Otherwise bytes pass untouched (splice() for bulk), the fastest path.
+    bool reads_http(const tunnel_state& t) const {
+        return !t.spec.routes.empty() || cfg_.inspect.enabled || cfg_.live_view;
     }
 
     client::http_tunnel http_tunnel_of(tunnel_state& t) {
@@ -469,8 +476,9 @@ private:
         view_->set_tunnels(std::move(list));
     }
 
-    // A finished request as one log line (text) or event (--json); written without a flush
-    // each, flushed a moment later, so a busy tunnel costs no write per request.
+    // A finished request as one log line (text) or event (--json), gathered and written a moment
+    // later, so a busy tunnel costs no write per request. Formatted by hand: this runs for every
+    // request and a JSON document per line would cost more than forwarding it.
     void log_request(const observe::exchange_record& r) {
         using observe::exchange_state;
         if (r.state == exchange_state::pending || r.state == exchange_state::streaming ||
@@ -479,28 +487,66 @@ private:
         const unsigned status = r.response ? r.response->status : 0;
         const double ms = static_cast<double>(r.duration.count()) / 1e6;
         if (cfg_.json) {
-            nlohmann::json event{{"event", "request"}, {"tunnel", r.tunnel_name},
-                                 {"method", r.request.method}, {"uri", r.request.target},
-                                 {"status", status}, {"state", observe::state_name(r.state)},
-                                 {"duration_ms", ms}, {"remote_addr", r.remote_addr}};
-            std::cout << event.dump() << '\n';
+            pending_output_ += R"({"event":"request","tunnel":)";
+            append_json_string(pending_output_, r.tunnel_name);
+            pending_output_ += R"(,"method":)";
+            append_json_string(pending_output_, r.request.method);
+            pending_output_ += R"(,"uri":)";
+            append_json_string(pending_output_, r.request.target);
+            fmt::format_to(std::back_inserter(pending_output_),
+                           R"(,"status":{},"state":"{}","duration_ms":{:.3f},"remote_addr":)",
+                           status, observe::state_name(r.state), ms);
+            append_json_string(pending_output_, r.remote_addr);
+            pending_output_ += "}\n";
         } else {
-            std::cout << fmt::format("porthole  {} {} {} -> {} ({:.1f} ms)\n", r.tunnel_name,
-                                     r.request.method, r.request.target,
-                                     status ? std::to_string(status) : observe::state_name(r.state),
-                                     ms);
+            auto& line = pending_output_;
+            line.append("porthole  ").append(r.tunnel_name).append(" ").append(r.request.method);
+            line.append(" ").append(r.request.target).append(" -> ");
+            if (status)
+                line.append(std::to_string(status));
+            else
+                line.append(observe::state_name(r.state));
+            char number[32];
+            const auto end = std::to_chars(number, number + sizeof number, ms,
+                                           std::chars_format::fixed, 1).ptr;
+            line.append(" (").append(number, end).append(" ms)\n");
         }
         if (!flush_pending_) {
             flush_pending_ = true;
             flush_timer_.expires_after(200ms);
             flush_timer_.async_wait([this](error_code) {
                 flush_pending_ = false;
-                std::cout.flush();
+                flush_output();
             });
         }
     }
 
-    void emit(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
+    static void append_json_string(std::string& out, std::string_view s) {
+        out += '"';
+        for (const char c : s) {
+            if (c == '"' || c == '\\') {
+                out += '\\';
+                out += c;
+            } else if (const auto byte = static_cast<unsigned char>(c); byte < 0x20 || byte >= 0x80) {
+                // Targets are ASCII in practice; a stray byte must still leave valid JSON.
+                fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(byte));
+            } else {
+                out += c;
+            }
+        }
+        out += '"';
+    }
+
+    void flush_output() {
+        if (pending_output_.empty()) return;
+        std::cout << pending_output_ << std::flush;
+        pending_output_.clear();
+    }
+
+    void emit(const nlohmann::json& event) {
+        flush_output();
+        std::cout << event.dump() << std::endl;
+    }
 
     void report_ready(const tunnel_state& t) {
         const char* type = kind_name(t.spec.kind);
@@ -563,6 +609,7 @@ private:
     std::unique_ptr<observe::inspector_server> inspector_;
     std::unique_ptr<terminal_view> view_;
     asio::steady_timer flush_timer_{io_};
+    std::string pending_output_;
     bool flush_pending_ = false;
     std::shared_ptr<session_state> session_;
     bool ever_connected_ = false;

@@ -2,12 +2,12 @@
 
 #include "http/path_route.hpp"
 #include "net/connect.hpp"
+#include "net/io_buffer.hpp"
 #include "net/pump.hpp"
 #include "net/socket_state.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -21,18 +21,19 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using namespace asio::experimental::awaitable_operators;
 using error_code = boost::system::error_code;
+using tcp = asio::ip::tcp;
 using observe::exchange_record;
 using observe::exchange_state;
 
-constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t read_chunk = net::io_block_size;
 constexpr std::size_t request_head_limit = 1024 * 1024;  // the relay enforces the real limit
 constexpr std::size_t response_head_limit = 64 * 1024;
 
-std::string_view view(const beast::flat_buffer& b) {
+std::string_view view(const net::io_buffer& b) {
     return {static_cast<const char*>(b.data().data()), b.size()};
 }
 
-asio::awaitable<bool> read_more(net::stream& s, beast::flat_buffer& in) {
+asio::awaitable<bool> read_more(net::stream& s, net::io_buffer& in) {
     auto [ec, n] = co_await s.read_some(in.prepare(read_chunk));
     in.commit(n);
     co_return !ec;
@@ -46,7 +47,7 @@ asio::awaitable<bool> write_all(net::stream& s, std::string_view a, std::string_
 struct local_side {
     std::size_t route;
     net::stream stream;
-    beast::flat_buffer in;  // read from the local service, not yet forwarded
+    net::io_buffer in;  // read from the local service, not yet forwarded
 };
 
 enum class response_state { none, partial, complete, upgraded };
@@ -76,7 +77,7 @@ const config::endpoint& target_of(const http_tunnel& t, std::size_t route) {
 
 // Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
 asio::awaitable<void> forward_request_body(http::framer<true>& request, net::stream& relay,
-                                           beast::flat_buffer& in, net::stream& local,
+                                           net::io_buffer& in, net::stream& local,
                                            exchange_outcome& outcome) {
     error_code ec;
     request.eager(true);
@@ -109,7 +110,7 @@ asio::awaitable<void> forward_response(local_side& local, net::stream* visitor, 
                                        exchange_outcome& outcome) {
     error_code ec;
     for (;;) {
-        http::framer<false> response(response_head_limit);
+        http::framer<false> response(response_head_limit, false);
         response.skip(head_request);
         std::size_t head_size = 0;
         while (!response.is_header_done()) {
@@ -223,7 +224,7 @@ asio::awaitable<void> watch_frames(net::stream& from, net::stream& to,
 }
 
 // Bytes each side sent right after the upgrade, read along with the heads.
-asio::awaitable<bool> flush_pending(net::stream& relay, beast::flat_buffer& in, local_side& local) {
+asio::awaitable<bool> flush_pending(net::stream& relay, net::io_buffer& in, local_side& local) {
     if (in.size() != 0) {
         const bool sent = co_await write_all(local.stream, view(in));
         if (!sent) co_return false;
@@ -237,14 +238,15 @@ asio::awaitable<bool> flush_pending(net::stream& relay, beast::flat_buffer& in, 
     co_return true;
 }
 
-asio::awaitable<void> carry_upgraded(net::stream& relay, beast::flat_buffer& in, local_side& local,
+asio::awaitable<void> carry_upgraded(net::stream& relay, net::io_buffer& in, local_side& local,
                                      exchange_record& rec, const http_tunnel& t) {
     finish(rec, exchange_state::upgraded, *t.store);
-    const std::string* extensions = rec.response ? rec.response->find("sec-websocket-extensions")
-                                                 : nullptr;
-    const bool websocket = rec.request.find("sec-websocket-key") != nullptr;
-    if (t.capture && websocket) {
-        rec.websocket = true;
+    http::message_head request, response;
+    request.fields = http::fields_of(rec.request_head);
+    response.fields = http::fields_of(rec.response_head);
+    const std::string* extensions = response.find("sec-websocket-extensions");
+    if (t.capture && request.find("sec-websocket-key")) {
+        rec.websocket = std::make_unique<exchange_record::websocket_log>();
         const std::string_view agreed = extensions ? std::string_view(*extensions) : "";
         http::ws_frame_reader inbound(observe::capture_store::frame_payload_limit,
                                       http::parse_ws_deflate(agreed, true));
@@ -266,10 +268,10 @@ asio::awaitable<void> carry_upgraded(net::stream& relay, beast::flat_buffer& in,
 }
 
 // One request and its response; false when the visitor stream is done.
-asio::awaitable<bool> exchange(net::stream& relay, beast::flat_buffer& in,
+asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
                                std::optional<local_side>& local, const std::string& visitor,
                                const http_tunnel& t) {
-    http::framer<true> request(request_head_limit);
+    http::framer<true> request(request_head_limit, false);
     error_code ec;
     std::size_t head_size = 0;
     for (;;) {
@@ -284,9 +286,10 @@ asio::awaitable<bool> exchange(net::stream& relay, beast::flat_buffer& in,
         }
     }
     ++t.metrics->requests;
-    const std::string raw_head(view(in).substr(0, head_size));
+    auto rec = t.store->begin(t.name, visitor, request.head(),
+                              std::string(view(in).substr(0, head_size)));
     in.consume(head_size);
-    auto rec = t.store->begin(t.name, visitor, request.head(), raw_head);
+    const std::string& raw_head = rec->request_head;
 
     const std::size_t route = route_of(t, request.head().target);
     if (local && (local->route != route || local->in.size() != 0 ||
@@ -386,14 +389,23 @@ bool is_framing_field(std::string_view name) {
 asio::awaitable<void> forward_http(net::stream relay_side, std::string visitor, http_tunnel tunnel) {
     ++tunnel.metrics->connections;
     ++tunnel.metrics->open;
-    beast::flat_buffer in;
+    net::io_buffer in;
     std::optional<local_side> local;
     // The guard keeps the gauge right however this coroutine ends.
     struct open_gauge {
         observe::tunnel_metrics* m;
         ~open_gauge() { --m->open; }
     } gauge{tunnel.metrics};
-    while (co_await exchange(relay_side, in, local, visitor, tunnel)) {
+    for (;;) {
+        if (in.size() == 0 && !relay_side.is_tls()) {
+            // A kept-alive connection between requests holds no buffers: wait, then borrow.
+            in.shrink_to_fit();
+            if (local) local->in.shrink_to_fit();
+            auto [ec] = co_await relay_side.socket().async_wait(
+                tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+            if (ec) break;
+        }
+        if (!co_await exchange(relay_side, in, local, visitor, tunnel)) break;
     }
 }
 
@@ -431,6 +443,7 @@ tl::expected<void, std::string> replay_http(std::string_view raw, const exchange
                                    head.version / 10, head.version % 10);
     for (const auto& f : head.fields) wire += fmt::format("{}: {}\r\n", f.name, f.value);
     wire += "\r\n";
+    head.fields.clear();  // the record keeps the raw head; fields are read from it when shown
     auto rec = tunnel.store->begin(tunnel.name, original ? original->remote_addr : "",
                                    std::move(head), wire);
     if (original) rec->replay_of = original->id;

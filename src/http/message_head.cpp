@@ -80,6 +80,24 @@ const std::string* message_head::find(std::string_view name) const {
     return nullptr;
 }
 
+std::vector<field> fields_of(std::string_view raw_head) {
+    std::vector<field> out;
+    auto line_end = raw_head.find("\r\n");
+    while (line_end != std::string_view::npos) {
+        raw_head.remove_prefix(line_end + 2);
+        line_end = raw_head.find("\r\n");
+        const auto line = raw_head.substr(0, line_end);
+        const auto colon = line.find(':');
+        if (line.empty()) break;  // the end of the head
+        if (colon == std::string_view::npos) continue;
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+        out.push_back({std::string(line.substr(0, colon)), std::string(value)});
+    }
+    return out;
+}
+
 std::optional<rejection> check_request(const framer<true>& request) {
     const message_head& head = request.head();
     int hosts = 0;

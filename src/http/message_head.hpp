@@ -24,6 +24,11 @@ struct message_head {
     const std::string* find(std::string_view name) const;  // first field, case-insensitive
 };
 
+// The header fields of a raw head that a framer already accepted ("Name: value" lines after the
+// start line), for when they are needed long after parsing: recording them as strings for every
+// message would cost an allocation per field.
+std::vector<field> fields_of(std::string_view raw_head);
+
 // Decoded body bytes (chunked framing removed) kept up to `limit`; all of them counted.
 struct body_capture {
     std::string data;

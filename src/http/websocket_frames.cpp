@@ -131,7 +131,8 @@ std::vector<ws_frame> ws_frame_reader::feed(std::string_view bytes) {
         current_.fin = (header_[0] & 0x80) != 0;
         current_.opcode = opcode;
         current_.compressed = opcode < 0x8 && message_compressed_;
-        current_.size = length;
+        current_.size = current_.compressed ? 0 : length;  // inflated bytes are counted as they come
+        current_.wire_size = length;
         header_have_ = 0;
         offset_ = 0;
         remaining_ = length;
@@ -153,7 +154,7 @@ void ws_frame_reader::payload_bytes(std::string_view bytes) {
     if (!current_.compressed) {
         if (current_.payload.size() < limit_)
             current_.payload.append(data.substr(0, limit_ - current_.payload.size()));
-        if (current_.payload.size() < offset_) current_.truncated = true;
+        if (current_.payload.size() < offset_) current_.truncated = true;  // offset_: bytes so far
         return;
     }
     // Every compressed byte goes through the inflater, so later messages can refer back to it;
@@ -168,6 +169,7 @@ void ws_frame_reader::payload_bytes(std::string_view bytes) {
         z.avail_out = sizeof out;
         inflater_->stream.write(z, zlib::Flush::sync, ec);
         const std::size_t produced = sizeof out - z.avail_out;
+        current_.size += produced;
         const std::size_t keep = std::min(produced, limit_ - std::min(limit_, current_.payload.size()));
         current_.payload.append(out, keep);
         if (keep < produced) current_.truncated = true;

@@ -14,7 +14,8 @@ struct ws_frame {
     bool fin = false;
     std::uint8_t opcode = 0;
     bool compressed = false;  // RSV1 on the message's first frame, with permessage-deflate on
-    std::uint64_t size = 0;  // payload length on the wire
+    std::uint64_t size = 0;  // payload length: inflated, when the message was compressed
+    std::uint64_t wire_size = 0;  // payload length on the wire
     std::string payload;  // unmasked (and inflated), up to the reader's limit
     bool truncated = false;  // payload holds less than the whole frame
 };

@@ -11,18 +11,19 @@
 namespace porthole::observe {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // headers keep the order they were sent in
 
 std::string timestamp(std::chrono::system_clock::time_point t) {
-    const auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(t);
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", ms);
+    const auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(t);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - seconds).count();
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", seconds, ms);
 }
 
 std::string version_text(unsigned v) { return v == 10 ? "HTTP/1.0" : "HTTP/1.1"; }
 
-json headers_json(const http::message_head& h) {
+json headers_json(std::string_view raw_head) {
     json out = json::object();
-    for (const auto& f : h.fields) out[f.name].push_back(f.value);
+    for (auto& f : http::fields_of(raw_head)) out[f.name].push_back(std::move(f.value));
     return out;
 }
 
@@ -44,6 +45,7 @@ json frame_to_json(const captured_frame& f) {
             {"fin", f.frame.fin},
             {"compressed", f.frame.compressed},
             {"size", f.frame.size},
+            {"wire_size", f.frame.wire_size},
             {"data", base64_encode(f.frame.payload)},
             {"truncated", f.frame.truncated}};
 }
@@ -60,7 +62,7 @@ json record_to_json(const exchange_record& r) {
     out["request"] = {{"method", r.request.method},
                       {"proto", version_text(r.request.version)},
                       {"uri", r.request.target},
-                      {"headers", headers_json(r.request)},
+                      {"headers", headers_json(r.request_head)},
                       {"raw", base64_encode(r.request_head + r.request_body.data)},
                       {"body_size", r.request_body.size},
                       {"body_truncated", r.request_body.truncated()}};
@@ -71,15 +73,16 @@ json record_to_json(const exchange_record& r) {
                                       : fmt::format("{} {}", r.response->status, reason)},
             {"status_code", r.response->status},
             {"proto", version_text(r.response->version)},
-            {"headers", headers_json(*r.response)},
+            {"headers", headers_json(r.response_head)},
             {"raw", base64_encode(r.response_head + r.response_body.data)},
             {"body_size", r.response_body.size},
             {"body_truncated", r.response_body.truncated()}};
     }
     if (r.websocket) {
         json frames = json::array();
-        for (const auto& f : r.frames) frames.push_back(frame_to_json(f));
-        out["websocket"] = {{"frames", std::move(frames)}, {"frames_dropped", r.frames_dropped}};
+        for (const auto& f : r.websocket->frames) frames.push_back(frame_to_json(f));
+        out["websocket"] = {{"frames", std::move(frames)},
+                            {"frames_dropped", r.websocket->frames_dropped}};
     }
     return out;
 }
@@ -109,7 +112,8 @@ std::size_t exchange_record::bytes() const {
                     head_bytes(request) + request_head.size() + request_body.data.size() +
                     response_head.size() + response_body.data.size();
     if (response) n += head_bytes(*response);
-    for (const auto& f : frames) n += sizeof(f) + f.frame.payload.size();
+    if (websocket)
+        for (const auto& f : websocket->frames) n += sizeof(f) + f.frame.payload.size();
     return n;
 }
 
@@ -122,7 +126,10 @@ std::shared_ptr<exchange_record> capture_store::begin(std::string tunnel_name,
                                                       http::message_head request,
                                                       std::string raw_head) {
     auto r = std::make_shared<exchange_record>();
-    r->id = fmt::format("{:08x}{:08x}", id_prefix_, ++next_id_);
+    // 16 hex digits: a random prefix per process, then a counter (fmt would cost more here).
+    const std::uint64_t id = static_cast<std::uint64_t>(id_prefix_) << 32 | ++next_id_;
+    r->id.resize(16);
+    for (int i = 0; i < 16; ++i) r->id[i] = "0123456789abcdef"[(id >> (60 - 4 * i)) & 0xF];
     r->tunnel_name = std::move(tunnel_name);
     r->remote_addr = std::move(remote_addr);
     r->start = std::chrono::system_clock::now();
@@ -145,20 +152,22 @@ void capture_store::changed(exchange_record& r) {
 
 void capture_store::frame(exchange_record& r, captured_frame f) {
     // Charged by difference: a busy WebSocket must not cost a walk over its frames each time.
+    if (!r.websocket) r.websocket = std::make_unique<exchange_record::websocket_log>();
+    auto& log = *r.websocket;
     std::size_t removed = 0;
-    if (r.frames.size() >= frames_kept) {
-        removed = sizeof(captured_frame) + r.frames.front().frame.payload.size();
-        r.frames.pop_front();
-        ++r.frames_dropped;
+    if (log.frames.size() >= frames_kept) {
+        removed = sizeof(captured_frame) + log.frames.front().frame.payload.size();
+        log.frames.pop_front();
+        ++log.frames_dropped;
     }
     const std::size_t added = sizeof(captured_frame) + f.frame.payload.size();
-    r.frames.push_back(std::move(f));
+    log.frames.push_back(std::move(f));
     if (r.held) {
         used_ = used_ + added - removed;
         r.accounted = r.accounted + added - removed;
         evict();
     }
-    notify(event::frame, &r, &r.frames.back());
+    notify(event::frame, &r, &log.frames.back());
 }
 
 void capture_store::clear() {
@@ -215,16 +224,19 @@ void capture_store::notify(event e, const exchange_record* r, const captured_fra
     }
 }
 
-std::string record_json(const exchange_record& r) { return record_to_json(r).dump(); }
+// Header values may hold any bytes: invalid UTF-8 is replaced rather than refused.
+static std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string record_json(const exchange_record& r) { return dump(record_to_json(r)); }
 
 std::string records_json(const std::vector<std::shared_ptr<exchange_record>>& records) {
     json list = json::array();
     for (const auto& r : records) list.push_back(record_to_json(*r));
-    return json{{"uri", "/api/requests/http"}, {"requests", std::move(list)}}.dump();
+    return dump(json{{"uri", "/api/requests/http"}, {"requests", std::move(list)}});
 }
 
 std::string frame_json(const exchange_record& r, const captured_frame& f) {
-    return json{{"id", r.id}, {"frame", frame_to_json(f)}}.dump();
+    return dump(json{{"id", r.id}, {"frame", frame_to_json(f)}});
 }
 
 std::string tunnels_json(const std::vector<tunnel_info>& tunnels) {
@@ -239,7 +251,7 @@ std::string tunnels_json(const std::vector<tunnel_info>& tunnels) {
                                 {"http", {{"count", t.metrics->requests}}}};
         list.push_back(std::move(entry));
     }
-    return json{{"tunnels", std::move(list)}, {"uri", "/api/tunnels"}}.dump();
+    return dump(json{{"tunnels", std::move(list)}, {"uri", "/api/tunnels"}});
 }
 
 std::string base64_encode(std::string_view bytes) {

@@ -42,9 +42,12 @@ struct exchange_record {
     std::string response_head;  // raw
     http::body_capture response_body;
 
-    bool websocket = false;
-    std::deque<captured_frame> frames;
-    std::uint64_t frames_dropped = 0;
+    // Set once the connection was upgraded to a WebSocket and is being watched.
+    struct websocket_log {
+        std::deque<captured_frame> frames;
+        std::uint64_t frames_dropped = 0;
+    };
+    std::unique_ptr<websocket_log> websocket;
 
     std::size_t accounted = 0;  // bytes charged to the store's budget
     bool held = false;  // still in the store (not evicted or cleared)

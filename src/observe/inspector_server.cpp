@@ -105,7 +105,9 @@ response reply(const request& req, bhttp::status status, std::string body,
 }
 
 response error_reply(const request& req, bhttp::status status, std::string message) {
-    return reply(req, status, json{{"error", std::move(message)}}.dump() + "\n");
+    return reply(req, status,
+                 json{{"error", std::move(message)}}.dump(-1, ' ', false, json::error_handler_t::replace) +
+                     "\n");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "http/host_route.hpp"
 #include "http/message_head.hpp"
 #include "net/client_hello.hpp"
+#include "net/io_buffer.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
 #include "net/tls.hpp"
@@ -12,7 +13,6 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -38,7 +38,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto handshake_timeout = 10s;
 constexpr auto stream_wait_timeout = 10s;
 constexpr auto stream_ready_timeout = 75s;  // above the longest --connect-timeout a client takes
-constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t read_chunk = net::io_block_size;
 constexpr int max_stream_attempts = 8;
 
 void log_exception(std::exception_ptr e) {
@@ -816,14 +816,14 @@ private:
         watched_socket stream;
         std::uint32_t tunnel_id;
         tunnel_slot slot;
-        beast::flat_buffer in;  // bytes read from the tunnel but not yet forwarded
+        net::io_buffer in;  // bytes read from the tunnel but not yet forwarded
     };
 
-    static std::string_view view(const beast::flat_buffer& b) {
+    static std::string_view view(const net::io_buffer& b) {
         return {static_cast<const char*>(b.data().data()), b.size()};
     }
 
-    asio::awaitable<bool> read_more(watched_socket& s, beast::flat_buffer& in,
+    asio::awaitable<bool> read_more(watched_socket& s, net::io_buffer& in,
                                     std::chrono::seconds timeout) {
         s.deadline = now_ + timeout;
         auto [ec, n] = co_await s.conn.read_some(in.prepare(read_chunk));
@@ -856,7 +856,7 @@ private:
                                      "porthole: too many connections from your address");
             co_return;
         }
-        beast::flat_buffer in;
+        net::io_buffer in;
         std::optional<upstream> up;
         for (bool first = true;; first = false) {
             // A kept-alive connection may idle between requests; once bytes arrive, the head has
@@ -885,7 +885,7 @@ private:
 
     // One request and its response on a visitor connection; false when the connection is done.
     // A frame of its own, so an idle keep-alive connection keeps none of this state.
-    asio::awaitable<bool> exchange(watched_socket& visitor, beast::flat_buffer& in,
+    asio::awaitable<bool> exchange(watched_socket& visitor, net::io_buffer& in,
                                    std::optional<upstream>& up, const std::string& from,
                                    bool https) {
         http::framer<true> request(cfg_.max_header_bytes);
@@ -1062,7 +1062,7 @@ private:
 
     // Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
     asio::awaitable<void> forward_request_body(http::framer<true>& request,
-                                               watched_socket& visitor, beast::flat_buffer& in,
+                                               watched_socket& visitor, net::io_buffer& in,
                                                watched_socket& upstream,
                                                exchange_outcome& outcome) {
         error_code ec;

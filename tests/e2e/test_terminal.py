@@ -111,7 +111,7 @@ def test_qr_code_is_drawn(relay, app):
 
 def test_text_format_on_a_terminal_prints_plain_lines(relay, app):
     term = Terminal(["http", str(app.port), "--server", relay.server, "--log-format", "text",
-                     "--inspect=false"])
+                     "--inspect-addr", "127.0.0.1:0"])
     try:
         screen = term.wait_for(".localhost:")
         url = re.search(r"http://[a-z0-9-]+\.localhost:\d+", screen).group(0)
@@ -128,3 +128,14 @@ def test_json_events_for_requests_when_not_a_terminal(group, relay, app):
     ev = agent.wait_event("request")
     assert ev["method"] == "POST" and ev["uri"] == "/logged?q=1" and ev["status"] == 200
     assert ev["duration_ms"] > 0 and ev["tunnel"] == "command_line"
+
+
+def test_without_the_inspector_bytes_pass_untouched(group, relay, app):
+    # --inspect=false and no routes: the fast path reads no HTTP, so there is nothing to log.
+    agent = group.agent(relay, "http", app.port, "--inspect=false")
+    assert curl(agent.ready["url"] + "/fast").status == 200
+    assert app.seen("/fast")
+    stop_index = agent.event_index()
+    assert curl(agent.ready["url"] + "/fast2").status == 200
+    with pytest.raises(AssertionError):
+        agent.wait_event("request", timeout=0.5, start=stop_index)

@@ -47,16 +47,16 @@ TEST(CaptureStore, EvictsTheOldestRecordsBeyondTheMemoryLimit) {
 TEST(CaptureStore, KeepsTheLastThousandFramesOfAConnection) {
     capture_store store(64 << 20, 1024);
     auto r = store.begin("web", "", get("/ws"), "");
-    r->websocket = true;
     for (int i = 0; i < 1500; ++i) {
         http::ws_frame f;
         f.opcode = 1;
         f.payload = std::to_string(i);
         store.frame(*r, {false, std::chrono::system_clock::now(), f});
     }
-    EXPECT_EQ(r->frames.size(), capture_store::frames_kept);
-    EXPECT_EQ(r->frames_dropped, 500u);
-    EXPECT_EQ(r->frames.front().frame.payload, "500");
+    ASSERT_TRUE(r->websocket);
+    EXPECT_EQ(r->websocket->frames.size(), capture_store::frames_kept);
+    EXPECT_EQ(r->websocket->frames_dropped, 500u);
+    EXPECT_EQ(r->websocket->frames.front().frame.payload, "500");
 }
 
 TEST(CaptureStore, TellsListenersAndStopsWhenUnsubscribed) {
@@ -94,7 +94,10 @@ TEST(CaptureStore, RecordJsonFollowsTheAgentApiShape) {
     EXPECT_EQ(j["remote_addr"], "9.9.9.9");
     EXPECT_EQ(j["request"]["method"], "GET");
     EXPECT_EQ(j["request"]["uri"], "/p?q=1");
-    EXPECT_EQ(j["request"]["headers"]["Host"][0], "x.example.com");
+    EXPECT_EQ(j["request"]["headers"]["Host"][0], "x");
+    EXPECT_TRUE(j["start"].get<std::string>().ends_with("Z"));
+    EXPECT_EQ(j["start"].get<std::string>().size(), std::string("2026-11-29T05:30:00.123Z").size());
+    EXPECT_EQ(j["response"]["headers"]["Content-Type"][0], "text/plain");
     EXPECT_EQ(j["request"]["body_size"], 8);
     EXPECT_EQ(j["request"]["body_truncated"], true);
     EXPECT_EQ(*base64_decode(j["request"]["raw"].get<std::string>()),

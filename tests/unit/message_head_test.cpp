@@ -664,3 +664,20 @@ TEST(CheckRequest, RejectsInvalidHostValue) {
 
 }  // namespace
 }  // namespace porthole::http
+
+namespace porthole::http {
+namespace {
+
+TEST(FieldsOf, ReadsTheFieldsOfARawHead) {
+    const auto fields = fields_of("GET / HTTP/1.1\r\nHost: a.example\r\nX-Two:  spaced \t\r\n"
+                                  "Empty:\r\n\r\nbody: not a field\r\nnor: this\r\n");
+    ASSERT_EQ(fields.size(), 3u);
+    EXPECT_EQ(fields[0].name, "Host");
+    EXPECT_EQ(fields[0].value, "a.example");
+    EXPECT_EQ(fields[1].value, "spaced");
+    EXPECT_EQ(fields[2].value, "");
+    EXPECT_TRUE(fields_of("HTTP/1.1 204 No Content\r\n\r\n").empty());
+}
+
+}  // namespace
+}  // namespace porthole::http

@@ -113,6 +113,8 @@ TEST(WebSocketFrames, InflatesPermessageDeflateAcrossMessagesWithContextTakeover
     EXPECT_TRUE(frames[0].compressed);
     EXPECT_EQ(frames[0].payload, "hello hello hello");
     EXPECT_EQ(frames[1].payload, "hello hello hello again");
+    EXPECT_EQ(frames[1].size, 23u);
+    EXPECT_EQ(frames[1].wire_size, second.size());
     EXPECT_FALSE(r.failed());
 }
 
