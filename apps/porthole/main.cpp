@@ -3,6 +3,7 @@
 #include "config/client_config.hpp"
 #include "config/server_config.hpp"
 #include "core/log.hpp"
+#include "help_topics.hpp"
 #include "http/host_route.hpp"
 #include "net/tls.hpp"
 #include "relay/relay.hpp"
@@ -320,7 +321,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
 
     auto* version = app.add_subcommand("version", "print the version");
-    auto* help = app.add_subcommand("help", "show this help");
+    std::vector<std::string> help_words;
+    auto* help = app.add_subcommand(
+        "help", "show this help, a command's help or a reference page: porthole help [TOPIC]");
+    help->add_option("TOPIC", help_words,
+                     "a command, or a topic: " + porthole::cli::help_topic_names());
 
     server_flags sf;
     auto* server = app.add_subcommand("server", "run a relay");
@@ -435,10 +440,7 @@ int main(int argc, char** argv) {
         std::cout << "\n";
         return 0;
     }
-    if (*help) {
-        std::cout << app.get_formatter()->make_help(&app, "porthole", CLI::AppFormatMode::Normal);
-        return 0;
-    }
+    if (*help) return porthole::cli::run_help(app, help_words, std::cout, std::cerr);
     try {
         porthole::core::init_logging(log_level);
         if (*server) return porthole::relay::run(build_server_config(*server, sf));
