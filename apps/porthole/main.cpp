@@ -1,5 +1,6 @@
 // porthole command line: parses flags, builds a config, hands it to the relay or the client.
 #include "client/agent.hpp"
+#include "completion.hpp"
 #include "config/client_config.hpp"
 #include "config/server_config.hpp"
 #include "core/log.hpp"
@@ -411,6 +412,17 @@ int main(int argc, char** argv) {
     auto* check = config_cmd->add_subcommand("check", "validate the config file without connecting");
     check->add_option("--config", check_file,
                       "client config file (default ~/.config/porthole/porthole.toml)");
+    std::string names_file;
+    auto* names = config_cmd->add_subcommand("names", "print the tunnel names, one per line")
+                      ->group("");  // hidden: for shell completion
+    names->add_option("--config", names_file, "client config file");
+
+    std::string completion_shell;
+    auto* completion = app.add_subcommand(
+        "completion", "print a shell completion script: source <(porthole completion bash)");
+    completion->add_option("SHELL", completion_shell, "bash or zsh")
+        ->required()
+        ->check(CLI::IsMember(porthole::cli::completion_shells));
 
     try {
         app.parse(argc, argv);
@@ -440,7 +452,16 @@ int main(int argc, char** argv) {
         std::cout << "\n";
         return 0;
     }
+    if (*names) {
+        for (const auto& t : load_client_file_or_fail(names_file).tunnels)
+            std::cout << t.name << "\n";
+        return 0;
+    }
     if (*help) return porthole::cli::run_help(app, help_words, std::cout, std::cerr);
+    if (*completion) {
+        std::cout << porthole::cli::completion_script(app, completion_shell);
+        return 0;
+    }
     try {
         porthole::core::init_logging(log_level);
         if (*server) return porthole::relay::run(build_server_config(*server, sf));
