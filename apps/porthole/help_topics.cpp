@@ -30,8 +30,8 @@ TOP-LEVEL KEYS
   inspect = false
       bool; default true. Run the local inspector (porthole help inspector). Flag: --inspect.
   inspect_addr = "127.0.0.1:4041"
-      string HOST:PORT; default "127.0.0.1:4040" (the next free port when 4040 is taken).
-      Where the inspector listens. Flag: --inspect-addr.
+      string HOST:PORT; default "127.0.0.1:4040", or the next free port up to 4049 when 4040 is
+      taken. Where the inspector listens. Flag: --inspect-addr.
   inspect_body_limit = "256KiB"
       size; default 64 KiB. How much of each request and response body the inspector keeps.
       Flag: --inspect-body-limit.
@@ -55,10 +55,11 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
       integer 1-65535 (tcp); default: a free port from the relay's range.
   routes = [{ path = "/api", target = 8000 }, { path = "/ws", target = "127.0.0.1:9000" }]
       list of { path, target } tables (http); default none. A request whose path begins with a
-      route's path on whole segments ("/api" takes /api, /api/v1 and /api?x, not /apix) goes to
-      that route's target (written like target); the first match in the list wins and the
-      tunnel's own target takes everything else. The path reaches the service unchanged. A path
-      starts with '/' and holds no query or spaces. On the command line: --route /api=8000.
+      route's path on whole segments ("/api" takes /api, /api/v1 and /api?x, not /apix; a path
+      ending in '/' takes anything under it) goes to that route's target (written like target);
+      the first match in the list wins and the tunnel's own target takes everything else. The
+      path reaches the service unchanged. A path starts with '/' and holds no query or spaces.
+      On the command line: --route /api=8000 (repeatable).
 
 EXAMPLE
 
@@ -180,9 +181,9 @@ constexpr std::string_view inspector_text =
     R"TEXT(The inspector: what a client records of its HTTP traffic
 
 Every client (porthole http, porthole start) serves a web page and a JSON API at
-http://127.0.0.1:4040 (the next free port when 4040 is taken; --inspect-addr or inspect_addr picks
-another; --inspect=false or inspect = false turns it off). It listens on loopback only and answers
-only a Host of localhost, 127.0.0.1 or [::1].
+http://127.0.0.1:4040 (or the next free port up to 4049; the client prints the URL). --inspect-addr
+or inspect_addr picks another address; --inspect=false or inspect = false turns it off. It listens
+on loopback only and answers only a Host of localhost or an IP address (no DNS rebinding).
 
 RECORDED
 
@@ -228,8 +229,10 @@ PATH ROUTES INSIDE ONE HTTP TUNNEL
 
   routes = [{ path = "/api", target = 8000 }] in a [tunnels.NAME] table, or --route /api=8000:
   a request whose path begins with a route's path on whole segments ("/api" takes /api, /api/v1
-  and /api?x, not /apix) goes to that route's target. The first match in the order given wins;
-  the tunnel's own target takes everything else. The path is passed on unchanged.
+  and /api?x, not /apix; a path ending in '/' takes anything under it) goes to that route's
+  target. The first match in the order given wins; the tunnel's own target takes everything else.
+  The path is passed on unchanged. A route whose service is down answers 502 naming it; the
+  others keep working.
 
 TCP (porthole tcp, type = "tcp")
 
