@@ -1,8 +1,10 @@
 // porthole command line: parses flags, builds a config, hands it to the relay or the client.
 #include "client/agent.hpp"
+#include "completion.hpp"
 #include "config/client_config.hpp"
 #include "config/server_config.hpp"
 #include "core/log.hpp"
+#include "help_topics.hpp"
 #include "http/host_route.hpp"
 #include "net/tls.hpp"
 #include "relay/relay.hpp"
@@ -320,7 +322,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
 
     auto* version = app.add_subcommand("version", "print the version");
-    auto* help = app.add_subcommand("help", "show this help");
+    std::vector<std::string> help_words;
+    auto* help = app.add_subcommand(
+        "help", "show this help, a command's help or a reference page: porthole help [TOPIC]");
+    help->add_option("TOPIC", help_words,
+                     "a command, or a topic: " + porthole::cli::help_topic_names());
 
     server_flags sf;
     auto* server = app.add_subcommand("server", "run a relay");
@@ -406,6 +412,17 @@ int main(int argc, char** argv) {
     auto* check = config_cmd->add_subcommand("check", "validate the config file without connecting");
     check->add_option("--config", check_file,
                       "client config file (default ~/.config/porthole/porthole.toml)");
+    std::string names_file;
+    auto* names = config_cmd->add_subcommand("names", "print the tunnel names, one per line")
+                      ->group("");  // hidden: for shell completion
+    names->add_option("--config", names_file, "client config file");
+
+    std::string completion_shell;
+    auto* completion = app.add_subcommand(
+        "completion", "print a shell completion script: source <(porthole completion bash)");
+    completion->add_option("SHELL", completion_shell, "bash or zsh")
+        ->required()
+        ->check(CLI::IsMember(porthole::cli::completion_shells));
 
     try {
         app.parse(argc, argv);
@@ -435,8 +452,14 @@ int main(int argc, char** argv) {
         std::cout << "\n";
         return 0;
     }
-    if (*help) {
-        std::cout << app.get_formatter()->make_help(&app, "porthole", CLI::AppFormatMode::Normal);
+    if (*names) {
+        for (const auto& t : load_client_file_or_fail(names_file).tunnels)
+            std::cout << t.name << "\n";
+        return 0;
+    }
+    if (*help) return porthole::cli::run_help(app, help_words, std::cout, std::cerr);
+    if (*completion) {
+        std::cout << porthole::cli::completion_script(app, completion_shell);
         return 0;
     }
     try {

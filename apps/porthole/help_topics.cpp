@@ -1,0 +1,323 @@
+#include "help_topics.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <array>
+
+namespace porthole::cli {
+namespace {
+
+constexpr std::string_view config_text = R"TEXT(porthole.toml: the client config file
+
+`porthole start [NAME...] [--all]` opens the tunnels of this file in one client (one session, one
+reconnect loop); `porthole config check [--config FILE]` validates it without connecting.
+
+Where     --config FILE; else $XDG_CONFIG_HOME/porthole/porthole.toml; else
+          ~/.config/porthole/porthole.toml (when XDG_CONFIG_HOME is unset or empty).
+Order     flags win, then the environment (PORTHOLE_SERVER, PORTHOLE_TOKEN), then this file, then
+          the defaults below.
+Errors    an unknown key, a wrong type or a bad value stops with FILE:LINE: what is wrong.
+Sizes     a whole number of bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB ("64KiB").
+
+TOP-LEVEL KEYS
+
+  server = "relay.example.com:7835"
+      string HOST:PORT; default "127.0.0.1:7835". The relay's control address.
+      --server and PORTHOLE_SERVER win over it.
+  token = "a-long-random-token"
+      string; default none. The token the relay expects. --token and PORTHOLE_TOKEN win over it.
+  inspect = false
+      bool; default true. Run the local inspector (porthole help inspector). Flag: --inspect.
+  inspect_addr = "127.0.0.1:4041"
+      string HOST:PORT; default "127.0.0.1:4040", or the next free port up to 4049 when 4040 is
+      taken. Where the inspector listens. Flag: --inspect-addr.
+  inspect_body_limit = "256KiB"
+      size; default 64 KiB. How much of each request and response body the inspector keeps.
+      Flag: --inspect-body-limit.
+  inspect_memory = "128MiB"
+      size; default 32 MiB. What all recorded requests together may hold; the oldest go first.
+      Flag: --inspect-memory.
+
+TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
+
+  type = "http"
+      string, required: http, tcp or tls.
+  target = 3000
+      required: a port number (on 127.0.0.1), "HOST:PORT", or for http "http://HOST:PORT".
+  subdomain = "myapp"
+      string (http, tls); default: a random name. Ask for myapp.DOMAIN: 1-63 characters a-z,
+      0-9 and '-', not starting or ending with '-'.
+  host_header = "rewrite"
+      string (http); default "preserve". The Host the local service sees: preserve (the
+      visitor's), rewrite (target's host:port) or any other value, sent as it is.
+  remote_port = 20432
+      integer 1-65535 (tcp); default: a free port from the relay's range.
+  routes = [{ path = "/api", target = 8000 }, { path = "/ws", target = "127.0.0.1:9000" }]
+      list of { path, target } tables (http); default none. A request whose path begins with a
+      route's path on whole segments ("/api" takes /api, /api/v1 and /api?x, not /apix; a path
+      ending in '/' takes anything under it) goes to that route's target (written like target);
+      the first match in the list wins and the tunnel's own target takes everything else. The
+      path reaches the service unchanged. A path starts with '/' and holds no query or spaces.
+      On the command line: --route /api=8000 (repeatable).
+
+EXAMPLE
+
+  server = "relay.example.com:7835"
+  token = "a-long-random-token"
+  inspect_body_limit = "256KiB"
+
+  [tunnels.web]
+  type = "http"
+  target = 3000
+  subdomain = "myapp"
+  routes = [{ path = "/api", target = 8000 }]
+
+  [tunnels.db]
+  type = "tcp"
+  target = "127.0.0.1:5432"
+  remote_port = 20432
+
+  [tunnels.site]
+  type = "tls"
+  target = 8443
+)TEXT";
+
+constexpr std::string_view server_config_text =
+    R"TEXT(The relay's config file: porthole server --config FILE
+
+TOML. Every key is optional; a flag given on the command line wins over its key (--token and
+--tokens-file add to the tokens of the file). An unknown key, a wrong type or a bad value stops the
+relay with FILE:LINE: what is wrong. Seconds are whole numbers from 1 to 86400; the max_* limits
+whole numbers from 1 to 1000000 unless said otherwise.
+
+LISTENERS AND NAMES
+
+  domain = "tunnels.example.com"
+      string; default "localhost"; --domain. HTTP tunnels are NAME.DOMAIN (*.localhost
+      resolves to loopback in curl and browsers).
+  http_addr = "0.0.0.0:80"
+      string HOST:PORT; default "127.0.0.1:8080"; --http-addr. Public HTTP (port 0: any free).
+  https_addr = "0.0.0.0:443"
+      string HOST:PORT; default none; --https-addr. Public HTTPS: tunnel URLs become
+      https://NAME.DOMAIN[:PORT], and TLS passthrough tunnels are served here.
+  redirect_https = true
+      bool; default false; --redirect-https. Answer plain HTTP with 308 to the same URL on https
+      (needs https_addr with certificates).
+  control_addr = "0.0.0.0:7835"
+      string HOST:PORT; default "127.0.0.1:7835"; --control-addr. Where clients connect.
+  tcp_ports = "20000-20999"
+      string LOW-HIGH; default "20000-20999"; --tcp-ports. Ports handed to TCP tunnels.
+
+CLIENTS
+
+  tokens = ["a-long-random-token", "sha256:9f86d0...0a08"]
+      list of strings; default none; --token. Accepted client tokens; "sha256:HEX" (64 hex
+      digits) gives the SHA-256 of a token instead of the token. Without any token the relay
+      accepts every client, and refuses to start so unless control_addr is loopback.
+  tokens_file = "/etc/porthole/tokens"
+      string, a file; default none; --tokens-file. One token or sha256:HEX per line, # comments.
+  bound_names = { myapp = "sha256:9f86d0...0a08" }
+      table of NAME = token or "sha256:HEX"; default none. Only that token may take NAME.DOMAIN.
+  reserved_names = ["www", "api"]
+      list of strings; default www, api, admin, mail, relay, status, dashboard, ns1, ns2, smtp,
+      autoconfig, autodiscover. Names no client may take; the list replaces the default.
+
+CERTIFICATES FOR VISITORS
+
+  [[tls_certificates]]
+  cert = "/etc/porthole/wildcard.pem"
+  key = "/etc/porthole/wildcard.key"
+      list of tables with cert and key (PEM chain and private key files); default none;
+      --tls-cert and --tls-key. Repeatable; chosen by SNI, the first is the default. TOML puts
+      tables after the plain keys, so write these last.
+  tls_self_signed_dir = "/var/lib/porthole/ca"
+      string, a directory; default none; --tls-self-signed. Development: keep a local CA there
+      (made on first use) and serve certificates signed by it.
+
+CLIENT TRANSPORT
+
+  control_tls = "auto"
+      string auto, on or off; default "auto"; --control-tls. TLS on the control port; auto is
+      on unless control_addr is loopback.
+  control_cert = "/etc/porthole/relay.pem"
+  control_key = "/etc/porthole/relay.key"
+      strings, files; default: a self-signed certificate made at start, whose fingerprint is
+      printed for clients to pin; --control-cert, --control-key. Give both or neither.
+
+TIMEOUTS (seconds)
+
+  lease_grace = 60
+      default 60; --lease-grace. How long a dropped client keeps its names and ports.
+  shutdown_timeout = 10
+      default 10; --shutdown-timeout. How long SIGINT/SIGTERM lets open requests finish.
+  header_timeout = 30
+      default 30; --header-timeout. A visitor must send its request head (and finish the TLS
+      handshake) within this.
+  idle_timeout = 300
+      default 300; --idle-timeout. An HTTP connection idle between requests or reads closes;
+      WebSockets and other upgrades have none.
+
+LIMITS (each refusal says why; an HTTP visitor over a limit gets 429 per address, 503 per tunnel;
+a TCP visitor is closed)
+
+  max_tunnels_per_client = 64
+      default 64. Tunnels one client session may open.
+  max_tunnels_per_token = 256
+      default 256. Tunnels open at once across every client using the same token.
+  max_connections_per_ip = 1024
+      default 1024. Open visitor connections from one address.
+  max_connections_per_tunnel = 4096
+      default 4096. Visitor connections using one tunnel at once.
+  max_pending_streams = 256
+      default 256. Visitors of one client waiting for a data connection.
+  max_new_connections_per_second = 10000
+      default 10000. New visitor connections per tunnel and second (a burst of as many); 429.
+  max_header_bytes = 65536
+      1024 to 1048576; default 65536. Size of a visitor's request head; over it: 431.
+)TEXT";
+
+constexpr std::string_view inspector_text =
+    R"TEXT(The inspector: what a client records of its HTTP traffic
+
+Every client (porthole http, porthole start) serves a web page and a JSON API at
+http://127.0.0.1:4040 (or the next free port up to 4049; the client prints the URL). --inspect-addr
+or inspect_addr picks another address; --inspect=false or inspect = false turns it off. It listens
+on loopback only and answers only a Host of localhost or an IP address (no DNS rebinding).
+
+RECORDED
+
+  - Each HTTP exchange through an HTTP tunnel: request and response line, headers and body, the
+    visitor's address, start time and duration. Bodies up to --inspect-body-limit bytes each
+    (default 64 KiB; the whole size is always counted); chunked bodies are recorded decoded.
+  - After a WebSocket upgrade, every frame both ways (payload up to 4 KiB; the last 1,000 frames
+    of a connection).
+  - Replays, like any request.
+  All records together hold at most --inspect-memory bytes (default 32 MiB); the oldest go first.
+
+API (JSON; /api/tunnels has the shape scripts already read a public URL from)
+
+  GET    /api/tunnels             open tunnels: name, public_url, proto, config, metrics
+  GET    /api/requests/http       records, newest first; ?limit=50&tunnel_name=NAME
+  GET    /api/requests/http/ID    one record
+  POST   /api/requests/http       replay {"id": "ID"} to the local service; with "raw": "BASE64"
+                                  send that edited request instead; answers 204
+  DELETE /api/requests/http       forget every record; answers 204
+  GET    /api/events              text/event-stream of request, frame, tunnels and clear events
+
+POST and DELETE need Content-Type: application/json and no Origin but the inspector's own.
+)TEXT";
+
+constexpr std::string_view routing_text = R"TEXT(Routing: how a visitor reaches a tunnel
+
+HTTP AND HTTPS (porthole http, type = "http")
+
+  A visitor asks for http://NAME.DOMAIN[:PORT]/...: the relay reads the Host header, which must be
+  exactly one label under its --domain (any case, any port), and hands the request to the tunnel
+  called NAME. With --https-addr the same names answer on HTTPS, with the relay's certificate
+  chosen by SNI. Each request of a kept-alive connection is routed on its own.
+  - NAME is what the client asked for (--subdomain, subdomain = in the file) or a random
+    8-character name: 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'.
+  - The relay refuses a name another client holds, a reserved name (reserved_names) and a name
+    bound to another token (bound_names).
+  - A Host that is not NAME.DOMAIN gets 404; so does a name no client holds (the page names it);
+    a name whose client is reconnecting gets 502 until it is back.
+  - The local service sees the Host that host_header says (preserve, rewrite or a value) and
+    X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host.
+
+PATH ROUTES INSIDE ONE HTTP TUNNEL
+
+  routes = [{ path = "/api", target = 8000 }] in a [tunnels.NAME] table, or --route /api=8000:
+  a request whose path begins with a route's path on whole segments ("/api" takes /api, /api/v1
+  and /api?x, not /apix; a path ending in '/' takes anything under it) goes to that route's
+  target. The first match in the order given wins; the tunnel's own target takes everything else.
+  The path is passed on unchanged. A route whose service is down answers 502 naming it; the
+  others keep working.
+
+TCP (porthole tcp, type = "tcp")
+
+  Each tunnel gets a public port of its own on the relay: one from --tcp-ports (default
+  20000-20999), or the one asked for with --remote-port (remote_port = in the file). Visitors
+  connect to DOMAIN:PORT (any name that reaches the relay) and bytes pass through untouched.
+
+TLS PASSTHROUGH (porthole tls, type = "tls")
+
+  On its --https-addr port the relay reads the server name (SNI) from the visitor's ClientHello
+  without decrypting. NAME.DOMAIN of a tls tunnel sends the still encrypted connection through the
+  client to the local service, which keeps its own certificate; any other name is HTTPS that the
+  relay terminates itself.
+
+RECONNECTS
+
+  A client that loses the relay asks for the same names and ports when it is back and gets them:
+  the relay holds a dropped client's names and ports for lease_grace seconds (default 60).
+)TEXT";
+
+constexpr std::array<help_topic, 4> topics{{
+    {"config", "the client config file porthole.toml: every key, its type and default",
+     config_text},
+    {"server-config", "the relay's --config file: every key, its type, default and flag",
+     server_config_text},
+    {"inspector", "what the client's inspector records, its address and its JSON API",
+     inspector_text},
+    {"routing", "how visitors reach tunnels: NAME.DOMAIN, TCP ports, SNI and path routes",
+     routing_text},
+}};
+
+std::string command_names(const CLI::App& app) {
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands(
+             [](const CLI::App* s) { return !s->get_name().empty() && !s->get_group().empty(); }))
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+    return names;
+}
+
+}  // namespace
+
+std::span<const help_topic> help_topics() { return topics; }
+
+std::string help_topic_names() {
+    std::string names;
+    for (const auto& topic : topics)
+        names += fmt::format("{}{}", names.empty() ? "" : ", ", topic.name);
+    return names;
+}
+
+int run_help(const CLI::App& app, const std::vector<std::string>& words, std::ostream& out,
+             std::ostream& err) {
+    if (words.empty()) {
+        std::string main_help =
+            app.get_formatter()->make_help(&app, app.get_name(), CLI::AppFormatMode::Normal);
+        while (!main_help.empty() && main_help.back() == '\n') main_help.pop_back();
+        out << main_help << "\n\nReference pages, porthole help TOPIC:\n";
+        for (const auto& topic : topics)
+            out << fmt::format("  {:<15} {}\n", topic.name, topic.summary);
+        out << "\nporthole help COMMAND prints what porthole COMMAND --help prints.\n";
+        return 0;
+    }
+    if (words.size() == 1)
+        for (const auto& topic : topics)
+            if (topic.name == words.front()) {
+                out << topic.text;
+                return 0;
+            }
+    const CLI::App* cmd = &app;
+    std::string path = app.get_name();
+    for (const auto& word : words) {
+        auto found =
+            cmd->get_subcommands([&word](const CLI::App* s) { return s->get_name() == word; });
+        path += " " + word;
+        if (found.empty()) {
+            err << fmt::format(
+                "porthole: error: no help topic or command '{}' (topics: {}; "
+                "commands: {})\n",
+                path.substr(app.get_name().size() + 1), help_topic_names(), command_names(*cmd));
+            return 2;
+        }
+        cmd = found.front();
+    }
+    out << cmd->get_formatter()->make_help(cmd, path, CLI::AppFormatMode::Normal);
+    return 0;
+}
+
+}  // namespace porthole::cli
