@@ -445,10 +445,12 @@ int main(int argc, char** argv) {
     if (*check) {
         auto file = load_client_file_or_fail(check_file);
         std::cout << fmt::format("ok: {} tunnel(s)", file.tunnels.size());
-        for (const auto& t : file.tunnels)
-            std::cout << fmt::format("\n  {:<12} {} -> {}", t.name,
-                                     t.kind == porthole::protocol::tunnel_kind::http ? "http" : "tcp",
+        for (const auto& t : file.tunnels) {
+            std::cout << fmt::format("\n  {:<12} {} -> {}", t.name, porthole::protocol::name_of(t.kind),
                                      t.target.to_string());
+            for (const auto& r : t.routes)
+                std::cout << fmt::format("\n  {:<12}   {} -> {}", "", r.path, r.target.to_string());
+        }
         std::cout << "\n";
         return 0;
     }

@@ -49,9 +49,6 @@ std::string describe_target(const tunnel_spec& t) {
     return t.kind == tunnel_kind::http ? "http://" + t.target.to_string() : t.target.to_string();
 }
 
-const char* kind_name(tunnel_kind k) {
-    return k == tunnel_kind::http ? "http" : k == tunnel_kind::tls ? "tls" : "tcp";
-}
 
 constexpr std::size_t heads_only_memory = 1024 * 1024;  // --inspect=false: the terminal's list
 
@@ -455,7 +452,8 @@ private:
         std::vector<observe::tunnel_info> list;
         for (const auto& t : tunnels_) {
             if (!t.ever_opened) continue;
-            const std::string proto = t.spec.kind != tunnel_kind::http ? kind_name(t.spec.kind)
+            const std::string proto = t.spec.kind != tunnel_kind::http
+                                          ? std::string(protocol::name_of(t.spec.kind))
                                       : t.url.starts_with("https:") ? "https"
                                                                      : "http";
             list.push_back({t.name(), t.url, proto, describe_target(t.spec), &t.metrics});
@@ -549,7 +547,7 @@ private:
     }
 
     void report_ready(const tunnel_state& t) {
-        const char* type = kind_name(t.spec.kind);
+        const std::string type(protocol::name_of(t.spec.kind));
         if (inspector_) inspector_->tunnels_changed();
         if (view_) {
             view_tunnels();

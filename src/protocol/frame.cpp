@@ -200,6 +200,15 @@ tl::expected<message, std::string> decode_body(std::span<const std::uint8_t> bod
     return decode_as(body[0], r);
 }
 
+std::string_view name_of(tunnel_kind k) {
+    switch (k) {
+    case tunnel_kind::http: return "http";
+    case tunnel_kind::tcp: return "tcp";
+    case tunnel_kind::tls: return "tls";
+    }
+    return "unknown";
+}
+
 std::string_view name_of(error_code c) {
     switch (c) {
         case error_code::unsupported_version: return "unsupported_version";

@@ -130,5 +130,6 @@ tl::expected<std::size_t, std::string> decode_length(std::span<const std::uint8_
 tl::expected<message, std::string> decode_body(std::span<const std::uint8_t> body);
 
 std::string_view name_of(error_code c);
+std::string_view name_of(tunnel_kind k);  // "http", "tcp", "tls"
 
 }  // namespace porthole::protocol
