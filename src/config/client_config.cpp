@@ -61,8 +61,7 @@ tl::expected<http_route, std::string> route_of(const std::string& path, const to
             r.target = *ep;
             has_target = true;
         } else {
-            return tl::unexpected(fmt::format("{}: unknown key '{}' in a route (known: path, target)",
-                                              at(path, value), key));
+            return tl::unexpected(unknown_key(at(path, value), key, " in a route", {"path", "target"}));
         }
     }
     if (!has_path || !has_target)
@@ -151,11 +150,20 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                 return tl::unexpected(fmt::format("{}: remote_port must be a port number 1-65535",
                                                   at(path, node)));
             t.remote_port = static_cast<std::uint16_t>(*v);
-        } else {
+        } else if (key == "subdomain" || key == "host_header" || key == "routes" ||
+                   key == "remote_port") {
             return tl::unexpected(fmt::format(
-                "{}: unknown key '{}' in a {} tunnel (known: type, target, {})", at(path, node),
-                key, *type_text,
-                http ? "subdomain, host_header, routes" : named ? "subdomain" : "remote_port"));
+                "{}: '{}' does not apply to a {} tunnel ({})", at(path, node), key, *type_text,
+                key == "remote_port" ? "only tcp tunnels have a public port"
+                : key == "subdomain" ? "only http and tls tunnels have a name"
+                                     : "only http tunnels read HTTP"));
+        } else {
+            const std::string in = fmt::format(" in a {} tunnel", *type_text);
+            return tl::unexpected(
+                http    ? unknown_key(at(path, node), key, in,
+                                      {"type", "target", "subdomain", "host_header", "routes"})
+                : named ? unknown_key(at(path, node), key, in, {"type", "target", "subdomain"})
+                        : unknown_key(at(path, node), key, in, {"type", "target", "remote_port"}));
         }
     }
     return t;
@@ -220,9 +228,9 @@ tl::expected<client_file, std::string> load_client_text(std::string_view text,
                 file.tunnels.push_back(std::move(*spec));
             }
         } else {
-            return tl::unexpected(fmt::format(
-                "{}: unknown key '{}' (known: server, token, inspect, inspect_addr, inspect_body_limit, "
-                "inspect_memory, [tunnels.NAME])", at(path, node), key));
+            return tl::unexpected(unknown_key(at(path, node), key, "",
+                                              {"server", "token", "inspect", "inspect_addr",
+                                               "inspect_body_limit", "inspect_memory", "tunnels"}));
         }
     }
     std::sort(file.tunnels.begin(), file.tunnels.end(), [](const auto& a, const auto& b) {

@@ -204,16 +204,15 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
         } else if (key == "idle_timeout") {
             result = seconds().map([&](auto s) { cfg.idle_timeout = s; });
         } else {
-            result = tl::unexpected(fmt::format(
-                "{}: unknown key '{}' (known: domain, http_addr, control_addr, tcp_ports, tokens, "
-                "tokens_file, lease_grace, shutdown_timeout, header_timeout, idle_timeout, "
-                "reserved_names, max_tunnels_per_client, max_tunnels_per_token, "
-                "max_connections_per_ip, "
-                "max_connections_per_tunnel, max_pending_streams, max_new_connections_per_second, "
-                "max_header_bytes, bound_names, control_tls, control_cert, "
-                "control_key, https_addr, tls_certificates, tls_self_signed_dir, "
-                "redirect_https)",
-                at, key));
+            result = tl::unexpected(unknown_key(
+                at, key, "",
+                {"domain", "http_addr", "control_addr", "tcp_ports", "tokens", "tokens_file",
+                 "lease_grace", "shutdown_timeout", "header_timeout", "idle_timeout",
+                 "reserved_names", "max_tunnels_per_client", "max_tunnels_per_token",
+                 "max_connections_per_ip", "max_connections_per_tunnel", "max_pending_streams",
+                 "max_new_connections_per_second", "max_header_bytes", "bound_names",
+                 "control_tls", "control_cert", "control_key", "https_addr", "tls_certificates",
+                 "tls_self_signed_dir", "redirect_https"}));
         }
         if (!result) return result;
     }

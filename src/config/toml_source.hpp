@@ -3,9 +3,12 @@
 #include <tl/expected.hpp>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace porthole::config {
 
@@ -17,6 +20,46 @@ inline tl::expected<toml::table, std::string> parse_toml(std::string_view text,
         return tl::unexpected(std::string(name) + ":" + std::to_string(e.source().begin.line) +
                               ": " + std::string(e.description()));
     }
+}
+
+// Edit distance, for "did you mean" hints on misspelt keys.
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// "WHERE: unknown key 'KEY'IN; did you mean 'K'?" when one known key is close, otherwise the list.
+inline std::string unknown_key(std::string_view where, std::string_view key, std::string_view in,
+                               std::initializer_list<std::string_view> known) {
+    std::string_view best;
+    std::size_t best_distance = 3;  // at most two edits, and fewer than a third of the word
+    for (auto k : known) {
+        const auto d = edit_distance(key, k);
+        if (d < best_distance && d * 3 <= std::max(k.size(), key.size())) {
+            best = k;
+            best_distance = d;
+        }
+    }
+    std::string message = std::string(where) + ": unknown key '" + std::string(key) + "'" +
+                          std::string(in);
+    if (!best.empty()) return message + "; did you mean '" + std::string(best) + "'?";
+    message += " (known: ";
+    bool first = true;
+    for (auto k : known) {
+        message += (first ? "" : ", ") + std::string(k);
+        first = false;
+    }
+    return message + ")";
 }
 
 inline tl::expected<std::string, std::string> read_file(const std::string& path,

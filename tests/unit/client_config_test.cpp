@@ -65,7 +65,9 @@ TEST(ClientConfig, BadRoutesNameFileLineAndFix) {
                                    "routes = [{ path = \"/api\", target = 1 }]\n",
                                    "p.toml");
     ASSERT_FALSE(on_tcp);
-    EXPECT_NE(on_tcp.error().find("unknown key 'routes' in a tcp tunnel"), std::string::npos);
+    EXPECT_NE(on_tcp.error().find("'routes' does not apply to a tcp tunnel (only http tunnels read HTTP)"),
+              std::string::npos)
+        << on_tcp.error();
 }
 
 TEST(ClientConfig, BadInspectorValuesAreNamed) {
@@ -75,6 +77,21 @@ TEST(ClientConfig, BadInspectorValuesAreNamed) {
     auto flag = load_client_text("inspect = \"no\"\n", "p.toml");
     ASSERT_FALSE(flag);
     EXPECT_NE(flag.error().find("must be true or false"), std::string::npos);
+}
+
+TEST(ClientConfig, MisspeltKeysGetASuggestion) {
+    auto top = load_client_text("inspect_adr = \"127.0.0.1:4041\"\n", "p.toml");
+    ASSERT_FALSE(top);
+    EXPECT_NE(top.error().find("p.toml:1: unknown key 'inspect_adr'; did you mean 'inspect_addr'?"),
+              std::string::npos)
+        << top.error();
+    auto tunnel = load_client_text("[tunnels.w]\ntype = \"http\"\ntarget = 1\nsubdomian = \"x\"\n",
+                                   "p.toml");
+    ASSERT_FALSE(tunnel);
+    EXPECT_NE(tunnel.error().find("did you mean 'subdomain'?"), std::string::npos) << tunnel.error();
+    auto far = load_client_text("colour = 1\n", "p.toml");
+    ASSERT_FALSE(far);
+    EXPECT_NE(far.error().find("(known: server, token,"), std::string::npos) << far.error();
 }
 
 TEST(ClientConfig, ParsesSizes) {
