@@ -165,6 +165,7 @@ void ws_frame_reader::payload_bytes(std::string_view bytes) {
     z.avail_in = data.size();
     boost::system::error_code ec;
     do {
+        const std::size_t before = z.avail_in;
         z.next_out = out;
         z.avail_out = sizeof out;
         inflater_->stream.write(z, zlib::Flush::sync, ec);
@@ -173,8 +174,15 @@ void ws_frame_reader::payload_bytes(std::string_view bytes) {
         const std::size_t keep = std::min(produced, limit_ - std::min(limit_, current_.payload.size()));
         current_.payload.append(out, keep);
         if (keep < produced) current_.truncated = true;
-        if (ec && ec != zlib::error::need_buffers && ec != zlib::error::end_of_stream) {
+        if (ec == zlib::error::end_of_stream) {
+            // A block marked final ends the stream; a sender may start a new one after it.
+            inflater_->stream.reset(deflate_.window_bits);
+            ec = {};
+        } else if (ec && ec != zlib::error::need_buffers) {
             failed_ = true;
+            return;
+        } else if (produced == 0 && z.avail_in == before && z.avail_in > 0) {
+            failed_ = true;  // input the inflater will not take: stop watching rather than spin
             return;
         }
     } while (z.avail_in > 0 || z.avail_out == 0);

@@ -118,6 +118,29 @@ TEST(WebSocketFrames, InflatesPermessageDeflateAcrossMessagesWithContextTakeover
     EXPECT_FALSE(r.failed());
 }
 
+TEST(WebSocketFrames, BytesAfterAFinalDeflateBlockNeitherHangNorLoseTheConnection) {
+    namespace zlib = boost::beast::zlib;
+    zlib::deflate_stream d;
+    d.reset(6, 15, 8, zlib::Strategy::normal);
+    const std::string text = "hello";
+    std::string final_block(64, '\0');
+    zlib::z_params z;
+    z.next_in = text.data();
+    z.avail_in = text.size();
+    z.next_out = final_block.data();
+    z.avail_out = final_block.size();
+    boost::system::error_code ec;
+    d.write(z, zlib::Flush::finish, ec);
+    final_block.resize(final_block.size() - z.avail_out);
+    // A final block, then bytes that are no deflate stream at all, in one message.
+    ws_frame_reader r(4096, parse_ws_deflate("permessage-deflate", true));
+    auto frames = r.feed(frame(0xC1, final_block + std::string(40, '\xff'), true));
+    EXPECT_TRUE(frames.size() == 1 || r.failed());
+    if (!frames.empty()) {
+        EXPECT_EQ(frames[0].payload.substr(0, 5), "hello");
+    }
+}
+
 TEST(WebSocketFrames, ParsesDeflateParametersPerDirection) {
     const auto ext = "permessage-deflate; server_no_context_takeover; client_max_window_bits=10";
     const auto c2s = parse_ws_deflate(ext, true);
