@@ -15,7 +15,7 @@ constexpr std::size_t io_block_size = 16 * 1024;  // what one read asks for
 namespace detail {
 class block_cache {
 public:
-    static constexpr std::size_t kept = 256;  // 4 MiB at most, per thread
+    static constexpr std::size_t kept = 32;  // 512 KiB at most, per thread
     void* take() {
         if (free_.empty()) return ::operator new(io_block_size);
         void* p = free_.back();
