@@ -3,6 +3,7 @@
 // ends without copying it, so the relay can forward body bytes exactly as they arrived.
 #include <boost/beast/http/basic_parser.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,7 +38,12 @@ struct body_capture {
 
     void add(std::string_view bytes) {
         size += bytes.size();
-        if (data.size() < limit) data.append(bytes.substr(0, limit - data.size()));
+        if (data.size() >= limit) return;
+        bytes = bytes.substr(0, limit - data.size());
+        // Grow by doubling as append would, but never past the limit: memory stays what is counted.
+        if (data.capacity() < data.size() + bytes.size())
+            data.reserve(std::min(limit, std::max(data.size() + bytes.size(), 2 * data.capacity())));
+        data.append(bytes);
     }
     bool truncated() const { return size > data.size(); }
 };

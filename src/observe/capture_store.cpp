@@ -108,9 +108,11 @@ std::string state_name(exchange_state s) {
 }
 
 std::size_t exchange_record::bytes() const {
-    std::size_t n = sizeof(*this) + id.size() + tunnel_name.size() + remote_addr.size() +
-                    head_bytes(request) + request_head.size() + request_body.data.size() +
-                    response_head.size() + response_body.data.size();
+    // Capacities, not sizes: what the allocator really holds.
+    std::size_t n = sizeof(*this) + id.capacity() + tunnel_name.capacity() +
+                    remote_addr.capacity() + head_bytes(request) + request_head.capacity() +
+                    request_body.data.capacity() + response_head.capacity() +
+                    response_body.data.capacity();
     if (response) n += head_bytes(*response);
     if (websocket)
         for (const auto& f : websocket->frames) n += sizeof(f) + f.frame.payload.size();
@@ -229,10 +231,14 @@ static std::string dump(const json& j) { return j.dump(-1, ' ', false, json::err
 
 std::string record_json(const exchange_record& r) { return dump(record_to_json(r)); }
 
+// Record by record, so the peak is one record's document, not a document of all of them.
 std::string records_json(const std::vector<std::shared_ptr<exchange_record>>& records) {
-    json list = json::array();
-    for (const auto& r : records) list.push_back(record_to_json(*r));
-    return dump(json{{"uri", "/api/requests/http"}, {"requests", std::move(list)}});
+    std::string out = R"({"uri":"/api/requests/http","requests":[)";
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        if (i) out += ',';
+        out += record_json(*records[i]);
+    }
+    return out + "]}";
 }
 
 std::string frame_json(const exchange_record& r, const captured_frame& f) {

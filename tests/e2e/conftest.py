@@ -5,10 +5,13 @@ Every process a test starts is owned by a Group and stopped by PID at teardown;
 when a test fails, the stdout/stderr of the processes still open is attached
 to the report.
 """
+import asyncio
 import os
 import sys
+import threading
 
 import pytest
+import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,3 +91,32 @@ def module_origin():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+# -- WebSocket echo origin ----------------------------------------------------------
+
+@pytest.fixture
+def ws_origin():
+    """A WebSocket echo server on a free loopback port, in its own event-loop thread (it accepts
+    permessage-deflate when the client offers it)."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state = {}
+
+    async def echo(ws, path=None):
+        async for message in ws:
+            await ws.send(message)
+
+    async def main():
+        server = await websockets.serve(echo, "127.0.0.1", 0, max_size=None)
+        state["port"] = server.sockets[0].getsockname()[1]
+        state["server"] = server
+        started.set()
+        await server.wait_closed()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield state["port"]
+    loop.call_soon_threadsafe(state["server"].close)
+    thread.join(10)

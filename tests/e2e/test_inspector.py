@@ -4,6 +4,7 @@ the checks that keep other web pages out."""
 import asyncio
 import base64
 import json
+import os
 import socket
 import threading
 import urllib.error
@@ -12,7 +13,7 @@ import urllib.request
 import pytest
 import websockets
 
-from helpers import accepts, curl, free_port, split_url, wait_until
+from helpers import accepts, curl, free_port, split_url, vm_hwm_kib, wait_until
 from recording_app import RecordingApp
 
 
@@ -214,33 +215,9 @@ def test_events_stream_pushes_requests_and_clear(tunnel):
     assert api(base, "/api/requests/http")[1]["requests"] == []
 
 
-@pytest.fixture
-def ws_echo():
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    state = {}
-
-    async def echo(ws, path=None):
-        async for message in ws:
-            await ws.send(message)
-
-    async def main():
-        server = await websockets.serve(echo, "127.0.0.1", 0)  # permessage-deflate on by default
-        state["port"], state["server"] = server.sockets[0].getsockname()[1], server
-        started.set()
-        await server.wait_closed()
-
-    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield state["port"]
-    loop.call_soon_threadsafe(state["server"].close)
-    thread.join(10)
-
-
 @pytest.mark.parametrize("compression", ["deflate", None])
-def test_websocket_frames_are_recorded_both_ways(group, relay, ws_echo, compression):
-    agent = group.agent(relay, "http", ws_echo)
+def test_websocket_frames_are_recorded_both_ways(group, relay, ws_origin, compression):
+    agent = group.agent(relay, "http", ws_origin)
     base = agent.wait_event("inspector")["url"]
     host, port = split_url(agent.ready["url"])[1:]
     messages = ["hello", "x" * 3000, "third"]
@@ -285,3 +262,19 @@ def test_taken_inspector_address_is_a_clear_error(group, relay, app):
         assert agent.wait_exit(10) == 1
         err = agent.stderr_text()
         assert "inspector cannot listen on " + addr in err and "--inspect-addr" in err, err
+
+
+def test_client_memory_stays_near_the_cap_with_large_bodies(group, relay, origin):
+    # 150 downloads of 1 MiB, each capturing 64 KiB of body, into a 4 MiB budget: the client's
+    # peak memory must stay near what it is allowed to keep, not grow with the traffic.
+    agent = group.agent(relay, "http", origin.port, "--inspect-memory", "4MiB", "--inspect-addr", "127.0.0.1:0")
+    base = agent.wait_event("inspector")["url"]
+    for i in range(150):
+        r = curl(agent.ready["url"] + "/bytes?n=%d&i=%d" % (1024 * 1024, i), "-o", "/dev/null")
+        assert r.returncode == 0, r
+    last = "/bytes?n=%d&i=149" % (1024 * 1024)
+    wait_until(lambda: any(e.get("uri") == last for e in agent.events), message="no request event")
+    hwm = vm_hwm_kib(agent.pid)
+    find_record(base, last)
+    limit = (60 if os.environ.get("PORTHOLE_SANITIZED") else 24) * 1024
+    assert hwm < limit, "client peak RSS %d KiB with a 4 MiB inspector budget" % hwm

@@ -12,32 +12,6 @@ from helpers import split_url
 MESSAGES = 10_000
 
 
-@pytest.fixture
-def ws_origin():
-    """A WebSocket echo server on a free loopback port, in its own event-loop thread."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    state = {}
-
-    async def echo(ws, path=None):
-        async for message in ws:
-            await ws.send(message)
-
-    async def main():
-        server = await websockets.serve(echo, "127.0.0.1", 0, max_size=None)
-        state["port"] = server.sockets[0].getsockname()[1]
-        state["server"] = server
-        started.set()
-        await server.wait_closed()
-
-    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield state["port"]
-    loop.call_soon_threadsafe(state["server"].close)
-    thread.join(10)
-
-
 def test_websocket_echo_10000_messages_both_ways(group, relay, ws_origin):
     agent = group.agent(relay, "http", ws_origin)
     host, port = split_url(agent.ready["url"])[1:]
