@@ -927,6 +927,10 @@ def targets(data, figs):
     r = ratio(pt.get("tcp_gbit_s"), figs["direct"].get("tcp_gbit_s"))
     add("single-stream TCP vs direct", r, "≥ 0.5×", None if r is None else r >= 0.5, "×",
         f"{fmt(pt.get('tcp_gbit_s'), 2)} vs {fmt(figs['direct'].get('tcp_gbit_s'), 2)} Gbit/s")
+    r = ratio(tl.get("tcp_gbit_s"), figs["direct"].get("tcp_gbit_s"))
+    if r is not None:
+        add("single-stream TCP vs direct, porthole over TLS", r, "≥ 0.25×", r >= 0.25, "×",
+            f"{fmt(tl.get('tcp_gbit_s'), 2)} vs {fmt(figs['direct'].get('tcp_gbit_s'), 2)} Gbit/s")
     for key, how, fig in (("added_p50_c1pin_ms", "all on CPU 0", pt), ("added_p50_c1_ms", "unpinned", pt),
                           ("added_p50_c1pin_ms", "all on CPU 0, --inspect=false", ni)):
         a_pt, a_ng = fig.get(key), figs["nginx"].get(key)

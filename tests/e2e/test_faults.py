@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import accepts, curl, free_port, split_url, wait_until
+from helpers import accepts, curl, free_port, split_url, unquarantined_env, wait_until
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -537,13 +537,7 @@ def test_many_short_connections_leave_nothing_behind(group, make_relay, make_age
     fast = group.spawn("fast-origin", [sys.executable, "-c", FAST_ORIGIN, origin_port])
     wait_until(lambda: accepts(origin_port) or not fast.alive(), timeout=10)
     assert fast.alive(), fast.describe()
-    env = None
-    if os.environ.get("PORTHOLE_SANITIZED"):
-        # AddressSanitizer parks freed memory in a quarantine (256 MiB by default), which would read
-        # as RSS growth; without it, RSS tracks what the process really keeps.
-        opts = os.environ.get("ASAN_OPTIONS", "")
-        env = {"ASAN_OPTIONS": (opts + ":" if opts else "") +
-               "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"}
+    env = unquarantined_env()
     relay = make_relay(env=env)
     # The inspector keeps recent requests by design, up to --inspect-memory: a small cap here, so
     # growth past it is a leak.

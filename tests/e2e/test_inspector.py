@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import websockets
 
-from helpers import accepts, curl, free_port, split_url, vm_hwm_kib, wait_until
+from helpers import accepts, curl, free_port, split_url, unquarantined_env, vm_hwm_kib, wait_until
 from recording_app import RecordingApp
 
 
@@ -267,7 +267,8 @@ def test_taken_inspector_address_is_a_clear_error(group, relay, app):
 def test_client_memory_stays_near_the_cap_with_large_bodies(group, relay, origin):
     # 150 downloads of 1 MiB, each capturing 64 KiB of body, into a 4 MiB budget: the client's
     # peak memory must stay near what it is allowed to keep, not grow with the traffic.
-    agent = group.agent(relay, "http", origin.port, "--inspect-memory", "4MiB", "--inspect-addr", "127.0.0.1:0")
+    agent = group.agent(relay, "http", origin.port, "--inspect-memory", "4MiB", "--inspect-addr", "127.0.0.1:0",
+                        env=unquarantined_env())
     base = agent.wait_event("inspector")["url"]
     for i in range(150):
         r = curl(agent.ready["url"] + "/bytes?n=%d&i=%d" % (1024 * 1024, i), "-o", "/dev/null")
