@@ -6,14 +6,30 @@
 #include <algorithm>
 #include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 namespace porthole::config {
 
+// The line of the first non-ASCII byte, if any. toml++ 3.3 reaches __builtin_unreachable on some
+// non-ASCII characters (U+0222 where it scans for the end of a value), so config files are held
+// to ASCII before it sees them: every key and value porthole reads is ASCII.
+inline std::optional<std::size_t> non_ascii_line(std::string_view text) {
+    std::size_t line = 1;
+    for (const char c : text) {
+        if (c == '\n') ++line;
+        if (static_cast<unsigned char>(c) >= 0x80) return line;
+    }
+    return std::nullopt;
+}
+
 inline tl::expected<toml::table, std::string> parse_toml(std::string_view text,
                                                          const std::string& name) {
+    if (auto line = non_ascii_line(text))
+        return tl::unexpected(name + ":" + std::to_string(*line) +
+                              ": a non-ASCII character; config files are ASCII");
     try {
         return toml::parse(text, name);
     } catch (const toml::parse_error& e) {

@@ -116,3 +116,15 @@ TEST(ClientConfig, ParsesRouteFlags) {
 
 }  // namespace
 }  // namespace porthole::config
+
+namespace porthole::config {
+namespace {
+
+TEST(ClientConfig, NonAsciiIsRefusedBeforeTheParserSeesIt) {
+    auto bad = load_client_text("server = \"x:1\"\ntoken = 2\"1\xd2\x94\"\n", "p.toml");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("p.toml:2: a non-ASCII character"), std::string::npos) << bad.error();
+}
+
+}  // namespace
+}  // namespace porthole::config
