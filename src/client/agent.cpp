@@ -483,31 +483,35 @@ private:
             r.state == exchange_state::closed)
             return;
         const unsigned status = r.response ? r.response->status : 0;
-        const double ms = static_cast<double>(r.duration.count()) / 1e6;
+        const auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(r.duration).count();
         if (cfg_.json) {
-            pending_output_ += R"({"event":"request","tunnel":)";
-            append_json_string(pending_output_, r.tunnel_name);
-            pending_output_ += R"(,"method":)";
-            append_json_string(pending_output_, r.request.method);
-            pending_output_ += R"(,"uri":)";
-            append_json_string(pending_output_, r.request.target);
-            fmt::format_to(std::back_inserter(pending_output_),
-                           R"(,"status":{},"state":"{}","duration_ms":{:.3f},"remote_addr":)",
-                           status, observe::state_name(r.state), ms);
-            append_json_string(pending_output_, r.remote_addr);
-            pending_output_ += "}\n";
+            auto& out = pending_output_;
+            out += R"({"event":"request","tunnel":)";
+            append_json_string(out, r.tunnel_name);
+            out += R"(,"method":)";
+            append_json_string(out, r.request.method);
+            out += R"(,"uri":)";
+            append_json_string(out, r.request.target);
+            out += R"(,"status":)";
+            append_number(out, status);
+            out.append(R"(,"state":")").append(observe::state_name(r.state));
+            out += R"(","duration_ms":)";
+            append_millis(out, micros, 3);
+            out += R"(,"remote_addr":)";
+            append_json_string(out, r.remote_addr);
+            out += "}\n";
         } else {
             auto& line = pending_output_;
             line.append("porthole  ").append(r.tunnel_name).append(" ").append(r.request.method);
             line.append(" ").append(r.request.target).append(" -> ");
             if (status)
-                line.append(std::to_string(status));
+                append_number(line, status);
             else
                 line.append(observe::state_name(r.state));
-            char number[32];
-            const auto end = std::to_chars(number, number + sizeof number, ms,
-                                           std::chars_format::fixed, 1).ptr;
-            line.append(" (").append(number, end).append(" ms)\n");
+            line.append(" (");
+            append_millis(line, micros, 1);
+            line.append(" ms)\n");
         }
         if (!flush_pending_) {
             flush_pending_ = true;
@@ -519,18 +523,41 @@ private:
         }
     }
 
+    static void append_number(std::string& out, std::uint64_t n) {
+        char digits[24];
+        out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+    }
+
+    // Microseconds as milliseconds with `decimals` (1 or 3) places, rounded down.
+    static void append_millis(std::string& out, std::int64_t micros, int decimals) {
+        const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0));
+        append_number(out, us / 1000);
+        char frac[3] = {static_cast<char>('0' + us / 100 % 10), static_cast<char>('0' + us / 10 % 10),
+                        static_cast<char>('0' + us % 10)};
+        out.append(".").append(frac, static_cast<std::size_t>(decimals));
+    }
+
     static void append_json_string(std::string& out, std::string_view s) {
         out += '"';
-        for (const char c : s) {
-            if (c == '"' || c == '\\') {
+        while (!s.empty()) {
+            const auto plain = std::find_if(s.begin(), s.end(), [](char c) {
+                const auto byte = static_cast<unsigned char>(c);
+                return c == '"' || c == '\\' || byte < 0x20 || byte >= 0x80;
+            });
+            out.append(s.begin(), plain);
+            s.remove_prefix(static_cast<std::size_t>(plain - s.begin()));
+            if (s.empty()) break;
+            const auto byte = static_cast<unsigned char>(s.front());
+            if (byte == '"' || byte == '\\') {
                 out += '\\';
-                out += c;
-            } else if (const auto byte = static_cast<unsigned char>(c); byte < 0x20 || byte >= 0x80) {
-                // Targets are ASCII in practice; a stray byte must still leave valid JSON.
-                fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(byte));
+                out += s.front();
             } else {
-                out += c;
+                // Targets are ASCII in practice; a stray byte must still leave valid JSON.
+                static constexpr char hex[] = "0123456789abcdef";
+                const char escaped[] = {'\\', 'u', '0', '0', hex[byte >> 4], hex[byte & 15]};
+                out.append(escaped, sizeof escaped);
             }
+            s.remove_prefix(1);
         }
         out += '"';
     }

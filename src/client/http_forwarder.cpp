@@ -404,6 +404,9 @@ asio::awaitable<void> forward_http(net::stream relay_side, std::string visitor, 
             auto [ec] = co_await relay_side.socket().async_wait(
                 tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
             if (ec) break;
+            auto [read_ec, n] = co_await relay_side.read_ready(in.prepare(read_chunk));
+            in.commit(n);
+            if (read_ec) break;  // the visitor left between requests
         }
         if (!co_await exchange(relay_side, in, local, visitor, tunnel)) break;
     }

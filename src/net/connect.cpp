@@ -4,6 +4,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <vector>
 
 namespace porthole::net {
@@ -32,8 +34,20 @@ asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::en
     if (ec)
         co_return tl::unexpected(ec == beast::error::timeout ? std::string("timed out")
                                                              : ec.message());
-    stream.socket().set_option(tcp::no_delay(true), ec);
-    co_return stream.release_socket();
+    tcp::socket connected = stream.release_socket();
+    connected.set_option(tcp::no_delay(true), ec);
+    // Connecting left the socket registered for writability, and edge-triggered, so every ACK
+    // that frees send buffer would wake the event loop for nothing. Registered afresh, it is
+    // watched for readability only, until a write has to wait.
+    const int fd = connected.release(ec);
+    if (ec) co_return tl::unexpected(ec.message());
+    tcp::socket fresh(ex);
+    fresh.assign(ep.protocol(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        co_return tl::unexpected(ec.message());
+    }
+    co_return fresh;
 }
 
 }  // namespace porthole::net

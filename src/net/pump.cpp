@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -57,22 +58,31 @@ private:
     int fds_[2];
 };
 
-enum class splice_end { eof, error };
+enum class splice_end { eof, error, slowed };
+
+// Below this many bytes per read a bulk transfer has slowed down: back to buffered reads, which
+// cost fewer system calls per message than a round through a pipe.
+constexpr std::size_t slow_read = 16 * 1024;
 
 // Zero-copy forwarding through a pipe: socket -> pipe -> socket, bytes never enter user space.
+// Returns `slowed` (with the pipe empty) when the source has been drained by small reads.
 asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const pipe_pair& pipe) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+    std::size_t last = buffer_size;
     for (;;) {
         const ssize_t n = ::splice(from.native_handle(), nullptr, pipe.write_end(), nullptr,
                                    buffer_size, flags);
         if (n == 0) co_return splice_end::eof;
         if (n < 0) {
             if (errno != EAGAIN) co_return splice_end::error;
+            if (last < slow_read) co_return splice_end::slowed;
             auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
             if (ec) co_return splice_end::error;
+            last = 0;
             continue;
         }
+        last = static_cast<std::size_t>(n);
         for (auto pending = static_cast<std::size_t>(n); pending > 0;) {
             const ssize_t m =
                 ::splice(pipe.read_end(), nullptr, to.native_handle(), nullptr, pending, flags);
@@ -88,29 +98,29 @@ asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const
     }
 }
 
-// Past this many bytes in one direction a transfer counts as bulk and moves to splice(); short
-// exchanges (HTTP requests, idle keep-alive) stay on borrowed buffers and hold no pipe.
-constexpr std::size_t bulk_threshold = 256 * 1024;
-
+// A read that fills the whole buffer means the source outpaces this pump: the transfer is bulk
+// and moves to splice() until reads get small again. Request-response traffic (HTTP, idle
+// keep-alive) stays on borrowed buffers and holds no pipe.
 asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     boost::system::error_code ec;
-    std::size_t moved = 0;
+    bool bulk = false;
     for (;;) {
-        if (moved >= bulk_threshold) {
+        if (bulk) {
+            bulk = false;
             if (const pipe_pair pipe; pipe.ok()) {
-                if (co_await splice_all(from, to, pipe) == splice_end::eof) {
+                const auto end = co_await splice_all(from, to, pipe);
+                if (end == splice_end::eof) {
                     to.shutdown(tcp::socket::shutdown_send, ec);
                     co_return;
                 }
-                break;
+                if (end == splice_end::error) break;
             }
         }
         std::tie(ec) = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
         if (ec) break;
         auto buffer = buffers.take();
         const std::size_t n = from.read_some(asio::buffer(buffer.get(), buffer_size), ec);
-        moved += n;
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
             buffers.give(std::move(buffer));
             continue;
@@ -121,12 +131,17 @@ asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
             co_return;
         }
         if (!ec) {
-            std::size_t written = 0;
-            std::tie(ec, written) =
-                co_await asio::async_write(to, asio::buffer(buffer.get(), n), use_tuple);
+            const std::array<asio::const_buffer, 1> bytes{asio::buffer(buffer.get(), n)};
+            const std::size_t sent = try_send(to, bytes);
+            if (sent < n) {
+                std::size_t written = 0;
+                std::tie(ec, written) = co_await asio::async_write(
+                    to, asio::buffer(buffer.get() + sent, n - sent), use_tuple);
+            }
         }
         buffers.give(std::move(buffer));
         if (ec) break;
+        bulk = n == buffer_size;
     }
     // Reset, write failure or cancel: tear down both sides so the other direction ends too.
     from.close(ec);

@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <span>
 #include <tuple>
 #include <variant>
 
@@ -21,6 +22,10 @@ using error_code = boost::system::error_code;
 using tls_stream = asio::ssl::stream<tcp::socket>;
 using io_result = std::tuple<error_code, std::size_t>;
 
+// As much of `bufs` as the socket takes without blocking (0 when it takes none or fails; the
+// asynchronous write that follows reports the error).
+std::size_t try_send(tcp::socket& s, std::span<const asio::const_buffer> bufs);
+
 class stream {
 public:
     explicit stream(tcp::socket s) : s_(std::move(s)) {}
@@ -31,18 +36,37 @@ public:
         if (auto* plain = std::get_if<tcp::socket>(&s_)) return plain->async_read_some(b, token);
         return std::get<tls_stream>(s_).async_read_some(b, token);
     }
-    asio::awaitable<io_result> write(asio::const_buffer b) {  // all of it
-        constexpr auto token = asio::as_tuple(asio::use_awaitable);
-        if (auto* plain = std::get_if<tcp::socket>(&s_)) return asio::async_write(*plain, b, token);
-        return asio::async_write(std::get<tls_stream>(s_), b, token);
+    // After a wait reported the socket readable: read at once, without a round through the event
+    // loop; waits as read_some does only if the bytes are not there after all (or over TLS).
+    asio::awaitable<io_result> read_ready(asio::mutable_buffer b) {
+        if (auto* plain = std::get_if<tcp::socket>(&s_)) {
+            const ssize_t n = ::recv(plain->native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+            if (n > 0) co_return io_result{error_code(), static_cast<std::size_t>(n)};
+            if (n == 0) co_return io_result{asio::error::eof, 0};
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                co_return io_result{error_code(errno, asio::error::get_system_category()), 0};
+        }
+        co_return co_await read_some(b);
     }
-    // Both buffers in one gathered write: one segment on the wire where they fit.
+    asio::awaitable<io_result> write(asio::const_buffer b) {  // all of it
+        return write(b, asio::const_buffer());
+    }
+    // Both buffers in one gathered write: one segment on the wire where they fit. A plain socket
+    // is written at once when the kernel takes it all (the usual case), so the caller resumes
+    // without a round through the event loop.
     asio::awaitable<io_result> write(asio::const_buffer a, asio::const_buffer b) {
         constexpr auto token = asio::as_tuple(asio::use_awaitable);
-        const std::array<asio::const_buffer, 2> both{a, b};
-        if (auto* plain = std::get_if<tcp::socket>(&s_))
-            return asio::async_write(*plain, both, token);
-        return asio::async_write(std::get<tls_stream>(s_), both, token);
+        std::array<asio::const_buffer, 2> both{a, b};
+        if (auto* plain = std::get_if<tcp::socket>(&s_)) {
+            const std::size_t total = a.size() + b.size();
+            const std::size_t sent = try_send(*plain, both);
+            if (sent == total) co_return io_result{error_code(), total};
+            both[0] += std::min(sent, a.size());
+            both[1] += sent - std::min(sent, a.size());
+            auto [ec, n] = co_await asio::async_write(*plain, both, token);
+            co_return io_result{ec, sent + n};
+        }
+        co_return co_await asio::async_write(std::get<tls_stream>(s_), both, token);
     }
 
     tcp::socket& socket() {

@@ -823,13 +823,18 @@ private:
         return {static_cast<const char*>(b.data().data()), b.size()};
     }
 
+    // `ready`: a readiness wait has just succeeded, so the bytes are read without another wait.
     asio::awaitable<bool> read_more(watched_socket& s, net::io_buffer& in,
-                                    std::chrono::seconds timeout) {
+                                    std::chrono::seconds timeout, bool ready = false) {
         s.deadline = now_ + timeout;
-        auto [ec, n] = co_await s.conn.read_some(in.prepare(read_chunk));
+        net::io_result result;
+        if (ready)
+            result = co_await s.conn.read_ready(in.prepare(read_chunk));
+        else
+            result = co_await s.conn.read_some(in.prepare(read_chunk));
         s.deadline = clock::time_point::max();
-        in.commit(n);
-        co_return !ec;
+        in.commit(std::get<1>(result));
+        co_return !std::get<0>(result);
     }
 
     asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes,
@@ -876,7 +881,7 @@ private:
                 visitor.idle = false;
                 // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
                 if (wait_ec || draining_) co_return;
-                const bool got = co_await read_more(visitor, in, cfg_.header_timeout);
+                const bool got = co_await read_more(visitor, in, cfg_.header_timeout, true);
                 if (!got || in.size() == 0) co_return;
             }
             if (!co_await exchange(visitor, in, up, from, https)) co_return;
