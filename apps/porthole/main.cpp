@@ -12,6 +12,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
+
 #include <iostream>
 
 #include <unistd.h>
@@ -310,6 +312,9 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A peer that goes away mid-transfer must cost only its connection: splice() into a closed
+    // socket raises SIGPIPE (socket writes pass MSG_NOSIGNAL, splice has no such flag).
+    std::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"porthole: expose a local service through a relay you host yourself.\n\n"
                  "  porthole server            run a relay (dev default: loopback, *.localhost)\n"
                  "  porthole http 3000         publish http://127.0.0.1:3000 at NAME.DOMAIN\n"

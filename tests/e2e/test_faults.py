@@ -337,6 +337,48 @@ def test_tcp_local_service_resets_visitor_closed(make_relay, make_agent):
         rst.close()
 
 
+def stream_forever(conn):
+    """Sends bytes as fast as the peer takes them until the connection breaks."""
+    chunk = os.urandom(256 * 1024)
+    try:
+        while True:
+            conn.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("close_how", ["fin", "rst"])
+def test_tcp_visitor_leaves_mid_bulk_download(make_relay, make_agent, close_how):
+    """A bulk transfer moves to splice(); a visitor leaving then must cost only its connection
+    (splice into a closed socket raises SIGPIPE unless the process ignores it)."""
+    hose = RawOrigin(stream_forever)
+    try:
+        relay = make_relay()
+        agent = make_agent(relay, "tcp", hose.port, "--inspect=false")
+        port = split_url(agent.ready["url"])[2]
+        for i in range(4):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.settimeout(10)
+                got = 0
+                while got < 8 * MiB:
+                    data = s.recv(1 << 20)
+                    assert data, "the tunnel closed after %d bytes (round %d)" % (got, i)
+                    got += len(data)
+                if close_how == "rst":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            assert relay.proc.alive(), relay.proc.describe()
+            assert agent.alive()
+        # Both sides still carry new connections.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.settimeout(10)
+            assert s.recv(1 << 16)
+        assert relay.proc.alive() and agent.alive(), relay.proc.describe()
+    finally:
+        hose.close()
+
+
 # ---------------------------------------------------------------------------
 # 4. the visitor goes away in the middle of an upload
 
