@@ -6,10 +6,15 @@
 #include <boost/asio/write.hpp>
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace porthole::net {
@@ -18,6 +23,7 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t buffer_size = 64 * 1024;
+constexpr std::size_t tls_record = 16 * 1024;  // the most plaintext one TLS record carries
 constexpr std::size_t pooled_buffers = 64;
 
 class buffer_pool {
@@ -98,12 +104,37 @@ asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const
     }
 }
 
+enum class got { bytes, nothing, eof, error };
+
+// One non-blocking read after a readiness wait, into a buffer borrowed from the pool; the buffer
+// goes back at once unless bytes came.
+got read_once(tcp::socket& from, std::unique_ptr<char[]>& buffer, std::size_t& n,
+              error_code& ec) {
+    buffer = buffers.take();
+    n = from.read_some(asio::buffer(buffer.get(), buffer_size), ec);
+    if (!ec) return got::bytes;
+    buffers.give(std::move(buffer));
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return got::nothing;
+    return ec == asio::error::eof ? got::eof : got::error;
+}
+
+// Waits until `from` is readable (holding no buffer), then reads what is there.
+asio::awaitable<got> next_chunk(tcp::socket& from, std::unique_ptr<char[]>& buffer, std::size_t& n,
+                                error_code& ec) {
+    for (;;) {
+        std::tie(ec) =
+            co_await from.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return got::error;
+        if (const got read = read_once(from, buffer, n, ec); read != got::nothing) co_return read;
+    }
+}
+
 // A read that fills the whole buffer means the source outpaces this pump: the transfer is bulk
 // and moves to splice() until reads get small again. Request-response traffic (HTTP, idle
 // keep-alive) stays on borrowed buffers and holds no pipe.
 asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-    boost::system::error_code ec;
+    error_code ec;
     bool bulk = false;
     for (;;) {
         if (bulk) {
@@ -117,27 +148,20 @@ asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
                 if (end == splice_end::error) break;
             }
         }
-        std::tie(ec) = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-        if (ec) break;
-        auto buffer = buffers.take();
-        const std::size_t n = from.read_some(asio::buffer(buffer.get(), buffer_size), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            buffers.give(std::move(buffer));
-            continue;
-        }
-        if (ec == asio::error::eof) {
-            buffers.give(std::move(buffer));
+        std::unique_ptr<char[]> buffer;
+        std::size_t n = 0;
+        const got read = co_await next_chunk(from, buffer, n, ec);
+        if (read == got::eof) {
             to.shutdown(tcp::socket::shutdown_send, ec);
             co_return;
         }
-        if (!ec) {
-            const std::array<asio::const_buffer, 1> bytes{asio::buffer(buffer.get(), n)};
-            const std::size_t sent = try_send(to, bytes);
-            if (sent < n) {
-                std::size_t written = 0;
-                std::tie(ec, written) = co_await asio::async_write(
-                    to, asio::buffer(buffer.get() + sent, n - sent), use_tuple);
-            }
+        if (read == got::error) break;
+        const std::array<asio::const_buffer, 1> bytes{asio::buffer(buffer.get(), n)};
+        const std::size_t sent = try_send(to, bytes);
+        if (sent < n) {
+            std::size_t written = 0;
+            std::tie(ec, written) = co_await asio::async_write(
+                to, asio::buffer(buffer.get() + sent, n - sent), use_tuple);
         }
         buffers.give(std::move(buffer));
         if (ec) break;
@@ -148,15 +172,84 @@ asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
     to.close(ec);
 }
 
-// TLS cannot wait for readability first (records may already sit decrypted in OpenSSL), so a
-// direction keeps its buffer while it waits.
-asio::awaitable<void> one_way(stream& from, stream& to) {
-    constexpr std::size_t tls_buffer = 16 * 1024;  // one TLS record
-    auto buffer = std::make_unique_for_overwrite<char[]>(tls_buffer);
+// Holds TCP_CORK on a socket for a scope: the TLS records of one large write leave in full-size
+// segments, so the reader wakes once per batch rather than once per 16 KiB record.
+class cork {
+public:
+    explicit cork(tcp::socket& s) : fd_(s.native_handle()) { set(1); }
+    ~cork() { set(0); }  // uncorking sends what is held at once
+    cork(const cork&) = delete;
+    cork& operator=(const cork&) = delete;
+
+private:
+    void set(int on) { ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on); }
+    int fd_;
+};
+
+// Plain bytes into TLS: the plain side can be waited on without a buffer, so an idle direction
+// holds none; a large read is encrypted and sent as one corked batch.
+asio::awaitable<void> one_way(tcp::socket& from, stream& to) {
+    error_code ec;
     for (;;) {
-        auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), tls_buffer));
+        std::unique_ptr<char[]> buffer;
+        std::size_t n = 0;
+        const got read = co_await next_chunk(from, buffer, n, ec);
+        if (read == got::eof) {
+            to.shutdown_send();
+            co_return;
+        }
+        if (read == got::error) break;
+        {
+            std::optional<cork> batch;
+            if (n > tls_record) batch.emplace(to.socket());
+            std::size_t written = 0;
+            std::tie(ec, written) = co_await to.write(asio::buffer(buffer.get(), n));
+        }
+        buffers.give(std::move(buffer));
+        if (ec) break;
+    }
+    from.close(ec);
+    to.close();
+}
+
+// Whether reading `from` again is sure to complete without waiting: OpenSSL holds decrypted
+// bytes, or the kernel holds at least one whole TLS record more.
+bool more_ready(stream& from) {
+    constexpr int whole_record = 5 + static_cast<int>(tls_record) + 256;  // header, max expansion
+    if (SSL_pending(from.tls().native_handle()) > 0) return true;
+    int queued = 0;
+    return ::ioctl(from.socket().native_handle(), FIONREAD, &queued) == 0 &&
+           queued >= whole_record;
+}
+
+// TLS cannot wait for readability first (records may already sit decrypted in OpenSSL), so a
+// direction out of TLS keeps a one-record buffer while it waits. When more records are already
+// there (a bulk transfer), they are gathered into a pooled 64 KiB buffer and written at once:
+// one write and one wake-up of the reader instead of one per record.
+asio::awaitable<void> one_way(stream& from, stream& to) {
+    if (!from.is_tls()) {
+        co_await one_way(from.socket(), to);
+        co_return;
+    }
+    auto first = std::make_unique_for_overwrite<char[]>(tls_record);
+    for (;;) {
+        auto [ec, n] = co_await from.read_some(asio::buffer(first.get(), tls_record));
         if (n > 0) {
-            auto [wec, written] = co_await to.write(asio::buffer(buffer.get(), n));
+            const char* bytes = first.get();
+            std::unique_ptr<char[]> batch;
+            if (!ec && more_ready(from)) {
+                batch = buffers.take();
+                std::memcpy(batch.get(), first.get(), n);
+                bytes = batch.get();
+                while (!ec && n + tls_record <= buffer_size && more_ready(from)) {
+                    std::size_t m = 0;
+                    std::tie(ec, m) =
+                        co_await from.read_some(asio::buffer(batch.get() + n, tls_record));
+                    n += m;
+                }
+            }
+            auto [wec, written] = co_await to.write(asio::buffer(bytes, n));
+            if (batch) buffers.give(std::move(batch));
             if (wec) break;
         }
         if (is_end_of_stream(ec)) {

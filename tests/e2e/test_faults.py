@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from helpers import accepts, curl, free_port, split_url, unquarantined_env, wait_until
+from helpers import (RawOrigin, accepts, curl, free_port, split_url, unquarantined_env,
+                     wait_until)
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -124,51 +125,6 @@ def tcp_get_ok(port):
     except OSError:
         return False
     return buf.startswith(b"HTTP/1.1 200") and buf.endswith(b"hello from origin\n")
-
-
-class RawOrigin:
-    """A loopback listener whose accepted connections are handled by `handler(conn)` in threads."""
-
-    def __init__(self, handler):
-        self.handler = handler
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self):
-        while not self._closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn):
-        try:
-            self.handler(conn)
-        except OSError:
-            pass
-        finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self._closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self._thread.join(5)
 
 
 def reset_at_once(conn):

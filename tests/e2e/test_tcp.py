@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from helpers import accepts, free_port, port_is_free, split_url, wait_until
+from helpers import RawOrigin, accepts, free_port, port_is_free, split_url, wait_until
 
 MiB = 1024 * 1024
 
@@ -93,45 +93,22 @@ def test_remote_port(module_group, relay, redis_port):
     agent.stop()
 
 
-class DigestServer:
-    """Reads each connection until EOF, then answers with the sha256 hex of what it got and closes."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _handle(conn):
-        with conn:
-            h = hashlib.sha256()
-            n = 0
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                h.update(data)
-                n += len(data)
-            conn.sendall(("%s %d\n" % (h.hexdigest(), n)).encode())
-
-    def close(self):
-        self.sock.close()
+def answer_digest(conn):
+    """Reads the connection until EOF, then answers with the sha256 hex of what it got."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        h.update(data)
+        n += len(data)
+    conn.sendall(("%s %d\n" % (h.hexdigest(), n)).encode())
 
 
 @pytest.fixture
 def digest_server():
-    s = DigestServer()
+    s = RawOrigin(answer_digest)
     yield s
     s.close()
 
@@ -173,3 +150,50 @@ def test_concurrent_connections(group, relay, digest_server):
         t.join(60)
     for payload, reply in zip(payloads, replies):
         assert reply == ("%s %d\n" % (hashlib.sha256(payload).hexdigest(), len(payload))).encode()
+
+
+def echo(conn):
+    """Echoes every byte back until EOF."""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        conn.sendall(data)
+
+
+def recv_exactly(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        data = sock.recv(min(n - len(buf), 1 << 20))
+        assert data, "the tunnel closed after %d of %d bytes" % (len(buf), n)
+        buf += data
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("transport", ["plain", "tls"])
+def test_bulk_then_small_exchanges(group, relay, transport):
+    """Bulk bursts and small exchanges on one connection, both ways, several times. Plain: a burst
+    moves a direction to splice() and small reads move it back. TLS: records that are already
+    there are gathered into one write. Either way the bytes must stay exact and in order."""
+    echo_server = RawOrigin(echo)
+    try:
+        extra = ["--inspect=false"]
+        if transport == "tls":
+            relay = group.relay("--control-tls", "on", "--json")
+            extra += ["--server-fingerprint", relay.proc.wait_event("listening")["fingerprint"]]
+        agent = group.agent(relay, "tcp", echo_server.port, *extra)
+        port = tunnel_port(agent)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.settimeout(30)
+            for round_ in range(3):
+                bulk = os.urandom(4 * MiB + round_)
+                sender = threading.Thread(target=s.sendall, args=(bulk,))
+                sender.start()
+                assert recv_exactly(s, len(bulk)) == bulk
+                sender.join(30)
+                for i in range(50):
+                    small = b"ping %d.%d\n" % (round_, i)
+                    s.sendall(small)
+                    assert recv_exactly(s, len(small)) == small
+    finally:
+        echo_server.close()
