@@ -7,6 +7,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import BIN, curl, wait_until
+from helpers import BIN, curl, split_url, wait_until
 from recording_app import RecordingApp
 
 
@@ -128,6 +129,21 @@ def test_json_events_for_requests_when_not_a_terminal(group, relay, app):
     ev = agent.wait_event("request")
     assert ev["method"] == "POST" and ev["uri"] == "/logged?q=1" and ev["status"] == 200
     assert ev["duration_ms"] > 0 and ev["tunnel"] == "command_line"
+
+
+def test_json_request_event_escapes_the_target(group, relay, app):
+    # Quotes, a backslash and a byte outside ASCII in the target must still make one valid JSON
+    # line with the target intact.
+    agent = group.agent(relay, "http", app.port)
+    _, host, port = split_url(agent.ready["url"])
+    target = b'/esc?a="b"&c=\\d&e=\xc3\xa9'
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: " + ("%s:%d" % (host, port)).encode()
+                  + b"\r\nConnection: close\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 200"), "the request was not served"
+    ev = agent.wait_event("request")
+    assert ev["uri"] == target.decode("latin-1"), ev
+    assert ev["status"] == 200
 
 
 def test_without_the_inspector_bytes_pass_untouched(group, relay, app):
