@@ -107,15 +107,21 @@ asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const
 enum class got { bytes, nothing, eof, error };
 
 // One non-blocking read after a readiness wait, into a buffer borrowed from the pool; the buffer
-// goes back at once unless bytes came.
+// goes back at once unless bytes came. MSG_DONTWAIT whatever mode the socket is in: a
+// blocking read here would stall every connection of the process.
 got read_once(tcp::socket& from, std::unique_ptr<char[]>& buffer, std::size_t& n,
               error_code& ec) {
     buffer = buffers.take();
-    n = from.read_some(asio::buffer(buffer.get(), buffer_size), ec);
-    if (!ec) return got::bytes;
+    const ssize_t r = ::recv(from.native_handle(), buffer.get(), buffer_size, MSG_DONTWAIT);
+    if (r > 0) {
+        n = static_cast<std::size_t>(r);
+        return got::bytes;
+    }
     buffers.give(std::move(buffer));
-    if (ec == asio::error::would_block || ec == asio::error::try_again) return got::nothing;
-    return ec == asio::error::eof ? got::eof : got::error;
+    if (r == 0) return got::eof;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return got::nothing;
+    ec = error_code(errno, asio::error::get_system_category());
+    return got::error;
 }
 
 // Waits until `from` is readable (holding no buffer), then reads what is there.
