@@ -205,12 +205,12 @@ private:
         auto socket = co_await net::connect(cfg_.server, connect_timeout);
         if (!socket) co_return tl::unexpected(socket.error());
         if (!tls_) co_return net::stream(std::move(*socket));
-        net::tls_stream tls(std::move(*socket), *tls_);
-        net::configure_client_stream(tls, trust_, cfg_.server.host);
-        auto done = co_await net::within(
-            tls.async_handshake(asio::ssl::stream_base::client, use_tuple), connect_timeout);
+        net::tls_socket tls(std::move(*socket), *tls_);
+        net::configure_client_stream(tls.native_handle(), trust_, cfg_.server.host);
+        auto done = co_await net::within(tls.handshake(net::tls_socket::role::client),
+                                         connect_timeout);
         if (!done) co_return tl::unexpected(std::string("TLS handshake timed out"));
-        if (const error_code ec = std::get<0>(*done)) {
+        if (const error_code ec = *done) {
             std::string why = ec.message();
             const long verify = SSL_get_verify_result(tls.native_handle());
             if (!trust_.fingerprint.empty() && verify != X509_V_OK)

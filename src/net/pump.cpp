@@ -218,11 +218,11 @@ asio::awaitable<void> one_way(tcp::socket& from, stream& to) {
     to.close();
 }
 
-// Whether reading `from` again is sure to complete without waiting: OpenSSL holds decrypted
-// bytes, or the kernel holds at least one whole TLS record more.
+// Whether another record is likely there already: OpenSSL holds bytes beyond what was read, or
+// the kernel holds at least one whole TLS record more.
 bool more_ready(stream& from) {
     constexpr int whole_record = 5 + static_cast<int>(tls_record) + 256;  // header, max expansion
-    if (SSL_pending(from.tls().native_handle()) > 0) return true;
+    if (from.tls().has_pending()) return true;
     int queued = 0;
     return ::ioctl(from.socket().native_handle(), FIONREAD, &queued) == 0 &&
            queued >= whole_record;
@@ -230,8 +230,8 @@ bool more_ready(stream& from) {
 
 // TLS cannot wait for readability first (records may already sit decrypted in OpenSSL), so a
 // direction out of TLS keeps a one-record buffer while it waits. When more records are already
-// there (a bulk transfer), they are gathered into a pooled 64 KiB buffer and written at once:
-// one write and one wake-up of the reader instead of one per record.
+// there (a bulk transfer), they are gathered into a pooled 64 KiB buffer, without waiting, and
+// written at once: one write and one wake-up of the reader instead of one per record.
 asio::awaitable<void> one_way(stream& from, stream& to) {
     if (!from.is_tls()) {
         co_await one_way(from.socket(), to);
@@ -247,11 +247,14 @@ asio::awaitable<void> one_way(stream& from, stream& to) {
                 batch = buffers.take();
                 std::memcpy(batch.get(), first.get(), n);
                 bytes = batch.get();
-                while (!ec && n + tls_record <= buffer_size && more_ready(from)) {
-                    std::size_t m = 0;
-                    std::tie(ec, m) =
-                        co_await from.read_some(asio::buffer(batch.get() + n, tls_record));
+                while (n + tls_record <= buffer_size) {
+                    auto [more_ec, m] =
+                        from.tls().try_read_some(asio::buffer(batch.get() + n, tls_record));
                     n += m;
+                    // A partial record: send what is whole now, the rest comes with the next.
+                    if (more_ec == asio::error::would_block) break;
+                    ec = more_ec;
+                    if (ec || !more_ready(from)) break;
                 }
             }
             auto [wec, written] = co_await to.write(asio::buffer(bytes, n));

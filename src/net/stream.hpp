@@ -5,9 +5,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include "net/tls_socket.hpp"
 
 #include <array>
 #include <span>
@@ -19,8 +20,6 @@ namespace porthole::net {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
-using tls_stream = asio::ssl::stream<tcp::socket>;
-using io_result = std::tuple<error_code, std::size_t>;
 
 // As much of `bufs` as the socket takes without blocking (0 when it takes none or fails; the
 // asynchronous write that follows reports the error).
@@ -29,12 +28,12 @@ std::size_t try_send(tcp::socket& s, std::span<const asio::const_buffer> bufs);
 class stream {
 public:
     explicit stream(tcp::socket s) : s_(std::move(s)) {}
-    explicit stream(tls_stream s) : s_(std::move(s)) {}
+    explicit stream(tls_socket s) : s_(std::move(s)) {}
 
     asio::awaitable<io_result> read_some(asio::mutable_buffer b) {
         constexpr auto token = asio::as_tuple(asio::use_awaitable);
         if (auto* plain = std::get_if<tcp::socket>(&s_)) return plain->async_read_some(b, token);
-        return std::get<tls_stream>(s_).async_read_some(b, token);
+        return std::get<tls_socket>(s_).read_some(b);
     }
     // After a wait reported the socket readable: read at once, without a round through the event
     // loop; waits as read_some does only if the bytes are not there after all (or over TLS).
@@ -66,15 +65,15 @@ public:
             auto [ec, n] = co_await asio::async_write(*plain, both, token);
             co_return io_result{ec, sent + n};
         }
-        co_return co_await asio::async_write(std::get<tls_stream>(s_), both, token);
+        co_return co_await std::get<tls_socket>(s_).write(both);
     }
 
     tcp::socket& socket() {
         if (auto* plain = std::get_if<tcp::socket>(&s_)) return *plain;
-        return std::get<tls_stream>(s_).next_layer();
+        return std::get<tls_socket>(s_).next_layer();
     }
-    bool is_tls() const { return std::holds_alternative<tls_stream>(s_); }
-    tls_stream& tls() { return std::get<tls_stream>(s_); }
+    bool is_tls() const { return std::holds_alternative<tls_socket>(s_); }
+    tls_socket& tls() { return std::get<tls_socket>(s_); }
 
     // Half-close. Over TLS this is a TCP FIN without close_notify: both ends treat the truncation
     // as end of stream (the tunneled protocol frames its own messages).
@@ -88,7 +87,7 @@ public:
     }
 
 private:
-    std::variant<tcp::socket, tls_stream> s_;
+    std::variant<tcp::socket, tls_socket> s_;
 };
 
 // EOF, and over TLS the truncation of a stream that ended without close_notify.

@@ -2,7 +2,6 @@
 
 #include "protocol/auth.hpp"
 
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -337,24 +336,44 @@ tl::expected<ssl::context, std::string> make_client_tls(const client_trust& trus
     return ctx;
 }
 
-void configure_client_stream(ssl::stream<boost::asio::ip::tcp::socket>& s,
-                             const client_trust& trust, const std::string& host) {
+namespace {
+
+// Where a connection's pinned fingerprint is kept for the verify callback.
+int pin_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+// Pinning: the chain does not matter, only that the relay's own certificate matches.
+int verify_pinned(int, X509_STORE_CTX* store) {
+    if (X509_STORE_CTX_get_error_depth(store) > 0) return 1;
+    auto* ssl = static_cast<SSL*>(
+        X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    const auto* want = static_cast<const std::string*>(SSL_get_ex_data(ssl, pin_index()));
+    X509* cert = X509_STORE_CTX_get_current_cert(store);
+    const bool match = want && cert && fingerprint_of(cert) == "sha256:" + *want;
+    X509_STORE_CTX_set_error(store, match ? X509_V_OK : X509_V_ERR_CERT_REJECTED);
+    return match ? 1 : 0;
+}
+
+}  // namespace
+
+void configure_client_stream(SSL* ssl, const client_trust& trust, const std::string& host) {
     boost::system::error_code ec;
     boost::asio::ip::make_address(host, ec);
-    if (ec) SSL_set_tlsext_host_name(s.native_handle(), host.c_str());  // SNI takes names only
+    const bool is_ip = !ec;
+    if (!is_ip) SSL_set_tlsext_host_name(ssl, host.c_str());  // SNI takes names only
     if (trust.insecure) {
-        s.set_verify_mode(ssl::verify_none);
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
     } else if (!trust.fingerprint.empty()) {
-        s.set_verify_mode(ssl::verify_peer);
-        s.set_verify_callback([want = trust.fingerprint](bool, ssl::verify_context& vc) {
-            // Pinning: the chain does not matter, only that the relay's own certificate matches.
-            if (X509_STORE_CTX_get_error_depth(vc.native_handle()) > 0) return true;
-            X509* cert = X509_STORE_CTX_get_current_cert(vc.native_handle());
-            return cert && fingerprint_of(cert) == "sha256:" + want;
-        });
+        SSL_set_ex_data(ssl, pin_index(), const_cast<std::string*>(&trust.fingerprint));
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_pinned);
     } else {
-        s.set_verify_mode(ssl::verify_peer);
-        s.set_verify_callback(ssl::host_name_verification(host));
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+        if (is_ip)
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+        else
+            SSL_set1_host(ssl, host.c_str());
     }
 }
 

@@ -3,7 +3,6 @@
 // start), and the client's verification (system trust, a CA file, or a pinned fingerprint).
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <tl/expected.hpp>
 
 #include <deque>
@@ -61,9 +60,9 @@ struct client_trust {
 
 tl::expected<boost::asio::ssl::context, std::string> make_client_tls(const client_trust& trust);
 
-// Sets SNI and how the relay is verified (its name, or the pinned fingerprint) on a new stream.
-void configure_client_stream(boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& s,
-                             const client_trust& trust, const std::string& host);
+// Sets SNI and how the relay is verified (its name, or the pinned fingerprint) on a new
+// connection. `trust` must outlive its handshake.
+void configure_client_stream(SSL* ssl, const client_trust& trust, const std::string& host);
 
 // "sha256:HEX" of a certificate.
 std::string fingerprint_of(X509* cert);

@@ -265,12 +265,12 @@ private:
         const std::string from = peer_ip(socket);
         std::optional<net::stream> accepted;
         if (tls_) {
-            net::tls_stream tls(std::move(socket), tls_->context);
-            auto done = co_await net::within(
-                tls.async_handshake(asio::ssl::stream_base::server, use_tuple), handshake_timeout);
-            if (!done || std::get<0>(*done)) {
+            net::tls_socket tls(std::move(socket), tls_->context);
+            auto done = co_await net::within(tls.handshake(net::tls_socket::role::server),
+                                             handshake_timeout);
+            if (!done || *done) {
                 spdlog::info("control port: TLS handshake with {} failed: {}", from,
-                             done ? std::get<0>(*done).message() : std::string("timed out"));
+                             done ? done->message() : std::string("timed out"));
                 co_return;
             }
             accepted.emplace(std::move(tls));
@@ -786,11 +786,11 @@ private:
             }
         }
         if (!https_) co_return;  // a passthrough-only HTTPS port
-        net::tls_stream tls(std::move(socket), https_->context());
+        net::tls_socket tls(std::move(socket), https_->context());
         // The handshake counts against the header timeout: a slow handshake is a slow head.
-        auto done = co_await net::within(
-            tls.async_handshake(asio::ssl::stream_base::server, use_tuple), cfg_.header_timeout);
-        if (!done || std::get<0>(*done)) co_return;
+        auto done = co_await net::within(tls.handshake(net::tls_socket::role::server),
+                                         cfg_.header_timeout);
+        if (!done || *done) co_return;
         co_await serve_http_visitor(net::stream(std::move(tls)), std::move(from), true);
     }
 

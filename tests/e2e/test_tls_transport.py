@@ -2,6 +2,8 @@
 import hashlib
 import socket
 
+import pytest
+
 from helpers import make_cert, BIN, curl, free_port
 
 
@@ -66,6 +68,29 @@ def test_ca_file_and_host_name(group, origin, tmp_path):
     relay, fingerprint = tls_relay(group, "--control-cert", str(cert), "--control-key", str(key))
     agent = group.agent(relay, "http", origin.port, "--tls", "on", "--server-ca", str(cert))
     assert curl(agent.ready["url"] + "/").status == 200
+
+
+def test_ca_file_and_dns_name(group, origin, tmp_path):
+    """A name is checked against the certificate's DNS names (and sent as SNI)."""
+    cert, key = make_cert(tmp_path, "localhost")
+    relay, _ = tls_relay(group, "--control-cert", str(cert), "--control-key", str(key))
+    port = relay.server.rsplit(":", 1)[1]
+    agent = group.agent("localhost:" + port, "http", origin.port, "--tls", "on",
+                        "--server-ca", str(cert))
+    assert curl(agent.ready["url"] + "/").status == 200
+
+
+@pytest.mark.parametrize("name,host", [("relay.invalid", "localhost"), ("127.0.0.2", "127.0.0.1")])
+def test_ca_file_with_another_name_refused(group, tmp_path, name, host):
+    """A certificate the CA file trusts, but issued for another name or address, is refused."""
+    cert, key = make_cert(tmp_path, name)
+    relay, _ = tls_relay(group, "--control-cert", str(cert), "--control-key", str(key))
+    port = relay.server.rsplit(":", 1)[1]
+    agent = group.agent(host + ":" + port, "http", free_port(), "--tls", "on",
+                        "--server-ca", str(cert), wait_ready=False)
+    assert agent.wait_exit(10) != 0
+    assert "certificate" in agent.stderr_text() and "not accepted" in agent.stderr_text(), \
+        agent.describe()
 
 
 def test_plain_client_against_tls_relay_explains(group):
