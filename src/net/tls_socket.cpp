@@ -15,6 +15,8 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr int ready = 0, want_read = 1, want_write = 2;
+// Every SSL_* call below starts with ERR_clear_error(): SSL_get_error() takes any error left in
+// the thread's queue, from any connection or from loading a certificate, as this call's failure.
 // Buffers up to this size together are joined and written as one record.
 constexpr std::size_t join_limit = 16 * 1024;
 
@@ -55,8 +57,6 @@ int tls_socket::classify(int ret, error_code& ec) {
     }
     default: ec = asio::error::fault; break;
     }
-    // SSL_get_error reads the thread's error queue: leave it empty for the next call on any
-    // connection.
     ERR_clear_error();
     return ready;
 }
@@ -67,6 +67,7 @@ asio::awaitable<error_code> tls_socket::handshake(role r) {
     else
         SSL_set_accept_state(ssl_.get());
     for (;;) {
+        ERR_clear_error();
         const int ret = SSL_do_handshake(ssl_.get());
         if (ret == 1) co_return error_code();
         error_code ec;
@@ -80,6 +81,7 @@ asio::awaitable<error_code> tls_socket::handshake(role r) {
 
 int tls_socket::read_step(asio::mutable_buffer b, io_result& r) {
     std::size_t n = 0;
+    ERR_clear_error();
     const int ret = b.size() == 0 ? 1 : SSL_read_ex(ssl_.get(), b.data(), b.size(), &n);
     if (ret == 1) {
         r = io_result{error_code(), n};
@@ -112,6 +114,7 @@ asio::awaitable<io_result> tls_socket::read_some(asio::mutable_buffer b) {
 asio::awaitable<io_result> tls_socket::write_some(const void* data, std::size_t size) {
     for (;;) {
         std::size_t n = 0;
+        ERR_clear_error();
         const int ret = SSL_write_ex(ssl_.get(), data, size, &n);
         if (ret == 1) co_return io_result{error_code(), n};
         error_code ec;
