@@ -15,6 +15,8 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr int ready = 0, want_read = 1, want_write = 2;
+// OpenSSL keeps the descriptor's number, so once the socket is closed (and the number possibly
+// reused by another connection) no call reaches OpenSSL again.
 // Every SSL_* call below starts with ERR_clear_error(): SSL_get_error() takes any error left in
 // the thread's queue, from any connection or from loading a certificate, as this call's failure.
 // Buffers up to this size together are joined and written as one record.
@@ -67,6 +69,7 @@ asio::awaitable<error_code> tls_socket::handshake(role r) {
     else
         SSL_set_accept_state(ssl_.get());
     for (;;) {
+        if (!socket_.is_open()) co_return error_code(asio::error::bad_descriptor);
         ERR_clear_error();
         const int ret = SSL_do_handshake(ssl_.get());
         if (ret == 1) co_return error_code();
@@ -80,6 +83,10 @@ asio::awaitable<error_code> tls_socket::handshake(role r) {
 }
 
 int tls_socket::read_step(asio::mutable_buffer b, io_result& r) {
+    if (!socket_.is_open()) {
+        r = io_result{asio::error::bad_descriptor, 0};
+        return ready;
+    }
     std::size_t n = 0;
     ERR_clear_error();
     const int ret = b.size() == 0 ? 1 : SSL_read_ex(ssl_.get(), b.data(), b.size(), &n);
@@ -113,6 +120,7 @@ asio::awaitable<io_result> tls_socket::read_some(asio::mutable_buffer b) {
 
 asio::awaitable<io_result> tls_socket::write_some(const void* data, std::size_t size) {
     for (;;) {
+        if (!socket_.is_open()) co_return io_result{asio::error::bad_descriptor, 0};
         std::size_t n = 0;
         ERR_clear_error();
         const int ret = SSL_write_ex(ssl_.get(), data, size, &n);

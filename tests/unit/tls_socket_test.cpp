@@ -193,5 +193,33 @@ TEST_F(TlsSocket, StaleErrorInTheQueueIsNotThisConnections) {
     });
 }
 
+// OpenSSL holds the descriptor's number: once the socket is closed and the number belongs to
+// another connection, nothing written through the old TLS object may reach that connection.
+TEST_F(TlsSocket, NothingReachesOpenSslAfterClose) {
+    run([](tls_socket&, tls_socket& s, error_code, error_code) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        const int old_fd = s.next_layer().native_handle();
+        s.next_layer().close();
+        tcp::socket fresh(ex);
+        fresh.open(tcp::v4());  // takes the lowest free number: the one just closed
+        tcp::acceptor acceptor(ex, {asio::ip::make_address("127.0.0.1"), 0});
+        co_await fresh.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
+        tcp::socket accepted = co_await acceptor.async_accept(asio::use_awaitable);
+        EXPECT_EQ(fresh.native_handle(), old_fd) << "not reused; the test would prove nothing";
+        const std::string x = "must not arrive";
+        const asio::const_buffer one[] = {asio::buffer(x)};
+        auto [wec, wn] = co_await s.write(one);
+        EXPECT_EQ(wec, asio::error::bad_descriptor);
+        EXPECT_EQ(wn, 0u);
+        char buf[16];
+        auto [rec, rn] = co_await s.read_some(asio::buffer(buf));
+        EXPECT_EQ(rec, asio::error::bad_descriptor);
+        for (tcp::socket* t : {&fresh, &accepted}) {
+            const ssize_t n = ::recv(t->native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+            EXPECT_EQ(n, -1) << "bytes arrived on a connection the TLS object does not own";
+        }
+    });
+}
+
 }  // namespace
 }  // namespace porthole::net
