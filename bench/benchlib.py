@@ -431,6 +431,28 @@ def record_sample(a, r):
     return data
 
 
+def cpu_per_request(before, after, requests):
+    """CPU microseconds per request from two `cpu_ticks` snapshots ("NAME=TICKS ... machine=TICKS"):
+    each process on the path, the path's processes together, the first of them (the public host:
+    relay, nginx or sshd), and the whole machine (load generator and origin included)."""
+    def parse(text):
+        return [(k, int(v)) for k, _, v in (item.partition("=") for item in text.split())]
+    start = dict(parse(before))
+    us = 1e6 / os.sysconf("SC_CLK_TCK") / requests
+    out, path = {}, []
+    for name, ticks in parse(after):
+        v = (ticks - start.get(name, ticks)) * us
+        if name == "machine":
+            out["cpu_machine_us"] = v
+        else:
+            out[f"cpu_us_{name}"] = v
+            path.append(v)
+    if path:
+        out["cpu_path_us"] = sum(path)
+        out["cpu_host_us"] = path[0]
+    return out
+
+
 def cmd_wrk(a):
     with open(a.file) as f:
         text = f.read()
@@ -440,6 +462,8 @@ def cmd_wrk(a):
     r["attempt"] = a.attempt
     if a.body_bytes and r.get("rps") is not None:
         r["mib_per_s"] = r["rps"] * a.body_bytes / MIB
+    if a.cpu_before is not None and r.get("requests"):
+        r.update(cpu_per_request(a.cpu_before, a.cpu_after, r["requests"]))
     if not r.get("rps") or not r.get("requests"):
         r["error"] = "wrk produced no requests"
     data = record_sample(a, r)
@@ -841,6 +865,9 @@ FIGURES = [
     ("rps_c64", "HTTP req/s, 1 KiB, 64 conns", ("c64", "rps"), 0, True),
     ("p50_c64_ms", "  p50 latency at 64 conns (ms)", ("c64", "p50_ms"), 3, False),
     ("p99_c64_ms", "  p99 latency at 64 conns (ms)", ("c64", "p99_ms"), 3, False),
+    ("cpu_path_us", "  CPU per request at 64 conns: tunnel or proxy processes (µs)", ("c64", "cpu_path_us"), 1, False),
+    ("cpu_host_us", "    of which the public host: relay, nginx, sshd (µs)", ("c64", "cpu_host_us"), 1, False),
+    ("cpu_machine_us", "    whole machine, load generator and origin included (µs)", ("c64", "cpu_machine_us"), 1, False),
     ("p50_c1_ms", "p50 latency, 1 conn (ms)", ("c1", "p50_ms"), 3, False),
     ("added_p50_c1_ms", "  added p50 vs direct, 1 conn (ms)", None, 3, False),
     ("p99_c1_ms", "  p99 latency, 1 conn (ms)", ("c1", "p99_ms"), 3, False),
@@ -904,14 +931,21 @@ def targets(data, figs):
         t.append({"target": name, "goal": goal, "measured": value, "unit": unit, "comment": comment,
                   "status": status})
 
+    def cpu_context(fig):
+        # Where the CPUs are all busy, req/s follows the machine's CPU per request.
+        if not isinstance(fig.get("cpu_path_us"), float) or not isinstance(figs["nginx"].get("cpu_path_us"), float):
+            return ""
+        return (f"; CPU per request: relay {fig['cpu_host_us']:.1f} + client "
+                f"{fig['cpu_path_us'] - fig['cpu_host_us']:.1f} µs vs nginx {figs['nginx']['cpu_path_us']:.1f} µs")
+
     r = ratio(pt.get("rps_c64"), figs["nginx"].get("rps_c64"))
     add("HTTP req/s vs nginx one-hop (1 worker)", r, "≥ 1.0×", None if r is None else r >= 1.0, "×",
-        f"{fmt(pt.get('rps_c64'))} vs {fmt(figs['nginx'].get('rps_c64'))} req/s")
+        f"{fmt(pt.get('rps_c64'))} vs {fmt(figs['nginx'].get('rps_c64'))} req/s" + cpu_context(pt))
     ni = figs.get("porthole_noinspect", {})
     r = ratio(ni.get("rps_c64"), figs["nginx"].get("rps_c64"))
     if r is not None:
         add("HTTP req/s vs nginx one-hop (1 worker), porthole --inspect=false", r, "≥ 1.0×", r >= 1.0, "×",
-            f"{fmt(ni.get('rps_c64'))} vs {fmt(figs['nginx'].get('rps_c64'))} req/s")
+            f"{fmt(ni.get('rps_c64'))} vs {fmt(figs['nginx'].get('rps_c64'))} req/s" + cpu_context(ni))
     r2 = ratio(pt.get("rps_c64"), figs["nginx_auto"].get("rps_c64"))
     if r2 is not None:
         add("HTTP req/s vs nginx one-hop (worker_processes auto)", r2, "≥ 1.0×", r2 >= 1.0, "×",
@@ -1208,7 +1242,8 @@ def main():
     p.set_defaults(f=cmd_set)
     p = sub.add_parser("wrk"); p.add_argument("state"); p.add_argument("path"); p.add_argument("kind")
     p.add_argument("file"); p.add_argument("--body-bytes", type=int, default=0); p.add_argument("--command", default="")
-    p.add_argument("--attempt", type=int, default=1); p.set_defaults(f=cmd_wrk)
+    p.add_argument("--attempt", type=int, default=1)
+    p.add_argument("--cpu-before"); p.add_argument("--cpu-after"); p.set_defaults(f=cmd_wrk)
     p = sub.add_parser("iperf"); p.add_argument("state"); p.add_argument("path"); p.add_argument("file")
     p.add_argument("--command", default=""); p.add_argument("--attempt", type=int, default=1)
     p.set_defaults(f=cmd_iperf)
