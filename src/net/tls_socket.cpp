@@ -49,14 +49,9 @@ int tls_socket::classify(int ret, error_code& ec) {
         ec = saved_errno != 0 ? error_code(saved_errno, asio::error::get_system_category())
                               : error_code(asio::ssl::error::stream_truncated);
         break;
-    case SSL_ERROR_SSL: {
-        const unsigned long e = ERR_peek_error();
-        if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-            ec = asio::ssl::error::stream_truncated;
-        else
-            ec = error_code(static_cast<int>(e), asio::error::get_ssl_category());
+    case SSL_ERROR_SSL:
+        ec = error_code(static_cast<int>(ERR_peek_error()), asio::error::get_ssl_category());
         break;
-    }
     default: ec = asio::error::fault; break;
     }
     ERR_clear_error();
