@@ -175,6 +175,19 @@ a TCP visitor is closed)
       default 10000. New visitor connections per tunnel and second (a burst of as many); 429.
   max_header_bytes = 65536
       1024 to 1048576; default 65536. Size of a visitor's request head; over it: 431.
+  max_unauthenticated = 256
+      default 256. Control-port connections that have not proved a token yet; when all are taken,
+      a new one closes the oldest. At most a descriptor limit's eighth.
+  max_unauthenticated_per_ip = 32
+      default 32. The same from one address; more are closed at once.
+  handshake_timeout = 5
+      default 5. Seconds from a control-port connection's accept to its proof.
+  max_sessions_per_token = 32
+      default 32. Clients connected at once with one token (a reconnect replaces its old session).
+  max_control_frames_per_second = 100
+      default 100 (a burst of twice as many). A client that sends more is disconnected.
+  The per-address limits are capped by the descriptor limit: max_connections_per_ip at a quarter
+  of it, max_unauthenticated at an eighth; the relay says so at start when it caps them.
 )TEXT";
 
 constexpr std::string_view inspector_text =

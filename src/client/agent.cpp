@@ -2,6 +2,7 @@
 
 #include "client/http_forwarder.hpp"
 #include "client/terminal_view.hpp"
+#include "core/printable.hpp"
 #include "net/connect.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
@@ -45,6 +46,13 @@ void log_exception(std::exception_ptr e) {
     }
 }
 
+// "name" of "https://name.example.com:8443" (the relay's URL for a tunnel).
+std::string first_label(const std::string& url) {
+    auto start = url.find("://");
+    start = start == std::string::npos ? 0 : start + 3;
+    return url.substr(start, url.find('.', start) - start);
+}
+
 std::string describe_target(const tunnel_spec& t) {
     return t.kind == tunnel_kind::http ? "http://" + t.target.to_string() : t.target.to_string();
 }
@@ -54,12 +62,13 @@ constexpr std::size_t heads_only_memory = 1024 * 1024;  // --inspect=false: the 
 
 struct session_state {
     session_state(net::stream s, const asio::any_io_executor& ex)
-        : control(std::move(s)), out(ex), heartbeat(ex) {}
+        : control(std::move(s)), out(ex, 1024 * 1024), heartbeat(ex) {}
     net::stream control;
     net::frame_queue out;
     asio::steady_timer heartbeat;
     protocol::id16 id{};
-    protocol::key32 data_proof{};
+    protocol::key32 data_key{};
+    unsigned data_opening = 0;  // data connections being opened and not yet handed a visitor
     std::chrono::milliseconds heartbeat_interval{10000};
     std::unordered_set<net::stream*> idle_data;
     std::uint64_t ping_number = 0;
@@ -267,14 +276,16 @@ private:
 
         auto s = std::make_shared<session_state>(std::move(stream), io_.get_executor());
         s->id = welcome->session_id;
-        s->data_proof = protocol::data_proof(protocol::data_key(session_proof), welcome->session_id);
+        // A relay without tokens hands the key over; with tokens, it comes from the token.
+        s->data_key = welcome->open_data_key != protocol::key32{}
+                          ? welcome->open_data_key
+                          : protocol::data_key(key_, challenge->nonce, client_id_);
         s->heartbeat_interval = std::chrono::milliseconds(
             std::clamp<std::uint32_t>(welcome->heartbeat_ms, 1000, 600000));
         session_ = s;
         asio::co_spawn(io_, write_session(s), log_exception);
         asio::co_spawn(io_, heartbeat(s), log_exception);
-        for (unsigned i = 0; i < std::min(welcome->pool_size, max_pool_size); ++i)
-            asio::co_spawn(io_, data_connection(s), log_exception);
+        open_data_connections(s, welcome->pool_size);
         for (std::size_t i = 0; i < tunnels_.size(); ++i) {
             const auto& t = tunnels_[i];
             s->out.push(protocol::open_tunnel{
@@ -295,14 +306,14 @@ private:
                 if (opened_frame->request_id >= tunnels_.size()) continue;
                 auto& t = tunnels_[opened_frame->request_id];
                 t.tunnel_id = opened_frame->tunnel_id;
-                t.url = opened_frame->url;
+                t.url = core::printable(opened_frame->url);
                 remember_assignment(t);
                 t.ever_opened = true;
                 report_ready(t);
                 if (++opened == tunnels_.size()) was_ready = true;
             } else if (auto* refused_frame = std::get_if<protocol::tunnel_refused>(&*frame)) {
                 end = {ending::fatal, fmt::format("the relay refused the tunnel: {}",
-                                                  refused_frame->message)};
+                                                  core::printable(refused_frame->message))};
                 break;
             } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
                 s->out.push(protocol::pong{p->opaque});
@@ -311,10 +322,9 @@ private:
                     view_->set_rtt(std::chrono::duration_cast<std::chrono::microseconds>(
                         clock::now() - s->ping_sent));
             } else if (auto* want = std::get_if<protocol::pool_want>(&*frame)) {
-                for (unsigned i = 0; i < std::min(want->count, max_pool_size); ++i)
-                    asio::co_spawn(io_, data_connection(s), log_exception);
+                open_data_connections(s, want->count);
             } else if (auto* bye = std::get_if<protocol::goaway>(&*frame)) {
-                end.reason = "relay going away: " + bye->reason;
+                end.reason = "relay going away: " + core::printable(bye->reason);
                 break;
             } else if (auto* e = std::get_if<protocol::error>(&*frame)) {
                 end = refused(*e);
@@ -334,17 +344,21 @@ private:
         const bool retry = e.code == protocol::error_code::shutting_down;
         return {retry ? ending::lost : ending::fatal,
                 fmt::format("the relay refused the connection ({}): {}", protocol::name_of(e.code),
-                            e.message)};
+                            core::printable(e.message))};
     }
 
     // After a relay restart the client asks for exactly what it had, so URLs stay the same.
     static void remember_assignment(tunnel_state& t) {
         if (t.spec.kind != tunnel_kind::tcp) {
-            const auto start = t.url.find("://") + 3;
-            t.spec.subdomain = t.url.substr(start, t.url.find('.', start) - start);
+            t.spec.subdomain = first_label(t.url);
         } else {
-            t.spec.remote_port =
-                static_cast<std::uint16_t>(std::stoul(t.url.substr(t.url.rfind(':') + 1)));
+            // A relay's URL that does not end in a port leaves the request as it was.
+            const auto colon = t.url.rfind(':');
+            std::uint16_t port = 0;
+            if (colon != std::string::npos &&
+                std::from_chars(t.url.data() + colon + 1, t.url.data() + t.url.size(), port).ec ==
+                    std::errc())
+                t.spec.remote_port = port;
         }
     }
 
@@ -373,13 +387,39 @@ private:
         return nullptr;
     }
 
-    // One pooled data connection: waits for a visitor, then carries it to the local target.
+    // Opens up to `wanted` more data connections, never more than max_pool_size waiting at once
+    // however often the relay asks: a hostile relay cannot make the client open thousands.
+    void open_data_connections(const std::shared_ptr<session_state>& s, unsigned wanted) {
+        const unsigned room = max_pool_size - std::min<unsigned>(max_pool_size, s->data_opening);
+        for (unsigned i = 0; i < std::min(wanted, room); ++i) {
+            ++s->data_opening;
+            asio::co_spawn(io_, data_connection(s), log_exception);
+        }
+    }
+
+    // One pooled data connection: proves itself, waits for a visitor, then carries it to the
+    // local target.
     asio::awaitable<void> data_connection(std::shared_ptr<session_state> s) {
+        struct opening {  // counted until a visitor arrives, however this ends
+            session_state* s;
+            void done() {
+                if (s) --s->data_opening;
+                s = nullptr;
+            }
+            ~opening() { done(); }
+        } counted{s.get()};
         auto transport = co_await connect_relay();
         if (!transport || s->closed) co_return;
         net::stream& stream = *transport;
-        const protocol::message hello = protocol::data_hello{s->id, s->data_proof};
+        const protocol::message hello = protocol::data_hello{s->id};
         auto ec = co_await net::write_frame(stream, hello, connect_timeout);
+        if (ec) co_return;
+        auto challenge = co_await net::read_frame(stream, connect_timeout);
+        auto* nonce = challenge ? std::get_if<protocol::data_challenge>(&*challenge) : nullptr;
+        if (!nonce) co_return;
+        const protocol::message proof =
+            protocol::data_auth{protocol::data_proof(s->data_key, s->id, nonce->nonce)};
+        ec = co_await net::write_frame(stream, proof, connect_timeout);
         if (ec) co_return;
         s->idle_data.insert(&stream);
         auto frame = co_await net::read_frame(stream, {});
@@ -387,7 +427,8 @@ private:
         if (!frame) co_return;
         auto* start = std::get_if<protocol::stream_start>(&*frame);
         if (!start) co_return;
-        if (!s->closed) asio::co_spawn(io_, data_connection(s), log_exception);
+        counted.done();
+        if (!s->closed) open_data_connections(s, 1);
         tunnel_state* t = tunnel_by_id(start->tunnel_id);
         if (!t) {
             const protocol::message failed = protocol::stream_failed{"unknown tunnel"};
@@ -406,7 +447,8 @@ private:
         auto local = co_await net::connect(t->spec.target, cfg_.target_connect_timeout);
         if (!local) {
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t->url,
-                         t->spec.target.to_string(), start->visitor, local.error());
+                         t->spec.target.to_string(), core::printable(start->visitor),
+                         local.error());
             const protocol::message failed = protocol::stream_failed{local.error()};
             co_await net::write_frame(stream, failed, connect_timeout);
             co_return;
@@ -434,8 +476,7 @@ private:
     }
 
     client::http_tunnel http_tunnel_of(tunnel_state& t) {
-        const auto start = t.url.find("://") + 3;
-        return {&t.spec,   t.name(), t.url.substr(start, t.url.find('.', start) - start),
+        return {&t.spec,   t.name(), first_label(t.url),
                 &store_,   &t.metrics, cfg_.inspect.enabled,
                 cfg_.target_connect_timeout};
     }

@@ -302,11 +302,13 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t.name, target.to_string(),
                          visitor, socket.error());
             finish(*rec, exchange_state::failed, *t.store);
+            // The visitor learns which tunnel failed, not where its service lives: the address
+            // and the reason are in this client's log and inspector.
             const std::string response = http::relay_response(
                 502, "Bad Gateway",
-                fmt::format("porthole: tunnel '{}' is up, but its local service at {} is not "
-                            "reachable: {}\n",
-                            t.public_name, target.to_string(), socket.error()));
+                fmt::format("porthole: tunnel '{}' is up, but its local service is not "
+                            "reachable\n",
+                            t.public_name));
             co_await write_all(relay, response);
             relay.shutdown_send();
             co_return false;

@@ -22,6 +22,35 @@ tl::expected<T, std::string> get(const std::string& path, std::string_view key,
     return tl::unexpected(fmt::format("{}: '{}' must be {}", where(path, n), key, expected_type));
 }
 
+// The whole-number limits: key, field, allowed range.
+struct limit_key {
+    std::string_view name;
+    std::uint32_t server_config::*field;
+    std::int64_t low;
+    std::int64_t high;
+};
+
+constexpr std::int64_t many = 1000000;
+constexpr limit_key limit_keys[] = {
+    {"max_tunnels_per_client", &server_config::max_tunnels_per_client, 1, many},
+    {"max_tunnels_per_token", &server_config::max_tunnels_per_token, 1, many},
+    {"max_connections_per_ip", &server_config::max_connections_per_ip, 1, many},
+    {"max_connections_per_tunnel", &server_config::max_connections_per_tunnel, 1, many},
+    {"max_pending_streams", &server_config::max_pending_streams, 1, many},
+    {"max_new_connections_per_second", &server_config::max_new_connections_per_second, 1, many},
+    {"max_header_bytes", &server_config::max_header_bytes, 1024, 1024 * 1024},
+    {"max_unauthenticated", &server_config::max_unauthenticated, 1, many},
+    {"max_unauthenticated_per_ip", &server_config::max_unauthenticated_per_ip, 1, many},
+    {"max_sessions_per_token", &server_config::max_sessions_per_token, 1, many},
+    {"max_control_frames_per_second", &server_config::max_control_frames_per_second, 1, many},
+};
+
+const limit_key* find_limit(std::string_view key) {
+    for (const auto& l : limit_keys)
+        if (l.name == key) return &l;
+    return nullptr;
+}
+
 }  // namespace
 
 tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg) {
@@ -89,25 +118,12 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             }
         } else if (key == "tokens_file") {
             result = str().and_then([&](std::string v) { return load_tokens_file(v, cfg); });
-        } else if (key == "max_tunnels_per_client" || key == "max_tunnels_per_token" ||
-                   key == "max_connections_per_ip" ||
-                   key == "max_connections_per_tunnel" || key == "max_pending_streams" ||
-                   key == "max_new_connections_per_second" || key == "max_header_bytes") {
-            const std::int64_t low = key == "max_header_bytes" ? 1024 : 1;
-            const std::int64_t high = key == "max_header_bytes" ? 1024 * 1024 : 1000000;
+        } else if (const limit_key* limit = find_limit(key)) {
             auto v = get<std::int64_t>(path, key, node, "a whole number");
-            if (v && (*v < low || *v > high))
-                v = tl::unexpected(fmt::format("{}: '{}' must be {} to {}", at, key, low, high));
-            result = v.map([&](std::int64_t n) {
-                auto& field = key == "max_tunnels_per_client"       ? cfg.max_tunnels_per_client
-                              : key == "max_tunnels_per_token"      ? cfg.max_tunnels_per_token
-                              : key == "max_connections_per_ip"     ? cfg.max_connections_per_ip
-                              : key == "max_connections_per_tunnel" ? cfg.max_connections_per_tunnel
-                              : key == "max_pending_streams"        ? cfg.max_pending_streams
-                              : key == "max_header_bytes"           ? cfg.max_header_bytes
-                                                           : cfg.max_new_connections_per_second;
-                field = static_cast<std::uint32_t>(n);
-            });
+            if (v && (*v < limit->low || *v > limit->high))
+                v = tl::unexpected(fmt::format("{}: '{}' must be {} to {}", at, key, limit->low,
+                                               limit->high));
+            result = v.map([&](std::int64_t n) { cfg.*limit->field = static_cast<std::uint32_t>(n); });
         } else if (key == "bound_names") {
             // bound_names = { myapp = "sha256:HEX" or "the token" }
             const auto* table = node.as_table();
@@ -203,16 +219,20 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             result = seconds().map([&](auto s) { cfg.header_timeout = s; });
         } else if (key == "idle_timeout") {
             result = seconds().map([&](auto s) { cfg.idle_timeout = s; });
+        } else if (key == "handshake_timeout") {
+            result = seconds().map([&](auto s) { cfg.handshake_timeout = s; });
         } else {
             result = tl::unexpected(unknown_key(
                 at, key, "",
                 {"domain", "http_addr", "control_addr", "tcp_ports", "tokens", "tokens_file",
                  "lease_grace", "shutdown_timeout", "header_timeout", "idle_timeout",
-                 "reserved_names", "max_tunnels_per_client", "max_tunnels_per_token",
-                 "max_connections_per_ip", "max_connections_per_tunnel", "max_pending_streams",
-                 "max_new_connections_per_second", "max_header_bytes", "bound_names",
-                 "control_tls", "control_cert", "control_key", "https_addr", "tls_certificates",
-                 "tls_self_signed_dir", "redirect_https"}));
+                 "handshake_timeout", "reserved_names", "max_tunnels_per_client",
+                 "max_tunnels_per_token", "max_connections_per_ip", "max_connections_per_tunnel",
+                 "max_pending_streams", "max_new_connections_per_second", "max_header_bytes",
+                 "max_unauthenticated", "max_unauthenticated_per_ip", "max_sessions_per_token",
+                 "max_control_frames_per_second", "bound_names", "control_tls", "control_cert",
+                 "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
+                 "redirect_https"}));
         }
         if (!result) return result;
     }

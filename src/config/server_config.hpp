@@ -33,6 +33,14 @@ struct server_config {
     std::uint32_t max_pending_streams = 256;  // per client: visitors waiting for a data connection
     std::uint32_t max_new_connections_per_second = 10000;  // per tunnel, burst of as many
     std::uint32_t max_header_bytes = 64 * 1024;  // a visitor's request head; over it: 431
+    // Control-port connections that have not authenticated yet (HELLO or DATA_HELLO, then the
+    // proof): in all and per source address. A full table closes its oldest entry for a new one.
+    std::uint32_t max_unauthenticated = 256;
+    std::uint32_t max_unauthenticated_per_ip = 32;
+    std::chrono::seconds handshake_timeout{5};  // from accept to a verified proof
+    std::uint32_t max_sessions_per_token = 32;  // clients connected at once with one token
+    // Frames a session may send per second (a burst of twice as many): over it, it is closed.
+    std::uint32_t max_control_frames_per_second = 100;
     // Names only one token may take: name -> SHA-256 of that token.
     std::vector<std::pair<std::string, protocol::token_key>> bound_names;
     bool json = false;

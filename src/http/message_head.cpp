@@ -18,14 +18,6 @@ bool is_one_of(std::string_view name, std::initializer_list<std::string_view> na
     return std::any_of(names.begin(), names.end(), [&](auto n) { return iequals(name, n); });
 }
 
-std::string_view last_token(std::string_view list) {
-    const auto comma = list.rfind(',');
-    if (comma != std::string_view::npos) list.remove_prefix(comma + 1);
-    while (!list.empty() && (list.front() == ' ' || list.front() == '\t')) list.remove_prefix(1);
-    while (!list.empty() && (list.back() == ' ' || list.back() == '\t')) list.remove_suffix(1);
-    return list;
-}
-
 // RFC 3986 reg-name / IP-literal characters, and an optional :port.
 bool valid_host_value(std::string_view host) {
     if (host.empty() || host.size() > 255) return false;
@@ -35,6 +27,39 @@ bool valid_host_value(std::string_view host) {
     });
 }
 
+std::string_view trim(std::string_view t) {
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    return t;
+}
+
+// Calls f(token) for each non-empty element of a comma-separated list.
+template <class F>
+void for_each_token(std::string_view list, F&& f) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        if (const auto t = trim(list.substr(0, comma)); !t.empty()) f(t);
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+// "http://" or "https://" (any case) at the start of an absolute-form target: its length, or 0.
+std::size_t scheme_length(std::string_view target) {
+    if (target.size() >= 7 && iequals(target.substr(0, 7), "http://")) return 7;
+    if (target.size() >= 8 && iequals(target.substr(0, 8), "https://")) return 8;
+    return 0;
+}
+
+// host[:port] without a port the scheme implies, for comparing authorities.
+std::string_view without_default_port(std::string_view authority, bool https) {
+    const auto colon = authority.rfind(':');
+    if (colon == std::string_view::npos || authority.back() == ']') return authority;
+    const auto port = authority.substr(colon + 1);
+    if (port.empty() || port == (https ? "443" : "80")) return authority.substr(0, colon);
+    return authority;
+}
+
 // Field names a Connection header lists: they are hop-by-hop too.
 bool listed_in(std::string_view name, const std::vector<std::string_view>& listed) {
     return std::any_of(listed.begin(), listed.end(), [&](auto l) { return iequals(name, l); });
@@ -42,23 +67,52 @@ bool listed_in(std::string_view name, const std::vector<std::string_view>& liste
 
 std::vector<std::string_view> connection_tokens(const message_head& head) {
     std::vector<std::string_view> tokens;
-    for (const auto& f : head.fields) {
-        if (!iequals(f.name, "connection")) continue;
-        std::string_view v = f.value;
-        while (!v.empty()) {
-            const auto comma = v.find(',');
-            std::string_view t = v.substr(0, comma);
-            while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-            while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-            if (!t.empty()) tokens.push_back(t);
-            if (comma == std::string_view::npos) break;
-            v.remove_prefix(comma + 1);
-        }
-    }
+    for (const auto& f : head.fields)
+        if (iequals(f.name, "connection"))
+            for_each_token(f.value, [&](std::string_view t) { tokens.push_back(t); });
     return tokens;
 }
 
 }  // namespace
+
+std::optional<rejection> field_problem(boost::beast::http::field name, std::string_view value,
+                                       bool request) {
+    using boost::beast::http::field;
+    value = trim(value);
+    if (name == field::content_length) {
+        if (value.empty() || value.size() > 18 ||
+            !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return rejection{400, "Content-Length must be one decimal number of at most 18 digits"};
+    } else if (name == field::transfer_encoding) {
+        unsigned chunked = 0, others = 0;
+        bool chunked_last = false;
+        for_each_token(value, [&](std::string_view t) {
+            chunked_last = iequals(t, "chunked");
+            chunked_last ? ++chunked : ++others;
+        });
+        if (chunked > 1) return rejection{400, "Transfer-Encoding names chunked more than once"};
+        if (request && (others > 0 || chunked == 0))
+            return rejection{501, "only Transfer-Encoding: chunked is supported in requests"};
+        if (!chunked_last) return rejection{400, "Transfer-Encoding must end in chunked"};
+    } else if (name == field::connection) {
+        bool names_framing = false;
+        for_each_token(value, [&](std::string_view t) {
+            names_framing |= is_one_of(t, {"content-length", "transfer-encoding", "host"});
+        });
+        if (names_framing)
+            return rejection{400, "Connection must not name Content-Length, Transfer-Encoding "
+                                  "or Host"};
+    }
+    return std::nullopt;
+}
+
+std::string_view origin_form(std::string_view target) {
+    const std::size_t scheme = scheme_length(target);
+    if (scheme == 0) return target;
+    target.remove_prefix(scheme);
+    const auto end = target.find_first_of("/?");
+    return end == std::string_view::npos ? std::string_view() : target.substr(end);
+}
 
 std::optional<rejection> check_raw_head(std::string_view head) {
     for (std::size_t i = 0; i < head.size(); ++i) {
@@ -101,23 +155,39 @@ std::vector<field> fields_of(std::string_view raw_head) {
 std::optional<rejection> check_request(const framer<true>& request) {
     const message_head& head = request.head();
     int hosts = 0;
+    const std::string* host = nullptr;
     bool transfer_encoding = false;
     for (const auto& f : head.fields) {
         if (iequals(f.name, "host")) {
             ++hosts;
+            host = &f.value;
             if (!valid_host_value(f.value)) return rejection{400, "invalid Host header"};
         }
-        if (iequals(f.name, "transfer-encoding")) {
-            transfer_encoding = true;
-            if (!iequals(last_token(f.value), "chunked"))
-                return rejection{400, "Transfer-Encoding must end in chunked"};
-        }
+        if (iequals(f.name, "transfer-encoding")) transfer_encoding = true;
     }
     if (transfer_encoding && head.version < 11)
         return rejection{400, "Transfer-Encoding is not allowed in HTTP/1.0"};
     if (hosts > 1) return rejection{400, "more than one Host header"};
     if (hosts == 0 && head.version >= 11) return rejection{400, "missing Host header"};
     if (head.method == "CONNECT") return rejection{501, "CONNECT is not supported"};
+    const std::string_view target = head.target;
+    if (target.find('#') != std::string_view::npos)
+        return rejection{400, "a request target has no fragment (#)"};
+    if (target.starts_with('/')) return std::nullopt;
+    if (target == "*") {
+        if (head.method == "OPTIONS") return std::nullopt;
+        return rejection{400, "the target * is only for OPTIONS"};
+    }
+    // Absolute form: an origin may route by its authority (RFC 9112 section 3.2.2), so it must
+    // be the Host the relay routed by.
+    const std::size_t scheme = scheme_length(target);
+    if (scheme == 0) return rejection{400, "the request target must be a path or an http(s) URL"};
+    const std::string_view rest = target.substr(scheme);
+    const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+    const bool https = scheme == 8;
+    if (!host || authority.find('@') != std::string_view::npos ||
+        !iequals(without_default_port(authority, https), without_default_port(*host, https)))
+        return rejection{400, "the authority of an absolute-form target must be the Host"};
     return std::nullopt;
 }
 
@@ -137,7 +207,10 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     auto line = [&](std::string_view name, std::string_view a, std::string_view b = {}) {
         out.append(name).append(": ").append(a).append(b).append("\r\n");
     };
-    out.append(head.method).append(" ").append(head.target).append(" HTTP/1.");
+    const std::string_view target = origin_form(head.target);
+    out.append(head.method).append(" ");
+    if (target.empty() || target.front() == '?') out.push_back('/');
+    out.append(target).append(" HTTP/1.");
     out.push_back(static_cast<char>('0' + head.version % 10));
     out.append("\r\n");
     const std::string* host = head.find("host");
@@ -176,6 +249,20 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     if (host) line("X-Forwarded-Host", *host);
     out.append("\r\n");
     return out;
+}
+
+std::string_view reason_phrase(unsigned status) {
+    switch (status) {
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
 }
 
 std::string redirect_response(std::string_view location) {

@@ -2,6 +2,7 @@
 // HTTP/1.x framing for the relay: a Beast parser that records the head and tracks where the body
 // ends without copying it, so the relay can forward body bytes exactly as they arrived.
 #include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -48,6 +49,22 @@ struct body_capture {
     bool truncated() const { return size > data.size(); }
 };
 
+struct rejection {
+    unsigned status;  // 400, 431, 501
+    std::string reason;
+};
+
+// A framing problem in one header field, checked on requests and responses alike as the parser
+// meets it (RFC 9112 sections 6, 7; RFC 9110 section 7.6.1): a Content-Length that is not one
+// plain decimal number of at most 18 digits; a Transfer-Encoding with chunked twice, or (requests)
+// with any coding but chunked; a Connection that names Content-Length, Transfer-Encoding or Host,
+// which would make the relay drop a field that frames or routes the message it still forwards.
+std::optional<rejection> field_problem(boost::beast::http::field name, std::string_view value,
+                                       bool request);
+
+// Chunk sizes above this are refused: two parsers must never disagree on where a chunk ends.
+inline constexpr std::uint64_t max_chunk_size = std::uint64_t{1} << 48;
+
 template <bool IsRequest>
 class framer : public boost::beast::http::basic_parser<IsRequest> {
 public:
@@ -59,6 +76,8 @@ public:
         this->header_limit(static_cast<std::uint32_t>(header_limit));
     }
     const message_head& head() const { return head_; }
+    // Why parsing stopped, when a check of this framer's (not the parser's own) stopped it.
+    const std::optional<rejection>& problem() const { return problem_; }
     // Decoded body bytes go to `c` as they are parsed (nullptr: nowhere).
     void capture_body(body_capture* c) { capture_ = c; }
 
@@ -78,8 +97,19 @@ private:
         head_.version = static_cast<unsigned>(version);
         ec = {};
     }
-    void on_field_impl(boost::beast::http::field, string_view name, string_view value,
+    void on_field_impl(boost::beast::http::field f, string_view name, string_view value,
                        error_code& ec) override {
+        using boost::beast::http::field;
+        if (f == field::content_length || f == field::transfer_encoding || f == field::connection) {
+            if (f == field::transfer_encoding && transfer_encodings_++ > 0)
+                problem_ = rejection{400, "more than one Transfer-Encoding field"};
+            else
+                problem_ = field_problem(f, {value.data(), value.size()}, IsRequest);
+            if (problem_) {
+                ec = boost::beast::http::error::bad_value;
+                return;
+            }
+        }
         if (record_fields_) head_.fields.push_back({std::string(name), std::string(value)});
         ec = {};
     }
@@ -92,7 +122,13 @@ private:
         if (capture_) capture_->add({body.data(), body.size()});
         return body.size();
     }
-    void on_chunk_header_impl(std::uint64_t, string_view, error_code& ec) override { ec = {}; }
+    void on_chunk_header_impl(std::uint64_t size, string_view, error_code& ec) override {
+        ec = {};
+        if (size > max_chunk_size) {
+            problem_ = rejection{400, "chunk size too large"};
+            ec = boost::beast::http::error::bad_chunk;
+        }
+    }
     std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
         ec = {};
         if (capture_) capture_->add({body.data(), body.size()});
@@ -101,13 +137,10 @@ private:
     void on_finish_impl(error_code& ec) override { ec = {}; }
 
     message_head head_;
+    std::optional<rejection> problem_;
+    unsigned transfer_encodings_ = 0;
     bool record_fields_;
     body_capture* capture_ = nullptr;
-};
-
-struct rejection {
-    unsigned status;  // 400, 431, 501
-    std::string reason;
 };
 
 // Checks a parsed request head beyond what the parser enforces (RFC 9112 sections 3.2, 5, 6).
@@ -118,6 +151,16 @@ std::optional<rejection> check_raw_head(std::string_view head);
 
 // The parser error of a bad head -> the status a visitor gets.
 rejection rejection_for(const boost::beast::error_code& ec);
+// The same for a framer that stopped: its own check's verdict when one stopped it.
+template <bool IsRequest>
+rejection rejection_for(const framer<IsRequest>& f, const boost::beast::error_code& ec) {
+    return f.problem() ? *f.problem() : rejection_for(ec);
+}
+
+// An absolute-form target ("http://host/path?q") without its scheme and authority ("/path?q";
+// "" or "?q" when it has no path); other targets unchanged. check_request has made sure the
+// authority is the Host.
+std::string_view origin_form(std::string_view target);
 
 struct forwarding {
     std::string visitor_ip;
@@ -131,6 +174,9 @@ struct forwarding {
 // Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless upgrading), Host per `host_header`,
 // Via and X-Forwarded-* set.
 std::string forward_request_head(const message_head& head, const forwarding& how);
+
+// The reason phrase of a status the relay answers with itself.
+std::string_view reason_phrase(unsigned status);
 
 // 308 to `location`, Connection: close.
 std::string redirect_response(std::string_view location);

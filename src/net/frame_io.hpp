@@ -29,16 +29,22 @@ asio::awaitable<std::optional<T>> within(asio::awaitable<T> op, duration timeout
     co_return std::move(std::get<0>(result));
 }
 
-// Reads one frame. Errors: "timed out", a transport error, or a protocol error.
-asio::awaitable<tl::expected<protocol::message, std::string>> read_frame(stream& s,
-                                                                        duration timeout);
+// Reads one frame of at most `max_body` bytes. Errors: "timed out", a transport error, or a
+// protocol error.
+asio::awaitable<tl::expected<protocol::message, std::string>> read_frame(
+    stream& s, duration timeout, std::size_t max_body = protocol::max_frame_body);
 asio::awaitable<error_code> write_frame(stream& s, const protocol::message& m, duration timeout);
 
 class frame_queue {
 public:
-    explicit frame_queue(const asio::any_io_executor& ex) : wake_(ex) {}
 
-    void push(const protocol::message& m);
+    // Frames waiting beyond `limit` bytes close the queue (run() ends with message_size): a peer
+    // that does not read cannot make it grow without bound.
+    explicit frame_queue(const asio::any_io_executor& ex, std::size_t limit)
+        : wake_(ex), limit_(limit) {}
+
+    // False when this frame overflowed the queue.
+    bool push(const protocol::message& m);
     // Writes queued frames in order as they come, until close() or a write error.
     asio::awaitable<error_code> run(stream& s, duration write_timeout);
     void close();
@@ -48,6 +54,9 @@ public:
 private:
     std::deque<std::string> pending_;
     asio::steady_timer wake_;
+    std::size_t limit_;
+    std::size_t pending_bytes_ = 0;
+    bool overflowed_ = false;
     bool closed_ = false;
     bool finishing_ = false;
 };

@@ -59,12 +59,12 @@ key32 session_proof(const token_key& key, const key32& nonce, const id16& client
     return hmac(key, "porthole-auth-v1", nonce, client_id);
 }
 
-key32 data_key(const key32& session_proof) {
-    return hmac(session_proof, "porthole-data-key-v1", {});
+key32 data_key(const token_key& key, const key32& session_nonce, const id16& client_id) {
+    return hmac(key, "porthole-data-key-v2", session_nonce, client_id);
 }
 
-key32 data_proof(const key32& data_key, const id16& session_id) {
-    return hmac(data_key, "porthole-data-v1", session_id);
+key32 data_proof(const key32& data_key, const id16& session_id, const key32& connection_nonce) {
+    return hmac(data_key, "porthole-data-v2", session_id, connection_nonce);
 }
 
 bool equal_constant_time(const key32& a, const key32& b) {

@@ -15,9 +15,11 @@ token_key key_of_token(std::string_view token);
 tl::expected<token_key, std::string> parse_token_entry(std::string_view entry);
 
 key32 session_proof(const token_key& key, const key32& nonce, const id16& client_id);
-// Keyed by the session proof so a relay without tokens can derive it too.
-key32 data_key(const key32& session_proof);
-key32 data_proof(const key32& data_key, const id16& session_id);
+// The key data connections prove themselves with: from the token, never from anything that
+// crossed the wire, so a captured handshake does not give it away.
+key32 data_key(const token_key& key, const key32& session_nonce, const id16& client_id);
+// A data connection's answer to its own DATA_CHALLENGE nonce: a captured one is worth nothing.
+key32 data_proof(const key32& data_key, const id16& session_id, const key32& connection_nonce);
 
 bool equal_constant_time(const key32& a, const key32& b);
 

@@ -89,7 +89,7 @@ template <class Io> void fields(Io& io, hello& m) {
 template <class Io> void fields(Io& io, challenge& m) { io(m.version); io(m.nonce); }
 template <class Io> void fields(Io& io, auth& m) { io(m.proof); }
 template <class Io> void fields(Io& io, welcome& m) {
-    io(m.session_id); io(m.heartbeat_ms); io(m.pool_size);
+    io(m.session_id); io(m.heartbeat_ms); io(m.pool_size); io(m.open_data_key);
 }
 template <class Io> void fields(Io& io, error& m) { io(m.code); io(m.message); }
 template <class Io> void fields(Io& io, open_tunnel& m) {
@@ -105,7 +105,9 @@ template <class Io> void fields(Io& io, pool_want& m) { io(m.count); }
 template <class Io> void fields(Io& io, ping& m) { io(m.opaque); }
 template <class Io> void fields(Io& io, pong& m) { io(m.opaque); }
 template <class Io> void fields(Io& io, goaway& m) { io(m.reason); }
-template <class Io> void fields(Io& io, data_hello& m) { io(m.session_id); io(m.proof); }
+template <class Io> void fields(Io& io, data_hello& m) { io(m.session_id); }
+template <class Io> void fields(Io& io, data_challenge& m) { io(m.nonce); }
+template <class Io> void fields(Io& io, data_auth& m) { io(m.proof); }
 template <class Io> void fields(Io& io, stream_start& m) { io(m.tunnel_id); io(m.visitor); }
 template <class Io> void fields(Io&, stream_ready&) {}
 template <class Io> void fields(Io& io, stream_failed& m) { io(m.message); }
@@ -117,7 +119,7 @@ constexpr frame_type type_of(const message& m) {
         frame_type::tunnel_opened,  frame_type::tunnel_refused, frame_type::pool_want,
         frame_type::ping,           frame_type::pong,         frame_type::goaway,
         frame_type::data_hello,     frame_type::stream_start, frame_type::stream_ready,
-        frame_type::stream_failed,
+        frame_type::stream_failed,  frame_type::data_challenge, frame_type::data_auth,
     };
     static_assert(std::size(types) == std::variant_size_v<message>);
     return types[m.index()];

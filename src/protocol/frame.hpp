@@ -10,11 +10,15 @@
 
 namespace porthole::protocol {
 
-inline constexpr std::uint16_t protocol_version = 1;
+// 2: data connections answer a challenge of their own (DATA_CHALLENGE, DATA_AUTH).
+inline constexpr std::uint16_t protocol_version = 2;
 inline constexpr std::size_t header_size = 4;
 inline constexpr std::size_t max_frame_body = 65536;
 // Every string field; with at most four per message a frame always fits in max_frame_body.
 inline constexpr std::size_t max_string = 4096;
+// Before a connection has authenticated, a frame may be no larger than this (HELLO with an agent
+// string of up to 1,000 bytes fits): a stranger's partial frame costs little.
+inline constexpr std::size_t max_handshake_frame_body = 1024;
 
 using id16 = std::array<std::uint8_t, 16>;
 using key32 = std::array<std::uint8_t, 32>;
@@ -36,6 +40,8 @@ enum class frame_type : std::uint8_t {
     stream_start = 21,
     stream_ready = 22,
     stream_failed = 23,
+    data_challenge = 24,
+    data_auth = 25,
 };
 
 enum class error_code : std::uint16_t {
@@ -68,6 +74,9 @@ struct welcome {
     id16 session_id{};
     std::uint32_t heartbeat_ms = 0;
     std::uint16_t pool_size = 0;
+    // Zeros from a relay with tokens (both sides derive the data key from the token); a relay
+    // without tokens has no secret to derive it from and sends the key itself.
+    key32 open_data_key{};
 };
 struct error {
     error_code code{};
@@ -105,6 +114,11 @@ struct goaway {
 };
 struct data_hello {
     id16 session_id{};
+};
+struct data_challenge {
+    key32 nonce{};  // fresh for each data connection
+};
+struct data_auth {
     key32 proof{};
 };
 struct stream_start {
@@ -118,7 +132,7 @@ struct stream_failed {
 
 using message = std::variant<hello, challenge, auth, welcome, error, open_tunnel, tunnel_opened,
                              tunnel_refused, pool_want, ping, pong, goaway, data_hello, stream_start,
-                             stream_ready, stream_failed>;
+                             stream_ready, stream_failed, data_challenge, data_auth>;
 
 // Whole frame: 4-byte length, type, payload. Strings longer than max_string bytes are truncated.
 std::string encode(const message& m);

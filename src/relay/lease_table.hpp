@@ -41,6 +41,13 @@ public:
         if (it != entries_.end() && it->second.owner == owner) entries_.erase(it);
     }
 
+    // True while `owner` holds it, in a session or by an unexpired lease.
+    bool held_by(const Key& key, const owner_key& owner, clock::time_point now) const {
+        auto it = entries_.find(key);
+        return it != entries_.end() && it->second.owner == owner &&
+               !(it->second.lease_until && *it->second.lease_until <= now);
+    }
+
     // True while held by a session or by an unexpired lease.
     bool held(const Key& key, clock::time_point now) const {
         auto it = entries_.find(key);

@@ -1,5 +1,7 @@
 #include "relay/relay.hpp"
 
+#include "core/printable.hpp"
+#include "core/token_bucket.hpp"
 #include "http/host_route.hpp"
 #include "http/message_head.hpp"
 #include "net/client_hello.hpp"
@@ -9,6 +11,7 @@
 #include "net/tls.hpp"
 #include "net/socket_state.hpp"
 #include "protocol/auth.hpp"
+#include "relay/handshake_gate.hpp"
 #include "relay/lease_table.hpp"
 
 #include <boost/asio.hpp>
@@ -50,6 +53,12 @@ void log_exception(std::exception_ptr e) {
     }
 }
 
+std::uint32_t descriptor_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 1u << 20;
+    return static_cast<std::uint32_t>(std::min<rlim_t>(lim.rlim_cur, 1u << 20));
+}
+
 std::string peer_ip(const tcp::socket& s) {
     error_code ec;
     auto ep = s.remote_endpoint(ec);
@@ -69,19 +78,7 @@ struct tunnel {
     std::weak_ptr<session> owner;
     std::optional<tcp::acceptor> acceptor;  // tcp
     std::uint32_t active = 0;  // visitor connections using it now
-    // New visitor connections per second: a token bucket, refilled continuously.
-    double allowance = -1;  // negative: full on first use
-    clock::time_point refilled{};
-
-    bool admit(std::uint32_t per_second, clock::time_point now) {
-        if (allowance < 0) allowance = per_second;
-        allowance = std::min<double>(
-            per_second, allowance + per_second * std::chrono::duration<double>(now - refilled).count());
-        refilled = now;
-        if (allowance < 1) return false;
-        allowance -= 1;
-        return true;
-    }
+    core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
 };
 
 struct stream_waiter {
@@ -90,9 +87,13 @@ struct stream_waiter {
     std::optional<net::stream> conn;
 };
 
+// Frames waiting for a session that does not read: beyond this it is closed.
+constexpr std::size_t session_queue_limit = 256 * 1024;
+
 struct session {
-    session(net::stream s, const asio::any_io_executor& ex)
-        : control(std::move(s)), out(ex), heartbeat(ex) {}
+    session(net::stream s, const asio::any_io_executor& ex, double frames_per_second)
+        : control(std::move(s)), out(ex, session_queue_limit), heartbeat(ex),
+          frames(frames_per_second, 2 * frames_per_second) {}
     protocol::id16 id{};
     std::string id_hex;
     owner_key owner;
@@ -104,6 +105,8 @@ struct session {
     std::deque<net::stream> pool;
     std::deque<std::shared_ptr<stream_waiter>> waiters;
     std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
+    core::token_bucket frames;  // control frames it may send
+    core::log_limiter log;  // for the lines its requests make the relay write
     bool closed = false;
     bool leaving = false;
 };
@@ -135,6 +138,13 @@ public:
 
     void start() {
         announce();
+        if (max_connections_per_ip_ < cfg_.max_connections_per_ip ||
+            gate_total_ < cfg_.max_unauthenticated)
+            spdlog::info("descriptor limit {}: at most {} visitor connections per address and {} "
+                         "unfinished control handshakes (raise the limit, e.g. LimitNOFILE=, for "
+                         "the configured {} and {})",
+                         descriptors_, max_connections_per_ip_, gate_total_,
+                         cfg_.max_connections_per_ip, cfg_.max_unauthenticated);
         spawn(accept_control());
         spawn(accept_http());
         if (https_acceptor_.is_open()) spawn(accept_https());
@@ -260,36 +270,90 @@ private:
         co_await t.async_wait(use_tuple);
     }
 
-    // TLS first when the transport is encrypted, then the first frame says what the connection is.
+    // What a connection proved before its handshake deadline.
+    struct new_session {
+        net::stream stream;
+        protocol::hello hello;
+        protocol::token_key key;
+        protocol::key32 nonce;  // the session's CHALLENGE
+    };
+    struct new_data_connection {
+        net::stream stream;
+        std::weak_ptr<session> owner;
+    };
+    // A struct, not the variant itself: awaitable operator|| would splice a variant's alternatives
+    // into its own result.
+    struct handshake_result {
+        std::variant<std::monostate, new_session, new_data_connection> proved;
+        handshake_result(std::monostate) {}
+        handshake_result(new_session s) : proved(std::move(s)) {}
+        handshake_result(new_data_connection d) : proved(std::move(d)) {}
+    };
+
+    // Until it has proved itself, a connection holds a place in the handshake gate, reads only
+    // small frames and has one deadline for everything from accept to its proof.
     asio::awaitable<void> serve_control_port(tcp::socket socket) {
         const std::string from = peer_ip(socket);
+        asio::steady_timer deadline(io_, cfg_.handshake_timeout);
+        auto place = gate_.admit(from, [&deadline] { deadline.cancel(); });
+        if (!place) {
+            if (handshake_log_.allow(clock::now()))
+                spdlog::info("control port: refused a connection from {}: it has {} unfinished "
+                             "handshakes (max_unauthenticated_per_ip){}",
+                             from, gate_per_ip_, handshake_log_.suppressed_note());
+            co_return;
+        }
+        auto done = co_await (handshake(std::move(socket), from) ||
+                              deadline.async_wait(use_tuple));
+        if (done.index() == 1) {
+            const bool evicted = deadline.expiry() > clock::now();
+            if (handshake_log_.allow(clock::now()))
+                spdlog::info("control port: closed the connection from {}: {}{}", from,
+                             evicted ? "its handshake was the oldest unfinished one when the "
+                                       "table was full (max_unauthenticated)"
+                                     : "the handshake did not finish in time",
+                             handshake_log_.suppressed_note());
+            co_return;
+        }
+        place.reset();
+        handshake_result result = std::move(std::get<0>(done));
+        if (auto* s = std::get_if<new_session>(&result.proved))
+            co_await run_session(std::move(*s), from);
+        else if (auto* d = std::get_if<new_data_connection>(&result.proved))
+            add_data_connection(std::move(*d));
+    }
+
+    void log_handshake_failure(const std::string& from, std::string_view what) {
+        if (handshake_log_.allow(clock::now()))
+            spdlog::info("control port: closing connection from {}: {}{}", from, what,
+                         handshake_log_.suppressed_note());
+    }
+
+    // TLS first when the transport is encrypted, then the first frame says what the connection is.
+    asio::awaitable<handshake_result> handshake(tcp::socket socket, std::string from) {
         std::optional<net::stream> accepted;
         if (tls_) {
             net::tls_socket tls(std::move(socket), tls_->context);
-            auto done = co_await net::within(tls.handshake(net::tls_socket::role::server),
-                                             handshake_timeout);
-            if (!done || *done) {
-                spdlog::info("control port: TLS handshake with {} failed: {}", from,
-                             done ? done->message() : std::string("timed out"));
-                co_return;
+            const error_code ec = co_await tls.handshake(net::tls_socket::role::server);
+            if (ec) {
+                log_handshake_failure(from, "TLS handshake failed: " + ec.message());
+                co_return std::monostate{};
             }
             accepted.emplace(std::move(tls));
         } else {
             accepted.emplace(std::move(socket));
         }
-        net::stream& stream = *accepted;
-        auto first = co_await net::read_frame(stream, handshake_timeout);
+        auto first = co_await net::read_frame(*accepted, {}, protocol::max_handshake_frame_body);
         if (!first) {
-            spdlog::info("control port: closing connection from {}: {}", from, first.error());
-            co_return;
+            log_handshake_failure(from, first.error());
+            co_return std::monostate{};
         }
-        if (auto* h = std::get_if<protocol::hello>(&*first)) {
-            co_await run_session(std::move(stream), *h, from);
-        } else if (auto* d = std::get_if<protocol::data_hello>(&*first)) {
-            add_data_connection(std::move(stream), *d, from);
-        } else {
-            spdlog::info("control port: closing connection from {}: unexpected first frame", from);
-        }
+        if (auto* h = std::get_if<protocol::hello>(&*first))
+            co_return co_await authenticate_session(std::move(*accepted), std::move(*h), from);
+        if (auto* d = std::get_if<protocol::data_hello>(&*first))
+            co_return co_await authenticate_data(std::move(*accepted), *d, from);
+        log_handshake_failure(from, "unexpected first frame");
+        co_return std::monostate{};
     }
 
     asio::awaitable<void> refuse(net::stream& stream, protocol::error_code code,
@@ -298,48 +362,111 @@ private:
         co_await net::write_frame(stream, frame, handshake_timeout);
     }
 
-    // Handshake, then the session's reader loop; the session ends when this returns.
-    asio::awaitable<void> run_session(net::stream stream, protocol::hello hello,
-                                      std::string from) {
+    asio::awaitable<handshake_result> authenticate_session(net::stream stream,
+                                                           protocol::hello hello,
+                                                           std::string from) {
         if (hello.min_version > protocol::protocol_version ||
             hello.max_version < protocol::protocol_version) {
             co_await refuse(stream, protocol::error_code::unsupported_version,
                             fmt::format("this relay speaks protocol version {}; the client speaks "
-                                        "{}-{}",
+                                        "{}-{} (use a client of the relay's version)",
                                         protocol::protocol_version, hello.min_version,
                                         hello.max_version));
-            co_return;
+            co_return std::monostate{};
         }
         if (draining_) {
             co_await refuse(stream, protocol::error_code::shutting_down, "relay is shutting down");
-            co_return;
+            co_return std::monostate{};
         }
         const auto nonce = protocol::random_bytes<32>();
         const protocol::message challenge = protocol::challenge{protocol::protocol_version, nonce};
-        auto ec = co_await net::write_frame(stream, challenge, handshake_timeout);
-        if (ec) co_return;
-        auto reply = co_await net::read_frame(stream, handshake_timeout);
+        auto ec = co_await net::write_frame(stream, challenge, {});
+        if (ec) co_return std::monostate{};
+        auto reply = co_await net::read_frame(stream, {}, protocol::max_handshake_frame_body);
         auto* proof = reply ? std::get_if<protocol::auth>(&*reply) : nullptr;
         if (!proof) {
-            spdlog::info("client {} did not authenticate: {}", from,
-                         reply ? std::string("unexpected frame") : reply.error());
-            co_return;
+            log_handshake_failure(from, "no AUTH: " + (reply ? std::string("unexpected frame")
+                                                              : reply.error()));
+            co_return std::monostate{};
         }
         auto key = authenticate(nonce, hello.client_id, proof->proof);
         if (!key) {
-            spdlog::warn("client {} presented a wrong token", from);
+            if (handshake_log_.allow(clock::now()))
+                spdlog::warn("client {} presented a wrong token{}", from,
+                             handshake_log_.suppressed_note());
             co_await refuse(stream, protocol::error_code::unauthorized,
-                            "the relay did not accept this token (check --token or "
+                            "the relay did not accept this token (check --token-file, --token or "
                             "PORTHOLE_TOKEN)");
-            co_return;
+            co_return std::monostate{};
         }
+        co_return new_session{std::move(stream), std::move(hello), *key, nonce};
+    }
 
-        auto s = std::make_shared<session>(std::move(stream), io_.get_executor());
+    asio::awaitable<handshake_result> authenticate_data(net::stream stream,
+                                                        protocol::data_hello hello,
+                                                        std::string from) {
+        auto it = sessions_.find(protocol::to_hex(hello.session_id));
+        if (it == sessions_.end()) {
+            log_handshake_failure(from, "data connection for an unknown session");
+            co_return std::monostate{};
+        }
+        const std::weak_ptr<session> owner = it->second;
+        const auto nonce = protocol::random_bytes<32>();
+        const protocol::message challenge = protocol::data_challenge{nonce};
+        auto ec = co_await net::write_frame(stream, challenge, {});
+        if (ec) co_return std::monostate{};
+        auto reply = co_await net::read_frame(stream, {}, protocol::max_handshake_frame_body);
+        auto* proof = reply ? std::get_if<protocol::data_auth>(&*reply) : nullptr;
+        const auto s = owner.lock();
+        if (!proof || !s || s->closed ||
+            !protocol::equal_constant_time(protocol::data_proof(s->data_key, s->id, nonce),
+                                           proof->proof)) {
+            log_handshake_failure(from, "data connection refused: no proof, a wrong one, or its "
+                                        "session ended");
+            co_return std::monostate{};
+        }
+        co_return new_data_connection{std::move(stream), owner};
+    }
+
+    // Queues a frame for the session; one that has stopped reading is closed.
+    void send(session& s, const protocol::message& m) {
+        if (s.out.push(m)) return;
+        spdlog::info("session {} ended: it does not read what the relay sends",
+                     s.id_hex.substr(0, 8));
+        close_session(s);
+    }
+
+    // The session's reader loop; the session ends when this returns.
+    asio::awaitable<void> run_session(new_session n, std::string from) {
+        const std::string token_hex = protocol::to_hex(n.key);
+        const owner_key owner = token_hex + protocol::to_hex(n.hello.client_id);
+        if (!cfg_.tokens.empty()) {
+            std::uint32_t open = 0;
+            if (auto c = sessions_per_token_.find(token_hex); c != sessions_per_token_.end())
+                open = c->second;
+            if (auto old = by_owner_.find(owner); old != by_owner_.end() && !old->second.expired())
+                --open;  // the session this one replaces
+            if (open >= cfg_.max_sessions_per_token) {
+                if (handshake_log_.allow(clock::now()))
+                    spdlog::info("client {} refused: its token has {} sessions open "
+                                 "(max_sessions_per_token){}",
+                                 from, open, handshake_log_.suppressed_note());
+                co_await refuse(n.stream, protocol::error_code::limit,
+                                fmt::format("this token already has {} clients connected to this "
+                                            "relay (max_sessions_per_token)",
+                                            open));
+                co_return;
+            }
+        }
+        auto s = std::make_shared<session>(std::move(n.stream), io_.get_executor(),
+                                           cfg_.max_control_frames_per_second);
         s->id = protocol::random_bytes<16>();
         s->id_hex = protocol::to_hex(s->id);
-        s->owner = protocol::to_hex(*key) + protocol::to_hex(hello.client_id);
-        s->token = *key;
-        s->data_key = protocol::data_key(proof->proof);
+        s->owner = owner;
+        s->token = n.key;
+        // A relay without tokens has no secret the key could come from: it hands the key over.
+        s->data_key = cfg_.tokens.empty() ? protocol::random_bytes<32>()
+                                          : protocol::data_key(n.key, n.nonce, n.hello.client_id);
         if (auto old = by_owner_.find(s->owner); old != by_owner_.end()) {
             if (auto previous = old->second.lock()) {
                 spdlog::info("session {} replaced by a reconnect of the same client",
@@ -349,10 +476,12 @@ private:
         }
         sessions_[s->id_hex] = s;
         by_owner_[s->owner] = s;
-        s->out.push(protocol::welcome{s->id, static_cast<std::uint32_t>(cfg_.heartbeat.count()),
-                                      cfg_.pool_size});
+        ++sessions_per_token_[token_hex];
+        send(*s, protocol::welcome{s->id, static_cast<std::uint32_t>(cfg_.heartbeat.count()),
+                                   cfg_.pool_size,
+                                   cfg_.tokens.empty() ? s->data_key : protocol::key32{}});
         spdlog::info("session {} opened from {} ({})", s->id_hex.substr(0, 8), from,
-                     hello.agent.empty() ? "unknown agent" : hello.agent);
+                     n.hello.agent.empty() ? "unknown agent" : core::printable(n.hello.agent));
         spawn(write_session(s));
         spawn(heartbeat_session(s));
 
@@ -365,10 +494,14 @@ private:
                                                       : frame.error();
                 break;
             }
+            if (!s->frames.take(clock::now())) {
+                reason = "it sent control frames too fast (max_control_frames_per_second)";
+                break;
+            }
             if (auto* open = std::get_if<protocol::open_tunnel>(&*frame)) {
                 open_tunnel(s, *open);
             } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
-                s->out.push(protocol::pong{p->opaque});
+                send(*s, protocol::pong{p->opaque});
             } else if (std::holds_alternative<protocol::pong>(*frame)) {
             } else if (std::holds_alternative<protocol::goaway>(*frame)) {
                 s->leaving = true;  // a clean exit: free its names now instead of leasing them
@@ -408,7 +541,7 @@ private:
             s->heartbeat.expires_after(cfg_.heartbeat);
             co_await s->heartbeat.async_wait(use_tuple);
             if (s->closed) break;
-            s->out.push(protocol::ping{++n});
+            send(*s, protocol::ping{++n});
             std::erase_if(s->pool, [](net::stream& c) { return !net::idle_and_open(c.socket()); });
         }
     }
@@ -442,11 +575,14 @@ private:
                     ports_.release(t->port, s.owner, now);
             }
         }
-        if (auto it = tunnels_per_token_.find(protocol::to_hex(s.token));
-            it != tunnels_per_token_.end()) {
+        const std::string token_hex = protocol::to_hex(s.token);
+        if (auto it = tunnels_per_token_.find(token_hex); it != tunnels_per_token_.end()) {
             it->second -= std::min<std::uint32_t>(it->second, s.tunnels.size());
             if (it->second == 0) tunnels_per_token_.erase(it);
         }
+        if (auto it = sessions_per_token_.find(token_hex);
+            it != sessions_per_token_.end() && --it->second == 0)
+            sessions_per_token_.erase(it);
         s.tunnels.clear();
         sessions_.erase(s.id_hex);
         if (auto it = by_owner_.find(s.owner); it != by_owner_.end()) {
@@ -455,24 +591,16 @@ private:
         }
     }
 
-    void add_data_connection(net::stream socket, const protocol::data_hello& hello,
-                             const std::string& from) {
-        auto it = sessions_.find(protocol::to_hex(hello.session_id));
-        if (it == sessions_.end() ||
-            !protocol::equal_constant_time(protocol::data_proof(it->second->data_key,
-                                                                it->second->id),
-                                           hello.proof)) {
-            spdlog::info("data connection from {} refused: unknown session or bad proof", from);
-            return;
-        }
-        session& s = *it->second;
-        if (!s.waiters.empty()) {
-            auto w = std::move(s.waiters.front());
-            s.waiters.pop_front();
-            w->conn.emplace(std::move(socket));
+    void add_data_connection(new_data_connection d) {
+        const auto s = d.owner.lock();
+        if (!s || s->closed) return;
+        if (!s->waiters.empty()) {
+            auto w = std::move(s->waiters.front());
+            s->waiters.pop_front();
+            w->conn.emplace(std::move(d.stream));
             w->wake.cancel();
-        } else if (s.pool.size() < std::size_t{cfg_.pool_size} * 4) {
-            s.pool.push_back(std::move(socket));
+        } else if (s->pool.size() < std::size_t{cfg_.pool_size} * 4) {
+            s->pool.push_back(std::move(d.stream));
         }
     }
 
@@ -494,7 +622,8 @@ private:
                         "too many visitors are waiting for this client (max_pending_streams)"));
                 auto w = std::make_shared<stream_waiter>(io_.get_executor());
                 s->waiters.push_back(w);
-                s->out.push(protocol::pool_want{1});
+                send(*s, protocol::pool_want{1});
+                if (s->closed) co_return tl::unexpected(std::string("the client went offline"));
                 w->wake.expires_after(stream_wait_timeout);
                 co_await w->wake.async_wait(use_tuple);
                 std::erase(s->waiters, w);
@@ -515,8 +644,13 @@ private:
                 continue;  // died in the pool: nothing of the visitor's was sent, try another
             }
             if (std::holds_alternative<protocol::stream_ready>(*reply)) co_return std::move(stream);
-            if (auto* failed = std::get_if<protocol::stream_failed>(&*reply))
-                co_return tl::unexpected(failed->message);
+            if (auto* failed = std::get_if<protocol::stream_failed>(&*reply)) {
+                // The detail may name the client's local address: it stays out of the visitor's
+                // page (the client logs and shows it).
+                spdlog::info("tunnel {}: the client could not reach its local service: {}",
+                             t.url, core::printable(failed->message));
+                co_return tl::unexpected(std::string("its local service is not reachable"));
+            }
             co_return tl::unexpected(std::string("the client answered with an unexpected frame"));
         }
         co_return tl::unexpected(std::string("no working data connection from the client"));
@@ -526,9 +660,17 @@ private:
 
     void open_tunnel(const std::shared_ptr<session>& s, const protocol::open_tunnel& req) {
         auto refuse = [&](protocol::error_code code, std::string message) {
-            spdlog::info("session {}: tunnel refused: {}", s->id_hex.substr(0, 8), message);
-            s->out.push(protocol::tunnel_refused{req.request_id, code, std::move(message)});
+            if (s->log.allow(clock::now()))
+                spdlog::info("session {}: tunnel refused: {}{}", s->id_hex.substr(0, 8), message,
+                             s->log.suppressed_note());
+            send(*s, protocol::tunnel_refused{req.request_id, code, std::move(message)});
         };
+        const auto printable_ascii = [](std::string_view v) {
+            return std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+        };
+        if (!printable_ascii(req.target) || !printable_ascii(req.host_header))
+            return refuse(protocol::error_code::protocol,
+                          "the tunnel's target and host header must be printable ASCII");
         if (draining_) return refuse(protocol::error_code::shutting_down, "relay is shutting down");
         if (s->tunnels.size() >= cfg_.max_tunnels_per_client)
             return refuse(protocol::error_code::limit,
@@ -546,6 +688,8 @@ private:
         t->target = req.target;
         t->host_header = req.host_header.empty() ? "preserve" : req.host_header;
         t->owner = s;
+        t->new_connections = core::token_bucket(cfg_.max_new_connections_per_second,
+                                                cfg_.max_new_connections_per_second);
         const auto now = clock::now();
         if (req.kind == tunnel_kind::tls && !https_acceptor_.is_open())
             return refuse(protocol::error_code::port_unavailable,
@@ -556,7 +700,7 @@ private:
                 return refuse(protocol::error_code::bad_name,
                               fmt::format("'{}' is not a valid subdomain: use 1-63 characters "
                                           "a-z, 0-9 and '-', not starting or ending with '-'",
-                                          name));
+                                          core::printable(name)));
             if (std::find(cfg_.reserved_names.begin(), cfg_.reserved_names.end(), name) !=
                 cfg_.reserved_names.end())
                 return refuse(protocol::error_code::bad_name,
@@ -595,7 +739,7 @@ private:
         s->tunnels[t->id] = t;
         ++tunnels_per_token_[token_hex];
         spdlog::info("session {}: tunnel {} -> {}", s->id_hex.substr(0, 8), t->url, t->target);
-        s->out.push(protocol::tunnel_opened{req.request_id, t->id, t->url});
+        send(*s, protocol::tunnel_opened{req.request_id, t->id, t->url});
     }
 
     tl::expected<std::uint16_t, std::string> bind_tunnel_port(tunnel& t, std::uint16_t wanted,
@@ -603,12 +747,16 @@ private:
                                                               clock::time_point now) {
         const auto range = cfg_.tcp_ports;
         auto try_port = [&](std::uint16_t port) -> tl::expected<void, std::string> {
+            if (tcp_tunnels_.contains(port) && ports_.held_by(port, owner, now))
+                return tl::unexpected(fmt::format("port {} is already open by this client", port));
+            // A port this client holds or leases stays its own whatever happens to this request.
+            const bool held_before = ports_.held_by(port, owner, now);
             if (!ports_.claim(port, owner, now))
                 return tl::unexpected(fmt::format("port {} is in use by another client", port));
             tcp::acceptor a(io_);
             auto bound = bind(a, {cfg_.http_addr.host, port}, "tcp tunnel");
             if (!bound) {
-                ports_.drop(port, owner);
+                if (!held_before) ports_.drop(port, owner);
                 return bound;
             }
             t.acceptor.emplace(std::move(a));
@@ -662,11 +810,10 @@ private:
     }
 
     // TLS passthrough: the still-encrypted connection goes to the client as it came.
-    asio::awaitable<void> pass_through(tcp::socket visitor, std::string from,
+    asio::awaitable<void> pass_through(tcp::socket visitor, const std::string& from,
                                        std::shared_ptr<tunnel> t) {
-        const visit_guard guard(*this, from);
-        if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel ||
-            !t->admit(cfg_.max_new_connections_per_second, clock::now()))
+        if (t->active >= cfg_.max_connections_per_tunnel ||
+            !t->new_connections.take(clock::now()))
             co_return;
         const tunnel_slot slot(t);
         auto stream = co_await open_stream(*t, from);
@@ -682,8 +829,10 @@ private:
         const std::string from = peer_ip(visitor);
         const visit_guard guard(*this, from);
         if (!guard.within_limit || t->active >= cfg_.max_connections_per_tunnel ||
-            !t->admit(cfg_.max_new_connections_per_second, clock::now())) {
-            spdlog::info("tcp {}: visitor {} refused: connection limit", t->port, from);
+            !t->new_connections.take(clock::now())) {
+            if (visitor_log_.allow(clock::now()))
+                spdlog::info("tcp {}: visitor {} refused: connection limit{}", t->port, from,
+                             visitor_log_.suppressed_note());
             co_return;
         }
         const tunnel_slot slot(t);
@@ -702,7 +851,7 @@ private:
     struct visit_guard {
         visit_guard(relay& r, std::string ip) : r(r), ip(std::move(ip)) {
             ++r.active_visitors_;
-            within_limit = ++r.per_ip_[this->ip] <= r.cfg_.max_connections_per_ip;
+            within_limit = ++r.per_ip_[this->ip] <= r.max_connections_per_ip_;
         }
         ~visit_guard() {
             --r.active_visitors_;
@@ -734,8 +883,7 @@ private:
                 continue;
             }
             socket.set_option(tcp::no_delay(true), ec);
-            std::string from = peer_ip(socket);
-            spawn(serve_http_visitor(net::stream(std::move(socket)), std::move(from), false));
+            spawn(serve_plain_http_visitor(std::move(socket)));
         }
     }
 
@@ -753,16 +901,17 @@ private:
     }
 
     // The ClientHello, peeked (left in the socket): its server name picks a passthrough tunnel.
-    asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket) {
+    asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket,
+                                                             clock::time_point deadline) {
         using status = net::client_hello_sni::status;
-        std::vector<std::uint8_t> bytes(16 * 1024 + 5);
-        const auto deadline = clock::now() + cfg_.header_timeout;
+        std::vector<std::uint8_t> bytes;  // taken once bytes arrive: an idle socket holds none
         asio::steady_timer pause(io_);
         while (clock::now() < deadline) {
             auto ready = co_await net::within(
                 socket.async_wait(tcp::socket::wait_read, use_tuple),
                 std::chrono::duration_cast<clock::duration>(deadline - clock::now()));
             if (!ready || std::get<0>(*ready)) break;
+            bytes.resize(16 * 1024 + 5);
             const auto n = ::recv(socket.native_handle(), bytes.data(), bytes.size(), MSG_PEEK);
             if (n <= 0) break;
             auto sni = net::find_sni({bytes.data(), static_cast<std::size_t>(n)});
@@ -774,24 +923,32 @@ private:
         co_return net::client_hello_sni{status::not_tls, {}};
     }
 
+    asio::awaitable<void> serve_plain_http_visitor(tcp::socket socket) {
+        const visit_guard guard(*this, peer_ip(socket));
+        co_await serve_http_visitor(net::stream(std::move(socket)), guard, false);
+    }
+
+    // Counted from accept, before a byte is read: idle sockets count against the address too.
     asio::awaitable<void> serve_https_visitor(tcp::socket socket) {
-        std::string from = peer_ip(socket);
-        const auto hello = co_await peek_client_hello(socket);
+        const visit_guard guard(*this, peer_ip(socket));
+        if (!guard.within_limit) co_return;
+        // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
+        const auto deadline = clock::now() + cfg_.header_timeout;
+        const auto hello = co_await peek_client_hello(socket, deadline);
         if (hello.what == net::client_hello_sni::status::found) {
             if (auto name = http::tunnel_name_for_host(hello.name, cfg_.domain)) {
                 if (auto it = tls_tunnels_.find(*name); it != tls_tunnels_.end()) {
-                    co_await pass_through(std::move(socket), std::move(from), it->second);
+                    co_await pass_through(std::move(socket), guard.ip, it->second);
                     co_return;
                 }
             }
         }
-        if (!https_) co_return;  // a passthrough-only HTTPS port
+        if (!https_ || clock::now() >= deadline) co_return;  // a passthrough-only HTTPS port
         net::tls_socket tls(std::move(socket), https_->context());
-        // The handshake counts against the header timeout: a slow handshake is a slow head.
         auto done = co_await net::within(tls.handshake(net::tls_socket::role::server),
-                                         cfg_.header_timeout);
+                                         deadline - clock::now());
         if (!done || *done) co_return;
-        co_await serve_http_visitor(net::stream(std::move(tls)), std::move(from), true);
+        co_await serve_http_visitor(net::stream(std::move(tls)), guard, true);
     }
 
     // A socket whose reads and writes have a deadline, enforced by the once-a-second sweeper
@@ -853,8 +1010,9 @@ private:
         visitor.conn.shutdown_send();
     }
 
-    asio::awaitable<void> serve_http_visitor(net::stream stream, std::string from, bool https) {
-        const visit_guard guard(*this, from);
+    asio::awaitable<void> serve_http_visitor(net::stream stream, const visit_guard& guard,
+                                             bool https) {
+        const std::string& from = guard.ip;
         watched_socket visitor(std::move(stream), *this);
         if (!guard.within_limit) {
             co_await reply_and_close(visitor, 429, "Too Many Requests",
@@ -915,19 +1073,18 @@ private:
             }
         }
         if (!request.is_header_done()) {
-            const auto r = http::rejection_for(ec);
-            spdlog::info("http: bad request from {}: {}", from, r.reason);
-            co_await reply_and_close(visitor, r.status,
-                                     r.status == 431 ? "Request Header Fields Too Large"
-                                                     : "Bad Request",
-                                     r.reason);
+            const auto r = http::rejection_for(request, ec);
+            if (visitor_log_.allow(clock::now()))
+                spdlog::info("http: bad request from {}: {}{}", from, r.reason,
+                             visitor_log_.suppressed_note());
+            co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status), r.reason);
             co_return false;
         }
         if (auto r = raw_head_problem ? raw_head_problem : http::check_request(request)) {
-            spdlog::info("http: bad request from {}: {}", from, r->reason);
-            co_await reply_and_close(visitor, r->status,
-                                     r->status == 501 ? "Not Implemented" : "Bad Request",
-                                     r->reason);
+            if (visitor_log_.allow(clock::now()))
+                spdlog::info("http: bad request from {}: {}{}", from, r->reason,
+                             visitor_log_.suppressed_note());
+            co_await reply_and_close(visitor, r->status, http::reason_phrase(r->status), r->reason);
             co_return false;
         }
         // Body bytes that came with the head are checked before anything reaches the tunnel,
@@ -937,9 +1094,12 @@ private:
             request.eager(true);
             parsed_body = request.put(in.data(), ec);
             if (ec && ec != beast::http::error::need_more) {
-                spdlog::info("http: bad request body from {}: {}", from, ec.message());
-                co_await reply_and_close(visitor, 400, "Bad Request",
-                                         "malformed request body: " + ec.message());
+                const auto r = http::rejection_for(request, ec);
+                if (visitor_log_.allow(clock::now()))
+                    spdlog::info("http: bad request body from {}: {}{}", from, r.reason,
+                                 visitor_log_.suppressed_note());
+                co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status),
+                                         "malformed request body: " + r.reason);
                 co_return false;
             }
         }
@@ -949,9 +1109,12 @@ private:
             const auto colon = host->rfind(':');
             const std::string bare =
                 colon == std::string::npos || host->back() == ']' ? *host : host->substr(0, colon);
+            const std::string_view path = http::origin_form(head.target);
+            const std::string_view slash = path.starts_with('/') ? "" : "/";
             const std::string location =
-                https_port_ == 443 ? fmt::format("https://{}{}", bare, head.target)
-                                   : fmt::format("https://{}:{}{}", bare, https_port_, head.target);
+                https_port_ == 443
+                    ? fmt::format("https://{}{}{}", bare, slash, path)
+                    : fmt::format("https://{}:{}{}{}", bare, https_port_, slash, path);
             const std::string response = http::redirect_response(location);
             co_await write_all(visitor, response, 10s);
             visitor.conn.shutdown_send();
@@ -989,7 +1152,7 @@ private:
                                          "porthole: this tunnel is at its connection limit");
                 co_return false;
             }
-            if (!t->admit(cfg_.max_new_connections_per_second, clock::now())) {
+            if (!t->new_connections.take(clock::now())) {
                 co_await reply_and_close(visitor, 429, "Too Many Requests",
                                          "porthole: this tunnel is taking new connections "
                                          "too fast; retry shortly");
@@ -997,11 +1160,10 @@ private:
             }
             auto stream = co_await open_stream(*t, from);
             if (!stream) {
-                co_await reply_and_close(
-                    visitor, 502, "Bad Gateway",
-                    fmt::format("porthole: tunnel '{}' is up, but its local service at {} is "
-                                "not reachable: {}",
-                                t->name, t->target, stream.error()));
+                co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                         fmt::format("porthole: tunnel '{}' could not take the "
+                                                     "request: {}",
+                                                     t->name, stream.error()));
                 co_return false;
             }
             up.emplace(std::move(*stream), *this, t);
@@ -1029,10 +1191,11 @@ private:
             co_return false;
         }
         if (outcome.response == response_state::none) {
-            co_await reply_and_close(visitor, 502, "Bad Gateway",
-                                     fmt::format("porthole: the local service at {} closed "
-                                                 "the connection without a response",
-                                                 t->target));
+            co_await reply_and_close(
+                visitor, 502, "Bad Gateway",
+                fmt::format("porthole: tunnel '{}' {}", t->name,
+                            outcome.bad_response ? "answered with a malformed response"
+                                                 : "closed the connection without a response"));
             co_return false;
         }
         if (outcome.response == response_state::upgraded && outcome.request_ok) {
@@ -1060,6 +1223,7 @@ private:
     struct exchange_outcome {
         bool request_ok = false;
         bool bad_request_body = false;
+        bool bad_response = false;  // refused before a byte of it reached the visitor
         response_state response = response_state::none;
         bool keep_alive = false;
         bool upstream_reusable = false;
@@ -1112,7 +1276,9 @@ private:
                 if (up.in.size() != 0) {
                     used = response.put(up.in.data(), ec);
                     if (ec && ec != beast::http::error::need_more) {
-                        spdlog::info("http: malformed response from the tunnel: {}", ec.message());
+                        spdlog::info("http: malformed response from the tunnel: {}",
+                                     http::rejection_for(response, ec).reason);
+                        outcome.bad_response = outcome.response == response_state::none;
                         break;
                     }
                 }
@@ -1170,7 +1336,7 @@ private:
         for (auto& [port, t] : tcp_tunnels_)
             if (t->acceptor) t->acceptor->close(ec);
         for (auto& [id, s] : sessions_) {
-            s->out.push(protocol::goaway{"relay is shutting down"});
+            send(*s, protocol::goaway{"relay is shutting down"});
             s->pool.clear();
         }
         for (auto* w : watched_)
@@ -1217,6 +1383,17 @@ private:
     std::unordered_set<watched_socket*> watched_;
     std::unordered_map<std::string, std::uint32_t> per_ip_;  // open visitor connections
     std::unordered_map<std::string, std::uint32_t> tunnels_per_token_;
+    std::unordered_map<std::string, std::uint32_t> sessions_per_token_;
+    // The limits that protect descriptors, no larger than the descriptor limit allows.
+    std::uint32_t descriptors_ = descriptor_limit();
+    std::uint32_t max_connections_per_ip_ =
+        std::min(cfg_.max_connections_per_ip, std::max<std::uint32_t>(descriptors_ / 4, 8));
+    std::uint32_t gate_total_ =
+        std::min(cfg_.max_unauthenticated, std::max<std::uint32_t>(descriptors_ / 8, 4));
+    std::uint32_t gate_per_ip_ = std::min(cfg_.max_unauthenticated_per_ip, gate_total_);
+    handshake_gate gate_{gate_total_, gate_per_ip_};
+    core::log_limiter handshake_log_{30};  // lines about strangers on the control port
+    core::log_limiter visitor_log_{30};  // lines about visitors' bad requests and refusals
     clock::time_point now_ = clock::now();  // refreshed by the sweeper: deadlines are coarse
 };
 

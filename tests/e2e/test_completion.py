@@ -436,8 +436,9 @@ def test_help_config_names_every_client_key():
 
 def test_help_server_config_names_every_relay_key():
     source = (REPO / "src" / "config" / "server_config.cpp").read_text()
-    keys = set(re.findall(r'key == "(\w+)"', source)) | set(re.findall(r'\["(\w+)"\]', source))
-    assert {"domain", "tokens", "max_header_bytes", "cert", "key"} <= keys
+    keys = (set(re.findall(r'key == "(\w+)"', source)) | set(re.findall(r'\["(\w+)"\]', source)) |
+            set(re.findall(r'\{"(\w+)", &server_config::', source)))
+    assert {"domain", "tokens", "max_header_bytes", "max_unauthenticated", "cert", "key"} <= keys
     text = run("help", "server-config").stdout
     missing = sorted(k for k in keys - {"tls_certificates"} if not documented(k, text))
     assert not missing, "not in `porthole help server-config`: %s" % missing

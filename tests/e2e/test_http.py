@@ -186,6 +186,18 @@ def test_local_service_down_502(env):
     r = curl(agent.ready["url"] + "/")
     assert r.status == 502, r
     assert "not reachable" in r.text.lower(), r
+    assert str(dead) not in r.text, "the visitor's page names the local service: %r" % r
+    agent.stop()
+
+
+def test_tunnel_without_inspection_502_names_no_address(env):
+    # bytes pass the client untouched: the relay writes the page from the client's STREAM_FAILED
+    dead = free_port()
+    agent = env.group.agent(env.relay, "http", dead, "--inspect=false")
+    r = curl(agent.ready["url"] + "/")
+    assert r.status == 502, r
+    assert "not reachable" in r.text.lower(), r
+    assert str(dead) not in r.text and "refused" not in r.text.lower(), r
     agent.stop()
 
 

@@ -139,36 +139,53 @@ TEST(AuthSessionProof, ChangesWithNonceClientIdAndKey) {
     EXPECT_NE(session_proof(key_of_token("tok2"), nonce, client), base);
 }
 
-TEST(AuthDataKey, MatchesHmacOfSessionProof) {
-    const key32 proof = filled<32>(0x77);
-    EXPECT_EQ(data_key(proof), reference_hmac(proof, {"porthole-data-key-v1"}));
+TEST(AuthDataKey, MatchesHmacOfTokenKeyOverNonceAndClient) {
+    const token_key key = key_of_token("tok");
+    const key32 nonce = filled<32>(0x77);
+    const id16 client = filled<16>(0x33);
+    EXPECT_EQ(data_key(key, nonce, client),
+              reference_hmac(key, {"porthole-data-key-v2", chars(nonce), chars(client)}));
 }
 
-TEST(AuthDataProof, MatchesHmacOverLabelAndSessionId) {
+// What crosses the wire in a session handshake (the nonce, the client id, the AUTH proof) must not
+// be enough to compute the data key: only the token is.
+TEST(AuthDataKey, IsNotDerivableFromTheSessionProof) {
+    const token_key key = key_of_token("tok");
+    const key32 nonce = filled<32>(1);
+    const id16 client = filled<16>(2);
+    const key32 proof = session_proof(key, nonce, client);
+    const key32 dkey = data_key(key, nonce, client);
+    EXPECT_NE(dkey, proof);
+    EXPECT_NE(dkey, data_key(proof, nonce, client));
+    EXPECT_NE(dkey, reference_hmac(proof, {"porthole-data-key-v1"}));
+    EXPECT_NE(dkey, data_key(key_of_token("tok2"), nonce, client));
+}
+
+TEST(AuthDataProof, MatchesHmacOverLabelSessionIdAndConnectionNonce) {
     const key32 key = filled<32>(0x11);
     const id16 session = filled<16>(0x22);
-    EXPECT_EQ(data_proof(key, session), reference_hmac(key, {"porthole-data-v1", chars(session)}));
+    const key32 nonce = filled<32>(0x44);
+    EXPECT_EQ(data_proof(key, session, nonce),
+              reference_hmac(key, {"porthole-data-v2", chars(session), chars(nonce)}));
 }
 
-TEST(AuthDataProof, DeterministicAndDistinct) {
-    const key32 proof = session_proof(key_of_token("tok"), filled<32>(1), filled<16>(2));
-    const key32 dkey = data_key(proof);
+TEST(AuthDataProof, DeterministicAndBoundToSessionAndConnection) {
+    const key32 dkey = data_key(key_of_token("tok"), filled<32>(1), filled<16>(2));
     const id16 session = filled<16>(9);
     id16 other_session = session;
     other_session[5] ^= 1;
+    const key32 nonce = filled<32>(7);
+    key32 other_nonce = nonce;
+    other_nonce[31] ^= 1;
 
-    EXPECT_EQ(data_key(proof), dkey);
-    EXPECT_EQ(data_proof(dkey, session), data_proof(dkey, session));
-
-    EXPECT_NE(dkey, proof);
-    EXPECT_NE(data_proof(dkey, session), dkey);
-    EXPECT_NE(data_proof(dkey, session), proof);
-    EXPECT_NE(data_proof(dkey, session), data_proof(dkey, other_session));
-    EXPECT_NE(data_proof(dkey, session), data_proof(proof, session));
-
-    key32 other_proof = proof;
-    other_proof[0] ^= 1;
-    EXPECT_NE(data_key(other_proof), dkey);
+    EXPECT_EQ(data_proof(dkey, session, nonce), data_proof(dkey, session, nonce));
+    EXPECT_NE(data_proof(dkey, session, nonce), dkey);
+    EXPECT_NE(data_proof(dkey, session, nonce), data_proof(dkey, other_session, nonce));
+    // A proof captured on one data connection does not answer another connection's nonce.
+    EXPECT_NE(data_proof(dkey, session, nonce), data_proof(dkey, session, other_nonce));
+    key32 other_key = dkey;
+    other_key[0] ^= 1;
+    EXPECT_NE(data_proof(dkey, session, nonce), data_proof(other_key, session, nonce));
 }
 
 TEST(AuthEqualConstantTime, ComparesAllBytes) {

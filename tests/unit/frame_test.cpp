@@ -47,7 +47,7 @@ std::vector<message> samples() {
         hello{3, 7, pattern<16>(1), "porthole/0.1 (test)"},
         challenge{2, pattern<32>(9)},
         auth{pattern<32>(50)},
-        welcome{pattern<16>(100), 12345, 17},
+        welcome{pattern<16>(100), 12345, 17, pattern<32>(30)},
         error{error_code::name_taken, "name is taken"},
         open_tunnel{0xA1B2C3D4, tunnel_kind::tcp, "myapp", 20001, "127.0.0.1:3000", "rewrite"},
         tunnel_opened{77, 0x01020304, "http://myapp.localhost:8080"},
@@ -56,10 +56,12 @@ std::vector<message> samples() {
         ping{0x0102030405060708ULL},
         pong{0xF1F2F3F4F5F6F7F8ULL},
         goaway{"shutting down"},
-        data_hello{pattern<16>(200), pattern<32>(150)},
+        data_hello{pattern<16>(200)},
         stream_start{99, "203.0.113.7:51234"},
         stream_ready{},
         stream_failed{"connection refused"},
+        data_challenge{pattern<32>(150)},
+        data_auth{pattern<32>(170)},
     };
 }
 
@@ -177,11 +179,29 @@ TEST(FrameRoundTrip, Goaway) {
 }
 
 TEST(FrameRoundTrip, DataHello) {
-    const data_hello in{pattern<16>(200), pattern<32>(150)};
+    const data_hello in{pattern<16>(200)};
     data_hello out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.session_id, in.session_id);
-    EXPECT_EQ(out.proof, in.proof);
+}
+
+TEST(FrameRoundTrip, DataChallengeAndAuth) {
+    const data_challenge in{pattern<32>(150)};
+    data_challenge out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
+    EXPECT_EQ(out.nonce, in.nonce);
+    const data_auth proof_in{pattern<32>(170)};
+    data_auth proof_out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(proof_in, proof_out));
+    EXPECT_EQ(proof_out.proof, proof_in.proof);
+}
+
+TEST(FrameRoundTrip, WelcomeCarriesTheOpenDataKey) {
+    const welcome in{pattern<16>(100), 12345, 17, pattern<32>(30)};
+    welcome out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
+    EXPECT_EQ(out.open_data_key, in.open_data_key);
+    EXPECT_EQ(out.pool_size, 17);
 }
 
 TEST(FrameRoundTrip, StreamStart) {
@@ -239,8 +259,8 @@ TEST(FrameEncode, WireLayoutIsBigEndianInFieldOrder) {
 }
 
 TEST(FrameEncode, FrameTypeNumbersMatchTheProtocol) {
-    const std::vector<std::uint8_t> expected = {1,  2,  3,  4,  5,  6,  7,  8,
-                                                9,  10, 11, 12, 20, 21, 22, 23};
+    const std::vector<std::uint8_t> expected = {1,  2,  3,  4,  5,  6,  7,  8,  9,
+                                                10, 11, 12, 20, 21, 22, 23, 24, 25};
     const auto all = samples();
     ASSERT_EQ(all.size(), expected.size());
     for (std::size_t i = 0; i < all.size(); ++i)
@@ -328,7 +348,7 @@ TEST(FrameDecodeBody, RejectsEmptyBody) {
 }
 
 TEST(FrameDecodeBody, RejectsUnknownTypes) {
-    for (int type : {0, 13, 14, 19, 24, 100, 255}) {
+    for (int type : {0, 13, 14, 19, 26, 100, 255}) {
         const std::uint8_t body[] = {static_cast<std::uint8_t>(type), 0, 0, 0, 0, 0, 0, 0, 0};
         auto decoded = decode_body(body);
         ASSERT_FALSE(decoded) << "type " << type;
