@@ -124,7 +124,8 @@ asio::awaitable<void> forward_response(local_side& local, net::stream* visitor, 
         if (!response.is_header_done()) {
             if (ec && ec != beast::http::error::need_more)
                 spdlog::info("http: malformed response from {}: {}",
-                             target_of(t, local.route).to_string(), ec.message());
+                             target_of(t, local.route).to_string(),
+                             http::rejection_for(response, ec).reason);
             if (visitor) visitor->socket().cancel(ec);
             co_return;
         }

@@ -32,6 +32,16 @@ TEST_F(LeaseTable, SameOwnerReclaims) {
     EXPECT_EQ(names.size(), 1u);
 }
 
+TEST_F(LeaseTable, HeldByNamesTheOwnerWhileHeldOrLeased) {
+    EXPECT_FALSE(names.held_by("app", alice, at(0s)));
+    ASSERT_TRUE(names.claim("app", alice, at(0s)));
+    EXPECT_TRUE(names.held_by("app", alice, at(0s)));
+    EXPECT_FALSE(names.held_by("app", bob, at(0s)));
+    names.release("app", alice, at(10s));
+    EXPECT_TRUE(names.held_by("app", alice, at(69s)));
+    EXPECT_FALSE(names.held_by("app", alice, at(70s)));
+}
+
 TEST_F(LeaseTable, OtherOwnerRefusedWhileHeld) {
     ASSERT_TRUE(names.claim("app", alice, at(0s)));
     EXPECT_FALSE(names.claim("app", bob, at(1s)));
