@@ -545,7 +545,9 @@ private:
         } else {
             auto& line = pending_output_;
             line.append("porthole  ").append(r.tunnel_name).append(" ").append(r.request.method);
-            line.append(" ").append(r.request.target).append(" -> ");
+            line.append(" ");
+            core::append_printable(line, r.request.target);  // a visitor's bytes, on a terminal
+            line.append(" -> ");
             if (status)
                 append_number(line, status);
             else

@@ -1,5 +1,6 @@
 #include "client/http_forwarder.hpp"
 
+#include "core/printable.hpp"
 #include "http/path_route.hpp"
 #include "net/connect.hpp"
 #include "net/io_buffer.hpp"
@@ -301,7 +302,7 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
         auto socket = co_await net::connect(target, t.connect_timeout);
         if (!socket) {
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t.name, target.to_string(),
-                         visitor, socket.error());
+                         core::printable(visitor), socket.error());
             finish(*rec, exchange_state::failed, *t.store);
             // The visitor learns which tunnel failed, not where its service lives: the address
             // and the reason are in this client's log and inspector.

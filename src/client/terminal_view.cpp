@@ -1,5 +1,7 @@
 #include "client/terminal_view.hpp"
 
+#include "core/printable.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <fmt/chrono.h>
@@ -124,7 +126,7 @@ void terminal_view::on_record(const observe::exchange_record& r) {
     if (r.state == exchange_state::pending || r.state == exchange_state::streaming) return;
     auto same = std::find_if(requests_.begin(), requests_.end(),
                              [&](const request_line& l) { return l.id == r.id; });
-    request_line line{r.start, r.request.method, r.request.target, r.tunnel_name,
+    request_line line{r.start, r.request.method, core::printable(r.request.target), r.tunnel_name,
                       r.response ? r.response->status : 0u, observe::state_name(r.state),
                       r.duration, r.id};
     if (same != requests_.end()) {

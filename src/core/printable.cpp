@@ -3,9 +3,14 @@
 namespace porthole::core {
 
 std::string printable(std::string_view peer_text) {
-    static constexpr char digits[] = "0123456789abcdef";
     std::string out;
     out.reserve(peer_text.size());
+    append_printable(out, peer_text);
+    return out;
+}
+
+void append_printable(std::string& out, std::string_view peer_text) {
+    static constexpr char digits[] = "0123456789abcdef";
     for (const char c : peer_text) {
         const auto b = static_cast<unsigned char>(c);
         if (b >= 0x20 && b < 0x7f && b != '\\') {
@@ -16,7 +21,6 @@ std::string printable(std::string_view peer_text) {
             out.push_back(digits[b & 15]);
         }
     }
-    return out;
 }
 
 }  // namespace porthole::core
