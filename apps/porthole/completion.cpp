@@ -51,6 +51,7 @@ constexpr value_hint value_hints[] = {
     {"*", "--config", value_kind::file},
     {"*", "--tls-cert", value_kind::file},
     {"*", "--tls-key", value_kind::file},
+    {"*", "--token-file", value_kind::file},  // checked when read, so the error can name it
     {"*", "--tls-self-signed", value_kind::directory},
     {"*", "--host-header", value_kind::words, "preserve rewrite"},  // or any literal Host
     {"start", "NAME", value_kind::tunnel_names},

@@ -16,7 +16,8 @@ reconnect loop); `porthole config check [--config FILE]` validates it without co
 Where     --config FILE; else $XDG_CONFIG_HOME/porthole/porthole.toml; else
           ~/.config/porthole/porthole.toml (when XDG_CONFIG_HOME is unset or empty).
 Order     flags win, then the environment (PORTHOLE_SERVER, PORTHOLE_TOKEN), then this file, then
-          the defaults below.
+          the defaults below. The token: --token, then --token-file, then PORTHOLE_TOKEN, then
+          token or token_file here.
 Errors    an unknown key, a wrong type or a bad value stops with FILE:LINE: what is wrong.
 Sizes     a whole number of bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB ("64KiB").
 
@@ -26,7 +27,12 @@ TOP-LEVEL KEYS
       string HOST:PORT; default "127.0.0.1:7835". The relay's control address.
       --server and PORTHOLE_SERVER win over it.
   token = "a-long-random-token"
-      string; default none. The token the relay expects. --token and PORTHOLE_TOKEN win over it.
+      string; default none. The token the relay expects. --token, --token-file and
+      PORTHOLE_TOKEN win over it. Keep this file chmod 600, or use token_file.
+  token_file = "relay.token"
+      string, a file; default none. Read the token from the first line of that file that is not
+      blank or a # comment; a relative path starts at this file's directory. Give token or
+      token_file, not both. A file that others may read draws a warning (chmod 600 it).
   inspect = false
       bool; default true. Run the local inspector (porthole help inspector). Flag: --inspect.
   inspect_addr = "127.0.0.1:4041"
@@ -117,6 +123,9 @@ CLIENTS
       accepts every client, and refuses to start so unless control_addr is loopback.
   tokens_file = "/etc/porthole/tokens"
       string, a file; default none; --tokens-file. One token or sha256:HEX per line, # comments.
+      Prefer it (or tokens here, in a chmod 600 file) to --token: every local user can read a
+      command line, and a relay given --token off loopback warns so. Keep sha256: entries as
+      secret as tokens: the digest is the key the client proves it holds.
   bound_names = { myapp = "sha256:9f86d0...0a08" }
       table of NAME = token or "sha256:HEX"; default none. Only that token may take NAME.DOMAIN.
   reserved_names = ["www", "api"]
@@ -219,6 +228,10 @@ API (JSON; /api/tunnels has the shape scripts already read a public URL from)
   GET    /api/events              text/event-stream of request, frame, tunnels and clear events
 
 POST and DELETE need Content-Type: application/json and no Origin but the inspector's own.
+These checks, and the body's announced size, are judged on the request head before any body is
+read: a replay may carry 1 MiB (more when --inspect-body-limit is raised), anything else 16 KiB
+(over it: 413). At most 64 connections are open at once (another gets 503); a request head must
+arrive within 10 s, idle keep-alive time included, and a body within 30 s.
 )TEXT";
 
 constexpr std::string_view routing_text = R"TEXT(Routing: how a visitor reaches a tunnel

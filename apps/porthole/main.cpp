@@ -60,7 +60,8 @@ struct output_flags {
 };
 
 struct client_flags {
-    std::string target, server = "127.0.0.1:7835", token, subdomain, host_header = "preserve";
+    std::string target, server = "127.0.0.1:7835", token, token_file, subdomain,
+        host_header = "preserve";
     std::vector<std::string> routes;
     int remote_port = 0;
     transport_flags transport;
@@ -149,6 +150,40 @@ void apply_transport(const transport_flags& f, porthole::config::agent_config& c
         fail("--tls off cannot be combined with --server-ca, --server-fingerprint or --insecure");
 }
 
+void warn(const std::string& message) { std::cerr << "porthole: warning: " << message << "\n"; }
+
+constexpr std::string_view token_help =
+    "token the relay expects; every local user can read it in the process list: prefer "
+    "--token-file or PORTHOLE_TOKEN";
+constexpr std::string_view token_file_help =
+    "read the token from the first line of FILE that is not blank or a # comment (keep it "
+    "chmod 600)";
+
+// Precedence: --token, then --token-file, then PORTHOLE_TOKEN, then the config file's token or
+// token_file. `file` is null for commands that read no config file.
+std::string client_token(const CLI::App& cmd, const std::string& token,
+                         const std::string& token_file, const porthole::config::client_file* file,
+                         const endpoint& server) {
+    if (cmd.count("--token")) {
+        if (auto w = porthole::config::command_line_token_warning(
+                server, "--token-file FILE or PORTHOLE_TOKEN");
+            !w.empty())
+            warn(w);
+        return token;
+    }
+    const auto from_file = [](const std::string& path) {
+        auto read = porthole::config::read_token_file(path);
+        if (!read) fail(read.error());
+        if (!read->warning.empty()) warn(read->warning);
+        return read->token;
+    };
+    if (cmd.count("--token-file")) return from_file(token_file);
+    if (const char* env = std::getenv("PORTHOLE_TOKEN"); env && *env) return env;
+    if (file && file->token) return *file->token;
+    if (file && file->token_file) return from_file(*file->token_file);
+    return {};
+}
+
 porthole::config::server_config build_server_config(const CLI::App& cmd, const server_flags& f) {
     porthole::config::server_config cfg;
     if (!f.config_file.empty())
@@ -200,7 +235,7 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
     porthole::client::agent_config cfg;
     cfg.server = endpoint_flag("--server", f.server);
     if (cfg.server.port == 0) fail("--server: the relay's port may not be 0");
-    cfg.token = f.token;
+    cfg.token = client_token(cmd, f.token, f.token_file, nullptr, cfg.server);
     apply_output(cmd, f.output, {}, cfg);
     apply_transport(f.transport, cfg);
     auto target = porthole::config::parse_target(f.target);
@@ -226,7 +261,7 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
 
 struct start_flags {
     std::vector<std::string> names;
-    std::string config_file, server, token;
+    std::string config_file, server, token, token_file;
     bool all = false;
     transport_flags transport;
     output_flags output;
@@ -246,19 +281,13 @@ porthole::config::agent_config build_start_config(const CLI::App& cmd, const sta
     apply_output(cmd, f.output, file.inspect, cfg);
     apply_transport(f.transport, cfg);
     const char* env_server = std::getenv("PORTHOLE_SERVER");
-    const char* env_token = std::getenv("PORTHOLE_TOKEN");
     if (cmd.count("--server"))
         cfg.server = endpoint_flag("--server", f.server);
     else if (env_server && *env_server)
         cfg.server = endpoint_flag("PORTHOLE_SERVER", env_server);
     else if (file.server)
         cfg.server = *file.server;
-    if (cmd.count("--token"))
-        cfg.token = f.token;
-    else if (env_token && *env_token)
-        cfg.token = env_token;
-    else if (file.token)
-        cfg.token = *file.token;
+    cfg.token = client_token(cmd, f.token, f.token_file, &file, cfg.server);
 
     std::string defined;
     for (const auto& t : file.tunnels) defined += (defined.empty() ? "" : ", ") + t.name;
@@ -289,7 +318,8 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
     cmd.add_option("--server", f.server, "relay control address HOST:PORT")
         ->envname("PORTHOLE_SERVER")
         ->capture_default_str();
-    cmd.add_option("--token", f.token, "token the relay expects")->envname("PORTHOLE_TOKEN");
+    cmd.add_option("--token", f.token, std::string(token_help));
+    cmd.add_option("--token-file", f.token_file, std::string(token_file_help))->type_name("FILE");
     add_output_flags(cmd, f.output);
     add_transport_flags(cmd, f.transport);
     if (kind != tunnel_kind::tcp)
@@ -318,7 +348,9 @@ int main(int argc, char** argv) {
     CLI::App app{"porthole: expose a local service through a relay you host yourself.\n\n"
                  "  porthole server            run a relay (dev default: loopback, *.localhost)\n"
                  "  porthole http 3000         publish http://127.0.0.1:3000 at NAME.DOMAIN\n"
-                 "  porthole tcp 5432          publish a raw TCP port at DOMAIN:PORT\n",
+                 "  porthole tcp 5432          publish a raw TCP port at DOMAIN:PORT\n\n"
+                 "Tokens: clients take --token-file FILE or PORTHOLE_TOKEN, relays --tokens-file "
+                 "FILE;\na --token on the command line is visible to every local user.\n",
                  "porthole"};
     app.require_subcommand(1);
     std::string log_level = "info";
@@ -346,7 +378,8 @@ int main(int argc, char** argv) {
     server->add_option("--tcp-ports", sf.tcp_ports,
                        "LOW-HIGH range for TCP tunnels (default 20000-20999)");
     server->add_option("--token", sf.tokens,
-                       "accepted client token; repeatable; sha256:HEX for a stored digest");
+                       "accepted client token; repeatable; sha256:HEX for a stored digest; every "
+                       "local user can read it in the process list: prefer --tokens-file");
     server->add_option("--tokens-file", sf.tokens_file,
                        "file with one accepted token per line")
         ->check(CLI::ExistingFile);
@@ -407,7 +440,9 @@ int main(int argc, char** argv) {
                       "client config file (default ~/.config/porthole/porthole.toml)");
     start->add_option("--server", sf_start.server,
                       "relay control address HOST:PORT (env PORTHOLE_SERVER)");
-    start->add_option("--token", sf_start.token, "token the relay expects (env PORTHOLE_TOKEN)");
+    start->add_option("--token", sf_start.token, std::string(token_help));
+    start->add_option("--token-file", sf_start.token_file, std::string(token_file_help))
+        ->type_name("FILE");
     add_output_flags(*start, sf_start.output);
     add_transport_flags(*start, sf_start.transport);
 
@@ -471,7 +506,15 @@ int main(int argc, char** argv) {
     }
     try {
         porthole::core::init_logging(log_level);
-        if (*server) return porthole::relay::run(build_server_config(*server, sf));
+        if (*server) {
+            auto cfg = build_server_config(*server, sf);
+            if (server->count("--token"))
+                if (auto w = porthole::config::command_line_token_warning(
+                        cfg.control_addr, "--tokens-file FILE (or tokens_file in --config)");
+                    !w.empty())
+                    warn(w);
+            return porthole::relay::run(cfg);
+        }
         if (*http)
             return porthole::client::run(
                 build_client_config(*http, porthole::protocol::tunnel_kind::http, hf));

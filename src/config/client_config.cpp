@@ -8,6 +8,12 @@
 #include <toml++/toml.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace porthole::config {
 namespace {
@@ -190,10 +196,18 @@ tl::expected<client_file, std::string> load_client_text(std::string_view text,
             auto ep = parse_endpoint(*v);
             if (!ep) return tl::unexpected(fmt::format("{}: server: {}", at(path, node), ep.error()));
             file.server = *ep;
-        } else if (key == "token") {
+        } else if (key == "token" || key == "token_file") {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
-            file.token = *v;
+            if (file.token || file.token_file)
+                return tl::unexpected(
+                    fmt::format("{}: give token or token_file, not both", at(path, node)));
+            if (key == "token")
+                file.token = *v;
+            else if (v->empty())
+                return tl::unexpected(fmt::format("{}: token_file is empty", at(path, node)));
+            else
+                file.token_file = (std::filesystem::path(path).parent_path() / *v).string();
         } else if (key == "inspect") {
             auto v = bool_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
@@ -228,9 +242,10 @@ tl::expected<client_file, std::string> load_client_text(std::string_view text,
                 file.tunnels.push_back(std::move(*spec));
             }
         } else {
-            return tl::unexpected(unknown_key(at(path, node), key, "",
-                                              {"server", "token", "inspect", "inspect_addr",
-                                               "inspect_body_limit", "inspect_memory", "tunnels"}));
+            return tl::unexpected(
+                unknown_key(at(path, node), key, "",
+                            {"server", "token", "token_file", "inspect", "inspect_addr",
+                             "inspect_body_limit", "inspect_memory", "tunnels"}));
         }
     }
     std::sort(file.tunnels.begin(), file.tunnels.end(), [](const auto& a, const auto& b) {
@@ -276,6 +291,65 @@ std::string default_client_file() {
         return std::string(xdg) + "/porthole/porthole.toml";
     const char* home = std::getenv("HOME");
     return std::string(home ? home : ".") + "/.config/porthole/porthole.toml";
+}
+
+tl::expected<file_token, std::string> read_token_file(const std::string& path) {
+    constexpr std::size_t size_limit = 64 * 1024;  // a token, not a document
+    const auto failed = [&](std::string_view why) {
+        return tl::unexpected(fmt::format("{}: cannot read the token file: {}", path, why));
+    };
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return failed(std::generic_category().message(errno));
+    struct fd_closer {
+        int fd;
+        ~fd_closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return failed(std::generic_category().message(errno));
+    if (S_ISDIR(st.st_mode)) return failed("it is a directory");
+    std::string text;
+    char chunk[4096];
+    for (;;) {
+        const auto n = ::read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failed(std::generic_category().message(errno));
+        if (n == 0) break;
+        text.append(chunk, static_cast<std::size_t>(n));
+        if (text.size() > size_limit) return failed("it is larger than 64 KiB");
+    }
+    auto token = token_in_text(text, path);
+    if (!token) return tl::unexpected(token.error());
+    file_token result{std::move(*token), {}};
+    // A pipe (--token-file <(pass show relay)) has no meaningful permission bits.
+    if (S_ISREG(st.st_mode) && others_may_read(st.st_mode))
+        result.warning =
+            fmt::format("{}: the token file is readable by other users (mode {:04o}); chmod 600 {}",
+                        path, st.st_mode & 0777, path);
+    return result;
+}
+
+tl::expected<std::string, std::string> token_in_text(std::string_view text,
+                                                     const std::string& path) {
+    while (!text.empty()) {
+        const auto end = text.find('\n');
+        std::string_view line = text.substr(0, end);
+        text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+        const auto first = line.find_first_not_of(" \t\r");
+        if (first == std::string_view::npos || line[first] == '#') continue;
+        const auto last = line.find_last_not_of(" \t\r");
+        return std::string(line.substr(first, last - first + 1));
+    }
+    return tl::unexpected(
+        fmt::format("{}: the token file holds no token (only blank lines and # comments)", path));
+}
+
+bool others_may_read(unsigned mode) { return (mode & (S_IRGRP | S_IROTH)) != 0; }
+
+std::string command_line_token_warning(const endpoint& address, std::string_view instead) {
+    if (is_loopback_host(address.host)) return {};
+    return fmt::format("--token is visible to every user of this machine (ps, /proc/PID/cmdline); "
+                       "use {} instead",
+                       instead);
 }
 
 }  // namespace porthole::config

@@ -61,6 +61,7 @@ struct agent_config {
 struct client_file {
     std::optional<endpoint> server;
     std::optional<std::string> token;
+    std::optional<std::string> token_file;  // a relative path is taken from the file's directory
     inspect_settings inspect;
     std::vector<tunnel_spec> tunnels;  // sorted by name
 };
@@ -78,5 +79,23 @@ tl::expected<http_route, std::string> parse_route(std::string_view text);
 
 // ~/.config/porthole/porthole.toml (XDG_CONFIG_HOME respected).
 std::string default_client_file();
+
+// A token kept in a file stays out of the process list, which every local user can read.
+struct file_token {
+    std::string token;
+    std::string warning;  // set when users besides the owner may read the file
+};
+// The first line of `path` that is neither blank nor a # comment, trimmed. Errors name the file,
+// never its contents.
+tl::expected<file_token, std::string> read_token_file(const std::string& path);
+// The same over text already read; `path` names it in errors.
+tl::expected<std::string, std::string> token_in_text(std::string_view text,
+                                                     const std::string& path);
+// Whether permission bits `mode` let the file's group or everyone read it.
+bool others_may_read(unsigned mode);
+
+// The warning due for a token given with --token to a process whose peer (a relay, or the relay's
+// own control listener) is `address`; empty on loopback. `instead` names the safer ways.
+std::string command_line_token_warning(const endpoint& address, std::string_view instead);
 
 }  // namespace porthole::config

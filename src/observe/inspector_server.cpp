@@ -8,14 +8,19 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <deque>
+#include <optional>
 #include <set>
+#include <utility>
 
 namespace porthole::observe {
 namespace {
@@ -28,7 +33,14 @@ using error_code = boost::system::error_code;
 using json = nlohmann::json;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::size_t request_body_limit = 8 * 1024 * 1024;
+// A page holds an event stream and a few fetches; past this many open connections a new one gets
+// 503 and is closed at once.
+constexpr std::size_t connection_limit = 64;
+// From being ready for a request (idle keep-alive time included) to having its whole head.
+constexpr auto head_timeout = std::chrono::seconds(10);
+constexpr auto body_timeout = std::chrono::seconds(30);
+constexpr auto write_timeout = std::chrono::seconds(30);
+constexpr std::size_t small_body_limit = 16 * 1024;  // any request but a replay
 constexpr std::size_t event_backlog_limit = 16 * 1024 * 1024;  // a page this far behind is cut off
 constexpr std::size_t default_list_limit = 50;
 constexpr int ports_to_try = 10;
@@ -110,6 +122,36 @@ response error_reply(const request& req, bhttp::status status, std::string messa
                      "\n");
 }
 
+bool changes_state(const request& req) {
+    return req.method() == bhttp::verb::post || req.method() == bhttp::verb::delete_;
+}
+
+bool is_replay(const request& req) {
+    const auto target = req.target();
+    return req.method() == bhttp::verb::post &&
+           target.substr(0, target.find('?')) == "/api/requests/http";
+}
+
+// Past the limit a connection costs no coroutine and no buffer: a 503 written without waiting
+// (a fresh socket's send buffer takes it whole), then closed.
+void turn_away(tcp::socket& socket) {
+    static const std::string busy = [] {
+        const std::string body = R"({"error":"the inspector has too many open connections"})"
+                                 "\n";
+        return fmt::format("HTTP/1.1 503 Service Unavailable\r\nServer: porthole\r\n"
+                           "Content-Type: application/json\r\nCache-Control: no-store\r\n"
+                           "Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+                           body.size(), body);
+    }();
+    error_code ec;
+    socket.non_blocking(true, ec);
+    std::array<char, 4096> unread;
+    socket.read_some(asio::buffer(unread), ec);  // bytes left unread turn the close into a reset
+    socket.write_some(asio::buffer(busy), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+}
+
 }  // namespace
 
 struct inspector_server::impl : std::enable_shared_from_this<impl> {
@@ -121,6 +163,24 @@ struct inspector_server::impl : std::enable_shared_from_this<impl> {
     capture_store& store;
     inspector_hooks hooks;
     bool stopped = false;
+    std::size_t open_connections = 0;
+
+    // One open connection, counted from its accept until its coroutine frame is gone; it keeps
+    // the server alive that long.
+    class connection_slot {
+    public:
+        explicit connection_slot(std::shared_ptr<impl> owner) : owner_(std::move(owner)) {
+            ++owner_->open_connections;
+        }
+        connection_slot(connection_slot&& other) noexcept = default;
+        connection_slot& operator=(connection_slot&&) = delete;
+        ~connection_slot() {
+            if (owner_) --owner_->open_connections;
+        }
+
+    private:
+        std::shared_ptr<impl> owner_;
+    };
 
     // A page listening to /api/events.
     struct subscriber {
@@ -170,33 +230,108 @@ struct inspector_server::impl : std::enable_shared_from_this<impl> {
                 co_await pause.async_wait(use_tuple);
                 continue;
             }
-            asio::co_spawn(io, serve(std::move(socket)), [](std::exception_ptr e) {
-                if (e) spdlog::debug("inspector: a connection failed unexpectedly");
-            });
+            if (open_connections >= connection_limit) {
+                spdlog::debug("inspector: {} connections open, turning a new one away",
+                              open_connections);
+                turn_away(socket);
+                continue;
+            }
+            asio::co_spawn(io,
+                           serve(beast::tcp_stream(std::move(socket)), connection_slot(self)),
+                           [](std::exception_ptr e) {
+                               if (e) spdlog::debug("inspector: a connection failed unexpectedly");
+                           });
         }
     }
 
-    asio::awaitable<void> serve(tcp::socket socket) {
-        auto self = shared_from_this();
+    // What a replay may carry: an edited copy of a recorded request (its head, 64 KiB by default,
+    // and as much body as is recorded), base64 in JSON.
+    std::size_t replay_body_limit() const {
+        return std::max<std::size_t>(1024 * 1024, (store.body_limit() + 64 * 1024) / 3 * 4 + 4096);
+    }
+
+    std::size_t body_limit_for(const request& head) const {
+        return is_replay(head) ? replay_body_limit() : small_body_limit;
+    }
+
+    // The answer a request gets on its head alone, before a byte of its body is read.
+    std::optional<response> refusal(const request& head,
+                                    std::optional<std::uint64_t> length) const {
+        if (!trusted_host(head[bhttp::field::host]))
+            return error_reply(head, bhttp::status::misdirected_request,
+                               "the inspector answers only to localhost or an IP address");
+        if (changes_state(head)) {
+            const auto type = head[bhttp::field::content_type];
+            if (type.substr(0, 16) != "application/json")
+                return error_reply(head, bhttp::status::unsupported_media_type,
+                                   "send Content-Type: application/json");
+            const auto origin = head[bhttp::field::origin];
+            if (!origin.empty() && origin_host(origin) != head[bhttp::field::host])
+                return error_reply(head, bhttp::status::forbidden,
+                                   "cross-origin requests may not change the inspector");
+        }
+        if (length && *length > body_limit_for(head)) return too_large(head);
+        return std::nullopt;
+    }
+
+    response too_large(const request& head) const {
+        return error_reply(head, bhttp::status::payload_too_large,
+                           fmt::format("this request may carry at most {} bytes of body",
+                                       body_limit_for(head)));
+    }
+
+    asio::awaitable<void> serve(beast::tcp_stream stream, connection_slot) {
         beast::flat_buffer buffer;
         for (;;) {
             bhttp::request_parser<bhttp::string_body> parser;
-            parser.body_limit(request_body_limit);
-            auto [ec, n] = co_await bhttp::async_read(socket, buffer, parser, use_tuple);
+            parser.body_limit(boost::none);  // refusal() judges the length by endpoint
+            stream.expires_after(head_timeout);
+            auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
             if (ec) co_return;
+            const auto length = parser.content_length();
+            if (auto res = refusal(parser.get(), length ? std::optional(*length) : std::nullopt)) {
+                // A body left unread leaves the connection fit for nothing more.
+                res->keep_alive(parser.get().keep_alive() && parser.is_done());
+                if (!co_await send(stream, *res)) co_return;
+                continue;
+            }
+            if (!parser.is_done()) {
+                if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+                    bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_,
+                                                             parser.get().version()};
+                    stream.expires_after(write_timeout);
+                    auto [cec, c] = co_await bhttp::async_write(stream, go_on, use_tuple);
+                    if (cec) co_return;
+                }
+                parser.body_limit(body_limit_for(parser.get()));
+                stream.expires_after(body_timeout);
+                auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+                if (bec == bhttp::error::body_limit) {
+                    auto res = too_large(parser.get());
+                    res.keep_alive(false);
+                    co_await send(stream, res);
+                }
+                if (bec) co_return;
+            }
             request req = parser.release();
-            if (req.target() == "/api/events" && req.method() == bhttp::verb::get &&
-                trusted_host(req[bhttp::field::host])) {
-                co_await stream_events(socket);
+            if (req.target() == "/api/events" && req.method() == bhttp::verb::get) {
+                co_await stream_events(stream);
                 co_return;
             }
             response res = handle(req);
-            auto [wec, written] = co_await bhttp::async_write(socket, res, use_tuple);
-            if (wec || !res.keep_alive()) co_return;
+            if (!co_await send(stream, res)) co_return;
         }
     }
 
-    asio::awaitable<void> stream_events(tcp::socket& socket) {
+    // False when the response could not be written, or the connection is to close after it.
+    static asio::awaitable<bool> send(beast::tcp_stream& stream, response& res) {
+        stream.expires_after(write_timeout);
+        auto [ec, n] = co_await bhttp::async_write(stream, res, use_tuple);
+        if (!ec && !res.keep_alive()) stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        co_return !ec && res.keep_alive();
+    }
+
+    asio::awaitable<void> stream_events(beast::tcp_stream& stream) {
         subscriber sub(io.get_executor());
         subscribers.insert(&sub);
         struct leave {
@@ -208,7 +343,8 @@ struct inspector_server::impl : std::enable_shared_from_this<impl> {
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
             "Server: porthole\r\nConnection: close\r\n\r\n";
         head += "event: tunnels\ndata: " + hooks.tunnels_json() + "\n\n";
-        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(head), use_tuple);
+        stream.expires_after(write_timeout);
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(head), use_tuple);
         if (ec) co_return;
         // A comment line every 15 s finds pages that went away.
         while (!stopped && !sub.overflowed) {
@@ -223,28 +359,17 @@ struct inspector_server::impl : std::enable_shared_from_this<impl> {
                 sub.pending.pop_front();
             }
             sub.pending_bytes = 0;
-            auto [wec, written] = co_await asio::async_write(socket, asio::buffer(batch), use_tuple);
+            stream.expires_after(write_timeout);
+            auto [wec, written] =
+                co_await asio::async_write(stream, asio::buffer(batch), use_tuple);
             if (wec) co_return;
         }
     }
 
+    // A request that refusal() let through.
     response handle(const request& req) {
-        if (!trusted_host(req[bhttp::field::host]))
-            return error_reply(req, bhttp::status::misdirected_request,
-                               "the inspector answers only to localhost or an IP address");
         const std::string target(req.target());
         const std::string path = target.substr(0, target.find('?'));
-        const bool changes = req.method() == bhttp::verb::post || req.method() == bhttp::verb::delete_;
-        if (changes) {
-            const auto type = req[bhttp::field::content_type];
-            if (type.substr(0, 16) != "application/json")
-                return error_reply(req, bhttp::status::unsupported_media_type,
-                                   "send Content-Type: application/json");
-            const auto origin = req[bhttp::field::origin];
-            if (!origin.empty() && origin_host(origin) != req[bhttp::field::host])
-                return error_reply(req, bhttp::status::forbidden,
-                                   "cross-origin requests may not change the inspector");
-        }
         if (path == "/" || path == "/index.html" || path.starts_with("/inspect")) {
             if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head)
                 return error_reply(req, bhttp::status::method_not_allowed, "GET only");

@@ -32,6 +32,8 @@ FILE_OPTIONS = [
     ("server", "--tokens-file"), ("server", "--control-cert"), ("server", "--control-key"),
     ("http", "--server-ca"), ("tcp", "--server-ca"), ("tls", "--server-ca"),
     ("start", "--server-ca"), ("start", "--config"), ("config check", "--config"),
+    ("http", "--token-file"), ("tcp", "--token-file"), ("tls", "--token-file"),
+    ("start", "--token-file"),
 ]
 
 TUNNELS_TOML = """\

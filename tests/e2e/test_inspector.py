@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import os
+import select
 import socket
 import threading
 import urllib.error
@@ -281,3 +282,88 @@ def test_client_memory_stays_near_the_cap_with_large_bodies(group, relay, origin
     # matters is checked on the Release build; the sanitized run keeps the bar test_http.py uses.
     limit = (150 if os.environ.get("PORTHOLE_SANITIZED") else 24) * 1024
     assert hwm < limit, "client peak RSS %d KiB with a 4 MiB inspector budget" % hwm
+
+
+def read_head(sock, timeout=3):
+    """The response head the inspector sends on `sock`, or what came before EOF or `timeout`."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
+@pytest.mark.parametrize("headers,status", [
+    (b"Host: attacker.example\r\nContent-Type: application/json\r\n", 421),
+    (b"Host: 127.0.0.1\r\nContent-Type: text/plain\r\n", 415),
+    (b"Host: 127.0.0.1\r\nContent-Type: application/json\r\nOrigin: http://attacker.example\r\n", 403),
+    (b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n", 413),  # more than a replay needs
+])
+def test_refusals_are_decided_on_the_head_before_any_body(tunnel, headers, status):
+    _, base = tunnel
+    port = split_url(base)[2]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /api/requests/http HTTP/1.1\r\n" + headers + b"Content-Length: 8000000\r\n\r\n")
+        head = read_head(s)
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+
+
+def test_a_flood_of_connections_is_capped_and_idle_ones_time_out(group, relay, app):
+    agent = group.agent(relay, "http", app.port, "--inspect-addr", "127.0.0.1:0", env=unquarantined_env())
+    base = agent.wait_event("inspector")["url"]
+    port = split_url(base)[2]
+    assert api(base, "/api/tunnels")[0] == 200
+    before = vm_hwm_kib(agent.pid)
+
+    # Bodies the inspector must not buffer: 100 open connections, each with a head announcing
+    # 8 MB and 1 MiB of it.
+    chunk = b"x" * (1024 * 1024)
+    uploads = []
+    try:
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            uploads.append(s)
+            s.sendall(b"POST /api/requests/http HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 8000000\r\n\r\n")
+            try:
+                s.sendall(chunk)
+            except OSError:  # refused and closed before the body arrived
+                pass
+        grown = vm_hwm_kib(agent.pid) - before
+    finally:
+        for s in uploads:
+            s.close()
+    assert grown < (64 if os.environ.get("PORTHOLE_SANITIZED") else 16) * 1024, \
+        "client peak RSS grew by %d KiB" % grown
+
+    # Idle connections, half of them in the middle of a request head: past the cap, turned away.
+    idle = []
+    for i in range(150):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if i % 2:
+            s.sendall(b"GET /api/tunnels HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        idle.append(s)
+    try:
+        def turned_away():
+            return [s for s in idle if select.select([s], [], [], 0)[0]]
+        wait_until(lambda: len(turned_away()) >= len(idle) - 64, timeout=10,
+                   message="connections past the cap were not turned away")
+        refused = turned_away()
+        held = [s for s in idle if s not in refused]
+        assert held and len(held) <= 64
+        silent = [s for s in refused if idle.index(s) % 2 == 0]  # no unread bytes: no reset
+        assert all(read_head(s, 1).startswith(b"HTTP/1.1 503 ") for s in silent[:10])
+        # The ones it holds are closed once the head deadline passes; then it answers again.
+        wait_until(lambda: all(select.select([s], [], [], 0)[0] for s in held), timeout=30,
+                   message="idle inspector connections never timed out")
+        assert all(read_head(s, 1) == b"" for s in held)
+        assert api(base, "/api/tunnels")[0] == 200
+    finally:
+        for s in idle:
+            s.close()

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace porthole::config {
 namespace {
 
@@ -124,6 +130,86 @@ TEST(ClientConfig, NonAsciiIsRefusedBeforeTheParserSeesIt) {
     auto bad = load_client_text("server = \"x:1\"\ntoken = 2\"1\xd2\x94\"\n", "p.toml");
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.error().find("p.toml:2: a non-ASCII character"), std::string::npos) << bad.error();
+}
+
+}  // namespace
+}  // namespace porthole::config
+
+namespace porthole::config {
+namespace {
+
+TEST(TokenFile, TakesTheFirstLineThatIsNotBlankOrAComment) {
+    EXPECT_EQ(token_in_text("s3cret\n", "t").value(), "s3cret");
+    EXPECT_EQ(token_in_text("# for relay.example.com\n\n \t s3cret \r\nnext\n", "t").value(),
+              "s3cret");
+    EXPECT_EQ(token_in_text("no newline at the end", "t").value(), "no newline at the end");
+    for (const char* empty : {"", "\n\n", "# only a comment\n   \r\n"}) {
+        auto none = token_in_text(empty, "/etc/porthole/token");
+        ASSERT_FALSE(none) << empty;
+        EXPECT_EQ(none.error().rfind("/etc/porthole/token: ", 0), 0u) << none.error();
+    }
+}
+
+TEST(TokenFile, ErrorsNameTheFileAndNeverItsContents) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("porthole-token-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto path = (dir / "token").string();
+    std::ofstream(path) << "# a comment\nkept-private\n";
+    ::chmod(path.c_str(), 0600);
+    auto read = read_token_file(path);
+    ASSERT_TRUE(read) << read.error();
+    EXPECT_EQ(read->token, "kept-private");
+    EXPECT_EQ(read->warning, "");
+
+    ::chmod(path.c_str(), 0644);
+    read = read_token_file(path);
+    ASSERT_TRUE(read) << read.error();
+    EXPECT_NE(read->warning.find("chmod 600 " + path), std::string::npos) << read->warning;
+    EXPECT_EQ(read->warning.find("kept-private"), std::string::npos);
+
+    for (const auto& bad : {(dir / "missing").string(), dir.string()}) {
+        auto error = read_token_file(bad);
+        ASSERT_FALSE(error) << bad;
+        EXPECT_EQ(error.error().rfind(bad + ": cannot read the token file: ", 0), 0u)
+            << error.error();
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(TokenFile, OthersMayReadWhenGroupOrWorldBitsAreSet) {
+    EXPECT_FALSE(others_may_read(0600));
+    EXPECT_FALSE(others_may_read(0400));
+    EXPECT_FALSE(others_may_read(0620));
+    EXPECT_TRUE(others_may_read(0640));
+    EXPECT_TRUE(others_may_read(0604));
+    EXPECT_TRUE(others_may_read(0644));
+}
+
+TEST(TokenFile, CommandLineTokenWarnsOnlyOffLoopback) {
+    for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"})
+        EXPECT_EQ(command_line_token_warning({host, 7835}, "--token-file FILE"), "") << host;
+    for (const char* host : {"relay.example.com", "0.0.0.0", "::", "192.0.2.1"}) {
+        const auto w = command_line_token_warning({host, 7835}, "--token-file FILE");
+        EXPECT_NE(w.find("--token is visible to every user"), std::string::npos) << host;
+        EXPECT_NE(w.find("use --token-file FILE instead"), std::string::npos) << w;
+    }
+}
+
+TEST(ClientConfig, TokenFileKeyIsTakenFromTheConfigFilesDirectory) {
+    auto file =
+        load_client_text("token_file = \"relay.token\"\n", "/home/me/.config/porthole/p.toml");
+    ASSERT_TRUE(file) << file.error();
+    EXPECT_EQ(file->token_file, "/home/me/.config/porthole/relay.token");
+    EXPECT_FALSE(file->token);
+    file = load_client_text("token_file = \"/run/secrets/token\"\n", "/etc/p.toml");
+    ASSERT_TRUE(file) << file.error();
+    EXPECT_EQ(file->token_file, "/run/secrets/token");
+
+    auto both = load_client_text("token = \"t\"\ntoken_file = \"/run/secrets/token\"\n", "p.toml");
+    ASSERT_FALSE(both);
+    EXPECT_EQ(both.error(), "p.toml:2: give token or token_file, not both");
+    EXPECT_FALSE(load_client_text("token_file = \"\"\n", "p.toml"));
 }
 
 }  // namespace
