@@ -106,6 +106,14 @@ std::optional<rejection> field_problem(boost::beast::http::field name, std::stri
     return std::nullopt;
 }
 
+bool head_complete(std::string_view bytes, std::size_t from) {
+    for (auto lf = bytes.find('\n', from); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1)) {
+        const auto rest = bytes.substr(lf + 1);
+        if (rest.starts_with('\n') || rest.starts_with("\r\n")) return true;
+    }
+    return false;
+}
+
 std::string_view origin_form(std::string_view target) {
     const std::size_t scheme = scheme_length(target);
     if (scheme == 0) return target;

@@ -2,9 +2,11 @@
 // HTTP/1.x framing for the relay: a Beast parser that records the head and tracks where the body
 // ends without copying it, so the relay can forward body bytes exactly as they arrived.
 #include <boost/beast/http/basic_parser.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,19 +64,43 @@ struct rejection {
 std::optional<rejection> field_problem(boost::beast::http::field name, std::string_view value,
                                        bool request);
 
-// Chunk sizes above this are refused: two parsers must never disagree on where a chunk ends.
+// Chunk sizes above this, or written with more digits (leading zeros included), are refused: two
+// parsers must never disagree on where a chunk ends, and some read only so many digits.
 inline constexpr std::uint64_t max_chunk_size = std::uint64_t{1} << 48;
+inline constexpr std::size_t max_chunk_size_digits = 16;
+
+// True once `bytes` hold a whole head: an empty line (CRLF or bare LF, so a head with bare LFs
+// reaches the parser and is refused instead of waited for), looked for from `from` on.
+bool head_complete(std::string_view bytes, std::size_t from = 0);
 
 template <bool IsRequest>
 class framer : public boost::beast::http::basic_parser<IsRequest> {
 public:
     // `record_fields` false keeps only the start line: enough to frame a response.
     explicit framer(std::size_t header_limit = 64 * 1024, bool record_fields = true)
-        : record_fields_(record_fields) {
+        : header_limit_(header_limit), record_fields_(record_fields) {
         this->eager(false);  // stop after the head so it can be rewritten before the body moves
         this->body_limit(boost::none);
         this->header_limit(static_cast<std::uint32_t>(header_limit));
     }
+    // The head is parsed in one piece: until its end has arrived nothing is consumed, so the
+    // caller's buffer holds the whole raw head when the head is done (checked as one by
+    // check_raw_head) and no field line is parsed twice. Body bytes go through as they come.
+    template <class Buffer>
+    std::size_t put(const Buffer& buffer, boost::beast::error_code& ec) {
+        const std::string_view bytes(static_cast<const char*>(buffer.data()), buffer.size());
+        if (!this->is_header_done() && !head_complete(bytes, scanned_)) {
+            // The next look starts where this one ended (a head arriving a byte at a time must
+            // not be scanned from its start each time), less the two bytes an end could span.
+            scanned_ = bytes.size() < 2 ? 0 : bytes.size() - 2;
+            ec = bytes.size() >= header_limit_ ? boost::beast::http::error::header_limit
+                                                : boost::beast::http::error::need_more;
+            return 0;
+        }
+        input_ = bytes;
+        return base::put(boost::asio::const_buffer(bytes.data(), bytes.size()), ec);
+    }
+
     const message_head& head() const { return head_; }
     // Why parsing stopped, when a check of this framer's (not the parser's own) stopped it.
     const std::optional<rejection>& problem() const { return problem_; }
@@ -82,6 +108,7 @@ public:
     void capture_body(body_capture* c) { capture_ = c; }
 
 private:
+    using base = boost::beast::http::basic_parser<IsRequest>;
     using error_code = boost::beast::error_code;
     using string_view = boost::beast::string_view;
 
@@ -103,6 +130,8 @@ private:
         if (f == field::content_length || f == field::transfer_encoding || f == field::connection) {
             if (f == field::transfer_encoding && transfer_encodings_++ > 0)
                 problem_ = rejection{400, "more than one Transfer-Encoding field"};
+            else if (f == field::content_length && content_lengths_++ > 0)
+                problem_ = rejection{400, "more than one Content-Length field"};
             else
                 problem_ = field_problem(f, {value.data(), value.size()}, IsRequest);
             if (problem_) {
@@ -122,9 +151,18 @@ private:
         if (capture_) capture_->add({body.data(), body.size()});
         return body.size();
     }
-    void on_chunk_header_impl(std::uint64_t size, string_view, error_code& ec) override {
+    void on_chunk_header_impl(std::uint64_t size, string_view extensions,
+                              error_code& ec) override {
         ec = {};
-        if (size > max_chunk_size) {
+        // The size's digits end where its extensions start, inside the bytes given to put().
+        const char* end = extensions.data();
+        std::size_t digits = 0;
+        if (end >= input_.data() && end <= input_.data() + input_.size())
+            for (const char* p = end; p > input_.data() && std::isxdigit(
+                                                               static_cast<unsigned char>(p[-1]));
+                 --p)
+                ++digits;
+        if (size > max_chunk_size || digits > max_chunk_size_digits) {
             problem_ = rejection{400, "chunk size too large"};
             ec = boost::beast::http::error::bad_chunk;
         }
@@ -138,7 +176,11 @@ private:
 
     message_head head_;
     std::optional<rejection> problem_;
+    std::string_view input_;  // what the current put() parses
+    std::size_t header_limit_;
+    std::size_t scanned_ = 0;  // bytes of the head already searched for its end
     unsigned transfer_encodings_ = 0;
+    unsigned content_lengths_ = 0;
     bool record_fields_;
     body_capture* capture_ = nullptr;
 };

@@ -393,6 +393,58 @@ TEST(Verdict, AbsoluteFormMustNameTheHost) {
     EXPECT_EQ(verdict("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), std::nullopt);
 }
 
+TEST(Verdict, OneContentLengthFieldOnly) {
+    expect_rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+                    400, "more than one Content-Length");
+    expect_rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello",
+                    400, "Content-Length");
+}
+
+TEST(Verdict, ChunkSizesWithMoreThanSixteenDigitsAreRefused) {
+    const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (std::string_view body : {"0000000000000000000000005\r\nhello\r\n0\r\n\r\n",
+                                  "5\r\nhello\r\n00000000000000000\r\n\r\n"}) {
+        framer<true> f;
+        parse_head(f, head);
+        error_code ec;
+        put_body(f, body, ec);
+        EXPECT_TRUE(ec) << body;
+        EXPECT_EQ(rejection_for(f, ec).reason, "chunk size too large") << body;
+    }
+    framer<true> f;
+    parse_head(f, head);
+    error_code ec;
+    put_body(f, "0000000000000005\r\nhello\r\n0\r\n\r\n", ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(f.is_done());
+}
+
+// The relay consumes what the framer used after each read; the raw head it checks must still be
+// the whole head, or an obsolete fold in an early read would slip past check_raw_head.
+TEST(Framer, ConsumesNothingUntilTheWholeHeadHasArrived) {
+    const std::string text = "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\nX-B: 1\r\n\r\n";
+    for (std::size_t split = 1; split < text.size(); ++split) {
+        framer<true> f;
+        error_code ec;
+        EXPECT_EQ(put(f, std::string_view(text).substr(0, split), ec), 0u) << split;
+        EXPECT_EQ(ec, bhttp::error::need_more) << split;
+        const std::size_t used = put(f, text, ec);
+        ASSERT_TRUE(f.is_header_done()) << split << ": " << ec.message();
+        EXPECT_EQ(used, text.size());
+        const auto r = check_raw_head(std::string_view(text).substr(0, used));
+        ASSERT_TRUE(r) << split;
+        EXPECT_NE(r->reason.find("folding"), std::string::npos) << r->reason;
+    }
+}
+
+TEST(Framer, AHeadOfBareLineFeedsReachesTheParser) {
+    framer<true> f;
+    error_code ec;
+    put(f, "GET / HTTP/1.1\nHost: a\n\n", ec);
+    EXPECT_TRUE(ec);
+    EXPECT_NE(ec, bhttp::error::need_more);
+}
+
 TEST(OriginForm, DropsSchemeAndAuthority) {
     EXPECT_EQ(origin_form("/a/b?c"), "/a/b?c");
     EXPECT_EQ(origin_form("*"), "*");
