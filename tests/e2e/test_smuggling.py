@@ -135,8 +135,9 @@ def parse_responses(data, methods):
             data = rest
             continue
         method = methods[len(responses)] if len(responses) < len(methods) else "GET"
-        length = 0 if method == "HEAD" or status in (204, 304) else int(
-            headers.get("content-length", "0"))
+        # The relay's own answers carry their text whatever the method.
+        bodiless = status in (204, 304) or (method == "HEAD" and "x-origin" in headers)
+        length = 0 if bodiless else int(headers.get("content-length", "0"))
         if len(rest) < length:
             break
         responses.append(Response(status, headers, rest[:length]))
