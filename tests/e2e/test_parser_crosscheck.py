@@ -217,7 +217,8 @@ def test_what_reaches_the_tunnel_does_not_depend_on_where_reads_end(tmp_path):
             found.append("%s read as %d bytes, then the rest: %s (whole: %s)\n    %r" % (
                 name, verdict["split"], sent(verdict) or verdict.get("reason") or "nothing sent",
                 sent(whole[n]) or whole[n].get("reason") or "nothing sent", data[:300]))
-    assert not found, "%d inputs and read boundaries:\n%s" % (len(found), "\n".join(found[:SHOWN]))
+    assert not found, "%d places a read could end change what reaches the tunnel:\n%s" % (
+        len(found), "\n".join(found[:SHOWN]))
 
 
 @pytest.mark.parametrize("data, kind", [
