@@ -1336,7 +1336,7 @@ private:
         for (auto& [port, t] : tcp_tunnels_)
             if (t->acceptor) t->acceptor->close(ec);
         for (auto& [id, s] : sessions_) {
-            send(*s, protocol::goaway{"relay is shutting down"});
+            s->out.push(protocol::goaway{"relay is shutting down"});  // not send(): no erasing here
             s->pool.clear();
         }
         for (auto* w : watched_)
