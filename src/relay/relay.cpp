@@ -4,6 +4,7 @@
 #include "core/token_bucket.hpp"
 #include "http/host_route.hpp"
 #include "http/message_head.hpp"
+#include "net/address_group.hpp"
 #include "net/client_hello.hpp"
 #include "net/io_buffer.hpp"
 #include "net/frame_io.hpp"
@@ -295,7 +296,7 @@ private:
     asio::awaitable<void> serve_control_port(tcp::socket socket) {
         const std::string from = peer_ip(socket);
         asio::steady_timer deadline(io_, cfg_.handshake_timeout);
-        auto place = gate_.admit(from, [&deadline] { deadline.cancel(); });
+        auto place = gate_.admit(net::address_group(from), [&deadline] { deadline.cancel(); });
         if (!place) {
             if (handshake_log_.allow(clock::now()))
                 spdlog::info("control port: refused a connection from {}: it has {} unfinished "
@@ -849,19 +850,21 @@ private:
 
     // Counts a visitor connection for shutdown and for the per-address limit.
     struct visit_guard {
-        visit_guard(relay& r, std::string ip) : r(r), ip(std::move(ip)) {
+        visit_guard(relay& r, std::string ip)
+            : r(r), ip(std::move(ip)), counted_as(net::address_group(this->ip)) {
             ++r.active_visitors_;
-            within_limit = ++r.per_ip_[this->ip] <= r.max_connections_per_ip_;
+            within_limit = ++r.per_ip_[counted_as] <= r.max_connections_per_ip_;
         }
         ~visit_guard() {
             --r.active_visitors_;
-            if (auto it = r.per_ip_.find(ip); it != r.per_ip_.end() && --it->second == 0)
+            if (auto it = r.per_ip_.find(counted_as); it != r.per_ip_.end() && --it->second == 0)
                 r.per_ip_.erase(it);
         }
         visit_guard(const visit_guard&) = delete;
         visit_guard& operator=(const visit_guard&) = delete;
         relay& r;
         std::string ip;
+        std::string counted_as;
         bool within_limit;
     };
 
