@@ -117,17 +117,18 @@ LISTENERS AND NAMES
 
 CLIENTS
 
-  tokens = ["a-long-random-token", "sha256:9f86d0...0a08"]
-      list of strings; default none; --token. Accepted client tokens; "sha256:HEX" (64 hex
-      digits) gives the SHA-256 of a token instead of the token. Without any token the relay
-      accepts every client, and refuses to start so unless control_addr is loopback.
+  tokens = ["a-long-random-token", "verifier:5a1c...9e07"]
+      list of strings; default none; --token. Accepted client tokens: a token, or better its
+      "verifier:HEX" as `porthole token verifier` prints it (reading a verifier does not let
+      anyone log in), or "sha256:HEX", the SHA-256 of a token (as secret as the token: it is
+      the key a client proves it holds). Without any token the relay accepts every client, and
+      refuses to start so unless control_addr is loopback.
   tokens_file = "/etc/porthole/tokens"
-      string, a file; default none; --tokens-file. One token or sha256:HEX per line, # comments.
-      Prefer it (or tokens here, in a chmod 600 file) to --token: every local user can read a
-      command line, and a relay given --token off loopback warns so. Keep sha256: entries as
-      secret as tokens: the digest is the key the client proves it holds.
-  bound_names = { myapp = "sha256:9f86d0...0a08" }
-      table of NAME = token or "sha256:HEX"; default none. Only that token may take NAME.DOMAIN.
+      string, a file; default none; --tokens-file. One entry (as for tokens) per line,
+      # comments. Prefer it (or tokens here, in a chmod 600 file) to --token: every local user
+      can read a command line, and a relay given --token off loopback warns so.
+  bound_names = { myapp = "verifier:5a1c...9e07" }
+      table of NAME = an entry as for tokens; default none. Only that token may take NAME.DOMAIN.
   reserved_names = ["www", "api"]
       list of strings; default www, api, admin, mail, relay, status, dashboard, ns1, ns2, smtp,
       autoconfig, autodiscover. Names no client may take; the list replaces the default.

@@ -15,6 +15,7 @@
 #include <csignal>
 
 #include <iostream>
+#include <iterator>
 
 #include <unistd.h>
 
@@ -457,6 +458,16 @@ int main(int argc, char** argv) {
                       ->group("");  // hidden: for shell completion
     names->add_option("--config", names_file, "client config file");
 
+    std::string verifier_token_file;
+    auto* token_cmd = app.add_subcommand("token", "work with tokens");
+    token_cmd->require_subcommand(1);
+    auto* verifier_cmd = token_cmd->add_subcommand(
+        "verifier",
+        "print the verifier:HEX a relay's tokens file may hold instead of a token (reading it "
+        "does not let anyone log in); the token comes from --token-file or standard input");
+    verifier_cmd->add_option("--token-file", verifier_token_file, "file holding the token")
+        ->type_name("FILE");
+
     std::string completion_shell;
     auto* completion = app.add_subcommand(
         "completion", "print a shell completion script: source <(porthole completion bash)");
@@ -497,6 +508,28 @@ int main(int argc, char** argv) {
     if (*names) {
         for (const auto& t : load_client_file_or_fail(names_file).tunnels)
             std::cout << t.name << "\n";
+        return 0;
+    }
+    if (*verifier_cmd) {
+        std::string token;
+        if (!verifier_token_file.empty()) {
+            auto read = porthole::config::read_token_file(verifier_token_file);
+            if (!read) {
+                std::cerr << "porthole: error: " << read.error() << "\n";
+                return 1;
+            }
+            token = read->token;
+        } else {
+            const std::string input(std::istreambuf_iterator<char>(std::cin), {});
+            auto found = porthole::config::token_in_text(input, "standard input");
+            if (!found) {
+                std::cerr << "porthole: error: " << found.error() << "\n";
+                return 1;
+            }
+            token = *found;
+        }
+        const auto v = porthole::protocol::verifier_of(porthole::protocol::key_of_token(token));
+        std::cout << "verifier:" << porthole::protocol::to_hex(v) << "\n";
         return 0;
     }
     if (*help) return porthole::cli::run_help(app, help_words, std::cout, std::cerr);

@@ -15,7 +15,7 @@ struct server_config {
     endpoint http_addr{"127.0.0.1", 8080};
     endpoint control_addr{"127.0.0.1", 7835};
     port_range tcp_ports{20000, 20999};
-    std::vector<protocol::token_key> tokens;
+    std::vector<protocol::verifier> tokens;  // verifiers of the accepted tokens
     std::chrono::seconds lease_grace{60};
     std::chrono::milliseconds heartbeat{10000};
     std::chrono::seconds shutdown_timeout{10};
@@ -41,8 +41,8 @@ struct server_config {
     std::uint32_t max_sessions_per_token = 32;  // clients connected at once with one token
     // Frames a session may send per second (a burst of twice as many): over it, it is closed.
     std::uint32_t max_control_frames_per_second = 100;
-    // Names only one token may take: name -> SHA-256 of that token.
-    std::vector<std::pair<std::string, protocol::token_key>> bound_names;
+    // Names only one token may take: name -> that token's verifier.
+    std::vector<std::pair<std::string, protocol::verifier>> bound_names;
     bool json = false;
     // Client-relay transport: "auto" is TLS unless the control address is loopback.
     std::string control_tls = "auto";

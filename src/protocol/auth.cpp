@@ -5,6 +5,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <fmt/format.h>
+
 #include <stdexcept>
 
 namespace porthole::protocol {
@@ -38,25 +40,43 @@ token_key key_of_token(std::string_view token) {
     return k;
 }
 
-tl::expected<token_key, std::string> parse_token_entry(std::string_view entry) {
-    constexpr std::string_view prefix = "sha256:";
+verifier verifier_of(const token_key& key) {
+    verifier v{};
+    unsigned len = 0;
+    EVP_Digest(key.data(), key.size(), v.data(), &len, EVP_sha256(), nullptr);
+    return v;
+}
+
+tl::expected<verifier, std::string> parse_token_entry(std::string_view entry) {
     if (entry.empty()) return tl::unexpected(std::string("empty token"));
-    if (!entry.starts_with(prefix)) return key_of_token(entry);
-    entry.remove_prefix(prefix.size());
-    if (entry.size() != 64)
-        return tl::unexpected(std::string("a sha256: entry needs exactly 64 hex digits"));
-    token_key k{};
+    const auto colon = entry.find(':');
+    const std::string_view kind = entry.substr(0, colon == std::string_view::npos ? 0 : colon);
+    if (kind != "sha256" && kind != "verifier") return verifier_of(key_of_token(entry));
+    const std::string_view hex = entry.substr(colon + 1);
+    if (hex.size() != 64)
+        return tl::unexpected(fmt::format("a {}: entry needs exactly 64 hex digits", kind));
+    key32 k{};
     for (std::size_t i = 0; i < k.size(); ++i) {
-        const int hi = hex_digit(entry[2 * i]), lo = hex_digit(entry[2 * i + 1]);
+        const int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return tl::unexpected(std::string("a sha256: entry may hold only hex digits"));
+            return tl::unexpected(fmt::format("a {}: entry may hold only hex digits", kind));
         k[i] = static_cast<std::uint8_t>(hi * 16 + lo);
     }
-    return k;
+    return kind == "sha256" ? verifier_of(k) : k;
 }
 
 key32 session_proof(const token_key& key, const key32& nonce, const id16& client_id) {
-    return hmac(key, "porthole-auth-v1", nonce, client_id);
+    key32 proof = hmac(verifier_of(key), "porthole-auth-v2", nonce, client_id);
+    for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= key[i];
+    return proof;
+}
+
+std::optional<token_key> check_session_proof(const verifier& v, const key32& nonce,
+                                             const id16& client_id, const key32& proof) {
+    token_key key = hmac(v, "porthole-auth-v2", nonce, client_id);
+    for (std::size_t i = 0; i < key.size(); ++i) key[i] ^= proof[i];
+    if (!equal_constant_time(verifier_of(key), v)) return std::nullopt;
+    return key;
 }
 
 key32 data_key(const token_key& key, const key32& session_nonce, const id16& client_id) {

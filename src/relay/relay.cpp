@@ -98,7 +98,7 @@ struct session {
     protocol::id16 id{};
     std::string id_hex;
     owner_key owner;
-    protocol::token_key token{};  // zeros on a relay without tokens
+    protocol::verifier token{};  // which token: its verifier; zeros on a relay without tokens
     protocol::key32 data_key{};
     net::stream control;
     net::frame_queue out;
@@ -275,7 +275,8 @@ private:
     struct new_session {
         net::stream stream;
         protocol::hello hello;
-        protocol::token_key key;
+        protocol::verifier verifier;  // which token
+        protocol::token_key key;  // the key the client proved it holds
         protocol::key32 nonce;  // the session's CHALLENGE
     };
     struct new_data_connection {
@@ -400,7 +401,7 @@ private:
                             "PORTHOLE_TOKEN)");
             co_return std::monostate{};
         }
-        co_return new_session{std::move(stream), std::move(hello), *key, nonce};
+        co_return new_session{std::move(stream), std::move(hello), key->verifier, key->key, nonce};
     }
 
     asio::awaitable<handshake_result> authenticate_data(net::stream stream,
@@ -439,7 +440,7 @@ private:
 
     // The session's reader loop; the session ends when this returns.
     asio::awaitable<void> run_session(new_session n, std::string from) {
-        const std::string token_hex = protocol::to_hex(n.key);
+        const std::string token_hex = protocol::to_hex(n.verifier);
         const owner_key owner = token_hex + protocol::to_hex(n.hello.client_id);
         if (!cfg_.tokens.empty()) {
             std::uint32_t open = 0;
@@ -464,7 +465,7 @@ private:
         s->id = protocol::random_bytes<16>();
         s->id_hex = protocol::to_hex(s->id);
         s->owner = owner;
-        s->token = n.key;
+        s->token = n.verifier;
         // A relay without tokens has no secret the key could come from: it hands the key over.
         s->data_key = cfg_.tokens.empty() ? protocol::random_bytes<32>()
                                           : protocol::data_key(n.key, n.nonce, n.hello.client_id);
@@ -517,14 +518,20 @@ private:
         close_session(*s);
     }
 
-    std::optional<protocol::token_key> authenticate(const protocol::key32& nonce,
-                                                    const protocol::id16& client_id,
-                                                    const protocol::key32& proof) const {
-        if (cfg_.tokens.empty()) return protocol::token_key{};
-        std::optional<protocol::token_key> match;
-        for (const auto& key : cfg_.tokens)  // every token is checked, so timing reveals nothing
-            if (protocol::equal_constant_time(protocol::session_proof(key, nonce, client_id), proof))
-                match = key;
+    // The verifier a proof matched and the key behind it; a relay without tokens takes anyone,
+    // as the zero verifier.
+    struct authenticated {
+        protocol::verifier verifier{};
+        protocol::token_key key{};
+    };
+    std::optional<authenticated> authenticate(const protocol::key32& nonce,
+                                              const protocol::id16& client_id,
+                                              const protocol::key32& proof) const {
+        if (cfg_.tokens.empty()) return authenticated{};
+        std::optional<authenticated> match;
+        for (const auto& v : cfg_.tokens)  // every token is checked, so timing reveals nothing
+            if (auto key = protocol::check_session_proof(v, nonce, client_id, proof))
+                match = authenticated{v, *key};
         return match;
     }
 

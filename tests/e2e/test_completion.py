@@ -22,7 +22,8 @@ import pytest
 
 from helpers import BIN, REPO
 
-SUBCOMMANDS = {"version", "help", "server", "http", "tcp", "tls", "start", "config", "completion"}
+SUBCOMMANDS = {"version", "help", "server", "http", "tcp", "tls", "start", "config", "token",
+               "completion"}
 TOPICS = ["config", "server-config", "inspector", "routing"]
 LOG_LEVELS = {"trace", "debug", "info", "warn", "error", "off"}
 
@@ -146,7 +147,7 @@ def test_bash_subcommands(bash_script, bin_dir):
 
 
 @pytest.mark.parametrize("command", ["", "server", "http", "tcp", "tls", "start", "config check",
-                                     "completion", "help", "version"])
+                                     "token verifier", "completion", "help", "version"])
 def test_bash_flags_are_those_of_help(bash_script, bin_dir, command):
     words = command.split()
     offered = set(bash_complete(bash_script, bin_dir, *words, "--"))

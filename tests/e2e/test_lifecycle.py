@@ -1,9 +1,10 @@
 """Reconnects, authentication, start-up failures and signals."""
 import re
 import signal
+import subprocess
 import time
 
-from helpers import curl, free_port, wait_until
+from helpers import BIN, curl, free_port, wait_until
 
 
 def get_ok(url):
@@ -93,6 +94,31 @@ def test_tokens_file(make_relay, make_agent, origin, tmp_path):
     relay = make_relay("--tokens-file", tokens)
     agent = make_agent(relay, "http", origin.port, token="beta")
     assert get_ok(agent.ready["url"])
+
+
+def test_a_tokens_file_of_verifiers_lets_clients_in_but_not_its_readers(make_relay, make_agent,
+                                                                         origin, tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("# the client's token\ngamma-token\n")
+    secret.chmod(0o600)
+    p = subprocess.run([BIN, "token", "verifier", "--token-file", str(secret)], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.strip()
+    assert re.fullmatch(r"verifier:[0-9a-f]{64}", line), line
+    same = subprocess.run([BIN, "token", "verifier"], input="gamma-token\n", capture_output=True,
+                          text=True, timeout=10)
+    assert same.stdout.strip() == line, same
+    assert "gamma-token" not in line
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(line + "\n")
+    relay = make_relay("--tokens-file", tokens)
+    agent = make_agent(relay, "http", origin.port, "--token-file", secret)
+    assert get_ok(agent.ready["url"])
+    # Whoever reads the relay's file holds the verifier, not the token: used as a token, it fails.
+    thief = make_agent(relay, "http", origin.port, token=line.split(":", 1)[1], wait_ready=False)
+    assert thief.wait_exit(10) != 0
+    assert "did not accept this token" in thief.stderr_text(), thief.describe()
 
 
 def test_relay_unreachable_at_start(make_agent):

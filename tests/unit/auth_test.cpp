@@ -59,18 +59,33 @@ TEST(AuthKeyOfToken, DistinguishesTokens) {
 TEST(AuthParseTokenEntry, PlainTokenIsHashed) {
     auto key = parse_token_entry("abc");
     ASSERT_TRUE(key) << key.error();
-    EXPECT_EQ(*key, key_of_token("abc"));
+    EXPECT_EQ(*key, verifier_of(key_of_token("abc")));
+}
+
+TEST(AuthParseTokenEntry, VerifierEntryIsKeptAsItIs) {
+    const verifier v = verifier_of(key_of_token("tok"));
+    auto parsed = parse_token_entry("verifier:" + to_hex(v));
+    ASSERT_TRUE(parsed) << parsed.error();
+    EXPECT_EQ(*parsed, v);
+    auto bad = parse_token_entry("verifier:abcd");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("verifier: entry needs exactly 64"), std::string::npos) << bad.error();
+}
+
+TEST(AuthVerifier, IsSha256OfTheKey) {
+    const token_key key = key_of_token("abc");
+    EXPECT_EQ(to_hex(verifier_of(key)), to_hex(key_of_token(chars(key))));
 }
 
 TEST(AuthParseTokenEntry, DigestEntryEqualsKeyOfPlainToken) {
     const token_key plain = key_of_token("correct horse battery staple");
     auto key = parse_token_entry("sha256:" + to_hex(plain));
     ASSERT_TRUE(key) << key.error();
-    EXPECT_EQ(*key, plain);
+    EXPECT_EQ(*key, verifier_of(plain));
 
     auto abc = parse_token_entry(std::string("sha256:") + std::string(sha256_abc));
     ASSERT_TRUE(abc) << abc.error();
-    EXPECT_EQ(*abc, key_of_token("abc"));
+    EXPECT_EQ(*abc, verifier_of(key_of_token("abc")));
 }
 
 TEST(AuthParseTokenEntry, DigestAcceptsUppercaseHex) {
@@ -78,7 +93,7 @@ TEST(AuthParseTokenEntry, DigestAcceptsUppercaseHex) {
     for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     auto key = parse_token_entry("sha256:" + upper);
     ASSERT_TRUE(key) << key.error();
-    EXPECT_EQ(*key, key_of_token("abc"));
+    EXPECT_EQ(*key, verifier_of(key_of_token("abc")));
 }
 
 TEST(AuthParseTokenEntry, RejectsEmptyEntry) {
@@ -113,8 +128,37 @@ TEST(AuthSessionProof, MatchesHmacOverLabelNonceAndClientId) {
     const token_key key = key_of_token("tok");
     const key32 nonce = filled<32>(0x5a);
     const id16 client = filled<16>(0x33);
-    EXPECT_EQ(session_proof(key, nonce, client),
-              reference_hmac(key, {"porthole-auth-v1", chars(nonce), chars(client)}));
+    key32 expected = reference_hmac(verifier_of(key), {"porthole-auth-v2", chars(nonce), chars(client)});
+    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] ^= key[i];
+    EXPECT_EQ(session_proof(key, nonce, client), expected);
+}
+
+TEST(AuthCheckSessionProof, TheVerifierChecksAProofAndRecoversTheKey) {
+    const token_key key = key_of_token("tok");
+    const verifier v = verifier_of(key);
+    const key32 nonce = filled<32>(7);
+    const id16 client = filled<16>(8);
+    const auto recovered = check_session_proof(v, nonce, client, session_proof(key, nonce, client));
+    ASSERT_TRUE(recovered);
+    EXPECT_EQ(*recovered, key);
+
+    EXPECT_FALSE(check_session_proof(verifier_of(key_of_token("other")), nonce, client,
+                                     session_proof(key, nonce, client)));
+    key32 other_nonce = nonce;
+    other_nonce[0] ^= 1;
+    EXPECT_FALSE(check_session_proof(v, other_nonce, client, session_proof(key, nonce, client)));
+}
+
+// What the relay stores is not enough to log in: a proof made from the verifier in place of the
+// key (what a stolen tokens file allows) is refused.
+TEST(AuthCheckSessionProof, AVerifierCannotMakeAProof) {
+    const token_key key = key_of_token("tok");
+    const verifier v = verifier_of(key);
+    const key32 nonce = filled<32>(3);
+    const id16 client = filled<16>(4);
+    EXPECT_FALSE(check_session_proof(v, nonce, client, session_proof(v, nonce, client)));
+    EXPECT_FALSE(check_session_proof(v, nonce, client,
+                                     reference_hmac(v, {"porthole-auth-v2", chars(nonce), chars(client)})));
 }
 
 TEST(AuthSessionProof, IsDeterministic) {

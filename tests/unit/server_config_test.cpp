@@ -84,9 +84,9 @@ TEST_F(ServerConfig, LoadAppliesEveryKey) {
     EXPECT_EQ(cfg.tcp_ports.low, 30000);
     EXPECT_EQ(cfg.tcp_ports.high, 30009);
     ASSERT_EQ(cfg.tokens.size(), 3u);
-    EXPECT_EQ(cfg.tokens[0], protocol::key_of_token("alpha"));
-    EXPECT_EQ(cfg.tokens[1], protocol::key_of_token("beta"));
-    EXPECT_EQ(cfg.tokens[2], protocol::key_of_token("from-file"));
+    EXPECT_EQ(cfg.tokens[0], protocol::verifier_of(protocol::key_of_token("alpha")));
+    EXPECT_EQ(cfg.tokens[1], protocol::verifier_of(protocol::key_of_token("beta")));
+    EXPECT_EQ(cfg.tokens[2], protocol::verifier_of(protocol::key_of_token("from-file")));
     EXPECT_EQ(cfg.lease_grace, 5s);
     EXPECT_EQ(cfg.shutdown_timeout, 3s);
     EXPECT_EQ(cfg.header_timeout, 7s);
@@ -112,13 +112,13 @@ TEST_F(ServerConfig, LoadEmptyFile) {
 }
 
 TEST_F(ServerConfig, LoadAppendsTokens) {
-    cfg.tokens.push_back(protocol::key_of_token("existing"));
+    cfg.tokens.push_back(protocol::verifier_of(protocol::key_of_token("existing")));
     const std::string path = write("server.toml", "tokens = [\"new\"]\n");
     auto r = load_server_file(path, cfg);
     ASSERT_TRUE(r) << r.error();
     ASSERT_EQ(cfg.tokens.size(), 2u);
-    EXPECT_EQ(cfg.tokens[0], protocol::key_of_token("existing"));
-    EXPECT_EQ(cfg.tokens[1], protocol::key_of_token("new"));
+    EXPECT_EQ(cfg.tokens[0], protocol::verifier_of(protocol::key_of_token("existing")));
+    EXPECT_EQ(cfg.tokens[1], protocol::verifier_of(protocol::key_of_token("new")));
 }
 
 TEST_F(ServerConfig, UnknownKeyNamesFileLineAndKey) {
@@ -252,19 +252,19 @@ TEST_F(ServerConfig, TokensFileSkipsCommentsAndBlankLines) {
     auto r = load_tokens_file(path, cfg);
     ASSERT_TRUE(r) << r.error();
     ASSERT_EQ(cfg.tokens.size(), 5u);
-    EXPECT_EQ(cfg.tokens[0], protocol::key_of_token("first"));
-    EXPECT_EQ(cfg.tokens[1], protocol::key_of_token("second"));
-    EXPECT_EQ(cfg.tokens[2], protocol::key_of_token("hashed"));
-    EXPECT_EQ(cfg.tokens[3], protocol::key_of_token("crlf"));
-    EXPECT_EQ(cfg.tokens[4], protocol::key_of_token("last-without-newline"));
+    EXPECT_EQ(cfg.tokens[0], protocol::verifier_of(protocol::key_of_token("first")));
+    EXPECT_EQ(cfg.tokens[1], protocol::verifier_of(protocol::key_of_token("second")));
+    EXPECT_EQ(cfg.tokens[2], protocol::verifier_of(protocol::key_of_token("hashed")));
+    EXPECT_EQ(cfg.tokens[3], protocol::verifier_of(protocol::key_of_token("crlf")));
+    EXPECT_EQ(cfg.tokens[4], protocol::verifier_of(protocol::key_of_token("last-without-newline")));
 }
 
 TEST_F(ServerConfig, TokensFileAppends) {
-    cfg.tokens.push_back(protocol::key_of_token("existing"));
+    cfg.tokens.push_back(protocol::verifier_of(protocol::key_of_token("existing")));
     const std::string path = write("tokens.txt", "added\n");
     ASSERT_TRUE(load_tokens_file(path, cfg));
     ASSERT_EQ(cfg.tokens.size(), 2u);
-    EXPECT_EQ(cfg.tokens[1], protocol::key_of_token("added"));
+    EXPECT_EQ(cfg.tokens[1], protocol::verifier_of(protocol::key_of_token("added")));
 }
 
 TEST_F(ServerConfig, TokensFileEmpty) {
@@ -317,7 +317,7 @@ TEST_F(ServerConfig, ValidateAcceptsLoopbackControlWithoutTokens) {
 
 TEST_F(ServerConfig, ValidateAcceptsPublicControlWithToken) {
     cfg.control_addr = {"0.0.0.0", 7835};
-    cfg.tokens.push_back(protocol::key_of_token("secret"));
+    cfg.tokens.push_back(protocol::verifier_of(protocol::key_of_token("secret")));
     auto r = validate(cfg);
     EXPECT_TRUE(r) << r.error();
 }
