@@ -1,0 +1,259 @@
+"""The relay's defences on its control port and HTTPS edge, seen as an attacker and a user see them.
+
+A Python client (wire.py) does what the real one never would: stalls handshakes, floods a
+session, never reads, replays a data connection, forges log lines. Attackers connect from
+127.0.0.2 and up, so the relay tells them from the legitimate client on 127.0.0.1. Each test says
+what it would see if its defence were missing.
+"""
+import os
+import re
+import select
+import selectors
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import wire
+from helpers import Relay, curl, unquarantined_env, vm_hwm_kib, wait_until
+
+SANITIZED = bool(os.environ.get("PORTHOLE_SANITIZED"))
+RSS_LIMIT_KIB = 40 * 1024  # the relay idles at about 8 MiB
+HANDSHAKE_TIMEOUT = 2
+HEADER_TIMEOUT = 2
+SLACK = 1.5  # seconds a deadline may be late on a loaded two-core machine
+
+FLOOD_TOKEN = "flood-token"
+TENANT_TOKEN = "tenant-token"
+SESSIONS_TOKEN = "sessions-token"
+LEASE_TOKEN = "lease-token"
+OTHER_TOKEN = "other-token"
+REPLAY_TOKEN = "replay-token"
+TOKENS = (FLOOD_TOKEN, TENANT_TOKEN, SESSIONS_TOKEN, LEASE_TOKEN, OTHER_TOKEN, REPLAY_TOKEN)
+
+
+def write_config(directory, text):
+    path = directory / "relay.toml"
+    path.write_text(text)
+    return path
+
+
+def relay_with(group, directory, text, *extra, cls=Relay, env=None):
+    return cls(group, extra=("--config", str(write_config(directory, text))) + extra, env=env)
+
+
+class DescriptorLimitedRelay(Relay):
+    """A relay started under `prlimit --nofile=256:256`: 256 descriptors, soft and hard."""
+
+    @property
+    def args(self):
+        return ["prlimit", "--nofile=256:256"] + super().args
+
+
+def log_of(relay):
+    return relay.proc.stderr_text()
+
+
+def wait_log(relay, pattern, timeout=5.0):
+    """Waits for a line of the relay's stderr matching the regex `pattern`; returns the match."""
+    rx = re.compile(pattern)
+    try:
+        return wait_until(lambda: rx.search(log_of(relay)), timeout=timeout)
+    except TimeoutError:
+        raise AssertionError("the relay never logged /%s/ within %.1fs\n%s" % (
+            pattern, timeout, log_of(relay)[-4000:]))
+
+
+def timed_curl(url, *args):
+    start = time.monotonic()
+    r = curl(url, *args, timeout=10)
+    return time.monotonic() - start, r
+
+
+def serve_one_request(data_conn, body):
+    """Plays the client's end of an HTTP stream: STREAM_START, STREAM_READY, one exchange.
+    Returns the request head the relay forwarded."""
+    start = data_conn.wait_stream(timeout=10)
+    data_conn.ready()
+    head = data_conn.read_until(b"\r\n\r\n")
+    data_conn.send_raw(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                       % (len(body), body))
+    return start, head
+
+
+def close_times(socks, timeout):
+    """For each socket, seconds from the call until the peer closed it (None: still open at the
+    deadline). Bytes the peer sends are read and dropped."""
+    start = time.monotonic()
+    result = [None] * len(socks)
+    index = {s.fileno(): i for i, s in enumerate(socks)}
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    try:
+        while index:
+            left = start + timeout - time.monotonic()
+            if left <= 0:
+                break
+            for key, _ in sel.select(left):
+                try:
+                    closed = not key.fileobj.recv(65536)
+                except (ConnectionResetError, BrokenPipeError):
+                    closed = True
+                except BlockingIOError:
+                    closed = False
+                if closed:
+                    result[index.pop(key.fileobj.fileno())] = time.monotonic() - start
+                    sel.unregister(key.fileobj)
+    finally:
+        sel.close()
+    return result
+
+
+def client_hello(server_name):
+    """The bytes of a real TLS ClientHello for `server_name`."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+# Handshakes a flood starts and never finishes, in turn: a HELLO then silence (the relay answers
+# CHALLENGE and waits for AUTH), a header announcing a 64 KiB frame and a few bytes of it (over the
+# 1 KiB allowed before authentication), half a HELLO.
+STALLS = (
+    wire.encode(wire.HELLO, min_version=2, max_version=2, client_id=bytes(16), agent="flood"),
+    wire.header(65536) + bytes([wire.HELLO]) + b"\0\2\0\2",
+    wire.header(40) + bytes([wire.HELLO]) + b"\0\2",
+)
+
+
+class HandshakeFlood:
+    """Control-port connections from `source` that never finish their handshake, held open from
+    this side. While `refill` is on, each one the relay closes is opened again (at most `rate` a
+    second), so the pressure lasts as long as the test needs it. `lifetimes` holds, for each
+    connection the relay closed, how long it lived."""
+
+    def __init__(self, port, source, count, rate=500):
+        self.port, self.source, self.rate = port, source, rate
+        self.lifetimes = []
+        self.opened = 0
+        self.refill = True
+        self.sel = selectors.DefaultSelector()
+        self._stop = False
+        for _ in range(count):
+            self._open()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _open(self):
+        s = wire.open_socket("127.0.0.1", self.port, self.source)
+        try:
+            s.sendall(STALLS[self.opened % len(STALLS)])
+        except OSError:
+            pass  # closed at once: the watcher sees it
+        s.setblocking(False)
+        self.sel.register(s, selectors.EVENT_READ, time.monotonic())
+        self.opened += 1
+
+    def open_count(self):
+        return len(self.sel.get_map())
+
+    def _run(self):
+        owed, budget, refilled = 0, 0.0, time.monotonic()
+        while not self._stop:
+            for key, _ in self.sel.select(0.02):
+                try:
+                    closed = not key.fileobj.recv(65536)  # CHALLENGE is read and ignored
+                except (ConnectionResetError, BrokenPipeError):
+                    closed = True
+                except BlockingIOError:
+                    closed = False
+                if closed:
+                    self.lifetimes.append(time.monotonic() - key.data)
+                    self.sel.unregister(key.fileobj)
+                    key.fileobj.close()
+                    owed += 1
+            now = time.monotonic()
+            budget = min(self.rate, budget + (now - refilled) * self.rate)
+            refilled = now
+            while self.refill and owed and budget >= 1:
+                self._open()
+                owed -= 1
+                budget -= 1
+
+    def close(self):
+        self._stop = True
+        self._thread.join(5)
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+        self.sel.close()
+
+
+# ---------------------------------------------------------------------------
+# shared relays
+
+
+@pytest.fixture(scope="module")
+def open_relay(module_group):
+    """A relay without tokens: any proof passes and WELCOME hands over the data key."""
+    return module_group.relay()
+
+
+@pytest.fixture(scope="module")
+def token_relay(module_group, tmp_path_factory):
+    text = "tokens = [%s]\nmax_sessions_per_token = 2\n" % ", ".join('"%s"' % t for t in TOKENS)
+    return relay_with(module_group, tmp_path_factory.mktemp("token-relay"), text,
+                      env=unquarantined_env())
+
+
+@pytest.fixture(scope="module")
+def https_relay(module_group, tmp_path_factory, module_origin):
+    directory = tmp_path_factory.mktemp("https-relay")
+    from helpers import free_port
+    https_port = free_port()
+    relay = relay_with(module_group, directory, "max_connections_per_ip = 20\n",
+                       "--https-addr", "127.0.0.1:%d" % https_port,
+                       "--tls-self-signed", str(directory / "ca"),
+                       "--header-timeout", str(HEADER_TIMEOUT))
+    relay.https_port = https_port
+    relay.ca = str(directory / "ca" / "ca.pem")
+    agent = module_group.agent(relay, "http", module_origin.port, "--subdomain", "secure")
+    relay.secure_url = agent.ready["url"]
+    assert relay.secure_url == "https://secure.localhost:%d" % https_port
+    return relay
+
+
+# ---------------------------------------------------------------------------
+# the wire client itself
+
+
+def test_wire_client_serves_a_visitor(open_relay):
+    # The Python client is a client: it opens a tunnel and answers a curl over a data connection
+    # it authenticated with WELCOME's open_data_key.
+    control = wire.Control.connect("127.0.0.1", open_relay.control_port)
+    welcome = control.login()
+    assert any(welcome.open_data_key), "a relay without tokens hands the data key over"
+    opened = control.open_tunnel(wire.KIND_HTTP, name="wire")
+    assert opened.type == wire.TUNNEL_OPENED, opened
+    assert opened.url == open_relay.url("wire")
+    control.ping(7)
+    data = wire.data_connection(control, "127.0.0.1", open_relay.control_port)
+    with ThreadPoolExecutor(1) as pool:
+        visitor = pool.submit(curl, open_relay.url("wire") + "/from-curl", timeout=10)
+        start, head = serve_one_request(data, b"served by wire.py\n")
+        r = visitor.result()
+    assert start.tunnel_id == opened.tunnel_id and start.visitor == "127.0.0.1"
+    assert head.startswith(b"GET /from-curl HTTP/1.1\r\n"), head
+    assert r.status == 200 and r.body == b"served by wire.py\n", r
+    control.goaway()
+    assert control.closed_by_peer(5)
+    data.close()
