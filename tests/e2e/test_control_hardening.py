@@ -149,6 +149,7 @@ class HandshakeFlood:
         self.refill = True
         self.sel = selectors.DefaultSelector()
         self._stop = False
+        self.started = time.monotonic()
         for _ in range(count):
             self._open()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -257,3 +258,46 @@ def test_wire_client_serves_a_visitor(open_relay):
     control.goaway()
     assert control.closed_by_peer(5)
     data.close()
+
+
+# ---------------------------------------------------------------------------
+# before authentication
+
+
+def test_handshake_flood_spares_a_real_client(group, tmp_path, module_origin):
+    # A relay with 256 descriptors and 300 connections from one address that never finish their
+    # handshake, reopened as fast as the relay closes them. Without the handshake gate and its cap
+    # at an eighth of the descriptor limit, the flood would take every descriptor: accept fails
+    # with EMFILE ("accept on the control listener failed"), the real client never gets ready, and
+    # without handshake_timeout the stalled connections would live as long as the flood likes.
+    relay = relay_with(group, tmp_path,
+                       "handshake_timeout = %d\nmax_unauthenticated = 1000\n"
+                       "max_unauthenticated_per_ip = 1000\n" % HANDSHAKE_TIMEOUT,
+                       cls=DescriptorLimitedRelay, env=unquarantined_env())
+    with open("/proc/%d/comm" % relay.pid) as f:
+        assert f.read().strip() == "porthole", "prlimit should exec the relay in its place"
+    wait_log(relay, r"descriptor limit 256: .* and 32 unfinished control handshakes")
+    flood = HandshakeFlood(relay.control_port, "127.0.0.2", 300)
+    try:
+        agent = group.agent(relay, "http", module_origin.port)
+        # Visitors keep getting through for a whole handshake_timeout cycle of the flood: its
+        # stalled places expire and are taken again meanwhile.
+        until = flood.started + HANDSHAKE_TIMEOUT + 0.5
+        while time.monotonic() < until:
+            r = curl(agent.ready["url"] + "/")
+            assert r.status == 200 and r.body == b"hello from origin\n", r
+        assert flood.opened > 300 + 32 and flood.open_count() > 0, "the flood was on all along"
+        flood.refill = False
+        wait_until(lambda: flood.open_count() == 0, timeout=HANDSHAKE_TIMEOUT + 2 * SLACK,
+                   message="the relay should close every stalled handshake")
+    finally:
+        flood.close()
+    assert max(flood.lifetimes) <= HANDSHAKE_TIMEOUT + SLACK, max(flood.lifetimes)
+    assert max(flood.lifetimes) >= HANDSHAKE_TIMEOUT - 0.5, "some stalls held a place till the end"
+    log = log_of(relay)
+    assert "accept on the control listener failed" not in log, log[-3000:]
+    # Lines about strangers are rate-limited too: a flood cannot fill the disk.
+    assert len(re.findall(r"(?m)control port: ", log)) <= 40, log[-3000:]
+    assert "similar lines suppressed" in log or flood.opened < 40
+    if not SANITIZED:
+        assert vm_hwm_kib(relay.pid) < RSS_LIMIT_KIB
