@@ -301,3 +301,32 @@ def test_handshake_flood_spares_a_real_client(group, tmp_path, module_origin):
     assert "similar lines suppressed" in log or flood.opened < 40
     if not SANITIZED:
         assert vm_hwm_kib(relay.pid) < RSS_LIMIT_KIB
+
+
+def test_full_handshake_table_closes_its_oldest_entry(group, tmp_path, module_origin):
+    # Eight stalled handshakes fill max_unauthenticated; a client that comes next closes the oldest
+    # of them and gets in. Without eviction the newcomer would be the one refused (its login reads
+    # EOF) until a stall timed out, 30 s here.
+    relay = relay_with(group, tmp_path, "max_unauthenticated = 8\nmax_unauthenticated_per_ip = 100\n"
+                                        "handshake_timeout = 30\n")
+    stalled = [wire.open_socket("127.0.0.1", relay.control_port, "127.0.0.%d" % (2 + i))
+               for i in range(8)]
+    try:
+        for s in stalled:
+            s.sendall(STALLS[2])
+        control = wire.Control.connect("127.0.0.1", relay.control_port)
+        control.login()
+        closed = close_times(stalled, 1.0)
+        assert closed[0] is not None, "the oldest stall should be closed"
+        assert closed[1:] == [None] * 7, "only the oldest stall makes room: %r" % closed
+        wait_log(relay, r"closed the connection from 127\.0\.0\.2: its handshake was the oldest "
+                        r"unfinished one when the table was full \(max_unauthenticated\)")
+        control.ping()
+        # A real client needs nine places at once (its session, then eight pooled data
+        # connections); each takes the place of the oldest stall left.
+        agent = group.agent(relay, "http", module_origin.port)
+        r = curl(agent.ready["url"] + "/")
+        assert r.status == 200 and r.body == b"hello from origin\n", r
+    finally:
+        for s in stalled:
+            s.close()
