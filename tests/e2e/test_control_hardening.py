@@ -330,3 +330,55 @@ def test_full_handshake_table_closes_its_oldest_entry(group, tmp_path, module_or
     finally:
         for s in stalled:
             s.close()
+
+
+# ---------------------------------------------------------------------------
+# the HTTPS edge
+
+
+def test_https_idle_sockets_count_from_accept(https_relay):
+    # 100 sockets from one address that never send a byte, against max_connections_per_ip = 20.
+    # Counted at accept, the 80 over the limit close at once and the 20 within it at
+    # header_timeout. If the HTTPS port counted a visitor only once its ClientHello or request
+    # arrived, all 100 would stay open until header_timeout (none closes under a second).
+    idle = [wire.open_socket("127.0.0.1", https_relay.https_port, "127.0.0.2") for _ in range(100)]
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            watch = pool.submit(close_times, idle, HEADER_TIMEOUT + 2 * SLACK)
+            # Meanwhile a visitor from another address is served as usual.
+            r = curl(https_relay.secure_url + "/", "--cacert", https_relay.ca)
+            closed = watch.result()
+    finally:
+        for s in idle:
+            s.close()
+    assert r.status == 200 and r.body == b"hello from origin\n", r
+    assert None not in closed, "every idle socket is closed by header_timeout at the latest"
+    at_once = [t for t in closed if t < 1.0]
+    assert len(at_once) == 80, sorted(closed)
+    assert all(t >= HEADER_TIMEOUT - 0.5 for t in closed if t >= 1.0), sorted(closed)
+
+
+def test_slow_client_hello_has_header_timeout_in_all(https_relay):
+    # A real ClientHello sent one byte every 100 ms. The ClientHello and the TLS handshake share one
+    # deadline (header_timeout, 2 s): the relay closes the socket about 2 s after accept. With a
+    # deadline for each (the hello's peek, then the handshake) it would live about 4 s.
+    hello = client_hello("slow.localhost")
+    assert len(hello) > 40, "the hello must outlast the deadline at 10 bytes a second"
+    s = wire.open_socket("127.0.0.1", https_relay.https_port, "127.0.0.3")
+    start = time.monotonic()
+    closed_after = None
+    try:
+        for byte in hello:
+            readable, _, _ = select.select([s], [], [], 0.1)
+            try:
+                if readable and not s.recv(4096):
+                    break
+                s.send(bytes([byte]))
+            except (ConnectionResetError, BrokenPipeError):
+                break
+        else:
+            raise AssertionError("the relay read the whole slow ClientHello")
+        closed_after = time.monotonic() - start
+    finally:
+        s.close()
+    assert HEADER_TIMEOUT - 0.5 <= closed_after < 3.5, closed_after
