@@ -382,3 +382,68 @@ def test_slow_client_hello_has_header_timeout_in_all(https_relay):
     finally:
         s.close()
     assert HEADER_TIMEOUT - 0.5 <= closed_after < 3.5, closed_after
+
+
+# ---------------------------------------------------------------------------
+# after authentication: sessions that misbehave
+
+FLOOD_FRAMES = 40_000
+FLOOD_ROUNDS = 5
+
+
+def flood_session(relay, frames):
+    """A session of FLOOD_TOKEN that writes `frames` at once without reading, then reads what the
+    relay answered until it closes. Returns (session's log id, frames answered, seconds)."""
+    control = wire.Control.connect("127.0.0.1", relay.control_port, "127.0.0.2", FLOOD_TOKEN)
+    control.login()
+    start = time.monotonic()
+    try:
+        control.sock.settimeout(10)
+        control.sock.sendall(frames)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # closed by the relay before it took everything
+    answered = 0
+    try:
+        while True:
+            if control.read_frame(timeout=10).type == wire.TUNNEL_REFUSED:
+                answered += 1
+    except wire.Closed:
+        pass
+    finally:
+        control.close()
+    return control.log_id, answered, time.monotonic() - start
+
+
+def test_tenant_flood_is_cut_off_and_spares_other_tenants(group, token_relay, module_origin):
+    # One tenant writes 40,000 OPEN_TUNNELs with invalid names as fast as it can, five sessions in
+    # a row, reading nothing. Over max_control_frames_per_second (100, a burst of 200) each session
+    # is closed after a few hundred frames, within milliseconds, while another tenant's visitors
+    # are served as usual. Without that limit (and the bounded queue behind it) the relay would
+    # answer all 40,000 (the read in flood_session would time out instead of seeing the close) and
+    # write 40,000 "tunnel refused" lines per session but for its log limiter.
+    tenant = group.agent(token_relay, "http", module_origin.port, token=TENANT_TOKEN)
+    frames = b"".join(
+        wire.encode(wire.OPEN_TUNNEL, request_id=i, kind=wire.KIND_HTTP, name="-bad-%d" % i,
+                    port=0, target="127.0.0.1:9", host_header="preserve")
+        for i in range(FLOOD_FRAMES))
+    with ThreadPoolExecutor(1) as pool:
+        flood = pool.submit(lambda: [flood_session(token_relay, frames)
+                                     for _ in range(FLOOD_ROUNDS)])
+        visits = []
+        while not flood.done() or len(visits) < 5:
+            visits.append(timed_curl(tenant.ready["url"] + "/"))
+        rounds = flood.result()
+    for seconds, r in visits:
+        assert r.status == 200 and r.body == b"hello from origin\n", r
+    assert max(seconds for seconds, _ in visits) < 1.0, [round(s, 3) for s, _ in visits]
+    log = log_of(token_relay)
+    for log_id, answered, seconds in rounds:
+        assert answered < 1000, "session %s: the relay answered %d frames" % (log_id, answered)
+        assert re.search(r"session %s ended: it (sent control frames too fast|does not read)"
+                         % log_id, log), log[-3000:]
+        assert len(re.findall(r"session %s: tunnel refused" % log_id, log)) <= 11, log[-3000:]
+    assert len(re.findall(r"tunnel refused", log)) < 100
+    assert tenant.alive(), tenant.describe()
+    assert not [e for e in tenant.events if e.get("event") == "reconnecting"], tenant.describe()
+    if not SANITIZED:
+        assert vm_hwm_kib(token_relay.pid) < RSS_LIMIT_KIB
