@@ -447,3 +447,61 @@ def test_tenant_flood_is_cut_off_and_spares_other_tenants(group, token_relay, mo
     assert not [e for e in tenant.events if e.get("event") == "reconnecting"], tenant.describe()
     if not SANITIZED:
         assert vm_hwm_kib(token_relay.pid) < RSS_LIMIT_KIB
+
+
+def test_session_that_does_not_read_is_closed(group, tmp_path):
+    # PINGs at up to 200,000 a second, under this relay's max_control_frames_per_second of
+    # 1,000,000, from a client that never reads its PONGs. Once the kernel's buffers are full (a
+    # few MB on loopback) the relay's queue for the session grows; it is capped at 256 KiB, past
+    # which the relay closes the session. Without the cap the PONGs would pile up in the relay's
+    # memory for as long as the client keeps sending, and the relay would never log "does not read".
+    relay = relay_with(group, tmp_path, "max_control_frames_per_second = 1000000\n",
+                       env=unquarantined_env())
+    control = wire.Control.connect("127.0.0.1", relay.control_port, "127.0.0.2", rcvbuf=4096)
+    control.login()
+    batch = b"".join(wire.encode(wire.PING, opaque=i) for i in range(10_000))
+    sent = 0
+
+    def send_batch_then_check():
+        nonlocal sent
+        try:
+            control.sock.sendall(batch)
+            sent += 10_000
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return re.search(r"session %s ended: it does not read what the relay sends"
+                         % control.log_id, log_of(relay))
+
+    wait_until(send_batch_then_check, timeout=15, step=0.05,
+               message="the relay should close a session that does not read")
+    # What the kernel buffered is still readable; then the connection ends.
+    assert control.closed_by_peer(5), "the relay closed the session's socket"
+    if not SANITIZED:
+        assert vm_hwm_kib(relay.pid) < RSS_LIMIT_KIB
+
+
+def test_control_frames_over_the_rate_disconnect(group, tmp_path):
+    # With max_control_frames_per_second = 10 (a burst of 20), 1,000 PINGs at once end the session
+    # with "too fast"; a client within the rate keeps its session. Without the limit all 1,000
+    # would be answered and the session would stay open.
+    relay = relay_with(group, tmp_path, "max_control_frames_per_second = 10\n")
+    polite = wire.Control.connect("127.0.0.1", relay.control_port)
+    polite.login()
+    for i in range(5):
+        polite.ping(i)
+    flood = wire.Control.connect("127.0.0.1", relay.control_port, "127.0.0.2")
+    flood.login()
+    try:
+        flood.send_raw(b"".join(wire.encode(wire.PING, opaque=i) for i in range(1000)))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    pongs = 0
+    with pytest.raises(wire.Closed):
+        while True:
+            assert flood.expect(wire.PONG, timeout=5)
+            pongs += 1
+    assert pongs <= 40, pongs
+    wait_log(relay, r"session %s ended: it sent control frames too fast "
+                    r"\(max_control_frames_per_second\)" % flood.log_id)
+    polite.ping(99)
+    assert not re.search(r"session %s ended" % polite.log_id, log_of(relay))
