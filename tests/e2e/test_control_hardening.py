@@ -505,3 +505,37 @@ def test_control_frames_over_the_rate_disconnect(group, tmp_path):
                     r"\(max_control_frames_per_second\)" % flood.log_id)
     polite.ping(99)
     assert not re.search(r"session %s ended" % polite.log_id, log_of(relay))
+
+
+def test_sessions_per_token_limit(token_relay):
+    # max_sessions_per_token = 2: a third client with the same token is refused with ERROR limit
+    # naming the setting, while a reconnect of one of the two replaces its own session and is not
+    # counted twice. Without the limit the third would get WELCOME; if a reconnect counted twice
+    # it would be refused too.
+    first = wire.Control.connect("127.0.0.1", token_relay.control_port, token=SESSIONS_TOKEN)
+    first.login()
+    second = wire.Control.connect("127.0.0.1", token_relay.control_port, token=SESSIONS_TOKEN)
+    second.login()
+    third = wire.Control.connect("127.0.0.1", token_relay.control_port, token=SESSIONS_TOKEN)
+    assert third.hello().type == wire.CHALLENGE
+    refused = third.authenticate()
+    assert refused.type == wire.ERROR and refused.code == wire.LIMIT, refused
+    assert "max_sessions_per_token" in refused.message, refused
+    assert third.closed_by_peer(5)
+
+    again = wire.Control.connect("127.0.0.1", token_relay.control_port, token=SESSIONS_TOKEN,
+                                 client_id=first.client_id)
+    again.login()
+    assert first.closed_by_peer(5), "the reconnect replaces the old session at once"
+    again.ping()
+    second.ping()
+    # Still two sessions: a new client is still refused.
+    fourth = wire.Control.connect("127.0.0.1", token_relay.control_port, token=SESSIONS_TOKEN)
+    fourth.hello()
+    refused = fourth.authenticate()
+    assert refused.type == wire.ERROR and refused.code == wire.LIMIT, refused
+    # Another token is not affected.
+    other = wire.Control.connect("127.0.0.1", token_relay.control_port, token=OTHER_TOKEN)
+    other.login()
+    for c in (again, second, other, fourth, third, first):
+        c.close()
