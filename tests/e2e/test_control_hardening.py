@@ -539,3 +539,53 @@ def test_sessions_per_token_limit(token_relay):
     other.login()
     for c in (again, second, other, fourth, third, first):
         c.close()
+
+
+def tcp_round_trip(relay, control, port, tunnel_id):
+    """A visitor on the tunnel's public port reaches `control`'s data connection and back."""
+    data = wire.data_connection(control, "127.0.0.1", relay.control_port)
+    with data, socket.create_connection(("127.0.0.1", port), timeout=5) as visitor:
+        visitor.sendall(b"ping")
+        start = data.wait_stream(timeout=10)
+        assert start.tunnel_id == tunnel_id, start
+        data.ready()
+        assert data.read_until(b"ping") == b"ping"
+        data.send_raw(b"pong")
+        assert visitor.recv(4) == b"pong"
+
+
+def test_tcp_port_lease_survives_a_second_request_and_a_drop(token_relay):
+    # A client asks twice for the TCP port it holds, then drops without GOAWAY. The second request
+    # is refused and the first tunnel keeps working; during lease_grace nobody else gets the port,
+    # and the same client (token and client_id) gets it back. When a second request dropped the
+    # lease or closed the listener, the visitor below could not connect, and another client could
+    # take the port.
+    port = token_relay.tcp_low + 3
+    first = wire.Control.connect("127.0.0.1", token_relay.control_port, token=LEASE_TOKEN)
+    first.login()
+    opened = first.open_tunnel(wire.KIND_TCP, port=port, target="127.0.0.1:7")
+    assert opened.type == wire.TUNNEL_OPENED and opened.url == "tcp://localhost:%d" % port, opened
+    again = first.open_tunnel(wire.KIND_TCP, port=port, target="127.0.0.1:7")
+    assert again.type == wire.TUNNEL_REFUSED and again.code == wire.PORT_UNAVAILABLE, again
+    assert "already open by this client" in again.message, again
+    tcp_round_trip(token_relay, first, port, opened.tunnel_id)
+
+    first.abort()
+    wait_log(token_relay, r"session %s ended" % first.log_id)
+    strangers = [wire.Control.connect("127.0.0.1", token_relay.control_port, token=LEASE_TOKEN),
+                 wire.Control.connect("127.0.0.1", token_relay.control_port, token=OTHER_TOKEN)]
+    for stranger in strangers:
+        stranger.login()
+        refused = stranger.open_tunnel(wire.KIND_TCP, port=port, target="127.0.0.1:7")
+        assert refused.type == wire.TUNNEL_REFUSED and refused.code == wire.PORT_UNAVAILABLE, refused
+        assert "in use by another client" in refused.message, refused
+        stranger.close()
+
+    back = wire.Control.connect("127.0.0.1", token_relay.control_port, token=LEASE_TOKEN,
+                                client_id=first.client_id)
+    back.login()
+    reopened = back.open_tunnel(wire.KIND_TCP, port=port, target="127.0.0.1:7")
+    assert reopened.type == wire.TUNNEL_OPENED and reopened.url == opened.url, reopened
+    tcp_round_trip(token_relay, back, port, reopened.tunnel_id)
+    back.goaway()
+    back.close()
