@@ -589,3 +589,55 @@ def test_tcp_port_lease_survives_a_second_request_and_a_drop(token_relay):
     tcp_round_trip(token_relay, back, port, reopened.tunnel_id)
     back.goaway()
     back.close()
+
+
+# ---------------------------------------------------------------------------
+# data connections and versions
+
+
+def test_replayed_data_connection_gets_no_visitor(token_relay):
+    # The exact bytes of an authenticated data connection (DATA_HELLO + DATA_AUTH), replayed on a
+    # new connection, answer a nonce the relay no longer asks: it closes the replay. With a proof
+    # that was the same for every data connection of a session (version 1) the replay would join
+    # the pool ahead of the genuine connection and get the visitor's STREAM_START.
+    control = wire.Control.connect("127.0.0.1", token_relay.control_port, token=REPLAY_TOKEN)
+    welcome = control.login()
+    assert welcome.open_data_key == bytes(32), "a relay with tokens never sends the data key"
+    opened = control.open_tunnel(wire.KIND_HTTP, name="replayed")
+    assert opened.type == wire.TUNNEL_OPENED, opened
+    captured = wire.data_connection(control, "127.0.0.1", token_relay.control_port)
+    recorded = bytes(captured.sent)
+    assert [f.type for f in wire.decode_all(recorded)] == [wire.DATA_HELLO, wire.DATA_AUTH]
+    captured.close()
+
+    replay = wire.Connection.connect("127.0.0.1", token_relay.control_port, "127.0.0.2")
+    replay.send_raw(recorded)
+    challenge = replay.read_frame()
+    assert challenge.type == wire.DATA_CHALLENGE and challenge.nonce != captured.nonce, challenge
+    with pytest.raises(wire.Closed):
+        frame = replay.read_frame(timeout=5)
+        raise AssertionError("the replay got %r" % frame)
+    wait_log(token_relay, r"control port: closing connection from 127\.0\.0\.2: data connection "
+                          r"refused")
+
+    genuine = wire.data_connection(control, "127.0.0.1", token_relay.control_port)
+    with ThreadPoolExecutor(1) as pool:
+        visitor = pool.submit(curl, token_relay.url("replayed") + "/", timeout=10)
+        start, _ = serve_one_request(genuine, b"genuine\n")
+        r = visitor.result()
+    assert start.tunnel_id == opened.tunnel_id
+    assert r.status == 200 and r.body == b"genuine\n", r
+    genuine.close()
+    control.goaway()
+    control.close()
+
+
+def test_version_1_client_is_refused(open_relay):
+    # Version 1 data connections carried a replayable proof: a client that speaks only version 1
+    # gets ERROR unsupported_version naming version 2, never CHALLENGE.
+    control = wire.Control.connect("127.0.0.1", open_relay.control_port)
+    refused = control.hello(min_version=1, max_version=1)
+    assert refused.type == wire.ERROR and refused.code == wire.UNSUPPORTED_VERSION, refused
+    assert "version 2" in refused.message, refused
+    assert control.closed_by_peer(5)
+    control.close()

@@ -187,6 +187,16 @@ def decode(data):
     return decode_body(data[HEADER_SIZE:])
 
 
+def decode_all(data):
+    """Whole frames back to back (e.g. what a connection sent) -> [Frame]."""
+    frames = []
+    while data:
+        (length,) = struct.unpack(">I", data[:HEADER_SIZE])
+        frames.append(decode(data[:HEADER_SIZE + length]))
+        data = data[HEADER_SIZE + length:]
+    return frames
+
+
 # ---------------------------------------------------------------------------
 # authentication (docs/protocol.md, "Authentication")
 
