@@ -641,3 +641,45 @@ def test_version_1_client_is_refused(open_relay):
     assert "version 2" in refused.message, refused
     assert control.closed_by_peer(5)
     control.close()
+
+
+# ---------------------------------------------------------------------------
+# logs
+
+
+def test_peer_strings_cannot_forge_log_lines(open_relay):
+    # A HELLO agent, an OPEN_TUNNEL name and a STREAM_FAILED message carrying newlines and terminal
+    # escapes. The relay logs them escaped (\x0a, \x1b): no line of its stderr starts with the
+    # forged text and no ESC byte reaches it. Unescaped, the log would hold a line
+    # "2026-01-01T00:00:00.000 warn FORGED" that reads like the relay's own, and escapes that
+    # recolour or retitle an operator's terminal.
+    agent = "evil\n2026-01-01T00:00:00.000 warn FORGED\x1b[31m"
+    name = "x\nFORGED2\x1b]0;x\x07"
+    failure = "\nFORGED3\x1b[0m"
+    control = wire.Control.connect("127.0.0.1", open_relay.control_port)
+    control.login(agent=agent)
+    refused = control.open_tunnel(wire.KIND_HTTP, name=name)
+    assert refused.type == wire.TUNNEL_REFUSED and refused.code == wire.BAD_NAME, refused
+    bad_target = control.open_tunnel(wire.KIND_HTTP, target="127.0.0.1:9\nFORGED4")
+    assert bad_target.type == wire.TUNNEL_REFUSED and bad_target.code == wire.PROTOCOL, bad_target
+    opened = control.open_tunnel(wire.KIND_HTTP, name="forger")
+    assert opened.type == wire.TUNNEL_OPENED, opened
+    data = wire.data_connection(control, "127.0.0.1", open_relay.control_port)
+    with ThreadPoolExecutor(1) as pool:
+        visitor = pool.submit(curl, open_relay.url("forger") + "/", timeout=10)
+        data.wait_stream(timeout=10)
+        data.send(wire.STREAM_FAILED, message=failure)
+        r = visitor.result()
+    assert r.status == 502 and b"FORGED" not in r.body, r
+    data.close()
+    control.goaway()
+    control.close()
+
+    wait_log(open_relay, r"could not reach its local service: \\x0aFORGED3")
+    log = log_of(open_relay)
+    assert "\x1b" not in log and "\x07" not in log
+    assert not re.search(r"(?m)^(FORGED|2026-01-01T00:00:00\.000)", log), log[-3000:]
+    assert "FORGED4" not in log  # refused without echoing it
+    assert r"(evil\x0a2026-01-01T00:00:00.000 warn FORGED\x1b[31m)" in log, log[-3000:]
+    assert r"'x\x0aFORGED2\x1b]0;x\x07' is not a valid subdomain" in log, log[-3000:]
+    assert r"local service: \x0aFORGED3\x1b[0m" in log, log[-3000:]
