@@ -683,3 +683,32 @@ def test_peer_strings_cannot_forge_log_lines(open_relay):
     assert r"(evil\x0a2026-01-01T00:00:00.000 warn FORGED\x1b[31m)" in log, log[-3000:]
     assert r"'x\x0aFORGED2\x1b]0;x\x07' is not a valid subdomain" in log, log[-3000:]
     assert r"local service: \x0aFORGED3\x1b[0m" in log, log[-3000:]
+
+
+def test_large_frames_before_auth_cost_no_buffers(group, tmp_path):
+    # 200 connections each announce a 60,000-byte first frame and send 10 bytes of it. Before
+    # authentication a frame may be at most 1 KiB: each is refused on its header, before a buffer
+    # is allocated, and closed at once. A relay that allocated the announced size would hold 200 x
+    # 60,000 bytes (about 11 MiB) until handshake_timeout (30 s here) closed them.
+    relay = relay_with(group, tmp_path, "max_unauthenticated = 1000\n"
+                                        "max_unauthenticated_per_ip = 1000\nhandshake_timeout = 30\n",
+                       env=unquarantined_env())
+    # Warm up the paths a connection takes, so their first allocations are not counted.
+    with wire.open_socket("127.0.0.1", relay.control_port, "127.0.0.2") as s:
+        s.sendall(wire.header(60_000) + b"\1" * 10)
+        assert wire.closed_by_peer(s, 5)
+    before = vm_hwm_kib(relay.pid)
+    socks = []
+    try:
+        for _ in range(200):
+            s = wire.open_socket("127.0.0.1", relay.control_port, "127.0.0.2")
+            s.sendall(wire.header(60_000) + bytes([wire.HELLO]) + b"\0" * 9)
+            socks.append(s)
+        closed = close_times(socks, 5)
+    finally:
+        for s in socks:
+            s.close()
+    assert None not in closed and max(closed) < 2, "refused on the header, not at the timeout"
+    growth = vm_hwm_kib(relay.pid) - before
+    assert growth < (8 if SANITIZED else 2) * 1024, "peak RSS grew by %d KiB" % growth
+    assert "frame of 60000 bytes exceeds the 1024 byte limit here" in log_of(relay)
