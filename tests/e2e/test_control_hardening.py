@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import wire
-from helpers import Relay, curl, unquarantined_env, vm_hwm_kib, wait_until
+from helpers import Relay, curl, free_port, unquarantined_env, vm_hwm_kib, wait_until
 
 SANITIZED = bool(os.environ.get("PORTHOLE_SANITIZED"))
 RSS_LIMIT_KIB = 40 * 1024  # the relay idles at about 8 MiB
@@ -219,7 +219,6 @@ def token_relay(module_group, tmp_path_factory):
 @pytest.fixture(scope="module")
 def https_relay(module_group, tmp_path_factory, module_origin):
     directory = tmp_path_factory.mktemp("https-relay")
-    from helpers import free_port
     https_port = free_port()
     relay = relay_with(module_group, directory, "max_connections_per_ip = 20\n",
                        "--https-addr", "127.0.0.1:%d" % https_port,
@@ -307,7 +306,8 @@ def test_full_handshake_table_closes_its_oldest_entry(group, tmp_path, module_or
     # Eight stalled handshakes fill max_unauthenticated; a client that comes next closes the oldest
     # of them and gets in. Without eviction the newcomer would be the one refused (its login reads
     # EOF) until a stall timed out, 30 s here.
-    relay = relay_with(group, tmp_path, "max_unauthenticated = 8\nmax_unauthenticated_per_ip = 100\n"
+    relay = relay_with(group, tmp_path, "max_unauthenticated = 8\n"
+                                        "max_unauthenticated_per_ip = 100\n"
                                         "handshake_timeout = 30\n")
     stalled = [wire.open_socket("127.0.0.1", relay.control_port, "127.0.0.%d" % (2 + i))
                for i in range(8)]
@@ -460,13 +460,10 @@ def test_session_that_does_not_read_is_closed(group, tmp_path):
     control = wire.Control.connect("127.0.0.1", relay.control_port, "127.0.0.2", rcvbuf=4096)
     control.login()
     batch = b"".join(wire.encode(wire.PING, opaque=i) for i in range(10_000))
-    sent = 0
 
     def send_batch_then_check():
-        nonlocal sent
         try:
             control.sock.sendall(batch)
-            sent += 10_000
         except (BrokenPipeError, ConnectionResetError):
             pass
         return re.search(r"session %s ended: it does not read what the relay sends"
@@ -577,7 +574,8 @@ def test_tcp_port_lease_survives_a_second_request_and_a_drop(token_relay):
     for stranger in strangers:
         stranger.login()
         refused = stranger.open_tunnel(wire.KIND_TCP, port=port, target="127.0.0.1:7")
-        assert refused.type == wire.TUNNEL_REFUSED and refused.code == wire.PORT_UNAVAILABLE, refused
+        assert refused.type == wire.TUNNEL_REFUSED, refused
+        assert refused.code == wire.PORT_UNAVAILABLE, refused
         assert "in use by another client" in refused.message, refused
         stranger.close()
 
@@ -691,8 +689,8 @@ def test_large_frames_before_auth_cost_no_buffers(group, tmp_path):
     # is allocated, and closed at once. A relay that allocated the announced size would hold 200 x
     # 60,000 bytes (about 11 MiB) until handshake_timeout (30 s here) closed them.
     relay = relay_with(group, tmp_path, "max_unauthenticated = 1000\n"
-                                        "max_unauthenticated_per_ip = 1000\nhandshake_timeout = 30\n",
-                       env=unquarantined_env())
+                                        "max_unauthenticated_per_ip = 1000\n"
+                                        "handshake_timeout = 30\n", env=unquarantined_env())
     # Warm up the paths a connection takes, so their first allocations are not counted.
     with wire.open_socket("127.0.0.1", relay.control_port, "127.0.0.2") as s:
         s.sendall(wire.header(60_000) + b"\1" * 10)
@@ -712,3 +710,4 @@ def test_large_frames_before_auth_cost_no_buffers(group, tmp_path):
     growth = vm_hwm_kib(relay.pid) - before
     assert growth < (8 if SANITIZED else 2) * 1024, "peak RSS grew by %d KiB" % growth
     assert "frame of 60000 bytes exceeds the 1024 byte limit here" in log_of(relay)
+
