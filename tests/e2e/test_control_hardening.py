@@ -711,3 +711,31 @@ def test_large_frames_before_auth_cost_no_buffers(group, tmp_path):
     assert growth < (8 if SANITIZED else 2) * 1024, "peak RSS grew by %d KiB" % growth
     assert "frame of 60000 bytes exceeds the 1024 byte limit here" in log_of(relay)
 
+
+def test_closed_handshake_logs_one_line_with_its_reason(group, tmp_path):
+    # A handshake closed by its deadline or by eviction is one line in the relay's log, naming
+    # why. The handshake coroutine cancelled under it must not add a line of its own ("closing
+    # connection from ...: Operation canceled"): that line says nothing true and spends a second
+    # place of the log limiter's 30 a minute on every stranger.
+    relay = relay_with(group, tmp_path, "max_unauthenticated = 2\n"
+                                        "max_unauthenticated_per_ip = 100\nhandshake_timeout = 1\n")
+    stalls = []
+    try:
+        for i, stall in enumerate((STALLS[0], STALLS[2], STALLS[2])):
+            s = wire.open_socket("127.0.0.1", relay.control_port, "127.0.0.%d" % (2 + i))
+            s.sendall(stall)
+            stalls.append(s)
+        closed = close_times(stalls, 1 + 2 * SLACK)
+    finally:
+        for s in stalls:
+            s.close()
+    assert None not in closed, closed
+    wait_log(relay, r"127\.0\.0\.4: the handshake did not finish in time")
+    log = log_of(relay)
+    assert re.findall(r"(?m)^.* 127\.0\.0\.2: .*$", log) == re.findall(
+        r"(?m)^.* closed the connection from 127\.0\.0\.2: its handshake was the oldest unfinished "
+        r"one when the table was full \(max_unauthenticated\)$", log), log
+    for address in ("127.0.0.3", "127.0.0.4"):
+        lines = re.findall(r"(?m)^.* %s: .*$" % re.escape(address), log)
+        assert len(lines) == 1 and lines[0].endswith("the handshake did not finish in time"), log
+    assert "Operation canceled" not in log, log
