@@ -75,7 +75,7 @@ def timed_curl(url, *args):
 
 def serve_one_request(data_conn, body):
     """Plays the client's end of an HTTP stream: STREAM_START, STREAM_READY, one exchange.
-    Returns the request head the relay forwarded."""
+    Returns the STREAM_START and the request head the relay forwarded."""
     start = data_conn.wait_stream(timeout=10)
     data_conn.ready()
     head = data_conn.read_until(b"\r\n\r\n")
