@@ -451,13 +451,15 @@ def test_tenant_flood_is_cut_off_and_spares_other_tenants(group, token_relay, mo
 
 def test_session_that_does_not_read_is_closed(group, tmp_path):
     # PINGs at up to 200,000 a second, under this relay's max_control_frames_per_second of
-    # 1,000,000, from a client that never reads its PONGs. Once the kernel's buffers are full (a
-    # few MB on loopback) the relay's queue for the session grows; it is capped at 256 KiB, past
-    # which the relay closes the session. Without the cap the PONGs would pile up in the relay's
-    # memory for as long as the client keeps sending, and the relay would never log "does not read".
+    # 1,000,000, from a client that never reads its PONGs. Once the kernel's buffers are full (kept
+    # small by a small receive buffer and segment size) the relay's queue for the session grows;
+    # it is capped at 256 KiB, past which the relay closes the session. Without the cap the PONGs
+    # would pile up in the relay's memory for as long as the client keeps sending, and the relay
+    # would never log "does not read".
     relay = relay_with(group, tmp_path, "max_control_frames_per_second = 1000000\n",
                        env=unquarantined_env())
-    control = wire.Control.connect("127.0.0.1", relay.control_port, "127.0.0.2", rcvbuf=4096)
+    control = wire.Control.connect("127.0.0.1", relay.control_port, "127.0.0.2", rcvbuf=4096,
+                                   maxseg=536)
     control.login()
     batch = b"".join(wire.encode(wire.PING, opaque=i) for i in range(10_000))
 
@@ -469,7 +471,7 @@ def test_session_that_does_not_read_is_closed(group, tmp_path):
         return re.search(r"session %s ended: it does not read what the relay sends"
                          % control.log_id, log_of(relay))
 
-    wait_until(send_batch_then_check, timeout=15, step=0.05,
+    wait_until(send_batch_then_check, timeout=30 if SANITIZED else 10, step=0.05,
                message="the relay should close a session that does not read")
     # What the kernel buffered is still readable; then the connection ends.
     assert control.closed_by_peer(5), "the relay closed the session's socket"

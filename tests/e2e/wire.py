@@ -225,12 +225,16 @@ def data_proof(data_key, session_id, conn_nonce):
 # connections
 
 
-def open_socket(host, port, source="127.0.0.1", timeout=5.0, rcvbuf=None):
-    """A TCP connection from `source` (any loopback address) to host:port."""
+def open_socket(host, port, source="127.0.0.1", timeout=5.0, rcvbuf=None, maxseg=None):
+    """A TCP connection from `source` (any loopback address) to host:port. `rcvbuf` and `maxseg`
+    shrink the receive buffer and the segment size the peer may send: with both small, the
+    peer's kernel can buffer little for a reader that does not read."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         if rcvbuf is not None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if maxseg is not None:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, maxseg)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.bind((source, 0))
         s.settimeout(timeout)
@@ -280,8 +284,8 @@ class Connection:
         self.sent = bytearray()
 
     @classmethod
-    def connect(cls, host, port, source="127.0.0.1", timeout=5.0, rcvbuf=None):
-        return cls(open_socket(host, port, source, timeout, rcvbuf))
+    def connect(cls, host, port, source="127.0.0.1", timeout=5.0, rcvbuf=None, maxseg=None):
+        return cls(open_socket(host, port, source, timeout, rcvbuf, maxseg))
 
     # -- writing -----------------------------------------------------------
     def send_raw(self, data):
@@ -373,8 +377,8 @@ class Control(Connection):
 
     @classmethod
     def connect(cls, host, port, source="127.0.0.1", token=None, client_id=None, timeout=5.0,
-                rcvbuf=None):
-        return cls(open_socket(host, port, source, timeout, rcvbuf), token, client_id)
+                rcvbuf=None, maxseg=None):
+        return cls(open_socket(host, port, source, timeout, rcvbuf, maxseg), token, client_id)
 
     def hello(self, agent="porthole-tests/wire.py", min_version=PROTOCOL_VERSION,
               max_version=PROTOCOL_VERSION, timeout=5.0):
