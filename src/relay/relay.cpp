@@ -285,9 +285,14 @@ private:
     };
     // A struct, not the variant itself: awaitable operator|| would splice a variant's alternatives
     // into its own result.
+    // A failure is returned, not logged where it happens: a handshake cut off by its deadline
+    // still runs to its end, and only the caller knows the real reason.
     struct handshake_result {
         std::variant<std::monostate, new_session, new_data_connection> proved;
-        handshake_result(std::monostate) {}
+        std::string failure;  // when nothing was proved
+        bool warning = false;  // a failure worth a warning (a wrong token)
+        handshake_result(std::string why, bool warn = false)
+            : failure(std::move(why)), warning(warn) {}
         handshake_result(new_session s) : proved(std::move(s)) {}
         handshake_result(new_data_connection d) : proved(std::move(d)) {}
     };
@@ -305,7 +310,7 @@ private:
                              from, gate_per_ip_, handshake_log_.suppressed_note());
             co_return;
         }
-        auto done = co_await (handshake(std::move(socket), from) ||
+        auto done = co_await (handshake(std::move(socket)) ||
                               deadline.async_wait(use_tuple));
         if (done.index() == 1) {
             const bool evicted = deadline.expiry() > clock::now();
@@ -323,39 +328,30 @@ private:
             co_await run_session(std::move(*s), from);
         else if (auto* d = std::get_if<new_data_connection>(&result.proved))
             add_data_connection(std::move(*d));
-    }
-
-    void log_handshake_failure(const std::string& from, std::string_view what) {
-        if (handshake_log_.allow(clock::now()))
-            spdlog::info("control port: closing connection from {}: {}{}", from, what,
-                         handshake_log_.suppressed_note());
+        else if (!result.failure.empty() && handshake_log_.allow(clock::now()))
+            spdlog::log(result.warning ? spdlog::level::warn : spdlog::level::info,
+                        "control port: closing connection from {}: {}{}", from, result.failure,
+                        handshake_log_.suppressed_note());
     }
 
     // TLS first when the transport is encrypted, then the first frame says what the connection is.
-    asio::awaitable<handshake_result> handshake(tcp::socket socket, std::string from) {
+    asio::awaitable<handshake_result> handshake(tcp::socket socket) {
         std::optional<net::stream> accepted;
         if (tls_) {
             net::tls_socket tls(std::move(socket), tls_->context);
             const error_code ec = co_await tls.handshake(net::tls_socket::role::server);
-            if (ec) {
-                log_handshake_failure(from, "TLS handshake failed: " + ec.message());
-                co_return std::monostate{};
-            }
+            if (ec) co_return handshake_result("TLS handshake failed: " + ec.message());
             accepted.emplace(std::move(tls));
         } else {
             accepted.emplace(std::move(socket));
         }
         auto first = co_await net::read_frame(*accepted, {}, protocol::max_handshake_frame_body);
-        if (!first) {
-            log_handshake_failure(from, first.error());
-            co_return std::monostate{};
-        }
+        if (!first) co_return handshake_result(first.error());
         if (auto* h = std::get_if<protocol::hello>(&*first))
-            co_return co_await authenticate_session(std::move(*accepted), std::move(*h), from);
+            co_return co_await authenticate_session(std::move(*accepted), std::move(*h));
         if (auto* d = std::get_if<protocol::data_hello>(&*first))
-            co_return co_await authenticate_data(std::move(*accepted), *d, from);
-        log_handshake_failure(from, "unexpected first frame");
-        co_return std::monostate{};
+            co_return co_await authenticate_data(std::move(*accepted), *d);
+        co_return handshake_result("unexpected first frame");
     }
 
     asio::awaitable<void> refuse(net::stream& stream, protocol::error_code code,
@@ -365,8 +361,7 @@ private:
     }
 
     asio::awaitable<handshake_result> authenticate_session(net::stream stream,
-                                                           protocol::hello hello,
-                                                           std::string from) {
+                                                           protocol::hello hello) {
         if (hello.min_version > protocol::protocol_version ||
             hello.max_version < protocol::protocol_version) {
             co_await refuse(stream, protocol::error_code::unsupported_version,
@@ -374,60 +369,58 @@ private:
                                         "{}-{} (use a client of the relay's version)",
                                         protocol::protocol_version, hello.min_version,
                                         hello.max_version));
-            co_return std::monostate{};
+            co_return handshake_result(fmt::format("client speaks protocol versions {}-{}",
+                                                   hello.min_version, hello.max_version));
         }
         if (draining_) {
             co_await refuse(stream, protocol::error_code::shutting_down, "relay is shutting down");
-            co_return std::monostate{};
+            co_return handshake_result("the relay is shutting down");
         }
         const auto nonce = protocol::random_bytes<32>();
         const protocol::message challenge = protocol::challenge{protocol::protocol_version, nonce};
         auto ec = co_await net::write_frame(stream, challenge, {});
-        if (ec) co_return std::monostate{};
+        if (ec) co_return handshake_result("write failed: " + ec.message());
         auto reply = co_await net::read_frame(stream, {}, protocol::max_handshake_frame_body);
         auto* proof = reply ? std::get_if<protocol::auth>(&*reply) : nullptr;
-        if (!proof) {
-            log_handshake_failure(from, "no AUTH: " + (reply ? std::string("unexpected frame")
-                                                              : reply.error()));
-            co_return std::monostate{};
-        }
+        if (!proof)
+            co_return handshake_result("no AUTH: " + (reply ? std::string("unexpected frame")
+                                                            : reply.error()));
         auto key = authenticate(nonce, hello.client_id, proof->proof);
         if (!key) {
-            if (handshake_log_.allow(clock::now()))
-                spdlog::warn("client {} presented a wrong token{}", from,
-                             handshake_log_.suppressed_note());
             co_await refuse(stream, protocol::error_code::unauthorized,
                             "the relay did not accept this token (check --token-file, --token or "
                             "PORTHOLE_TOKEN)");
-            co_return std::monostate{};
+            co_return handshake_result("the client presented a wrong token", true);
         }
         co_return new_session{std::move(stream), std::move(hello), key->verifier, key->key, nonce};
     }
 
     asio::awaitable<handshake_result> authenticate_data(net::stream stream,
-                                                        protocol::data_hello hello,
-                                                        std::string from) {
+                                                        protocol::data_hello hello) {
         auto it = sessions_.find(protocol::to_hex(hello.session_id));
-        if (it == sessions_.end()) {
-            log_handshake_failure(from, "data connection for an unknown session");
-            co_return std::monostate{};
-        }
+        if (it == sessions_.end()) co_return handshake_result("data connection for an unknown session");
         const std::weak_ptr<session> owner = it->second;
         const auto nonce = protocol::random_bytes<32>();
         const protocol::message challenge = protocol::data_challenge{nonce};
         auto ec = co_await net::write_frame(stream, challenge, {});
-        if (ec) co_return std::monostate{};
+        if (ec) co_return handshake_result("write failed: " + ec.message());
         auto reply = co_await net::read_frame(stream, {}, protocol::max_handshake_frame_body);
         auto* proof = reply ? std::get_if<protocol::data_auth>(&*reply) : nullptr;
         const auto s = owner.lock();
         if (!proof || !s || s->closed ||
             !protocol::equal_constant_time(protocol::data_proof(s->data_key, s->id, nonce),
                                            proof->proof)) {
-            log_handshake_failure(from, "data connection refused: no proof, a wrong one, or its "
-                                        "session ended");
-            co_return std::monostate{};
+            co_return handshake_result("data connection refused: no proof, a wrong one, or its "
+                                       "session ended");
         }
         co_return new_data_connection{std::move(stream), owner};
+    }
+
+    // Sessions' opening and ending lines, a few a minute per token: a client reconnecting in a
+    // loop must not fill the log. One limiter per configured token (or the one of a relay
+    // without tokens), so the map stays that small.
+    core::log_limiter& session_log(const std::string& token_hex) {
+        return session_logs_.try_emplace(token_hex, 20.0).first->second;
     }
 
     // Queues a frame for the session; one that has stopped reading is closed.
@@ -482,8 +475,10 @@ private:
         send(*s, protocol::welcome{s->id, static_cast<std::uint32_t>(cfg_.heartbeat.count()),
                                    cfg_.pool_size,
                                    cfg_.tokens.empty() ? s->data_key : protocol::key32{}});
-        spdlog::info("session {} opened from {} ({})", s->id_hex.substr(0, 8), from,
-                     n.hello.agent.empty() ? "unknown agent" : core::printable(n.hello.agent));
+        if (auto& log = session_log(token_hex); log.allow(clock::now()))
+            spdlog::info("session {} opened from {} ({}){}", s->id_hex.substr(0, 8), from,
+                         n.hello.agent.empty() ? "unknown agent" : core::printable(n.hello.agent),
+                         log.suppressed_note());
         spawn(write_session(s));
         spawn(heartbeat_session(s));
 
@@ -514,7 +509,9 @@ private:
                 break;
             }
         }
-        if (!s->closed) spdlog::info("session {} ended: {}", s->id_hex.substr(0, 8), reason);
+        if (auto& log = session_log(token_hex); !s->closed && log.allow(clock::now()))
+            spdlog::info("session {} ended: {}{}", s->id_hex.substr(0, 8), reason,
+                         log.suppressed_note());
         close_session(*s);
     }
 
@@ -723,6 +720,10 @@ private:
                 !protocol::equal_constant_time(bound->second, s->token))
                 return refuse(protocol::error_code::name_taken,
                               fmt::format("the subdomain '{}' is bound to another token", name));
+            auto& routes = req.kind == tunnel_kind::http ? http_tunnels_ : tls_tunnels_;
+            if (auto open = routes.find(name); open != routes.end() && open->second->owner.lock() == s)
+                return refuse(protocol::error_code::name_taken,
+                              fmt::format("the subdomain '{}' is already open by this client", name));
             if (!names_.claim(name, s->owner, now))
                 return refuse(protocol::error_code::name_taken,
                               fmt::format("the subdomain '{}' is in use by another client", name));
@@ -1404,6 +1405,7 @@ private:
     handshake_gate gate_{gate_total_, gate_per_ip_};
     core::log_limiter handshake_log_{30};  // lines about strangers on the control port
     core::log_limiter visitor_log_{30};  // lines about visitors' bad requests and refusals
+    std::unordered_map<std::string, core::log_limiter> session_logs_;
     clock::time_point now_ = clock::now();  // refreshed by the sweeper: deadlines are coarse
 };
 

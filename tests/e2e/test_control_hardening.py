@@ -591,6 +591,21 @@ def test_tcp_port_lease_survives_a_second_request_and_a_drop(token_relay):
     back.close()
 
 
+def test_a_name_asked_for_twice_in_one_session_is_refused(token_relay):
+    # Two OPEN_TUNNEL for one HTTP name in a session: without the check both were granted, the
+    # second replaced the first in the route table, and the first stayed counted against the
+    # client's and token's tunnel limits while no visitor could reach it.
+    c = wire.Control.connect("127.0.0.1", token_relay.control_port, token=LEASE_TOKEN)
+    c.login()
+    opened = c.open_tunnel(wire.KIND_HTTP, name="twice")
+    assert opened.type == wire.TUNNEL_OPENED, opened
+    again = c.open_tunnel(wire.KIND_HTTP, name="twice")
+    assert again.type == wire.TUNNEL_REFUSED and again.code == wire.NAME_TAKEN, again
+    assert "already open by this client" in again.message, again
+    c.goaway()
+    c.close()
+
+
 # ---------------------------------------------------------------------------
 # data connections and versions
 

@@ -202,13 +202,20 @@ def decode_all(data):
 
 
 def token_key(token):
-    """What both sides hold of a token: its SHA-256. No token: 32 zero bytes."""
+    """What a client holds of a token: its SHA-256. No token: 32 zero bytes."""
     return hashlib.sha256(_as_bytes(token)).digest() if token is not None else bytes(32)
 
 
+def verifier(token):
+    """What a relay holds of a token: SHA-256 of its key."""
+    return hashlib.sha256(token_key(token)).digest()
+
+
 def session_proof(token, nonce, client_id):
-    return hmac.new(token_key(token), b"porthole-auth-v1" + nonce + client_id,
+    """key XOR HMAC(verifier, label || nonce || client_id)."""
+    mask = hmac.new(verifier(token), b"porthole-auth-v2" + nonce + client_id,
                     hashlib.sha256).digest()
+    return bytes(k ^ m for k, m in zip(token_key(token), mask))
 
 
 def derived_data_key(token, session_nonce, client_id):
