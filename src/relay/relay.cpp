@@ -1409,6 +1409,15 @@ private:
     clock::time_point now_ = clock::now();  // refreshed by the sweeper: deadlines are coarse
 };
 
+// One thread and no resolver: the scheduler and reactor need no locks. destroy_pending() shuts
+// the services down, which destroys every handler still queued or waiting, and with them the
+// coroutine frames suspended in them.
+class relay_io : public asio::io_context {
+public:
+    relay_io() : asio::io_context(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE) {}
+    void destroy_pending() { shutdown(); }
+};
+
 void raise_descriptor_limit() {
     rlimit lim{};
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
@@ -1442,8 +1451,7 @@ int run(const config::server_config& cfg) {
         }
         https = std::move(*loaded);
     }
-    // One thread and no resolver: the scheduler and reactor need no locks.
-    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE);
+    relay_io io;
     relay r(io, cfg, std::move(tls), std::move(https));
     if (auto ok = r.listen(); !ok) {
         std::cerr << "porthole: error: " << ok.error() << "\n";
@@ -1451,6 +1459,9 @@ int run(const config::server_config& cfg) {
     }
     r.start();
     io.run();
+    // Connections still suspended at the stop hold guards that give back what they counted in
+    // the relay (handshake places, per-address counts): their frames go now, while it exists.
+    io.destroy_pending();
     spdlog::info("relay stopped");
     return 0;
 }
