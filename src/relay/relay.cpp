@@ -39,7 +39,7 @@ using namespace asio::experimental::awaitable_operators;
 using protocol::tunnel_kind;
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto handshake_timeout = 10s;
+constexpr auto frame_write_timeout = 10s;  // a frame to a client that does not take it
 constexpr auto stream_wait_timeout = 10s;
 constexpr auto stream_ready_timeout = 75s;  // above the longest --connect-timeout a client takes
 constexpr std::size_t read_chunk = net::io_block_size;
@@ -284,9 +284,8 @@ private:
         std::weak_ptr<session> owner;
     };
     // A struct, not the variant itself: awaitable operator|| would splice a variant's alternatives
-    // into its own result.
-    // A failure is returned, not logged where it happens: a handshake cut off by its deadline
-    // still runs to its end, and only the caller knows the real reason.
+    // into its own result. A failure is returned, not logged where it happens: a handshake cut
+    // off by its deadline still runs to its end, and only the caller knows the real reason.
     struct handshake_result {
         std::variant<std::monostate, new_session, new_data_connection> proved;
         std::string failure;  // when nothing was proved
@@ -357,7 +356,7 @@ private:
     asio::awaitable<void> refuse(net::stream& stream, protocol::error_code code,
                                  std::string message) {
         const protocol::message frame = protocol::error{code, std::move(message)};
-        co_await net::write_frame(stream, frame, handshake_timeout);
+        co_await net::write_frame(stream, frame, frame_write_timeout);
     }
 
     asio::awaitable<handshake_result> authenticate_session(net::stream stream,
@@ -533,7 +532,7 @@ private:
     }
 
     asio::awaitable<void> write_session(std::shared_ptr<session> s) {
-        const auto ec = co_await s->out.run(s->control, handshake_timeout);
+        const auto ec = co_await s->out.run(s->control, frame_write_timeout);
         if (ec && !s->closed) {
             spdlog::info("session {} ended: write failed: {}", s->id_hex.substr(0, 8), ec.message());
             close_session(*s);
@@ -640,7 +639,7 @@ private:
             }
             net::stream& stream = *conn;
             const protocol::message start = protocol::stream_start{t.id, visitor};
-            auto ec = co_await net::write_frame(stream, start, handshake_timeout);
+            auto ec = co_await net::write_frame(stream, start, frame_write_timeout);
             if (ec) continue;
             auto reply = co_await net::read_frame(stream, stream_ready_timeout);
             if (!reply) {
