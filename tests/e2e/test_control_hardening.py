@@ -200,20 +200,21 @@ class HandshakeFlood:
 
 
 # ---------------------------------------------------------------------------
-# shared relays
+# shared relays: each runs with 256 descriptors, so every flood below also shows that a relay
+# short of descriptors keeps serving the legitimate client and visitor of its test
 
 
 @pytest.fixture(scope="module")
 def open_relay(module_group):
     """A relay without tokens: any proof passes and WELCOME hands over the data key."""
-    return module_group.relay()
+    return DescriptorLimitedRelay(module_group)
 
 
 @pytest.fixture(scope="module")
 def token_relay(module_group, tmp_path_factory):
     text = "tokens = [%s]\nmax_sessions_per_token = 2\n" % ", ".join('"%s"' % t for t in TOKENS)
     return relay_with(module_group, tmp_path_factory.mktemp("token-relay"), text,
-                      env=unquarantined_env())
+                      cls=DescriptorLimitedRelay, env=unquarantined_env())
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +224,7 @@ def https_relay(module_group, tmp_path_factory, module_origin):
     relay = relay_with(module_group, directory, "max_connections_per_ip = 20\n",
                        "--https-addr", "127.0.0.1:%d" % https_port,
                        "--tls-self-signed", str(directory / "ca"),
-                       "--header-timeout", str(HEADER_TIMEOUT))
+                       "--header-timeout", str(HEADER_TIMEOUT), cls=DescriptorLimitedRelay)
     relay.https_port = https_port
     relay.ca = str(directory / "ca" / "ca.pem")
     agent = module_group.agent(relay, "http", module_origin.port, "--subdomain", "secure")
