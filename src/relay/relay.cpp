@@ -12,6 +12,7 @@
 #include "net/tls.hpp"
 #include "net/socket_state.hpp"
 #include "protocol/auth.hpp"
+#include "relay/data_pool.hpp"
 #include "relay/handshake_gate.hpp"
 #include "relay/lease_table.hpp"
 
@@ -82,18 +83,13 @@ struct tunnel {
     core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
 };
 
-struct stream_waiter {
-    explicit stream_waiter(const asio::any_io_executor& ex) : wake(ex) {}
-    asio::steady_timer wake;
-    std::optional<net::stream> conn;
-};
-
 // Frames waiting for a session that does not read: beyond this it is closed.
 constexpr std::size_t session_queue_limit = 256 * 1024;
 
 struct session {
-    session(net::stream s, const asio::any_io_executor& ex, double frames_per_second)
-        : control(std::move(s)), out(ex, session_queue_limit), heartbeat(ex),
+    session(net::stream s, const asio::any_io_executor& ex, double frames_per_second,
+            std::size_t max_idle_data)
+        : control(std::move(s)), out(ex, session_queue_limit), heartbeat(ex), pool(max_idle_data),
           frames(frames_per_second, 2 * frames_per_second) {}
     protocol::id16 id{};
     std::string id_hex;
@@ -103,8 +99,7 @@ struct session {
     net::stream control;
     net::frame_queue out;
     asio::steady_timer heartbeat;
-    std::deque<net::stream> pool;
-    std::deque<std::shared_ptr<stream_waiter>> waiters;
+    data_pool pool;
     std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
     core::token_bucket frames;  // control frames it may send
     core::log_limiter log;  // for the lines its requests make the relay write
@@ -453,7 +448,8 @@ private:
             }
         }
         auto s = std::make_shared<session>(std::move(n.stream), io_.get_executor(),
-                                           cfg_.max_control_frames_per_second);
+                                           cfg_.max_control_frames_per_second,
+                                           std::size_t{cfg_.pool_size} * 4);
         s->id = protocol::random_bytes<16>();
         s->id_hex = protocol::to_hex(s->id);
         s->owner = owner;
@@ -546,7 +542,7 @@ private:
             co_await s->heartbeat.async_wait(use_tuple);
             if (s->closed) break;
             send(*s, protocol::ping{++n});
-            std::erase_if(s->pool, [](net::stream& c) { return !net::idle_and_open(c.socket()); });
+            s->pool.drop_closed();
         }
     }
 
@@ -557,9 +553,7 @@ private:
         s.out.close();
         s.heartbeat.cancel();
         s.control.close();
-        s.pool.clear();
-        for (auto& w : s.waiters) w->wake.cancel();
-        s.waiters.clear();
+        s.pool.close();
         const auto now = clock::now();
         for (auto& [id, t] : s.tunnels) {
             if (t->kind == tunnel_kind::http || t->kind == tunnel_kind::tls) {
@@ -597,15 +591,7 @@ private:
 
     void add_data_connection(new_data_connection d) {
         const auto s = d.owner.lock();
-        if (!s || s->closed) return;
-        if (!s->waiters.empty()) {
-            auto w = std::move(s->waiters.front());
-            s->waiters.pop_front();
-            w->conn.emplace(std::move(d.stream));
-            w->wake.cancel();
-        } else if (s->pool.size() < std::size_t{cfg_.pool_size} * 4) {
-            s->pool.push_back(std::move(d.stream));
-        }
+        if (s && !s->closed) s->pool.add(std::move(d.stream));
     }
 
     // A data connection of the tunnel's client, connected to the tunnel's target.
@@ -614,28 +600,18 @@ private:
             auto s = t.owner.lock();
             if (!s || s->closed)
                 co_return tl::unexpected(fmt::format("the client of this tunnel is offline"));
-            std::optional<net::stream> conn;
-            while (!s->pool.empty() && !conn) {
-                net::stream c = std::move(s->pool.front());
-                s->pool.pop_front();
-                if (net::idle_and_open(c.socket())) conn.emplace(std::move(c));
-            }
+            std::optional<net::stream> conn = s->pool.take_idle();
             if (!conn) {
-                if (s->waiters.size() >= cfg_.max_pending_streams)
+                if (s->pool.waiting() >= cfg_.max_pending_streams)
                     co_return tl::unexpected(std::string(
                         "too many visitors are waiting for this client (max_pending_streams)"));
-                auto w = std::make_shared<stream_waiter>(io_.get_executor());
-                s->waiters.push_back(w);
                 send(*s, protocol::pool_want{1});
                 if (s->closed) co_return tl::unexpected(std::string("the client went offline"));
-                w->wake.expires_after(stream_wait_timeout);
-                co_await w->wake.async_wait(use_tuple);
-                std::erase(s->waiters, w);
-                if (!w->conn)
+                conn = co_await s->pool.wait(stream_wait_timeout);
+                if (!conn)
                     co_return tl::unexpected(std::string(
                         s->closed ? "the client of this tunnel went offline"
                                   : "the client did not open a data connection in time"));
-                conn = std::move(w->conn);
             }
             net::stream& stream = *conn;
             const protocol::message start = protocol::stream_start{t.id, visitor};
@@ -1347,7 +1323,7 @@ private:
             if (t->acceptor) t->acceptor->close(ec);
         for (auto& [id, s] : sessions_) {
             s->out.push(protocol::goaway{"relay is shutting down"});  // not send(): no erasing here
-            s->pool.clear();
+            s->pool.close_idle();
         }
         for (auto* w : watched_)
             if (w->idle) w->conn.socket().cancel(ec);
