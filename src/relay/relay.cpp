@@ -14,6 +14,7 @@
 #include "protocol/auth.hpp"
 #include "relay/data_pool.hpp"
 #include "relay/handshake_gate.hpp"
+#include "relay/session.hpp"
 #include "relay/lease_table.hpp"
 
 #include <boost/asio.hpp>
@@ -66,46 +67,6 @@ std::string peer_ip(const tcp::socket& s) {
     auto ep = s.remote_endpoint(ec);
     return ec ? std::string("unknown") : ep.address().to_string();
 }
-
-struct session;
-
-struct tunnel {
-    std::uint32_t id = 0;
-    tunnel_kind kind = tunnel_kind::http;
-    std::string name;  // http
-    std::uint16_t port = 0;  // tcp
-    std::string target;
-    std::string host_header;
-    std::string url;
-    std::weak_ptr<session> owner;
-    std::optional<tcp::acceptor> acceptor;  // tcp
-    std::uint32_t active = 0;  // visitor connections using it now
-    core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
-};
-
-// Frames waiting for a session that does not read: beyond this it is closed.
-constexpr std::size_t session_queue_limit = 256 * 1024;
-
-struct session {
-    session(net::stream s, const asio::any_io_executor& ex, double frames_per_second,
-            std::size_t max_idle_data)
-        : control(std::move(s)), out(ex, session_queue_limit), heartbeat(ex), pool(max_idle_data),
-          frames(frames_per_second, 2 * frames_per_second) {}
-    protocol::id16 id{};
-    std::string id_hex;
-    owner_key owner;
-    protocol::verifier token{};  // which token: its verifier; zeros on a relay without tokens
-    protocol::key32 data_key{};
-    net::stream control;
-    net::frame_queue out;
-    asio::steady_timer heartbeat;
-    data_pool pool;
-    std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
-    core::token_bucket frames;  // control frames it may send
-    core::log_limiter log;  // for the lines its requests make the relay write
-    bool closed = false;
-    bool leaving = false;
-};
 
 using stream_result = tl::expected<net::stream, std::string>;
 

@@ -1,0 +1,61 @@
+#pragma once
+// A client session as the relay holds it, and the tunnels it opened: its control stream and
+// frame queue, its data pool, its limits. The control port runs it; the edges read its tunnels.
+#include "core/token_bucket.hpp"
+#include "net/frame_io.hpp"
+#include "net/stream.hpp"
+#include "protocol/auth.hpp"
+#include "relay/data_pool.hpp"
+#include "relay/lease_table.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace porthole::relay {
+
+struct session;
+
+struct tunnel {
+    std::uint32_t id = 0;
+    protocol::tunnel_kind kind = protocol::tunnel_kind::http;
+    std::string name;  // http
+    std::uint16_t port = 0;  // tcp
+    std::string target;
+    std::string host_header;
+    std::string url;
+    std::weak_ptr<session> owner;
+    std::optional<boost::asio::ip::tcp::acceptor> acceptor;  // tcp
+    std::uint32_t active = 0;  // visitor connections using it now
+    core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
+};
+
+// Frames waiting for a session that does not read: beyond this it is closed.
+inline constexpr std::size_t session_queue_limit = 256 * 1024;
+
+struct session {
+    session(net::stream s, const boost::asio::any_io_executor& ex, double frames_per_second,
+            std::size_t max_idle_data)
+        : control(std::move(s)), out(ex, session_queue_limit), heartbeat(ex), pool(max_idle_data),
+          frames(frames_per_second, 2 * frames_per_second) {}
+    protocol::id16 id{};
+    std::string id_hex;
+    owner_key owner;
+    protocol::verifier token{};  // which token: its verifier; zeros on a relay without tokens
+    protocol::key32 data_key{};
+    net::stream control;
+    net::frame_queue out;
+    boost::asio::steady_timer heartbeat;
+    data_pool pool;
+    std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
+    core::token_bucket frames;  // control frames it may send
+    core::log_limiter log;  // for the lines its requests make the relay write
+    bool closed = false;
+    bool leaving = false;
+};
+
+}  // namespace porthole::relay
