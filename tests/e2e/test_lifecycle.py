@@ -129,7 +129,8 @@ def test_relay_unreachable_at_start(make_agent):
     assert time.monotonic() - start < 10
     err_lines = [l for l in agent.stderr_text().splitlines() if l.startswith("porthole: error:")]
     assert len(err_lines) == 1, agent.describe()
-    assert any(ev.get("event") == "error" and ev.get("message") for ev in agent.events), agent.describe()
+    # stdout is read by a thread of the test's: wait for the event rather than race it
+    assert agent.wait_event("error", timeout=5).get("message"), agent.describe()
 
 
 def test_sigterm_relay_exits_zero(make_relay, make_agent, origin):
