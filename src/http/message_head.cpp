@@ -75,14 +75,14 @@ std::vector<std::string_view> connection_tokens(const message_head& head) {
 
 }  // namespace
 
-std::optional<rejection> field_problem(boost::beast::http::field name, std::string_view value,
-                                       bool request) {
+std::optional<field_rejection> field_problem(boost::beast::http::field name,
+                                             std::string_view value, bool request) {
     using boost::beast::http::field;
     value = trim(value);
     if (name == field::content_length) {
         if (value.empty() || value.size() > 18 ||
             !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            return rejection{400, "Content-Length must be one decimal number of at most 18 digits"};
+            return field_rejection{400, "Content-Length must be one decimal number of at most 18 digits"};
     } else if (name == field::transfer_encoding) {
         unsigned chunked = 0, others = 0;
         bool chunked_last = false;
@@ -90,28 +90,20 @@ std::optional<rejection> field_problem(boost::beast::http::field name, std::stri
             chunked_last = iequals(t, "chunked");
             chunked_last ? ++chunked : ++others;
         });
-        if (chunked > 1) return rejection{400, "Transfer-Encoding names chunked more than once"};
+        if (chunked > 1) return field_rejection{400, "Transfer-Encoding names chunked more than once"};
         if (request && (others > 0 || chunked == 0))
-            return rejection{501, "only Transfer-Encoding: chunked is supported in requests"};
-        if (!chunked_last) return rejection{400, "Transfer-Encoding must end in chunked"};
+            return field_rejection{501, "only Transfer-Encoding: chunked is supported in requests"};
+        if (!chunked_last) return field_rejection{400, "Transfer-Encoding must end in chunked"};
     } else if (name == field::connection) {
         bool names_framing = false;
         for_each_token(value, [&](std::string_view t) {
             names_framing |= is_one_of(t, {"content-length", "transfer-encoding", "host"});
         });
         if (names_framing)
-            return rejection{400, "Connection must not name Content-Length, Transfer-Encoding "
+            return field_rejection{400, "Connection must not name Content-Length, Transfer-Encoding "
                                   "or Host"};
     }
     return std::nullopt;
-}
-
-bool head_complete(std::string_view bytes, std::size_t from) {
-    for (auto lf = bytes.find('\n', from); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1)) {
-        const auto rest = bytes.substr(lf + 1);
-        if (rest.starts_with('\n') || rest.starts_with("\r\n")) return true;
-    }
-    return false;
 }
 
 std::string_view origin_form(std::string_view target) {

@@ -61,44 +61,47 @@ struct rejection {
 // plain decimal number of at most 18 digits; a Transfer-Encoding with chunked twice, or (requests)
 // with any coding but chunked; a Connection that names Content-Length, Transfer-Encoding or Host,
 // which would make the relay drop a field that frames or routes the message it still forwards.
-std::optional<rejection> field_problem(boost::beast::http::field name, std::string_view value,
-                                       bool request);
+// Fixed reasons, so the check that passes (every message's Content-Length and Connection) builds
+// no string.
+struct field_rejection {
+    unsigned status;
+    const char* reason;
+};
+std::optional<field_rejection> field_problem(boost::beast::http::field name,
+                                             std::string_view value, bool request);
 
 // Chunk sizes above this, or written with more digits (leading zeros included), are refused: two
 // parsers must never disagree on where a chunk ends, and some read only so many digits.
 inline constexpr std::uint64_t max_chunk_size = std::uint64_t{1} << 48;
 inline constexpr std::size_t max_chunk_size_digits = 16;
 
-// True once `bytes` hold a whole head: an empty line (CRLF or bare LF, so a head with bare LFs
-// reaches the parser and is refused instead of waited for), looked for from `from` on.
-bool head_complete(std::string_view bytes, std::size_t from = 0);
 
 template <bool IsRequest>
 class framer : public boost::beast::http::basic_parser<IsRequest> {
 public:
     // `record_fields` false keeps only the start line: enough to frame a response.
     explicit framer(std::size_t header_limit = 64 * 1024, bool record_fields = true)
-        : header_limit_(header_limit), record_fields_(record_fields) {
+        : record_fields_(record_fields) {
         this->eager(false);  // stop after the head so it can be rewritten before the body moves
         this->body_limit(boost::none);
         this->header_limit(static_cast<std::uint32_t>(header_limit));
     }
-    // The head is parsed in one piece: until its end has arrived nothing is consumed, so the
-    // caller's buffer holds the whole raw head when the head is done (checked as one by
-    // check_raw_head) and no field line is parsed twice. Body bytes go through as they come.
+    // Until the head is complete, put() reports nothing consumed, so the caller's buffer holds the
+    // whole raw head when it is done (checked as one by check_raw_head) however it arrived. The
+    // parser still takes the head's lines as they come: the bytes it took are skipped on the next
+    // call, which the caller makes with the same bytes and more. Body bytes go through as they come.
     template <class Buffer>
     std::size_t put(const Buffer& buffer, boost::beast::error_code& ec) {
-        const std::string_view bytes(static_cast<const char*>(buffer.data()), buffer.size());
-        if (!this->is_header_done() && !head_complete(bytes, scanned_)) {
-            // The next look starts where this one ended (a head arriving a byte at a time must
-            // not be scanned from its start each time), less the two bytes an end could span.
-            scanned_ = bytes.size() < 2 ? 0 : bytes.size() - 2;
-            ec = bytes.size() >= header_limit_ ? boost::beast::http::error::header_limit
-                                                : boost::beast::http::error::need_more;
-            return 0;
-        }
+        std::string_view bytes(static_cast<const char*>(buffer.data()), buffer.size());
+        const bool in_head = !this->is_header_done();
+        const std::size_t taken = in_head ? std::min(head_taken_, bytes.size()) : 0;
+        bytes.remove_prefix(taken);
         input_ = bytes;
-        return base::put(boost::asio::const_buffer(bytes.data(), bytes.size()), ec);
+        const std::size_t used =
+            base::put(boost::asio::const_buffer(bytes.data(), bytes.size()), ec);
+        if (!in_head) return used;
+        head_taken_ = taken + used;
+        return this->is_header_done() ? head_taken_ : 0;
     }
 
     const message_head& head() const { return head_; }
@@ -128,13 +131,15 @@ private:
                        error_code& ec) override {
         using boost::beast::http::field;
         if (f == field::content_length || f == field::transfer_encoding || f == field::connection) {
+            std::optional<field_rejection> p;
             if (f == field::transfer_encoding && transfer_encodings_++ > 0)
-                problem_ = rejection{400, "more than one Transfer-Encoding field"};
+                p = field_rejection{400, "more than one Transfer-Encoding field"};
             else if (f == field::content_length && content_lengths_++ > 0)
-                problem_ = rejection{400, "more than one Content-Length field"};
+                p = field_rejection{400, "more than one Content-Length field"};
             else
-                problem_ = field_problem(f, {value.data(), value.size()}, IsRequest);
-            if (problem_) {
+                p = field_problem(f, {value.data(), value.size()}, IsRequest);
+            if (p) {
+                problem_ = rejection{p->status, p->reason};
                 ec = boost::beast::http::error::bad_value;
                 return;
             }
@@ -177,8 +182,7 @@ private:
     message_head head_;
     std::optional<rejection> problem_;
     std::string_view input_;  // what the current put() parses
-    std::size_t header_limit_;
-    std::size_t scanned_ = 0;  // bytes of the head already searched for its end
+    std::size_t head_taken_ = 0;  // bytes of an unfinished head the parser has taken
     unsigned transfer_encodings_ = 0;
     unsigned content_lengths_ = 0;
     bool record_fields_;
