@@ -29,6 +29,17 @@ protected:
         return net::stream(std::move(relay_end));
     }
     void close_client(std::size_t i) { clients_.at(i).close(); }
+    // A visitor waiting on `pool`: `got` is what it was handed, `done` once it was.
+    void wait_on(data_pool& pool, std::optional<net::stream>& got, bool& done) {
+        asio::co_spawn(
+            io_,
+            [](data_pool& p, std::optional<net::stream>& out, bool& finished)
+                -> asio::awaitable<void> {
+                out = co_await p.wait(10s);
+                finished = true;
+            }(pool, got, done),
+            asio::detached);
+    }
 
     asio::io_context io_;
     std::vector<tcp::socket> clients_;
@@ -59,13 +70,7 @@ TEST_F(DataPool, AWaiterGetsTheNextArrival) {
     data_pool pool(4);
     std::optional<net::stream> got;
     bool done = false;
-    asio::co_spawn(
-        io_,
-        [](data_pool& p, std::optional<net::stream>& out, bool& finished) -> asio::awaitable<void> {
-            out = co_await p.wait(10s);
-            finished = true;
-        }(pool, got, done),
-        asio::detached);
+    wait_on(pool, got, done);
     io_.poll();
     EXPECT_EQ(pool.waiting(), 1u);
     pool.add(connection());
@@ -81,13 +86,7 @@ TEST_F(DataPool, CloseWakesWaitersEmptyHanded) {
     pool.add(connection());
     std::optional<net::stream> got;
     bool done = false;
-    asio::co_spawn(
-        io_,
-        [](data_pool& p, std::optional<net::stream>& out, bool& finished) -> asio::awaitable<void> {
-            out = co_await p.wait(10s);
-            finished = true;
-        }(pool, got, done),
-        asio::detached);
+    wait_on(pool, got, done);
     io_.poll();
     pool.close();
     io_.poll();
