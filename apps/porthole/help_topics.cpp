@@ -198,6 +198,69 @@ a TCP visitor is closed)
       default 100 (a burst of twice as many). A client that sends more is disconnected.
   The per-address limits are capped by the descriptor limit: max_connections_per_ip at a quarter
   of it, max_unauthenticated at an eighth; the relay says so at start when it caps them.
+
+SITES: THE RELAY AS A REVERSE PROXY
+
+  [[sites]]
+  hosts = ["shop.example.com", "*.shop.example.com"]
+      list of strings; required. Exact names, "*." wildcards (the longest wins, exact names
+      first) or "*" (every host no other site has). A Host no site serves falls through to the
+      tunnels at NAME.DOMAIN. A host in two sites is an error.
+  [[sites.routes]]
+  path = "/api"
+      string; default: every path. A whole-segment prefix ("/api" takes /api, /api/x and
+      /api?q, not /apix); the first route that matches wins, and one that can never match
+      (after a shorter prefix of its path, or after a route without path) is an error.
+  strip_prefix = true
+      bool; default false. Forward /api/x as /x.
+  upstream = ["http://10.0.0.5:8080", { url = "http://10.0.0.6:8080", weight = 3 }]
+      list of members; required (or at the site's level, for its routes). http://HOST[:PORT],
+      https://HOST[:PORT] (verified against the system store or ca_file, SNI = HOST),
+      unix:/PATH, and tunnel:NAME (the clients that hold NAME; a group of them shares its
+      visitors). weight 1 to 1000, default 1.
+  These keys may also stand in [[sites]], as defaults for its routes:
+  lb_policy = "round_robin"
+      round_robin (smooth, weighted), least_conn, random_two (the less busy of two random
+      members), ip_hash (the visitor's address) or cookie; ip_hash and cookie use a consistent
+      hash ring: removing one of N members moves about 1/N of the visitors.
+  cookie_name = "porthole_upstream"
+      the cookie lb_policy = "cookie" sets (HttpOnly, Path=/) and follows.
+  health_path = "/healthz"
+      default none. GET it on every http, https and unix member; health_interval = "5s",
+      health_timeout = "2s", health_status = "200-399" ("200", "2xx"); fall = 3 failed checks in
+      a row take a member out, rise = 2 passed ones bring it back.
+  max_fails = 3, eject_time = "10s"
+      passive checks, every member kind: this many connect failures or 5xx answers in a row take
+      a member out for eject_time, twice as long each time it happens again (up to 32 times).
+  max_tries = 3
+      members tried for one request. A failed connect moves on to the next member for any
+      request; a request already sent moves on only when it is idempotent and has no body.
+      No member available: 503; every member tried failed: 502.
+  connect_timeout = "5s", upstream_timeout = "30s"
+      upstream_timeout: default none (streams stay open as long as they flow). A response that
+      has not started within it is answered 504.
+  max_idle_per_member = 32
+      kept-alive connections to one backend, reused by later requests.
+  ca_file = "/etc/porthole/backend-ca.pem"
+      the CA https members are verified against; default: the system store.
+  Durations are whole seconds or strings: "500ms", "2s", "1m", "1h".
+
+  [[tcp_sites]]
+  listen = "0.0.0.0:5432"
+  upstream = ["tcp://10.0.0.9:5432", "unix:/run/postgresql/.s.PGSQL.5432"]
+      L4: every connection on listen goes to one member, bytes pumped both ways. Takes
+      lb_policy (not cookie), health_interval (turns on a TCP connect check), health_timeout,
+      rise, fall, max_fails, eject_time, connect_timeout, max_tries.
+
+  trusted_proxies = ["10.0.0.0/8", "fd00::/8"]
+      CIDRs of load balancers in front of the relay: from them, X-Forwarded-For and
+      X-Forwarded-Proto are believed (the visitor's address is the last one before them).
+  accept_proxy_protocol = true
+      bool; default false. The HTTP and HTTPS listeners (and [[tcp_sites]] with the key set)
+      read a PROXY protocol v1 or v2 header first, from trusted_proxies only.
+  send_proxy_protocol = "v2"
+      off, v1 or v2 (a route or tcp site key); default off. Connections to backends start with
+      a PROXY header naming the visitor; they are then not reused for other visitors.
 )TEXT";
 
 constexpr std::string_view inspector_text =

@@ -45,6 +45,14 @@ struct server_flags {
     bool json = false;
 };
 
+struct proxy_flags {
+    std::string listen = "127.0.0.1:8080";
+    std::vector<std::string> upstream;
+    std::string lb_policy = "round_robin", health_path, cookie_name, ca_file;
+    int health_interval = 5, upstream_timeout = 0;
+    bool json = false;
+};
+
 // How the client reaches the relay: shared by http, tcp and start.
 struct transport_flags {
     std::string tls = "auto", server_ca, server_fingerprint;
@@ -227,6 +235,44 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     if (cmd.count("--control-cert")) cfg.control_cert = f.control_cert;
     if (cmd.count("--control-key")) cfg.control_key = f.control_key;
     if (auto ok = porthole::config::validate(cfg); !ok) fail(ok.error());
+    return cfg;
+}
+
+// `porthole proxy`: one site for every host, one route, the members given; no control port.
+porthole::config::server_config build_proxy_config(const CLI::App& cmd, const proxy_flags& f) {
+    porthole::config::server_config cfg;
+    cfg.control_enabled = false;
+    cfg.json = f.json;
+    cfg.http_addr = endpoint_flag("--listen", f.listen);
+    porthole::config::route_config route;
+    auto& up = route.upstream;
+    for (const auto& u : f.upstream) {
+        auto m = porthole::config::parse_member(u);
+        if (!m) fail(fmt::format("upstream '{}': {}", u, m.error()));
+        if (m->kind == porthole::config::upstream_member::scheme::tunnel ||
+            m->kind == porthole::config::upstream_member::scheme::tcp)
+            fail(fmt::format("upstream '{}': porthole proxy forwards HTTP to http://, https:// "
+                             "and unix: members (tunnels need porthole server)",
+                             u));
+        up.members.push_back(*m);
+    }
+    auto policy = porthole::config::parse_lb_policy(f.lb_policy);
+    if (!policy)
+        fail(fmt::format("--lb-policy: '{}' is not one of round_robin, least_conn, random_two, "
+                         "ip_hash, cookie",
+                         f.lb_policy));
+    up.policy = *policy;
+    if (cmd.count("--health-path")) {
+        if (!f.health_path.starts_with('/'))
+            fail(fmt::format("--health-path: '{}' must start with '/'", f.health_path));
+        up.health.path = f.health_path;
+    }
+    up.health.interval = std::chrono::seconds(f.health_interval);
+    up.health.timeout = std::min(up.health.timeout, up.health.interval / 2);
+    if (cmd.count("--cookie-name")) up.cookie_name = f.cookie_name;
+    if (cmd.count("--ca-file")) up.ca_file = f.ca_file;
+    if (f.upstream_timeout > 0) up.upstream_timeout = std::chrono::seconds(f.upstream_timeout);
+    cfg.sites.sites.push_back(porthole::config::site_config{{"*"}, {std::move(route)}, 0});
     return cfg;
 }
 
@@ -421,6 +467,34 @@ int main(int argc, char** argv) {
     server->add_option("--control-key", sf.control_key, "PEM private key for --control-cert")
         ->check(CLI::ExistingFile);
 
+    proxy_flags pf;
+    auto* proxy = app.add_subcommand(
+        "proxy", "run a reverse proxy in front of backends: porthole proxy URL... (no tunnels)");
+    proxy->add_option("UPSTREAM", pf.upstream,
+                      "backends: http://HOST:PORT, https://HOST:PORT or unix:/PATH; one or more")
+        ->required();
+    proxy->add_option("--listen", pf.listen, "HOST:PORT to serve HTTP on")->capture_default_str();
+    proxy->add_option("--lb-policy", pf.lb_policy,
+                      "round_robin, least_conn, random_two, ip_hash or cookie")
+        ->capture_default_str();
+    proxy->add_option("--health-path", pf.health_path,
+                      "check each backend with GET PATH; one that fails 3 checks gets no "
+                      "requests until it passes 2");
+    proxy->add_option("--health-interval", pf.health_interval, "seconds between health checks")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    proxy->add_option("--cookie-name", pf.cookie_name,
+                      "the cookie of --lb-policy cookie (default porthole_upstream)");
+    proxy->add_option("--ca-file", pf.ca_file,
+                      "PEM CA that https:// backends are verified against (default: the system "
+                      "store)")
+        ->check(CLI::ExistingFile);
+    proxy->add_option("--upstream-timeout", pf.upstream_timeout,
+                      "seconds a backend has to start its response before the visitor gets 504 "
+                      "(default: none)")
+        ->check(CLI::Range(0, 86400));
+    proxy->add_flag("--json", pf.json, "print the listening event as JSON");
+
     client_flags hf, tf;
     auto* http = app.add_subcommand("http", "publish a local HTTP service at NAME.DOMAIN");
     add_client_flags(*http, hf, porthole::protocol::tunnel_kind::http);
@@ -548,6 +622,7 @@ int main(int argc, char** argv) {
                     warn(w);
             return porthole::relay::run(cfg);
         }
+        if (*proxy) return porthole::relay::run(build_proxy_config(*proxy, pf));
         if (*http)
             return porthole::client::run(
                 build_client_config(*http, porthole::protocol::tunnel_kind::http, hf));

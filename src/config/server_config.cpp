@@ -3,6 +3,9 @@
 #include "config/toml_source.hpp"
 #include "http/host_route.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -51,6 +54,43 @@ const limit_key* find_limit(std::string_view key) {
     return nullptr;
 }
 
+// A trusted proxy: "10.0.0.0/8", "fd00::/8" or one address, as network text ("192.168.1.7/32").
+tl::expected<std::string, std::string> proxy_network(const std::string& text) {
+    namespace ip = boost::asio::ip;
+    const auto bad = [&](std::string_view why) {
+        return tl::unexpected(fmt::format("trusted_proxies entry '{}' {}", text, why));
+    };
+    if (text.find('%') != std::string::npos) return bad("has a zone id; write the address alone");
+    const auto slash = text.find('/');
+    boost::system::error_code ec;
+    const auto address = ip::make_address(text.substr(0, slash), ec);
+    if (ec)
+        return bad("is not an address or a network; write one like \"10.0.0.0/8\", "
+                   "\"192.168.1.7\" or \"fd00::/8\"");
+    if (slash == std::string::npos)
+        return address.is_v4() ? ip::network_v4(address.to_v4(), 32).to_string()
+                               : ip::network_v6(address.to_v6(), 128).to_string();
+    std::string network;
+    std::string canonical;
+    if (address.is_v4()) {
+        const auto n = ip::make_network_v4(text, ec);
+        network = n.to_string();
+        canonical = n.canonical().to_string();
+    } else {
+        const auto n = ip::make_network_v6(text, ec);
+        network = n.to_string();
+        canonical = n.canonical().to_string();
+    }
+    if (ec) return bad(address.is_v4() ? "has a bad prefix length (0-32)"
+                                       : "has a bad prefix length (0-128)");
+    // Set host bits are likely a typo for a single address or a wider net: refuse to guess.
+    if (network != canonical)
+        return bad(fmt::format("has bits set past its prefix; write \"{}\" for the network or "
+                               "\"{}\" for one address",
+                               canonical, text.substr(0, slash)));
+    return network;
+}
+
 }  // namespace
 
 tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg) {
@@ -63,6 +103,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                                                  server_config& cfg) {
     auto parsed = parse_toml(text, path);
     if (!parsed) return tl::unexpected(parsed.error());
+    bool sites_read = false;  // one call reads both tables
     for (auto&& entry : *parsed) {
         const std::string_view key = entry.first.str();
         const toml::node& node = entry.second;  // a named reference: clang 14 cannot capture bindings
@@ -211,6 +252,43 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  : key == "control_cert" ? cfg.control_cert
                                          : cfg.control_key) = std::move(v);
             });
+        } else if (key == "sites" || key == "tcp_sites") {
+            if (!sites_read) {
+                result = load_sites(*parsed, path).map([&](site_set s) {
+                    cfg.sites = std::move(s);
+                });
+                sites_read = true;
+            }
+        } else if (key == "trusted_proxies") {
+            const auto* arr = node.as_array();
+            if (!arr) {
+                result = tl::unexpected(fmt::format(
+                    "{}: 'trusted_proxies' must be an array of networks, like [\"10.0.0.0/8\"]",
+                    at));
+            } else {
+                cfg.trusted_proxies.clear();
+                for (auto&& item : *arr) {
+                    auto net =
+                        get<std::string>(path, "trusted_proxies", item, "an array of strings")
+                            .and_then([&](const std::string& v) {
+                                return proxy_network(v).map_error([&](std::string e) {
+                                    return fmt::format("{}: {}", where(path, item), e);
+                                });
+                            });
+                    if (!net) {
+                        result = tl::unexpected(net.error());
+                        break;
+                    }
+                    cfg.trusted_proxies.push_back(std::move(*net));
+                }
+            }
+        } else if (key == "accept_proxy_protocol") {
+            auto v = node.value_exact<bool>();
+            if (v)
+                cfg.accept_proxy_protocol = *v;
+            else
+                result = tl::unexpected(
+                    fmt::format("{}: 'accept_proxy_protocol' must be true or false", at));
         } else if (key == "lease_grace") {
             result = seconds().map([&](auto s) { cfg.lease_grace = s; });
         } else if (key == "shutdown_timeout") {
@@ -232,7 +310,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "max_unauthenticated", "max_unauthenticated_per_ip", "max_sessions_per_token",
                  "max_control_frames_per_second", "bound_names", "control_tls", "control_cert",
                  "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
-                 "redirect_https"}));
+                 "redirect_https", "sites", "tcp_sites", "trusted_proxies",
+                 "accept_proxy_protocol"}));
         }
         if (!result) return result;
     }

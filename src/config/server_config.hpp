@@ -1,6 +1,7 @@
 #pragma once
 // The relay's settings: defaults, TOML file, tokens file, validation. Errors name FILE:LINE.
 #include "config/endpoint.hpp"
+#include "config/site_config.hpp"
 #include "protocol/auth.hpp"
 
 #include <chrono>
@@ -44,6 +45,8 @@ struct server_config {
     // Names only one token may take: name -> that token's verifier.
     std::vector<std::pair<std::string, protocol::verifier>> bound_names;
     bool json = false;
+    // `porthole proxy`: no control port and no tunnels, only the sites.
+    bool control_enabled = true;
     // Client-relay transport: "auto" is TLS unless the control address is loopback.
     std::string control_tls = "auto";
     std::string control_cert;  // PEM chain; empty: a self-signed certificate made at start
@@ -57,6 +60,13 @@ struct server_config {
     std::vector<std::string> tls_keys;
     std::string tls_self_signed_dir;  // non-empty: a local CA and *.DOMAIN certificate live here
     bool redirect_https = false;  // plain HTTP answers 308 to https://
+
+    // Reverse proxy: [[sites]] by host and path, [[tcp_sites]] by listening address.
+    site_set sites;
+    // Peers whose X-Forwarded-For and PROXY headers are believed: "10.0.0.0/8", "::1/128", or a
+    // single address; kept as normalized network text.
+    std::vector<std::string> trusted_proxies;
+    bool accept_proxy_protocol = false;  // HTTP and HTTPS listeners read a PROXY v1/v2 header first
 };
 
 // Applies the keys of a TOML file over `cfg`.

@@ -207,7 +207,8 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     auto line = [&](std::string_view name, std::string_view a, std::string_view b = {}) {
         out.append(name).append(": ").append(a).append(b).append("\r\n");
     };
-    const std::string_view target = origin_form(head.target);
+    std::string_view target = origin_form(head.target);
+    target.remove_prefix(std::min(how.strip, target.size()));
     out.append(head.method).append(" ");
     if (target.empty() || target.front() == '?') out.push_back('/');
     out.append(target).append(" HTTP/1.");

@@ -214,6 +214,7 @@ struct forwarding {
     std::string host_header;  // "preserve", "rewrite" or a literal value
     std::string target;  // HOST:PORT the client forwards to (used by "rewrite")
     bool upgrade = false;  // the request asks for a protocol upgrade (WebSocket)
+    std::size_t strip = 0;  // leading characters of the path to drop (a route's strip_prefix)
 };
 
 // The head as sent toward the tunnel: hop-by-hop fields dropped (Connection and what it names,

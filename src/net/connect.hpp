@@ -7,6 +7,7 @@
 #include <tl/expected.hpp>
 
 #include <chrono>
+#include <span>
 #include <string>
 
 namespace porthole::net {
@@ -14,5 +15,8 @@ namespace porthole::net {
 // Errors are short and readable: "timed out", "Connection refused", "cannot resolve HOST: ...".
 asio::awaitable<tl::expected<tcp::socket, std::string>> connect(const config::endpoint& to,
                                                                 std::chrono::seconds timeout);
+// To addresses already resolved, tried in order.
+asio::awaitable<tl::expected<tcp::socket, std::string>> connect(
+    std::span<const tcp::endpoint> endpoints, std::chrono::seconds timeout);
 
 }  // namespace porthole::net

@@ -11,6 +11,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,10 +31,21 @@ struct tunnel {
     std::string target;
     std::string host_header;
     std::string url;
+    std::string group;  // empty, or the group key several clients serve the name under
+    owner_key holder;  // who holds the name or port: the client, or its group
     std::weak_ptr<session> owner;
     std::optional<boost::asio::ip::tcp::acceptor> acceptor;  // tcp
     std::uint32_t active = 0;  // visitor connections using it now
     core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
+};
+
+// Holds one of a tunnel's max_connections_per_tunnel slots.
+struct tunnel_slot {
+    explicit tunnel_slot(std::shared_ptr<tunnel> t) : t(std::move(t)) { ++this->t->active; }
+    ~tunnel_slot() { --t->active; }
+    tunnel_slot(const tunnel_slot&) = delete;
+    tunnel_slot& operator=(const tunnel_slot&) = delete;
+    std::shared_ptr<tunnel> t;
 };
 
 // Frames waiting for a session that does not read: beyond this it is closed.
@@ -56,6 +70,14 @@ struct session {
     core::log_limiter log;  // for the lines its requests make the relay write
     bool closed = false;
     bool leaving = false;
+    std::function<void(session&)> close;  // the control port's: ends the session everywhere
+
+    // Queues a frame; a session that has stopped reading is closed.
+    void send(const protocol::message& m) {
+        if (out.push(m)) return;
+        spdlog::info("session {} ended: it does not read what the relay sends", id_hex.substr(0, 8));
+        close(*this);
+    }
 };
 
 }  // namespace porthole::relay

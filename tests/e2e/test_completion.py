@@ -22,8 +22,8 @@ import pytest
 
 from helpers import BIN, REPO
 
-SUBCOMMANDS = {"version", "help", "server", "http", "tcp", "tls", "start", "config", "token",
-               "completion"}
+SUBCOMMANDS = {"version", "help", "server", "proxy", "http", "tcp", "tls", "start", "config",
+               "token", "completion"}
 TOPICS = ["config", "server-config", "inspector", "routing"]
 LOG_LEVELS = {"trace", "debug", "info", "warn", "error", "off"}
 
@@ -443,9 +443,11 @@ def test_help_server_config_names_every_relay_key():
             set(re.findall(r'\{"(\w+)", &server_config::', source)))
     assert {"domain", "tokens", "max_header_bytes", "max_unauthenticated", "cert", "key"} <= keys
     text = run("help", "server-config").stdout
-    missing = sorted(k for k in keys - {"tls_certificates"} if not documented(k, text))
+    tables = {"tls_certificates", "sites", "tcp_sites"}
+    missing = sorted(k for k in keys - tables if not documented(k, text))
     assert not missing, "not in `porthole help server-config`: %s" % missing
-    assert "[[tls_certificates]]" in text
+    for table in tables | {"sites.routes"}:
+        assert "[[%s]]" % table in text, table
 
 
 def test_help_inspector_and_routing():

@@ -1,0 +1,86 @@
+#pragma once
+// The control port: accepts clients, holds strangers in the handshake gate until they prove a
+// token (or a data connection proves its session), runs each session (its reader loop, frame
+// writer and heartbeats), opens the tunnels it asks for in the registry and closes it all again.
+#include "net/tls.hpp"
+#include "protocol/frame.hpp"
+#include "relay/handshake_gate.hpp"
+#include "relay/relay_context.hpp"
+#include "relay/session.hpp"
+#include "relay/tunnel_registry.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <tl/expected.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace porthole::relay {
+
+class control_port {
+public:
+    // `serve_port`: starts the visitor listener of a TCP tunnel whose acceptor is bound.
+    control_port(relay_context& ctx, tunnel_registry& registry, std::optional<net::server_tls> tls,
+                 std::function<void(std::shared_ptr<tunnel>)> serve_port);
+
+    tl::expected<void, std::string> listen();
+    void start();
+    boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    const std::optional<net::server_tls>& tls() const { return tls_; }
+
+    // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
+    // connections close.
+    void begin_drain();
+    // The end: every session closes.
+    void close_all();
+
+private:
+    struct new_session;
+    struct new_data_connection;
+    struct handshake_result;
+    struct authenticated;
+
+    boost::asio::awaitable<void> accept();
+    boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<handshake_result> handshake(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<handshake_result> authenticate_session(net::stream stream,
+                                                                  protocol::hello hello);
+    boost::asio::awaitable<handshake_result> authenticate_data(net::stream stream,
+                                                               protocol::data_hello hello);
+    std::optional<authenticated> authenticate(const protocol::key32& nonce,
+                                              const protocol::id16& client_id,
+                                              const protocol::key32& proof) const;
+    boost::asio::awaitable<void> refuse(net::stream& stream, protocol::error_code code,
+                                        std::string message);
+
+    boost::asio::awaitable<void> run_session(new_session n, std::string from);
+    boost::asio::awaitable<void> write_session(std::shared_ptr<session> s);
+    boost::asio::awaitable<void> heartbeat_session(std::shared_ptr<session> s);
+    void close_session(session& s);
+    core::log_limiter& session_log(const std::string& token_hex);
+
+    void open_tunnel(const std::shared_ptr<session>& s, const protocol::open_tunnel& req);
+    tl::expected<std::uint16_t, std::string> bind_tunnel_port(tunnel& t, std::uint16_t wanted,
+                                                              const owner_key& holder,
+                                                              clock::time_point now);
+
+    relay_context& ctx_;
+    tunnel_registry& registry_;
+    std::optional<net::server_tls> tls_;  // set when the client transport is TLS
+    std::function<void(std::shared_ptr<tunnel>)> serve_port_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::uint32_t next_tunnel_id_ = 1;
+    std::unordered_map<std::string, std::shared_ptr<session>> sessions_;  // by id, hex
+    std::unordered_map<owner_key, std::weak_ptr<session>> by_owner_;
+    std::unordered_map<std::string, std::uint32_t> tunnels_per_token_;
+    std::unordered_map<std::string, std::uint32_t> sessions_per_token_;
+    handshake_gate gate_;
+    core::log_limiter handshake_log_{30};  // lines about strangers on the control port
+    std::unordered_map<std::string, core::log_limiter> session_logs_;
+};
+
+}  // namespace porthole::relay

@@ -1,0 +1,561 @@
+#include "relay/http_edge.hpp"
+
+#include "http/host_route.hpp"
+#include "http/path_route.hpp"
+#include "net/listener.hpp"
+#include "net/frame_io.hpp"
+#include "net/pump.hpp"
+#include "net/socket_state.hpp"
+#include "relay/watched_socket.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace porthole::relay {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+bool idempotent(std::string_view method) {
+    return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+           method == "DELETE" || method == "TRACE";
+}
+
+// The value of cookie `name` in a Cookie field; empty when absent.
+std::string_view cookie_value(const http::message_head& head, std::string_view name) {
+    for (const auto& f : head.fields) {
+        if (!beast::iequals(f.name, "cookie")) continue;
+        std::string_view rest = f.value;
+        while (!rest.empty()) {
+            const auto semi = rest.find(';');
+            std::string_view pair = rest.substr(0, semi);
+            rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
+            while (pair.starts_with(' ')) pair.remove_prefix(1);
+            if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
+                return pair.substr(name.size() + 1);
+        }
+    }
+    return {};
+}
+}  // namespace
+
+// The upstream connection a visitor connection holds: for one exchange (a backend's goes back
+// to its pool after it), or between requests (a tunnel's data connection serves this visitor
+// only).
+struct http_edge::upstream_link {
+    upstream_link(upstream::connection c, std::shared_ptr<upstream::pool> p, relay_context& ctx)
+        : stream(std::move(c.stream), ctx), member(c.member), tunnel(c.tunnel),
+          host_header(std::move(c.host_header)), target(std::move(c.target)),
+          hold(std::move(c.hold)), pool(std::move(p)) {}
+    // Back to the pool, as a connection: its kept-alive stream may serve another visitor.
+    upstream::connection take() {
+        return upstream::connection{std::move(stream.conn), member, tunnel, std::move(host_header),
+                                    std::move(target), std::move(hold)};
+    }
+    watched_socket stream;
+    std::size_t member;
+    bool tunnel;
+    std::string host_header;
+    std::string target;
+    std::shared_ptr<void> hold;
+    std::shared_ptr<upstream::pool> pool;
+    net::io_buffer in;  // bytes read from upstream but not yet forwarded
+};
+
+enum class response_state { none, partial, complete, upgraded };
+struct http_edge::exchange_outcome {
+    bool request_ok = false;
+    bool bad_request_body = false;
+    bool bad_response = false;  // refused before a byte of it reached the visitor
+    bool timed_out = false;  // no response head within upstream_timeout
+    response_state response = response_state::none;
+    unsigned status = 0;  // of the final response
+    bool keep_alive = false;
+    bool upstream_reusable = false;
+};
+
+// The route a kept-alive connection used last, while its Host stays the same.
+struct http_edge::cached_route {
+    bool valid = false;
+    std::string host;
+    std::shared_ptr<route::route> tunnel;  // a tunnel name's route
+    const route::site* site = nullptr;
+};
+
+http_edge::http_edge(relay_context& ctx, tunnel_registry& registry,
+                     upstream::tunnel_source& tunnels, route::route_table& sites)
+    : ctx_(ctx), registry_(registry), tunnels_(tunnels), sites_(sites), acceptor_(ctx.io) {}
+
+tl::expected<void, std::string> http_edge::listen() {
+    auto bound = net::listen_on(acceptor_, ctx_.cfg.http_addr, "http");
+    if (bound) ctx_.http_port = acceptor_.local_endpoint().port();
+    return bound;
+}
+
+void http_edge::start() { ctx_.spawn(accept()); }
+
+void http_edge::stop_accepting() {
+    error_code ec;
+    acceptor_.close(ec);
+}
+
+asio::awaitable<void> http_edge::accept() {
+    co_await accept_connections(ctx_, acceptor_, "http",
+                                [this](tcp::socket s) { ctx_.spawn(serve_plain(std::move(s))); });
+}
+
+asio::awaitable<void> http_edge::serve_plain(tcp::socket socket) {
+    const visit_guard guard(ctx_, net::peer_ip(socket));
+    co_await serve(net::stream(std::move(socket)), guard, false);
+}
+
+std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
+    auto& r = tunnel_routes_[name];
+    if (!r) {
+        config::upstream_settings settings;
+        settings.members.push_back(
+            config::upstream_member{config::upstream_member::scheme::tunnel, name, 0, 1,
+                                    "tunnel:" + name});
+        settings.max_tries = 1;
+        r = std::make_shared<route::route>();
+        r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
+                                                   &tunnels_, std::nullopt);
+    }
+    return r;
+}
+
+void http_edge::forget_idle_tunnel_routes() {
+    std::erase_if(tunnel_routes_, [&](const auto& kv) {
+        return kv.second.use_count() == 1 && !registry_.local(protocol::tunnel_kind::http, kv.first);
+    });
+}
+
+asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& guard, bool https) {
+    const std::string& from = guard.ip;
+    watched_socket visitor(std::move(stream), ctx_);
+    if (!guard.within_limit) {
+        co_await reply_and_close(visitor, 429, "Too Many Requests",
+                                 "porthole: too many connections from your address");
+        co_return;
+    }
+    net::io_buffer in;
+    std::optional<upstream_link> up;
+    cached_route cache;
+    for (bool first = true;; first = false) {
+        // A kept-alive connection may idle between requests; once bytes arrive, the head has
+        // header_timeout to complete (slowloris).
+        if (in.size() == 0 && https) {
+            // OpenSSL may hold decrypted bytes already, so wait by reading.
+            if (!co_await read_more(visitor, in,
+                                    first ? ctx_.cfg.header_timeout : ctx_.cfg.idle_timeout))
+                break;
+        } else if (in.size() == 0) {
+            // Idle connections hold no buffer and no timer: the sweeper enforces the deadline.
+            in.shrink_to_fit();
+            if (up) up->in.shrink_to_fit();
+            visitor.deadline = ctx_.now + (first ? ctx_.cfg.header_timeout : ctx_.cfg.idle_timeout);
+            visitor.idle = true;
+            auto [wait_ec] =
+                co_await visitor.conn.socket().async_wait(tcp::socket::wait_read, use_tuple);
+            visitor.idle = false;
+            // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
+            if (wait_ec || ctx_.draining) break;
+            const bool got = co_await read_more(visitor, in, ctx_.cfg.header_timeout, true);
+            if (!got || in.size() == 0) break;
+        }
+        if (!co_await exchange(visitor, in, up, cache, from, https)) break;
+    }
+    if (up && !up->tunnel) {
+        auto pool = up->pool;
+        pool->release(up->take(), false);
+    }
+}
+
+// One request and its response on a visitor connection; false when the connection is done.
+// A frame of its own, so an idle keep-alive connection keeps none of this state.
+asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffer& in,
+                                          std::optional<upstream_link>& up, cached_route& cache,
+                                          const std::string& from, bool https) {
+    const auto& cfg = ctx_.cfg;
+    http::framer<true> request(cfg.max_header_bytes);
+    std::optional<http::rejection> raw_head_problem;
+    const auto head_deadline = clock::now() + cfg.header_timeout;
+    error_code ec;
+    for (;;) {
+        const std::size_t used = request.put(in.data(), ec);
+        if (request.is_header_done())
+            raw_head_problem = http::check_raw_head(view(in).substr(0, used));
+        in.consume(used);
+        if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::seconds>(head_deadline - clock::now());
+        bool got = false;
+        if (left.count() > 0)
+            got = co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)));
+        if (!got) {
+            if (in.size() != 0)
+                co_await reply_and_close(visitor, 408, "Request Timeout",
+                                         "the request head did not arrive in time");
+            co_return false;
+        }
+    }
+    if (!request.is_header_done()) {
+        const auto r = http::rejection_for(request, ec);
+        if (ctx_.visitor_log.allow(clock::now()))
+            spdlog::info("http: bad request from {}: {}{}", from, r.reason,
+                         ctx_.visitor_log.suppressed_note());
+        co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status), r.reason);
+        co_return false;
+    }
+    if (auto r = raw_head_problem ? raw_head_problem : http::check_request(request)) {
+        if (ctx_.visitor_log.allow(clock::now()))
+            spdlog::info("http: bad request from {}: {}{}", from, r->reason,
+                         ctx_.visitor_log.suppressed_note());
+        co_await reply_and_close(visitor, r->status, http::reason_phrase(r->status), r->reason);
+        co_return false;
+    }
+    // Body bytes that came with the head are checked before anything reaches the upstream, so
+    // a malformed chunked body in the first packet never gets to it.
+    std::size_t parsed_body = 0;
+    if (!request.is_done() && in.size() != 0) {
+        request.eager(true);
+        parsed_body = request.put(in.data(), ec);
+        if (ec && ec != beast::http::error::need_more) {
+            const auto r = http::rejection_for(request, ec);
+            if (ctx_.visitor_log.allow(clock::now()))
+                spdlog::info("http: bad request body from {}: {}{}", from, r.reason,
+                             ctx_.visitor_log.suppressed_note());
+            co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status),
+                                     "malformed request body: " + r.reason);
+            co_return false;
+        }
+    }
+    const http::message_head& head = request.head();
+    const std::string* host = head.find("host");
+    if (cfg.redirect_https && !https && host) {
+        const auto colon = host->rfind(':');
+        const std::string bare =
+            colon == std::string::npos || host->back() == ']' ? *host : host->substr(0, colon);
+        const std::string_view path = http::origin_form(head.target);
+        const std::string_view slash = path.starts_with('/') ? "" : "/";
+        const std::string location =
+            ctx_.https_port == 443
+                ? fmt::format("https://{}{}{}", bare, slash, path)
+                : fmt::format("https://{}:{}{}{}", bare, ctx_.https_port, slash, path);
+        const std::string response = http::redirect_response(location);
+        co_await write_all(visitor, response, 10s);
+        visitor.conn.shutdown_send();
+        co_return false;
+    }
+
+    // The route: a configured site first, then a tunnel name under the relay's domain.
+    const std::string_view host_text = host ? std::string_view(*host) : std::string_view();
+    if (!cache.valid || cache.host != host_text) {
+        cache = cached_route{true, std::string(host_text), nullptr, sites_.find_site(host_text)};
+        if (!cache.site) {
+            auto name = host ? http::tunnel_name_for_host(*host, cfg.domain) : std::nullopt;
+            if (!name) {
+                std::string message = fmt::format(
+                    "porthole: this relay serves tunnels at NAME.{}; '{}' is not one", cfg.domain,
+                    host_text);
+                cache = cached_route{};
+                co_await reply_and_close(visitor, 404, "Not Found", std::move(message));
+                co_return false;
+            }
+            if (!tunnels_.serving(*name)) {
+                const bool reconnecting = registry_.name_held(*name, clock::now());
+                cache = cached_route{};
+                if (reconnecting)
+                    co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                             fmt::format("porthole: the client of tunnel '{}' is "
+                                                         "reconnecting; try again shortly",
+                                                         *name));
+                else
+                    co_await reply_and_close(
+                        visitor, 404, "Not Found",
+                        fmt::format("porthole: no tunnel named '{}' is connected to this relay",
+                                    *name));
+                co_return false;
+            }
+            cache.tunnel = tunnel_route(*name);
+        }
+    }
+    const route::route* r = cache.tunnel.get();
+    if (!r) {
+        for (const auto& candidate : cache.site->routes)
+            if (candidate->path.empty() || http::path_matches(candidate->path, head.target)) {
+                r = candidate.get();
+                break;
+            }
+        if (!r) {
+            co_await reply_and_close(visitor, 404, "Not Found",
+                                     "porthole: no route of this site serves this path");
+            co_return false;
+        }
+    }
+    for (const auto& p : r->policies) {
+        const auto answer = p->check({head.method, head.target, host_text, from});
+        if (answer.status != 0) {
+            co_await reply_and_close(visitor, answer.status, http::reason_phrase(answer.status),
+                                     answer.text);
+            co_return false;
+        }
+    }
+    const std::shared_ptr<upstream::pool>& pool = r->pool;
+    const auto& settings = pool->settings();
+
+    // A tunnel's data connection held from the last request carries this one too while its
+    // pool is the route's and it is idle; a backend's went back to its pool.
+    if (up && (up->pool != pool || up->in.size() != 0 ||
+               !net::idle_and_open(up->stream.conn.socket()) || !pool->available(up->member)))
+        up.reset();
+    const bool has_body = !request.is_done();
+    const bool retriable = !has_body && idempotent(head.method);
+    upstream::tried_list tried;
+    if (up) tried.push_back(up->member);  // a kept connection counts as this request's try
+    const std::string_view affinity_cookie =
+        settings.policy == config::lb_policy::cookie ? cookie_value(head, settings.cookie_name)
+                                                     : std::string_view();
+    std::size_t strip = 0;
+    if (r->strip_prefix && !r->path.empty()) strip = r->path.size();
+    for (;;) {
+        if (!up) {
+            const upstream::request_facts facts{from, affinity_cookie};
+            auto c = co_await pool->connect(facts, from, tried);
+            if (!c) {
+                const unsigned status = c.error().status;
+                std::string text = c.error().message;
+                if (!text.starts_with("porthole:"))
+                    text = fmt::format("porthole: {} for {}", text, host_text);
+                co_await reply_and_close(visitor, status, http::reason_phrase(status),
+                                         std::move(text));
+                co_return false;
+            }
+            up.emplace(std::move(*c), pool, ctx_);
+        }
+        std::string forwarded = http::forward_request_head(
+            head, {from, https ? "https" : "http", up->host_header, up->target, request.upgrade(),
+                   strip});
+        // lb_policy = "cookie": a visitor whose cookie does not name this member gets one.
+        std::string set_cookie;
+        if (settings.policy == config::lb_policy::cookie &&
+            affinity_cookie != pool->cookie_value(up->member))
+            set_cookie = fmt::format("Set-Cookie: {}={}; Path=/; HttpOnly\r\n\r\n",
+                                     settings.cookie_name, pool->cookie_value(up->member));
+        const bool sent = co_await write_all(up->stream, forwarded, cfg.idle_timeout,
+                                             view(in).substr(0, parsed_body));
+        if (!sent) {
+            pool->finish(up->take(), upstream::outcome::failed, false);
+            up.reset();
+            if (retriable && tried.size() < settings.max_tries) continue;
+            co_await reply_and_close(visitor, 502, "Bad Gateway",
+                                     "porthole: the upstream closed while sending the request");
+            co_return false;
+        }
+        in.consume(parsed_body);
+        parsed_body = 0;
+        exchange_outcome outcome;
+        if (request.is_done()) {  // no body: skip running a second coroutine alongside
+            outcome.request_ok = true;
+            co_await forward_response(*up, visitor, head.method == "HEAD", settings.upstream_timeout,
+                                      set_cookie, outcome);
+        } else {
+            co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
+                      forward_response(*up, visitor, head.method == "HEAD", settings.upstream_timeout,
+                                       set_cookie, outcome));
+        }
+        if (outcome.response == response_state::none && outcome.bad_request_body) {
+            pool->finish(up->take(), upstream::outcome::ok, false);
+            up.reset();
+            co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
+            co_return false;
+        }
+        if (outcome.response == response_state::none) {
+            pool->finish(up->take(), upstream::outcome::failed, false);
+            const bool tunnel = up->tunnel;
+            const std::size_t member = up->member;
+            up.reset();
+            if (retriable && !outcome.timed_out && tried.size() < settings.max_tries &&
+                tried.size() < pool->size())
+                continue;
+            const std::string what =
+                tunnel ? fmt::format("tunnel '{}'", pool->member(member).host)
+                       : fmt::format("the upstream of {}", host_text);
+            if (outcome.timed_out)
+                co_await reply_and_close(visitor, 504, "Gateway Timeout",
+                                         fmt::format("porthole: {} did not answer in time "
+                                                     "(upstream_timeout)",
+                                                     what));
+            else
+                co_await reply_and_close(
+                    visitor, 502, "Bad Gateway",
+                    fmt::format("porthole: {} {}", what,
+                                outcome.bad_response ? "answered with a malformed response"
+                                                     : "closed the connection without a response"));
+            co_return false;
+        }
+        const auto verdict =
+            outcome.status >= 500 ? upstream::outcome::server_error : upstream::outcome::ok;
+        if (outcome.response == response_state::upgraded && outcome.request_ok) {
+            if (in.size() != 0) {
+                const bool sent_rest = co_await write_all(up->stream, view(in), cfg.idle_timeout);
+                if (!sent_rest) co_return false;
+            }
+            if (up->in.size() != 0) {
+                const bool sent_rest = co_await write_all(visitor, view(up->in), cfg.idle_timeout);
+                if (!sent_rest) co_return false;
+            }
+            co_await net::pump(visitor.conn, up->stream.conn);
+            pool->finish(up->take(), verdict, false);
+            up.reset();
+            co_return false;
+        }
+        const bool visitor_goes_on = outcome.response == response_state::complete &&
+                                     outcome.request_ok && request.keep_alive() &&
+                                     outcome.keep_alive && !ctx_.draining;
+        // A tunnel's data connection stays with this visitor only where no other member could
+        // take its next request: in a pool of several members each request is balanced.
+        if (!up->tunnel || pool->size() > 1 || !outcome.upstream_reusable || !visitor_goes_on) {
+            pool->finish(up->take(), verdict, outcome.upstream_reusable &&
+                                                  outcome.response == response_state::complete &&
+                                                  outcome.request_ok);
+            up.reset();
+        }
+        if (!visitor_goes_on) {
+            visitor.conn.shutdown_send();
+            co_return false;
+        }
+        co_return true;
+    }
+}
+
+// Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
+asio::awaitable<void> http_edge::forward_request_body(http::framer<true>& request,
+                                                      watched_socket& visitor, net::io_buffer& in,
+                                                      watched_socket& upstream,
+                                                      exchange_outcome& outcome) {
+    error_code ec;
+    request.eager(true);
+    while (!request.is_done()) {
+        std::size_t used = 0;
+        if (in.size() != 0) {
+            used = request.put(in.data(), ec);
+            if (ec && ec != beast::http::error::need_more) {
+                // Cut the upstream connection: it sees an aborted request.
+                spdlog::info("http: malformed request body: {}", ec.message());
+                outcome.bad_request_body = true;
+                upstream.conn.close();
+                co_return;
+            }
+        }
+        if (used > 0) {
+            if (!co_await write_all(upstream, view(in).substr(0, used), ctx_.cfg.idle_timeout))
+                co_return;
+            in.consume(used);
+            continue;
+        }
+        if (!co_await read_more(visitor, in, ctx_.cfg.idle_timeout)) {
+            upstream.conn.shutdown_send();
+            co_return;
+        }
+    }
+    outcome.request_ok = true;
+}
+
+// Forwards interim responses and the final response, exactly as framed.
+asio::awaitable<void> http_edge::forward_response(upstream_link& up, watched_socket& visitor,
+                                                  bool head_request,
+                                                  upstream_deadline first_byte_timeout,
+                                                  std::string_view set_cookie,
+                                                  exchange_outcome& outcome) {
+    error_code ec;
+    const auto sent_at = clock::now();
+    for (;;) {
+        http::framer<false> response(64 * 1024, false);
+        response.skip(head_request);
+        // Head and body in one write when they arrived together, unless a field is added to the
+        // head: then the head is taken alone first.
+        bool add_field = !set_cookie.empty();
+        response.eager(!add_field);
+        while (!response.is_done()) {
+            std::size_t used = 0;
+            if (up.in.size() != 0) {
+                used = response.put(up.in.data(), ec);
+                if (ec && ec != beast::http::error::need_more) {
+                    spdlog::info("http: malformed response from upstream: {}",
+                                 http::rejection_for(response, ec).reason);
+                    outcome.bad_response = outcome.response == response_state::none;
+                    break;
+                }
+            }
+            if (used > 0 && add_field && response.is_header_done()) {
+                add_field = false;
+                response.eager(true);
+                const unsigned status = response.head().status;
+                if (status >= 200 && status != 101 && used >= 2) {
+                    // The head without its blank line, the field, then the blank line.
+                    const bool sent = co_await write_all(visitor, view(up.in).substr(0, used - 2),
+                                                         ctx_.cfg.idle_timeout, set_cookie);
+                    if (!sent) break;
+                    up.in.consume(used);
+                    outcome.response = response_state::partial;
+                    continue;
+                }
+            }
+            if (used > 0) {
+                if (!co_await write_all(visitor, view(up.in).substr(0, used),
+                                        ctx_.cfg.idle_timeout))
+                    break;
+                up.in.consume(used);
+                outcome.response = response_state::partial;
+                continue;
+            }
+            bool got = false;
+            if (outcome.response == response_state::none && first_byte_timeout) {
+                // upstream_timeout: a timer of its own, as precise as the setting, only here.
+                const auto left = *first_byte_timeout - (clock::now() - sent_at);
+                auto read = co_await net::within(
+                    read_more(up.stream, up.in, ctx_.cfg.idle_timeout),
+                    std::max<clock::duration>(left, 1ms));
+                outcome.timed_out = !read;
+                got = read && *read;
+            } else {
+                got = co_await read_more(up.stream, up.in, ctx_.cfg.idle_timeout);
+            }
+            if (!got) {
+                if (response.is_header_done() && response.need_eof())
+                    response.put_eof(ec);  // a close-delimited body ends here
+                break;
+            }
+        }
+        if (!response.is_done()) {
+            // Stop the body forwarder too; the caller answers 502 if nothing was sent yet.
+            error_code ignored;
+            visitor.conn.socket().cancel(ignored);
+            co_return;
+        }
+        const unsigned status = response.head().status;
+        if (status == 101) {
+            outcome.response = response_state::upgraded;
+            co_return;
+        }
+        if (status >= 100 && status < 200) continue;
+        outcome.response = response_state::complete;
+        outcome.status = status;
+        outcome.keep_alive = response.keep_alive();
+        outcome.upstream_reusable = response.keep_alive() && !response.need_eof();
+        co_return;
+    }
+}
+
+}  // namespace porthole::relay

@@ -1,0 +1,75 @@
+#pragma once
+// The HTTP edge: a visitor connection's keep-alive loop with its slowloris deadlines, and one
+// exchange per request: the head parsed and checked, the route found (a configured site, or a
+// tunnel name under the relay's domain), the route's policy chain, then an upstream connection
+// from the route's pool and the request and response forwarded exactly as framed. The edge does
+// not know whether that connection goes to a tunnel's client or to a backend.
+#include "http/message_head.hpp"
+#include "net/io_buffer.hpp"
+#include "relay/relay_context.hpp"
+#include "relay/tunnel_registry.hpp"
+#include "route/route_table.hpp"
+#include "upstream/upstream_pool.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <tl/expected.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace porthole::relay {
+
+class http_edge {
+public:
+    // upstream_timeout: how long a response head may take; nullopt for no limit.
+    using upstream_deadline = std::optional<std::chrono::milliseconds>;
+
+    http_edge(relay_context& ctx, tunnel_registry& registry, upstream::tunnel_source& tunnels,
+              route::route_table& sites);
+
+    tl::expected<void, std::string> listen();
+    void start();
+    void stop_accepting();
+    boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+    // Serves a visitor connection (plain, or TLS the HTTPS edge terminated) until it ends.
+    boost::asio::awaitable<void> serve(net::stream stream, const visit_guard& guard, bool https);
+
+    // Drops the routes of tunnel names no client serves any more (the sweeper calls it).
+    void forget_idle_tunnel_routes();
+
+private:
+    struct upstream_link;
+    struct exchange_outcome;
+    struct cached_route;
+
+    boost::asio::awaitable<void> accept();
+    boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<bool> exchange(watched_socket& visitor, net::io_buffer& in,
+                                          std::optional<upstream_link>& up, cached_route& cache,
+                                          const std::string& from, bool https);
+    boost::asio::awaitable<void> forward_request_body(http::framer<true>& request,
+                                                      watched_socket& visitor, net::io_buffer& in,
+                                                      watched_socket& upstream,
+                                                      exchange_outcome& outcome);
+    boost::asio::awaitable<void> forward_response(upstream_link& up, watched_socket& visitor,
+                                                  bool head_request,
+                                                  upstream_deadline first_byte_timeout,
+                                                  std::string_view set_cookie,
+                                                  exchange_outcome& outcome);
+    std::shared_ptr<route::route> tunnel_route(const std::string& name);
+
+    relay_context& ctx_;
+    tunnel_registry& registry_;
+    upstream::tunnel_source& tunnels_;
+    route::route_table& sites_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    // The route of each tunnel name visitors asked for lately: one pool with the name as its
+    // only member, made once rather than per request.
+    std::unordered_map<std::string, std::shared_ptr<route::route>> tunnel_routes_;
+};
+
+}  // namespace porthole::relay

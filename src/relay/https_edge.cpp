@@ -1,0 +1,107 @@
+#include "relay/https_edge.hpp"
+
+#include "http/host_route.hpp"
+#include "net/client_hello.hpp"
+#include "net/frame_io.hpp"
+#include "net/listener.hpp"
+#include "net/pump.hpp"
+#include "relay/tunnel_stream.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+
+namespace porthole::relay {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// The ClientHello, peeked (left in the socket): its server name picks a passthrough tunnel.
+asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket,
+                                                         clock::time_point deadline) {
+    using status = net::client_hello_sni::status;
+    std::vector<std::uint8_t> bytes;  // taken once bytes arrive: an idle socket holds none
+    asio::steady_timer pause(socket.get_executor());
+    while (clock::now() < deadline) {
+        auto ready = co_await net::within(
+            socket.async_wait(tcp::socket::wait_read, use_tuple),
+            std::chrono::duration_cast<clock::duration>(deadline - clock::now()));
+        if (!ready || std::get<0>(*ready)) break;
+        bytes.resize(16 * 1024 + 5);
+        const auto n = ::recv(socket.native_handle(), bytes.data(), bytes.size(), MSG_PEEK);
+        if (n <= 0) break;
+        auto sni = net::find_sni({bytes.data(), static_cast<std::size_t>(n)});
+        if (sni.what != status::need_more) co_return sni;
+        // The rest of the hello is on its way; the peeked bytes keep the socket readable.
+        pause.expires_after(5ms);
+        co_await pause.async_wait(use_tuple);
+    }
+    co_return net::client_hello_sni{status::not_tls, {}};
+}
+}  // namespace
+
+tl::expected<void, std::string> https_edge::listen() {
+    auto bound = net::listen_on(acceptor_, *ctx_.cfg.https_addr, "https");
+    if (bound) ctx_.https_port = acceptor_.local_endpoint().port();
+    return bound;
+}
+
+void https_edge::start() { ctx_.spawn(accept()); }
+
+void https_edge::stop_accepting() {
+    error_code ec;
+    acceptor_.close(ec);
+}
+
+asio::awaitable<void> https_edge::accept() {
+    co_await accept_connections(ctx_, acceptor_, "https",
+                                [this](tcp::socket s) { ctx_.spawn(serve(std::move(s))); });
+}
+
+// TLS passthrough: the still-encrypted connection goes to the client as it came.
+asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::string& from,
+                                               std::shared_ptr<tunnel> t) {
+    if (t->active >= ctx_.cfg.max_connections_per_tunnel || !t->new_connections.take(clock::now()))
+        co_return;
+    const tunnel_slot slot(t);
+    auto stream = co_await open_tunnel_stream(ctx_, *t, from);
+    if (!stream) {
+        spdlog::info("tls {}: visitor {} dropped: {}", t->name, from, stream.error());
+        co_return;
+    }
+    net::stream visitor_stream(std::move(visitor));
+    co_await net::pump(visitor_stream, *stream);
+}
+
+// Counted from accept, before a byte is read: idle sockets count against the address too.
+asio::awaitable<void> https_edge::serve(tcp::socket socket) {
+    const visit_guard guard(ctx_, net::peer_ip(socket));
+    if (!guard.within_limit) co_return;
+    // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
+    const auto deadline = clock::now() + ctx_.cfg.header_timeout;
+    const auto hello = co_await peek_client_hello(socket, deadline);
+    if (hello.what == net::client_hello_sni::status::found) {
+        if (auto name = http::tunnel_name_for_host(hello.name, ctx_.cfg.domain)) {
+            if (auto* group = registry_.local(protocol::tunnel_kind::tls, *name)) {
+                if (auto t = group->pick()) {
+                    co_await pass_through(std::move(socket), guard.ip, std::move(t));
+                    co_return;
+                }
+            }
+        }
+    }
+    if (!ctx_.https || clock::now() >= deadline) co_return;  // a passthrough-only HTTPS port
+    net::tls_socket tls(std::move(socket), ctx_.https->context());
+    auto done =
+        co_await net::within(tls.handshake(net::tls_socket::role::server), deadline - clock::now());
+    if (!done || *done) co_return;
+    co_await http_.serve(net::stream(std::move(tls)), guard, true);
+}
+
+}  // namespace porthole::relay

@@ -1,0 +1,38 @@
+#pragma once
+// The HTTPS edge: peeks each visitor's ClientHello; a server name that is a TLS tunnel passes
+// through still encrypted to that tunnel's client, anything else is terminated here (with the
+// relay's certificates) and served by the HTTP edge.
+#include "relay/http_edge.hpp"
+#include "relay/relay_context.hpp"
+#include "relay/tunnel_registry.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <tl/expected.hpp>
+
+namespace porthole::relay {
+
+class https_edge {
+public:
+    https_edge(relay_context& ctx, tunnel_registry& registry, http_edge& http)
+        : ctx_(ctx), registry_(registry), http_(http), acceptor_(ctx.io) {}
+
+    tl::expected<void, std::string> listen();
+    void start();
+    void stop_accepting();
+    bool listening() const { return acceptor_.is_open(); }
+    boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+private:
+    boost::asio::awaitable<void> accept();
+    boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> pass_through(boost::asio::ip::tcp::socket visitor,
+                                              const std::string& from, std::shared_ptr<tunnel> t);
+
+    relay_context& ctx_;
+    tunnel_registry& registry_;
+    http_edge& http_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+};
+
+}  // namespace porthole::relay

@@ -1,0 +1,67 @@
+#pragma once
+// The registry of one relay, in memory: lease tables for names and ports, and the tunnels that
+// serve each.
+#include "relay/tunnel_registry.hpp"
+
+#include <unordered_map>
+
+namespace porthole::relay {
+
+class local_registry final : public tunnel_registry {
+public:
+    local_registry(clock::duration lease_grace, std::string node)
+        : names_(lease_grace), ports_(lease_grace), node_(std::move(node)) {}
+
+    bool claim_name(const std::string& name, const owner_key& holder,
+                    clock::time_point now) override {
+        return names_.claim(name, holder, now);
+    }
+    bool name_held(const std::string& name, clock::time_point now) const override {
+        return names_.held(name, now);
+    }
+    bool claim_port(std::uint16_t port, const owner_key& holder, clock::time_point now) override {
+        return ports_.claim(port, holder, now);
+    }
+    bool port_held(std::uint16_t port, clock::time_point now) const override {
+        return ports_.held(port, now);
+    }
+    bool port_held_by(std::uint16_t port, const owner_key& holder,
+                      clock::time_point now) const override {
+        return ports_.held_by(port, holder, now);
+    }
+    void drop_port(std::uint16_t port, const owner_key& holder) override {
+        ports_.drop(port, holder);
+    }
+
+    void add(const std::shared_ptr<tunnel>& t) override;
+    void remove(const tunnel& t, bool leaving, clock::time_point now) override;
+
+    std::vector<tunnel_location> locate(protocol::tunnel_kind kind,
+                                        const std::string& name) const override;
+    tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) override;
+    std::shared_ptr<tunnel> local_port(std::uint16_t port) const override;
+    void for_each_port(const std::function<void(tunnel&)>& f) override;
+
+    void expire(clock::time_point now) override {
+        names_.expire(now);
+        ports_.expire(now);
+    }
+
+private:
+    using group_map = std::unordered_map<std::string, tunnel_group>;
+    group_map& groups(protocol::tunnel_kind kind) {
+        return kind == protocol::tunnel_kind::tls ? tls_ : http_;
+    }
+    const group_map& groups(protocol::tunnel_kind kind) const {
+        return kind == protocol::tunnel_kind::tls ? tls_ : http_;
+    }
+
+    lease_table<std::string> names_;
+    lease_table<std::uint16_t> ports_;
+    std::string node_;
+    group_map http_;
+    group_map tls_;  // passthrough by SNI
+    std::unordered_map<std::uint16_t, std::shared_ptr<tunnel>> tcp_;
+};
+
+}  // namespace porthole::relay

@@ -1,0 +1,78 @@
+#include "relay/relay_context.hpp"
+
+#include "net/address_group.hpp"
+#include "net/listener.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+namespace porthole::relay {
+
+void log_exception(std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        spdlog::error("unexpected failure in a connection: {}", x.what());
+    }
+}
+
+std::uint32_t descriptor_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 1u << 20;
+    return static_cast<std::uint32_t>(std::min<rlim_t>(lim.rlim_cur, 1u << 20));
+}
+
+relay_context::relay_context(boost::asio::io_context& io, const config::server_config& cfg,
+                             net::https_certificates* https)
+    : io(io), cfg(cfg), https(https), descriptors(descriptor_limit()),
+      max_connections_per_ip(
+          std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8))),
+      gate_total(std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4))),
+      gate_per_ip(std::min(cfg.max_unauthenticated_per_ip, gate_total)) {}
+
+std::string relay_context::http_url(const std::string& name) const {
+    if (https)
+        return https_port == 443 ? fmt::format("https://{}.{}", name, cfg.domain)
+                                 : fmt::format("https://{}.{}:{}", name, cfg.domain, https_port);
+    return http_port == 80 ? fmt::format("http://{}.{}", name, cfg.domain)
+                           : fmt::format("http://{}.{}:{}", name, cfg.domain, http_port);
+}
+
+std::string relay_context::tls_url(const std::string& name) const {
+    return https_port == 443 ? fmt::format("tls://{}.{}", name, cfg.domain)
+                             : fmt::format("tls://{}.{}:{}", name, cfg.domain, https_port);
+}
+
+boost::asio::awaitable<void> accept_connections(
+    relay_context& ctx, boost::asio::ip::tcp::acceptor& a, std::string_view what,
+    std::function<void(boost::asio::ip::tcp::socket)> serve) {
+    namespace asio = boost::asio;
+    while (!ctx.draining && a.is_open()) {
+        auto [ec, socket] = co_await a.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (ec == asio::error::operation_aborted || ctx.draining || !a.is_open()) co_return;
+        if (ec) {
+            co_await net::pause_after_accept_error(ec, what);
+            continue;
+        }
+        socket.set_option(asio::ip::tcp::no_delay(true), ec);
+        serve(std::move(socket));
+    }
+}
+
+visit_guard::visit_guard(relay_context& ctx, std::string ip)
+    : ctx(ctx), ip(std::move(ip)), counted_as(net::address_group(this->ip)) {
+    ++ctx.active_visitors;
+    within_limit = ++ctx.per_ip[counted_as] <= ctx.max_connections_per_ip;
+}
+
+visit_guard::~visit_guard() {
+    --ctx.active_visitors;
+    if (auto it = ctx.per_ip.find(counted_as); it != ctx.per_ip.end() && --it->second == 0)
+        ctx.per_ip.erase(it);
+}
+
+}  // namespace porthole::relay

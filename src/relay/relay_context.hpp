@@ -1,0 +1,104 @@
+#pragma once
+// What every part of the relay reads and counts: the config, the coarse clock the sweeper
+// refreshes, the sockets whose deadlines it enforces, the visitor counts and the limits derived
+// from the descriptor limit, and whether the relay is draining. One per relay, one thread.
+#include "config/server_config.hpp"
+#include "core/token_bucket.hpp"
+#include "net/tls.hpp"
+#include "relay/lease_table.hpp"
+
+#include "net/stream.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/intrusive/list.hpp>
+
+#include <exception>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+namespace porthole::relay {
+
+struct relay_context;
+
+// A socket whose reads and writes have a deadline, enforced by the relay's once-a-second sweeper
+// rather than a timer per operation (that timer was a tenth of the relay's work per request).
+// It links itself into the relay's list: no allocation, and it unlinks when destroyed.
+struct watched_socket
+    : boost::intrusive::list_base_hook<
+          boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+    watched_socket(net::stream s, relay_context& ctx);
+    watched_socket(const watched_socket&) = delete;
+    watched_socket& operator=(const watched_socket&) = delete;
+
+    net::stream conn;
+    relay_context& ctx;
+    clock::time_point deadline = clock::time_point::max();
+    bool idle = false;  // waiting for the next request: closed at once on shutdown
+};
+using watch_list =
+    boost::intrusive::list<watched_socket, boost::intrusive::constant_time_size<false>>;
+
+void log_exception(std::exception_ptr e);
+std::uint32_t descriptor_limit();
+
+struct relay_context {
+    relay_context(boost::asio::io_context& io, const config::server_config& cfg,
+                  net::https_certificates* https);
+
+    // Runs a coroutine on the relay's thread; an escaping exception is logged, not fatal.
+    template <class Awaitable>
+    void spawn(Awaitable&& a) {
+        boost::asio::co_spawn(io, std::forward<Awaitable>(a), log_exception);
+    }
+
+    // The public URLs of tunnels: https when the relay serves HTTPS.
+    std::string http_url(const std::string& name) const;
+    std::string tls_url(const std::string& name) const;
+
+    boost::asio::io_context& io;
+    const config::server_config& cfg;
+    net::https_certificates* https;  // set when visitors may use HTTPS
+    std::uint16_t http_port = 0;
+    std::uint16_t https_port = 0;  // 0: no HTTPS listener (TLS tunnels are refused)
+    bool draining = false;
+    clock::time_point now = clock::now();  // refreshed by the sweeper: deadlines are coarse
+    watch_list watched;  // read and write deadlines, checked each second
+
+    std::size_t active_visitors = 0;  // for draining
+    std::unordered_map<std::string, std::uint32_t> per_ip;  // open visitor connections
+    // The limits that protect descriptors, no larger than the descriptor limit allows.
+    std::uint32_t descriptors;
+    std::uint32_t max_connections_per_ip;
+    std::uint32_t gate_total;
+    std::uint32_t gate_per_ip;
+    core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
+};
+
+inline watched_socket::watched_socket(net::stream s, relay_context& ctx)
+    : conn(std::move(s)), ctx(ctx) {
+    ctx.watched.push_back(*this);
+}
+
+// Accepts on `a` until it closes or the relay drains, handing each socket (TCP_NODELAY set) to
+// `serve`; `what` names the listener in warnings.
+boost::asio::awaitable<void> accept_connections(
+    relay_context& ctx, boost::asio::ip::tcp::acceptor& a, std::string_view what,
+    std::function<void(boost::asio::ip::tcp::socket)> serve);
+
+// Counts a visitor connection for shutdown and for the per-address limit.
+struct visit_guard {
+    visit_guard(relay_context& ctx, std::string ip);
+    ~visit_guard();
+    visit_guard(const visit_guard&) = delete;
+    visit_guard& operator=(const visit_guard&) = delete;
+    relay_context& ctx;
+    std::string ip;
+    std::string counted_as;
+    bool within_limit;
+};
+
+}  // namespace porthole::relay

@@ -1,0 +1,44 @@
+#include "relay/tunnel_members.hpp"
+
+#include "relay/tunnel_stream.hpp"
+
+#include <fmt/format.h>
+
+namespace porthole::relay {
+
+namespace asio = boost::asio;
+using failure = upstream::open_failure;
+
+bool tunnel_members::serving(const std::string& name) {
+    auto* group = registry_.local(protocol::tunnel_kind::http, name);
+    if (!group) return false;
+    return std::any_of(group->members.begin(), group->members.end(), [](const auto& t) {
+        auto s = t->owner.lock();
+        return s && !s->closed;
+    });
+}
+
+asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_members::open(
+    const std::string& name, const std::string& visitor) {
+    auto* group = registry_.local(protocol::tunnel_kind::http, name);
+    std::shared_ptr<tunnel> t = group ? group->pick() : nullptr;
+    if (!t)
+        co_return tl::unexpected(
+            failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
+    if (t->active >= ctx_.cfg.max_connections_per_tunnel)
+        co_return tl::unexpected(
+            failure{503, "porthole: this tunnel is at its connection limit"});
+    if (!t->new_connections.take(clock::now()))
+        co_return tl::unexpected(failure{429, "porthole: this tunnel is taking new connections "
+                                              "too fast; retry shortly"});
+    auto slot = std::make_shared<tunnel_slot>(t);
+    auto stream = co_await open_tunnel_stream(ctx_, *t, visitor);
+    if (!stream)
+        co_return tl::unexpected(
+            failure{502, fmt::format("porthole: tunnel '{}' could not take the request: {}",
+                                     t->name, stream.error())});
+    co_return upstream::tunnel_connection{std::move(*stream), t->host_header, t->target,
+                                          std::move(slot)};
+}
+
+}  // namespace porthole::relay

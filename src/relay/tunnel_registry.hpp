@@ -1,0 +1,68 @@
+#pragma once
+// Who serves which tunnel name and TCP port, and where, with the leases that keep a name or port
+// for a client that reconnects. An interface: the in-memory registry (local_registry) serves one
+// relay; a registry several relays share answers the same questions for another process, which
+// is why `locate` returns values (a session id and the relay's node name), not pointers.
+#include "protocol/frame.hpp"
+#include "relay/lease_table.hpp"
+#include "relay/session.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace porthole::relay {
+
+// Where one tunnel serving a name lives.
+struct tunnel_location {
+    std::string session_id;  // hex
+    std::string node;  // the relay that holds the session
+    std::uint32_t tunnel_id = 0;
+};
+
+// The tunnels of this relay that serve one name: one, or the members of a group.
+struct tunnel_group {
+    std::vector<std::shared_ptr<tunnel>> members;
+    std::uint32_t next = 0;  // rotation over the members
+
+    // The next member whose client is connected, in turn; nullptr when none is.
+    std::shared_ptr<tunnel> pick();
+};
+
+class tunnel_registry {
+public:
+    virtual ~tunnel_registry() = default;
+
+    // Names (http and tls tunnels share them) and ports are claimed by a holder: the client, or
+    // the group it joins. A claim succeeds when free, expired, or already the holder's.
+    virtual bool claim_name(const std::string& name, const owner_key& holder,
+                            clock::time_point now) = 0;
+    virtual bool name_held(const std::string& name, clock::time_point now) const = 0;
+    virtual bool claim_port(std::uint16_t port, const owner_key& holder, clock::time_point now) = 0;
+    virtual bool port_held(std::uint16_t port, clock::time_point now) const = 0;
+    virtual bool port_held_by(std::uint16_t port, const owner_key& holder,
+                              clock::time_point now) const = 0;
+    // Gives up a claim that came to nothing (the port could not be bound).
+    virtual void drop_port(std::uint16_t port, const owner_key& holder) = 0;
+
+    // An opened tunnel serves its name or port from now on.
+    virtual void add(const std::shared_ptr<tunnel>& t) = 0;
+    // It stops; the last of a name's tunnels to go leaves a lease of lease_grace behind, unless
+    // `leaving` (its client stopped cleanly): then the name or port is free at once.
+    virtual void remove(const tunnel& t, bool leaving, clock::time_point now) = 0;
+
+    // Who serves NAME, and where.
+    virtual std::vector<tunnel_location> locate(protocol::tunnel_kind kind,
+                                                const std::string& name) const = 0;
+    // The tunnels of this relay serving NAME; nullptr when none.
+    virtual tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) = 0;
+    virtual std::shared_ptr<tunnel> local_port(std::uint16_t port) const = 0;
+    virtual void for_each_port(const std::function<void(tunnel&)>& f) = 0;
+
+    // Leases past their grace end.
+    virtual void expire(clock::time_point now) = 0;
+};
+
+}  // namespace porthole::relay
