@@ -807,11 +807,22 @@ def cmd_reconnect(a):
 
 PATHS = [("direct", "direct"), ("porthole", "porthole"), ("porthole_noinspect", "porthole --inspect=false"),
          ("porthole_tls", "porthole TLS"), ("ssh", "ssh -R"),
-         ("nginx", "nginx (1 worker)"), ("nginx_auto", "nginx (auto)")]
+         ("nginx", "nginx (1 worker)"), ("nginx_auto", "nginx (auto)"),
+         ("porthole_proxy", "porthole proxy (one hop)"), ("haproxy", "HAProxy (nbthread 1)"),
+         ("caddy", "Caddy (GOMAXPROCS=1)")]
+LABEL = dict(PATHS)
 RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthole", "nginx"),
           ("porthole/nginx auto", "porthole", "nginx_auto"), ("porthole/ssh", "porthole", "ssh"),
           ("porthole TLS/ssh", "porthole_tls", "ssh"),
           ("porthole --inspect=false/nginx", "porthole_noinspect", "nginx")]
+ONE_HOP_RATIOS = [("proxy/nginx", "porthole_proxy", "nginx"), ("proxy/nginx auto", "porthole_proxy", "nginx_auto"),
+                  ("proxy/HAProxy", "porthole_proxy", "haproxy"), ("proxy/Caddy", "porthole_proxy", "caddy")]
+# The report's tables: the tunnels against ssh -R and nginx, then the one-hop reverse proxies.
+TABLES = [
+    ("Tunnels", ["direct", "porthole", "porthole_noinspect", "porthole_tls", "ssh", "nginx", "nginx_auto"], RATIOS),
+    ("One-hop reverse proxies (no tunnel client): porthole proxy = the relay proxying straight to the origin",
+     ["direct", "porthole_proxy", "nginx", "nginx_auto", "haproxy", "caddy"], ONE_HOP_RATIOS),
+]
 
 
 def machine_info():
@@ -849,7 +860,8 @@ def machine_info():
     return {"nproc": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(), "os": os_name,
             "mem_total_mib": mem, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "tools": {"wrk": ver(["wrk", "--version"]), "iperf3": ver(["iperf3", "--version"]),
-                      "nginx": ver(["nginx", "-v"]), "ssh": ver(["ssh", "-V"])}}
+                      "nginx": ver(["nginx", "-v"]), "ssh": ver(["ssh", "-V"]),
+                      "haproxy": ver(["haproxy", "-v"]), "caddy": ver(["caddy", "version"])}}
 
 
 def fmt(v, digits=0):
@@ -866,7 +878,7 @@ FIGURES = [
     ("p50_c64_ms", "  p50 latency at 64 conns (ms)", ("c64", "p50_ms"), 3, False),
     ("p99_c64_ms", "  p99 latency at 64 conns (ms)", ("c64", "p99_ms"), 3, False),
     ("cpu_path_us", "  CPU per request at 64 conns: tunnel or proxy processes (µs)", ("c64", "cpu_path_us"), 1, False),
-    ("cpu_host_us", "    of which the public host: relay, nginx, sshd (µs)", ("c64", "cpu_host_us"), 1, False),
+    ("cpu_host_us", "    of which the public host: relay, proxy, sshd (µs)", ("c64", "cpu_host_us"), 1, False),
     ("cpu_machine_us", "    whole machine, load generator and origin included (µs)", ("c64", "cpu_machine_us"), 1, False),
     ("p50_c1_ms", "p50 latency, 1 conn (ms)", ("c1", "p50_ms"), 3, False),
     ("added_p50_c1_ms", "  added p50 vs direct, 1 conn (ms)", None, 3, False),
@@ -1011,6 +1023,35 @@ def targets(data, figs):
         ctx.append(f"the client's back-off before retrying was {min(backs):.0f}–{max(backs):.0f} ms")
     add("reconnect: relay start → first 200 (worst of trials)", rc, "≤ 1 s", None if rc is None else rc <= 1000, "ms",
         "; ".join(ctx))
+
+    host = pt.get("cpu_host_us")
+    add("tunnel path: relay CPU per request at 64 conns (today's 19–22 µs or better)",
+        host if isinstance(host, float) else None, "≤ 22 µs", host <= 22.0 if isinstance(host, float) else None, "µs",
+        f"--inspect=false: relay {ni['cpu_host_us']:.1f} µs" if isinstance(ni.get("cpu_host_us"), float) else "")
+
+    # One hop: the relay as a reverse proxy (porthole proxy) against nginx (1 worker) and HAProxy.
+    pp, ng, hp = figs.get("porthole_proxy", {}), figs["nginx"], figs.get("haproxy", {})
+    for peer, name in ((ng, "nginx (1 worker)"), (hp, "HAProxy (nbthread 1)")):
+        r = ratio(pp.get("rps_c64"), peer.get("rps_c64"))
+        add(f"one hop: HTTP req/s, 1 KiB, 64 conns, porthole proxy vs {name}", r, "≥ 1.0×",
+            None if r is None else r >= 1.0, "×", f"{fmt(pp.get('rps_c64'))} vs {fmt(peer.get('rps_c64'))} req/s")
+    c_pp, c_ng = pp.get("cpu_path_us"), ng.get("cpu_path_us")
+    r = ratio(c_pp, c_ng)
+    add("one hop: CPU per request at 64 conns, porthole proxy vs nginx (1 worker)", r, "≤ 1.0×",
+        None if r is None else r <= 1.0, "×",
+        f"{c_pp:.1f} vs {c_ng:.1f} µs" + (f"; HAProxy {hp['cpu_path_us']:.1f} µs"
+                                          if isinstance(hp.get("cpu_path_us"), float) else "")
+        if isinstance(c_pp, float) and isinstance(c_ng, float) else "")
+    for key, how in (("added_p50_c1pin_ms", "all on CPU 0"), ("added_p50_c1_ms", "unpinned")):
+        a_pp, a_ng = pp.get(key), ng.get(key)
+        if not isinstance(a_pp, float) or not isinstance(a_ng, float):
+            add(f"one hop: added p50 at 1 connection vs nginx's ({how})", None, "≤ 1.0×", None, "×")
+            continue
+        r = ratio(a_pp, a_ng) if a_ng > 0 else None
+        add(f"one hop: added p50 at 1 connection vs nginx's ({how})", r, "≤ 1.0×", a_pp <= a_ng, "×",
+            f"{a_pp * 1e3:+.0f} µs vs {a_ng * 1e3:+.0f} µs"
+            + (f"; HAProxy {hp[key] * 1e3:+.0f} µs" if isinstance(hp.get(key), float) else "")
+            + ("; judged on the pinned row: unpinned, cross-CPU wake-ups dominate" if key == "added_p50_c1_ms" else ""))
     return t
 
 
@@ -1076,7 +1117,7 @@ def cmd_report(a):
     ph = data["porthole"]
     ratios = {}
     for key, _, _, _, _ in FIGURES:
-        ratios[key] = {name: ratio(figs[a_].get(key), figs[b_].get(key)) for name, a_, b_ in RATIOS}
+        ratios[key] = {name: ratio(figs[a_].get(key), figs[b_].get(key)) for name, a_, b_ in RATIOS + ONE_HOP_RATIOS}
     tg = targets(data, figs)
     smoke = data.get("mode") == "smoke"
 
@@ -1097,20 +1138,23 @@ def cmd_report(a):
                 f" (peak {overall_load['other_cpu_max']:.0%} in a half-second sample); hypervisor steal"
                 f" {overall_load['steal']:.1%}." if overall_load else ""))
     L.append("")
-    cols = [label for _, label in PATHS]
-    L.append("| figure | " + " | ".join(cols) + " | " + " | ".join(n for n, _, _ in RATIOS) + " |")
-    L.append("|---|" + "---:|" * (len(cols) + len(RATIOS)))
-    for key, label, _, digits, _ in FIGURES:
-        cells = [fmt(figs[p].get(key), digits) for p, _ in PATHS]
-        rr = ratios[key]
-        cells += [fmt(rr[n], 2) + ("×" if rr[n] is not None else "") for n, _, _ in RATIOS]
-        L.append(f"| {label} | " + " | ".join(cells) + " |")
-    if per_path_load:
-        for k, label in (("other_cpu", "other processes' CPU during the runs (worst run)"),
-                         ("steal", "hypervisor steal during the runs (worst run)")):
-            cells = [f"{per_path_load[p][k]:.0%}" if p in per_path_load else "—" for p, _ in PATHS]
-            L.append(f"| {label} | " + " | ".join(cells) + " |" + " |" * len(RATIOS))
-    L.append("")
+    for title, keys, table_ratios in TABLES:
+        L.append(f"**{title}**")
+        L.append("")
+        L.append("| figure | " + " | ".join(LABEL[p] for p in keys) + " | "
+                 + " | ".join(n for n, _, _ in table_ratios) + " |")
+        L.append("|---|" + "---:|" * (len(keys) + len(table_ratios)))
+        for key, label, _, digits, _ in FIGURES:
+            cells = [fmt(figs[p].get(key), digits) for p in keys]
+            rr = ratios[key]
+            cells += [fmt(rr[n], 2) + ("×" if rr[n] is not None else "") for n, _, _ in table_ratios]
+            L.append(f"| {label} | " + " | ".join(cells) + " |")
+        if per_path_load:
+            for k, label in (("other_cpu", "other processes' CPU during the runs (worst run)"),
+                             ("steal", "hypervisor steal during the runs (worst run)")):
+                cells = [f"{per_path_load[p][k]:.0%}" if p in per_path_load else "—" for p in keys]
+                L.append(f"| {label} | " + " | ".join(cells) + " |" + " |" * len(table_ratios))
+        L.append("")
     rounds = get(data, "settings.rounds", 1)
     if rounds and rounds > 1:
         spread = []
@@ -1149,6 +1193,9 @@ def cmd_report(a):
         row("TLS: relay peak RSS after the load runs", mib("rss_peak_porthole_tls.relay.hwm_kib"), 1, "MiB")
         row("TLS: http client peak RSS after the load runs", mib("rss_peak_porthole_tls.client_http.hwm_kib"), 1, "MiB")
     row("threads per process (relay)", get(ph, "rss_peak.relay.threads"), 0)
+    if get(ph, "rss_proxy_idle"):
+        row("porthole proxy RSS idle (one hop)", mib("rss_proxy_idle.proxy.rss_kib"), 1, "MiB")
+        row("porthole proxy peak RSS after the load runs (VmHWM)", mib("rss_peak_proxy.proxy.hwm_kib"), 1, "MiB")
     ic = ph.get("idle_conns")
     if ic:
         row(f"idle keep-alive visitor connections held (of {ic['requested']})", ic["alive_at_measure"], 0)
