@@ -64,6 +64,8 @@ public:
     tl::expected<void, std::string> listen() {
         auto built = build_sites(cfg_.sites, tunnels_, sites_);
         if (!built) return built;
+        built = tcp_.listen_sites(cfg_.sites.tcp_sites);
+        if (!built) return built;
         tl::expected<void, std::string> bound;
         if (cfg_.control_enabled) {
             bound = control_.listen();
@@ -92,6 +94,7 @@ public:
         if (https_edge_.listening()) https_edge_.start();
         for (const auto& s : sites_.sites())
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
+        tcp_.start_sites();
         ctx_.spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
@@ -102,6 +105,22 @@ private:
     std::string https_text() const {
         const auto ep = https_edge_.local_endpoint();
         return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
+    }
+
+    // "127.0.0.1:6379 -> tcp://10.0.0.9:6379, ..." for each tcp site.
+    std::vector<std::string> tcp_sites_text() const {
+        std::vector<std::string> out;
+        const auto at = tcp_.site_endpoints();
+        for (std::size_t i = 0; i < at.size(); ++i) {
+            std::string members;
+            for (const auto& m : cfg_.sites.tcp_sites[i].upstream.members)
+                members += (members.empty() ? "" : ", ") + m.url;
+            out.push_back(fmt::format(
+                "{} -> {}",
+                config::endpoint{at[i].address().to_string(), at[i].port()}.to_string(),
+                members));
+        }
+        return out;
     }
 
     void announce() {
@@ -125,6 +144,7 @@ private:
                              {"tcp_ports", cfg_.tcp_ports.to_string()},
                              {"tls", control_.tls().has_value()}};
             if (control_.tls()) j["fingerprint"] = control_.tls()->fingerprint;
+            if (!cfg_.sites.tcp_sites.empty()) j["tcp_sites"] = tcp_sites_text();
             if (https_) {
                 j["https"] = https_text();
                 if (!https_->ca_file().empty()) j["ca_file"] = https_->ca_file();
@@ -143,6 +163,8 @@ private:
                              cfg_.tokens.empty() ? " (no token required)" : "",
                              cfg_.tcp_ports.to_string(), control_text, client_flags)
                       << std::flush;
+            for (const auto& t : tcp_sites_text())
+                std::cout << "  tcp site  " << t << "\n" << std::flush;
             if (https_ && !https_->ca_file().empty())
                 std::cout << fmt::format(
                                  "visitors' certificates come from the local CA {0}; trust it:\n"
@@ -214,6 +236,7 @@ private:
         sweep_.cancel();
         for (const auto& s : sites_.sites())
             for (const auto& r : s->routes) r->pool->stop();
+        tcp_.stop_sites();
         registry_.for_each_port([&](tunnel& t) {
             if (t.acceptor) t.acceptor->close(ec);
         });

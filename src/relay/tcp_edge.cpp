@@ -4,12 +4,14 @@
 #include "net/pump.hpp"
 #include "relay/tunnel_stream.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace porthole::relay {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
 
 void tcp_edge::serve_tunnel(std::shared_ptr<tunnel> t) { ctx_.spawn(accept(std::move(t))); }
 
@@ -36,6 +38,70 @@ asio::awaitable<void> tcp_edge::serve_visitor(tcp::socket visitor, std::shared_p
     }
     net::stream visitor_stream(std::move(visitor));
     co_await net::pump(visitor_stream, *stream);
+}
+
+tl::expected<void, std::string> tcp_edge::listen_sites(
+    const std::vector<config::tcp_site_config>& sites) {
+    for (const auto& c : sites) {
+        const std::string name = fmt::format("tcp site {}", c.listen.to_string());
+        auto pool = upstream::pool::make(name, c.upstream, nullptr);
+        if (!pool) return tl::unexpected(fmt::format("{}: {}", name, pool.error()));
+        auto& site = sites_.emplace_back(ctx_.io, c, std::move(*pool));
+        auto bound = net::listen_on(site.acceptor, c.listen, "tcp site");
+        if (!bound) return bound;
+    }
+    return {};
+}
+
+void tcp_edge::start_sites() {
+    for (auto& s : sites_) {
+        s.pool->start_checks(ctx_.io.get_executor());
+        ctx_.spawn(accept_site(s));
+    }
+}
+
+void tcp_edge::stop_sites() {
+    for (auto& s : sites_) {
+        error_code ec;
+        s.acceptor.close(ec);
+        s.pool->stop();
+    }
+}
+
+std::vector<tcp::endpoint> tcp_edge::site_endpoints() const {
+    std::vector<tcp::endpoint> out;
+    for (const auto& s : sites_) out.push_back(s.acceptor.local_endpoint());
+    return out;
+}
+
+asio::awaitable<void> tcp_edge::accept_site(tcp_site& site) {
+    co_await accept_connections(ctx_, site.acceptor, "tcp site", [this, &site](tcp::socket s) {
+        ctx_.spawn(serve_site_visitor(std::move(s), site));
+    });
+}
+
+asio::awaitable<void> tcp_edge::serve_site_visitor(tcp::socket visitor, tcp_site& site) {
+    const visit_guard guard(ctx_, net::peer_ip(visitor));
+    if (!guard.within_limit) {
+        if (ctx_.visitor_log.allow(clock::now()))
+            spdlog::info("{}: visitor {} refused: connection limit{}", site.pool->name(), guard.ip,
+                         ctx_.visitor_log.suppressed_note());
+        co_return;
+    }
+    const auto pool = site.pool;  // the site's pool outlives a reload's new config
+    upstream::tried_list tried;
+    const upstream::request_facts facts{guard.ip, {}};
+    auto up = co_await pool->connect(facts, guard.ip, tried);
+    if (!up) {
+        if (ctx_.visitor_log.allow(clock::now()))
+            spdlog::info("{}: visitor {} dropped: {}", pool->name(), guard.ip,
+                         up.error().message);
+        co_return;
+    }
+    net::stream visitor_stream(std::move(visitor));
+    co_await net::pump(visitor_stream, up->stream);
+    // A byte stream has no verdict of its own: the connect succeeding is the member's health.
+    pool->finish(std::move(*up), upstream::outcome::ok, false);
 }
 
 }  // namespace porthole::relay

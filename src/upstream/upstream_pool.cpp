@@ -161,7 +161,8 @@ void pool::start_checks(const asio::any_io_executor& ex) {
         const auto kind = members_[i].spec.kind;
         if (kind == scheme::tunnel) continue;
         const bool http_check = !settings_.health.path.empty() && kind != scheme::tcp;
-        const bool tcp_check = settings_.health.active && kind == scheme::tcp;
+        // tcp sites: a connect, to tcp:// and unix: members alike
+        const bool tcp_check = settings_.health.active && settings_.health.path.empty();
         if (!http_check && !tcp_check) continue;
         asio::co_spawn(ex, check_loop(i), [](std::exception_ptr e) {
             if (e) spdlog::error("a health check failed unexpectedly");
@@ -201,7 +202,7 @@ asio::awaitable<void> pool::check_loop(std::size_t i) {
     }
 }
 
-// One check: a TCP connect for tcp members, else GET health_path answered with an expected
+// One check: a connect when no health_path is set (tcp sites), else GET health_path answered
 // status within health_timeout.
 asio::awaitable<bool> pool::probe(std::size_t i) {
     const auto stopped = stopped_;
@@ -210,7 +211,7 @@ asio::awaitable<bool> pool::probe(std::size_t i) {
     const std::vector<tcp::endpoint> addresses = members_[i].addresses;
     auto conn = co_await connect_backend(spec, addresses, h.timeout, tls_ ? &*tls_ : nullptr);
     if (*stopped || !conn) co_return false;
-    if (spec.kind == scheme::tcp) co_return true;
+    if (h.path.empty()) co_return true;  // a connect check
     const std::string host = spec.kind == scheme::unix_socket ? "localhost"
                              : spec.host.find(':') != std::string::npos
                                  ? fmt::format("[{}]:{}", spec.host, spec.port)

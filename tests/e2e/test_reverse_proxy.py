@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import backends
-from helpers import BIN, free_port, wait_until
+from helpers import BIN, accepts, free_port, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "shop.test"
@@ -725,3 +725,47 @@ def test_forwarding_headers_reach_the_backend(group, tmp_path, backend):
     assert h.get("x-forwarded-host") == with_port, h
     # the client's own claim may be kept, but the address the relay saw comes last
     assert [x.strip() for x in h["x-forwarded-for"].split(",")][-1] == "127.0.0.7", h
+
+
+# -- tcp sites ---------------------------------------------------------------------------
+
+def start_redis(group, tmp_path, name):
+    port = free_port()
+    workdir = tmp_path / name
+    workdir.mkdir()
+    proc = group.spawn(name, [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
+        "--protected-mode", "no"])
+    wait_until(lambda: accepts(port) or not proc.alive(), 10)
+    assert proc.alive(), proc.describe()
+    return proc, port
+
+
+def redis_cli(port, *args):
+    p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args),
+                       capture_output=True, timeout=30, text=True)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_a_tcp_site_carries_redis_balanced_and_checked(group, tmp_path):
+    """[[tcp_sites]]: a listener of the relay's own in front of two redis servers, round robin
+    per connection; a connect check takes a dead one out, and every connection still gets an
+    answer."""
+    r1, p1 = start_redis(group, tmp_path, "redis-a")
+    r2, p2 = start_redis(group, tmp_path, "redis-b")
+    listen = free_port()
+    relay = start_relay(group, tmp_path, (
+        "[[tcp_sites]]\nlisten = \"127.0.0.1:%s\"\n"
+        "upstream = [\"tcp://127.0.0.1:%s\", \"tcp://127.0.0.1:%s\"]\n"
+        "health_interval = \"300ms\"\nfall = 1\n") % (listen, p1, p2))
+    wait_until(lambda: accepts(listen), 10)
+    ports = [redis_cli(listen, "config", "get", "port").splitlines()[-1] for _ in range(10)]
+    assert sorted(set(ports)) == sorted({str(p1), str(p2)}) and ports.count(str(p1)) == 5, ports
+    assert redis_cli(listen, "set", "k", "v") == "OK"
+    sigkill(r2)
+    # the check takes it out within a few intervals; until then a connect failure retries
+    answers = [redis_cli(listen, "config", "get", "port").splitlines()[-1] for _ in range(10)]
+    assert answers == [str(p1)] * 10, answers
+    assert relay.proc.alive()
