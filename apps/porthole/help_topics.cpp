@@ -54,6 +54,12 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
   subdomain = "myapp"
       string (http, tls); default: a random name. Ask for myapp.DOMAIN: 1-63 characters a-z,
       0-9 and '-', not starting or ending with '-'.
+  group = "a-long-random-group-key"
+      string (http, tls); default none; --group. Join a tunnel group: clients with the same
+      token, subdomain and group key all hold the name, and the relay balances visitors over
+      them (each new visitor connection goes to the next client). A client that leaves, or
+      dies, stops getting visitors; the others keep serving. Needs subdomain, and a token when
+      the relay is not on loopback. A secret: the client sends only a digest of it.
   host_header = "rewrite"
       string (http); default "preserve". The Host the local service sees: preserve (the
       visitor's), rewrite (target's host:port) or any other value, sent as it is.

@@ -69,7 +69,7 @@ struct output_flags {
 };
 
 struct client_flags {
-    std::string target, server = "127.0.0.1:7835", token, token_file, subdomain,
+    std::string target, server = "127.0.0.1:7835", token, token_file, subdomain, group,
         host_header = "preserve";
     std::vector<std::string> routes;
     int remote_port = 0;
@@ -295,6 +295,11 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
                          "'-', not starting or ending with '-'",
                          f.subdomain));
     t.subdomain = f.subdomain;
+    t.group = f.group;
+    if (!t.group.empty() && t.subdomain.empty())
+        fail("--group: a tunnel group shares a name; give it with --subdomain NAME");
+    if (auto problem = porthole::config::group_without_token(t, cfg.server, !cfg.token.empty()))
+        fail(*problem);
     t.host_header = f.host_header;
     t.remote_port = static_cast<std::uint16_t>(f.remote_port);
     for (const auto& r : f.routes) {
@@ -353,6 +358,9 @@ porthole::config::agent_config build_start_config(const CLI::App& cmd, const sta
             cfg.tunnels.push_back(*it);
         }
     }
+    for (const auto& t : cfg.tunnels)
+        if (auto problem = porthole::config::group_without_token(t, cfg.server, !cfg.token.empty()))
+            fail(*problem);
     return cfg;
 }
 
@@ -369,8 +377,13 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
     cmd.add_option("--token-file", f.token_file, std::string(token_file_help))->type_name("FILE");
     add_output_flags(cmd, f.output);
     add_transport_flags(cmd, f.transport);
-    if (kind != tunnel_kind::tcp)
+    if (kind != tunnel_kind::tcp) {
         cmd.add_option("--subdomain", f.subdomain, "ask for NAME.DOMAIN (default: a random name)");
+        cmd.add_option("--group", f.group,
+                       "join the tunnel group KEY: clients with the same token, --subdomain and "
+                       "KEY share the name and the relay balances visitors over them")
+            ->type_name("KEY");
+    }
     if (kind == tunnel_kind::http)
         cmd.add_option("--route", f.routes,
                        "PATH=TARGET: send requests under PATH to another local service, e.g. "

@@ -290,7 +290,8 @@ private:
             const auto& t = tunnels_[i];
             s->out.push(protocol::open_tunnel{
                 static_cast<std::uint32_t>(i), t.spec.kind, t.spec.subdomain,
-                t.spec.remote_port, t.spec.target.to_string(), t.spec.host_header});
+                t.spec.remote_port, t.spec.target.to_string(), t.spec.host_header,
+                t.spec.group.empty() ? std::string() : protocol::group_digest(t.spec.group)});
         }
 
         session_end end{ending::lost, "connection closed"};

@@ -135,6 +135,15 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                     "{}: subdomain '{}' is not a valid name (a-z, 0-9, '-', 1-63 characters)",
                     at(path, node), *v));
             t.subdomain = *v;
+        } else if (key == "group" && named) {
+            auto v = string_of(path, key, node);
+            if (!v) return tl::unexpected(v.error());
+            if (v->empty())
+                return tl::unexpected(fmt::format(
+                    "{}: group is empty; use a long random key shared by the group's clients",
+                    at(path, node)));
+            t.group = *v;
+            t.group_at = at(path, node);
         } else if (key == "routes" && http) {
             const auto* list = node.as_array();
             if (!list)
@@ -157,25 +166,42 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                                                   at(path, node)));
             t.remote_port = static_cast<std::uint16_t>(*v);
         } else if (key == "subdomain" || key == "host_header" || key == "routes" ||
-                   key == "remote_port") {
+                   key == "remote_port" || key == "group") {
             return tl::unexpected(fmt::format(
                 "{}: '{}' does not apply to a {} tunnel ({})", at(path, node), key, *type_text,
                 key == "remote_port" ? "only tcp tunnels have a public port"
-                : key == "subdomain" ? "only http and tls tunnels have a name"
+                : key == "subdomain" || key == "group" ? "only http and tls tunnels have a name"
                                      : "only http tunnels read HTTP"));
         } else {
             const std::string in = fmt::format(" in a {} tunnel", *type_text);
             return tl::unexpected(
                 http    ? unknown_key(at(path, node), key, in,
-                                      {"type", "target", "subdomain", "host_header", "routes"})
-                : named ? unknown_key(at(path, node), key, in, {"type", "target", "subdomain"})
+                                      {"type", "target", "subdomain", "group", "host_header",
+                                       "routes"})
+                : named ? unknown_key(at(path, node), key, in,
+                                      {"type", "target", "subdomain", "group"})
                         : unknown_key(at(path, node), key, in, {"type", "target", "remote_port"}));
         }
     }
+    if (!t.group.empty() && t.subdomain.empty())
+        return tl::unexpected(fmt::format(
+            "{}: a tunnel group needs a name: add subdomain = \"NAME\" (the name the group "
+            "shares)",
+            t.group_at));
     return t;
 }
 
 }  // namespace
+
+std::optional<std::string> group_without_token(const tunnel_spec& t, const endpoint& server,
+                                               bool has_token) {
+    if (t.group.empty() || has_token || is_loopback_host(server.host)) return std::nullopt;
+    return fmt::format(
+        "{}tunnel group without a token: on a relay that other machines reach, anyone who knew "
+        "the group key could join it and take its visitors; give a token (--token, token_file) "
+        "from the relay's tokens file",
+        t.group_at.empty() ? std::string("--group: ") : t.group_at + ": ");
+}
 
 tl::expected<client_file, std::string> load_client_file(const std::string& path) {
     return read_file(path, "config file").and_then([&](const std::string& text) {

@@ -26,7 +26,17 @@ struct tunnel_spec {
     std::uint16_t remote_port = 0;  // tcp: 0 = the relay picks one
     std::string host_header = "preserve";  // http: preserve | rewrite | a literal value
     std::vector<http_route> routes;  // http: first match wins; `target` takes the rest
+    // http, tls: clients asking for the same subdomain with the same token and group key share
+    // it, and the relay balances visitors over them. A secret: never logged.
+    std::string group;
+    std::string group_at;  // FILE:LINE of a config file's `group`, for later checks
 };
+
+// A tunnel group joined without a token on a relay other machines reach: anyone who knows
+// (or guesses) the group key could join it and take visitors. The message names where the group
+// was asked for and the fix; nullopt when fine.
+std::optional<std::string> group_without_token(const tunnel_spec& t, const endpoint& server,
+                                               bool has_token);
 
 // The local inspector (docs/inspector.md).
 struct inspect_settings {

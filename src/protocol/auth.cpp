@@ -40,6 +40,11 @@ token_key key_of_token(std::string_view token) {
     return k;
 }
 
+std::string group_digest(std::string_view group_key) {
+    const std::string input = std::string("porthole-group-v1:").append(group_key);
+    return to_hex(key_of_token(input));
+}
+
 verifier verifier_of(const token_key& key) {
     verifier v{};
     unsigned len = 0;

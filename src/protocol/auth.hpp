@@ -33,6 +33,10 @@ key32 data_proof(const key32& data_key, const id16& session_id, const key32& con
 
 bool equal_constant_time(const key32& a, const key32& b);
 
+// What OPEN_TUNNEL carries for a tunnel group's key: hex SHA-256("porthole-group-v1:" || key),
+// apart from the token's own digest even when the two strings are the same.
+std::string group_digest(std::string_view group_key);
+
 template <std::size_t N>
 std::array<std::uint8_t, N> random_bytes();
 extern template std::array<std::uint8_t, 16> random_bytes<16>();

@@ -162,6 +162,9 @@ tl::expected<message, std::string> decode_as(std::uint8_t type, reader& r) {
         M m{};
         decoder d{r};
         fields(d, m);
+        if constexpr (std::is_same_v<M, open_tunnel>) {
+            if (!r.done()) d(m.group);
+        }
         if (!r.ok())
             return tl::unexpected(fmt::format("frame type {} is truncated or has a string over {} "
                                               "bytes",
@@ -182,6 +185,8 @@ std::string encode(const message& m) {
     writer w(type_of(m));
     encoder e{w};
     std::visit([&](auto copy) { fields(e, copy); }, m);
+    if (const auto* open = std::get_if<open_tunnel>(&m); open && !open->group.empty())
+        e(open->group);
     return std::move(w).finish();
 }
 

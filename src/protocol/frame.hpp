@@ -89,6 +89,9 @@ struct open_tunnel {
     std::uint16_t port = 0;
     std::string target;
     std::string host_header;
+    // Optional, last on the wire (absent when empty): the group the tunnel joins, as
+    // group_digest() of its key, so the relay never learns the key itself.
+    std::string group;
 };
 struct tunnel_opened {
     std::uint32_t request_id = 0;

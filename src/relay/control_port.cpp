@@ -375,13 +375,35 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         return refuse(protocol::error_code::limit,
                       fmt::format("this token may hold at most {} tunnels on this relay",
                                   ctx_.cfg.max_tunnels_per_token));
+    const bool in_group = !req.group.empty();
+    if (in_group) {
+        const bool digest = req.group.size() == 64 &&
+                            std::all_of(req.group.begin(), req.group.end(), [](char c) {
+                                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                            });
+        if (!digest)
+            return refuse(protocol::error_code::protocol,
+                          "a tunnel group is named by 64 lowercase hex digits");
+        if (req.kind == tunnel_kind::tcp)
+            return refuse(protocol::error_code::bad_name,
+                          "tunnel groups are for http and tls tunnels; a tcp port has one client");
+        if (req.name.empty())
+            return refuse(protocol::error_code::bad_name,
+                          "a tunnel group shares a name: ask for one (--subdomain NAME)");
+        if (ctx_.cfg.tokens.empty() && !config::is_loopback_host(ctx_.cfg.control_addr.host))
+            return refuse(protocol::error_code::unauthorized,
+                          "this relay has no tokens, so it cannot tell who may join a tunnel "
+                          "group: give the relay a tokens file (--token-file) and the clients "
+                          "a token");
+    }
     auto t = std::make_shared<tunnel>();
     t->id = next_tunnel_id_++;
     t->kind = req.kind;
     t->target = req.target;
     t->host_header = req.host_header.empty() ? "preserve" : req.host_header;
     t->owner = s;
-    t->holder = s->owner;
+    // The group's clients hold its name together: the same token and the same group key.
+    t->holder = in_group ? token_hex + "/group/" + req.group : s->owner;
     t->new_connections = core::token_bucket(ctx_.cfg.max_new_connections_per_second,
                                             ctx_.cfg.max_new_connections_per_second);
     const auto now = clock::now();
@@ -416,7 +438,12 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                           fmt::format("the subdomain '{}' is already open by this client", name));
         if (!registry_.claim_name(name, t->holder, now))
             return refuse(protocol::error_code::name_taken,
-                          fmt::format("the subdomain '{}' is in use by another client", name));
+                          in_group ? fmt::format("the subdomain '{}' is in use by another client "
+                                                 "or group (a group's clients share its token "
+                                                 "and key)",
+                                                 name)
+                                   : fmt::format("the subdomain '{}' is in use by another client",
+                                                 name));
         t->name = name;
         t->url = req.kind == tunnel_kind::http ? ctx_.http_url(name) : ctx_.tls_url(name);
     } else {
@@ -429,7 +456,11 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
     if (t->acceptor) serve_port_(t);
     s->tunnels[t->id] = t;
     ++tunnels_per_token_[token_hex];
-    spdlog::info("session {}: tunnel {} -> {}", s->id_hex.substr(0, 8), t->url, t->target);
+    if (in_group)
+        spdlog::info("session {}: tunnel {} -> {} (group member {})", s->id_hex.substr(0, 8),
+                     t->url, t->target, registry_.local(t->kind, t->name)->members.size());
+    else
+        spdlog::info("session {}: tunnel {} -> {}", s->id_hex.substr(0, 8), t->url, t->target);
     s->send(protocol::tunnel_opened{req.request_id, t->id, t->url});
 }
 

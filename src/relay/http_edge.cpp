@@ -126,7 +126,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.members.push_back(
             config::upstream_member{config::upstream_member::scheme::tunnel, name, 0, 1,
                                     "tunnel:" + name});
-        settings.max_tries = 1;
+        settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         r = std::make_shared<route::route>();
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
@@ -323,6 +323,16 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const bool retriable = !has_body && idempotent(head.method);
     upstream::tried_list tried;
     if (up) tried.push_back(up->member);  // a kept connection counts as this request's try
+    unsigned exchanges = 0;  // upstream connections this request was sent on
+    // Another try after a failed one: on a member not tried yet, or on a tunnel name that is
+    // the pool's only member, again (its clients take turns, and a group has several).
+    const auto another_try = [&](bool tunnel) {
+        if (exchanges >= settings.max_tries) return false;
+        if (tried.size() < pool->size()) return true;
+        if (!tunnel || pool->size() != 1) return false;
+        tried.clear();
+        return true;
+    };
     const std::string_view affinity_cookie =
         settings.policy == config::lb_policy::cookie ? cookie_value(head, settings.cookie_name)
                                                      : std::string_view();
@@ -343,6 +353,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             }
             up.emplace(std::move(*c), pool, ctx_);
         }
+        ++exchanges;
         std::string forwarded = http::forward_request_head(
             head, {from, https ? "https" : "http", up->host_header, up->target, request.upgrade(),
                    strip});
@@ -356,8 +367,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                              view(in).substr(0, parsed_body));
         if (!sent) {
             pool->finish(up->take(), upstream::outcome::failed, false);
+            const bool tunnel = up->tunnel;
             up.reset();
-            if (retriable && tried.size() < settings.max_tries) continue;
+            if (retriable && another_try(tunnel)) continue;
             co_await reply_and_close(visitor, 502, "Bad Gateway",
                                      "porthole: the upstream closed while sending the request");
             co_return false;
@@ -385,9 +397,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             const bool tunnel = up->tunnel;
             const std::size_t member = up->member;
             up.reset();
-            if (retriable && !outcome.timed_out && tried.size() < settings.max_tries &&
-                tried.size() < pool->size())
-                continue;
+            if (retriable && !outcome.timed_out && another_try(tunnel)) continue;
             const std::string what =
                 tunnel ? fmt::format("tunnel '{}'", pool->member(member).host)
                        : fmt::format("the upstream of {}", host_text);

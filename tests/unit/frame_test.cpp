@@ -1,4 +1,5 @@
 #include "protocol/frame.hpp"
+#include "protocol/auth.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,7 +50,7 @@ std::vector<message> samples() {
         auth{pattern<32>(50)},
         welcome{pattern<16>(100), 12345, 17, pattern<32>(30)},
         error{error_code::name_taken, "name is taken"},
-        open_tunnel{0xA1B2C3D4, tunnel_kind::tcp, "myapp", 20001, "127.0.0.1:3000", "rewrite"},
+        open_tunnel{0xA1B2C3D4, tunnel_kind::tcp, "myapp", 20001, "127.0.0.1:3000", "rewrite", ""},
         tunnel_opened{77, 0x01020304, "http://myapp.localhost:8080"},
         tunnel_refused{78, error_code::port_unavailable, "port 20001 is in use"},
         pool_want{513},
@@ -109,7 +110,7 @@ TEST(FrameRoundTrip, Error) {
 
 TEST(FrameRoundTrip, OpenTunnelHttp) {
     const open_tunnel in{0xA1B2C3D4, tunnel_kind::http, "myapp", 8081, "127.0.0.1:3000",
-                         "example.test"};
+                         "example.test", ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.request_id, 0xA1B2C3D4u);
@@ -118,10 +119,35 @@ TEST(FrameRoundTrip, OpenTunnelHttp) {
     EXPECT_EQ(out.port, 8081);
     EXPECT_EQ(out.target, "127.0.0.1:3000");
     EXPECT_EQ(out.host_header, "example.test");
+    EXPECT_EQ(out.group, "");
+}
+
+TEST(FrameRoundTrip, OpenTunnelWithGroupCarriesItLast) {
+    const std::string digest = group_digest("shared key");
+    const open_tunnel in{9, tunnel_kind::http, "shop", 0, "127.0.0.1:3000", "preserve", digest};
+    open_tunnel out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
+    EXPECT_EQ(out.name, "shop");
+    EXPECT_EQ(out.group, digest);
+    // Without a group the frame is what a relay that knows no groups reads; with one, the
+    // group is the last string.
+    const std::string without = encode(open_tunnel{9, tunnel_kind::http, "shop", 0,
+                                                   "127.0.0.1:3000", "preserve", ""});
+    const std::string with = encode(in);
+    EXPECT_EQ(with.substr(header_size), without.substr(header_size) +
+                                            std::string("\0\x40", 2) + digest);
+}
+
+TEST(GroupDigest, IsHexAndApartFromTheTokenKey) {
+    const std::string d = group_digest("k");
+    EXPECT_EQ(d.size(), 64u);
+    EXPECT_NE(d, to_hex(key_of_token("k")));
+    EXPECT_EQ(d, group_digest("k"));
+    EXPECT_NE(d, group_digest("K"));
 }
 
 TEST(FrameRoundTrip, OpenTunnelTcp) {
-    const open_tunnel in{5, tunnel_kind::tcp, "db", 20001, "10.0.0.2:5432", "rewrite"};
+    const open_tunnel in{5, tunnel_kind::tcp, "db", 20001, "10.0.0.2:5432", "rewrite", ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.request_id, 5u);
@@ -228,7 +254,7 @@ TEST(FrameRoundTrip, StreamFailed) {
 
 TEST(FrameRoundTrip, EmptyAndBinaryStrings) {
     const std::string binary("a\0b\xff\r\n", 6);
-    const open_tunnel in{1, tunnel_kind::http, "", 0, binary, ""};
+    const open_tunnel in{1, tunnel_kind::http, "", 0, binary, "", ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.name, "");
@@ -254,7 +280,7 @@ TEST(FrameEncode, WireLayoutIsBigEndianInFieldOrder) {
               std::string("\0\0\0\x09\x0a\x01\x02\x03\x04\x05\x06\x07\x08", 13));
     EXPECT_EQ(encode(tunnel_refused{0x01020304, error_code::name_taken, "no"}),
               std::string("\0\0\0\x0b\x08\x01\x02\x03\x04\x00\x04\x00\x02no", 15));
-    EXPECT_EQ(encode(open_tunnel{7, tunnel_kind::tcp, "a", 0x5000, "t", ""}),
+    EXPECT_EQ(encode(open_tunnel{7, tunnel_kind::tcp, "a", 0x5000, "t", "", ""}),
               std::string("\0\0\0\x10\x06\0\0\0\x07\x02\0\x01" "a\x50\x00\0\x01t\0\0", 20));
 }
 
@@ -288,7 +314,7 @@ TEST(FrameEncode, LongerStringsAreTruncated) {
 
 TEST(FrameEncode, TruncatesEachStringFieldIndependently) {
     const open_tunnel in{1, tunnel_kind::http, std::string(65536, 'n'), 2,
-                         std::string(65540, 't'), "h"};
+                         std::string(65540, 't'), "h", ""};
     auto decoded = decode_body(body_of(encode(in)));
     ASSERT_TRUE(decoded) << decoded.error();
     const auto& out = std::get<open_tunnel>(*decoded);
@@ -382,12 +408,15 @@ TEST(FrameDecodeBody, RejectsTrailingBytes) {
         wire.push_back('\0');
         auto decoded = decode_body(body_of(wire));
         ASSERT_FALSE(decoded) << "type " << int(static_cast<std::uint8_t>(wire[header_size]));
-        EXPECT_NE(decoded.error().find("trailing"), std::string::npos) << decoded.error();
+        // OPEN_TUNNEL's last field is optional: a lone byte there is a truncated group.
+        const bool open = std::holds_alternative<open_tunnel>(m);
+        EXPECT_NE(decoded.error().find(open ? "truncated" : "trailing"), std::string::npos)
+            << decoded.error();
     }
 }
 
 TEST(FrameDecodeBody, RejectsUnknownTunnelKind) {
-    const std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve"});
+    const std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", ""});
     constexpr std::size_t kind_offset = header_size + 1 + 4;
     ASSERT_EQ(static_cast<std::uint8_t>(wire[kind_offset]), 1);
     for (std::uint8_t kind : {0, 4, 255}) {
