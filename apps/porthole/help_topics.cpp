@@ -238,6 +238,7 @@ SITES: THE RELAY AS A REVERSE PROXY
   max_fails = 3, eject_time = "10s"
       passive checks, every member kind: this many connect failures or 5xx answers in a row take
       a member out for eject_time, twice as long each time it happens again (up to 32 times).
+      max_fails = 0 turns passive ejection off (a tunnel reached by its own name never is).
   max_tries = 3
       members tried for one request. A failed connect moves on to the next member for any
       request; a request already sent moves on only when it is idempotent and has no body.

@@ -248,7 +248,7 @@ porthole::config::server_config build_proxy_config(const CLI::App& cmd, const pr
     auto& up = route.upstream;
     for (const auto& u : f.upstream) {
         auto m = porthole::config::parse_member(u);
-        if (!m) fail(fmt::format("upstream '{}': {}", u, m.error()));
+        if (!m) fail(fmt::format("upstream {}", m.error()));  // the error names the URL
         if (m->kind == porthole::config::upstream_member::scheme::tunnel ||
             m->kind == porthole::config::upstream_member::scheme::tcp)
             fail(fmt::format("upstream '{}': porthole proxy forwards HTTP to http://, https:// "

@@ -357,6 +357,18 @@ tl::expected<void, std::string> validate(const server_config& cfg) {
             "refusing to accept clients on {} without a token: pass --token or --tokens-file, "
             "or listen on 127.0.0.1",
             cfg.control_addr.to_string()));
+    if (cfg.trusted_proxies.empty()) {
+        // A PROXY header names any address its sender likes: only known balancers may send one.
+        const std::string why =
+            "needs trusted_proxies, the load balancers that may send a PROXY header (from anyone "
+            "else it would let them claim any address): add trusted_proxies = [\"10.0.0.0/8\"]";
+        if (cfg.accept_proxy_protocol)
+            return tl::unexpected(fmt::format("accept_proxy_protocol {}", why));
+        for (const auto& t : cfg.sites.tcp_sites)
+            if (t.accept_proxy_protocol)
+                return tl::unexpected(fmt::format("tcp site {}: accept_proxy_protocol {}",
+                                                  t.listen.to_string(), why));
+    }
     return {};
 }
 

@@ -286,7 +286,7 @@ tl::expected<bool, std::string> site_reader::apply_setting(site_kind kind, std::
             (key == "rise" ? s.health.rise : s.health.fall) = v;
         });
     } else if (key == "max_fails") {
-        done = whole(n, key, 1, 100).map([&](unsigned v) { s.max_fails = v; });
+        done = whole(n, key, 0, 100).map([&](unsigned v) { s.max_fails = v; });
     } else if (key == "eject_time") {
         done = duration(n, key).map([&](milliseconds v) { s.eject_time = v; });
     } else if (key == "connect_timeout") {

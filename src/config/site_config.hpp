@@ -60,7 +60,7 @@ struct upstream_settings {
     // Passive ejection, every member kind: this many consecutive connect failures or 5xx
     // answers eject a member for `eject_time`, doubling each time it is ejected again (at most
     // 32 times as long); a success resets both.
-    unsigned max_fails = 3;
+    unsigned max_fails = 3;  // 0: never eject
     std::chrono::milliseconds eject_time{10000};
     std::chrono::milliseconds connect_timeout{5000};
     std::optional<std::chrono::milliseconds> upstream_timeout;  // off: responses may stream forever

@@ -219,6 +219,8 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     const auto listed = connection_tokens(head);
     std::string chain;  // every X-Forwarded-For line, in order, then the visitor
     std::string via;
+    const std::string* forwarded_host = how.from_trusted_proxy ? head.find("x-forwarded-host")
+                                                               : nullptr;
     for (const auto& f : head.fields) {
         if (iequals(f.name, "x-forwarded-for")) {
             chain.append(f.value).append(", ");
@@ -247,7 +249,10 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     }
     line("X-Forwarded-For", chain, how.visitor_ip);
     line("X-Forwarded-Proto", how.proto);
-    if (host) line("X-Forwarded-Host", *host);
+    if (forwarded_host)
+        line("X-Forwarded-Host", *forwarded_host);
+    else if (host)
+        line("X-Forwarded-Host", *host);
     out.append("\r\n");
     return out;
 }

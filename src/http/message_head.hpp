@@ -215,6 +215,9 @@ struct forwarding {
     std::string target;  // HOST:PORT the client forwards to (used by "rewrite")
     bool upgrade = false;  // the request asks for a protocol upgrade (WebSocket)
     std::size_t strip = 0;  // leading characters of the path to drop (a route's strip_prefix)
+    // The request came from a trusted proxy: its X-Forwarded-Host is kept (`proto` is already
+    // what its X-Forwarded-Proto said).
+    bool from_trusted_proxy = false;
 };
 
 // The head as sent toward the tunnel: hop-by-hop fields dropped (Connection and what it names,

@@ -3,6 +3,7 @@
 #include "http/host_route.hpp"
 #include "http/path_route.hpp"
 #include "net/listener.hpp"
+#include "net/network_list.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
 #include "net/socket_state.hpp"
@@ -55,16 +56,19 @@ std::string_view cookie_value(const http::message_head& head, std::string_view n
 struct http_edge::upstream_link {
     upstream_link(upstream::connection c, std::shared_ptr<upstream::pool> p, relay_context& ctx)
         : stream(std::move(c.stream), ctx), member(c.member), tunnel(c.tunnel),
+          dedicated(c.dedicated),
           host_header(std::move(c.host_header)), target(std::move(c.target)),
           hold(std::move(c.hold)), pool(std::move(p)) {}
     // Back to the pool, as a connection: its kept-alive stream may serve another visitor.
     upstream::connection take() {
-        return upstream::connection{std::move(stream.conn), member, tunnel, std::move(host_header),
-                                    std::move(target), std::move(hold)};
+        return upstream::connection{std::move(stream.conn), member,          tunnel,
+                                    dedicated,                 std::move(host_header),
+                                    std::move(target),         std::move(hold)};
     }
     watched_socket stream;
     std::size_t member;
     bool tunnel;
+    bool dedicated;  // serves this visitor only (a tunnel's, or one a PROXY header began)
     std::string host_header;
     std::string target;
     std::shared_ptr<void> hold;
@@ -115,7 +119,10 @@ asio::awaitable<void> http_edge::accept() {
 }
 
 asio::awaitable<void> http_edge::serve_plain(tcp::socket socket) {
-    const visit_guard guard(ctx_, net::peer_ip(socket));
+    const auto origin =
+        co_await connection_origin(ctx_, socket, ctx_.cfg.accept_proxy_protocol, "http");
+    if (!origin) co_return;
+    const visit_guard guard(ctx_, *origin);
     co_await serve(net::stream(std::move(socket)), guard, false);
 }
 
@@ -127,6 +134,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
             config::upstream_member{config::upstream_member::scheme::tunnel, name, 0, 1,
                                     "tunnel:" + name});
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
+        settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
@@ -142,6 +150,8 @@ void http_edge::forget_idle_tunnel_routes() {
 
 asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& guard, bool https) {
     const std::string& from = guard.ip;
+    // A load balancer of trusted_proxies: the visitor is who it says, in X-Forwarded-For.
+    const bool behind_proxy = ctx_.trusted_proxies.contains(from);
     watched_socket visitor(std::move(stream), ctx_);
     if (!guard.within_limit) {
         co_await reply_and_close(visitor, 429, "Too Many Requests",
@@ -173,19 +183,18 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
             const bool got = co_await read_more(visitor, in, ctx_.cfg.header_timeout, true);
             if (!got || in.size() == 0) break;
         }
-        if (!co_await exchange(visitor, in, up, cache, from, https)) break;
+        if (!co_await exchange(visitor, in, up, cache, guard, https, behind_proxy)) break;
     }
-    if (up && !up->tunnel) {
-        auto pool = up->pool;
-        pool->release(up->take(), false);
-    }
+    // A connection still held here is a dedicated one, done with: it closes.
 }
 
 // One request and its response on a visitor connection; false when the connection is done.
 // A frame of its own, so an idle keep-alive connection keeps none of this state.
 asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffer& in,
                                           std::optional<upstream_link>& up, cached_route& cache,
-                                          const std::string& from, bool https) {
+                                          const visit_guard& guard, bool https,
+                                          bool behind_proxy) {
+    const std::string& peer = guard.ip;
     const auto& cfg = ctx_.cfg;
     http::framer<true> request(cfg.max_header_bytes);
     std::optional<http::rejection> raw_head_problem;
@@ -212,14 +221,14 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     if (!request.is_header_done()) {
         const auto r = http::rejection_for(request, ec);
         if (ctx_.visitor_log.allow(clock::now()))
-            spdlog::info("http: bad request from {}: {}{}", from, r.reason,
+            spdlog::info("http: bad request from {}: {}{}", peer, r.reason,
                          ctx_.visitor_log.suppressed_note());
         co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status), r.reason);
         co_return false;
     }
     if (auto r = raw_head_problem ? raw_head_problem : http::check_request(request)) {
         if (ctx_.visitor_log.allow(clock::now()))
-            spdlog::info("http: bad request from {}: {}{}", from, r->reason,
+            spdlog::info("http: bad request from {}: {}{}", peer, r->reason,
                          ctx_.visitor_log.suppressed_note());
         co_await reply_and_close(visitor, r->status, http::reason_phrase(r->status), r->reason);
         co_return false;
@@ -233,7 +242,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         if (ec && ec != beast::http::error::need_more) {
             const auto r = http::rejection_for(request, ec);
             if (ctx_.visitor_log.allow(clock::now()))
-                spdlog::info("http: bad request body from {}: {}{}", from, r.reason,
+                spdlog::info("http: bad request body from {}: {}{}", peer, r.reason,
                              ctx_.visitor_log.suppressed_note());
             co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status),
                                      "malformed request body: " + r.reason);
@@ -242,7 +251,21 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     }
     const http::message_head& head = request.head();
     const std::string* host = head.find("host");
-    if (cfg.redirect_https && !https && host) {
+    // Behind a trusted proxy the visitor is the first address of X-Forwarded-For, from the
+    // right, that is not a trusted proxy, and its X-Forwarded-Proto says what the visitor used.
+    std::string behind;
+    bool visitor_https = https;
+    if (behind_proxy) {
+        std::string chain;
+        for (const auto& f : head.fields)
+            if (beast::iequals(f.name, "x-forwarded-for"))
+                chain.append(chain.empty() ? "" : ",").append(f.value);
+        behind = net::client_behind(ctx_.trusted_proxies, chain, peer);
+        if (const std::string* proto = head.find("x-forwarded-proto"))
+            visitor_https = beast::iequals(*proto, "https");
+    }
+    const std::string& from = behind_proxy ? behind : peer;
+    if (cfg.redirect_https && !visitor_https && host) {
         const auto colon = host->rfind(':');
         const std::string bare =
             colon == std::string::npos || host->back() == ']' ? *host : host->substr(0, colon);
@@ -322,7 +345,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const bool has_body = !request.is_done();
     const bool retriable = !has_body && idempotent(head.method);
     upstream::tried_list tried;
-    if (up) tried.push_back(up->member);  // a kept connection counts as this request's try
+    if (up) {
+        tried.push_back(up->member);  // a kept connection counts as this request's try
+        pool->begin_exchange(up->member);
+    }
     unsigned exchanges = 0;  // upstream connections this request was sent on
     // Another try after a failed one: on a member not tried yet, or on a tunnel name that is
     // the pool's only member, again (its clients take turns, and a group has several).
@@ -340,7 +366,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     if (r->strip_prefix && !r->path.empty()) strip = r->path.size();
     for (;;) {
         if (!up) {
-            const upstream::request_facts facts{from, affinity_cookie};
+            const upstream::request_facts facts{from, affinity_cookie, &guard.source,
+                                                &guard.destination};
             auto c = co_await pool->connect(facts, from, tried);
             if (!c) {
                 const unsigned status = c.error().status;
@@ -355,8 +382,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         }
         ++exchanges;
         std::string forwarded = http::forward_request_head(
-            head, {from, https ? "https" : "http", up->host_header, up->target, request.upgrade(),
-                   strip});
+            head, {peer, visitor_https ? "https" : "http", up->host_header, up->target,
+                   request.upgrade(), strip, behind_proxy});
         // lb_policy = "cookie": a visitor whose cookie does not name this member gets one.
         std::string set_cookie;
         if (settings.policy == config::lb_policy::cookie &&
@@ -435,11 +462,14 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                      outcome.keep_alive && !ctx_.draining;
         // A tunnel's data connection stays with this visitor only where no other member could
         // take its next request: in a pool of several members each request is balanced.
-        if (!up->tunnel || pool->size() > 1 || !outcome.upstream_reusable || !visitor_goes_on) {
+        if (!up->dedicated || pool->size() > 1 || !outcome.upstream_reusable ||
+            !visitor_goes_on) {
             pool->finish(up->take(), verdict, outcome.upstream_reusable &&
                                                   outcome.response == response_state::complete &&
                                                   outcome.request_ok);
             up.reset();
+        } else {
+            pool->end_exchange(up->member, verdict);
         }
         if (!visitor_goes_on) {
             visitor.conn.shutdown_send();

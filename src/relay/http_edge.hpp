@@ -50,7 +50,8 @@ private:
     boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket);
     boost::asio::awaitable<bool> exchange(watched_socket& visitor, net::io_buffer& in,
                                           std::optional<upstream_link>& up, cached_route& cache,
-                                          const std::string& from, bool https);
+                                          const visit_guard& guard, bool https,
+                                          bool behind_proxy);
     boost::asio::awaitable<void> forward_request_body(http::framer<true>& request,
                                                       watched_socket& visitor, net::io_buffer& in,
                                                       watched_socket& upstream,

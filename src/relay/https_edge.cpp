@@ -81,7 +81,10 @@ asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::s
 
 // Counted from accept, before a byte is read: idle sockets count against the address too.
 asio::awaitable<void> https_edge::serve(tcp::socket socket) {
-    const visit_guard guard(ctx_, net::peer_ip(socket));
+    const auto origin =
+        co_await connection_origin(ctx_, socket, ctx_.cfg.accept_proxy_protocol, "https");
+    if (!origin) co_return;
+    const visit_guard guard(ctx_, *origin);
     if (!guard.within_limit) co_return;
     // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
     const auto deadline = clock::now() + ctx_.cfg.header_timeout;

@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -107,6 +108,24 @@ private:
         return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
     }
 
+    // "shop.example.com *.shop.example.com: /api -> http://10.0.0.5:8080, ...; / -> ..." for
+    // each site.
+    std::vector<std::string> sites_text() const {
+        std::vector<std::string> out;
+        for (const auto& s : cfg_.sites.sites) {
+            std::string line = fmt::format("{}:", fmt::join(s.hosts, " "));
+            for (std::size_t i = 0; i < s.routes.size(); ++i) {
+                const auto& r = s.routes[i];
+                std::vector<std::string_view> members;
+                for (const auto& m : r.upstream.members) members.push_back(m.url);
+                line += fmt::format("{} {} -> {}", i == 0 ? "" : ";", r.path.empty() ? "/" : r.path,
+                                    fmt::join(members, ", "));
+            }
+            out.push_back(std::move(line));
+        }
+        return out;
+    }
+
     // "127.0.0.1:6379 -> tcp://10.0.0.9:6379, ..." for each tcp site.
     std::vector<std::string> tcp_sites_text() const {
         std::vector<std::string> out;
@@ -145,6 +164,7 @@ private:
                              {"tls", control_.tls().has_value()}};
             if (control_.tls()) j["fingerprint"] = control_.tls()->fingerprint;
             if (!cfg_.sites.tcp_sites.empty()) j["tcp_sites"] = tcp_sites_text();
+            if (!cfg_.sites.sites.empty()) j["sites"] = sites_text();
             if (https_) {
                 j["https"] = https_text();
                 if (!https_->ca_file().empty()) j["ca_file"] = https_->ca_file();
@@ -163,8 +183,9 @@ private:
                              cfg_.tokens.empty() ? " (no token required)" : "",
                              cfg_.tcp_ports.to_string(), control_text, client_flags)
                       << std::flush;
-            for (const auto& t : tcp_sites_text())
-                std::cout << "  tcp site  " << t << "\n" << std::flush;
+            for (const auto& t : sites_text()) std::cout << "  site      " << t << "\n";
+            for (const auto& t : tcp_sites_text()) std::cout << "  tcp site  " << t << "\n";
+            std::cout << std::flush;
             if (https_ && !https_->ca_file().empty())
                 std::cout << fmt::format(
                                  "visitors' certificates come from the local CA {0}; trust it:\n"

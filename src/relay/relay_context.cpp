@@ -2,6 +2,7 @@
 
 #include "net/address_group.hpp"
 #include "net/listener.hpp"
+#include "net/proxy_accept.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -10,6 +11,10 @@
 #include <sys/resource.h>
 
 namespace porthole::relay {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
 
 void log_exception(std::exception_ptr e) {
     if (!e) return;
@@ -28,7 +33,10 @@ std::uint32_t descriptor_limit() {
 
 relay_context::relay_context(boost::asio::io_context& io, const config::server_config& cfg,
                              net::https_certificates* https)
-    : io(io), cfg(cfg), https(https), descriptors(descriptor_limit()),
+    : io(io), cfg(cfg), https(https),
+      // The config loader has checked every entry already.
+      trusted_proxies(net::network_list::parse(cfg.trusted_proxies).value_or(net::network_list{})),
+      descriptors(descriptor_limit()),
       max_connections_per_ip(
           std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8))),
       gate_total(std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4))),
@@ -67,6 +75,41 @@ visit_guard::visit_guard(relay_context& ctx, std::string ip)
     : ctx(ctx), ip(std::move(ip)), counted_as(net::address_group(this->ip)) {
     ++ctx.active_visitors;
     within_limit = ++ctx.per_ip[counted_as] <= ctx.max_connections_per_ip;
+}
+
+visit_guard::visit_guard(relay_context& ctx, const net::proxy_header& origin)
+    : visit_guard(ctx, origin.source.address().to_string()) {
+    source = origin.source;
+    destination = origin.destination;
+}
+
+asio::awaitable<std::optional<net::proxy_header>> connection_origin(relay_context& ctx,
+                                                                   tcp::socket& socket,
+                                                                   bool accept_proxy,
+                                                                   std::string_view what) {
+    net::proxy_header origin;
+    error_code ec;
+    origin.source = socket.remote_endpoint(ec);
+    origin.destination = socket.local_endpoint(ec);
+    if (ec) co_return std::nullopt;
+    if (!accept_proxy) co_return origin;
+    if (!ctx.trusted_proxies.contains(origin.source.address())) {
+        if (ctx.visitor_log.allow(clock::now()))
+            spdlog::info("{}: {} sent no PROXY header it may send (not in trusted_proxies); "
+                         "closed{}",
+                         what, origin.source.address().to_string(),
+                         ctx.visitor_log.suppressed_note());
+        co_return std::nullopt;
+    }
+    auto header = co_await net::read_proxy_header(socket, clock::now() + ctx.cfg.header_timeout);
+    if (!header) {
+        if (ctx.visitor_log.allow(clock::now()))
+            spdlog::info("{}: PROXY header from {}: {}; closed{}", what,
+                         origin.source.address().to_string(), header.error(),
+                         ctx.visitor_log.suppressed_note());
+        co_return std::nullopt;
+    }
+    co_return *header;
 }
 
 visit_guard::~visit_guard() {

@@ -5,6 +5,8 @@
 #include "config/server_config.hpp"
 #include "core/token_bucket.hpp"
 #include "net/tls.hpp"
+#include "net/network_list.hpp"
+#include "net/proxy_protocol.hpp"
 #include "relay/lease_table.hpp"
 
 #include "net/stream.hpp"
@@ -62,6 +64,7 @@ struct relay_context {
     boost::asio::io_context& io;
     const config::server_config& cfg;
     net::https_certificates* https;  // set when visitors may use HTTPS
+    net::network_list trusted_proxies;  // load balancers whose forwarded addresses are believed
     std::uint16_t http_port = 0;
     std::uint16_t https_port = 0;  // 0: no HTTPS listener (TLS tunnels are refused)
     bool draining = false;
@@ -89,9 +92,20 @@ boost::asio::awaitable<void> accept_connections(
     relay_context& ctx, boost::asio::ip::tcp::acceptor& a, std::string_view what,
     std::function<void(boost::asio::ip::tcp::socket)> serve);
 
+// Who a visitor connection is from: the socket's two ends, or, where `accept_proxy` (the
+// listener's accept_proxy_protocol), what the PROXY header a trusted load balancer put first
+// says. nullopt, logged, when the connection must be dropped: a peer outside trusted_proxies, no
+// header in time or a bad one.
+boost::asio::awaitable<std::optional<net::proxy_header>> connection_origin(
+    relay_context& ctx, boost::asio::ip::tcp::socket& socket, bool accept_proxy,
+    std::string_view what);
+
 // Counts a visitor connection for shutdown and for the per-address limit.
 struct visit_guard {
     visit_guard(relay_context& ctx, std::string ip);
+    // From its origin: `ip` is the origin's source address; `source` and `destination` are kept
+    // for a PROXY header toward a backend.
+    visit_guard(relay_context& ctx, const net::proxy_header& origin);
     ~visit_guard();
     visit_guard(const visit_guard&) = delete;
     visit_guard& operator=(const visit_guard&) = delete;
@@ -99,6 +113,7 @@ struct visit_guard {
     std::string ip;
     std::string counted_as;
     bool within_limit;
+    boost::asio::ip::tcp::endpoint source, destination;
 };
 
 }  // namespace porthole::relay

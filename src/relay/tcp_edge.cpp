@@ -81,7 +81,10 @@ asio::awaitable<void> tcp_edge::accept_site(tcp_site& site) {
 }
 
 asio::awaitable<void> tcp_edge::serve_site_visitor(tcp::socket visitor, tcp_site& site) {
-    const visit_guard guard(ctx_, net::peer_ip(visitor));
+    const auto origin = co_await connection_origin(ctx_, visitor, site.cfg.accept_proxy_protocol,
+                                                   site.pool->name());
+    if (!origin) co_return;
+    const visit_guard guard(ctx_, *origin);
     if (!guard.within_limit) {
         if (ctx_.visitor_log.allow(clock::now()))
             spdlog::info("{}: visitor {} refused: connection limit{}", site.pool->name(), guard.ip,
@@ -90,7 +93,7 @@ asio::awaitable<void> tcp_edge::serve_site_visitor(tcp::socket visitor, tcp_site
     }
     const auto pool = site.pool;  // the site's pool outlives a reload's new config
     upstream::tried_list tried;
-    const upstream::request_facts facts{guard.ip, {}};
+    const upstream::request_facts facts{guard.ip, {}, &guard.source, &guard.destination};
     auto up = co_await pool->connect(facts, guard.ip, tried);
     if (!up) {
         if (ctx_.visitor_log.allow(clock::now()))

@@ -1,6 +1,7 @@
 #include "upstream/upstream_pool.hpp"
 
 #include "net/frame_io.hpp"
+#include "net/proxy_protocol.hpp"
 #include "net/socket_state.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -43,7 +44,9 @@ std::vector<member_state> states_of(const std::vector<config::upstream_member>& 
 pool::pool(std::string name, config::upstream_settings settings, tunnel_source* tunnels,
            std::optional<backend_tls> tls)
     : name_(std::move(name)), settings_(std::move(settings)), tunnels_(tunnels),
-      tls_(std::move(tls)), states_(states_of(settings_.members)),
+      tls_(std::move(tls)),
+      proxy_header_(settings_.send_proxy_protocol != config::proxy_protocol::off),
+      states_(states_of(settings_.members)),
       balancer_(policy_of(settings_.policy), states_) {
     for (const auto& m : settings_.members) members_.emplace_back().spec = m;
 }
@@ -69,8 +72,9 @@ tl::expected<std::shared_ptr<pool>, std::string> pool::make(std::string name,
 
 bool pool::available(std::size_t i) {
     auto& m = members_[i];
+    if (clock::now() < m.ejected_until) return false;  // passive ejection, every kind
     if (m.spec.kind == scheme::tunnel) return tunnels_ && tunnels_->serving(m.spec.host);
-    return m.healthy && clock::now() >= m.ejected_until;
+    return m.healthy;
 }
 
 asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
@@ -91,7 +95,7 @@ asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
             auto opened = co_await tunnels_->open(m.spec.host, visitor);
             if (opened) {
                 ++states_[i].active;
-                co_return connection{std::move(opened->stream), i, true,
+                co_return connection{std::move(opened->stream), i, true, true,
                                      std::move(opened->host_header), std::move(opened->target),
                                      std::move(opened->hold)};
             }
@@ -108,14 +112,23 @@ asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
             m.idle.pop_front();
             if (net::idle_and_open(s.socket())) {
                 ++states_[i].active;
-                co_return connection{std::move(s), i, false, "preserve", {}, nullptr};
+                co_return connection{std::move(s), i, false, false, "preserve", {}, nullptr};
             }
         }
         auto dialed = co_await connect_backend(m.spec, m.addresses, settings_.connect_timeout,
                                                tls_ ? &*tls_ : nullptr);
+        if (dialed && proxy_header_ && facts.source && facts.destination) {
+            // Named, not a temporary inside co_await: GCC 12 can destroy such temporaries twice.
+            const std::string header = settings_.send_proxy_protocol == config::proxy_protocol::v1
+                                           ? net::proxy_v1_header(*facts.source, *facts.destination)
+                                           : net::proxy_v2_header(*facts.source, *facts.destination);
+            auto [ec, n] = co_await dialed->write(asio::buffer(header), asio::const_buffer());
+            if (ec) dialed = tl::unexpected(fmt::format("sending the PROXY header: {}", ec.message()));
+        }
         if (dialed) {
             ++states_[i].active;
-            co_return connection{std::move(*dialed), i, false, "preserve", {}, nullptr};
+            co_return connection{std::move(*dialed), i, false, proxy_header_, "preserve", {},
+                                 nullptr};
         }
         spdlog::info("{}: cannot reach {}: {}", name_, m.spec.url, dialed.error());
         last_error = dialed.error();
@@ -128,14 +141,18 @@ asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
 }
 
 void pool::finish(connection&& c, outcome o, bool reusable) {
-    if (states_[c.member].active > 0) --states_[c.member].active;
-    record(c.member, o);
+    end_exchange(c.member, o);
     release(std::move(c), reusable && o != outcome::failed);
+}
+
+void pool::end_exchange(std::size_t member, outcome o) {
+    if (states_[member].active > 0) --states_[member].active;
+    record(member, o);
 }
 
 void pool::release(connection&& c, bool reusable) {
     auto& m = members_[c.member];
-    if (c.tunnel || !reusable || m.idle.size() >= settings_.max_idle_per_member) return;
+    if (c.dedicated || !reusable || m.idle.size() >= settings_.max_idle_per_member) return;
     m.idle.push_back(std::move(c.stream));
 }
 
@@ -146,7 +163,7 @@ void pool::record(std::size_t i, outcome o) {
         m.ejections = 0;
         return;
     }
-    if (++m.fails < settings_.max_fails) return;
+    if (settings_.max_fails == 0 || ++m.fails < settings_.max_fails) return;  // 0: never eject
     const unsigned doubling = std::min(m.ejections, 5u);  // at most 32 times the base
     m.ejected_until = clock::now() + settings_.eject_time * (1u << doubling);
     ++m.ejections;
@@ -212,6 +229,13 @@ asio::awaitable<bool> pool::probe(std::size_t i) {
     auto conn = co_await connect_backend(spec, addresses, h.timeout, tls_ ? &*tls_ : nullptr);
     if (*stopped || !conn) co_return false;
     if (h.path.empty()) co_return true;  // a connect check
+    if (proxy_header_) {
+        // A backend that expects a PROXY header gets one saying the check is the relay's own.
+        const std::string_view local = net::proxy_local_header(
+            settings_.send_proxy_protocol == config::proxy_protocol::v1 ? 1 : 2);
+        auto [ec, n] = co_await conn->write(asio::buffer(local));
+        if (ec || *stopped) co_return false;
+    }
     const std::string host = spec.kind == scheme::unix_socket ? "localhost"
                              : spec.host.find(':') != std::string::npos
                                  ? fmt::format("[{}]:{}", spec.host, spec.port)

@@ -53,6 +53,9 @@ using tried_list = boost::container::small_vector<std::size_t, 10>;
 struct request_facts {
     std::string_view client_ip;
     std::string_view cookie;  // the value of the pool's cookie, for lb_policy = "cookie"
+    // The visitor connection's two ends, for send_proxy_protocol; null: none is sent.
+    const boost::asio::ip::tcp::endpoint* source = nullptr;
+    const boost::asio::ip::tcp::endpoint* destination = nullptr;
 };
 
 // An upstream connection, checked out of the pool for one exchange (and kept by the visitor's
@@ -60,7 +63,9 @@ struct request_facts {
 struct connection {
     net::stream stream;
     std::size_t member = 0;
-    bool tunnel = false;  // a tunnel data connection: it cannot serve another visitor
+    bool tunnel = false;  // a tunnel data connection
+    // It cannot serve another visitor: a tunnel's, or one that began with a PROXY header.
+    bool dedicated = false;
     std::string host_header = "preserve";
     std::string target;
     std::shared_ptr<void> hold;
@@ -98,8 +103,10 @@ public:
 
     // The exchange is over. `reusable`: the connection may carry another request.
     void finish(connection&& c, outcome o, bool reusable);
-    // Gives back a connection kept between requests that is not used again (not counted).
-    void release(connection&& c, bool reusable);
+    // A connection the visitor keeps between requests (a dedicated one): its exchange is over,
+    // and begin_exchange counts the next one on it.
+    void end_exchange(std::size_t member, outcome o);
+    void begin_exchange(std::size_t member) { ++states_[member].active; }
     // Whether member i may take requests now (healthy, not ejected, its tunnel online).
     bool available(std::size_t i);
     // The cookie value that sends a visitor to member i (lb_policy = "cookie").
@@ -122,6 +129,8 @@ private:
         unsigned check_failures = 0;
     };
 
+    // Into the member's idle connections when it may carry another request and has room.
+    void release(connection&& c, bool reusable);
     void record(std::size_t i, outcome o);
     boost::asio::awaitable<void> check_loop(std::size_t i);
     boost::asio::awaitable<bool> probe(std::size_t i);
@@ -130,6 +139,7 @@ private:
     config::upstream_settings settings_;
     tunnel_source* tunnels_;
     std::optional<backend_tls> tls_;
+    bool proxy_header_;  // send_proxy_protocol: each backend connection starts with one
     std::deque<member_runtime> members_;  // a deque: its elements never move
     std::vector<member_state> states_;  // what the balancer reads, index for index
     load_balancer balancer_;

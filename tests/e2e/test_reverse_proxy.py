@@ -727,6 +727,41 @@ def test_forwarding_headers_reach_the_backend(group, tmp_path, backend):
     assert [x.strip() for x in h["x-forwarded-for"].split(",")][-1] == "127.0.0.7", h
 
 
+def test_behind_trusted_proxies_the_visitor_is_the_forwarded_address(group, tmp_path, backend):
+    """trusted_proxies: from a load balancer in the list, X-Forwarded-For names the visitor (for
+    ip_hash, logs and the tunnel client) and X-Forwarded-Proto/-Host are kept; from anyone else
+    they are not believed."""
+    members = [backend("m%d" % i) for i in range(3)]
+    relay = start_relay(group, tmp_path, 'trusted_proxies = ["127.0.0.8/29"]\n' + site(
+        [HOST], [{"upstream": "[%s]" % ", ".join(http_url(m) for m in members),
+                  "lb_policy": '"ip_hash"'}]))
+
+    def seen(source, **headers):
+        a = get(relay.http_port, "/headers", source=source, headers=headers)
+        assert a.status == 200, a
+        return a.backend, {k.lower(): v for k, v in json.loads(a.body)["headers"]}
+
+    # one visitor, through two different trusted balancers, sticks to one member
+    visitors = ["198.51.100.%d" % i for i in range(1, 13)]
+    first = {v: seen("127.0.0.9", **{"X-Forwarded-For": v})[0] for v in visitors}
+    again = {v: seen("127.0.0.10", **{"X-Forwarded-For": "6.6.6.6, " + v})[0] for v in visitors}
+    assert first == again, (first, again)
+    assert len(set(first.values())) >= 2, first  # and the visitors spread over the members
+
+    _, h = seen("127.0.0.9", **{"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https",
+                                "X-Forwarded-Host": "shop.example.com"})
+    assert h["x-forwarded-for"] == "198.51.100.1, 127.0.0.9", h
+    assert h["x-forwarded-proto"] == "https" and h["x-forwarded-host"] == "shop.example.com", h
+
+    # an untrusted peer: its claims are appended to, never believed
+    _, h = seen("127.0.0.2", **{"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https",
+                                "X-Forwarded-Host": "evil.example"})
+    assert h["x-forwarded-for"] == "198.51.100.1, 127.0.0.2", h
+    assert h["x-forwarded-proto"] == "http" and h["x-forwarded-host"] == HOST, h
+    spoofed = {seen("127.0.0.2", **{"X-Forwarded-For": v})[0] for v in visitors}
+    assert len(spoofed) == 1, spoofed  # one peer address, one member, whatever it claims
+
+
 # -- tcp sites ---------------------------------------------------------------------------
 
 def start_redis(group, tmp_path, name):

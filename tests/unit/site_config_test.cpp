@@ -714,7 +714,7 @@ TEST(SiteConfig, WrongTypesAndRanges) {
              {"health_path = \"/a b\"", "health_path '/a b' must be a request path"},
              {"rise = 0", "'rise' must be a whole number from 1 to 100"},
              {"fall = 101", "'fall' must be a whole number from 1 to 100"},
-             {"max_fails = 0", "'max_fails' must be a whole number from 1 to 100"},
+             {"max_fails = 101", "'max_fails' must be a whole number from 0 to 100"},
              {"max_tries = 11", "'max_tries' must be a whole number from 1 to 10"},
              {"max_tries = \"2\"", "'max_tries' must be a whole number from 1 to 10"},
              {"max_idle_per_member = 10001", "'max_idle_per_member' must be a whole number from 0"},
