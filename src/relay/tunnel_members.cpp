@@ -20,25 +20,33 @@ bool tunnel_members::serving(const std::string& name) {
 
 asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_members::open(
     const std::string& name, const std::string& visitor) {
-    auto* group = registry_.local(protocol::tunnel_kind::http, name);
-    std::shared_ptr<tunnel> t = group ? group->pick() : nullptr;
-    if (!t)
-        co_return tl::unexpected(
-            failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
-    if (t->active >= ctx_.cfg.max_connections_per_tunnel)
-        co_return tl::unexpected(
-            failure{503, "porthole: this tunnel is at its connection limit"});
-    if (!t->new_connections.take(clock::now()))
-        co_return tl::unexpected(failure{429, "porthole: this tunnel is taking new connections "
-                                              "too fast; retry shortly"});
-    auto slot = std::make_shared<tunnel_slot>(t);
-    auto stream = co_await open_tunnel_stream(ctx_, *t, visitor);
-    if (!stream)
-        co_return tl::unexpected(
-            failure{502, fmt::format("porthole: tunnel '{}' could not take the request: {}",
-                                     t->name, stream.error())});
-    co_return upstream::tunnel_connection{std::move(*stream), t->host_header, t->target,
-                                          std::move(slot)};
+    // A group's client that cannot take the stream (it died, and its session has not noticed
+    // yet) lets the next client try: nothing reached an application, so any request may move.
+    std::string last_error;
+    for (std::size_t attempt = 0;; ++attempt) {
+        // Looked up again after each wait: the registry may have changed meanwhile.
+        auto* group = registry_.local(protocol::tunnel_kind::http, name);
+        std::shared_ptr<tunnel> t = group && attempt < group->members.size() ? group->pick()
+                                                                               : nullptr;
+        if (!t) {
+            if (!last_error.empty()) co_return tl::unexpected(failure{502, std::move(last_error)});
+            co_return tl::unexpected(
+                failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
+        }
+        if (t->active >= ctx_.cfg.max_connections_per_tunnel)
+            co_return tl::unexpected(
+                failure{503, "porthole: this tunnel is at its connection limit"});
+        if (!t->new_connections.take(clock::now()))
+            co_return tl::unexpected(failure{429, "porthole: this tunnel is taking new connections "
+                                                  "too fast; retry shortly"});
+        auto slot = std::make_shared<tunnel_slot>(t);
+        auto stream = co_await open_tunnel_stream(ctx_, *t, visitor);
+        if (stream)
+            co_return upstream::tunnel_connection{std::move(*stream), t->host_header, t->target,
+                                                  std::move(slot)};
+        last_error = fmt::format("porthole: tunnel '{}' could not take the request: {}", t->name,
+                                 stream.error());
+    }
 }
 
 }  // namespace porthole::relay
