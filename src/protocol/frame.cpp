@@ -163,7 +163,12 @@ tl::expected<message, std::string> decode_as(std::uint8_t type, reader& r) {
         decoder d{r};
         fields(d, m);
         if constexpr (std::is_same_v<M, open_tunnel>) {
-            if (!r.done()) d(m.group);
+            if (!r.done()) {
+                d(m.group);
+                // Absent means no group: an empty one present would encode differently.
+                if (r.ok() && m.group.empty())
+                    return tl::unexpected(std::string("OPEN_TUNNEL has an empty group field"));
+            }
         }
         if (!r.ok())
             return tl::unexpected(fmt::format("frame type {} is truncated or has a string over {} "

@@ -415,6 +415,15 @@ TEST(FrameDecodeBody, RejectsTrailingBytes) {
     }
 }
 
+TEST(FrameDecodeBody, RejectsAnEmptyGroupField) {
+    // An absent group and an empty one would decode alike but encode differently.
+    std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", ""});
+    wire.append(std::string("\0\0", 2));
+    auto decoded = decode_body(body_of(wire));
+    ASSERT_FALSE(decoded);
+    EXPECT_NE(decoded.error().find("empty group"), std::string::npos) << decoded.error();
+}
+
 TEST(FrameDecodeBody, RejectsUnknownTunnelKind) {
     const std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", ""});
     constexpr std::size_t kind_offset = header_size + 1 + 4;
