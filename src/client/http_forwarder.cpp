@@ -1,6 +1,7 @@
 #include "client/http_forwarder.hpp"
 
 #include "core/printable.hpp"
+#include "http/forward_exchange.hpp"
 #include "http/path_route.hpp"
 #include "net/connect.hpp"
 #include "net/io_buffer.hpp"
@@ -25,10 +26,10 @@ using error_code = boost::system::error_code;
 using tcp = asio::ip::tcp;
 using observe::exchange_record;
 using observe::exchange_state;
+using http::response_state;
 
 constexpr std::size_t read_chunk = net::io_block_size;
 constexpr std::size_t request_head_limit = 1024 * 1024;  // the relay enforces the real limit
-constexpr std::size_t response_head_limit = 64 * 1024;
 
 std::string_view view(const net::io_buffer& b) {
     return {static_cast<const char*>(b.data().data()), b.size()};
@@ -51,14 +52,6 @@ struct local_side {
     net::io_buffer in;  // read from the local service, not yet forwarded
 };
 
-enum class response_state { none, partial, complete, upgraded };
-struct exchange_outcome {
-    bool request_ok = false;
-    response_state response = response_state::none;
-    bool keep_alive = false;
-    bool reusable = false;
-};
-
 void finish(exchange_record& r, exchange_state state, observe::capture_store& store) {
     r.state = state;
     r.duration = std::chrono::steady_clock::now() - r.started;
@@ -76,124 +69,42 @@ const config::endpoint& target_of(const http_tunnel& t, std::size_t route) {
     return route < t.spec->routes.size() ? t.spec->routes[route].target : t.spec->target;
 }
 
-// Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
-asio::awaitable<void> forward_request_body(http::framer<true>& request, net::stream& relay,
-                                           net::io_buffer& in, net::stream& local,
-                                           exchange_outcome& outcome) {
-    error_code ec;
-    request.eager(true);
-    while (!request.is_done()) {
-        std::size_t used = 0;
-        if (in.size() != 0) {
-            used = request.put(in.data(), ec);
-            if (ec && ec != beast::http::error::need_more) {
-                local.close();
-                co_return;
-            }
-        }
-        if (used > 0) {
-            if (!co_await write_all(local, view(in).substr(0, used))) co_return;
-            in.consume(used);
-            continue;
-        }
-        if (!co_await read_more(relay, in)) {
-            local.shutdown_send();
-            co_return;
-        }
-    }
-    outcome.request_ok = true;
-}
-
-// Forwards interim and final responses exactly as framed to `visitor` (nullptr: nowhere, for a
-// replay) and records the final one.
-asio::awaitable<void> forward_response(local_side& local, net::stream* visitor, bool head_request,
-                                       exchange_record& rec, const http_tunnel& t,
-                                       exchange_outcome& outcome) {
-    error_code ec;
-    for (;;) {
-        http::framer<false> response(response_head_limit, false);
-        response.skip(head_request);
-        std::size_t head_size = 0;
-        while (!response.is_header_done()) {
-            if (local.in.size() != 0) {
-                head_size = response.put(local.in.data(), ec);
-                if (response.is_header_done()) break;
-                if (ec && ec != beast::http::error::need_more) break;
-            }
-            if (!co_await read_more(local.stream, local.in)) break;
-        }
-        if (!response.is_header_done()) {
-            if (ec && ec != beast::http::error::need_more)
-                spdlog::info("http: malformed response from {}: {}",
-                             target_of(t, local.route).to_string(),
-                             http::rejection_for(response, ec).reason);
-            if (visitor) visitor->socket().cancel(ec);
-            co_return;
-        }
+// The final response's head goes to the inspector's record before its body moves.
+class recorder final : public http::response_observer {
+public:
+    recorder(exchange_record& rec, const http_tunnel& t) : rec_(rec), t_(t) {}
+    void final_head(http::framer<false>& response, std::string_view head) override {
         const unsigned status = response.head().status;
-        const bool final_response = status >= 200 || status == 101;
-        if (final_response) {
-            rec.response = response.head();
-            rec.response_head.assign(view(local.in).substr(0, head_size));
-            rec.state = status == 101 ? exchange_state::upgraded : exchange_state::streaming;
-            if (status == 101) rec.duration = std::chrono::steady_clock::now() - rec.started;
-            t.store->changed(rec);
-            if (t.capture) response.capture_body(&rec.response_body);
-        }
-        // Body bytes that came with the head leave in the same write.
-        std::size_t body_size = 0;
-        response.eager(true);
-        if (!response.is_done() && local.in.size() > head_size) {
-            body_size = response.put(
-                asio::buffer(static_cast<const char*>(local.in.data().data()) + head_size,
-                             local.in.size() - head_size),
-                ec);
-            if (ec && ec != beast::http::error::need_more) body_size = 0;
-        }
-        if (visitor) {
-            const auto bytes = view(local.in);
-            if (!co_await write_all(*visitor, bytes.substr(0, head_size),
-                                    bytes.substr(head_size, body_size)))
-                co_return;
-        }
-        local.in.consume(head_size + body_size);
-        outcome.response = response_state::partial;
-        while (!response.is_done()) {
-            std::size_t used = 0;
-            if (local.in.size() != 0) {
-                used = response.put(local.in.data(), ec);
-                if (ec && ec != beast::http::error::need_more) break;
-            }
-            if (used > 0) {
-                if (visitor) {
-                    // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
-                    const bool sent = co_await write_all(*visitor, view(local.in).substr(0, used));
-                    if (!sent) break;
-                }
-                local.in.consume(used);
-                continue;
-            }
-            if (!co_await read_more(local.stream, local.in)) {
-                if (response.need_eof()) response.put_eof(ec);  // a close-delimited body ends here
-                break;
-            }
-        }
-        if (!response.is_done()) {
-            if (visitor) visitor->socket().cancel(ec);
-            finish(rec, exchange_state::failed, *t.store);
-            co_return;
-        }
-        if (status == 101) {
-            outcome.response = response_state::upgraded;
-            co_return;
-        }
-        if (!final_response) continue;
-        outcome.response = response_state::complete;
-        outcome.keep_alive = response.keep_alive();
-        outcome.reusable = response.keep_alive() && !response.need_eof();
-        finish(rec, exchange_state::complete, *t.store);
-        co_return;
+        rec_.response = response.head();
+        rec_.response_head.assign(head);
+        rec_.state = status == 101 ? exchange_state::upgraded : exchange_state::streaming;
+        if (status == 101) rec_.duration = std::chrono::steady_clock::now() - rec_.started;
+        t_.store->changed(rec_);
+        if (t_.capture) response.capture_body(&rec_.response_body);
     }
+
+private:
+    exchange_record& rec_;
+    const http_tunnel& t_;
+};
+
+// The response from the local service, to `visitor`, recorded; a failure ends the record.
+asio::awaitable<http::response_result> relay_response(local_side& local,
+                                                      http::forward_endpoint& visitor,
+                                                      bool head_request, exchange_record& rec,
+                                                      const http_tunnel& t) {
+    recorder record(rec, t);
+    http::stream_endpoint from(local.stream);
+    const http::response_options options{head_request, {}, std::nullopt, &record};
+    auto result = co_await http::forward_response(from, local.in, visitor, options);
+    if (!result.problem.empty())
+        spdlog::info("http: malformed response from {}: {}", target_of(t, local.route).to_string(),
+                     result.problem);
+    if (result.state == response_state::complete)
+        finish(rec, exchange_state::complete, *t.store);
+    else if (result.state != response_state::upgraded)
+        finish(rec, exchange_state::failed, *t.store);
+    co_return result;
 }
 
 // One direction of an upgraded connection, each WebSocket frame recorded as it passes.
@@ -332,29 +243,30 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
         co_return false;
     }
     const bool head_request = request.head().method == "HEAD";
-    exchange_outcome outcome;
+    http::stream_endpoint from_relay(relay);
+    http::stream_endpoint to_local(local->stream);
+    http::request_body_result body;
+    http::response_result response;
     if (request.is_done()) {
-        outcome.request_ok = true;
-        co_await forward_response(*local, &relay, head_request, *rec, t, outcome);
+        body.done = true;
+        response = co_await relay_response(*local, from_relay, head_request, *rec, t);
     } else {
-        co_await (forward_request_body(request, relay, in, local->stream, outcome) &&
-                  forward_response(*local, &relay, head_request, *rec, t, outcome));
+        std::tie(body, response) =
+            co_await (http::forward_request_body(request, from_relay, in, to_local) &&
+                      relay_response(*local, from_relay, head_request, *rec, t));
     }
-    if (outcome.response == response_state::none) {
-        // Closing without a response makes the relay answer 502.
-        if (rec->state != exchange_state::failed) finish(*rec, exchange_state::failed, *t.store);
-        co_return false;
-    }
-    if (outcome.response == response_state::upgraded && outcome.request_ok) {
+    // Closing without a response makes the relay answer 502.
+    if (response.state == response_state::none) co_return false;
+    if (response.state == response_state::upgraded && body.done) {
         co_await carry_upgraded(relay, in, *local, *rec, t);
         co_return false;
     }
-    if (outcome.response != response_state::complete || !outcome.request_ok ||
-        !request.keep_alive() || !outcome.keep_alive) {
+    if (response.state != response_state::complete || !body.done || !request.keep_alive() ||
+        !response.keep_alive) {
         relay.shutdown_send();
         co_return false;
     }
-    if (!outcome.reusable) local.reset();
+    if (!response.reusable) local.reset();
     co_return true;
 }
 
@@ -373,10 +285,8 @@ asio::awaitable<void> run_replay(std::shared_ptr<exchange_record> rec, std::stri
         finish(*rec, exchange_state::failed, *t.store);
         co_return;
     }
-    exchange_outcome outcome;
-    co_await forward_response(local, nullptr, rec->request.method == "HEAD", *rec, t, outcome);
-    if (outcome.response == response_state::none && rec->state != exchange_state::failed)
-        finish(*rec, exchange_state::failed, *t.store);
+    http::discard_endpoint nowhere;
+    co_await relay_response(local, nowhere, rec->request.method == "HEAD", *rec, t);
 }
 
 bool is_framing_field(std::string_view name) {

@@ -1,5 +1,6 @@
 #include "relay/http_edge.hpp"
 
+#include "http/forward_exchange.hpp"
 #include "http/host_route.hpp"
 #include "http/path_route.hpp"
 #include "net/listener.hpp"
@@ -76,17 +77,7 @@ struct http_edge::upstream_link {
     net::io_buffer in;  // bytes read from upstream but not yet forwarded
 };
 
-enum class response_state { none, partial, complete, upgraded };
-struct http_edge::exchange_outcome {
-    bool request_ok = false;
-    bool bad_request_body = false;
-    bool bad_response = false;  // refused before a byte of it reached the visitor
-    bool timed_out = false;  // no response head within upstream_timeout
-    response_state response = response_state::none;
-    unsigned status = 0;  // of the final response
-    bool keep_alive = false;
-    bool upstream_reusable = false;
-};
+using http::response_state;
 
 // The route a kept-alive connection used last, while its Host stays the same.
 struct http_edge::cached_route {
@@ -388,7 +379,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         std::string set_cookie;
         if (settings.policy == config::lb_policy::cookie &&
             affinity_cookie != pool->cookie_value(up->member))
-            set_cookie = fmt::format("Set-Cookie: {}={}; Path=/; HttpOnly\r\n\r\n",
+            set_cookie = fmt::format("Set-Cookie: {}={}; Path=/; HttpOnly\r\n",
                                      settings.cookie_name, pool->cookie_value(up->member));
         const bool sent = co_await write_all(up->stream, forwarded, cfg.idle_timeout,
                                              view(in).substr(0, parsed_body));
@@ -403,23 +394,33 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         }
         in.consume(parsed_body);
         parsed_body = 0;
-        exchange_outcome outcome;
+        watched_endpoint from_visitor(visitor, cfg.idle_timeout);
+        watched_endpoint to_upstream(up->stream, cfg.idle_timeout);
+        http::response_options options{head.method == "HEAD", set_cookie, std::nullopt, nullptr};
+        if (settings.upstream_timeout) options.first_byte_timeout = *settings.upstream_timeout;
+        http::request_body_result body;
+        http::response_result outcome;
         if (request.is_done()) {  // no body: skip running a second coroutine alongside
-            outcome.request_ok = true;
-            co_await forward_response(*up, visitor, head.method == "HEAD", settings.upstream_timeout,
-                                      set_cookie, outcome);
+            body.done = true;
+            outcome = co_await http::forward_response(to_upstream, up->in, from_visitor, options);
         } else {
-            co_await (forward_request_body(request, visitor, in, up->stream, outcome) &&
-                      forward_response(*up, visitor, head.method == "HEAD", settings.upstream_timeout,
-                                       set_cookie, outcome));
+            std::tie(body, outcome) = co_await (
+                http::forward_request_body(request, from_visitor, in, to_upstream) &&
+                http::forward_response(to_upstream, up->in, from_visitor, options));
         }
-        if (outcome.response == response_state::none && outcome.bad_request_body) {
+        if (body.malformed) spdlog::info("http: malformed request body from {}", peer);
+        if (!outcome.problem.empty())
+            spdlog::info("http: malformed response from {}: {}",
+                         up->tunnel ? fmt::format("tunnel '{}'", pool->member(up->member).host)
+                                    : fmt::format("the upstream of {}", host_text),
+                         outcome.problem);
+        if (outcome.state == response_state::none && body.malformed) {
             pool->finish(up->take(), upstream::outcome::ok, false);
             up.reset();
             co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
             co_return false;
         }
-        if (outcome.response == response_state::none) {
+        if (outcome.state == response_state::none) {
             pool->finish(up->take(), upstream::outcome::failed, false);
             const bool tunnel = up->tunnel;
             const std::size_t member = up->member;
@@ -437,13 +438,13 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 co_await reply_and_close(
                     visitor, 502, "Bad Gateway",
                     fmt::format("porthole: {} {}", what,
-                                outcome.bad_response ? "answered with a malformed response"
-                                                     : "closed the connection without a response"));
+                                outcome.malformed ? "answered with a malformed response"
+                                                  : "closed the connection without a response"));
             co_return false;
         }
         const auto verdict =
             outcome.status >= 500 ? upstream::outcome::server_error : upstream::outcome::ok;
-        if (outcome.response == response_state::upgraded && outcome.request_ok) {
+        if (outcome.state == response_state::upgraded && body.done) {
             if (in.size() != 0) {
                 const bool sent_rest = co_await write_all(up->stream, view(in), cfg.idle_timeout);
                 if (!sent_rest) co_return false;
@@ -457,16 +458,16 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             up.reset();
             co_return false;
         }
-        const bool visitor_goes_on = outcome.response == response_state::complete &&
-                                     outcome.request_ok && request.keep_alive() &&
+        const bool visitor_goes_on = outcome.state == response_state::complete &&
+                                     body.done && request.keep_alive() &&
                                      outcome.keep_alive && !ctx_.draining;
         // A tunnel's data connection stays with this visitor only where no other member could
         // take its next request: in a pool of several members each request is balanced.
-        if (!up->dedicated || pool->size() > 1 || !outcome.upstream_reusable ||
+        if (!up->dedicated || pool->size() > 1 || !outcome.reusable ||
             !visitor_goes_on) {
-            pool->finish(up->take(), verdict, outcome.upstream_reusable &&
-                                                  outcome.response == response_state::complete &&
-                                                  outcome.request_ok);
+            pool->finish(up->take(), verdict, outcome.reusable &&
+                                                  outcome.state == response_state::complete &&
+                                                  body.done);
             up.reset();
         } else {
             pool->end_exchange(up->member, verdict);
@@ -476,125 +477,6 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return false;
         }
         co_return true;
-    }
-}
-
-// Forwards the request body exactly as framed; leaves pipelined bytes after it in `in`.
-asio::awaitable<void> http_edge::forward_request_body(http::framer<true>& request,
-                                                      watched_socket& visitor, net::io_buffer& in,
-                                                      watched_socket& upstream,
-                                                      exchange_outcome& outcome) {
-    error_code ec;
-    request.eager(true);
-    while (!request.is_done()) {
-        std::size_t used = 0;
-        if (in.size() != 0) {
-            used = request.put(in.data(), ec);
-            if (ec && ec != beast::http::error::need_more) {
-                // Cut the upstream connection: it sees an aborted request.
-                spdlog::info("http: malformed request body: {}", ec.message());
-                outcome.bad_request_body = true;
-                upstream.conn.close();
-                co_return;
-            }
-        }
-        if (used > 0) {
-            if (!co_await write_all(upstream, view(in).substr(0, used), ctx_.cfg.idle_timeout))
-                co_return;
-            in.consume(used);
-            continue;
-        }
-        if (!co_await read_more(visitor, in, ctx_.cfg.idle_timeout)) {
-            upstream.conn.shutdown_send();
-            co_return;
-        }
-    }
-    outcome.request_ok = true;
-}
-
-// Forwards interim responses and the final response, exactly as framed.
-asio::awaitable<void> http_edge::forward_response(upstream_link& up, watched_socket& visitor,
-                                                  bool head_request,
-                                                  upstream_deadline first_byte_timeout,
-                                                  std::string_view set_cookie,
-                                                  exchange_outcome& outcome) {
-    error_code ec;
-    const auto sent_at = clock::now();
-    for (;;) {
-        http::framer<false> response(64 * 1024, false);
-        response.skip(head_request);
-        // Head and body in one write when they arrived together, unless a field is added to the
-        // head: then the head is taken alone first.
-        bool add_field = !set_cookie.empty();
-        response.eager(!add_field);
-        while (!response.is_done()) {
-            std::size_t used = 0;
-            if (up.in.size() != 0) {
-                used = response.put(up.in.data(), ec);
-                if (ec && ec != beast::http::error::need_more) {
-                    spdlog::info("http: malformed response from upstream: {}",
-                                 http::rejection_for(response, ec).reason);
-                    outcome.bad_response = outcome.response == response_state::none;
-                    break;
-                }
-            }
-            if (used > 0 && add_field && response.is_header_done()) {
-                add_field = false;
-                response.eager(true);
-                const unsigned status = response.head().status;
-                if (status >= 200 && status != 101 && used >= 2) {
-                    // The head without its blank line, the field, then the blank line.
-                    const bool sent = co_await write_all(visitor, view(up.in).substr(0, used - 2),
-                                                         ctx_.cfg.idle_timeout, set_cookie);
-                    if (!sent) break;
-                    up.in.consume(used);
-                    outcome.response = response_state::partial;
-                    continue;
-                }
-            }
-            if (used > 0) {
-                if (!co_await write_all(visitor, view(up.in).substr(0, used),
-                                        ctx_.cfg.idle_timeout))
-                    break;
-                up.in.consume(used);
-                outcome.response = response_state::partial;
-                continue;
-            }
-            bool got = false;
-            if (outcome.response == response_state::none && first_byte_timeout) {
-                // upstream_timeout: a timer of its own, as precise as the setting, only here.
-                const auto left = *first_byte_timeout - (clock::now() - sent_at);
-                auto read = co_await net::within(
-                    read_more(up.stream, up.in, ctx_.cfg.idle_timeout),
-                    std::max<clock::duration>(left, 1ms));
-                outcome.timed_out = !read;
-                got = read && *read;
-            } else {
-                got = co_await read_more(up.stream, up.in, ctx_.cfg.idle_timeout);
-            }
-            if (!got) {
-                if (response.is_header_done() && response.need_eof())
-                    response.put_eof(ec);  // a close-delimited body ends here
-                break;
-            }
-        }
-        if (!response.is_done()) {
-            // Stop the body forwarder too; the caller answers 502 if nothing was sent yet.
-            error_code ignored;
-            visitor.conn.socket().cancel(ignored);
-            co_return;
-        }
-        const unsigned status = response.head().status;
-        if (status == 101) {
-            outcome.response = response_state::upgraded;
-            co_return;
-        }
-        if (status >= 100 && status < 200) continue;
-        outcome.response = response_state::complete;
-        outcome.status = status;
-        outcome.keep_alive = response.keep_alive();
-        outcome.upstream_reusable = response.keep_alive() && !response.need_eof();
-        co_return;
     }
 }
 

@@ -24,9 +24,6 @@ namespace porthole::relay {
 
 class http_edge {
 public:
-    // upstream_timeout: how long a response head may take; nullopt for no limit.
-    using upstream_deadline = std::optional<std::chrono::milliseconds>;
-
     http_edge(relay_context& ctx, tunnel_registry& registry, upstream::tunnel_source& tunnels,
               route::route_table& sites);
 
@@ -43,7 +40,6 @@ public:
 
 private:
     struct upstream_link;
-    struct exchange_outcome;
     struct cached_route;
 
     boost::asio::awaitable<void> accept();
@@ -52,15 +48,6 @@ private:
                                           std::optional<upstream_link>& up, cached_route& cache,
                                           const visit_guard& guard, bool https,
                                           bool behind_proxy);
-    boost::asio::awaitable<void> forward_request_body(http::framer<true>& request,
-                                                      watched_socket& visitor, net::io_buffer& in,
-                                                      watched_socket& upstream,
-                                                      exchange_outcome& outcome);
-    boost::asio::awaitable<void> forward_response(upstream_link& up, watched_socket& visitor,
-                                                  bool head_request,
-                                                  upstream_deadline first_byte_timeout,
-                                                  std::string_view set_cookie,
-                                                  exchange_outcome& outcome);
     std::shared_ptr<route::route> tunnel_route(const std::string& name);
 
     relay_context& ctx_;

@@ -36,4 +36,9 @@ asio::awaitable<void> reply_and_close(watched_socket& visitor, unsigned status,
     visitor.conn.shutdown_send();
 }
 
+void watched_endpoint::cancel() {
+    boost::system::error_code ignored;
+    s_.conn.socket().cancel(ignored);
+}
+
 }  // namespace porthole::relay

@@ -1,6 +1,7 @@
 #pragma once
 // Reads and writes on a watched_socket (relay_context.hpp): each sets the socket's deadline for
 // the sweeper, and clears it when done.
+#include "http/forward_exchange.hpp"
 #include "net/io_buffer.hpp"
 #include "net/stream.hpp"
 #include "relay/relay_context.hpp"
@@ -29,5 +30,25 @@ boost::asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes
 // A response of the relay's own, then the end of what it sends on this connection.
 boost::asio::awaitable<void> reply_and_close(watched_socket& visitor, unsigned status,
                                              std::string_view reason, std::string text);
+
+// A watched socket as one side of the shared forwarding core: each read and write under
+// `timeout`, enforced by the sweeper.
+class watched_endpoint final : public http::forward_endpoint {
+public:
+    watched_endpoint(watched_socket& s, std::chrono::seconds timeout) : s_(s), timeout_(timeout) {}
+    boost::asio::awaitable<bool> read_more(net::io_buffer& in) override {
+        return relay::read_more(s_, in, timeout_);
+    }
+    boost::asio::awaitable<bool> write(std::string_view bytes, std::string_view more) override {
+        return write_all(s_, bytes, timeout_, more);
+    }
+    void shutdown_send() override { s_.conn.shutdown_send(); }
+    void close() override { s_.conn.close(); }
+    void cancel() override;
+
+private:
+    watched_socket& s_;
+    std::chrono::seconds timeout_;
+};
 
 }  // namespace porthole::relay

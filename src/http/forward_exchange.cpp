@@ -1,0 +1,187 @@
+#include "http/forward_exchange.hpp"
+
+#include "net/frame_io.hpp"
+
+#include <boost/beast/http/error.hpp>
+
+#include <algorithm>
+
+namespace porthole::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using error_code = boost::system::error_code;
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr std::size_t response_head_limit = 64 * 1024;
+
+std::string_view view(const net::io_buffer& b) {
+    return {static_cast<const char*>(b.data().data()), b.size()};
+}
+
+bool failed(const error_code& ec) { return ec && ec != beast::http::error::need_more; }
+}  // namespace
+
+asio::awaitable<bool> stream_endpoint::read_more(net::io_buffer& in) {
+    auto [ec, n] = co_await stream_.read_some(in.prepare(net::io_block_size));
+    in.commit(n);
+    co_return !ec;
+}
+
+asio::awaitable<bool> stream_endpoint::write(std::string_view bytes, std::string_view more) {
+    auto [ec, n] = co_await stream_.write(asio::buffer(bytes), asio::buffer(more));
+    co_return !ec;
+}
+
+void stream_endpoint::cancel() {
+    error_code ignored;
+    stream_.socket().cancel(ignored);
+}
+
+asio::awaitable<bool> discard_endpoint::read_more(net::io_buffer&) { co_return false; }
+
+asio::awaitable<bool> discard_endpoint::write(std::string_view, std::string_view) {
+    co_return true;
+}
+
+asio::awaitable<request_body_result> forward_request_body(http::framer<true>& request,
+                                                          forward_endpoint& from,
+                                                          net::io_buffer& in,
+                                                          forward_endpoint& to) {
+    request_body_result result;
+    error_code ec;
+    request.eager(true);
+    while (!request.is_done()) {
+        std::size_t used = 0;
+        if (in.size() != 0) {
+            used = request.put(in.data(), ec);
+            if (failed(ec)) {
+                result.malformed = true;  // the upstream sees an aborted request
+                to.close();
+                co_return result;
+            }
+        }
+        if (used > 0) {
+            if (!co_await to.write(view(in).substr(0, used), {})) co_return result;
+            in.consume(used);
+            continue;
+        }
+        if (!co_await from.read_more(in)) {
+            to.shutdown_send();
+            co_return result;
+        }
+    }
+    result.done = true;
+    co_return result;
+}
+
+asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
+                                                  net::io_buffer& upstream_in,
+                                                  forward_endpoint& visitor,
+                                                  const response_options& options) {
+    response_result result;
+    error_code ec;
+    const auto sent_at = clock::now();
+    // The first read may have a deadline of its own (upstream_timeout), as precise as the setting.
+    const auto read_upstream = [&]() -> asio::awaitable<bool> {
+        if (result.state != response_state::none || !options.first_byte_timeout)
+            co_return co_await upstream.read_more(upstream_in);
+        const auto left = *options.first_byte_timeout - (clock::now() - sent_at);
+        auto read = co_await net::within(upstream.read_more(upstream_in),
+                                         std::max<clock::duration>(left, 1ms));
+        result.timed_out = !read;
+        co_return read && *read;
+    };
+    for (;;) {
+        http::framer<false> response(response_head_limit, false);
+        response.skip(options.head_request);
+        std::size_t head_size = 0;
+        bool got = true;
+        while (!response.is_header_done()) {
+            if (upstream_in.size() != 0) {
+                head_size = response.put(upstream_in.data(), ec);
+                if (response.is_header_done() || failed(ec)) break;
+            }
+            got = co_await read_upstream();
+            if (!got) break;
+        }
+        if (!response.is_header_done()) {
+            if (failed(ec)) {
+                result.problem = http::rejection_for(response, ec).reason;
+                result.malformed = result.state == response_state::none;
+            }
+            visitor.cancel();
+            co_return result;
+        }
+        const unsigned status = response.head().status;
+        const bool final_response = status >= 200 || status == 101;
+        const std::string_view head = view(upstream_in).substr(0, head_size);
+        if (final_response && options.observer) options.observer->final_head(response, head);
+        response.eager(true);
+        if (final_response && status != 101 && !options.add_fields.empty() && head_size >= 2) {
+            // The head without its blank line, the added fields, then the blank line.
+            std::string fields(options.add_fields);
+            fields += "\r\n";
+            if (!co_await visitor.write(head.substr(0, head_size - 2), fields)) {
+                visitor.cancel();
+                co_return result;
+            }
+            upstream_in.consume(head_size);
+        } else {
+            // Body bytes that came with the head leave in the same write.
+            std::size_t body_size = 0;
+            if (!response.is_done() && upstream_in.size() > head_size) {
+                body_size = response.put(
+                    asio::buffer(static_cast<const char*>(upstream_in.data().data()) + head_size,
+                                 upstream_in.size() - head_size),
+                    ec);
+                if (failed(ec)) body_size = 0;
+            }
+            const auto bytes = view(upstream_in);
+            if (!co_await visitor.write(bytes.substr(0, head_size),
+                                        bytes.substr(head_size, body_size))) {
+                visitor.cancel();
+                co_return result;
+            }
+            upstream_in.consume(head_size + body_size);
+        }
+        result.state = response_state::partial;
+        while (!response.is_done() && !failed(ec)) {
+            std::size_t used = 0;
+            if (upstream_in.size() != 0) {
+                used = response.put(upstream_in.data(), ec);
+                if (failed(ec)) break;
+            }
+            if (used > 0) {
+                // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
+                const bool sent = co_await visitor.write(view(upstream_in).substr(0, used), {});
+                if (!sent) break;
+                upstream_in.consume(used);
+                continue;
+            }
+            if (!co_await upstream.read_more(upstream_in)) {
+                if (response.need_eof()) response.put_eof(ec);  // a close-delimited body ends here
+                break;
+            }
+        }
+        if (!response.is_done()) {
+            if (failed(ec)) result.problem = http::rejection_for(response, ec).reason;
+            visitor.cancel();
+            co_return result;
+        }
+        if (!final_response) continue;
+        result.status = status;
+        if (status == 101) {
+            result.state = response_state::upgraded;
+            co_return result;
+        }
+        result.state = response_state::complete;
+        result.keep_alive = response.keep_alive();
+        result.reusable = response.keep_alive() && !response.need_eof();
+        co_return result;
+    }
+}
+
+}  // namespace porthole::http
