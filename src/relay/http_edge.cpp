@@ -2,7 +2,6 @@
 
 #include "http/forward_exchange.hpp"
 #include "http/host_route.hpp"
-#include "http/path_route.hpp"
 #include "net/listener.hpp"
 #include "net/network_list.hpp"
 #include "net/frame_io.hpp"
@@ -306,11 +305,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     }
     const route::route* r = cache.tunnel.get();
     if (!r) {
-        for (const auto& candidate : cache.site->routes)
-            if (candidate->path.empty() || http::path_matches(candidate->path, head.target)) {
-                r = candidate.get();
-                break;
-            }
+        r = route::route_for(*cache.site, head.target);
         if (!r) {
             co_await reply_and_close(visitor, 404, "Not Found",
                                      "porthole: no route of this site serves this path");

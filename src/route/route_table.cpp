@@ -46,14 +46,17 @@ const site* route_table::find_site(std::string_view host) const {
     return any_;
 }
 
+const route* route_for(const site& s, std::string_view target) {
+    for (const auto& r : s.routes)
+        if (r->path.empty() || http::path_matches(r->path, target)) return r.get();
+    return nullptr;
+}
+
 const route* route_table::match(std::string_view host, std::string_view target,
                                 bool* site_found) const {
     const site* s = find_site(host);
     if (site_found) *site_found = s != nullptr;
-    if (!s) return nullptr;
-    for (const auto& r : s->routes)
-        if (r->path.empty() || http::path_matches(r->path, target)) return r.get();
-    return nullptr;
+    return s ? route_for(*s, target) : nullptr;
 }
 
 }  // namespace porthole::route

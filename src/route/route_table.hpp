@@ -21,6 +21,9 @@ struct site {
 // "Shop.Example.com:8443" -> "shop.example.com"; "[::1]:80" -> "::1"; a trailing dot goes.
 std::string normalize_host(std::string_view host);
 
+// The first route of `s` that takes `target`; nullptr when none does.
+const route* route_for(const site& s, std::string_view target);
+
 class route_table {
 public:
     void add(site s);

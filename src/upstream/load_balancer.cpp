@@ -1,5 +1,7 @@
 #include "upstream/load_balancer.hpp"
 
+#include "net/address_group.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <numeric>
@@ -7,6 +9,12 @@
 #include <utility>
 
 namespace porthole::upstream {
+
+std::string_view address_key(std::string_view client_ip, std::string& storage) {
+    if (client_ip.find(':') == std::string_view::npos) return client_ip;
+    storage = net::address_group(std::string(client_ip));
+    return storage;
+}
 namespace {
 
 // Ring points per unit of weight (after dividing weights by their gcd), and the most one ring

@@ -22,6 +22,10 @@ struct member_state {
     std::string key;           // stable identity (the member's URL): ring points, cookie value
 };
 
+// The ip_hash key of a client address: an IPv4 address itself, an IPv6 address its /64 (one
+// host's privacy addresses keep one member), written to `storage` when it differs.
+std::string_view address_key(std::string_view client_ip, std::string& storage);
+
 class load_balancer {
 public:
     load_balancer(policy p, std::span<const member_state> members,
@@ -36,8 +40,8 @@ public:
     // constructor or rebuild(), with current active/available; indexes past it are ignored.
     //
     // `affinity` is read only by the hashing policies:
-    //  - ip_hash: the client address without port (net::address_group() of it keeps an IPv6
-    //    visitor's /64 together). Same address, same member while it is available.
+    //  - ip_hash: the client address without port, as address_key() gives it. Same address,
+    //    same member while it is available.
     //  - cookie: the request's sticky cookie value when it has one, else the client address.
     //    A value equal to cookie_value(i) goes to member i when usable; any other value, or one
     //    naming an unusable member, is hashed onto the ring like an address. The caller sets the

@@ -80,9 +80,11 @@ bool pool::available(std::size_t i) {
 asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
     const request_facts& facts, const std::string& visitor, tried_list& tried) {
     for (std::size_t i = 0; i < members_.size(); ++i) states_[i].available = available(i);
-    const std::string_view affinity =
+    std::string_view affinity =
         settings_.policy == config::lb_policy::cookie && !facts.cookie.empty() ? facts.cookie
                                                                                : facts.client_ip;
+    std::string grouped;
+    if (affinity == facts.client_ip) affinity = address_key(affinity, grouped);
     std::string last_error;
     while (tried.size() < settings_.max_tries) {
         const auto picked =

@@ -151,6 +151,21 @@ TEST(IpHash, SameAddressSameMember) {
     }
 }
 
+TEST(IpHash, AnIpv6VisitorIsKeyedByItsSlash64) {
+    std::string a, b, c;
+    EXPECT_EQ(address_key("203.0.113.7", a), "203.0.113.7");
+    EXPECT_EQ(address_key("2001:db8:1:2::1", a), address_key("2001:db8:1:2:ffff::9", b));
+    EXPECT_NE(address_key("2001:db8:1:2::1", a), address_key("2001:db8:1:3::1", c));
+    const auto members = pool({1, 1, 1, 1, 1});
+    load_balancer lb(policy::ip_hash, members);
+    for (int i = 0; i < 50; ++i) {
+        std::string s1, s2;
+        const std::string host = "2001:db8:0:" + std::to_string(i) + "::";
+        EXPECT_EQ(lb.pick(members, address_key(host + "1", s1)),
+                  lb.pick(members, address_key(host + "abcd", s2)));
+    }
+}
+
 TEST(IpHash, SpreadsAddressesOverMembers) {
     const auto members = pool({1, 1, 1, 1});
     load_balancer lb(policy::ip_hash, members);
