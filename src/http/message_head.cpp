@@ -201,19 +201,20 @@ rejection rejection_for(const boost::beast::error_code& ec) {
 }
 
 std::string forward_request_head(const message_head& head, const forwarding& how) {
-    // Plain appends: this runs once per request on the relay's hot path.
+    // Plain appends of known lengths: this runs once per request on the relay's hot path.
+    using namespace std::string_view_literals;
     std::string out;
     out.reserve(256 + head.target.size() + head.fields.size() * 48);
     auto line = [&](std::string_view name, std::string_view a, std::string_view b = {}) {
-        out.append(name).append(": ").append(a).append(b).append("\r\n");
+        out.append(name).append(": "sv).append(a).append(b).append("\r\n"sv);
     };
     std::string_view target = origin_form(head.target);
     target.remove_prefix(std::min(how.strip, target.size()));
-    out.append(head.method).append(" ");
+    out.append(head.method).append(" "sv);
     if (target.empty() || target.front() == '?') out.push_back('/');
-    out.append(target).append(" HTTP/1.");
+    out.append(target).append(" HTTP/1."sv);
     out.push_back(static_cast<char>('0' + head.version % 10));
-    out.append("\r\n");
+    out.append("\r\n"sv);
     const std::string* host = head.find("host");
     const std::string* upgrade = how.upgrade ? head.find("upgrade") : nullptr;
     const auto listed = connection_tokens(head);
@@ -223,11 +224,11 @@ std::string forward_request_head(const message_head& head, const forwarding& how
                                                                : nullptr;
     for (const auto& f : head.fields) {
         if (iequals(f.name, "x-forwarded-for")) {
-            chain.append(f.value).append(", ");
+            chain.append(f.value).append(", "sv);
             continue;
         }
         if (iequals(f.name, "via")) {
-            via.append(f.value).append(", ");
+            via.append(f.value).append(", "sv);
             continue;
         }
         if (is_one_of(f.name, {"host", "x-forwarded-proto", "x-forwarded-host", "connection",
@@ -237,7 +238,7 @@ std::string forward_request_head(const message_head& head, const forwarding& how
         line(f.name, f.value);
     }
     if (upgrade) {
-        line("Connection", "Upgrade");
+        line("Connection"sv, "Upgrade"sv);
         line("Upgrade", *upgrade);
     }
     via.append(head.version % 10 == 0 ? "1.0 porthole" : "1.1 porthole");
@@ -253,7 +254,7 @@ std::string forward_request_head(const message_head& head, const forwarding& how
         line("X-Forwarded-Host", *forwarded_host);
     else if (host)
         line("X-Forwarded-Host", *host);
-    out.append("\r\n");
+    out.append("\r\n"sv);
     return out;
 }
 
