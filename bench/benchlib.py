@@ -806,7 +806,7 @@ def cmd_reconnect(a):
 # report
 
 PATHS = [("direct", "direct"), ("porthole", "porthole"), ("porthole_noinspect", "porthole --inspect=false"),
-         ("porthole_tls", "porthole TLS"), ("ssh", "ssh -R"),
+         ("porthole_group", "porthole group of 2 (--inspect=false)"), ("porthole_tls", "porthole TLS"), ("ssh", "ssh -R"),
          ("nginx", "nginx (1 worker)"), ("nginx_auto", "nginx (auto)"),
          ("porthole_proxy", "porthole proxy (one hop)"), ("haproxy", "HAProxy (nbthread 1)"),
          ("caddy", "Caddy (GOMAXPROCS=1)")]
@@ -814,12 +814,13 @@ LABEL = dict(PATHS)
 RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthole", "nginx"),
           ("porthole/nginx auto", "porthole", "nginx_auto"), ("porthole/ssh", "porthole", "ssh"),
           ("porthole TLS/ssh", "porthole_tls", "ssh"),
-          ("porthole --inspect=false/nginx", "porthole_noinspect", "nginx")]
+          ("porthole --inspect=false/nginx", "porthole_noinspect", "nginx"),
+          ("group of 2/1 client", "porthole_group", "porthole_noinspect")]
 ONE_HOP_RATIOS = [("proxy/nginx", "porthole_proxy", "nginx"), ("proxy/nginx auto", "porthole_proxy", "nginx_auto"),
                   ("proxy/HAProxy", "porthole_proxy", "haproxy"), ("proxy/Caddy", "porthole_proxy", "caddy")]
 # The report's tables: the tunnels against ssh -R and nginx, then the one-hop reverse proxies.
 TABLES = [
-    ("Tunnels", ["direct", "porthole", "porthole_noinspect", "porthole_tls", "ssh", "nginx", "nginx_auto"], RATIOS),
+    ("Tunnels", ["direct", "porthole", "porthole_noinspect", "porthole_group", "porthole_tls", "ssh", "nginx", "nginx_auto"], RATIOS),
     ("One-hop reverse proxies (no tunnel client): porthole proxy = the relay proxying straight to the origin",
      ["direct", "porthole_proxy", "nginx", "nginx_auto", "haproxy", "caddy"], ONE_HOP_RATIOS),
 ]
@@ -1028,6 +1029,12 @@ def targets(data, figs):
     add("tunnel path: relay CPU per request at 64 conns (today's 19–22 µs or better)",
         host if isinstance(host, float) else None, "≤ 22 µs", host <= 22.0 if isinstance(host, float) else None, "µs",
         f"--inspect=false: relay {ni['cpu_host_us']:.1f} µs" if isinstance(ni.get("cpu_host_us"), float) else "")
+
+    # A tunnel group of 2 clients against one client with the same flags.
+    gp = figs.get("porthole_group", {})
+    r = ratio(gp.get("rps_c64"), ni.get("rps_c64"))
+    add("tunnel group: HTTP req/s, 64 conns, 2 clients vs 1 (both --inspect=false)", r, "≥ 1.0×",
+        None if r is None else r >= 1.0, "×", f"{fmt(gp.get('rps_c64'))} vs {fmt(ni.get('rps_c64'))} req/s")
 
     # One hop: the relay as a reverse proxy (porthole proxy) against nginx (1 worker) and HAProxy.
     pp, ng, hp = figs.get("porthole_proxy", {}), figs["nginx"], figs.get("haproxy", {})
