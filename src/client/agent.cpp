@@ -18,6 +18,7 @@
 #include <charconv>
 #include <iostream>
 #include <random>
+#include <unistd.h>
 #include <unordered_set>
 
 namespace porthole::client {
@@ -97,6 +98,7 @@ struct tunnel_state {
     std::string url;
     bool ever_opened = false;
     observe::tunnel_metrics metrics;
+    std::string qr_shown;  // the URL whose QR code was printed last (the live view draws its own)
 
     // As the inspector names it: the config file's name, or what other agents call a tunnel
     // given on the command line.
@@ -112,7 +114,7 @@ public:
           trust_{cfg.server_ca, cfg.server_fingerprint, cfg.insecure},
           store_(cfg.inspect.enabled ? cfg.inspect.memory : heads_only_memory,
                  cfg.inspect.enabled ? cfg.inspect.body_limit : 0) {
-        for (const auto& spec : cfg.tunnels) tunnels_.push_back(tunnel_state{spec, 0, {}, false, {}});
+        for (const auto& spec : cfg.tunnels) tunnels_.push_back(tunnel_state{spec, 0, {}, false, {}, {}});
     }
 
     // Start-up work that needs no relay: the inspector's port and the TLS settings.
@@ -617,7 +619,7 @@ private:
         std::cout << event.dump() << std::endl;
     }
 
-    void report_ready(const tunnel_state& t) {
+    void report_ready(tunnel_state& t) {
         const std::string type(protocol::name_of(t.spec.kind));
         if (inspector_) inspector_->tunnels_changed();
         if (view_) {
@@ -638,6 +640,24 @@ private:
                                      describe_target(t.spec))
                       << std::endl;
         }
+        print_qr(t);
+    }
+
+    // Without the live view, a QR code goes to stdout only in text mode on a terminal; elsewhere
+    // to stderr, so that stdout stays one line per event for whatever reads it.
+    void print_qr(tunnel_state& t) {
+        if (!cfg_.qr || t.url.empty() || t.url == t.qr_shown) return;
+        t.qr_shown = t.url;
+        const bool to_stdout = !cfg_.json && ::isatty(STDOUT_FILENO) == 1;
+        std::ostream& out = to_stdout ? std::cout : std::cerr;
+        const auto lines = qr_lines(t.url);
+        if (lines.empty()) {
+            out << "porthole: " << t.url << " is too long for a QR code" << std::endl;
+            return;
+        }
+        std::string text;
+        for (const auto& line : lines) text.append("  ").append(line).append("\n");
+        out << text << std::flush;
     }
 
     void report_reconnecting(int attempt, std::chrono::milliseconds delay,

@@ -110,6 +110,26 @@ def test_qr_code_is_drawn(relay, app):
         assert term.stop() == 0
 
 
+def test_qr_code_in_text_format_on_a_terminal_follows_the_url_line(relay, app):
+    term = Terminal(["http", str(app.port), "--server", relay.server, "--qr", "--log-format", "text",
+                     "--inspect=false"])
+    try:
+        screen = term.wait_for("█▀")
+        url_at = re.search(r"http://[a-z0-9-]+\.localhost:\d+", screen).start()
+        assert url_at < screen.index("█")
+        assert "\x1b[?1049h" not in screen
+        assert screen.count("█") > 50
+    finally:
+        assert term.stop() == 0
+
+
+def test_qr_code_goes_to_stderr_when_stdout_is_not_a_terminal(group, relay, app):
+    agent = group.agent(relay, "http", app.port, "--qr")
+    wait_until(lambda: agent.stderr_text().count("█") > 50, timeout=5,
+               message="no QR code on stderr:\n" + agent.stderr_text())
+    assert all(line.startswith("{") for line in agent.lines), agent.lines  # stdout stays JSON
+
+
 def test_text_format_on_a_terminal_prints_plain_lines(relay, app):
     term = Terminal(["http", str(app.port), "--server", relay.server, "--log-format", "text",
                      "--inspect-addr", "127.0.0.1:0"])
