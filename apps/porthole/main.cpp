@@ -290,11 +290,11 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
     porthole::client::tunnel_spec t;
     t.kind = kind;
     t.target = *target;
-    if (!f.subdomain.empty() && !porthole::http::valid_name(f.subdomain))
-        fail(fmt::format("--subdomain: '{}' is not a valid name: use 1-63 characters a-z, 0-9 and "
-                         "'-', not starting or ending with '-'",
-                         f.subdomain));
-    t.subdomain = f.subdomain;
+    if (!f.subdomain.empty()) {
+        auto name = porthole::http::subdomain_from_user(f.subdomain);
+        if (!name) fail("--subdomain: " + name.error());
+        t.subdomain = std::move(*name);
+    }
     t.group = f.group;
     if (!t.group.empty() && t.subdomain.empty())
         fail("--group: a tunnel group shares a name; give it with --subdomain NAME");

@@ -130,11 +130,10 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
         if (key == "subdomain" && named) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
-            if (!http::valid_name(*v))
-                return tl::unexpected(fmt::format(
-                    "{}: subdomain '{}' is not a valid name (a-z, 0-9, '-', 1-63 characters)",
-                    at(path, node), *v));
-            t.subdomain = *v;
+            auto name = http::subdomain_from_user(*v);
+            if (!name)
+                return tl::unexpected(fmt::format("{}: subdomain {}", at(path, node), name.error()));
+            t.subdomain = std::move(*name);
         } else if (key == "group" && named) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());

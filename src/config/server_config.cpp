@@ -186,12 +186,13 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                         result = tl::unexpected(token.error());
                         break;
                     }
-                    if (!http::valid_name(name)) {
-                        result = tl::unexpected(fmt::format(
-                            "{}: bound name '{}' is not a valid subdomain", where(path, value), name));
+                    auto bound = http::subdomain_from_user(name);
+                    if (!bound) {
+                        result = tl::unexpected(
+                            fmt::format("{}: bound name {}", where(path, value), bound.error()));
                         break;
                     }
-                    cfg.bound_names.emplace_back(name, *token);
+                    cfg.bound_names.emplace_back(std::move(*bound), *token);
                 }
             }
         } else if (key == "reserved_names") {

@@ -762,13 +762,12 @@ tl::expected<upstream_member, std::string> parse_member(std::string_view url) {
         return m;
     }
     if (url.starts_with("tunnel:")) {
-        const std::string_view name = url.substr(7);
-        if (!http::valid_name(name))
-            return bad(fmt::format("'{}' is not a tunnel name: one DNS label of a-z, 0-9 and '-', "
-                                   "like tunnel:shop",
-                                   name));
+        auto name = http::subdomain_from_user(url.substr(7));
+        if (!name)
+            return bad(fmt::format("{}; a tunnel member is tunnel:NAME, like tunnel:shop",
+                                   name.error()));
         m.kind = scheme::tunnel;
-        m.host = std::string(name);
+        m.host = std::move(*name);
         return m;
     }
     const auto sep = url.find("://");

@@ -1,5 +1,7 @@
 #pragma once
 // Reading TOML with errors that name FILE:LINE, shared by the relay and client config loaders.
+#include "config/toml_text.hpp"
+
 #include <tl/expected.hpp>
 #include <toml++/toml.h>
 
@@ -13,23 +15,10 @@
 
 namespace porthole::config {
 
-// The line of the first non-ASCII byte, if any. toml++ 3.3 reaches __builtin_unreachable on some
-// non-ASCII characters (U+0222 where it scans for the end of a value), so config files are held
-// to ASCII before it sees them: every key and value porthole reads is ASCII.
-inline std::optional<std::size_t> non_ascii_line(std::string_view text) {
-    std::size_t line = 1;
-    for (const char c : text) {
-        if (c == '\n') ++line;
-        if (static_cast<unsigned char>(c) >= 0x80) return line;
-    }
-    return std::nullopt;
-}
-
 inline tl::expected<toml::table, std::string> parse_toml(std::string_view text,
                                                          const std::string& name) {
-    if (auto line = non_ascii_line(text))
-        return tl::unexpected(name + ":" + std::to_string(*line) +
-                              ": a non-ASCII character; config files are ASCII");
+    if (auto problem = check_toml_text(text))
+        return tl::unexpected(name + ":" + std::to_string(problem->line) + ": " + problem->message);
     try {
         return toml::parse(text, name);
     } catch (const toml::parse_error& e) {

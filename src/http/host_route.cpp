@@ -1,5 +1,7 @@
 #include "http/host_route.hpp"
 
+#include <fmt/format.h>
+#include <idn2.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -10,16 +12,52 @@ namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool valid_label(std::string_view s, bool allow_upper) {
+// What IDNA's lookup makes of `label` (UTS #46 nontransitional, as browsers do): its A-label, or
+// libidn2's reason.
+tl::expected<std::string, std::string> idna_lookup(std::string_view label) {
+    const std::string in(label);
+    char* out = nullptr;
+    const int rc = idn2_lookup_u8(reinterpret_cast<const std::uint8_t*>(in.c_str()),
+                                  reinterpret_cast<std::uint8_t**>(&out), IDN2_NONTRANSITIONAL);
+    std::string result = rc == IDN2_OK && out ? std::string(out) : std::string();
+    idn2_free(out);
+    if (rc != IDN2_OK) return tl::unexpected(std::string(idn2_strerror(rc)));
+    return result;
+}
+
+bool has_ace_prefix(std::string_view s) {
+    return s.size() >= 4 && lower(s[0]) == 'x' && lower(s[1]) == 'n' && s.substr(2, 2) == "--";
+}
+
+// An A-label is valid when IDNA's lookup gives it back as it is (RFC 5891 5.4): it decodes, and
+// what it decodes to is a name IDNA would encode the same way.
+bool valid_a_label(std::string_view s) {
+    std::string label(s);
+    std::transform(label.begin(), label.end(), label.begin(), lower);
+    const auto back = idna_lookup(label);
+    return back && *back == label;
+}
+
+// Letters, digits and hyphens, as a DNS label.
+bool ldh_label(std::string_view s, bool allow_upper) {
     if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
     // "--" in the third and fourth places is kept for IDNA prefixes (RFC 5891 4.2.3.1): only
     // punycode's "xn--" may use it.
     if (s.size() >= 4 && s.substr(2, 2) == "--" && !(s.substr(0, 2) == "xn" || s.substr(0, 2) == "XN"))
         return false;
-    return std::all_of(s.begin(), s.end(), [&](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-               (allow_upper && c >= 'A' && c <= 'Z');
-    });
+    return std::all_of(s.begin(), s.end(),
+                       [&](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                                  (allow_upper && c >= 'A' && c <= 'Z');
+                       });
+}
+
+bool valid_label(std::string_view s, bool allow_upper) {
+    return ldh_label(s, allow_upper) && (!has_ace_prefix(s) || valid_a_label(s));
+}
+
+bool ascii(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 }  // namespace
@@ -46,6 +84,32 @@ std::optional<std::string> tunnel_name_for_host(std::string_view host, std::stri
 }
 
 bool valid_name(std::string_view name) { return valid_label(name, false); }
+
+std::optional<std::string> name_problem(std::string_view name) {
+    if (valid_name(name)) return std::nullopt;
+    if (has_ace_prefix(name) && ldh_label(name, false))
+        return fmt::format("'{}' starts with 'xn--' but is not a valid IDNA A-label (punycode); "
+                           "write the name in Unicode and porthole encodes it",
+                           name);
+    return fmt::format("'{}' is not a valid subdomain: use 1-63 characters a-z, 0-9 and '-', not "
+                       "starting or ending with '-' (or a name in Unicode)",
+                       name);
+}
+
+tl::expected<std::string, std::string> subdomain_from_user(std::string_view text) {
+    if (ascii(text)) {
+        if (auto problem = name_problem(text)) return tl::unexpected(*problem);
+        return std::string(text);
+    }
+    auto a_label = idna_lookup(text);
+    if (!a_label)
+        return tl::unexpected(fmt::format("'{}' cannot be a subdomain: {}", text, a_label.error()));
+    if (a_label->find('.') != std::string::npos || !valid_name(*a_label))
+        return tl::unexpected(fmt::format(
+            "'{}' cannot be a subdomain: it is not one DNS label of 1-63 characters ('{}')", text,
+            *a_label));
+    return std::move(*a_label);
+}
 
 bool valid_domain(std::string_view domain) {
     if (domain.empty() || domain.size() > 253) return false;

@@ -414,9 +414,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         std::string name = req.name;
         if (!name.empty() && !http::valid_name(name))
             return refuse(protocol::error_code::bad_name,
-                          fmt::format("'{}' is not a valid subdomain: use 1-63 characters "
-                                      "a-z, 0-9 and '-', not starting or ending with '-'",
-                                      core::printable(name)));
+                          core::printable(*http::name_problem(name)));
         if (std::find(ctx_.cfg.reserved_names.begin(), ctx_.cfg.reserved_names.end(), name) !=
             ctx_.cfg.reserved_names.end())
             return refuse(protocol::error_code::bad_name,

@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from helpers import curl, free_port, resolve_args, split_url, vm_hwm_kib
+from helpers import BIN, curl, free_port, resolve_args, split_url, vm_hwm_kib
 from origin import pattern_sha256
+import wire
 
 MiB = 1024 * 1024
 UPLOAD_BYTES = 100 * MiB
@@ -207,6 +208,36 @@ def test_subdomain(env):
     r = curl(agent.ready["url"] + "/")
     assert r.status == 200 and r.body == b"hello from origin\n", r
     agent.stop()
+
+
+def test_a_unicode_subdomain_is_asked_for_as_its_a_label(env):
+    agent = env.group.agent(env.relay, "http", env.origin.port, "--subdomain", "café")
+    assert agent.ready["url"] == "http://xn--caf-dma.localhost:%d" % env.relay.http_port
+    r = curl(agent.ready["url"] + "/")
+    assert r.status == 200 and r.body == b"hello from origin\n", r
+    agent.stop()
+
+
+@pytest.mark.parametrize("name,says", [("xn--a", "not a valid IDNA A-label"),
+                                       ("ä-", "hyphen"),
+                                       ("café.shop", "one DNS label")])
+def test_a_subdomain_that_is_no_valid_idna_label_is_refused_before_connecting(env, name, says):
+    p = subprocess.run([BIN, "http", str(env.origin.port), "--server", env.relay.server,
+                        "--subdomain", name], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode != 0
+    assert "--subdomain: " in p.stderr and says in p.stderr, p.stderr
+
+
+def test_the_relay_refuses_an_invalid_a_label_from_any_client(env):
+    control = wire.Control.connect("127.0.0.1", env.relay.control_port)  # sends any name given
+    try:
+        control.login()
+        refused = control.open_tunnel(wire.KIND_HTTP, name="xn--a")
+        assert refused.type == wire.TUNNEL_REFUSED, refused
+        assert "not a valid IDNA A-label" in refused.message, refused
+    finally:
+        control.close()
 
 
 def test_host_header_rewrite(env):

@@ -133,6 +133,33 @@ TEST(ValidName, RejectsUppercaseAndOtherCharacters) {
     EXPECT_FALSE(valid_name("\xc3\xa4"));
 }
 
+TEST(ValidName, AnAceLabelMustBeAValidALabel) {
+    EXPECT_TRUE(valid_name("xn--caf-dma"));  // café
+    EXPECT_TRUE(valid_name("xn--55qx5d"));
+    EXPECT_FALSE(valid_name("xn--a"));
+    EXPECT_FALSE(valid_name("xn--abc"));
+    EXPECT_FALSE(valid_name("xn--ss-"));
+    EXPECT_FALSE(valid_name("xn--"));
+    EXPECT_NE(name_problem("xn--a").value_or("").find("not a valid IDNA A-label"), std::string::npos);
+    EXPECT_EQ(name_problem("xn--caf-dma"), std::nullopt);
+    EXPECT_EQ(tunnel_name_for_host("xn--a.example.com", "example.com"), nullopt);
+    EXPECT_EQ(tunnel_name_for_host("XN--CAF-DMA.example.com", "example.com"), "xn--caf-dma");
+    EXPECT_TRUE(valid_domain("xn--caf-dma.example"));
+    EXPECT_FALSE(valid_domain("xn--a.example"));
+}
+
+TEST(SubdomainFromUser, UnicodeBecomesItsALabelAndAsciiStaysAsItIs) {
+    EXPECT_EQ(subdomain_from_user("café").value_or(""), "xn--caf-dma");
+    EXPECT_EQ(subdomain_from_user("Café").value_or(""), "xn--caf-dma");  // mapped to lowercase
+    EXPECT_EQ(subdomain_from_user("shop").value_or(""), "shop");
+    EXPECT_EQ(subdomain_from_user("xn--caf-dma").value_or(""), "xn--caf-dma");
+    EXPECT_FALSE(subdomain_from_user("Shop"));  // ASCII is taken exactly as typed
+    EXPECT_FALSE(subdomain_from_user("xn--a"));
+    EXPECT_NE(subdomain_from_user("ä-").error().find("hyphen"), std::string::npos);
+    EXPECT_NE(subdomain_from_user("café.shop").error().find("one DNS label"), std::string::npos);
+    EXPECT_FALSE(subdomain_from_user("a\xff"));
+}
+
 TEST(ValidDomain, AcceptsDnsNames) {
     EXPECT_TRUE(valid_domain("localhost"));
     EXPECT_TRUE(valid_domain("example.com"));

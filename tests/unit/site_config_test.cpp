@@ -124,9 +124,9 @@ TEST(SiteMember, Rejects) {
     expect_contains(member_error("unix:run/app.sock"), "absolute");
     expect_contains(member_error("unix://run/app.sock"), "one slash");
     expect_contains(member_error("unix:/" + std::string(200, 'a')), "longer");
-    expect_contains(member_error("tunnel:Shop"), "tunnel name");
-    expect_contains(member_error("tunnel:a.b"), "tunnel name");
-    expect_contains(member_error("tunnel:"), "tunnel name");
+    expect_contains(member_error("tunnel:Shop"), "a tunnel member is tunnel:NAME");
+    expect_contains(member_error("tunnel:a.b"), "a tunnel member is tunnel:NAME");
+    expect_contains(member_error("tunnel:"), "a tunnel member is tunnel:NAME");
     expect_contains(member_error("http://::1:8080"), "brackets");
     expect_contains(member_error("http://[10.0.0.1]:80"), "IPv6");
     expect_contains(member_error("http://[::1"), "IPv6");
