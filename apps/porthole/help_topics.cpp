@@ -251,6 +251,12 @@ SITES: THE RELAY AS A REVERSE PROXY
   ca_file = "/etc/porthole/backend-ca.pem"
       the CA https members are verified against; default: the system store.
   Durations are whole seconds or strings: "500ms", "2s", "1m", "1h".
+  [[sites.policies]], [[sites.routes.policies]]
+      tables with type = "ip_allow", "ip_deny", "basic_auth", "rate_limit", "headers",
+      "redirect", "https_only", "respond" or "max_body", run in order before a request goes
+      upstream: the site's, then the route's. `porthole help policies` has every key.
+  [[tunnel_policies]]
+      the same tables for every HTTP tunnel (a Host NAME.DOMAIN that no site claims).
 
   [[tcp_sites]]
   listen = "0.0.0.0:5432"
@@ -350,7 +356,51 @@ RECONNECTS
   the relay holds a dropped client's names and ports for lease_grace seconds (default 60).
 )TEXT";
 
-constexpr std::array<help_topic, 4> topics{{
+constexpr std::string_view policies_text = R"TEXT(Policies: what the relay checks and changes before a request goes upstream
+
+WHERE
+
+  In the relay's --config file, as tables run in the order written: [[sites.policies]] for
+  every route of a site (first), [[sites.routes.policies]] for one route (after the site's), and
+  [[tunnel_policies]] at the top level for every HTTP tunnel (a Host NAME.DOMAIN no site claims).
+  Each table has a type and that type's keys. A bad table stops the relay at start, naming
+  FILE:LINE.
+
+    [[sites.policies]]
+    type = "ip_deny"
+    cidrs = ["203.0.113.0/24"]
+
+THE TYPES
+
+  ip_allow     cidrs = ["10.0.0.0/8", "2001:db8::/32"]: 403 unless the visitor is in one.
+  ip_deny      cidrs = [...]: 403 when the visitor is in one. The visitor is the peer, or behind
+               trusted_proxies the address X-Forwarded-For or the PROXY header names.
+  basic_auth   users = ["alice:$2y$..."] and/or htpasswd_file = "PATH" (relative to the config
+               file); realm = "porthole"; forward_auth_header = false. 401 with WWW-Authenticate
+               until the Basic credentials match. Hashes: bcrypt ($2y$, htpasswd -B) and
+               SHA-crypt ($5$, $6$); plaintext, {SHA} and MD5 ($apr1$) lines are refused. The
+               Authorization field is not forwarded unless forward_auth_header = true.
+  rate_limit   rate = "100/min" (N/s, N/min, N/h, N/day); burst = N (default: N of rate);
+               key = "ip" | "header:NAME" | "route"; ipv6_prefix = 64; max_keys = 100000.
+               burst requests pass at once, then one each period/N; over it 429 with
+               Retry-After, RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset.
+  headers      request_set, request_add, response_set, response_add = { NAME = "VALUE" };
+               request_remove, response_remove = ["NAME"]; request_id = true (X-Request-Id added
+               when the visitor sent none). Values may hold {remote_addr} {host} {request_id}
+               {tunnel} {scheme} {path}. Framing fields (Host, Content-Length, ...) are refused.
+  redirect     to = "https://new.example.com{uri}" ({host} {path} {query} {uri}); status = 308
+               (301, 302, 303, 307 or 308).
+  https_only   status = 308: a plain-HTTP visitor is sent to the same URL over HTTPS.
+  respond      status = 200, body = "", content_type = "text/plain; charset=utf-8": the relay
+               answers itself (a maintenance page, robots.txt).
+  max_body     size = "10MiB": 413 when Content-Length says more, before a byte goes upstream; a
+               chunked body is cut where it passes the size.
+
+An answer to a request without a body keeps a kept-alive connection open; the next request on
+it is judged again.
+)TEXT";
+
+constexpr std::array<help_topic, 5> topics{{
     {"config", "the client config file porthole.toml: every key, its type and default",
      config_text},
     {"server-config", "the relay's --config file: every key, its type, default and flag",
@@ -359,6 +409,9 @@ constexpr std::array<help_topic, 4> topics{{
      inspector_text},
     {"routing", "how visitors reach tunnels: NAME.DOMAIN, TCP ports, SNI and path routes",
      routing_text},
+    {"policies", "what the relay checks and changes per site, route and tunnel: auth, IP rules, "
+                 "rate limits, headers, redirects",
+     policies_text},
 }};
 
 std::string command_names(const CLI::App& app) {

@@ -272,7 +272,7 @@ porthole::config::server_config build_proxy_config(const CLI::App& cmd, const pr
     if (cmd.count("--cookie-name")) up.cookie_name = f.cookie_name;
     if (cmd.count("--ca-file")) up.ca_file = f.ca_file;
     if (f.upstream_timeout > 0) up.upstream_timeout = std::chrono::seconds(f.upstream_timeout);
-    cfg.sites.sites.push_back(porthole::config::site_config{{"*"}, {std::move(route)}, 0});
+    cfg.sites.sites.push_back(porthole::config::site_config{{"*"}, {std::move(route)}, 0, {}});
     return cfg;
 }
 

@@ -95,7 +95,7 @@ asio::awaitable<http::response_result> relay_response(local_side& local,
                                                       const http_tunnel& t) {
     recorder record(rec, t);
     http::stream_endpoint from(local.stream);
-    const http::response_options options{head_request, {}, std::nullopt, &record};
+    const http::response_options options{head_request, {}, nullptr, std::nullopt, &record};
     auto result = co_await http::forward_response(from, local.in, visitor, options);
     if (!result.problem.empty())
         spdlog::info("http: malformed response from {}: {}", target_of(t, local.route).to_string(),

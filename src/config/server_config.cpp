@@ -260,6 +260,10 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                 });
                 sites_read = true;
             }
+        } else if (key == "tunnel_policies") {
+            result = load_policies(node, path, "tunnel_policies").map([&](auto p) {
+                cfg.tunnel_policies = std::move(p);
+            });
         } else if (key == "trusted_proxies") {
             const auto* arr = node.as_array();
             if (!arr) {
@@ -311,7 +315,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "max_unauthenticated", "max_unauthenticated_per_ip", "max_sessions_per_token",
                  "max_control_frames_per_second", "bound_names", "control_tls", "control_cert",
                  "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
-                 "redirect_https", "sites", "tcp_sites", "trusted_proxies",
+                 "redirect_https", "sites", "tcp_sites", "tunnel_policies", "trusted_proxies",
                  "accept_proxy_protocol"}));
         }
         if (!result) return result;

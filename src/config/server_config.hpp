@@ -63,6 +63,8 @@ struct server_config {
 
     // Reverse proxy: [[sites]] by host and path, [[tcp_sites]] by listening address.
     site_set sites;
+    // [[tunnel_policies]]: the policy chain of every HTTP tunnel (a Host no site claims).
+    std::vector<policy_config> tunnel_policies;
     // Peers whose X-Forwarded-For and PROXY headers are believed: "10.0.0.0/8", "::1/128", or a
     // single address; kept as normalized network text.
     std::vector<std::string> trusted_proxies;

@@ -519,13 +519,18 @@ tl::expected<route_config, std::string> site_reader::route(const toml::table& t,
         } else if (key == "hosts") {
             done = tl::unexpected(fmt::format(
                 "{}: 'hosts' belongs to the [[sites]] table, not to one of its routes", at(node)));
+        } else if (key == "policies") {
+            done = load_policies(node, path_, "sites.routes.policies").map([&](auto p) {
+                r.policies = std::move(p);
+            });
         } else {
             auto applied = apply_setting(site_kind::http, key, node, d);
             if (!applied) return tl::unexpected(applied.error());
             if (!*applied)
                 done = tl::unexpected(unknown_key(
                     at(node), key, " in [[sites.routes]]",
-                    {"path", "strip_prefix", "upstream", "lb_policy", "cookie_name", "health_path",
+                    {"path", "strip_prefix", "upstream", "policies", "lb_policy", "cookie_name",
+                     "health_path",
                      "health_interval", "health_timeout", "health_status", "rise", "fall",
                      "max_fails", "eject_time", "connect_timeout", "upstream_timeout", "max_tries",
                      "max_idle_per_member", "ca_file", "send_proxy_protocol"}));
@@ -553,6 +558,10 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
         } else if (key == "hosts") {
             done = hosts(node).map([&](auto h) { s.hosts = std::move(h); });
             has_hosts = true;
+        } else if (key == "policies") {
+            done = load_policies(node, path_, "sites.policies").map([&](auto p) {
+                s.policies = std::move(p);
+            });
         } else if (key == "upstream") {
             done = members(site_kind::http, node).map([&](auto m) {
                 defaults.settings.members = std::move(m);
@@ -573,7 +582,8 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
             if (!*applied)
                 done = tl::unexpected(unknown_key(
                     at(node), key, " in [[sites]]",
-                    {"hosts", "routes", "upstream", "lb_policy", "cookie_name", "health_path",
+                    {"hosts", "routes", "upstream", "policies", "lb_policy", "cookie_name",
+                     "health_path",
                      "health_interval", "health_timeout", "health_status", "rise", "fall",
                      "max_fails", "eject_time", "connect_timeout", "upstream_timeout", "max_tries",
                      "max_idle_per_member", "ca_file", "send_proxy_protocol"}));
@@ -610,7 +620,7 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
     } else if (!defaults.settings.members.empty()) {
         auto checked = check_settings(defaults, site_at);
         if (!checked) return tl::unexpected(checked.error());
-        s.routes.push_back(route_config{"", false, std::move(defaults.settings), s.line});
+        s.routes.push_back(route_config{"", false, std::move(defaults.settings), s.line, {}});
     } else {
         return tl::unexpected(fmt::format(
             "{}: this site has no upstream; add upstream = [\"http://HOST:PORT\"] or "
@@ -658,6 +668,10 @@ tl::expected<tcp_site_config, std::string> site_reader::tcp_site(const toml::tab
             done = tl::unexpected(fmt::format(
                 "{}: '{}' is for HTTP [[sites]]; a tcp site is chosen by its listen address alone",
                 at(node), key));
+        } else if (key == "policies") {
+            done = tl::unexpected(fmt::format(
+                "{}: policies judge HTTP requests; they are for [[sites]], not [[tcp_sites]]",
+                at(node)));
         } else {
             auto applied = apply_setting(site_kind::tcp, key, node, d);
             if (!applied) return tl::unexpected(applied.error());

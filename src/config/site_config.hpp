@@ -3,6 +3,7 @@
 // [[tcp_sites]] (L4, by listening address), each route ending in an upstream pool of members:
 // http:// and https:// backends, unix: sockets and tunnel:NAME (the clients holding that name).
 #include "config/endpoint.hpp"
+#include "config/policy_config.hpp"
 
 #include <tl/expected.hpp>
 
@@ -75,12 +76,14 @@ struct route_config {
     bool strip_prefix = false;
     upstream_settings upstream;
     std::size_t line = 0;  // where the route starts in its file, for later checks
+    std::vector<policy_config> policies;  // [[sites.routes.policies]], after the site's
 };
 
 struct site_config {
     std::vector<std::string> hosts;  // lowercased; "*.example.com" wildcards
     std::vector<route_config> routes;
     std::size_t line = 0;
+    std::vector<policy_config> policies;  // [[sites.policies]]: every route's, first
 };
 
 struct tcp_site_config {

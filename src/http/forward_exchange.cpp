@@ -59,6 +59,7 @@ asio::awaitable<request_body_result> forward_request_body(http::framer<true>& re
             used = request.put(in.data(), ec);
             if (failed(ec)) {
                 result.malformed = true;  // the upstream sees an aborted request
+                result.too_large = ec == boost::beast::http::error::body_limit;
                 to.close();
                 co_return result;
             }
@@ -120,11 +121,12 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
         const std::string_view head = view(upstream_in).substr(0, head_size);
         if (final_response && options.observer) options.observer->final_head(response, head);
         response.eager(true);
-        if (final_response && status != 101 && !options.add_fields.empty() && head_size >= 2) {
-            // The head without its blank line, the added fields, then the blank line.
-            std::string fields(options.add_fields);
-            fields += "\r\n";
-            if (!co_await visitor.write(head.substr(0, head_size - 2), fields)) {
+        if (final_response && status != 101 &&
+            (!options.add_fields.empty() || (options.edits && !options.edits->empty()))) {
+            static const header_edits none;
+            const std::string edited =
+                edit_head(head, options.edits ? *options.edits : none, options.add_fields);
+            if (!co_await visitor.write(edited, {})) {
                 visitor.cancel();
                 co_return result;
             }

@@ -3,6 +3,7 @@
 // body and then the interim and final responses, forwarded exactly as framed (no re-encoding, so
 // what the far side parses is what this side checked) between two endpoints. The callers own the
 // heads, the connections and what an outcome means for them (a retry, a 502, a record).
+#include "http/header_edits.hpp"
 #include "http/message_head.hpp"
 #include "net/io_buffer.hpp"
 #include "net/stream.hpp"
@@ -59,6 +60,7 @@ enum class response_state { none, partial, complete, upgraded };
 struct request_body_result {
     bool done = false;       // the whole body was forwarded
     bool malformed = false;  // the body's framing was bad; the upstream was cut
+    bool too_large = false;  // malformed for passing the framer's body limit (max_body)
 };
 
 struct response_result {
@@ -83,6 +85,8 @@ struct response_options {
     bool head_request = false;  // a response to HEAD has no body whatever it says
     // Added to the final response's head (each line ending in CRLF), e.g. a Set-Cookie.
     std::string_view add_fields;
+    // A route's policies' edits to the final response's head; may be null.
+    const header_edits* edits = nullptr;
     // How long the first byte of the response may take; nullopt for no limit beyond the
     // endpoint's own deadline.
     std::optional<std::chrono::steady_clock::duration> first_byte_timeout;

@@ -1,5 +1,7 @@
 #include "http/message_head.hpp"
 
+#include "http/header_edits.hpp"
+
 #include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
 
@@ -233,10 +235,12 @@ std::string forward_request_head(const message_head& head, const forwarding& how
         }
         if (is_one_of(f.name, {"host", "x-forwarded-proto", "x-forwarded-host", "connection",
                                "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}) ||
-            listed_in(f.name, listed))
+            listed_in(f.name, listed) || (how.edits && how.edits->removes(f.name)))
             continue;
         line(f.name, f.value);
     }
+    if (how.edits)
+        for (const auto& f : how.edits->add) line(f.name, f.value);
     if (upgrade) {
         line("Connection"sv, "Upgrade"sv);
         line("Upgrade", *upgrade);
@@ -260,14 +264,29 @@ std::string forward_request_head(const message_head& head, const forwarding& how
 
 std::string_view reason_phrase(unsigned status) {
     switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
     case 408: return "Request Timeout";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
+    case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Error";
     }
 }

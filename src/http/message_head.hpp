@@ -13,6 +13,8 @@
 
 namespace porthole::http {
 
+struct header_edits;  // http/header_edits.hpp
+
 struct field {
     std::string name;
     std::string value;
@@ -109,6 +111,12 @@ public:
     const std::optional<rejection>& problem() const { return problem_; }
     // Decoded body bytes go to `c` as they are parsed (nullptr: nowhere).
     void capture_body(body_capture* c) { capture_ = c; }
+    // A chunked body whose chunks announce more than `n` bytes in all stops with
+    // error::body_limit; false when the chunks parsed so far already did.
+    bool cap_body(std::uint64_t n) {
+        body_cap_ = n;
+        return body_announced_ <= n;
+    }
 
 private:
     using base = boost::beast::http::basic_parser<IsRequest>;
@@ -170,6 +178,12 @@ private:
         if (size > max_chunk_size || digits > max_chunk_size_digits) {
             problem_ = rejection{400, "chunk size too large"};
             ec = boost::beast::http::error::bad_chunk;
+            return;
+        }
+        body_announced_ += size;
+        if (body_announced_ > body_cap_) {
+            problem_ = rejection{413, "the request body is over the limit"};
+            ec = boost::beast::http::error::body_limit;
         }
     }
     std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
@@ -183,6 +197,8 @@ private:
     std::optional<rejection> problem_;
     std::string_view input_;  // what the current put() parses
     std::size_t head_taken_ = 0;  // bytes of an unfinished head the parser has taken
+    std::uint64_t body_announced_ = 0;  // chunk sizes so far
+    std::uint64_t body_cap_ = UINT64_MAX;
     unsigned transfer_encodings_ = 0;
     unsigned content_lengths_ = 0;
     bool record_fields_;
@@ -218,6 +234,8 @@ struct forwarding {
     // The request came from a trusted proxy: its X-Forwarded-Host is kept (`proto` is already
     // what its X-Forwarded-Proto said).
     bool from_trusted_proxy = false;
+    // A route's policies' edits to the visitor's fields (removals, then additions); may be null.
+    const header_edits* edits = nullptr;
 };
 
 // The head as sent toward the tunnel: hop-by-hop fields dropped (Connection and what it names,

@@ -126,6 +126,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
+        r->policies = policy::build_chain(ctx_.cfg.tunnel_policies);
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
     }
@@ -312,14 +313,37 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return false;
         }
     }
-    for (const auto& p : r->policies) {
-        const auto answer = p->check({head.method, head.target, host_text, from});
-        if (answer.status != 0) {
-            co_await reply_and_close(visitor, answer.status, http::reason_phrase(answer.status),
-                                     answer.text);
+    // The route's policy steps: each may answer, or edit the heads on the way.
+    std::optional<policy::request_context> policy_edits;
+    if (!r->policies.empty()) {
+        const std::string_view tunnel =
+            cache.tunnel ? std::string_view(r->pool->member(0).host) : std::string_view();
+        policy_edits.emplace(policy::request_context{head, host_text, from, visitor_https,
+                                                     ctx_.https_port, tunnel, {}, {}, {},
+                                                     UINT64_MAX});
+        for (const auto& p : r->policies) {
+            auto answer = p->on_request(*policy_edits);
+            if (!answer) continue;
+            // A request without a body leaves the connection ready for the next one.
+            const bool goes_on = request.is_done() && request.keep_alive() && !ctx_.draining;
+            const std::string response =
+                policy::response_of(*answer, head.method == "HEAD", !goes_on);
+            const bool sent = co_await write_all(visitor, response, 10s);
+            if (!goes_on || !sent) {
+                visitor.conn.shutdown_send();
+                co_return false;
+            }
+            in.consume(parsed_body);
+            co_return true;
+        }
+        if (!request.cap_body(policy_edits->body_limit)) {  // chunks that came with the head
+            co_await reply_and_close(visitor, 413, "Content Too Large",
+                                     "porthole: the request body is over this site's limit");
             co_return false;
         }
     }
+    const http::header_edits* request_edits = policy_edits ? &policy_edits->request : nullptr;
+    const http::header_edits* response_edits = policy_edits ? &policy_edits->response : nullptr;
     const std::shared_ptr<upstream::pool>& pool = r->pool;
     const auto& settings = pool->settings();
 
@@ -369,7 +393,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         ++exchanges;
         std::string forwarded = http::forward_request_head(
             head, {peer, visitor_https ? "https" : "http", up->host_header, up->target,
-                   request.upgrade(), strip, behind_proxy});
+                   request.upgrade(), strip, behind_proxy, request_edits});
         // lb_policy = "cookie": a visitor whose cookie does not name this member gets one.
         std::string set_cookie;
         if (settings.policy == config::lb_policy::cookie &&
@@ -391,7 +415,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         parsed_body = 0;
         watched_endpoint from_visitor(visitor, cfg.idle_timeout);
         watched_endpoint to_upstream(up->stream, cfg.idle_timeout);
-        http::response_options options{head.method == "HEAD", set_cookie, std::nullopt, nullptr};
+        http::response_options options{head.method == "HEAD", set_cookie, response_edits,
+                                       std::nullopt, nullptr};
         if (settings.upstream_timeout) options.first_byte_timeout = *settings.upstream_timeout;
         http::request_body_result body;
         http::response_result outcome;
@@ -403,7 +428,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 http::forward_request_body(request, from_visitor, in, to_upstream) &&
                 http::forward_response(to_upstream, up->in, from_visitor, options));
         }
-        if (body.malformed) spdlog::info("http: malformed request body from {}", peer);
+        if (body.malformed && !body.too_large)
+            spdlog::info("http: malformed request body from {}", peer);
         if (!outcome.problem.empty())
             spdlog::info("http: malformed response from {}: {}",
                          up->tunnel ? fmt::format("tunnel '{}'", pool->member(up->member).host)
@@ -412,7 +438,11 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         if (outcome.state == response_state::none && body.malformed) {
             pool->finish(up->take(), upstream::outcome::ok, false);
             up.reset();
-            co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
+            if (body.too_large)
+                co_await reply_and_close(visitor, 413, "Content Too Large",
+                                         "porthole: the request body is over this site's limit");
+            else
+                co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
             co_return false;
         }
         if (outcome.state == response_state::none) {

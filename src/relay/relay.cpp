@@ -34,10 +34,14 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
                                             route::route_table& table) {
     for (const auto& s : sites.sites) {
         route::site built{s.hosts, {}};
+        // One of each site-wide step for all its routes: a site's rate limit counts them together.
+        const policy::chain site_policies = policy::build_chain(s.policies);
         for (const auto& r : s.routes) {
             auto route = std::make_shared<route::route>();
             route->path = r.path;
             route->strip_prefix = r.strip_prefix;
+            route->policies = site_policies;
+            for (auto& p : policy::build_chain(r.policies)) route->policies.push_back(std::move(p));
             const std::string name = r.path.empty() ? s.hosts.front()
                                                     : fmt::format("{}{}", s.hosts.front(), r.path);
             auto pool = upstream::pool::make(name, r.upstream, &tunnels);

@@ -83,6 +83,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _drain(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            while True:  # the whole chunked body, before answering, as most servers do
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                self.rfile.read(size + 2)
         left = int(self.headers.get("Content-Length") or 0)
         while left > 0:
             data = self.rfile.read(min(left, 65536))

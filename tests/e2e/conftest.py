@@ -16,6 +16,7 @@ import websockets
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
+import backends  # noqa: E402
 import origin as origin_mod  # noqa: E402
 from helpers import (  # noqa: E402,F401  (re-exported for convenience)
     BIN, Group, Relay, accepts, curl, free_port, free_port_range, vm_hwm_kib, wait_until)
@@ -120,3 +121,18 @@ def ws_origin():
     yield state["port"]
     loop.call_soon_threadsafe(state["server"].close)
     thread.join(10)
+
+
+@pytest.fixture
+def backend():
+    """backend(id, **state) -> an in-process backend, stopped at teardown."""
+    started = []
+
+    def make(backend_id, **kw):
+        b = backends.start_backend(backend_id, **kw)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        backends.stop_backend(b)

@@ -443,7 +443,7 @@ def test_help_server_config_names_every_relay_key():
             set(re.findall(r'\{"(\w+)", &server_config::', source)))
     assert {"domain", "tokens", "max_header_bytes", "max_unauthenticated", "cert", "key"} <= keys
     text = run("help", "server-config").stdout
-    tables = {"tls_certificates", "sites", "tcp_sites"}
+    tables = {"tls_certificates", "sites", "tcp_sites", "tunnel_policies"}
     missing = sorted(k for k in keys - tables if not documented(k, text))
     assert not missing, "not in `porthole help server-config`: %s" % missing
     for table in tables | {"sites.routes"}:

@@ -133,21 +133,6 @@ def start_relay(group, tmp_path, toml):
 
 
 @pytest.fixture
-def backend():
-    """backend(id, **state) -> an in-process backend, stopped at teardown."""
-    started = []
-
-    def make(backend_id, **kw):
-        b = backends.start_backend(backend_id, **kw)
-        started.append(b)
-        return b
-
-    yield make
-    for b in started:
-        backends.stop_backend(b)
-
-
-@pytest.fixture
 def proc_backend(group):
     """proc_backend(id) -> (Proc, port): a backend in a process of its own, so SIGKILL is real."""
 

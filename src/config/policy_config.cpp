@@ -1,0 +1,500 @@
+#include "config/policy_config.hpp"
+
+#include "config/client_config.hpp"
+#include "config/toml_source.hpp"
+#include "net/network_list.hpp"
+
+#include <crypt.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+
+namespace porthole::config {
+
+namespace {
+
+using result = tl::expected<void, std::string>;
+
+bool token_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+std::string lowercase(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
+    return s;
+}
+
+// Fields whose edit would change how a message is framed or routed.
+bool framing_field(std::string_view lower_name) {
+    for (std::string_view f : {"content-length", "transfer-encoding", "connection", "host",
+                               "upgrade", "te", "trailer", "keep-alive", "proxy-connection"})
+        if (lower_name == f) return true;
+    return false;
+}
+
+// Why an htpasswd hash cannot be used; empty when it can.
+std::string hash_problem(std::string_view hash) {
+    if (hash.starts_with("$apr1$") || hash.starts_with("$1$"))
+        return "an MD5 hash (htpasswd's default) is too weak; make it with htpasswd -B (bcrypt)";
+    if (hash.starts_with("{SHA}")) return "a {SHA} hash is unsalted; make it with htpasswd -B";
+    const bool known = hash.starts_with("$2y$") || hash.starts_with("$2b$") ||
+                       hash.starts_with("$2a$") || hash.starts_with("$5$") ||
+                       hash.starts_with("$6$");
+    if (!known)
+        return "not a bcrypt ($2y$) or SHA-crypt ($5$, $6$) hash; plaintext passwords are "
+               "refused: make the line with htpasswd -B";
+    const std::string setting(hash);
+    // SHA-crypt counts as "legacy" to libxcrypt and a low bcrypt cost as "too cheap": both work.
+    const int verdict = crypt_checksalt(setting.c_str());
+    if (verdict == CRYPT_SALT_INVALID || verdict == CRYPT_SALT_METHOD_DISABLED)
+        return "the hash is malformed or this system's libcrypt does not take it";
+    return {};
+}
+
+class policy_reader {
+public:
+    explicit policy_reader(const std::string& path) : path_(path) {}
+
+    tl::expected<policy_config, std::string> read(const toml::table& t, std::string_view name);
+
+private:
+    std::string at(const toml::node& n) const {
+        return fmt::format("{}:{}", path_, n.source().begin.line);
+    }
+    tl::unexpected<std::string> must_be(const toml::node& n, std::string_view key,
+                                        std::string_view what) const {
+        return tl::unexpected(fmt::format("{}: '{}' must be {}", at(n), key, what));
+    }
+    tl::expected<std::string, std::string> string(const toml::node& n, std::string_view key) const {
+        if (auto v = n.value_exact<std::string>()) return *v;
+        return must_be(n, key, "a string");
+    }
+    tl::expected<std::int64_t, std::string> whole(const toml::node& n, std::string_view key,
+                                                  std::int64_t low, std::int64_t high) const {
+        const auto v = n.value_exact<std::int64_t>();
+        if (!v || *v < low || *v > high)
+            return must_be(n, key, fmt::format("a whole number from {} to {}", low, high));
+        return *v;
+    }
+    tl::expected<bool, std::string> boolean(const toml::node& n, std::string_view key) const {
+        if (auto v = n.value_exact<bool>()) return *v;
+        return must_be(n, key, "true or false");
+    }
+    tl::expected<std::vector<std::string>, std::string> strings(const toml::node& n,
+                                                                std::string_view key) const {
+        const auto* arr = n.as_array();
+        if (!arr) return must_be(n, key, "an array of strings");
+        std::vector<std::string> out;
+        for (auto&& item : *arr) {
+            auto v = item.value_exact<std::string>();
+            if (!v) return must_be(item, key, "an array of strings");
+            out.push_back(*v);
+        }
+        return out;
+    }
+    tl::expected<unsigned, std::string> redirect_status(const toml::node& n) const {
+        auto v = whole(n, "status", 301, 308);
+        if (!v || *v == 304 || *v == 305 || *v == 306)
+            return must_be(n, "status", "301, 302, 303, 307 or 308");
+        return static_cast<unsigned>(*v);
+    }
+    tl::expected<std::string, std::string> field_name(const toml::node& n, std::string_view key,
+                                                      std::string_view name) const;
+    tl::expected<std::string, std::string> field_value(const toml::node& n, std::string_view key,
+                                                       std::string_view value,
+                                                       std::initializer_list<std::string_view>
+                                                           variables) const;
+    result users(const toml::node& n, basic_auth_settings& s) const;
+    result htpasswd_file(const toml::node& n, basic_auth_settings& s) const;
+    result field_table(const toml::node& n, std::string_view key,
+                       std::vector<std::pair<std::string, std::string>>& out) const;
+    result name_list(const toml::node& n, std::string_view key, std::vector<std::string>& out) const;
+
+    result ip_rule(std::string_view key, const toml::node& n, ip_rule_settings& s) const;
+    result basic_auth(std::string_view key, const toml::node& n, basic_auth_settings& s) const;
+    result rate_limit(std::string_view key, const toml::node& n, rate_limit_settings& s) const;
+    result headers(std::string_view key, const toml::node& n, header_settings& s) const;
+    result redirect(std::string_view key, const toml::node& n, redirect_settings& s) const;
+    result https_only(std::string_view key, const toml::node& n, https_only_settings& s) const;
+    result respond(std::string_view key, const toml::node& n, respond_settings& s) const;
+    result max_body(std::string_view key, const toml::node& n, max_body_settings& s) const;
+
+    const std::string& path_;
+};
+
+// Checks `value`'s {variables} against `variables`.
+tl::expected<std::string, std::string> policy_reader::field_value(
+    const toml::node& n, std::string_view key, std::string_view value,
+    std::initializer_list<std::string_view> variables) const {
+    if (value.find_first_of("\r\n") != std::string_view::npos || value.find('\0') != value.npos)
+        return must_be(n, key, "values without line breaks");
+    for (std::size_t open = value.find('{'); open != std::string_view::npos;
+         open = value.find('{', open + 1)) {
+        const std::size_t close = value.find('}', open);
+        const std::string_view name =
+            close == std::string_view::npos ? value.substr(open) : value.substr(open + 1, close - open - 1);
+        if (std::find(variables.begin(), variables.end(), name) == variables.end()) {
+            std::string known;
+            for (auto v : variables) known += (known.empty() ? "{" : ", {") + std::string(v) + "}";
+            return tl::unexpected(fmt::format("{}: '{}': unknown variable '{{{}}}' (known: {})",
+                                              at(n), key, name, known));
+        }
+    }
+    return std::string(value);
+}
+
+tl::expected<std::string, std::string> policy_reader::field_name(const toml::node& n,
+                                                                 std::string_view key,
+                                                                 std::string_view name) const {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), token_char))
+        return tl::unexpected(
+            fmt::format("{}: '{}': '{}' is not a header field name", at(n), key, name));
+    const std::string lower = lowercase(std::string(name));
+    if (framing_field(lower))
+        return tl::unexpected(fmt::format(
+            "{}: '{}': {} frames or routes the message and cannot be edited by a policy", at(n),
+            key, name));
+    return std::string(name);
+}
+
+result policy_reader::field_table(const toml::node& n, std::string_view key,
+                                  std::vector<std::pair<std::string, std::string>>& out) const {
+    const auto* table = n.as_table();
+    if (!table) return must_be(n, key, "a table of NAME = \"value\", like { \"X-Env\" = \"prod\" }");
+    for (auto&& [k, v] : *table) {
+        auto name = field_name(v, key, k.str());
+        if (!name) return tl::unexpected(name.error());
+        auto text = v.value_exact<std::string>();
+        if (!text) return must_be(v, key, "a table of NAME = \"value\" strings");
+        auto value = field_value(v, key, *text,
+                                 {"remote_addr", "host", "request_id", "tunnel", "scheme", "path"});
+        if (!value) return tl::unexpected(value.error());
+        out.emplace_back(std::move(*name), std::move(*value));
+    }
+    return {};
+}
+
+result policy_reader::name_list(const toml::node& n, std::string_view key,
+                                std::vector<std::string>& out) const {
+    auto names = strings(n, key);
+    if (!names) return tl::unexpected(names.error());
+    for (const auto& name : *names) {
+        auto checked = field_name(n, key, name);
+        if (!checked) return tl::unexpected(checked.error());
+        out.push_back(lowercase(*checked));
+    }
+    return {};
+}
+
+result policy_reader::ip_rule(std::string_view key, const toml::node& n,
+                              ip_rule_settings& s) const {
+    if (key != "cidrs") return tl::unexpected(std::string());
+    auto list = strings(n, key);
+    if (!list) return tl::unexpected(list.error());
+    if (list->empty()) return must_be(n, key, "a non-empty array, like [\"10.0.0.0/8\"]");
+    auto parsed = net::network_list::parse(*list);
+    if (!parsed) return tl::unexpected(fmt::format("{}: 'cidrs': {}", at(n), parsed.error()));
+    s.cidrs = std::move(*list);
+    return {};
+}
+
+result policy_reader::users(const toml::node& n, basic_auth_settings& s) const {
+    auto lines = strings(n, "users");
+    if (!lines) return tl::unexpected(lines.error());
+    for (const auto& line : *lines) {
+        const auto colon = line.find(':');
+        if (colon == std::string::npos || colon == 0)
+            return must_be(n, "users", "htpasswd lines \"NAME:HASH\"");
+        if (auto problem = hash_problem(std::string_view(line).substr(colon + 1)); !problem.empty())
+            return tl::unexpected(fmt::format("{}: users: '{}': {}", at(n), line.substr(0, colon),
+                                              problem));
+        s.users.emplace_back(line.substr(0, colon), line.substr(colon + 1));
+    }
+    return {};
+}
+
+result policy_reader::htpasswd_file(const toml::node& n, basic_auth_settings& s) const {
+    auto file = string(n, "htpasswd_file");
+    if (!file) return tl::unexpected(file.error());
+    std::string name = *file;
+    if (std::filesystem::path(name).is_relative())
+        name = (std::filesystem::path(path_).parent_path() / name).string();
+    auto text = read_file(name, "htpasswd file");
+    if (!text) return tl::unexpected(fmt::format("{}: {}", at(n), text.error()));
+    std::size_t line_no = 0;
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+        ++line_no;
+        const auto eol = rest.find('\n');
+        std::string_view line = rest.substr(0, eol);
+        rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+        if (line.ends_with('\r')) line.remove_suffix(1);
+        if (line.empty() || line.starts_with('#')) continue;
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0)
+            return tl::unexpected(
+                fmt::format("{}:{}: not an htpasswd line \"NAME:HASH\"", name, line_no));
+        if (auto problem = hash_problem(line.substr(colon + 1)); !problem.empty())
+            return tl::unexpected(fmt::format("{}:{}: '{}': {}", name, line_no,
+                                              line.substr(0, colon), problem));
+        s.users.emplace_back(std::string(line.substr(0, colon)),
+                             std::string(line.substr(colon + 1)));
+    }
+    return {};
+}
+
+result policy_reader::basic_auth(std::string_view key, const toml::node& n,
+                                 basic_auth_settings& s) const {
+    if (key == "users") return users(n, s);
+    if (key == "htpasswd_file") return htpasswd_file(n, s);
+    if (key == "realm")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.empty() || v.find_first_of("\"\\\r\n") != std::string::npos)
+                return must_be(n, key, "a name without quotes, backslashes or line breaks");
+            s.realm = std::move(v);
+            return {};
+        });
+    if (key == "forward_auth_header")
+        return boolean(n, key).map([&](bool b) { s.forward_auth_header = b; });
+    return tl::unexpected(std::string());
+}
+
+result policy_reader::rate_limit(std::string_view key, const toml::node& n,
+                                 rate_limit_settings& s) const {
+    if (key == "rate")
+        return string(n, key).and_then([&](const std::string& v) -> result {
+            auto rate = parse_rate(v);
+            if (!rate) return tl::unexpected(fmt::format("{}: 'rate': {}", at(n), rate.error()));
+            std::tie(s.count, s.period) = *rate;
+            return {};
+        });
+    if (key == "burst")
+        return whole(n, key, 1, 1000000).map([&](std::int64_t v) {
+            s.burst = static_cast<std::uint32_t>(v);
+        });
+    if (key == "ipv6_prefix")
+        return whole(n, key, 1, 128).map([&](std::int64_t v) {
+            s.ipv6_prefix = static_cast<unsigned>(v);
+        });
+    if (key == "max_keys")
+        return whole(n, key, 1, 100000000).map([&](std::int64_t v) {
+            s.max_keys = static_cast<std::size_t>(v);
+        });
+    if (key == "key")
+        return string(n, key).and_then([&](const std::string& v) -> result {
+            if (v == "ip") {
+                s.key = rate_limit_settings::key_kind::ip;
+            } else if (v == "route") {
+                s.key = rate_limit_settings::key_kind::route;
+            } else if (v.starts_with("header:")) {
+                const std::string name = v.substr(7);
+                if (name.empty() || !std::all_of(name.begin(), name.end(), token_char))
+                    return must_be(n, key, "\"header:NAME\" with a header field name");
+                s.key = rate_limit_settings::key_kind::header;
+                s.header = lowercase(name);
+            } else {
+                return tl::unexpected(fmt::format(
+                    "{}: 'key' = \"{}\" is not a rate limit key; use \"ip\", \"route\" or "
+                    "\"header:NAME\"",
+                    at(n), v));
+            }
+            return {};
+        });
+    return tl::unexpected(std::string());
+}
+
+result policy_reader::headers(std::string_view key, const toml::node& n,
+                              header_settings& s) const {
+    if (key == "request_set") return field_table(n, key, s.request_set);
+    if (key == "request_add") return field_table(n, key, s.request_add);
+    if (key == "response_set") return field_table(n, key, s.response_set);
+    if (key == "response_add") return field_table(n, key, s.response_add);
+    if (key == "request_remove") return name_list(n, key, s.request_remove);
+    if (key == "response_remove") return name_list(n, key, s.response_remove);
+    if (key == "request_id") return boolean(n, key).map([&](bool b) { s.request_id = b; });
+    return tl::unexpected(std::string());
+}
+
+result policy_reader::redirect(std::string_view key, const toml::node& n,
+                               redirect_settings& s) const {
+    if (key == "status") return redirect_status(n).map([&](unsigned v) { s.status = v; });
+    if (key == "to")
+        return string(n, key).and_then([&](const std::string& v) -> result {
+            if (v.empty()) return must_be(n, key, "a URL, like \"https://example.com{uri}\"");
+            auto checked = field_value(n, key, v, {"host", "path", "query", "uri"});
+            if (!checked) return tl::unexpected(checked.error());
+            s.to = std::move(*checked);
+            return {};
+        });
+    return tl::unexpected(std::string());
+}
+
+result policy_reader::https_only(std::string_view key, const toml::node& n,
+                                 https_only_settings& s) const {
+    if (key == "status") return redirect_status(n).map([&](unsigned v) { s.status = v; });
+    return tl::unexpected(std::string());
+}
+
+result policy_reader::respond(std::string_view key, const toml::node& n,
+                              respond_settings& s) const {
+    if (key == "status")
+        return whole(n, key, 200, 599).map([&](std::int64_t v) { s.status = static_cast<unsigned>(v); });
+    if (key == "body") return string(n, key).map([&](std::string v) { s.body = std::move(v); });
+    if (key == "content_type")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.empty() || v.find_first_of("\r\n") != std::string::npos)
+                return must_be(n, key, "a media type, like \"text/html; charset=utf-8\"");
+            s.content_type = std::move(v);
+            return {};
+        });
+    return tl::unexpected(std::string());
+}
+
+result policy_reader::max_body(std::string_view key, const toml::node& n,
+                               max_body_settings& s) const {
+    if (key != "size") return tl::unexpected(std::string());
+    return string(n, key).and_then([&](const std::string& v) -> result {
+        auto size = parse_size(v);
+        if (!size || *size == 0)
+            return tl::unexpected(fmt::format(
+                "{}: 'size' = \"{}\" is not a size above zero; write one like \"10MiB\"", at(n), v));
+        s.size = *size;
+        return {};
+    });
+}
+
+tl::expected<policy_config, std::string> policy_reader::read(const toml::table& t,
+                                                             std::string_view name) {
+    policy_config p;
+    p.line = t.source().begin.line;
+    const std::string where = fmt::format("{}:{}", path_, p.line);
+    const auto* type_node = t.get("type");
+    if (!type_node)
+        return tl::unexpected(fmt::format(
+            "{}: this [[{}]] table has no type; add type = \"ip_allow\", \"ip_deny\", "
+            "\"basic_auth\", \"rate_limit\", \"headers\", \"redirect\", \"https_only\", "
+            "\"respond\" or \"max_body\"",
+            where, name));
+    auto type = string(*type_node, "type");
+    if (!type) return tl::unexpected(type.error());
+    // Each type: its settings, its keys (for hints), and how one key is read.
+    struct kind {
+        std::string_view type;
+        std::initializer_list<std::string_view> keys;
+    };
+    static const kind kinds[] = {
+        {"ip_allow", {"cidrs"}},
+        {"ip_deny", {"cidrs"}},
+        {"basic_auth", {"users", "htpasswd_file", "realm", "forward_auth_header"}},
+        {"rate_limit", {"rate", "burst", "key", "ipv6_prefix", "max_keys"}},
+        {"headers",
+         {"request_set", "request_add", "request_remove", "response_set", "response_add",
+          "response_remove", "request_id"}},
+        {"redirect", {"to", "status"}},
+        {"https_only", {"status"}},
+        {"respond", {"status", "body", "content_type"}},
+        {"max_body", {"size"}},
+    };
+    const kind* k = nullptr;
+    for (const auto& candidate : kinds)
+        if (candidate.type == *type) k = &candidate;
+    if (!k)
+        return tl::unexpected(fmt::format(
+            "{}: unknown policy type '{}' (known: ip_allow, ip_deny, basic_auth, rate_limit, "
+            "headers, redirect, https_only, respond, max_body)",
+            at(*type_node), *type));
+    if (*type == "ip_allow" || *type == "ip_deny") p.settings = ip_rule_settings{*type == "ip_allow", {}};
+    else if (*type == "basic_auth") p.settings = basic_auth_settings{};
+    else if (*type == "rate_limit") p.settings = rate_limit_settings{};
+    else if (*type == "headers") p.settings = header_settings{};
+    else if (*type == "redirect") p.settings = redirect_settings{};
+    else if (*type == "https_only") p.settings = https_only_settings{};
+    else if (*type == "respond") p.settings = respond_settings{};
+    else p.settings = max_body_settings{};
+
+    for (auto&& [key_node, v] : t) {
+        const std::string_view key = key_node.str();
+        if (key == "type") continue;
+        const toml::node& n = v;
+        result done = std::visit(
+            [&](auto& s) -> result {
+                using T = std::decay_t<decltype(s)>;
+                if constexpr (std::is_same_v<T, ip_rule_settings>) return ip_rule(key, n, s);
+                else if constexpr (std::is_same_v<T, basic_auth_settings>) return basic_auth(key, n, s);
+                else if constexpr (std::is_same_v<T, rate_limit_settings>) return rate_limit(key, n, s);
+                else if constexpr (std::is_same_v<T, header_settings>) return headers(key, n, s);
+                else if constexpr (std::is_same_v<T, redirect_settings>) return redirect(key, n, s);
+                else if constexpr (std::is_same_v<T, https_only_settings>) return https_only(key, n, s);
+                else if constexpr (std::is_same_v<T, respond_settings>) return respond(key, n, s);
+                else return max_body(key, n, s);
+            },
+            p.settings);
+        if (!done && done.error().empty())
+            return tl::unexpected(unknown_key(at(n), key, fmt::format(" in a {} policy", *type), k->keys));
+        if (!done) return tl::unexpected(done.error());
+    }
+
+    // What each type cannot do without.
+    const auto missing = [&](std::string_view what) {
+        return tl::unexpected(fmt::format("{}: this {} policy needs {}", where, *type, what));
+    };
+    if (const auto* s = std::get_if<ip_rule_settings>(&p.settings); s && s->cidrs.empty())
+        return missing("cidrs = [\"10.0.0.0/8\", ...]");
+    if (const auto* s = std::get_if<basic_auth_settings>(&p.settings); s && s->users.empty())
+        return missing("users = [\"NAME:HASH\"] or htpasswd_file = \"PATH\" with at least one user");
+    if (auto* s = std::get_if<rate_limit_settings>(&p.settings)) {
+        if (s->count == 0) return missing("rate = \"N/s\", \"N/min\" or \"N/h\"");
+        if (s->burst == 0) s->burst = s->count;
+    }
+    if (const auto* s = std::get_if<redirect_settings>(&p.settings); s && s->to.empty())
+        return missing("to = \"https://example.com{uri}\"");
+    if (const auto* s = std::get_if<max_body_settings>(&p.settings); s && s->size == 0)
+        return missing("size = \"10MiB\"");
+    return p;
+}
+
+}  // namespace
+
+tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> parse_rate(
+    std::string_view text) {
+    const auto slash = text.find('/');
+    std::uint32_t count = 0;
+    const std::string_view number = text.substr(0, slash);
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), count);
+    using namespace std::chrono;
+    const std::string_view unit = slash == std::string_view::npos ? "" : text.substr(slash + 1);
+    nanoseconds period{};
+    if (unit == "s" || unit == "sec" || unit == "second") period = seconds(1);
+    else if (unit == "m" || unit == "min" || unit == "minute") period = minutes(1);
+    else if (unit == "h" || unit == "hour") period = hours(1);
+    else if (unit == "d" || unit == "day") period = hours(24);
+    if (ec != std::errc{} || end != number.data() + number.size() || count == 0 ||
+        count > 1000000000 || period == nanoseconds{})
+        return tl::unexpected(fmt::format(
+            "'{}' is not a rate; write N/s, N/min, N/h or N/day with N from 1, like \"100/min\"",
+            text));
+    return std::pair{count, period};
+}
+
+tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::node& n,
+                                                                    const std::string& path,
+                                                                    std::string_view name) {
+    const auto* arr = n.as_array();
+    if (!arr || !arr->is_array_of_tables())
+        return tl::unexpected(fmt::format("{}:{}: write policies as [[{}]] tables", path,
+                                          n.source().begin.line, name));
+    policy_reader reader(path);
+    std::vector<policy_config> out;
+    for (auto&& item : *arr) {
+        auto p = reader.read(*item.as_table(), name);
+        if (!p) return tl::unexpected(p.error());
+        out.push_back(std::move(*p));
+    }
+    return out;
+}
+
+}  // namespace porthole::config

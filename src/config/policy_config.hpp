@@ -1,0 +1,88 @@
+#pragma once
+// [[sites.policies]], [[sites.routes.policies]] and [[tunnel_policies]] tables -> typed settings,
+// with FILE:LINE errors and a fix. Pure but for reading htpasswd files. docs/policies.md is the
+// contract.
+#include <tl/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace toml {
+inline namespace v3 {
+class node;
+}
+}  // namespace toml
+
+namespace porthole::config {
+
+struct ip_rule_settings {
+    bool allow = true;  // ip_allow; false: ip_deny
+    std::vector<std::string> cidrs;
+};
+
+struct basic_auth_settings {
+    std::string realm = "porthole";
+    std::vector<std::pair<std::string, std::string>> users;  // name, crypt(3) hash
+    bool forward_auth_header = false;
+};
+
+struct rate_limit_settings {
+    enum class key_kind { ip, header, route };
+    std::uint32_t count = 0;  // `count` requests per `period` in the long run
+    std::chrono::nanoseconds period{};
+    std::uint32_t burst = 0;  // at once
+    key_kind key = key_kind::ip;
+    std::string header;  // key_kind::header
+    unsigned ipv6_prefix = 64;
+    std::size_t max_keys = 100000;
+};
+
+struct header_settings {
+    std::vector<std::pair<std::string, std::string>> request_set, request_add, response_set,
+        response_add;  // values may hold {variables}
+    std::vector<std::string> request_remove, response_remove;  // lowercase
+    bool request_id = true;
+};
+
+struct redirect_settings {
+    std::string to;  // may hold {host} {path} {query} {uri}
+    unsigned status = 308;
+};
+
+struct https_only_settings {
+    unsigned status = 308;
+};
+
+struct respond_settings {
+    unsigned status = 200;
+    std::string body;
+    std::string content_type = "text/plain; charset=utf-8";
+};
+
+struct max_body_settings {
+    std::uint64_t size = 0;
+};
+
+using policy_settings =
+    std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
+                 redirect_settings, https_only_settings, respond_settings, max_body_settings>;
+
+struct policy_config {
+    policy_settings settings;
+    std::size_t line = 0;
+};
+
+// `n` must be an array of tables (`[[NAME]]`); `name` is how errors call it ("sites.policies").
+tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::node& n,
+                                                                    const std::string& path,
+                                                                    std::string_view name);
+
+// "100/min" -> 100 per minute; N/s, N/min, N/h, N/day.
+tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> parse_rate(
+    std::string_view text);
+
+}  // namespace porthole::config

@@ -1,0 +1,41 @@
+#include "policy/chain.hpp"
+
+#include "policy/basic_auth.hpp"
+#include "policy/fixed_answers.hpp"
+#include "policy/header_rules.hpp"
+#include "policy/ip_rules.hpp"
+#include "policy/rate_limit.hpp"
+
+#include <variant>
+
+namespace porthole::policy {
+
+chain build_chain(const std::vector<config::policy_config>& configs) {
+    chain out;
+    for (const auto& c : configs) {
+        out.push_back(std::visit(
+            [&](const auto& s) -> std::shared_ptr<policy> {
+                using T = std::decay_t<decltype(s)>;
+                if constexpr (std::is_same_v<T, config::ip_rule_settings>)
+                    return std::make_shared<ip_rule>(s.allow, *net::network_list::parse(s.cidrs));
+                else if constexpr (std::is_same_v<T, config::basic_auth_settings>)
+                    return std::make_shared<basic_auth>(s);
+                else if constexpr (std::is_same_v<T, config::rate_limit_settings>)
+                    return std::make_shared<rate_limit>(s);
+                else if constexpr (std::is_same_v<T, config::header_settings>)
+                    return std::make_shared<header_rules>(s);
+                else if constexpr (std::is_same_v<T, config::redirect_settings>)
+                    return std::make_shared<redirect>(s);
+                else if constexpr (std::is_same_v<T, config::https_only_settings>)
+                    return std::make_shared<https_only>(s);
+                else if constexpr (std::is_same_v<T, config::respond_settings>)
+                    return std::make_shared<respond>(s);
+                else
+                    return std::make_shared<max_body>(s);
+            },
+            c.settings));
+    }
+    return out;
+}
+
+}  // namespace porthole::policy

@@ -1,0 +1,51 @@
+#pragma once
+// A step of a route's policy chain: it sees a request's head and the visitor, and either lets the
+// request through (possibly editing the request head sent upstream and the response head sent
+// back) or answers it itself. The HTTP edge runs a route's steps in order; docs/policies.md has
+// the config contract.
+#include "http/header_edits.hpp"
+#include "http/message_head.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace porthole::policy {
+
+struct request_context {
+    const http::message_head& head;
+    std::string_view host;       // the Host field as sent ("" when absent)
+    std::string_view client_ip;  // the visitor: behind trusted proxies, the forwarded address
+    bool https = false;          // what the visitor used
+    std::uint16_t https_port = 0;  // the relay's HTTPS listener (0: none)
+    std::string_view tunnel;     // the tunnel's name on a tunnel's route, else empty
+    std::string request_id;      // X-Request-Id, once a step has needed it
+    http::header_edits request;   // toward the upstream
+    http::header_edits response;  // toward the visitor
+    std::uint64_t body_limit = UINT64_MAX;  // a body larger than this is cut (max_body)
+};
+
+// A response a step makes itself.
+struct answer {
+    unsigned status = 200;
+    std::string fields;  // extra header lines, each ending in CRLF
+    std::string body;
+    std::string content_type = "text/plain; charset=utf-8";  // empty: none (a redirect)
+    bool no_store = true;  // Cache-Control: no-store (not for redirects and fixed pages)
+};
+
+class policy {
+public:
+    virtual ~policy() = default;
+    // nullopt: the request goes on to the next step.
+    virtual std::optional<answer> on_request(request_context& r) = 0;
+};
+
+// The bytes of `a` as a response; no body for a HEAD request; `close` says Connection: close.
+std::string response_of(const answer& a, bool head_request, bool close);
+
+// The request's X-Request-Id: the visitor's own, or a fresh one the first time it is asked for.
+const std::string& request_id(request_context& r);
+
+}  // namespace porthole::policy
