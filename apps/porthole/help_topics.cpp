@@ -72,6 +72,12 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
       the first match in the list wins and the tunnel's own target takes everything else. The
       path reaches the service unchanged. A path starts with '/' and holds no query or spaces.
       On the command line: --route /api=8000 (repeatable).
+  [[tunnels.NAME.policies]]
+      tables (http) with a type and its keys, as in the relay's [[sites.policies]] (`porthole
+      help policies`), but no *_file or *_url keys: the relay checks and changes requests before
+      they reach this tunnel. basic_auth users are "NAME:HASH" (htpasswd -nB). On the command
+      line: --basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
+      --https-only. Needs a relay of protocol version 3.
 
 EXAMPLE
 
@@ -255,8 +261,10 @@ SITES: THE RELAY AS A REVERSE PROXY
       tables with type = "ip_allow", "ip_deny", "basic_auth", "rate_limit", "headers",
       "redirect", "https_only", "respond" or "max_body", run in order before a request goes
       upstream: the site's, then the route's. `porthole help policies` has every key.
-  [[tunnel_policies]]
-      the same tables for every HTTP tunnel (a Host NAME.DOMAIN that no site claims).
+  [tunnel_policy]
+      rules for every HTTP tunnel (a Host NAME.DOMAIN that no site claims):
+      [[tunnel_policy.policies]] tables like the ones above, run before the tunnel owner's own,
+      and forbid = ["respond", ...]: policy types a tunnel's owner may not set.
 
   [[tcp_sites]]
   listen = "0.0.0.0:5432"
@@ -362,9 +370,15 @@ WHERE
 
   In the relay's --config file, as tables run in the order written: [[sites.policies]] for
   every route of a site (first), [[sites.routes.policies]] for one route (after the site's), and
-  [[tunnel_policies]] at the top level for every HTTP tunnel (a Host NAME.DOMAIN no site claims).
-  Each table has a type and that type's keys. A bad table stops the relay at start, naming
-  FILE:LINE.
+  [[tunnel_policy.policies]] for every HTTP tunnel (a Host NAME.DOMAIN no site claims); in
+  [tunnel_policy], forbid = ["TYPE", ...] names types a tunnel's owner may not set. Each table has
+  a type and that type's keys. A bad table stops the relay at start, naming FILE:LINE.
+
+  A tunnel's owner sets its own, enforced by the relay after the relay's: flags of porthole http
+  (--basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
+  --https-only) or [[tunnels.NAME.policies]] tables in porthole.toml, with the same keys (no
+  *_file or *_url keys: the relay reads no file and fetches no URL for a tunnel). A password
+  given to --basic-auth is hashed (bcrypt) on the client; only the hash reaches the relay.
 
     [[sites.policies]]
     type = "ip_deny"

@@ -2,6 +2,7 @@
 #include "client/agent.hpp"
 #include "completion.hpp"
 #include "config/client_config.hpp"
+#include "config/owner_policies.hpp"
 #include "config/server_config.hpp"
 #include "core/log.hpp"
 #include "help_topics.hpp"
@@ -73,6 +74,7 @@ struct client_flags {
         host_header = "preserve";
     std::vector<std::string> routes;
     int remote_port = 0;
+    porthole::config::owner_policy_flags policies;
     transport_flags transport;
     output_flags output;
 };
@@ -307,6 +309,9 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
         if (!route) fail("--route: " + route.error());
         t.routes.push_back(*route);
     }
+    auto policies = porthole::config::policies_from_flags(f.policies, t.group);
+    if (!policies) fail(policies.error());
+    t.policies = std::move(*policies);
     cfg.tunnels.push_back(t);
     return cfg;
 }
@@ -388,6 +393,24 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
         cmd.add_option("--route", f.routes,
                        "PATH=TARGET: send requests under PATH to another local service, e.g. "
                        "/api=8000; repeatable, first match wins, TARGET takes the rest");
+    if (kind == tunnel_kind::http) {
+        // The owner's policies: the relay enforces them before a visitor's request is sent on.
+        cmd.add_option("--basic-auth", f.policies.basic_auth,
+                       "USER:PASSWORD: visitors must log in (HTTP Basic); repeatable. The password "
+                       "is hashed (bcrypt) here; only the hash reaches the relay")
+            ->type_name("USER:PASSWORD");
+        cmd.add_option("--allow-ip", f.policies.allow_ip,
+                       "only visitors from this network (10.0.0.0/8, 2001:db8::/32); repeatable")
+            ->type_name("CIDR");
+        cmd.add_option("--deny-ip", f.policies.deny_ip,
+                       "refuse visitors from this network; repeatable")
+            ->type_name("CIDR");
+        cmd.add_option("--rate-limit", f.policies.rate_limit,
+                       "requests per visitor address: N/s, N/min or N/h (over it: 429)")
+            ->type_name("N/PERIOD");
+        cmd.add_flag("--https-only", f.policies.https_only,
+                     "send plain-HTTP visitors to https:// (the relay needs an HTTPS listener)");
+    }
     if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,
                        "Host header sent to the local service: preserve, rewrite (to TARGET's "

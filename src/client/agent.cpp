@@ -254,7 +254,7 @@ private:
         };
         // GCC 12 mis-destroys temporaries inside co_await conditions: name every frame first.
         const protocol::message hello = protocol::hello{
-            protocol::protocol_version, protocol::protocol_version, client_id_,
+            protocol::oldest_protocol_version, protocol::protocol_version, client_id_,
             fmt::format("porthole/{}", PORTHOLE_VERSION)};
         auto ec = co_await net::write_frame(stream, hello, connect_timeout);
         if (ec) co_return fail("the connection closed during the handshake");
@@ -265,6 +265,16 @@ private:
         if (auto* e = std::get_if<protocol::error>(&*challenge_frame)) co_return refused(*e);
         auto* challenge = std::get_if<protocol::challenge>(&*challenge_frame);
         if (!challenge) co_return fail("unexpected reply to HELLO");
+        // Version 2 has no field for policies: such a relay would serve the tunnel unguarded.
+        if (challenge->version < 3 &&
+            std::any_of(tunnels_.begin(), tunnels_.end(),
+                        [](const tunnel_state& t) { return !t.spec.policies.empty(); }))
+            co_return session_end{ending::fatal,
+                                  fmt::format("relay {} speaks protocol version {}, which cannot "
+                                              "carry a tunnel's policies (--basic-auth, "
+                                              "--allow-ip, ...): upgrade the relay, or run "
+                                              "without them",
+                                              relay_name, challenge->version)};
         const auto session_proof = protocol::session_proof(key_, challenge->nonce, client_id_);
         const protocol::message auth = protocol::auth{session_proof};
         ec = co_await net::write_frame(stream, auth, connect_timeout);
@@ -293,7 +303,8 @@ private:
             s->out.push(protocol::open_tunnel{
                 static_cast<std::uint32_t>(i), t.spec.kind, t.spec.subdomain,
                 t.spec.remote_port, t.spec.target.to_string(), t.spec.host_header,
-                t.spec.group.empty() ? std::string() : protocol::group_digest(t.spec.group)});
+                t.spec.group.empty() ? std::string() : protocol::group_digest(t.spec.group),
+                t.spec.policies});
         }
 
         session_end end{ending::lost, "connection closed"};

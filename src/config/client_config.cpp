@@ -1,5 +1,6 @@
 #include "config/client_config.hpp"
 
+#include "config/owner_policies.hpp"
 #include "config/toml_source.hpp"
 #include "http/host_route.hpp"
 #include "http/path_route.hpp"
@@ -154,6 +155,10 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                 if (!route) return tl::unexpected(route.error());
                 t.routes.push_back(std::move(*route));
             }
+        } else if (key == "policies" && http) {
+            auto text = policies_from_file(node, path, name);
+            if (!text) return tl::unexpected(text.error());
+            t.policies = std::move(*text);
         } else if (key == "host_header" && http) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
@@ -165,18 +170,19 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                                                   at(path, node)));
             t.remote_port = static_cast<std::uint16_t>(*v);
         } else if (key == "subdomain" || key == "host_header" || key == "routes" ||
-                   key == "remote_port" || key == "group") {
+                   key == "remote_port" || key == "group" || key == "policies") {
             return tl::unexpected(fmt::format(
                 "{}: '{}' does not apply to a {} tunnel ({})", at(path, node), key, *type_text,
                 key == "remote_port" ? "only tcp tunnels have a public port"
                 : key == "subdomain" || key == "group" ? "only http and tls tunnels have a name"
-                                     : "only http tunnels read HTTP"));
+                : key == "policies" ? "the relay does not read a tcp or tls tunnel's bytes"
+                                    : "only http tunnels read HTTP"));
         } else {
             const std::string in = fmt::format(" in a {} tunnel", *type_text);
             return tl::unexpected(
                 http    ? unknown_key(at(path, node), key, in,
                                       {"type", "target", "subdomain", "group", "host_header",
-                                       "routes"})
+                                       "routes", "policies"})
                 : named ? unknown_key(at(path, node), key, in,
                                       {"type", "target", "subdomain", "group"})
                         : unknown_key(at(path, node), key, in, {"type", "target", "remote_port"}));

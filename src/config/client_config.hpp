@@ -30,6 +30,7 @@ struct tunnel_spec {
     // it, and the relay balances visitors over them. A secret: never logged.
     std::string group;
     std::string group_at;  // FILE:LINE of a config file's `group`, for later checks
+    std::string policies;  // http: the owner's [[policies]] as sent to the relay (owner_policies)
 };
 
 // A tunnel group joined without a token on a relay other machines reach: anyone who knows

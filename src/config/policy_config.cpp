@@ -55,9 +55,14 @@ std::string hash_problem(std::string_view hash) {
     return {};
 }
 
+// Every type, in the order help and errors list them.
+constexpr std::string_view policy_types[] = {"ip_allow", "ip_deny", "basic_auth", "rate_limit",
+                                             "headers",  "redirect", "https_only", "respond",
+                                             "max_body"};
+
 class policy_reader {
 public:
-    explicit policy_reader(const std::string& path) : path_(path) {}
+    policy_reader(const std::string& path, bool from_owner) : path_(path), from_owner_(from_owner) {}
 
     tl::expected<policy_config, std::string> read(const toml::table& t, std::string_view name);
 
@@ -124,6 +129,7 @@ private:
     result max_body(std::string_view key, const toml::node& n, max_body_settings& s) const;
 
     const std::string& path_;
+    bool from_owner_;  // a tunnel's owner sent these: no files or URLs on the relay's side
 };
 
 // Checks `value`'s {variables} against `variables`.
@@ -403,10 +409,8 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     for (const auto& candidate : kinds)
         if (candidate.type == *type) k = &candidate;
     if (!k)
-        return tl::unexpected(fmt::format(
-            "{}: unknown policy type '{}' (known: ip_allow, ip_deny, basic_auth, rate_limit, "
-            "headers, redirect, https_only, respond, max_body)",
-            at(*type_node), *type));
+        return tl::unexpected(fmt::format("{}: unknown policy type '{}' (known: {})",
+                                          at(*type_node), *type, policy_type_names()));
     if (*type == "ip_allow" || *type == "ip_deny") p.settings = ip_rule_settings{*type == "ip_allow", {}};
     else if (*type == "basic_auth") p.settings = basic_auth_settings{};
     else if (*type == "rate_limit") p.settings = rate_limit_settings{};
@@ -420,6 +424,11 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         const std::string_view key = key_node.str();
         if (key == "type") continue;
         const toml::node& n = v;
+        if (from_owner_ && (key.ends_with("_file") || key.ends_with("_url")))
+            return tl::unexpected(fmt::format(
+                "{}: '{}': a tunnel's own policies cannot make the relay read files or fetch URLs; "
+                "give the values themselves",
+                at(n), key));
         result done = std::visit(
             [&](auto& s) -> result {
                 using T = std::decay_t<decltype(s)>;
@@ -482,12 +491,13 @@ tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> pa
 
 tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::node& n,
                                                                     const std::string& path,
-                                                                    std::string_view name) {
+                                                                    std::string_view name,
+                                                                    bool from_owner) {
     const auto* arr = n.as_array();
     if (!arr || !arr->is_array_of_tables())
         return tl::unexpected(fmt::format("{}:{}: write policies as [[{}]] tables", path,
                                           n.source().begin.line, name));
-    policy_reader reader(path);
+    policy_reader reader(path, from_owner);
     std::vector<policy_config> out;
     for (auto&& item : *arr) {
         auto p = reader.read(*item.as_table(), name);
@@ -495,6 +505,56 @@ tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::
         out.push_back(std::move(*p));
     }
     return out;
+}
+
+tl::expected<std::vector<policy_config>, std::string> load_owner_policies(
+    std::string_view text, const std::string& name, const std::vector<std::string>& forbidden) {
+    auto file = parse_toml(text, name);
+    if (!file) return tl::unexpected(file.error());
+    std::vector<policy_config> out;
+    for (auto&& [k, v] : *file) {
+        if (k.str() != "policies")
+            return tl::unexpected(unknown_key(fmt::format("{}:{}", name, v.source().begin.line),
+                                              k.str(), "", {"policies"}));
+        auto read = load_policies(v, name, "policies", true);
+        if (!read) return tl::unexpected(read.error());
+        for (auto& p : *read) {
+            const auto type = type_of(p);
+            if (std::find(forbidden.begin(), forbidden.end(), type) != forbidden.end())
+                return tl::unexpected(fmt::format(
+                    "{}:{}: this relay does not let a tunnel's owner set {} policies", name,
+                    p.line, type));
+            out.push_back(std::move(p));
+        }
+    }
+    return out;
+}
+
+bool is_policy_type(std::string_view type) {
+    return std::find(std::begin(policy_types), std::end(policy_types), type) !=
+           std::end(policy_types);
+}
+
+std::string policy_type_names() {
+    std::string out;
+    for (auto t : policy_types) out.append(out.empty() ? "" : ", ").append(t);
+    return out;
+}
+
+std::string_view type_of(const policy_config& p) {
+    return std::visit(
+        [](const auto& s) -> std::string_view {
+            using T = std::decay_t<decltype(s)>;
+            if constexpr (std::is_same_v<T, ip_rule_settings>) return s.allow ? "ip_allow" : "ip_deny";
+            else if constexpr (std::is_same_v<T, basic_auth_settings>) return "basic_auth";
+            else if constexpr (std::is_same_v<T, rate_limit_settings>) return "rate_limit";
+            else if constexpr (std::is_same_v<T, header_settings>) return "headers";
+            else if constexpr (std::is_same_v<T, redirect_settings>) return "redirect";
+            else if constexpr (std::is_same_v<T, https_only_settings>) return "https_only";
+            else if constexpr (std::is_same_v<T, respond_settings>) return "respond";
+            else return "max_body";
+        },
+        p.settings);
 }
 
 }  // namespace porthole::config

@@ -77,9 +77,22 @@ struct policy_config {
 };
 
 // `n` must be an array of tables (`[[NAME]]`); `name` is how errors call it ("sites.policies").
+// `from_owner`: a tunnel's owner wrote them, so keys that would make the relay read a file or
+// fetch a URL are refused.
 tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::node& n,
                                                                     const std::string& path,
-                                                                    std::string_view name);
+                                                                    std::string_view name,
+                                                                    bool from_owner = false);
+
+// A tunnel owner's policies as the client sends them: TOML text of [[policies]] tables, named
+// `name` in errors. Keys that would make the relay read a file or fetch a URL are refused, and
+// so are the types in `forbidden`.
+tl::expected<std::vector<policy_config>, std::string> load_owner_policies(
+    std::string_view text, const std::string& name, const std::vector<std::string>& forbidden);
+
+bool is_policy_type(std::string_view type);
+std::string policy_type_names();  // "ip_allow, ip_deny, ..."
+std::string_view type_of(const policy_config& p);
 
 // "100/min" -> 100 per minute; N/s, N/min, N/h, N/day.
 tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> parse_rate(

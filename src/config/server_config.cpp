@@ -25,6 +25,42 @@ tl::expected<T, std::string> get(const std::string& path, std::string_view key,
     return tl::unexpected(fmt::format("{}: '{}' must be {}", where(path, n), key, expected_type));
 }
 
+// [tunnel_policy]: policies = [[tunnel_policy.policies]] tables, forbid = ["TYPE", ...].
+tl::expected<void, std::string> load_tunnel_policy(const toml::node& n, const std::string& path,
+                                                   server_config& cfg) {
+    const auto* table = n.as_table();
+    if (!table)
+        return tl::unexpected(fmt::format(
+            "{}: write [tunnel_policy] as a table, with [[tunnel_policy.policies]] and forbid",
+            where(path, n)));
+    for (auto&& [k, v] : *table) {
+        const std::string_view key = k.str();
+        if (key == "policies") {
+            auto p = load_policies(v, path, "tunnel_policy.policies");
+            if (!p) return tl::unexpected(p.error());
+            cfg.tunnel_policies = std::move(*p);
+        } else if (key == "forbid") {
+            const auto* arr = v.as_array();
+            if (!arr)
+                return tl::unexpected(fmt::format("{}: 'forbid' must be an array of policy types",
+                                                  where(path, v)));
+            cfg.tunnel_policy_forbid.clear();
+            for (auto&& item : *arr) {
+                const auto type = item.value_exact<std::string>();
+                if (!type || !is_policy_type(*type))
+                    return tl::unexpected(fmt::format(
+                        "{}: 'forbid' takes policy types ({})", where(path, item),
+                        policy_type_names()));
+                cfg.tunnel_policy_forbid.push_back(*type);
+            }
+        } else {
+            return tl::unexpected(
+                unknown_key(where(path, v), key, " in [tunnel_policy]", {"policies", "forbid"}));
+        }
+    }
+    return {};
+}
+
 // The whole-number limits: key, field, allowed range.
 struct limit_key {
     std::string_view name;
@@ -260,10 +296,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                 });
                 sites_read = true;
             }
-        } else if (key == "tunnel_policies") {
-            result = load_policies(node, path, "tunnel_policies").map([&](auto p) {
-                cfg.tunnel_policies = std::move(p);
-            });
+        } else if (key == "tunnel_policy") {
+            result = load_tunnel_policy(node, path, cfg);
         } else if (key == "trusted_proxies") {
             const auto* arr = node.as_array();
             if (!arr) {
@@ -315,7 +349,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "max_unauthenticated", "max_unauthenticated_per_ip", "max_sessions_per_token",
                  "max_control_frames_per_second", "bound_names", "control_tls", "control_cert",
                  "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
-                 "redirect_https", "sites", "tcp_sites", "tunnel_policies", "trusted_proxies",
+                 "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
                  "accept_proxy_protocol"}));
         }
         if (!result) return result;

@@ -63,8 +63,10 @@ struct server_config {
 
     // Reverse proxy: [[sites]] by host and path, [[tcp_sites]] by listening address.
     site_set sites;
-    // [[tunnel_policies]]: the policy chain of every HTTP tunnel (a Host no site claims).
+    // [tunnel_policy]: rules for every HTTP tunnel (a Host no site claims). `policies` run
+    // before the tunnel owner's own; `forbid` names types an owner may not set.
     std::vector<policy_config> tunnel_policies;
+    std::vector<std::string> tunnel_policy_forbid;
     // Peers whose X-Forwarded-For and PROXY headers are believed: "10.0.0.0/8", "::1/128", or a
     // single address; kept as normalized network text.
     std::vector<std::string> trusted_proxies;

@@ -165,9 +165,13 @@ tl::expected<message, std::string> decode_as(std::uint8_t type, reader& r) {
         if constexpr (std::is_same_v<M, open_tunnel>) {
             if (!r.done()) {
                 d(m.group);
-                // Absent means no group: an empty one present would encode differently.
-                if (r.ok() && m.group.empty())
-                    return tl::unexpected(std::string("OPEN_TUNNEL has an empty group field"));
+                const bool has_policies = !r.done();
+                if (has_policies) d(m.policies);
+                // Absent means none: an empty field present would encode differently.
+                if (r.ok() && (has_policies ? m.policies.empty() : m.group.empty()))
+                    return tl::unexpected(std::string(has_policies
+                                                          ? "OPEN_TUNNEL has an empty policies field"
+                                                          : "OPEN_TUNNEL has an empty group field"));
             }
         }
         if (!r.ok())
@@ -190,8 +194,10 @@ std::string encode(const message& m) {
     writer w(type_of(m));
     encoder e{w};
     std::visit([&](auto copy) { fields(e, copy); }, m);
-    if (const auto* open = std::get_if<open_tunnel>(&m); open && !open->group.empty())
-        e(open->group);
+    if (const auto* open = std::get_if<open_tunnel>(&m)) {
+        if (!open->group.empty() || !open->policies.empty()) e(open->group);
+        if (!open->policies.empty()) e(open->policies);
+    }
     return std::move(w).finish();
 }
 
@@ -231,6 +237,7 @@ std::string_view name_of(error_code c) {
         case error_code::limit: return "limit";
         case error_code::protocol: return "protocol";
         case error_code::shutting_down: return "shutting_down";
+        case error_code::bad_policy: return "bad_policy";
     }
     return "unknown";
 }

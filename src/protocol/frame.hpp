@@ -11,7 +11,9 @@
 namespace porthole::protocol {
 
 // 2: data connections answer a challenge of their own (DATA_CHALLENGE, DATA_AUTH).
-inline constexpr std::uint16_t protocol_version = 2;
+inline constexpr std::uint16_t protocol_version = 3;
+// The oldest version still spoken: version 2 lacks OPEN_TUNNEL's policies.
+inline constexpr std::uint16_t oldest_protocol_version = 2;
 inline constexpr std::size_t header_size = 4;
 inline constexpr std::size_t max_frame_body = 65536;
 // Every string field; with at most four per message a frame always fits in max_frame_body.
@@ -53,6 +55,7 @@ enum class error_code : std::uint16_t {
     limit = 6,
     protocol = 7,
     shutting_down = 8,
+    bad_policy = 9,  // a tunnel's policies were refused (version 3)
 };
 
 enum class tunnel_kind : std::uint8_t { http = 1, tcp = 2, tls = 3 };  // tls: passthrough by SNI
@@ -92,6 +95,9 @@ struct open_tunnel {
     // Optional, last on the wire (absent when empty): the group the tunnel joins, as
     // group_digest() of its key, so the relay never learns the key itself.
     std::string group;
+    // Optional after `group` (version 3): the tunnel owner's policies, as [[policies]] TOML
+    // tables; when present, `group` is present too (empty when the tunnel joins no group).
+    std::string policies;
 };
 struct tunnel_opened {
     std::uint32_t request_id = 0;

@@ -144,12 +144,12 @@ asio::awaitable<void> control_port::refuse(net::stream& stream, protocol::error_
 asio::awaitable<control_port::handshake_result> control_port::authenticate_session(net::stream stream,
                                                        protocol::hello hello) {
     if (hello.min_version > protocol::protocol_version ||
-        hello.max_version < protocol::protocol_version) {
+        hello.max_version < protocol::oldest_protocol_version) {
         co_await refuse(stream, protocol::error_code::unsupported_version,
-                        fmt::format("this relay speaks protocol version {}; the client speaks "
+                        fmt::format("this relay speaks protocol versions {}-{}; the client speaks "
                                     "{}-{} (use a client of the relay's version)",
-                                    protocol::protocol_version, hello.min_version,
-                                    hello.max_version));
+                                    protocol::oldest_protocol_version, protocol::protocol_version,
+                                    hello.min_version, hello.max_version));
         co_return handshake_result(fmt::format("client speaks protocol versions {}-{}",
                                                hello.min_version, hello.max_version));
     }
@@ -158,7 +158,8 @@ asio::awaitable<control_port::handshake_result> control_port::authenticate_sessi
         co_return handshake_result("the relay is shutting down");
     }
     const auto nonce = protocol::random_bytes<32>();
-    const protocol::message challenge = protocol::challenge{protocol::protocol_version, nonce};
+    const protocol::message challenge = protocol::challenge{
+        std::min(hello.max_version, protocol::protocol_version), nonce};
     auto ec = co_await net::write_frame(stream, challenge, {});
     if (ec) co_return handshake_result("write failed: " + ec.message());
     auto reply = co_await net::read_frame(stream, {}, protocol::max_handshake_frame_body);
@@ -333,6 +334,7 @@ void control_port::close_session(session& s) {
         if (t->acceptor) t->acceptor->close(ec);
         registry_.remove(*t, s.leaving, now);
     }
+    ++ctx_.tunnels_changed;
     const std::string token_hex = protocol::to_hex(s.token);
     if (auto it = tunnels_per_token_.find(token_hex); it != tunnels_per_token_.end()) {
         it->second -= std::min<std::uint32_t>(it->second, s.tunnels.size());
@@ -365,6 +367,18 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         return refuse(protocol::error_code::protocol,
                       "the tunnel's target and host header must be printable ASCII");
     if (ctx_.draining) return refuse(protocol::error_code::shutting_down, "relay is shutting down");
+    // The owner's policies, checked before anything is claimed.
+    std::vector<config::policy_config> policies;
+    if (!req.policies.empty()) {
+        if (req.kind != tunnel_kind::http)
+            return refuse(protocol::error_code::bad_policy,
+                          "policies are for http tunnels: the relay does not read a tcp or tls "
+                          "tunnel's bytes");
+        auto parsed = config::load_owner_policies(req.policies, "tunnel policies",
+                                                  ctx_.cfg.tunnel_policy_forbid);
+        if (!parsed) return refuse(protocol::error_code::bad_policy, core::printable(parsed.error()));
+        policies = std::move(*parsed);
+    }
     if (s->tunnels.size() >= ctx_.cfg.max_tunnels_per_client)
         return refuse(protocol::error_code::limit,
                       fmt::format("this relay allows at most {} tunnels per client",
@@ -444,6 +458,24 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                                  name));
         t->name = name;
         t->url = req.kind == tunnel_kind::http ? ctx_.http_url(name) : ctx_.tls_url(name);
+        if (!req.policies.empty()) {
+            // A group's members judge its visitors alike, or one member could weaken the rest.
+            const tunnel_group* peers = registry_.local(req.kind, name);
+            if (peers && !peers->members.empty() &&
+                peers->members.front()->policy_text != req.policies)
+                return refuse(protocol::error_code::bad_policy,
+                              fmt::format("the other clients of the group serving '{}' set other "
+                                          "policies; give every member the same",
+                                          name));
+            t->policy_text = req.policies;
+            t->policies = std::make_shared<const policy::chain>(policy::build_chain(policies));
+        } else if (const tunnel_group* peers = registry_.local(req.kind, name);
+                   peers && !peers->members.empty() && !peers->members.front()->policy_text.empty()) {
+            return refuse(protocol::error_code::bad_policy,
+                          fmt::format("the other clients of the group serving '{}' set policies; "
+                                      "give every member the same",
+                                      name));
+        }
     } else {
         auto port = bind_tunnel_port(*t, req.port, t->holder, now);
         if (!port) return refuse(protocol::error_code::port_unavailable, port.error());
@@ -451,6 +483,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         t->url = fmt::format("tcp://{}:{}", ctx_.cfg.domain, t->port);
     }
     registry_.add(t);
+    ++ctx_.tunnels_changed;
     if (t->acceptor) serve_port_(t);
     s->tunnels[t->id] = t;
     ++tunnels_per_token_[token_hex];

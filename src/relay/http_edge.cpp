@@ -81,6 +81,7 @@ using http::response_state;
 // The route a kept-alive connection used last, while its Host stays the same.
 struct http_edge::cached_route {
     bool valid = false;
+    std::uint64_t tunnels_changed = 0;  // relay_context::tunnels_changed when it was looked up
     std::string host;
     std::shared_ptr<route::route> tunnel;  // a tunnel name's route
     const route::site* site = nullptr;
@@ -117,7 +118,18 @@ asio::awaitable<void> http_edge::serve_plain(tcp::socket socket) {
 }
 
 std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
-    auto& r = tunnel_routes_[name];
+    auto& entry = tunnel_routes_[name];
+    auto& r = entry.route;
+    const tunnel_group* serving = registry_.local(protocol::tunnel_kind::http, name);
+    std::shared_ptr<const policy::chain> owner =
+        serving && !serving->members.empty() ? serving->members.front()->policies : nullptr;
+    if (r && owner != entry.owner_policies) {
+        auto changed = std::make_shared<route::route>(*r);
+        changed->policies = entry.relay_policies;
+        if (owner) changed->policies.insert(changed->policies.end(), owner->begin(), owner->end());
+        r = std::move(changed);
+    }
+    entry.owner_policies = std::move(owner);
     if (!r) {
         config::upstream_settings settings;
         settings.members.push_back(
@@ -126,7 +138,11 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
-        r->policies = policy::build_chain(ctx_.cfg.tunnel_policies);
+        entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies);
+        r->policies = entry.relay_policies;
+        if (entry.owner_policies)
+            r->policies.insert(r->policies.end(), entry.owner_policies->begin(),
+                               entry.owner_policies->end());
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
     }
@@ -135,7 +151,8 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
 
 void http_edge::forget_idle_tunnel_routes() {
     std::erase_if(tunnel_routes_, [&](const auto& kv) {
-        return kv.second.use_count() == 1 && !registry_.local(protocol::tunnel_kind::http, kv.first);
+        return kv.second.route.use_count() == 1 &&
+               !registry_.local(protocol::tunnel_kind::http, kv.first);
     });
 }
 
@@ -274,8 +291,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
 
     // The route: a configured site first, then a tunnel name under the relay's domain.
     const std::string_view host_text = host ? std::string_view(*host) : std::string_view();
-    if (!cache.valid || cache.host != host_text) {
-        cache = cached_route{true, std::string(host_text), nullptr, sites_.find_site(host_text)};
+    if (!cache.valid || cache.host != host_text || cache.tunnels_changed != ctx_.tunnels_changed) {
+        cache = cached_route{true, ctx_.tunnels_changed, std::string(host_text), nullptr,
+                             sites_.find_site(host_text)};
         if (!cache.site) {
             auto name = host ? http::tunnel_name_for_host(*host, cfg.domain) : std::nullopt;
             if (!name) {

@@ -56,8 +56,14 @@ private:
     route::route_table& sites_;
     boost::asio::ip::tcp::acceptor acceptor_;
     // The route of each tunnel name visitors asked for lately: one pool with the name as its
-    // only member, made once rather than per request.
-    std::unordered_map<std::string, std::shared_ptr<route::route>> tunnel_routes_;
+    // only member, made once rather than per request; the relay's [tunnel_policy] steps, then
+    // the owner's (a new route when the owner's change, on the same pool).
+    struct tunnel_route_entry {
+        std::shared_ptr<route::route> route;
+        policy::chain relay_policies;
+        std::shared_ptr<const policy::chain> owner_policies;
+    };
+    std::unordered_map<std::string, tunnel_route_entry> tunnel_routes_;
 };
 
 }  // namespace porthole::relay

@@ -68,6 +68,9 @@ struct relay_context {
     std::uint16_t http_port = 0;
     std::uint16_t https_port = 0;  // 0: no HTTPS listener (TLS tunnels are refused)
     bool draining = false;
+    // Moves whenever an HTTP tunnel opens or closes: the HTTP edge's cached tunnel routes (and
+    // the owner policies they hold) are looked up again.
+    std::uint64_t tunnels_changed = 0;
     clock::time_point now = clock::now();  // refreshed by the sweeper: deadlines are coarse
     watch_list watched;  // read and write deadlines, checked each second
 

@@ -4,6 +4,7 @@
 #include "core/token_bucket.hpp"
 #include "net/frame_io.hpp"
 #include "net/stream.hpp"
+#include "policy/chain.hpp"
 #include "protocol/auth.hpp"
 #include "relay/data_pool.hpp"
 #include "relay/lease_table.hpp"
@@ -32,6 +33,8 @@ struct tunnel {
     std::string host_header;
     std::string url;
     std::string group;  // empty, or the group key several clients serve the name under
+    std::string policy_text;  // the owner's [[policies]] as sent (http)
+    std::shared_ptr<const policy::chain> policies;  // built from it; null when none
     owner_key holder;  // who holds the name or port: the client, or its group
     std::weak_ptr<session> owner;
     std::optional<boost::asio::ip::tcp::acceptor> acceptor;  // tcp

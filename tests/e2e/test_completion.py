@@ -430,8 +430,9 @@ def test_help_config_names_every_client_key():
              "type", "target", "subdomain", "host_header", "remote_port", "routes", "path"}
     text = run("help", "config").stdout
     assert "[tunnels." in text
-    missing = sorted(k for k in keys - {"tunnels"} if not documented(k, text))
+    missing = sorted(k for k in keys - {"tunnels", "policies"} if not documented(k, text))
     assert not missing, "not in `porthole help config`: %s" % missing
+    assert "[[tunnels.NAME.policies]]" in text
     for phrase in ("PORTHOLE_SERVER", "PORTHOLE_TOKEN", "XDG_CONFIG_HOME",
                    "~/.config/porthole/porthole.toml", "127.0.0.1:4040", "64 KiB", "32 MiB"):
         assert phrase in text, phrase
@@ -443,9 +444,11 @@ def test_help_server_config_names_every_relay_key():
             set(re.findall(r'\{"(\w+)", &server_config::', source)))
     assert {"domain", "tokens", "max_header_bytes", "max_unauthenticated", "cert", "key"} <= keys
     text = run("help", "server-config").stdout
-    tables = {"tls_certificates", "sites", "tcp_sites", "tunnel_policies"}
-    missing = sorted(k for k in keys - tables if not documented(k, text))
+    tables = {"tls_certificates", "sites", "tcp_sites"}
+    missing = sorted(k for k in keys - tables - {"tunnel_policy", "policies"}
+                     if not documented(k, text))
     assert not missing, "not in `porthole help server-config`: %s" % missing
+    assert "[tunnel_policy]" in text and "[[tunnel_policy.policies]]" in text
     for table in tables | {"sites.routes"}:
         assert "[[%s]]" % table in text, table
 

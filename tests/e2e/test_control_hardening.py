@@ -650,13 +650,23 @@ def test_replayed_data_connection_gets_no_visitor(token_relay):
 
 def test_version_1_client_is_refused(open_relay):
     # Version 1 data connections carried a replayable proof: a client that speaks only version 1
-    # gets ERROR unsupported_version naming version 2, never CHALLENGE.
+    # gets ERROR unsupported_version naming the versions the relay speaks, never CHALLENGE.
     control = wire.Control.connect("127.0.0.1", open_relay.control_port)
     refused = control.hello(min_version=1, max_version=1)
     assert refused.type == wire.ERROR and refused.code == wire.UNSUPPORTED_VERSION, refused
-    assert "version 2" in refused.message, refused
+    assert "versions 2-3" in refused.message, refused
     assert control.closed_by_peer(5)
     control.close()
+
+
+@pytest.mark.parametrize("versions,picked", [((2, 2), 2), ((2, 3), 3), ((3, 9), 3)])
+def test_the_relay_picks_the_highest_version_both_speak(open_relay, versions, picked):
+    control = wire.Control.connect("127.0.0.1", open_relay.control_port)
+    try:
+        challenge = control.hello(min_version=versions[0], max_version=versions[1])
+        assert challenge.type == wire.CHALLENGE and challenge.version == picked, challenge
+    finally:
+        control.close()
 
 
 # ---------------------------------------------------------------------------

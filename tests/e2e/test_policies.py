@@ -1,6 +1,6 @@
 """Traffic policies on the relay (docs/policies.md): ip_allow / ip_deny, basic_auth, rate_limit,
 headers, redirect, https_only, respond and max_body, per site ([[sites.policies]]), per route
-([[sites.routes.policies]]) and for every HTTP tunnel ([[tunnel_policies]]).
+([[sites.routes.policies]]) and for every HTTP tunnel ([[tunnel_policy.policies]]).
 
 Backends are the small servers of backends.py ("ID METHOD TARGET", /headers echoes the request
 head it received, .requests() counts what reached it), so "the backend never saw it" is counted
@@ -9,9 +9,9 @@ where the requests land. Visitors come from chosen loopback addresses (127.0.0.N
 Where docs/policies.md leaves a choice open, these tests take the most natural reading:
   * {remote_addr} is the visitor's address without a port; {host} is only checked with a Host
     that has no port (redirect templates say "without port"; header templates do not say).
-  * {tunnel} is checked on [[tunnel_policies]] (the tunnel's name) and on a backend route (empty);
+  * {tunnel} is checked on [[tunnel_policy.policies]] (the tunnel's name) and on a backend route (empty);
     a site route whose members are `tunnel:NAME` is not asserted either way.
-  * [[tunnel_policies]] apply to a Host NAME.DOMAIN that no site claims, not to a site route whose
+  * [[tunnel_policy.policies]] apply to a Host NAME.DOMAIN that no site claims, not to a site route whose
     upstream is `tunnel:NAME` (that route runs its site's and its own policies).
   * https_only with no HTTPS listener redirects to exactly https://HOST{uri} (Host sent without a
     port); with an HTTPS listener on another port the Location may carry that port.
@@ -96,7 +96,7 @@ def site(hosts, routes, policies=()):
 
 
 def tunnel_policies(*policies):
-    return "".join(table("tunnel_policies", p) for p in policies)
+    return "".join(table("tunnel_policy.policies", p) for p in policies)
 
 
 def to(b, **route):
@@ -324,7 +324,7 @@ def test_behind_trusted_proxies_the_forwarded_address_is_the_one_judged(group, t
 
 
 def test_ip_policies_through_a_tunnel(group, tmp_path, backend, make_agent):
-    """[[tunnel_policies]] judge visitors of NAME.localhost; a site route to `tunnel:NAME` runs its
+    """[[tunnel_policy.policies]] judge visitors of NAME.localhost; a site route to `tunnel:NAME` runs its
     own policies (not the relay-wide tunnel ones: no site claims NAME.localhost, the site does
     claim shop.test)."""
     tun = backend("tun")
@@ -627,7 +627,7 @@ def test_rate_limit_max_keys_drops_the_key_idle_longest(group, tmp_path, backend
 
 
 def test_rate_limit_route_key_counts_each_tunnel_as_one(group, tmp_path, backend, make_agent):
-    """[[tunnel_policies]] rate_limit with key = "route": every visitor of a tunnel shares one
+    """[[tunnel_policy.policies]] rate_limit with key = "route": every visitor of a tunnel shares one
     count, and each tunnel has its own."""
     b = backend("b")
     relay = start_relay(group, tmp_path, tunnel_policies(
@@ -1032,7 +1032,7 @@ cidrs = ["198.51.100.0/"]  #<
 upstream = ["http://127.0.0.1:1"]
 """),
     "tunnel_policy_bad": ("nonsense", """
-[[tunnel_policies]]  #<
+[[tunnel_policy.policies]]  #<
 type = "ip_deny"
 cidrs = ["nonsense"]  #<
 """),
@@ -1059,6 +1059,6 @@ def test_porthole_help_policies_names_every_policy():
     assert r.returncode == 0, r
     missing = [word for word in (
         "ip_allow", "ip_deny", "basic_auth", "rate_limit", "headers", "redirect", "https_only",
-        "respond", "max_body", "tunnel_policies", "htpasswd_file", "forward_auth_header", "burst",
+        "respond", "max_body", "tunnel_policy", "htpasswd_file", "forward_auth_header", "burst",
         "request_set", "response_remove", "request_id") if word not in r.stdout]
     assert not missing, "`porthole help policies` does not mention %s:\n%s" % (missing, r.stdout)

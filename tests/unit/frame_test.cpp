@@ -50,7 +50,7 @@ std::vector<message> samples() {
         auth{pattern<32>(50)},
         welcome{pattern<16>(100), 12345, 17, pattern<32>(30)},
         error{error_code::name_taken, "name is taken"},
-        open_tunnel{0xA1B2C3D4, tunnel_kind::tcp, "myapp", 20001, "127.0.0.1:3000", "rewrite", ""},
+        open_tunnel{0xA1B2C3D4, tunnel_kind::tcp, "myapp", 20001, "127.0.0.1:3000", "rewrite", "", ""},
         tunnel_opened{77, 0x01020304, "http://myapp.localhost:8080"},
         tunnel_refused{78, error_code::port_unavailable, "port 20001 is in use"},
         pool_want{513},
@@ -110,7 +110,7 @@ TEST(FrameRoundTrip, Error) {
 
 TEST(FrameRoundTrip, OpenTunnelHttp) {
     const open_tunnel in{0xA1B2C3D4, tunnel_kind::http, "myapp", 8081, "127.0.0.1:3000",
-                         "example.test", ""};
+                         "example.test", "", ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.request_id, 0xA1B2C3D4u);
@@ -124,7 +124,7 @@ TEST(FrameRoundTrip, OpenTunnelHttp) {
 
 TEST(FrameRoundTrip, OpenTunnelWithGroupCarriesItLast) {
     const std::string digest = group_digest("shared key");
-    const open_tunnel in{9, tunnel_kind::http, "shop", 0, "127.0.0.1:3000", "preserve", digest};
+    const open_tunnel in{9, tunnel_kind::http, "shop", 0, "127.0.0.1:3000", "preserve", digest, ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.name, "shop");
@@ -132,10 +132,38 @@ TEST(FrameRoundTrip, OpenTunnelWithGroupCarriesItLast) {
     // Without a group the frame is what a relay that knows no groups reads; with one, the
     // group is the last string.
     const std::string without = encode(open_tunnel{9, tunnel_kind::http, "shop", 0,
-                                                   "127.0.0.1:3000", "preserve", ""});
+                                                   "127.0.0.1:3000", "preserve", "", ""});
     const std::string with = encode(in);
     EXPECT_EQ(with.substr(header_size), without.substr(header_size) +
                                             std::string("\0\x40", 2) + digest);
+}
+
+TEST(FrameRoundTrip, OpenTunnelPoliciesFollowTheGroupFieldEvenWhenItIsEmpty) {
+    const std::string policies = "[[policies]]\ntype = \"ip_allow\"\ncidrs = [\"10.0.0.0/8\"]\n";
+    const open_tunnel in{9, tunnel_kind::http, "shop", 0, "127.0.0.1:3000", "preserve", "", policies};
+    open_tunnel out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
+    EXPECT_EQ(out.group, "");
+    EXPECT_EQ(out.policies, policies);
+    const std::string without = encode(open_tunnel{9, tunnel_kind::http, "shop", 0,
+                                                   "127.0.0.1:3000", "preserve", "", ""});
+    EXPECT_EQ(encode(in).substr(header_size),
+              without.substr(header_size) + std::string("\0\0", 2) +
+                  std::string(1, static_cast<char>(policies.size() >> 8)) +
+                  std::string(1, static_cast<char>(policies.size() & 0xff)) + policies);
+    const open_tunnel both{9, tunnel_kind::http, "shop", 0, "t", "preserve",
+                           group_digest("k"), policies};
+    ASSERT_NO_FATAL_FAILURE(round_trip(both, out));
+    EXPECT_EQ(out.group, group_digest("k"));
+    EXPECT_EQ(out.policies, policies);
+}
+
+TEST(FrameDecodeBody, RejectsAnEmptyPoliciesField) {
+    std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", "", ""});
+    wire.append(std::string("\0\0\0\0", 4));
+    auto decoded = decode_body(body_of(wire));
+    ASSERT_FALSE(decoded);
+    EXPECT_NE(decoded.error().find("empty policies"), std::string::npos) << decoded.error();
 }
 
 TEST(GroupDigest, IsHexAndApartFromTheTokenKey) {
@@ -147,7 +175,7 @@ TEST(GroupDigest, IsHexAndApartFromTheTokenKey) {
 }
 
 TEST(FrameRoundTrip, OpenTunnelTcp) {
-    const open_tunnel in{5, tunnel_kind::tcp, "db", 20001, "10.0.0.2:5432", "rewrite", ""};
+    const open_tunnel in{5, tunnel_kind::tcp, "db", 20001, "10.0.0.2:5432", "rewrite", "", ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.request_id, 5u);
@@ -254,7 +282,7 @@ TEST(FrameRoundTrip, StreamFailed) {
 
 TEST(FrameRoundTrip, EmptyAndBinaryStrings) {
     const std::string binary("a\0b\xff\r\n", 6);
-    const open_tunnel in{1, tunnel_kind::http, "", 0, binary, "", ""};
+    const open_tunnel in{1, tunnel_kind::http, "", 0, binary, "", "", ""};
     open_tunnel out;
     ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
     EXPECT_EQ(out.name, "");
@@ -280,7 +308,7 @@ TEST(FrameEncode, WireLayoutIsBigEndianInFieldOrder) {
               std::string("\0\0\0\x09\x0a\x01\x02\x03\x04\x05\x06\x07\x08", 13));
     EXPECT_EQ(encode(tunnel_refused{0x01020304, error_code::name_taken, "no"}),
               std::string("\0\0\0\x0b\x08\x01\x02\x03\x04\x00\x04\x00\x02no", 15));
-    EXPECT_EQ(encode(open_tunnel{7, tunnel_kind::tcp, "a", 0x5000, "t", "", ""}),
+    EXPECT_EQ(encode(open_tunnel{7, tunnel_kind::tcp, "a", 0x5000, "t", "", "", ""}),
               std::string("\0\0\0\x10\x06\0\0\0\x07\x02\0\x01" "a\x50\x00\0\x01t\0\0", 20));
 }
 
@@ -314,7 +342,7 @@ TEST(FrameEncode, LongerStringsAreTruncated) {
 
 TEST(FrameEncode, TruncatesEachStringFieldIndependently) {
     const open_tunnel in{1, tunnel_kind::http, std::string(65536, 'n'), 2,
-                         std::string(65540, 't'), "h", ""};
+                         std::string(65540, 't'), "h", "", ""};
     auto decoded = decode_body(body_of(encode(in)));
     ASSERT_TRUE(decoded) << decoded.error();
     const auto& out = std::get<open_tunnel>(*decoded);
@@ -417,7 +445,7 @@ TEST(FrameDecodeBody, RejectsTrailingBytes) {
 
 TEST(FrameDecodeBody, RejectsAnEmptyGroupField) {
     // An absent group and an empty one would decode alike but encode differently.
-    std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", ""});
+    std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", "", ""});
     wire.append(std::string("\0\0", 2));
     auto decoded = decode_body(body_of(wire));
     ASSERT_FALSE(decoded);
@@ -425,7 +453,7 @@ TEST(FrameDecodeBody, RejectsAnEmptyGroupField) {
 }
 
 TEST(FrameDecodeBody, RejectsUnknownTunnelKind) {
-    const std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", ""});
+    const std::string wire = encode(open_tunnel{1, tunnel_kind::http, "a", 0, "t", "preserve", "", ""});
     constexpr std::size_t kind_offset = header_size + 1 + 4;
     ASSERT_EQ(static_cast<std::uint8_t>(wire[kind_offset]), 1);
     for (std::uint8_t kind : {0, 4, 255}) {
@@ -446,6 +474,7 @@ TEST(FrameNameOf, NamesEveryErrorCode) {
     EXPECT_EQ(name_of(error_code::limit), "limit");
     EXPECT_EQ(name_of(error_code::protocol), "protocol");
     EXPECT_EQ(name_of(error_code::shutting_down), "shutting_down");
+    EXPECT_EQ(name_of(error_code::bad_policy), "bad_policy");
     EXPECT_EQ(name_of(static_cast<error_code>(999)), "unknown");
 }
 
