@@ -202,6 +202,8 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
     auto rec = t.store->begin(t.name, visitor, request.head(),
                               std::string(view(in).substr(0, head_size)));
     in.consume(head_size);
+    // The record holds the head: while the local connection opens, no read buffer is held.
+    if (in.size() == 0) in.shrink_to_fit();
     const std::string& raw_head = rec->request_head;
 
     const std::size_t route = route_of(t, request.head().target);

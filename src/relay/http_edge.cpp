@@ -239,6 +239,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return false;
         }
     }
+    // The head is parsed into fields of its own: a visitor that waits for an upstream (a burst
+    // waiting for data connections) holds no read buffer meanwhile.
+    if (in.size() == 0) in.shrink_to_fit();
     const http::message_head& head = request.head();
     const std::string* host = head.find("host");
     // Behind a trusted proxy the visitor is the first address of X-Forwarded-For, from the
