@@ -560,6 +560,9 @@ def cmd_idle_conns(a):
     nofile = raise_nofile()
     n = min(a.n, nofile - 100)
     a.n = n
+    if a.burst:
+        # Every connection at once: the relay holds them all mid-request together, then idle.
+        a.concurrency = n
     pids = {"relay": a.relay_pid, "client": a.client_pid}
     before = {k: proc_status(p)["VmRSS"] for k, p in pids.items()}
     before_priv = {k: private_kib(p) for k, p in pids.items()}
@@ -579,13 +582,18 @@ def cmd_idle_conns(a):
             k = type(e).__name__ + (f": {e}" if str(e) else "")
             kinds[k] = kinds.get(k, 0) + 1
         r["errors"] = kinds
+    r["concurrency"] = a.concurrency
+    r["relay_hwm_kib"] = proc_status(a.relay_pid).get("VmHWM")
+    r["settle_seconds"] = a.settle
+    what = "idle connections after a burst" if a.burst else "idle connections"
     data = load(a.state)
-    put(data, "porthole.idle_conns", r)
+    put(data, "porthole.idle_conns_burst" if a.burst else "porthole.idle_conns", r)
     if alive < a.n:
         data["failures" if alive == 0 else "warnings"].append(
-            f"idle connections: {alive} of {a.n} held open (errors: {r.get('errors', {})})")
+            f"{what}: {alive} of {a.n} held open (errors: {r.get('errors', {})})")
     save(a.state, data)
-    print(f"  idle conns     {alive}/{a.n} open in {open_s:.2f} s; relay {r['kib_per_conn']['relay']:.2f} KiB/conn, "
+    print(f"  {'burst' if a.burst else 'idle conns':<14} {alive}/{a.n} open in {open_s:.2f} s; "
+          f"relay {r['kib_per_conn']['relay']:.2f} KiB/conn, "
           f"client {r['kib_per_conn']['client']:.2f} KiB/conn", file=sys.stderr)
 
 
@@ -998,6 +1006,12 @@ def targets(data, figs):
     add(f"relay memory per idle visitor connection ({fmt(n_idle)} held)", kpc, "≤ 4 KiB",
         None if kpc is None else kpc <= 4.0, "KiB",
         f"client adds {get(ph, 'idle_conns.kib_per_conn.client'):.1f} KiB per connection" if kpc is not None else "")
+    kpb = get(ph, "idle_conns_burst.kib_per_conn.relay")
+    if kpb is not None:
+        n_burst = get(ph, "idle_conns_burst.alive_at_measure")
+        add(f"relay memory per idle visitor connection after a burst ({fmt(n_burst)} opened at once)", kpb,
+            "≤ 4 KiB", kpb <= 4.0, "KiB",
+            f"client adds {get(ph, 'idle_conns_burst.kib_per_conn.client'):.1f} KiB per connection")
     tn = get(ph, "tunnels_multi") or get(ph, "tunnels")
     if tn:
         n = tn["ready"]
@@ -1210,6 +1224,13 @@ def cmd_report(a):
         row("  client RSS per idle visitor connection", ic["kib_per_conn"]["client"], 2, "KiB")
         row("  relay RSS with them open", ic["rss_with_kib"]["relay"] / 1024, 1, "MiB")
         row("  time to open them (s)", ic["open_seconds"], 2)
+    ib = ph.get("idle_conns_burst")
+    if ib:
+        row(f"idle after a {ib['requested']:,}-connection burst (all opened at once), held", ib["alive_at_measure"], 0)
+        row("  relay RSS per idle visitor connection", ib["kib_per_conn"]["relay"], 2, "KiB")
+        row("  client RSS per idle visitor connection", ib["kib_per_conn"]["client"], 2, "KiB")
+        row("  relay peak RSS during the burst (VmHWM)", ib["relay_hwm_kib"] / 1024 if ib.get("relay_hwm_kib") else None, 1, "MiB")
+        row("  time to open them (s)", ib["open_seconds"], 2)
     tm = ph.get("tunnels_multi")
     if tm:
         row(f"HTTP tunnels registered from {tm['clients']} `porthole start` clients ({tm['per_client']} tunnels each)",
@@ -1308,6 +1329,8 @@ def main():
     p.add_argument("--path", default="/1k"); p.add_argument("--n", type=int, required=True)
     p.add_argument("--concurrency", type=int, default=64); p.add_argument("--settle", type=float, default=0.5)
     p.add_argument("--relay-pid", type=int, required=True); p.add_argument("--client-pid", type=int, required=True)
+    p.add_argument("--burst", action="store_true",
+                   help="open all N at once (concurrency N), stored as idle_conns_burst")
     p.set_defaults(f=cmd_idle_conns)
     p = sub.add_parser("tunnels"); p.add_argument("state")
     p.add_argument("--bin", required=True); p.add_argument("--server", required=True)

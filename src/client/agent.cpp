@@ -2,6 +2,7 @@
 
 #include "client/http_forwarder.hpp"
 #include "client/terminal_view.hpp"
+#include "core/heap_trim.hpp"
 #include "core/printable.hpp"
 #include "net/connect.hpp"
 #include "net/frame_io.hpp"
@@ -167,6 +168,7 @@ public:
             if (e == observe::capture_store::event::request) log_request(*r);
         });
         asio::co_spawn(io_, main_loop(), log_exception);
+        asio::co_spawn(io_, trim_heap(), log_exception);
     }
 
     int exit_code() const { return exit_code_; }
@@ -182,6 +184,17 @@ private:
         session_->out.finish();
         backoff_timer_.expires_after(1s);
         backoff_timer_.async_wait([this](error_code) { io_.stop(); });
+    }
+
+    // Once a second: the heap a burst of visitors freed goes back to the OS.
+    asio::awaitable<void> trim_heap() {
+        asio::steady_timer tick(io_);
+        core::heap_trim heap;
+        while (!stopping_) {
+            tick.expires_after(1s);
+            co_await tick.async_wait(use_tuple);
+            heap.tick();
+        }
     }
 
     asio::awaitable<void> main_loop() {

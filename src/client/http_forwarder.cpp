@@ -9,6 +9,7 @@
 #include "net/socket_state.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
@@ -202,6 +203,8 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
     auto rec = t.store->begin(t.name, visitor, request.head(),
                               std::string(view(in).substr(0, head_size)));
     in.consume(head_size);
+    // The record holds the head: while the local connection opens, no read buffer is held.
+    if (in.size() == 0) in.shrink_to_fit();
     const std::string& raw_head = rec->request_head;
 
     const std::size_t route = route_of(t, request.head().target);
@@ -315,8 +318,8 @@ asio::awaitable<void> forward_http(net::stream relay_side, std::string visitor, 
             // A kept-alive connection between requests holds no buffers: wait, then borrow.
             in.shrink_to_fit();
             if (local) local->in.shrink_to_fit();
-            auto [ec] = co_await relay_side.socket().async_wait(
-                tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+            auto [ec] = co_await relay_side.socket().async_wait(tcp::socket::wait_read,
+                                                                asio::as_tuple(asio::deferred));
             if (ec) break;
             auto [read_ec, n] = co_await relay_side.read_ready(in.prepare(read_chunk));
             in.commit(n);

@@ -9,6 +9,7 @@
 #include "net/socket_state.hpp"
 #include "relay/watched_socket.hpp"
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
@@ -183,8 +184,9 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
             if (up) up->in.shrink_to_fit();
             visitor.deadline = ctx_.now + (first ? ctx_.cfg.header_timeout : ctx_.cfg.idle_timeout);
             visitor.idle = true;
-            auto [wait_ec] =
-                co_await visitor.conn.socket().async_wait(tcp::socket::wait_read, use_tuple);
+            // Deferred: the wait allocates its operation only, not a coroutine frame as well.
+            auto [wait_ec] = co_await visitor.conn.socket().async_wait(
+                tcp::socket::wait_read, asio::as_tuple(asio::deferred));
             visitor.idle = false;
             // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
             if (wait_ec || ctx_.draining) break;
@@ -257,6 +259,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return false;
         }
     }
+    // The head is parsed into fields of its own: a visitor that waits for an upstream (a burst
+    // waiting for data connections) holds no read buffer meanwhile.
+    if (in.size() == 0) in.shrink_to_fit();
     const http::message_head& head = request.head();
     const std::string* host = head.find("host");
     // Behind a trusted proxy the visitor is the first address of X-Forwarded-For, from the

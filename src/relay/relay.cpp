@@ -1,5 +1,6 @@
 #include "relay/relay.hpp"
 
+#include "core/heap_trim.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
@@ -230,7 +231,8 @@ private:
                   << std::flush;
     }
 
-    // Once a second: expired leases go, idle visitor connections past their deadline close.
+    // Once a second: expired leases go, idle visitor connections past their deadline close, and
+    // the heap a burst of visitors freed goes back to the OS.
     asio::awaitable<void> sweep() {
         while (!ctx_.draining) {
             sweep_.expires_after(1s);
@@ -241,6 +243,7 @@ private:
             error_code ec;
             for (auto& w : ctx_.watched)
                 if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
+            heap_.tick();
         }
     }
 
@@ -296,6 +299,7 @@ private:
     https_edge https_edge_;
     asio::signal_set signals_;
     asio::steady_timer sweep_;
+    core::heap_trim heap_;
 };
 
 // One thread and no resolver: the scheduler and reactor need no locks. destroy_pending() shuts

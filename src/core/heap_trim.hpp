@@ -1,0 +1,41 @@
+#pragma once
+// Memory a burst of connections took and then freed goes back to the OS. glibc gives back only
+// the top of its heap by itself: pages freed inside it, between the state of connections that
+// stay open, stay resident until malloc_trim. A process calls heap_trim::tick() about once a
+// second; it trims only when the free heap has grown by a threshold since its lowest point, so
+// steady traffic pays one mallinfo2() a second and nothing per request.
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+
+namespace porthole::core {
+
+// When to trim: once the free heap is `threshold` bytes above the least it was since the last
+// trim (a burst took memory, then freed it). Pure, for tests.
+class trim_policy {
+public:
+    explicit trim_policy(std::size_t threshold) : threshold_(threshold) {}
+    bool due(std::size_t free_bytes) {
+        low_ = std::min(low_, free_bytes);
+        return free_bytes - low_ >= threshold_;
+    }
+    // Pages given back still count as free heap: the next trim waits for a new low and rise.
+    void trimmed(std::size_t free_bytes) { low_ = free_bytes; }
+
+private:
+    std::size_t threshold_;
+    std::size_t low_ = std::numeric_limits<std::size_t>::max();
+};
+
+class heap_trim {
+public:
+    static constexpr std::size_t default_threshold = 2 * 1024 * 1024;
+    explicit heap_trim(std::size_t threshold = default_threshold) : policy_(threshold) {}
+    // True when it trimmed.
+    bool tick();
+
+private:
+    trim_policy policy_;
+};
+
+}  // namespace porthole::core
