@@ -2,6 +2,7 @@
 relay holding what the burst took (read buffers kept while waiting for a data connection, freed
 heap never given back)."""
 import asyncio
+import os
 import resource
 import threading
 
@@ -9,9 +10,10 @@ import pytest
 
 BURST = 2000
 # KiB of relay RSS per idle visitor after the burst. Idle visitors cost about 3.3 KiB in steady
-# state and about 7 KiB after a burst (heap pages that stay partly used); a visitor that kept its
-# 16 KiB read buffer while it waited, or a heap never trimmed, costs well above 10.
-BOUND_KIB = 10.0
+# state and 7-11 KiB after a burst (heap pages that stay partly used; more when other processes
+# compete for the CPUs and the burst arrives more spread out); a visitor that kept its 16 KiB
+# read buffer while it waited, or a heap never trimmed, costs 13 or more.
+BOUND_KIB = 12.0
 # KiB of relay peak RSS (VmHWM) per visitor during the burst: about 9 when a waiting visitor holds
 # its request's frames only, about 13 when it also keeps its 16 KiB read buffer.
 PEAK_BOUND_KIB = 12.0
@@ -71,6 +73,8 @@ async def one_visitor(port, host):
     return reader, writer
 
 
+@pytest.mark.skipif(bool(os.environ.get("PORTHOLE_SANITIZED")),
+                    reason="AddressSanitizer's allocator keeps freed memory in quarantine")
 def test_idle_memory_after_a_burst(group, tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 4 * BURST + 2000:
