@@ -6,6 +6,7 @@
 #include "policy/ip_rules.hpp"
 #include "policy/rate_limit.hpp"
 
+#include <algorithm>
 #include <variant>
 
 namespace porthole::policy {
@@ -36,6 +37,12 @@ chain build_chain(const std::vector<config::policy_config>& configs) {
             c.settings));
     }
     return out;
+}
+
+std::uint64_t body_needed(const chain& c) {
+    std::uint64_t most = 0;
+    for (const auto& p : c) most = std::max(most, p->body_needed());
+    return most;
 }
 
 }  // namespace porthole::policy
