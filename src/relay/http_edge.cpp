@@ -435,7 +435,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     if (up && (up->pool != pool || up->in.size() != 0 ||
                !net::idle_and_open(up->stream.conn.socket()) || !pool->available(up->member)))
         up.reset();
-    const bool has_body = !request.is_done();
+    // By the head, not by what is left to read: a body that came whole with the head (or was read
+    // for a policy) is forwarded once, so a request that had one is not sent again.
+    const bool has_body = request.chunked() || request.content_length().value_or(0) != 0;
     const bool retriable = !has_body && idempotent(head.method);
     upstream::tried_list tried;
     if (up) {
