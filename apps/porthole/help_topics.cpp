@@ -409,9 +409,26 @@ THE TYPES
                answers itself (a maintenance page, robots.txt).
   max_body     size = "10MiB": 413 when Content-Length says more, before a byte goes upstream; a
                chunked body is cut where it passes the size.
+  verify_webhook
+               provider = "github" | "stripe" | "slack" | "shopify" | "twilio" | "hmac";
+               secret = "..." or secret_file = "PATH" (relative to the config file; never
+               logged); max_body = "1MiB" (larger: 413). The relay reads the whole body first,
+               checks the provider's signature over it, then forwards it exactly as it came;
+               else 401 naming the failed check ("signature header missing", "timestamp outside
+               the tolerance", "signature does not match", ...).
+                 github   X-Hub-Signature-256: sha256=HEX(HMAC-SHA256(secret, body))
+                 stripe   Stripe-Signature: t=TS,v1=HEX(HMAC-SHA256(secret, TS.body)), any v1
+                 slack    X-Slack-Signature: v0=HEX(HMAC-SHA256(secret, v0:TS:body)) with
+                          X-Slack-Request-Timestamp: TS
+                 shopify  X-Shopify-Hmac-Sha256: BASE64(HMAC-SHA256(secret, body))
+                 twilio   X-Twilio-Signature: BASE64(HMAC-SHA1(token, URL + sorted form fields));
+                          url = "https://hooks.example.com/sms" when the public URL differs
+                 hmac     header = "X-Signature" (required), algorithm = "sha256" | "sha1" |
+                          "sha512", encoding = "hex" | "base64", prefix = "sha256="
+               tolerance = "5m": how far a stripe or slack timestamp may be from now.
 
 An answer to a request without a body keeps a kept-alive connection open; the next request on
-it is judged again.
+it is judged again. So does one to a request whose body verify_webhook has read.
 )TEXT";
 
 constexpr std::array<help_topic, 5> topics{{
@@ -424,7 +441,7 @@ constexpr std::array<help_topic, 5> topics{{
     {"routing", "how visitors reach tunnels: NAME.DOMAIN, TCP ports, SNI and path routes",
      routing_text},
     {"policies", "what the relay checks and changes per site, route and tunnel: auth, IP rules, "
-                 "rate limits, headers, redirects",
+                 "rate limits, headers, redirects, webhook signatures",
      policies_text},
 }};
 

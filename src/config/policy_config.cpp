@@ -17,6 +17,9 @@ namespace {
 
 using result = tl::expected<void, std::string>;
 
+// A verify_webhook body is held in memory while it is checked.
+constexpr std::uint64_t max_webhook_body = 64 << 20;
+
 bool token_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -58,7 +61,7 @@ std::string hash_problem(std::string_view hash) {
 // Every type, in the order help and errors list them.
 constexpr std::string_view policy_types[] = {"ip_allow", "ip_deny", "basic_auth", "rate_limit",
                                              "headers",  "redirect", "https_only", "respond",
-                                             "max_body"};
+                                             "max_body", "verify_webhook"};
 
 class policy_reader {
 public:
@@ -127,6 +130,10 @@ private:
     result https_only(std::string_view key, const toml::node& n, https_only_settings& s) const;
     result respond(std::string_view key, const toml::node& n, respond_settings& s) const;
     result max_body(std::string_view key, const toml::node& n, max_body_settings& s) const;
+    result webhook(std::string_view key, const toml::node& n, webhook_settings& s) const;
+    result secret_file(const toml::node& n, webhook_settings& s) const;
+    tl::expected<std::chrono::seconds, std::string> duration_seconds(const toml::node& n,
+                                                            std::string_view key) const;
 
     const std::string& path_;
     bool from_owner_;  // a tunnel's owner sent these: no files or URLs on the relay's side
@@ -373,6 +380,176 @@ result policy_reader::max_body(std::string_view key, const toml::node& n,
     });
 }
 
+// Whole seconds, or a string like "300s", "5m" or "1h"; from 1s to 24h.
+tl::expected<std::chrono::seconds, std::string> policy_reader::duration_seconds(
+    const toml::node& n, std::string_view key) const {
+    constexpr std::int64_t longest = 24 * 3600;
+    std::int64_t count = 0;
+    std::int64_t scale = 1;
+    if (const auto whole = n.value_exact<std::int64_t>()) {
+        count = *whole;
+    } else if (const auto text = n.value_exact<std::string>()) {
+        const std::string_view v = *text;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), count);
+        const std::string_view unit(end, static_cast<std::size_t>(v.data() + v.size() - end));
+        scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+        if (ec != std::errc{} || end == v.data()) scale = 0;
+    }
+    if (scale == 0 || count < 1 || count > longest / scale)
+        return must_be(n, key,
+                       "a duration from 1s to 24h: whole seconds, or like \"300s\" or \"5m\"");
+    return std::chrono::seconds(count * scale);
+}
+
+result policy_reader::secret_file(const toml::node& n, webhook_settings& s) const {
+    auto file = string(n, "secret_file");
+    if (!file) return tl::unexpected(file.error());
+    std::string name = *file;
+    if (std::filesystem::path(name).is_relative())
+        name = (std::filesystem::path(path_).parent_path() / name).string();
+    auto text = read_file(name, "secret file");
+    if (!text) return tl::unexpected(fmt::format("{}: {}", at(n), text.error()));
+    // The file's last line break (and any space around it) is not part of the secret.
+    while (!text->empty() && (text->back() == '\n' || text->back() == '\r' ||
+                              text->back() == ' ' || text->back() == '\t'))
+        text->pop_back();
+    if (text->empty())
+        return tl::unexpected(fmt::format("{}: the secret file {} is empty", at(n), name));
+    s.secret = std::move(*text);
+    return {};
+}
+
+result policy_reader::webhook(std::string_view key, const toml::node& n,
+                              webhook_settings& s) const {
+    using settings = webhook_settings;
+    // One of `names` -> its value, else the error naming them all.
+    const auto pick = [&]<class T>(std::initializer_list<std::pair<std::string_view, T>> names,
+                                   T& out) -> result {
+        auto v = string(n, key);
+        if (!v) return tl::unexpected(v.error());
+        std::string known;
+        for (const auto& [name, value] : names) {
+            if (name == *v) {
+                out = value;
+                return {};
+            }
+            known += fmt::format("{}\"{}\"", known.empty() ? "" : ", ", name);
+        }
+        return tl::unexpected(fmt::format("{}: '{}' = \"{}\" is not one of {}", at(n), key, *v,
+                                          known));
+    };
+    if (key == "provider") {
+        using p = settings::provider_kind;
+        return pick(std::initializer_list<std::pair<std::string_view, p>>{
+                        {"github", p::github}, {"stripe", p::stripe}, {"slack", p::slack},
+                        {"shopify", p::shopify}, {"twilio", p::twilio}, {"hmac", p::hmac}},
+                    s.provider);
+    }
+    if (key == "algorithm") {
+        using d = settings::digest_kind;
+        return pick(std::initializer_list<std::pair<std::string_view, d>>{
+                        {"sha256", d::sha256}, {"sha1", d::sha1}, {"sha512", d::sha512}},
+                    s.algorithm);
+    }
+    if (key == "encoding") {
+        using e = settings::encoding_kind;
+        return pick(std::initializer_list<std::pair<std::string_view, e>>{{"hex", e::hex},
+                                                                          {"base64", e::base64}},
+                    s.encoding);
+    }
+    if (key == "secret")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.empty()) return must_be(n, key, "a non-empty string");
+            s.secret = std::move(v);
+            return {};
+        });
+    if (key == "secret_file") return secret_file(n, s);
+    if (key == "tolerance")
+        return duration_seconds(n, key).map([&](std::chrono::seconds v) { s.tolerance = v; });
+    if (key == "max_body")
+        return string(n, key).and_then([&](const std::string& v) -> result {
+            auto size = parse_size(v);
+            if (!size || *size == 0 || *size > max_webhook_body)
+                return tl::unexpected(fmt::format(
+                    "{}: 'max_body' = \"{}\" is not a size from 1 byte to 64MiB (the body is "
+                    "held in memory); write one like \"1MiB\"",
+                    at(n), v));
+            s.max_body = *size;
+            return {};
+        });
+    if (key == "header")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.empty() || !std::all_of(v.begin(), v.end(), token_char))
+                return must_be(n, key, "a header field name, like \"X-Signature\"");
+            s.header = std::move(v);
+            return {};
+        });
+    if (key == "prefix")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.find_first_of("\r\n") != std::string::npos || v.find('\0') != v.npos)
+                return must_be(n, key, "text without line breaks, like \"sha256=\"");
+            s.prefix = std::move(v);
+            return {};
+        });
+    if (key == "url")
+        return string(n, key).and_then([&](std::string v) -> result {
+            const bool absolute = v.starts_with("https://") || v.starts_with("http://");
+            if (!absolute || v.find_first_of(" \t\r\n#") != std::string::npos ||
+                v.find('\0') != std::string::npos)
+                return must_be(n, key,
+                               "the public URL the provider signs, like "
+                               "\"https://hooks.example.com/sms\"");
+            s.url = std::move(v);
+            return {};
+        });
+    return tl::unexpected(std::string());
+}
+
+// What a verify_webhook table needs beyond its keys one by one: a secret, and each key only
+// where its provider reads it.
+result check_webhook(const toml::table& t, const webhook_settings& s, const std::string& path,
+                     const std::string& where) {
+    using p = webhook_settings::provider_kind;
+    const auto at = [&](const toml::node& n) {
+        return fmt::format("{}:{}", path, n.source().begin.line);
+    };
+    if (!t.get("provider"))
+        return tl::unexpected(fmt::format(
+            "{}: this verify_webhook policy needs provider = \"github\", \"stripe\", "
+            "\"slack\", \"shopify\", \"twilio\" or \"hmac\"",
+            where));
+    const auto* secret = t.get("secret");
+    const auto* file = t.get("secret_file");
+    if (secret && file)
+        return tl::unexpected(fmt::format(
+            "{}: give the secret once: secret or secret_file, not both", at(*file)));
+    if (s.secret.empty())
+        return tl::unexpected(fmt::format(
+            "{}: this verify_webhook policy needs secret = \"...\" or secret_file = \"PATH\"",
+            where));
+    const bool hmac = s.provider == p::hmac;
+    for (std::string_view key : {"header", "algorithm", "encoding", "prefix"})
+        if (const auto* n = t.get(key); n && !hmac)
+            return tl::unexpected(fmt::format(
+                "{}: '{}' is only for provider = \"hmac\"; this provider's signature field and "
+                "format are fixed",
+                at(*n), key));
+    if (hmac && s.header.empty())
+        return tl::unexpected(fmt::format(
+            "{}: a verify_webhook policy with provider = \"hmac\" needs header = \"NAME\", the "
+            "field that carries the signature",
+            where));
+    if (const auto* n = t.get("url"); n && s.provider != p::twilio)
+        return tl::unexpected(
+            fmt::format("{}: 'url' is only for provider = \"twilio\"", at(*n)));
+    if (const auto* n = t.get("tolerance"); n && s.provider != p::stripe && s.provider != p::slack)
+        return tl::unexpected(fmt::format(
+            "{}: 'tolerance' is only for provider = \"stripe\" and \"slack\", whose "
+            "signatures carry a timestamp",
+            at(*n)));
+    return {};
+}
+
 tl::expected<policy_config, std::string> policy_reader::read(const toml::table& t,
                                                              std::string_view name) {
     policy_config p;
@@ -380,11 +557,9 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     const std::string where = fmt::format("{}:{}", path_, p.line);
     const auto* type_node = t.get("type");
     if (!type_node)
-        return tl::unexpected(fmt::format(
-            "{}: this [[{}]] table has no type; add type = \"ip_allow\", \"ip_deny\", "
-            "\"basic_auth\", \"rate_limit\", \"headers\", \"redirect\", \"https_only\", "
-            "\"respond\" or \"max_body\"",
-            where, name));
+        return tl::unexpected(fmt::format("{}: this [[{}]] table has no type; add type = \"...\" "
+                                          "(one of {})",
+                                          where, name, policy_type_names()));
     auto type = string(*type_node, "type");
     if (!type) return tl::unexpected(type.error());
     // Each type: its settings, its keys (for hints), and how one key is read.
@@ -404,6 +579,9 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         {"https_only", {"status"}},
         {"respond", {"status", "body", "content_type"}},
         {"max_body", {"size"}},
+        {"verify_webhook",
+         {"provider", "secret", "secret_file", "tolerance", "max_body", "header", "algorithm",
+          "encoding", "prefix", "url"}},
     };
     const kind* k = nullptr;
     for (const auto& candidate : kinds)
@@ -418,7 +596,8 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     else if (*type == "redirect") p.settings = redirect_settings{};
     else if (*type == "https_only") p.settings = https_only_settings{};
     else if (*type == "respond") p.settings = respond_settings{};
-    else p.settings = max_body_settings{};
+    else if (*type == "max_body") p.settings = max_body_settings{};
+    else p.settings = webhook_settings{};
 
     for (auto&& [key_node, v] : t) {
         const std::string_view key = key_node.str();
@@ -439,7 +618,8 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                 else if constexpr (std::is_same_v<T, redirect_settings>) return redirect(key, n, s);
                 else if constexpr (std::is_same_v<T, https_only_settings>) return https_only(key, n, s);
                 else if constexpr (std::is_same_v<T, respond_settings>) return respond(key, n, s);
-                else return max_body(key, n, s);
+                else if constexpr (std::is_same_v<T, max_body_settings>) return max_body(key, n, s);
+                else return webhook(key, n, s);
             },
             p.settings);
         if (!done && done.error().empty())
@@ -463,6 +643,10 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         return missing("to = \"https://example.com{uri}\"");
     if (const auto* s = std::get_if<max_body_settings>(&p.settings); s && s->size == 0)
         return missing("size = \"10MiB\"");
+    if (const auto* s = std::get_if<webhook_settings>(&p.settings)) {
+        auto checked = check_webhook(t, *s, path_, where);
+        if (!checked) return tl::unexpected(checked.error());
+    }
     return p;
 }
 
@@ -552,7 +736,8 @@ std::string_view type_of(const policy_config& p) {
             else if constexpr (std::is_same_v<T, redirect_settings>) return "redirect";
             else if constexpr (std::is_same_v<T, https_only_settings>) return "https_only";
             else if constexpr (std::is_same_v<T, respond_settings>) return "respond";
-            else return "max_body";
+            else if constexpr (std::is_same_v<T, max_body_settings>) return "max_body";
+            else return "verify_webhook";
         },
         p.settings);
 }

@@ -1,7 +1,7 @@
 #pragma once
-// [[sites.policies]], [[sites.routes.policies]] and [[tunnel_policies]] tables -> typed settings,
-// with FILE:LINE errors and a fix. Pure but for reading htpasswd files. docs/policies.md is the
-// contract.
+// [[sites.policies]], [[sites.routes.policies]] and [tunnel_policy] tables -> typed settings,
+// with FILE:LINE errors and a fix. Pure but for reading htpasswd and secret files.
+// docs/policies.md is the contract.
 #include <tl/expected.hpp>
 
 #include <chrono>
@@ -67,9 +67,26 @@ struct max_body_settings {
     std::uint64_t size = 0;
 };
 
+struct webhook_settings {
+    enum class provider_kind { github, stripe, slack, shopify, twilio, hmac };
+    enum class digest_kind { sha1, sha256, sha512 };
+    enum class encoding_kind { hex, base64 };
+    provider_kind provider = provider_kind::github;
+    std::string secret;  // never logged or shown
+    std::chrono::seconds tolerance{300};  // stripe, slack
+    std::uint64_t max_body = 1 << 20;
+    // provider = "hmac": where the signature is and how it is written
+    std::string header;
+    digest_kind algorithm = digest_kind::sha256;
+    encoding_kind encoding = encoding_kind::hex;
+    std::string prefix;
+    std::string url;  // twilio: the public URL it signs; empty: the request's own
+};
+
 using policy_settings =
     std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
-                 redirect_settings, https_only_settings, respond_settings, max_body_settings>;
+                 redirect_settings, https_only_settings, respond_settings, max_body_settings,
+                 webhook_settings>;
 
 struct policy_config {
     policy_settings settings;

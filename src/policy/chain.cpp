@@ -5,7 +5,9 @@
 #include "policy/header_rules.hpp"
 #include "policy/ip_rules.hpp"
 #include "policy/rate_limit.hpp"
+#include "policy/verify_webhook.hpp"
 
+#include <algorithm>
 #include <variant>
 
 namespace porthole::policy {
@@ -30,12 +32,20 @@ chain build_chain(const std::vector<config::policy_config>& configs) {
                     return std::make_shared<https_only>(s);
                 else if constexpr (std::is_same_v<T, config::respond_settings>)
                     return std::make_shared<respond>(s);
-                else
+                else if constexpr (std::is_same_v<T, config::max_body_settings>)
                     return std::make_shared<max_body>(s);
+                else
+                    return std::make_shared<verify_webhook>(s);
             },
             c.settings));
     }
     return out;
+}
+
+std::uint64_t body_needed(const chain& c) {
+    std::uint64_t most = 0;
+    for (const auto& p : c) most = std::max(most, p->body_needed());
+    return most;
 }
 
 }  // namespace porthole::policy

@@ -13,4 +13,8 @@ using chain = std::vector<std::shared_ptr<policy>>;
 
 chain build_chain(const std::vector<config::policy_config>& configs);
 
+// The most body bytes any step of `c` judges; 0 when none reads the body, the usual case, in
+// which the edge streams the body as it arrives.
+std::uint64_t body_needed(const chain& c);
+
 }  // namespace porthole::policy

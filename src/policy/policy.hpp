@@ -1,8 +1,9 @@
 #pragma once
 // A step of a route's policy chain: it sees a request's head and the visitor, and either lets the
 // request through (possibly editing the request head sent upstream and the response head sent
-// back) or answers it itself. The HTTP edge runs a route's steps in order; docs/policies.md has
-// the config contract.
+// back) or answers it itself. A step that needs the whole body (verify_webhook) says so, and then
+// judges the body too, before any of the request goes upstream. The HTTP edge runs a route's steps
+// in order; docs/policies.md has the config contract.
 #include "http/header_edits.hpp"
 #include "http/message_head.hpp"
 
@@ -40,6 +41,14 @@ public:
     virtual ~policy() = default;
     // nullopt: the request goes on to the next step.
     virtual std::optional<answer> on_request(request_context& r) = 0;
+    // The most body bytes this step will judge (0: it never sees the body). A larger body is
+    // refused with 413 before any of it goes upstream.
+    virtual std::uint64_t body_needed() const { return 0; }
+    // After on_request let the request through, when body_needed() is not 0: the whole body,
+    // decoded (chunked framing removed). nullopt: the request goes on to the next step.
+    virtual std::optional<answer> on_body(request_context&, std::string_view) {
+        return std::nullopt;
+    }
 };
 
 // The bytes of `a` as a response; no body for a HEAD request; `close` says Connection: close.

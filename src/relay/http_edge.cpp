@@ -118,6 +118,64 @@ asio::awaitable<void> http_edge::serve_plain(tcp::socket socket) {
     co_await serve(net::stream(std::move(socket)), guard, false);
 }
 
+asio::awaitable<bool> http_edge::read_whole_body(watched_socket& visitor,
+                                                 http::framer<true>& request, net::io_buffer& in,
+                                                 std::size_t& parsed, std::uint64_t limit,
+                                                 http::header_edits& edits,
+                                                 std::string_view peer) {
+    const http::message_head& head = request.head();
+    if (!request.is_done() && head.version == 11) {
+        // The visitor waits for a go-ahead the upstream cannot give yet: the relay gives it.
+        const std::string* expect = head.find("expect");
+        if (expect && beast::iequals(*expect, "100-continue")) {
+            const bool sent = co_await write_all(visitor, "HTTP/1.1 100 Continue\r\n\r\n",
+                                                 ctx_.cfg.idle_timeout);
+            if (!sent) co_return false;
+            edits.remove.emplace_back("expect");
+        }
+    }
+    // Chunk extensions and trailers are framing the decoded size does not count: bounded too.
+    const std::uint64_t raw_limit = 2 * limit + 64 * 1024;
+    bool too_large = request.content_length().value_or(0) > limit || !request.cap_body(limit);
+    request.eager(true);
+    error_code ec;
+    while (!too_large && !request.is_done()) {
+        if (in.size() > parsed) {
+            const std::string_view rest = view(in).substr(parsed);
+            const std::size_t used = request.put(asio::buffer(rest.data(), rest.size()), ec);
+            too_large = ec == beast::http::error::body_limit;
+            if (too_large) break;
+            if (ec && ec != beast::http::error::need_more) {
+                const auto bad = http::rejection_for(request, ec);
+                if (ctx_.visitor_log.allow(clock::now()))
+                    spdlog::info("http: bad request body from {}: {}{}", peer, bad.reason,
+                                 ctx_.visitor_log.suppressed_note());
+                co_await reply_and_close(visitor, bad.status, http::reason_phrase(bad.status),
+                                         "malformed request body: " + bad.reason);
+                co_return false;
+            }
+            parsed += used;
+            if (used > 0) continue;
+        }
+        too_large = in.size() > raw_limit;
+        if (too_large) break;
+        const bool got = co_await read_more(visitor, in, ctx_.cfg.idle_timeout);
+        if (!got) {
+            co_await reply_and_close(visitor, 408, "Request Timeout",
+                                     "the request body did not arrive in time");
+            co_return false;
+        }
+    }
+    request.capture_body(nullptr);
+    if (too_large) {
+        std::string text =
+            fmt::format("porthole: the request body is over this route's limit of {} bytes", limit);
+        co_await reply_and_close(visitor, 413, "Content Too Large", std::move(text));
+        co_return false;
+    }
+    co_return true;
+}
+
 std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
     auto& entry = tunnel_routes_[name];
     auto& r = entry.route;
@@ -243,25 +301,6 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         co_await reply_and_close(visitor, r->status, http::reason_phrase(r->status), r->reason);
         co_return false;
     }
-    // Body bytes that came with the head are checked before anything reaches the upstream, so
-    // a malformed chunked body in the first packet never gets to it.
-    std::size_t parsed_body = 0;
-    if (!request.is_done() && in.size() != 0) {
-        request.eager(true);
-        parsed_body = request.put(in.data(), ec);
-        if (ec && ec != beast::http::error::need_more) {
-            const auto r = http::rejection_for(request, ec);
-            if (ctx_.visitor_log.allow(clock::now()))
-                spdlog::info("http: bad request body from {}: {}{}", peer, r.reason,
-                             ctx_.visitor_log.suppressed_note());
-            co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status),
-                                     "malformed request body: " + r.reason);
-            co_return false;
-        }
-    }
-    // The head is parsed into fields of its own: a visitor that waits for an upstream (a burst
-    // waiting for data connections) holds no read buffer meanwhile.
-    if (in.size() == 0) in.shrink_to_fit();
     const http::message_head& head = request.head();
     const std::string* host = head.find("host");
     // Behind a trusted proxy the visitor is the first address of X-Forwarded-For, from the
@@ -336,6 +375,33 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return false;
         }
     }
+    // A route whose policies judge the body keeps it, decoded, from its first byte parsed.
+    const std::uint64_t body_wanted = r->policies.empty() ? 0 : policy::body_needed(r->policies);
+    http::body_capture held_body;
+    if (body_wanted != 0 && !request.is_done()) {
+        held_body.limit = static_cast<std::size_t>(body_wanted);
+        request.capture_body(&held_body);
+    }
+    // Body bytes that came with the head are checked before anything reaches the upstream, so
+    // a malformed chunked body in the first packet never gets to it.
+    std::size_t parsed_body = 0;
+    if (!request.is_done() && in.size() != 0) {
+        request.eager(true);
+        parsed_body = request.put(in.data(), ec);
+        if (ec && ec != beast::http::error::need_more) {
+            const auto bad = http::rejection_for(request, ec);
+            if (ctx_.visitor_log.allow(clock::now()))
+                spdlog::info("http: bad request body from {}: {}{}", peer, bad.reason,
+                             ctx_.visitor_log.suppressed_note());
+            co_await reply_and_close(visitor, bad.status, http::reason_phrase(bad.status),
+                                     "malformed request body: " + bad.reason);
+            co_return false;
+        }
+    }
+    // The head is parsed into fields of its own: a visitor that waits for an upstream (a burst
+    // waiting for data connections) holds no read buffer meanwhile.
+    if (in.size() == 0) in.shrink_to_fit();
+
     // The route's policy steps: each may answer, or edit the heads on the way.
     std::optional<policy::request_context> policy_edits;
     if (!r->policies.empty()) {
@@ -344,8 +410,25 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         policy_edits.emplace(policy::request_context{head, host_text, from, visitor_https,
                                                      ctx_.https_port, tunnel, {}, {}, {},
                                                      UINT64_MAX});
+        bool body_held = false;
         for (const auto& p : r->policies) {
             auto answer = p->on_request(*policy_edits);
+            const std::uint64_t needed = answer ? 0 : p->body_needed();
+            if (needed != 0 && !body_held) {
+                // The whole body, read before anything goes upstream: then it is forwarded
+                // exactly as it arrived, and what the upstream parses is what was judged.
+                const std::uint64_t limit = std::min(needed, policy_edits->body_limit);
+                body_held = co_await read_whole_body(visitor, request, in, parsed_body, limit,
+                                                     policy_edits->request, peer);
+                if (!body_held) co_return false;
+            }
+            if (needed != 0 && held_body.size > needed)
+                answer = policy::answer{413, {},
+                                        fmt::format("porthole: the request body is over this "
+                                                    "route's limit of {} bytes\n",
+                                                    needed)};
+            else if (needed != 0)
+                answer = p->on_body(*policy_edits, held_body.data);
             if (!answer) continue;
             // A request without a body leaves the connection ready for the next one.
             const bool goes_on = request.is_done() && request.keep_alive() && !ctx_.draining;
@@ -375,7 +458,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     if (up && (up->pool != pool || up->in.size() != 0 ||
                !net::idle_and_open(up->stream.conn.socket()) || !pool->available(up->member)))
         up.reset();
-    const bool has_body = !request.is_done();
+    // By the head, not by what is left to read: a body that came whole with the head (or was read
+    // for a policy) is forwarded once, so a request that had one is not sent again.
+    const bool has_body = request.chunked() || request.content_length().value_or(0) != 0;
     const bool retriable = !has_body && idempotent(head.method);
     upstream::tried_list tried;
     if (up) {

@@ -2,8 +2,10 @@
 // The HTTP edge: a visitor connection's keep-alive loop with its slowloris deadlines, and one
 // exchange per request: the head parsed and checked, the route found (a configured site, or a
 // tunnel name under the relay's domain), the route's policy chain, then an upstream connection
-// from the route's pool and the request and response forwarded exactly as framed. The edge does
-// not know whether that connection goes to a tunnel's client or to a backend.
+// from the route's pool and the request and response forwarded exactly as framed. Only a route
+// whose policies judge the body (verify_webhook) reads the whole body first. The edge does not
+// know whether that connection goes to a tunnel's client or to a backend.
+#include "http/header_edits.hpp"
 #include "http/message_head.hpp"
 #include "net/io_buffer.hpp"
 #include "relay/relay_context.hpp"
@@ -15,9 +17,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <tl/expected.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace porthole::relay {
@@ -48,6 +52,13 @@ private:
                                           std::optional<upstream_link>& up, cached_route& cache,
                                           const visit_guard& guard, bool https,
                                           bool behind_proxy);
+    // The rest of a request's body into `in` (its first `parsed` bytes are parsed already), at
+    // most `limit` bytes decoded, for policies that judge the body before it goes upstream. False
+    // when the visitor got 413, 400 or 408 instead and the connection is done.
+    boost::asio::awaitable<bool> read_whole_body(watched_socket& visitor,
+                                                 http::framer<true>& request, net::io_buffer& in,
+                                                 std::size_t& parsed, std::uint64_t limit,
+                                                 http::header_edits& edits, std::string_view peer);
     std::shared_ptr<route::route> tunnel_route(const std::string& name);
 
     relay_context& ctx_;

@@ -11,7 +11,8 @@ X-Backend: ID, with Content-Length so keep-alive works.
   POST /__backend/set?health=500&status=200&delay=0.3   which talks to the backend directly
 
 In-process: start_backend("a") / start_unix_backend("a", path) return a server with .port,
-.requests(), .log (list of (monotonic time, kind, target)), .health, .status, .delay.
+.requests(), .log (list of (monotonic time, kind, target)), .health, .status, .delay, and
+.bodies() (per request served: (target, body bytes as framed on the wire, body decoded)).
 As a process (so SIGKILL is real): python3 backends.py ID [--port N] [--status N] [--delay S];
 it prints "backend ID listening on PORT" once it listens.
 """
@@ -38,6 +39,11 @@ class _State:
         self.log = []  # (time.monotonic(), "req" | "health-ok" | "health-fail", target)
         self.paths = {}
         self.last_headers = None
+        self.received = []  # (target, raw body, decoded body) per request served
+
+    def bodies(self):
+        with self.lock:
+            return list(self.received)
 
     def record(self, kind, target):
         with self.lock:
@@ -83,24 +89,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _drain(self):
+        """Reads the request's body; returns it (raw as framed, decoded)."""
+        raw, decoded = [], []
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             while True:  # the whole chunked body, before answering, as most servers do
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline()
+                raw.append(line)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return
-                self.rfile.read(size + 2)
+                    while True:
+                        line = self.rfile.readline()
+                        raw.append(line)
+                        if line in (b"\r\n", b"\n", b""):
+                            break
+                    return b"".join(raw), b"".join(decoded)
+                data = self.rfile.read(size + 2)
+                raw.append(data)
+                decoded.append(data[:size])
         left = int(self.headers.get("Content-Length") or 0)
         while left > 0:
             data = self.rfile.read(min(left, 65536))
             if not data:
                 break
+            raw.append(data)
             left -= len(data)
+        return b"".join(raw), b"".join(raw)
 
     def _handle(self):
         srv = self.server
-        self._drain()
+        raw_body, body = self._drain()
         url = urllib.parse.urlsplit(self.path)
         if url.path.startswith(CONTROL):
             q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
@@ -121,6 +138,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reply(status, "%s health %d\n" % (srv.backend_id, status))
             return
         srv.record("req", self.path)
+        with srv.lock:
+            srv.received.append((self.path, raw_body, body))
         srv.last_headers = list(self.headers.items())
         if srv.delay:
             time.sleep(srv.delay)
