@@ -409,6 +409,9 @@ THE TYPES
                answers itself (a maintenance page, robots.txt).
   max_body     size = "10MiB": 413 when Content-Length says more, before a byte goes upstream; a
                chunked body is cut where it passes the size.
+  rewrite      strip_prefix = "/api", from = "^/old/(.*)$", to = "/new/\\1", add_prefix = "/v2":
+               the path sent upstream, in that order (a prefix on whole segments; the first
+               match of the RE2 expression replaced, \1-\9 its groups); the query is kept.
   verify_webhook
                provider = "github" | "stripe" | "slack" | "shopify" | "twilio" | "hmac";
                secret = "..." or secret_file = "PATH" (relative to the config file; never

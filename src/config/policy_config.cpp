@@ -6,6 +6,7 @@
 
 #include <crypt.h>
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <charconv>
@@ -61,7 +62,7 @@ std::string hash_problem(std::string_view hash) {
 // Every type, in the order help and errors list them.
 constexpr std::string_view policy_types[] = {"ip_allow", "ip_deny", "basic_auth", "rate_limit",
                                              "headers",  "redirect", "https_only", "respond",
-                                             "max_body", "verify_webhook"};
+                                             "max_body", "verify_webhook", "rewrite"};
 
 class policy_reader {
 public:
@@ -132,6 +133,7 @@ private:
     result max_body(std::string_view key, const toml::node& n, max_body_settings& s) const;
     result webhook(std::string_view key, const toml::node& n, webhook_settings& s) const;
     result secret_file(const toml::node& n, webhook_settings& s) const;
+    result rewrite(std::string_view key, const toml::node& n, rewrite_settings& s) const;
     tl::expected<std::chrono::seconds, std::string> duration_seconds(const toml::node& n,
                                                             std::string_view key) const;
 
@@ -505,6 +507,38 @@ result policy_reader::webhook(std::string_view key, const toml::node& n,
     return tl::unexpected(std::string());
 }
 
+result policy_reader::rewrite(std::string_view key, const toml::node& n,
+                              rewrite_settings& s) const {
+    const auto path_prefix = [&](std::string& out) {
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.size() < 2 || !v.starts_with('/') || v.ends_with('/') ||
+                v.find_first_of("?# \t\r\n") != std::string::npos)
+                return must_be(n, key, "a path prefix like \"/api\" (a leading '/', none at the end)");
+            out = std::move(v);
+            return {};
+        });
+    };
+    if (key == "strip_prefix") return path_prefix(s.strip_prefix);
+    if (key == "add_prefix") return path_prefix(s.add_prefix);
+    if (key == "to")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.find_first_of("?# \t\r\n") != std::string::npos)
+                return must_be(n, key, "a path without a query, spaces or line breaks");
+            s.to = std::move(v);
+            return {};
+        });
+    if (key == "from")
+        return string(n, key).and_then([&](std::string v) -> result {
+            RE2 re(v, RE2::Quiet);
+            if (!re.ok())
+                return tl::unexpected(fmt::format(
+                    "{}: 'from': not a regular expression RE2 takes: {}", at(n), re.error()));
+            s.from = std::move(v);
+            return {};
+        });
+    return tl::unexpected(std::string());
+}
+
 // What a verify_webhook table needs beyond its keys one by one: a secret, and each key only
 // where its provider reads it.
 result check_webhook(const toml::table& t, const webhook_settings& s, const std::string& path,
@@ -579,6 +613,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         {"https_only", {"status"}},
         {"respond", {"status", "body", "content_type"}},
         {"max_body", {"size"}},
+        {"rewrite", {"strip_prefix", "from", "to", "add_prefix"}},
         {"verify_webhook",
          {"provider", "secret", "secret_file", "tolerance", "max_body", "header", "algorithm",
           "encoding", "prefix", "url"}},
@@ -597,6 +632,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     else if (*type == "https_only") p.settings = https_only_settings{};
     else if (*type == "respond") p.settings = respond_settings{};
     else if (*type == "max_body") p.settings = max_body_settings{};
+    else if (*type == "rewrite") p.settings = rewrite_settings{};
     else p.settings = webhook_settings{};
 
     for (auto&& [key_node, v] : t) {
@@ -619,6 +655,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                 else if constexpr (std::is_same_v<T, https_only_settings>) return https_only(key, n, s);
                 else if constexpr (std::is_same_v<T, respond_settings>) return respond(key, n, s);
                 else if constexpr (std::is_same_v<T, max_body_settings>) return max_body(key, n, s);
+                else if constexpr (std::is_same_v<T, rewrite_settings>) return rewrite(key, n, s);
                 else return webhook(key, n, s);
             },
             p.settings);
@@ -643,6 +680,18 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         return missing("to = \"https://example.com{uri}\"");
     if (const auto* s = std::get_if<max_body_settings>(&p.settings); s && s->size == 0)
         return missing("size = \"10MiB\"");
+    if (const auto* s = std::get_if<rewrite_settings>(&p.settings)) {
+        if (s->from.empty() != s->to.empty())
+            return missing("from = \"REGEX\" and to = \"PATH\" together");
+        if (s->from.empty() && s->strip_prefix.empty() && s->add_prefix.empty())
+            return missing("from and to, strip_prefix or add_prefix");
+        if (!s->from.empty()) {
+            RE2 re(s->from, RE2::Quiet);
+            std::string why;
+            if (!re.CheckRewriteString(s->to, &why))
+                return tl::unexpected(fmt::format("{}: 'to': {}", where, why));
+        }
+    }
     if (const auto* s = std::get_if<webhook_settings>(&p.settings)) {
         auto checked = check_webhook(t, *s, path_, where);
         if (!checked) return tl::unexpected(checked.error());
@@ -737,6 +786,7 @@ std::string_view type_of(const policy_config& p) {
             else if constexpr (std::is_same_v<T, https_only_settings>) return "https_only";
             else if constexpr (std::is_same_v<T, respond_settings>) return "respond";
             else if constexpr (std::is_same_v<T, max_body_settings>) return "max_body";
+            else if constexpr (std::is_same_v<T, rewrite_settings>) return "rewrite";
             else return "verify_webhook";
         },
         p.settings);

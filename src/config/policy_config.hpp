@@ -83,10 +83,16 @@ struct webhook_settings {
     std::string url;  // twilio: the public URL it signs; empty: the request's own
 };
 
+// The path sent upstream: `strip_prefix` off, then the first match of `from` (RE2) replaced by
+// `to` (\0 the match, \1-\9 its groups), then `add_prefix` on. The query stays as it was.
+struct rewrite_settings {
+    std::string strip_prefix, from, to, add_prefix;
+};
+
 using policy_settings =
     std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
                  redirect_settings, https_only_settings, respond_settings, max_body_settings,
-                 webhook_settings>;
+                 webhook_settings, rewrite_settings>;
 
 struct policy_config {
     policy_settings settings;

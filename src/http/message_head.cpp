@@ -210,8 +210,11 @@ std::string forward_request_head(const message_head& head, const forwarding& how
     auto line = [&](std::string_view name, std::string_view a, std::string_view b = {}) {
         out.append(name).append(": "sv).append(a).append(b).append("\r\n"sv);
     };
-    std::string_view target = origin_form(head.target);
-    target.remove_prefix(std::min(how.strip, target.size()));
+    std::string_view target = how.target_override;
+    if (target.empty()) {
+        target = origin_form(head.target);
+        target.remove_prefix(std::min(how.strip, target.size()));
+    }
     out.append(head.method).append(" "sv);
     if (target.empty() || target.front() == '?') out.push_back('/');
     out.append(target).append(" HTTP/1."sv);

@@ -236,6 +236,8 @@ struct forwarding {
     bool from_trusted_proxy = false;
     // A route's policies' edits to the visitor's fields (removals, then additions); may be null.
     const header_edits* edits = nullptr;
+    // A target a policy rewrote, sent as it is (`strip` not applied); empty: the visitor's.
+    std::string_view target_override{};
 };
 
 // The head as sent toward the tunnel: hop-by-hop fields dropped (Connection and what it names,

@@ -4,6 +4,7 @@
 #include "policy/fixed_answers.hpp"
 #include "policy/header_rules.hpp"
 #include "policy/ip_rules.hpp"
+#include "policy/path_rewrite.hpp"
 #include "policy/rate_limit.hpp"
 #include "policy/verify_webhook.hpp"
 
@@ -34,6 +35,8 @@ chain build_chain(const std::vector<config::policy_config>& configs) {
                     return std::make_shared<respond>(s);
                 else if constexpr (std::is_same_v<T, config::max_body_settings>)
                     return std::make_shared<max_body>(s);
+                else if constexpr (std::is_same_v<T, config::rewrite_settings>)
+                    return std::make_shared<path_rewrite>(s);
                 else
                     return std::make_shared<verify_webhook>(s);
             },

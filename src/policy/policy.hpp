@@ -25,6 +25,8 @@ struct request_context {
     http::header_edits request;   // toward the upstream
     http::header_edits response;  // toward the visitor
     std::uint64_t body_limit = UINT64_MAX;  // a body larger than this is cut (max_body)
+    std::size_t strip = 0;  // the route's strip_prefix: leading characters of the path dropped
+    std::string target{};   // origin-form target a rewrite made (sent as it is); empty: none
 };
 
 // A response a step makes itself.

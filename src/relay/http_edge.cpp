@@ -402,6 +402,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     // waiting for data connections) holds no read buffer meanwhile.
     if (in.size() == 0) in.shrink_to_fit();
 
+    std::size_t strip = 0;
+    if (r->strip_prefix && !r->path.empty()) strip = r->path.size();
     // The route's policy steps: each may answer, or edit the heads on the way.
     std::optional<policy::request_context> policy_edits;
     if (!r->policies.empty()) {
@@ -409,7 +411,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             cache.tunnel ? std::string_view(r->pool->member(0).host) : std::string_view();
         policy_edits.emplace(policy::request_context{head, host_text, from, visitor_https,
                                                      ctx_.https_port, tunnel, {}, {}, {},
-                                                     UINT64_MAX});
+                                                     UINT64_MAX, strip, {}});
         bool body_held = false;
         for (const auto& p : r->policies) {
             auto answer = p->on_request(*policy_edits);
@@ -480,8 +482,6 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const std::string_view affinity_cookie =
         settings.policy == config::lb_policy::cookie ? cookie_value(head, settings.cookie_name)
                                                      : std::string_view();
-    std::size_t strip = 0;
-    if (r->strip_prefix && !r->path.empty()) strip = r->path.size();
     for (;;) {
         if (!up) {
             const upstream::request_facts facts{from, affinity_cookie, &guard.source,
@@ -501,7 +501,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         ++exchanges;
         std::string forwarded = http::forward_request_head(
             head, {peer, visitor_https ? "https" : "http", up->host_header, up->target,
-                   request.upgrade(), strip, behind_proxy, request_edits});
+                   request.upgrade(), strip, behind_proxy, request_edits,
+                   policy_edits ? std::string_view(policy_edits->target) : std::string_view()});
         // lb_policy = "cookie": a visitor whose cookie does not name this member gets one.
         std::string set_cookie;
         if (settings.policy == config::lb_policy::cookie &&

@@ -873,6 +873,26 @@ def test_max_body_cuts_a_chunked_body_where_it_passes_the_size(group, tmp_path, 
     assert (a.status, a.body) == (200, b"b POST /upload\n"), a
 
 
+def test_rewrite_changes_the_path_the_backend_sees_and_keeps_the_query(group, tmp_path, backend):
+    b = backend("b")
+    relay = start_relay(group, tmp_path, site([HOST], [
+        to(b, path="/api", policies=[policy("rewrite", strip_prefix="/api", add_prefix="/v2")]),
+        to(b, path="/shop", strip_prefix=True, policies=[
+            policy("rewrite", **{"from": "^/item/(\\d+)$", "to": "/products/\\1"})]),
+        to(b, policies=[policy("rewrite", **{"from": "^/(a+)+$", "to": "/many-a"})])]))
+    cases = {
+        "/api/orders?x=1": "/v2/orders?x=1",
+        "/api": "/v2",
+        "/shop/item/42?ref=mail": "/products/42?ref=mail",
+        "/shop/other": "/other",
+        "/" + "a" * 3000: "/many-a",  # linear time: RE2 does not backtrack
+        "/" + "a" * 3000 + "b": "/" + "a" * 3000 + "b",
+    }
+    for sent, seen in cases.items():
+        a = get(relay.http_port, sent)
+        assert (a.status, a.body) == (200, b"b GET " + seen.encode() + b"\n"), (sent, a)
+
+
 # -- 8: order --------------------------------------------------------------------------------
 
 def test_site_policies_run_before_route_policies_and_each_in_the_order_written(
@@ -1059,6 +1079,6 @@ def test_porthole_help_policies_names_every_policy():
     assert r.returncode == 0, r
     missing = [word for word in (
         "ip_allow", "ip_deny", "basic_auth", "rate_limit", "headers", "redirect", "https_only",
-        "respond", "max_body", "tunnel_policy", "htpasswd_file", "forward_auth_header", "burst",
+        "respond", "max_body", "rewrite", "tunnel_policy", "htpasswd_file", "forward_auth_header", "burst",
         "request_set", "response_remove", "request_id") if word not in r.stdout]
     assert not missing, "`porthole help policies` does not mention %s:\n%s" % (missing, r.stdout)

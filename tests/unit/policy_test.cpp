@@ -90,7 +90,7 @@ http::message_head request(std::string target, std::vector<http::field> fields =
 }
 
 request_context context(const http::message_head& h, std::string_view host = "shop.example:8080") {
-    return request_context{h, host, "192.0.2.7", false, 0, "", {}, {}, {}, UINT64_MAX};
+    return request_context{h, host, "192.0.2.7", false, 0, "", {}, {}, {}, UINT64_MAX, 0, {}};
 }
 
 TEST(ValueTemplate, VariablesAreFilledPerRequest) {
@@ -188,6 +188,58 @@ TEST(PolicyConfig, ErrorsNameTheLineAndAFix) {
               std::string::npos);
     EXPECT_EQ(config_error("type = \"rate_limit\"\nrate = \"100/min\"\nkey = \"header:X-Api-Key\"\n"),
               "");
+}
+
+}  // namespace
+}  // namespace porthole::policy
+
+#include "policy/path_rewrite.hpp"
+
+namespace porthole::policy {
+namespace {
+
+config::rewrite_settings rewrite_of(std::string strip, std::string from, std::string to,
+                                    std::string add) {
+    return config::rewrite_settings{std::move(strip), std::move(from), std::move(to),
+                                    std::move(add)};
+}
+
+TEST(PathRewrite, PrefixesOnWholeSegmentsAndRegexGroups) {
+    EXPECT_EQ(path_rewrite(rewrite_of("/api", "", "", "")).apply("/api/orders"), "/orders");
+    EXPECT_EQ(path_rewrite(rewrite_of("/api", "", "", "")).apply("/api"), "/");
+    EXPECT_EQ(path_rewrite(rewrite_of("/api", "", "", "")).apply("/apix"), "/apix");
+    EXPECT_EQ(path_rewrite(rewrite_of("", "", "", "/v2")).apply("/orders"), "/v2/orders");
+    EXPECT_EQ(path_rewrite(rewrite_of("", "", "", "/v2")).apply("/"), "/v2");
+    EXPECT_EQ(path_rewrite(rewrite_of("", "^/old/(\\w+)/(\\d+)$", "/new/\\2/\\1", "")).apply(
+                  "/old/item/42"),
+              "/new/42/item");
+    EXPECT_EQ(path_rewrite(rewrite_of("/api", "^/users", "/people", "/v1")).apply("/api/users/7"),
+              "/v1/people/7");
+    // A pattern that would backtrack for ever elsewhere is linear in RE2.
+    const std::string evil(5000, 'a');
+    EXPECT_EQ(path_rewrite(rewrite_of("", "^/(a+)+$", "/x", "")).apply("/" + evil + "b"),
+              "/" + evil + "b");
+}
+
+TEST(PathRewrite, KeepsTheQueryAndFollowsTheRoutesStrip) {
+    path_rewrite p(rewrite_of("", "^/a", "/b", ""));
+    const auto h = request("/shop/a/c?x=1");
+    auto r = context(h);
+    r.strip = 5;  // the route's strip_prefix "/shop"
+    EXPECT_FALSE(p.on_request(r));
+    EXPECT_EQ(r.target, "/b/c?x=1");
+    EXPECT_FALSE(p.on_request(r));  // a second step starts from the first's result
+    EXPECT_EQ(r.target, "/b/c?x=1");
+}
+
+TEST(PolicyConfig, RewriteErrors) {
+    EXPECT_NE(config_error("type = \"rewrite\"\nfrom = \"(\"\nto = \"/\"\n").find("RE2"),
+              std::string::npos);
+    EXPECT_NE(config_error("type = \"rewrite\"\nfrom = \"^/(a)\"\nto = \"/\\\\2\"\n").find("'to'"),
+              std::string::npos);
+    EXPECT_NE(config_error("type = \"rewrite\"\n").find("needs"), std::string::npos);
+    EXPECT_NE(config_error("type = \"rewrite\"\nadd_prefix = \"v2\"\n").find("path prefix"),
+              std::string::npos);
 }
 
 }  // namespace
