@@ -7,6 +7,8 @@
 #include "http/header_edits.hpp"
 #include "http/message_head.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +20,7 @@ struct request_context {
     const http::message_head& head;
     std::string_view host;       // the Host field as sent ("" when absent)
     std::string_view client_ip;  // the visitor: behind trusted proxies, the forwarded address
+    boost::asio::ip::address client_address;  // the same, parsed once for every step
     bool https = false;          // what the visitor used
     std::uint16_t https_port = 0;  // the relay's HTTPS listener (0: none)
     std::string_view tunnel;     // the tunnel's name on a tunnel's route, else empty

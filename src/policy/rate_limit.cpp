@@ -27,9 +27,8 @@ std::string rate_limit::key_of(const request_context& r) const {
         const std::string* v = r.head.find(s_.header);
         return v ? *v : std::string();
     }
-    boost::system::error_code ec;
-    auto a = boost::asio::ip::make_address(r.client_ip, ec);
-    if (ec) return std::string(r.client_ip);
+    auto a = r.client_address;
+    if (a.is_unspecified()) return std::string(r.client_ip);
     if (a.is_v6() && a.to_v6().is_v4_mapped())
         a = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
     if (a.is_v4()) {

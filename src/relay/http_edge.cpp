@@ -409,7 +409,14 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     if (!r->policies.empty()) {
         const std::string_view tunnel =
             cache.tunnel ? std::string_view(r->pool->member(0).host) : std::string_view();
-        policy_edits.emplace(policy::request_context{head, host_text, from, visitor_https,
+        // The visitor's address, parsed once for every step: the connection's own when no
+        // trusted proxy names another.
+        boost::asio::ip::address address = guard.source.address();
+        if (behind_proxy || address.is_unspecified()) {
+            error_code bad;
+            address = boost::asio::ip::make_address(from, bad);
+        }
+        policy_edits.emplace(policy::request_context{head, host_text, from, address, visitor_https,
                                                      ctx_.https_port, tunnel, {}, {}, {},
                                                      UINT64_MAX, strip, {}});
         bool body_held = false;

@@ -90,7 +90,8 @@ http::message_head request(std::string target, std::vector<http::field> fields =
 }
 
 request_context context(const http::message_head& h, std::string_view host = "shop.example:8080") {
-    return request_context{h, host, "192.0.2.7", false, 0, "", {}, {}, {}, UINT64_MAX, 0, {}};
+    return request_context{h,      host, "192.0.2.7", boost::asio::ip::make_address("192.0.2.7"),
+                           false,  0,    "",          {}, {}, {}, UINT64_MAX, 0, {}};
 }
 
 TEST(ValueTemplate, VariablesAreFilledPerRequest) {

@@ -322,7 +322,7 @@ TEST(WebhookPolicy, HeadChecksComeFirstThenTheBody) {
     EXPECT_EQ(p.body_needed(), 1u << 20);
     const auto h = post({{"X-Slack-Request-Timestamp", "1531420618"},
                          {"X-Slack-Signature", std::string(slack_signature)}});
-    request_context r{h, "hooks.example", "192.0.2.7", false, 0, "", {}, {}, {}, UINT64_MAX};
+    request_context r{h, "hooks.example", "192.0.2.7", {}, false, 0, "", {}, {}, {}, UINT64_MAX, 0, {}};
     EXPECT_FALSE(p.on_request(r));
     EXPECT_FALSE(p.on_body(r, slack_body));
     const auto refused = p.on_body(r, "tampered");
@@ -337,7 +337,7 @@ TEST(WebhookPolicy, HeadChecksComeFirstThenTheBody) {
     EXPECT_NE(stale->body.find("timestamp outside the tolerance"), std::string::npos);
 
     const auto big = post({{"Content-Length", "1048577"}});
-    request_context b{big, "hooks.example", "192.0.2.7", false, 0, "", {}, {}, {}, UINT64_MAX};
+    request_context b{big, "hooks.example", "192.0.2.7", {}, false, 0, "", {}, {}, {}, UINT64_MAX, 0, {}};
     const auto too_large = p.on_request(b);
     ASSERT_TRUE(too_large);
     EXPECT_EQ(too_large->status, 413u);
@@ -351,7 +351,7 @@ TEST(WebhookPolicy, TwilioSignsThePublicUrl) {
     const auto h = post({{"Content-Type", "application/x-www-form-urlencoded"},
                          {"X-Twilio-Signature", "0/KCTR6DLpKmkAf8muzZqo1nDgQ="}},
                         "/myapp.php?foo=1&bar=2");
-    request_context r{h, "mycompany.com", "192.0.2.7", true, 0, "", {}, {}, {}, UINT64_MAX};
+    request_context r{h, "mycompany.com", "192.0.2.7", {}, true, 0, "", {}, {}, {}, UINT64_MAX, 0, {}};
     EXPECT_FALSE(p.on_body(r, twilio_form));
     r.https = false;  // http://mycompany.com/... is another URL
     EXPECT_TRUE(p.on_body(r, twilio_form));
