@@ -26,7 +26,6 @@ using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 bool idempotent(std::string_view method) {
     return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
