@@ -730,10 +730,18 @@ private:
     int exit_code_ = 0;
 };
 
+// One thread. destroy_pending() shuts the services down, which destroys every handler still
+// queued or waiting, and with them the coroutine frames suspended in them.
+class agent_io : public asio::io_context {
+public:
+    agent_io() : asio::io_context(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO) {}
+    void destroy_pending() { shutdown(); }
+};
+
 }  // namespace
 
 int run(const agent_config& cfg) {
-    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);  // one thread
+    agent_io io;
     agent a(io, cfg);
     if (auto ok = a.prepare(); !ok) {
         std::cerr << "porthole: error: " << ok.error() << "\n";
@@ -741,6 +749,9 @@ int run(const agent_config& cfg) {
     }
     a.start();
     io.run();
+    // Visitor connections still suspended at the stop count themselves in the agent's tunnels
+    // as their frames go: they go now, while the agent exists.
+    io.destroy_pending();
     return a.exit_code();
 }
 

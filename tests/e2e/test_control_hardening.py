@@ -467,12 +467,12 @@ def test_session_that_does_not_read_is_closed(group, tmp_path):
     def send_batch_then_check():
         try:
             control.sock.sendall(batch)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # closed, or a slow (sanitized) relay has not read the last batch yet
         return re.search(r"session %s ended: it does not read what the relay sends"
                          % control.log_id, log_of(relay))
 
-    wait_until(send_batch_then_check, timeout=30 if SANITIZED else 10, step=0.05,
+    wait_until(send_batch_then_check, timeout=60 if SANITIZED else 10, step=0.05,
                message="the relay should close a session that does not read")
     # What the kernel buffered is still readable; then the connection ends.
     assert control.closed_by_peer(5), "the relay closed the session's socket"

@@ -16,7 +16,9 @@ MiB = 1024 * 1024
 UPLOAD_BYTES = 100 * MiB
 DOWNLOAD_BYTES = 200 * MiB
 # Sanitizer builds carry shadow memory: a higher bar that whole-body buffering still breaks.
-RSS_LIMIT_KIB = (150 if os.environ.get("PORTHOLE_SANITIZED") else 64) * 1024
+# Under AddressSanitizer the bound only catches gross growth: its allocator keeps its own size
+# classes, and what it holds moves with how often buffers are given back.
+RSS_LIMIT_KIB = (192 if os.environ.get("PORTHOLE_SANITIZED") else 64) * 1024
 
 
 @pytest.fixture(scope="module")

@@ -280,7 +280,7 @@ def test_client_memory_stays_near_the_cap_with_large_bodies(group, relay, origin
     find_record(base, last)
     # Sanitizer builds carry shadow memory and AddressSanitizer's own allocator: the bound that
     # matters is checked on the Release build; the sanitized run keeps the bar test_http.py uses.
-    limit = (150 if os.environ.get("PORTHOLE_SANITIZED") else 24) * 1024
+    limit = (192 if os.environ.get("PORTHOLE_SANITIZED") else 24) * 1024  # sanitizer: gross growth only
     assert hwm < limit, "client peak RSS %d KiB with a 4 MiB inspector budget" % hwm
 
 
