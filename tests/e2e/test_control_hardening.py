@@ -450,6 +450,8 @@ def test_tenant_flood_is_cut_off_and_spares_other_tenants(group, token_relay, mo
         assert vm_hwm_kib(token_relay.pid) < RSS_LIMIT_KIB
 
 
+@pytest.mark.skipif(SANITIZED, reason="under AddressSanitizer the relay takes 20-60 s to fill the "
+                    "session's queue here, past any bound that suits CI; the Release run checks it")
 def test_session_that_does_not_read_is_closed(group, tmp_path):
     # PINGs at up to 200,000 a second, under this relay's max_control_frames_per_second of
     # 1,000,000, from a client that never reads its PONGs. Once the kernel's buffers are full (kept
