@@ -38,116 +38,24 @@ std::size_t decode(std::string_view s, char32_t& cp) {
     return n;
 }
 
-bool ascii_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-// Where a multi-line string that closes at `i` ends: its closing run of 3 quotes may carry one
-// or two more of the same quote, which belong to the string.
-std::size_t closing_run(std::string_view text, std::size_t i, char quote) {
-    std::size_t run = 0;
-    while (i + run < text.size() && text[i + run] == quote && run < 5) ++run;
-    return i + run;
-}
-
-enum class state { outside, comment, basic, literal, multi_basic, multi_literal };
-
 }  // namespace
 
 std::optional<toml_text_problem> check_toml_text(std::string_view text) {
     std::size_t line = 1;
-    state st = state::outside;
-    const auto at = [&](std::size_t i, std::string_view what) {
-        return text.substr(i).starts_with(what);
-    };
-    const auto problem = [&](std::string message) {
-        return toml_text_problem{line, std::move(message)};
-    };
-    for (std::size_t i = 0; i < text.size();) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
-        if (static_cast<unsigned char>(c) >= 0x80) {
-            char32_t cp = 0;
-            const std::size_t n = decode(text.substr(i), cp);
-            if (n == 0)
-                return problem(fmt::format("invalid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
-                                           static_cast<unsigned char>(c)));
-            if (st == state::outside)
-                return problem(fmt::format(
-                    "U+{:04X} outside quotes; TOML takes text beyond ASCII only in quoted strings, "
-                    "quoted keys (\"name\" = ...) and comments",
-                    static_cast<std::uint32_t>(cp)));
-            i += n;
-            continue;
-        }
         if (c == '\n') ++line;
-        switch (st) {
-        case state::outside:
-            if (c == '#') {
-                st = state::comment;
-            } else if (at(i, "\"\"\"")) {
-                st = state::multi_basic;
-                i += 3;
-                continue;
-            } else if (at(i, "'''")) {
-                st = state::multi_literal;
-                i += 3;
-                continue;
-            } else if (c == '"') {
-                st = state::basic;
-            } else if (c == '\'') {
-                st = state::literal;
-            }
-            break;
-        case state::comment:
-            if (c == '\n') st = state::outside;
-            break;
-        case state::basic:
-            if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n' &&
-                static_cast<unsigned char>(text[i + 1]) < 0x80) {
-                i += 2;
-                continue;
-            }
-            if (c == '"' || c == '\n') st = state::outside;
-            break;
-        case state::literal:
-            if (c == '\'' || c == '\n') st = state::outside;
-            break;
-        case state::multi_basic:
-            if (c == '\\') {
-                std::size_t j = i + 1;
-                if (j < text.size() && !ascii_space(text[j])) {
-                    if (static_cast<unsigned char>(text[j]) >= 0x80)
-                        return problem("a backslash before a character beyond ASCII is not an "
-                                       "escape sequence; write \\\\ for a backslash");
-                    i = j + 1;  // an escape such as \" or \\: the next byte is taken with it
-                    continue;
-                }
-                // A line-ending backslash: the whitespace and line breaks after it are trimmed.
-                while (j < text.size() && ascii_space(text[j])) {
-                    if (text[j] == '\n') ++line;
-                    ++j;
-                }
-                if (j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80)
-                    return problem(
-                        "a character beyond ASCII right after a multi-line string's line-ending "
-                        "backslash; porthole's TOML reader cannot take it there: put an ASCII "
-                        "character first or leave out the backslash");
-                i = j;
-                continue;
-            }
-            if (at(i, "\"\"\"")) {
-                st = state::outside;
-                i = closing_run(text, i, '"');
-                continue;
-            }
-            break;
-        case state::multi_literal:
-            if (at(i, "'''")) {
-                st = state::outside;
-                i = closing_run(text, i, '\'');
-                continue;
-            }
-            break;
-        }
-        ++i;
+        if (static_cast<unsigned char>(c) < 0x80) continue;
+        char32_t cp = 0;
+        if (decode(text.substr(i), cp) == 0)
+            return toml_text_problem{
+                line, fmt::format("invalid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
+                                  static_cast<unsigned char>(c))};
+        return toml_text_problem{
+            line, fmt::format("U+{:04X}: porthole reads config files as ASCII (its TOML library "
+                              "misbehaves on some text beyond it); in a string, write the "
+                              "character as \\u{:04X}",
+                              static_cast<std::uint32_t>(cp), static_cast<std::uint32_t>(cp))};
     }
     return std::nullopt;
 }

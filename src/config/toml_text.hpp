@@ -1,9 +1,9 @@
 #pragma once
-// The checks a config file's bytes pass before the TOML parser sees them: valid UTF-8, and
-// non-ASCII characters only where TOML allows them (quoted strings and keys, comments). toml++ 3.3
-// reaches __builtin_unreachable when it asks whether some non-ASCII characters (U+00A1..U+0499)
-// are whitespace, which it does outside strings and after a multi-line string's backslash; text
-// that passes these checks never makes it ask. Pure, fuzzed with the config loaders.
+// The check a config file's bytes pass before the TOML parser sees them: ASCII only, with invalid
+// UTF-8 and other text told apart. toml++ 3.3 reaches __builtin_unreachable when it asks whether
+// some characters beyond ASCII (U+00A1..U+0499) are whitespace, which it does wherever it scans a
+// bare value, quotes or not; TOML's \uXXXX escapes carry such text in strings. Pure, fuzzed with
+// the config loaders.
 #include <cstddef>
 #include <optional>
 #include <string>
