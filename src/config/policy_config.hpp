@@ -1,7 +1,7 @@
 #pragma once
 // [[sites.policies]], [[sites.routes.policies]] and [[tunnel_policies]] tables -> typed settings,
-// with FILE:LINE errors and a fix. Pure but for reading htpasswd files. docs/policies.md is the
-// contract.
+// with FILE:LINE errors and a fix. Pure but for reading htpasswd and JWK Set files.
+// docs/policies.md is the contract.
 #include <tl/expected.hpp>
 
 #include <chrono>
@@ -67,9 +67,25 @@ struct max_body_settings {
     std::uint64_t size = 0;
 };
 
+struct jwt_settings {
+    // One key source: a JWK Set file (its text, read and checked at load), a URL, or a secret.
+    std::string jwks_file;  // the path, for messages
+    std::string jwks;       // the file's text
+    std::string jwks_url;
+    std::chrono::milliseconds jwks_refresh = std::chrono::hours(1);
+    std::string secret;  // HS256
+    std::string issuer;    // empty: any
+    std::string audience;  // empty: any
+    std::vector<std::string> algorithms;  // RS256, ES256, EdDSA, HS256
+    std::chrono::milliseconds leeway = std::chrono::seconds(30);
+    std::vector<std::pair<std::string, std::string>> claims_to_headers;  // claim, field name
+    bool forward_token = true;
+};
+
 using policy_settings =
     std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
-                 redirect_settings, https_only_settings, respond_settings, max_body_settings>;
+                 redirect_settings, https_only_settings, respond_settings, max_body_settings,
+                 jwt_settings>;
 
 struct policy_config {
     policy_settings settings;
@@ -84,5 +100,9 @@ tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::
 // "100/min" -> 100 per minute; N/s, N/min, N/h, N/day.
 tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> parse_rate(
     std::string_view text);
+
+// An http:// or https:// URL -> its origin ("https://idp.example:8443", a parse_member URL) and
+// its request target ("/jwks.json", "/" when it has no path).
+tl::expected<std::pair<std::string, std::string>, std::string> split_url(std::string_view url);
 
 }  // namespace porthole::config

@@ -126,7 +126,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
-        r->policies = policy::build_chain(ctx_.cfg.tunnel_policies);
+        r->policies = policy::build_chain(ctx_.cfg.tunnel_policies, &ctx_.jwks);
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
     }
