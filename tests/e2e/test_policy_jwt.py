@@ -343,7 +343,8 @@ def test_jwks_url_is_refreshed_and_a_failing_server_keeps_the_old_keys(
     wait_until(lambda: server.count() >= empty_from + 2, 15)
     assert status(second) == 200
     server.close()  # and so is a server that is gone
-    time.sleep(2.5)
+    wait_until(lambda: "Connection refused" in relay.proc.stderr_text(), 15,
+               message="the relay to try the JWK Set server that is gone")
     assert status(second) == 200
     log = relay.proc.stderr_text()
     assert "503" in log and server.url in log, log
