@@ -394,6 +394,16 @@ THE TYPES
                until the Basic credentials match. Hashes: bcrypt ($2y$, htpasswd -B) and
                SHA-crypt ($5$, $6$); plaintext, {SHA} and MD5 ($apr1$) lines are refused. The
                Authorization field is not forwarded unless forward_auth_header = true.
+  jwt          Authorization: Bearer JWT checked against jwks_file = "PATH" (a JWK Set, relative
+               to the config file), jwks_url = "https://..." (fetched at start and every
+               jwks_refresh = "1h"; a failed fetch keeps the old keys) or secret = "..." (HS256,
+               32 bytes or more). algorithms = ["RS256", "ES256", "EdDSA"] (the default; HS256
+               with a secret; none never); issuer = "..." and audience = "..." when set must
+               match iss and aud; leeway = "30s" for exp and nbf; claims_to_headers =
+               { sub = "X-User" } sets fields upstream (the visitor's own are removed);
+               forward_token = true. 401 with WWW-Authenticate: Bearer error="invalid_token",
+               error_description= expired, not yet valid, audience, issuer, signature,
+               algorithm, malformed, no key for kid or no keys.
   rate_limit   rate = "100/min" (N/s, N/min, N/h, N/day); burst = N (default: N of rate);
                key = "ip" | "header:NAME" | "route"; ipv6_prefix = 64; max_keys = 100000.
                burst requests pass at once, then one each period/N; over it 429 with
@@ -443,8 +453,8 @@ constexpr std::array<help_topic, 5> topics{{
      inspector_text},
     {"routing", "how visitors reach tunnels: NAME.DOMAIN, TCP ports, SNI and path routes",
      routing_text},
-    {"policies", "what the relay checks and changes per site, route and tunnel: auth, IP rules, "
-                 "rate limits, headers, redirects, webhook signatures",
+    {"policies", "what the relay checks and changes per site, route and tunnel: auth, JWTs, "
+                 "IP rules, rate limits, headers, redirects, webhook signatures",
      policies_text},
 }};
 

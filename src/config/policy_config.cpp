@@ -1,8 +1,10 @@
 #include "config/policy_config.hpp"
 
 #include "config/client_config.hpp"
+#include "config/site_config.hpp"
 #include "config/toml_source.hpp"
 #include "net/network_list.hpp"
+#include "policy/jwks.hpp"
 
 #include <crypt.h>
 #include <fmt/format.h>
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <unordered_map>
 
 namespace porthole::config {
 
@@ -59,10 +62,31 @@ std::string hash_problem(std::string_view hash) {
     return {};
 }
 
-// Every type, in the order help and errors list them.
-constexpr std::string_view policy_types[] = {"ip_allow", "ip_deny", "basic_auth", "rate_limit",
-                                             "headers",  "redirect", "https_only", "respond",
-                                             "max_body", "verify_webhook", "rewrite"};
+// Every type with its keys (for "did you mean" hints), in the order help and errors list them.
+struct policy_kind {
+    std::string_view type;
+    std::initializer_list<std::string_view> keys;
+};
+const policy_kind policy_kinds[] = {
+    {"ip_allow", {"cidrs"}},
+    {"ip_deny", {"cidrs"}},
+    {"basic_auth", {"users", "htpasswd_file", "realm", "forward_auth_header"}},
+    {"jwt",
+     {"jwks_file", "jwks_url", "jwks_refresh", "issuer", "audience", "algorithms", "leeway",
+      "secret", "claims_to_headers", "forward_token"}},
+    {"rate_limit", {"rate", "burst", "key", "ipv6_prefix", "max_keys"}},
+    {"headers",
+     {"request_set", "request_add", "request_remove", "response_set", "response_add",
+      "response_remove", "request_id"}},
+    {"redirect", {"to", "status"}},
+    {"https_only", {"status"}},
+    {"respond", {"status", "body", "content_type"}},
+    {"max_body", {"size"}},
+    {"verify_webhook",
+     {"provider", "secret", "secret_file", "tolerance", "max_body", "header", "algorithm",
+      "encoding", "prefix", "url"}},
+    {"rewrite", {"strip_prefix", "from", "to", "add_prefix"}},
+};
 
 class policy_reader {
 public:
@@ -105,6 +129,8 @@ private:
         }
         return out;
     }
+    tl::expected<std::chrono::milliseconds, std::string> duration(const toml::node& n,
+                                                                  std::string_view key) const;
     tl::expected<unsigned, std::string> redirect_status(const toml::node& n) const {
         auto v = whole(n, "status", 301, 308);
         if (!v || *v == 304 || *v == 305 || *v == 306)
@@ -136,6 +162,11 @@ private:
     result rewrite(std::string_view key, const toml::node& n, rewrite_settings& s) const;
     tl::expected<std::chrono::seconds, std::string> duration_seconds(const toml::node& n,
                                                             std::string_view key) const;
+    result jwt(std::string_view key, const toml::node& n, jwt_settings& s) const;
+    result jwks_file(const toml::node& n, jwt_settings& s) const;
+    result jwks_url(const toml::node& n, jwt_settings& s) const;
+    result jwt_checks(const jwt_settings& s, const std::string& where,
+                      const std::unordered_map<std::string, std::string>& key_at) const;
 
     const std::string& path_;
     bool from_owner_;  // a tunnel's owner sent these: no files or URLs on the relay's side
@@ -385,22 +416,11 @@ result policy_reader::max_body(std::string_view key, const toml::node& n,
 // Whole seconds, or a string like "300s", "5m" or "1h"; from 1s to 24h.
 tl::expected<std::chrono::seconds, std::string> policy_reader::duration_seconds(
     const toml::node& n, std::string_view key) const {
-    constexpr std::int64_t longest = 24 * 3600;
-    std::int64_t count = 0;
-    std::int64_t scale = 1;
-    if (const auto whole = n.value_exact<std::int64_t>()) {
-        count = *whole;
-    } else if (const auto text = n.value_exact<std::string>()) {
-        const std::string_view v = *text;
-        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), count);
-        const std::string_view unit(end, static_cast<std::size_t>(v.data() + v.size() - end));
-        scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
-        if (ec != std::errc{} || end == v.data()) scale = 0;
-    }
-    if (scale == 0 || count < 1 || count > longest / scale)
+    const auto ms = duration_value(n);
+    if (!ms || *ms < std::chrono::seconds(1) || ms->count() % 1000 != 0)
         return must_be(n, key,
                        "a duration from 1s to 24h: whole seconds, or like \"300s\" or \"5m\"");
-    return std::chrono::seconds(count * scale);
+    return std::chrono::duration_cast<std::chrono::seconds>(*ms);
 }
 
 result policy_reader::secret_file(const toml::node& n, webhook_settings& s) const {
@@ -584,6 +604,145 @@ result check_webhook(const toml::table& t, const webhook_settings& s, const std:
     return {};
 }
 
+// Whole seconds, or a string: "500ms", "30s", "5m", "1h" (as health_interval); up to a day.
+tl::expected<std::chrono::milliseconds, std::string> policy_reader::duration(
+    const toml::node& n, std::string_view key) const {
+    if (const auto ms = duration_value(n)) return *ms;
+    return must_be(n, key,
+                   "a duration up to a day: whole seconds, or a string like \"30s\", \"5m\" "
+                   "or \"1h\"");
+}
+
+result policy_reader::jwks_file(const toml::node& n, jwt_settings& s) const {
+    auto file = string(n, "jwks_file");
+    if (!file) return tl::unexpected(file.error());
+    std::string name = *file;
+    if (std::filesystem::path(name).is_relative())
+        name = (std::filesystem::path(path_).parent_path() / name).string();
+    auto text = read_file(name, "JWK Set file");
+    if (!text) return tl::unexpected(fmt::format("{}: {}", at(n), text.error()));
+    auto set = policy::parse_jwks(*text);
+    if (!set)
+        return tl::unexpected(fmt::format("{}: jwks_file {}: {}", at(n), name, set.error()));
+    if (set->keys.empty()) {
+        std::string why;
+        for (const auto& skipped : set->skipped) why += "; " + skipped;
+        return tl::unexpected(fmt::format(
+            "{}: jwks_file {}: no key this policy can use (RSA, EC P-256 or Ed25519 for "
+            "signatures){}",
+            at(n), name, why));
+    }
+    s.jwks_file = name;
+    s.jwks = std::move(*text);
+    return {};
+}
+
+result policy_reader::jwks_url(const toml::node& n, jwt_settings& s) const {
+    auto url = string(n, "jwks_url");
+    if (!url) return tl::unexpected(url.error());
+    auto parts = split_url(*url);
+    if (!parts) return tl::unexpected(fmt::format("{}: 'jwks_url': {}", at(n), parts.error()));
+    s.jwks_url = *url;
+    return {};
+}
+
+result policy_reader::jwt(std::string_view key, const toml::node& n, jwt_settings& s) const {
+    if (key == "jwks_file") return jwks_file(n, s);
+    if (key == "jwks_url") return jwks_url(n, s);
+    if (key == "jwks_refresh")
+        return duration(n, key).and_then([&](std::chrono::milliseconds v) -> result {
+            if (v < std::chrono::seconds(1)) return must_be(n, key, "at least \"1s\"");
+            s.jwks_refresh = v;
+            return {};
+        });
+    if (key == "leeway")
+        return duration(n, key).map([&](std::chrono::milliseconds v) { s.leeway = v; });
+    if (key == "issuer" || key == "audience")
+        return string(n, key).and_then([&](std::string v) -> result {
+            if (v.empty()) return must_be(n, key, "a non-empty string");
+            (key == "issuer" ? s.issuer : s.audience) = std::move(v);
+            return {};
+        });
+    if (key == "secret")
+        return string(n, key).and_then([&](std::string v) -> result {
+            // RFC 7518 section 3.2: an HS256 key is at least as long as the hash.
+            if (v.size() < 32) return must_be(n, key, "at least 32 bytes long (RFC 7518, 3.2)");
+            s.secret = std::move(v);
+            return {};
+        });
+    if (key == "algorithms")
+        return strings(n, key).and_then([&](std::vector<std::string> v) -> result {
+            if (v.empty()) return must_be(n, key, "a non-empty array, like [\"RS256\"]");
+            for (const auto& alg : v) {
+                if (alg == "none" || alg == "None" || alg == "NONE")
+                    return tl::unexpected(fmt::format(
+                        "{}: 'algorithms': \"{}\" is never accepted: an unsigned token proves "
+                        "nothing",
+                        at(n), alg));
+                if (alg != "RS256" && alg != "ES256" && alg != "EdDSA" && alg != "HS256")
+                    return tl::unexpected(fmt::format(
+                        "{}: 'algorithms': unknown algorithm \"{}\" (known: RS256, ES256, EdDSA, "
+                        "HS256)",
+                        at(n), alg));
+            }
+            s.algorithms = std::move(v);
+            return {};
+        });
+    if (key == "claims_to_headers") {
+        const auto* table = n.as_table();
+        if (!table)
+            return must_be(n, key, "a table of CLAIM = \"Header-Name\", like { sub = \"X-User\" }");
+        for (auto&& [claim, v] : *table) {
+            auto text = v.value_exact<std::string>();
+            if (!text) return must_be(v, key, "a table of CLAIM = \"Header-Name\" strings");
+            auto name = field_name(v, key, *text);
+            if (!name) return tl::unexpected(name.error());
+            if (claim.str().empty()) return must_be(v, key, "a table with non-empty claim names");
+            s.claims_to_headers.emplace_back(std::string(claim.str()), std::move(*name));
+        }
+        return {};
+    }
+    if (key == "forward_token") return boolean(n, key).map([&](bool b) { s.forward_token = b; });
+    return tl::unexpected(std::string());
+}
+
+// The checks across a jwt table's keys; `key_at` says where each key was written.
+result policy_reader::jwt_checks(const jwt_settings& s, const std::string& where,
+                                 const std::unordered_map<std::string, std::string>& key_at) const {
+    const auto at_key = [&](const std::string& key) {
+        const auto it = key_at.find(key);
+        return it == key_at.end() ? where : it->second;
+    };
+    const int sources = !s.jwks.empty() + !s.jwks_url.empty() + !s.secret.empty();
+    if (sources == 0)
+        return tl::unexpected(fmt::format(
+            "{}: this jwt policy needs its keys: jwks_file = \"PATH\", jwks_url = "
+            "\"https://...\" or secret = \"...\" (HS256)",
+            where));
+    if (sources > 1)
+        return tl::unexpected(fmt::format(
+            "{}: a jwt policy takes one of jwks_file, jwks_url and secret, not {}", where,
+            !s.secret.empty() ? "a secret and a JWK Set" : "both jwks_file and jwks_url"));
+    if (key_at.contains("jwks_refresh") && s.jwks_url.empty())
+        return tl::unexpected(fmt::format(
+            "{}: jwks_refresh is how often jwks_url is fetched again; this policy has no jwks_url",
+            at_key("jwks_refresh")));
+    const bool hs256 = std::find(s.algorithms.begin(), s.algorithms.end(), "HS256") !=
+                       s.algorithms.end();
+    if (!s.secret.empty() && std::any_of(s.algorithms.begin(), s.algorithms.end(),
+                                         [](const std::string& a) { return a != "HS256"; }))
+        return tl::unexpected(fmt::format(
+            "{}: a jwt policy with a secret checks HS256 only; drop the other algorithms or use a "
+            "JWK Set (jwks_file or jwks_url) for them",
+            at_key("algorithms")));
+    if (s.secret.empty() && hs256)
+        return tl::unexpected(fmt::format(
+            "{}: HS256 needs the shared secret = \"...\" (a JWK Set's public keys cannot check "
+            "it)",
+            at_key("algorithms")));
+    return {};
+}
+
 tl::expected<policy_config, std::string> policy_reader::read(const toml::table& t,
                                                              std::string_view name) {
     policy_config p;
@@ -596,30 +755,8 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                                           where, name, policy_type_names()));
     auto type = string(*type_node, "type");
     if (!type) return tl::unexpected(type.error());
-    // Each type: its settings, its keys (for hints), and how one key is read.
-    struct kind {
-        std::string_view type;
-        std::initializer_list<std::string_view> keys;
-    };
-    static const kind kinds[] = {
-        {"ip_allow", {"cidrs"}},
-        {"ip_deny", {"cidrs"}},
-        {"basic_auth", {"users", "htpasswd_file", "realm", "forward_auth_header"}},
-        {"rate_limit", {"rate", "burst", "key", "ipv6_prefix", "max_keys"}},
-        {"headers",
-         {"request_set", "request_add", "request_remove", "response_set", "response_add",
-          "response_remove", "request_id"}},
-        {"redirect", {"to", "status"}},
-        {"https_only", {"status"}},
-        {"respond", {"status", "body", "content_type"}},
-        {"max_body", {"size"}},
-        {"rewrite", {"strip_prefix", "from", "to", "add_prefix"}},
-        {"verify_webhook",
-         {"provider", "secret", "secret_file", "tolerance", "max_body", "header", "algorithm",
-          "encoding", "prefix", "url"}},
-    };
-    const kind* k = nullptr;
-    for (const auto& candidate : kinds)
+    const policy_kind* k = nullptr;
+    for (const auto& candidate : policy_kinds)
         if (candidate.type == *type) k = &candidate;
     if (!k)
         return tl::unexpected(fmt::format("{}: unknown policy type '{}' (known: {})",
@@ -633,8 +770,10 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     else if (*type == "respond") p.settings = respond_settings{};
     else if (*type == "max_body") p.settings = max_body_settings{};
     else if (*type == "rewrite") p.settings = rewrite_settings{};
+    else if (*type == "jwt") p.settings = jwt_settings{};
     else p.settings = webhook_settings{};
 
+    std::unordered_map<std::string, std::string> key_at;  // for checks across keys
     for (auto&& [key_node, v] : t) {
         const std::string_view key = key_node.str();
         if (key == "type") continue;
@@ -644,6 +783,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                 "{}: '{}': a tunnel's own policies cannot make the relay read files or fetch URLs; "
                 "give the values themselves",
                 at(n), key));
+        key_at.emplace(key, at(n));
         result done = std::visit(
             [&](auto& s) -> result {
                 using T = std::decay_t<decltype(s)>;
@@ -656,6 +796,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                 else if constexpr (std::is_same_v<T, respond_settings>) return respond(key, n, s);
                 else if constexpr (std::is_same_v<T, max_body_settings>) return max_body(key, n, s);
                 else if constexpr (std::is_same_v<T, rewrite_settings>) return rewrite(key, n, s);
+                else if constexpr (std::is_same_v<T, jwt_settings>) return jwt(key, n, s);
                 else return webhook(key, n, s);
             },
             p.settings);
@@ -696,6 +837,13 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         auto checked = check_webhook(t, *s, path_, where);
         if (!checked) return tl::unexpected(checked.error());
     }
+    if (auto* s = std::get_if<jwt_settings>(&p.settings)) {
+        if (s->algorithms.empty())
+            s->algorithms = s->secret.empty() ? std::vector<std::string>{"RS256", "ES256", "EdDSA"}
+                                              : std::vector<std::string>{"HS256"};
+        if (auto checked = jwt_checks(*s, where, key_at); !checked)
+            return tl::unexpected(checked.error());
+    }
     return p;
 }
 
@@ -720,6 +868,26 @@ tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> pa
             "'{}' is not a rate; write N/s, N/min, N/h or N/day with N from 1, like \"100/min\"",
             text));
     return std::pair{count, period};
+}
+
+tl::expected<std::pair<std::string, std::string>, std::string> split_url(std::string_view url) {
+    const bool https = url.starts_with("https://");
+    if (!https && !url.starts_with("http://"))
+        return tl::unexpected(fmt::format(
+            "'{}' is not an http:// or https:// URL, like \"https://idp.example/.well-known/"
+            "jwks.json\"",
+            url));
+    const std::size_t slash = url.find_first_of("/?#", https ? 8 : 7);
+    const std::string_view origin = url.substr(0, slash);
+    std::string target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+    if (target.starts_with('?')) target = "/" + target;
+    if (target.find('#') != std::string::npos ||
+        !std::all_of(target.begin(), target.end(), [](char c) { return c > ' ' && c < 0x7f; }))
+        return tl::unexpected(
+            fmt::format("'{}': a URL without a fragment, spaces or control characters", url));
+    auto member = parse_member(origin);
+    if (!member) return tl::unexpected(member.error());
+    return std::pair{std::string(origin), std::move(target)};
 }
 
 tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::node& n,
@@ -764,13 +932,13 @@ tl::expected<std::vector<policy_config>, std::string> load_owner_policies(
 }
 
 bool is_policy_type(std::string_view type) {
-    return std::find(std::begin(policy_types), std::end(policy_types), type) !=
-           std::end(policy_types);
+    return std::any_of(std::begin(policy_kinds), std::end(policy_kinds),
+                       [&](const policy_kind& k) { return k.type == type; });
 }
 
 std::string policy_type_names() {
     std::string out;
-    for (auto t : policy_types) out.append(out.empty() ? "" : ", ").append(t);
+    for (const auto& k : policy_kinds) out.append(out.empty() ? "" : ", ").append(k.type);
     return out;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // [[sites.policies]], [[sites.routes.policies]] and [tunnel_policy] tables -> typed settings,
-// with FILE:LINE errors and a fix. Pure but for reading htpasswd and secret files.
+// with FILE:LINE errors and a fix. Pure but for reading htpasswd, secret and JWK Set files.
 // docs/policies.md is the contract.
 #include <tl/expected.hpp>
 
@@ -89,10 +89,25 @@ struct rewrite_settings {
     std::string strip_prefix, from, to, add_prefix;
 };
 
+struct jwt_settings {
+    // One key source: a JWK Set file (its text, read and checked at load), a URL, or a secret.
+    std::string jwks_file;  // the path, for messages
+    std::string jwks;       // the file's text
+    std::string jwks_url;
+    std::chrono::milliseconds jwks_refresh = std::chrono::hours(1);
+    std::string secret;  // HS256
+    std::string issuer;    // empty: any
+    std::string audience;  // empty: any
+    std::vector<std::string> algorithms;  // RS256, ES256, EdDSA, HS256
+    std::chrono::milliseconds leeway = std::chrono::seconds(30);
+    std::vector<std::pair<std::string, std::string>> claims_to_headers;  // claim, field name
+    bool forward_token = true;
+};
+
 using policy_settings =
     std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
                  redirect_settings, https_only_settings, respond_settings, max_body_settings,
-                 webhook_settings, rewrite_settings>;
+                 webhook_settings, rewrite_settings, jwt_settings>;
 
 struct policy_config {
     policy_settings settings;
@@ -120,5 +135,9 @@ std::string_view type_of(const policy_config& p);
 // "100/min" -> 100 per minute; N/s, N/min, N/h, N/day.
 tl::expected<std::pair<std::uint32_t, std::chrono::nanoseconds>, std::string> parse_rate(
     std::string_view text);
+
+// An http:// or https:// URL -> its origin ("https://idp.example:8443", a parse_member URL) and
+// its request target ("/jwks.json", "/" when it has no path).
+tl::expected<std::pair<std::string, std::string>, std::string> split_url(std::string_view url);
 
 }  // namespace porthole::config

@@ -148,34 +148,12 @@ tl::expected<unsigned, std::string> site_reader::whole(const toml::node& n, std:
 // Whole seconds, or a string: "500ms", "2s", "1m", "1h".
 tl::expected<milliseconds, std::string> site_reader::duration(const toml::node& n,
                                                               std::string_view key) const {
-    constexpr std::int64_t longest = 24 * 3600 * 1000;
-    const auto bad = [&] {
+    const auto ms = duration_value(n);
+    if (!ms)
         return must_be(n, key,
                        "a duration: whole seconds, or a string like \"500ms\", \"2s\" or \"1m\"");
-    };
-    std::int64_t ms = 0;
-    if (const auto seconds = n.value_exact<std::int64_t>()) {
-        if (*seconds < 0 || *seconds > longest / 1000) return bad();
-        ms = *seconds * 1000;
-    } else if (const auto text = n.value_exact<std::string>()) {
-        const std::string_view s = *text;
-        std::int64_t count = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), count);
-        const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
-        const std::int64_t scale = unit == "ms" ? 1
-                                   : unit == "s" ? 1000
-                                   : unit == "m" ? 60000
-                                   : unit == "h" ? 3600000
-                                                 : 0;
-        if (ec != std::errc{} || end == s.data() || scale == 0 || count < 0 ||
-            count > longest / scale)
-            return bad();
-        ms = count * scale;
-    } else {
-        return bad();
-    }
-    if (ms < 1 || ms > longest) return must_be(n, key, "from 1ms to 24h");
-    return milliseconds(ms);
+    if (*ms < milliseconds(1)) return must_be(n, key, "from 1ms to 24h");
+    return *ms;
 }
 
 // One key of a pool's settings, at a site or a route. False: not a settings key.

@@ -6,6 +6,9 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <initializer_list>
 #include <optional>
@@ -25,6 +28,31 @@ inline tl::expected<toml::table, std::string> parse_toml(std::string_view text,
         return tl::unexpected(std::string(name) + ":" + std::to_string(e.source().begin.line) +
                               ": " + std::string(e.description()));
     }
+}
+
+// A duration written as whole seconds or a string like "500ms", "30s", "5m" or "1h"; nothing
+// when it is neither, negative, or longer than `longest`.
+inline std::optional<std::chrono::milliseconds> duration_value(
+    const toml::node& n, std::chrono::milliseconds longest = std::chrono::hours(24)) {
+    const std::int64_t most = longest.count();
+    if (const auto seconds = n.value_exact<std::int64_t>()) {
+        if (*seconds < 0 || *seconds > most / 1000) return std::nullopt;
+        return std::chrono::seconds(*seconds);
+    }
+    const auto text = n.value_exact<std::string>();
+    if (!text) return std::nullopt;
+    const std::string_view v = *text;
+    std::int64_t count = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), count);
+    const std::string_view unit(end, static_cast<std::size_t>(v.data() + v.size() - end));
+    const std::int64_t scale = unit == "ms" ? 1
+                               : unit == "s" ? 1000
+                               : unit == "m" ? 60000
+                               : unit == "h" ? 3600000
+                                             : 0;
+    if (ec != std::errc{} || end == v.data() || scale == 0 || count < 0 || count > most / scale)
+        return std::nullopt;
+    return std::chrono::milliseconds(count * scale);
 }
 
 // Edit distance, for "did you mean" hints on misspelt keys.

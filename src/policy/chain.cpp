@@ -4,6 +4,8 @@
 #include "policy/fixed_answers.hpp"
 #include "policy/header_rules.hpp"
 #include "policy/ip_rules.hpp"
+#include "policy/jwks_fetch.hpp"
+#include "policy/jwt_auth.hpp"
 #include "policy/path_rewrite.hpp"
 #include "policy/rate_limit.hpp"
 #include "policy/verify_webhook.hpp"
@@ -13,7 +15,21 @@
 
 namespace porthole::policy {
 
-chain build_chain(const std::vector<config::policy_config>& configs) {
+namespace {
+
+std::shared_ptr<const key_ring> keys_of(const config::jwt_settings& s, const jwks_sources* jwks) {
+    if (!s.jwks_url.empty())
+        return jwks ? jwks->ring(s.jwks_url) : std::make_shared<const key_ring>();
+    auto ring = std::make_shared<key_ring>();
+    ring->secret = s.secret;
+    if (!s.jwks.empty())
+        if (auto set = parse_jwks(s.jwks)) ring->keys = std::move(set->keys);
+    return ring;
+}
+
+}  // namespace
+
+chain build_chain(const std::vector<config::policy_config>& configs, const jwks_sources* jwks) {
     chain out;
     for (const auto& c : configs) {
         out.push_back(std::visit(
@@ -33,6 +49,8 @@ chain build_chain(const std::vector<config::policy_config>& configs) {
                     return std::make_shared<https_only>(s);
                 else if constexpr (std::is_same_v<T, config::respond_settings>)
                     return std::make_shared<respond>(s);
+                else if constexpr (std::is_same_v<T, config::jwt_settings>)
+                    return std::make_shared<jwt_auth>(s, keys_of(s, jwks));
                 else if constexpr (std::is_same_v<T, config::max_body_settings>)
                     return std::make_shared<max_body>(s);
                 else if constexpr (std::is_same_v<T, config::rewrite_settings>)

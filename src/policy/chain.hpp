@@ -11,7 +11,11 @@ namespace porthole::policy {
 
 using chain = std::vector<std::shared_ptr<policy>>;
 
-chain build_chain(const std::vector<config::policy_config>& configs);
+class jwks_sources;  // policy/jwks_fetch.hpp
+
+// `jwks` holds the key rings of jwks_url policies (null: such a policy has no keys).
+chain build_chain(const std::vector<config::policy_config>& configs,
+                  const jwks_sources* jwks = nullptr);
 
 // The most body bytes any step of `c` judges; 0 when none reads the body, the usual case, in
 // which the edge streams the body as it arrives.

@@ -1,18 +1,10 @@
 #include "policy/header_rules.hpp"
 
-#include <boost/beast/core/string.hpp>
-
 #include <algorithm>
 
 namespace porthole::policy {
 
 namespace {
-
-std::string lowercase(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
-    return s;
-}
 
 // The request target in origin form, split at its query.
 std::pair<std::string_view, std::string_view> path_and_query(const http::message_head& head) {
@@ -20,13 +12,6 @@ std::pair<std::string_view, std::string_view> path_and_query(const http::message
     const auto q = uri.find('?');
     if (q == std::string_view::npos) return {uri, {}};
     return {uri.substr(0, q), uri.substr(q)};
-}
-
-// `name` replaced: the message's own fields of that name and any an earlier step added.
-void set(http::header_edits& e, const std::string& name, std::string value) {
-    e.remove.push_back(lowercase(name));
-    std::erase_if(e.add, [&](const http::field& f) { return boost::beast::iequals(f.name, name); });
-    e.add.push_back({name, std::move(value)});
 }
 
 }  // namespace
@@ -115,10 +100,10 @@ header_rules::header_rules(const config::header_settings& s)
 
 std::optional<answer> header_rules::on_request(request_context& r) {
     for (const auto& name : request_remove_) r.request.remove.push_back(name);
-    for (const auto& rule : request_set_) set(r.request, rule.name, rule.value.expand(r));
+    for (const auto& rule : request_set_) set_field(r.request, rule.name, rule.value.expand(r));
     for (const auto& rule : request_add_) r.request.add.push_back({rule.name, rule.value.expand(r)});
     for (const auto& name : response_remove_) r.response.remove.push_back(name);
-    for (const auto& rule : response_set_) set(r.response, rule.name, rule.value.expand(r));
+    for (const auto& rule : response_set_) set_field(r.response, rule.name, rule.value.expand(r));
     for (const auto& rule : response_add_)
         r.response.add.push_back({rule.name, rule.value.expand(r)});
     if (request_id_ && !r.head.find("x-request-id"))

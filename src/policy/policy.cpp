@@ -1,8 +1,10 @@
 #include "policy/policy.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -38,6 +40,15 @@ std::string response_of(const answer& a, bool head_request, bool close) {
     out.append(close ? "Connection: close\r\n" : "").append("Server: porthole\r\n\r\n");
     if (!head_request) out.append(a.body);
     return out;
+}
+
+void set_field(http::header_edits& e, std::string_view name, std::optional<std::string> value) {
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
+    e.remove.push_back(std::move(lower));
+    std::erase_if(e.add, [&](const http::field& f) { return boost::beast::iequals(f.name, name); });
+    if (value) e.add.push_back({std::string(name), std::move(*value)});
 }
 
 const std::string& request_id(request_context& r) {

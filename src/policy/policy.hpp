@@ -59,6 +59,10 @@ public:
 // The bytes of `a` as a response; no body for a HEAD request; `close` says Connection: close.
 std::string response_of(const answer& a, bool head_request, bool close);
 
+// `name` replaced in the message `e` edits: its own fields of that name and any an earlier step
+// added are dropped, then `value` is added when there is one.
+void set_field(http::header_edits& e, std::string_view name, std::optional<std::string> value);
+
 // The request's X-Request-Id: the visitor's own, or a fresh one the first time it is asked for.
 const std::string& request_id(request_context& r);
 

@@ -196,7 +196,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
-        entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies);
+        entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies, &ctx_.jwks);
         r->policies = entry.relay_policies;
         if (entry.owner_policies)
             r->policies.insert(r->policies.end(), entry.owner_policies->begin(),

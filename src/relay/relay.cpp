@@ -32,17 +32,19 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // The pools and routes of the configured sites. Fails on an https member's CA file.
 tl::expected<void, std::string> build_sites(const config::site_set& sites,
                                             upstream::tunnel_source& tunnels,
+                                            const policy::jwks_sources& jwks,
                                             route::route_table& table) {
     for (const auto& s : sites.sites) {
         route::site built{s.hosts, {}};
         // One of each site-wide step for all its routes: a site's rate limit counts them together.
-        const policy::chain site_policies = policy::build_chain(s.policies);
+        const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
         for (const auto& r : s.routes) {
             auto route = std::make_shared<route::route>();
             route->path = r.path;
             route->strip_prefix = r.strip_prefix;
             route->policies = site_policies;
-            for (auto& p : policy::build_chain(r.policies)) route->policies.push_back(std::move(p));
+            for (auto& p : policy::build_chain(r.policies, &jwks))
+                route->policies.push_back(std::move(p));
             const std::string name = r.path.empty() ? s.hosts.front()
                                                     : fmt::format("{}{}", s.hosts.front(), r.path);
             auto pool = upstream::pool::make(name, r.upstream, &tunnels);
@@ -68,7 +70,14 @@ public:
           signals_(io, SIGINT, SIGTERM), sweep_(io) {}
 
     tl::expected<void, std::string> listen() {
-        auto built = build_sites(cfg_.sites, tunnels_, sites_);
+        auto built = ctx_.jwks.add(cfg_.tunnel_policies);
+        for (const auto& s : cfg_.sites.sites) {
+            if (built) built = ctx_.jwks.add(s.policies);
+            for (const auto& r : s.routes)
+                if (built) built = ctx_.jwks.add(r.policies);
+        }
+        if (!built) return built;
+        built = build_sites(cfg_.sites, tunnels_, ctx_.jwks, sites_);
         if (!built) return built;
         built = tcp_.listen_sites(cfg_.sites.tcp_sites);
         if (!built) return built;
@@ -101,6 +110,7 @@ public:
         for (const auto& s : sites_.sites())
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
         tcp_.start_sites();
+        ctx_.jwks.start(ctx_.io.get_executor());
         ctx_.spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
@@ -264,6 +274,7 @@ private:
         sweep_.cancel();
         for (const auto& s : sites_.sites())
             for (const auto& r : s->routes) r->pool->stop();
+        ctx_.jwks.stop();
         tcp_.stop_sites();
         registry_.for_each_port([&](tunnel& t) {
             if (t.acceptor) t.acceptor->close(ec);

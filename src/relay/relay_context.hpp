@@ -7,6 +7,7 @@
 #include "net/tls.hpp"
 #include "net/network_list.hpp"
 #include "net/proxy_protocol.hpp"
+#include "policy/jwks_fetch.hpp"
 #include "relay/lease_table.hpp"
 
 #include "net/stream.hpp"
@@ -82,6 +83,7 @@ struct relay_context {
     std::uint32_t gate_total;
     std::uint32_t gate_per_ip;
     core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
+    policy::jwks_sources jwks;  // the key rings of jwt policies with a jwks_url
 };
 
 inline watched_socket::watched_socket(net::stream s, relay_context& ctx)

@@ -95,6 +95,18 @@ def site(hosts, routes, policies=()):
     return text
 
 
+def assert_refused_at_marked_line(path, text, needle):
+    """The relay refuses config `text` (written to `path`) naming a line marked `#<` and `needle`."""
+    text = text.lstrip("\n")
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith("#<")]
+    path.write_text(text)
+    stderr = refused_at_start(path)
+    found = re.findall(re.escape(str(path)) + r":(\d+)", stderr)
+    assert found and int(found[0]) in lines, "want %s:%s in the relay's error:\n%s" % (
+        path, lines, stderr)
+    assert needle.lower() in stderr.lower(), "want %r in the relay's error:\n%s" % (needle, stderr)
+
+
 def tunnel_policies(*policies):
     return "".join(table("tunnel_policy.policies", p) for p in policies)
 
@@ -1062,15 +1074,7 @@ cidrs = ["nonsense"]  #<
 @pytest.mark.parametrize("case", sorted(CONFIG_ERRORS))
 def test_a_bad_policy_table_is_refused_naming_file_and_line(tmp_path, case):
     needle, text = CONFIG_ERRORS[case]
-    text = text.lstrip("\n")
-    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith("#<")]
-    path = tmp_path / ("%s.toml" % case)
-    path.write_text(text)
-    stderr = refused_at_start(path)
-    found = re.findall(re.escape(str(path)) + r":(\d+)", stderr)
-    assert found and int(found[0]) in lines, "want %s:%s in the relay's error:\n%s" % (
-        path, lines, stderr)
-    assert needle.lower() in stderr.lower(), "want %r in the relay's error:\n%s" % (needle, stderr)
+    assert_refused_at_marked_line(tmp_path / ("%s.toml" % case), text, needle)
 
 
 def test_porthole_help_policies_names_every_policy():

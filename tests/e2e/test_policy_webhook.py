@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import http.client
-import re
 import secrets
 import socket
 import subprocess
@@ -28,8 +27,8 @@ import urllib.parse
 import pytest
 
 from helpers import BIN, RawOrigin, Relay, wait_until
-from test_policies import (HOST, exchange, get, policy, refused_at_start, site, start_relay, to,
-                           tunnel_policies)
+from test_policies import (HOST, assert_refused_at_marked_line, exchange, get, policy,
+                           refused_at_start, site, start_relay, to, tunnel_policies)
 
 # Unique, so that finding it anywhere in the relay's output means it leaked.
 SECRET = "whsec_e2e_" + secrets.token_hex(12)
@@ -491,15 +490,7 @@ tolerance = "forever"  #<
 @pytest.mark.parametrize("case", sorted(CONFIG_ERRORS))
 def test_a_bad_verify_webhook_table_is_refused_naming_file_and_line(tmp_path, case):
     needle, text = CONFIG_ERRORS[case]
-    text = text.lstrip("\n")
-    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith("#<")]
-    path = tmp_path / ("%s.toml" % case)
-    path.write_text(text)
-    stderr = refused_at_start(path)
-    assert "%s:" % path in stderr, stderr
-    found = [int(n) for n in re.findall(re.escape(str(path)) + r":(\d+)", stderr)]
-    assert found and found[0] in lines, "want %s:%s in:\n%s" % (path, lines, stderr)
-    assert needle.lower() in stderr.lower(), "want %r in:\n%s" % (needle, stderr)
+    assert_refused_at_marked_line(tmp_path / ("%s.toml" % case), text, needle)
 
 
 def test_porthole_help_policies_describes_verify_webhook():
