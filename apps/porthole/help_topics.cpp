@@ -77,7 +77,7 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
       help policies`), but no *_file or *_url keys: the relay checks and changes requests before
       they reach this tunnel. basic_auth users are "NAME:HASH" (htpasswd -nB). On the command
       line: --basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
-      --https-only. Needs a relay of protocol version 3.
+      --https-only, --verify-webhook PROVIDER:SECRET. Needs a relay of protocol version 3.
 
 EXAMPLE
 
@@ -376,7 +376,7 @@ WHERE
 
   A tunnel's owner sets its own, enforced by the relay after the relay's: flags of porthole http
   (--basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
-  --https-only) or [[tunnels.NAME.policies]] tables in porthole.toml, with the same keys (no
+  --https-only, --verify-webhook PROVIDER:SECRET) or [[tunnels.NAME.policies]] tables in porthole.toml, with the same keys (no
   *_file or *_url keys: the relay reads no file and fetches no URL for a tunnel). A password
   given to --basic-auth is hashed (bcrypt) on the client; only the hash reaches the relay.
 
@@ -442,6 +442,14 @@ THE TYPES
 
 An answer to a request without a body keeps a kept-alive connection open; the next request on
 it is judged again. So does one to a request whose body verify_webhook has read.
+
+Error pages: error_pages = { 404 = "errors/404.html", 502 = "errors/down.html" } in a [[sites]]
+table, or in [tunnel_policy] for tunnel names: the body the relay sends, by status (400-599),
+whenever it answers a request itself (no route, no such tunnel, upstream down, a policy's
+answer). Content-Type from the extension (.html, .json, else text). Read at start, 1 MiB at most.
+
+A tunnel's owner sees each request a relay policy answered in the client's inspector and request
+events, with "policy": TYPE (credentials the visitor sent are redacted on the relay).
 )TEXT";
 
 constexpr std::array<help_topic, 5> topics{{

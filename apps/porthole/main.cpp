@@ -410,6 +410,10 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
             ->type_name("N/PERIOD");
         cmd.add_flag("--https-only", f.policies.https_only,
                      "send plain-HTTP visitors to https:// (the relay needs an HTTPS listener)");
+        cmd.add_option("--verify-webhook", f.policies.verify_webhook,
+                       "PROVIDER:SECRET: only requests signed by github, stripe, slack, shopify "
+                       "or twilio with this secret reach the service (else 401)")
+            ->type_name("PROVIDER:SECRET");
     }
     if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,

@@ -348,6 +348,8 @@ private:
                 if (pong->opaque == s->ping_number && view_)
                     view_->set_rtt(std::chrono::duration_cast<std::chrono::microseconds>(
                         clock::now() - s->ping_sent));
+            } else if (auto* answered = std::get_if<protocol::policy_answered>(&*frame)) {
+                record_policy_answer(*answered);
             } else if (auto* want = std::get_if<protocol::pool_want>(&*frame)) {
                 open_data_connections(s, want->count);
             } else if (auto* bye = std::get_if<protocol::goaway>(&*frame)) {
@@ -406,6 +408,35 @@ private:
             s->heartbeat.expires_after(s->heartbeat_interval);
             co_await s->heartbeat.async_wait(use_tuple);
         }
+    }
+
+    // A request a policy of the relay answered itself: recorded (and logged) like one that came
+    // through, with the policy named. What the relay sent is checked like a visitor's head.
+    void record_policy_answer(const protocol::policy_answered& a) {
+        const tunnel_state* t = tunnel_by_id(a.tunnel_id);
+        const std::string_view raw = a.request_head;
+        const auto line_end = raw.find("\r\n");
+        const auto method_end = raw.find(' ');
+        const auto target_end = raw.find(' ', method_end + 1);
+        if (!t || line_end == std::string_view::npos || target_end == std::string_view::npos ||
+            target_end > line_end || http::check_raw_head(raw) ||
+            http::check_raw_head(a.response_head) || a.status < 100 || a.status > 599)
+            return;
+        http::message_head request;
+        request.method = core::printable(raw.substr(0, method_end));
+        request.target = core::printable(raw.substr(method_end + 1, target_end - method_end - 1));
+        request.version = raw.substr(target_end + 1, line_end - target_end - 1) == "HTTP/1.0" ? 10
+                                                                                          : 11;
+        auto rec = store_.begin(t->name(), core::printable(a.visitor), std::move(request),
+                                a.request_head);
+        rec->policy = core::printable(a.policy);
+        rec->response.emplace();
+        rec->response->status = a.status;
+        rec->response_head = a.response_head;
+        rec->response_body.limit = store_.body_limit();
+        rec->response_body.add(a.response_body);
+        rec->state = observe::exchange_state::complete;
+        store_.changed(*rec);
     }
 
     tunnel_state* tunnel_by_id(std::uint32_t id) {
@@ -568,6 +599,10 @@ private:
             append_millis(out, micros, 3);
             out += R"(,"remote_addr":)";
             append_json_string(out, r.remote_addr);
+            if (!r.policy.empty()) {
+                out += R"(,"policy":)";
+                append_json_string(out, r.policy);
+            }
             out += "}\n";
         } else {
             auto& line = pending_output_;
@@ -581,7 +616,9 @@ private:
                 line.append(observe::state_name(r.state));
             line.append(" (");
             append_millis(line, micros, 1);
-            line.append(" ms)\n");
+            line.append(" ms)");
+            if (!r.policy.empty()) line.append(" answered by the relay's ").append(r.policy);
+            line.append("\n");
         }
         if (!flush_pending_) {
             flush_pending_ = true;

@@ -93,7 +93,24 @@ tl::expected<std::string, std::string> policies_from_flags(const owner_policy_fl
         }
         policies.push_back(toml::table{{"type", "basic_auth"}, {"users", std::move(users)}});
     }
-    return checked(policies, "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only");
+    if (!f.verify_webhook.empty()) {
+        // The secret is never echoed: only the provider part appears in messages.
+        const auto colon = f.verify_webhook.find(':');
+        const std::string provider = f.verify_webhook.substr(0, colon);
+        const bool known = provider == "github" || provider == "stripe" || provider == "slack" ||
+                           provider == "shopify" || provider == "twilio";
+        if (colon == std::string::npos || colon + 1 == f.verify_webhook.size() || !known)
+            return tl::unexpected(std::string(
+                "--verify-webhook: give PROVIDER:SECRET with a provider of github, stripe, slack, "
+                "shopify or twilio, like --verify-webhook github:YOUR_WEBHOOK_SECRET (a generic "
+                "HMAC needs its header: write a [[tunnels.NAME.policies]] table)"));
+        policies.push_back(toml::table{{"type", "verify_webhook"},
+                                       {"provider", provider},
+                                       {"secret", f.verify_webhook.substr(colon + 1)}});
+    }
+    return checked(policies,
+                   "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only, "
+                   "--verify-webhook");
 }
 
 tl::expected<std::string, std::string> policies_from_file(const toml::node& n,

@@ -25,7 +25,8 @@ tl::expected<T, std::string> get(const std::string& path, std::string_view key,
     return tl::unexpected(fmt::format("{}: '{}' must be {}", where(path, n), key, expected_type));
 }
 
-// [tunnel_policy]: policies = [[tunnel_policy.policies]] tables, forbid = ["TYPE", ...].
+// [tunnel_policy]: policies = [[tunnel_policy.policies]] tables, forbid = ["TYPE", ...],
+// error_pages = { STATUS = "FILE" }.
 tl::expected<void, std::string> load_tunnel_policy(const toml::node& n, const std::string& path,
                                                    server_config& cfg) {
     const auto* table = n.as_table();
@@ -53,9 +54,14 @@ tl::expected<void, std::string> load_tunnel_policy(const toml::node& n, const st
                         policy_type_names()));
                 cfg.tunnel_policy_forbid.push_back(*type);
             }
+        } else if (key == "error_pages") {
+            auto pages = load_error_pages(v, path);
+            if (!pages) return tl::unexpected(pages.error());
+            cfg.tunnel_error_pages = std::move(*pages);
         } else {
             return tl::unexpected(
-                unknown_key(where(path, v), key, " in [tunnel_policy]", {"policies", "forbid"}));
+                unknown_key(where(path, v), key, " in [tunnel_policy]",
+                            {"policies", "forbid", "error_pages"}));
         }
     }
     return {};

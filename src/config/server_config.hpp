@@ -67,6 +67,7 @@ struct server_config {
     // before the tunnel owner's own; `forbid` names types an owner may not set.
     std::vector<policy_config> tunnel_policies;
     std::vector<std::string> tunnel_policy_forbid;
+    error_pages tunnel_error_pages;  // [tunnel_policy] error_pages
     // Peers whose X-Forwarded-For and PROXY headers are believed: "10.0.0.0/8", "::1/128", or a
     // single address; kept as normalized network text.
     std::vector<std::string> trusted_proxies;

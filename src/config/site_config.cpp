@@ -540,6 +540,8 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
             done = load_policies(node, path_, "sites.policies").map([&](auto p) {
                 s.policies = std::move(p);
             });
+        } else if (key == "error_pages") {
+            done = load_error_pages(node, path_).map([&](auto p) { s.pages = std::move(p); });
         } else if (key == "upstream") {
             done = members(site_kind::http, node).map([&](auto m) {
                 defaults.settings.members = std::move(m);
@@ -560,7 +562,8 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
             if (!*applied)
                 done = tl::unexpected(unknown_key(
                     at(node), key, " in [[sites]]",
-                    {"hosts", "routes", "upstream", "policies", "lb_policy", "cookie_name",
+                    {"hosts", "routes", "upstream", "policies", "error_pages", "lb_policy",
+                     "cookie_name",
                      "health_path",
                      "health_interval", "health_timeout", "health_status", "rise", "fall",
                      "max_fails", "eject_time", "connect_timeout", "upstream_timeout", "max_tries",

@@ -3,6 +3,7 @@
 // [[tcp_sites]] (L4, by listening address), each route ending in an upstream pool of members:
 // http:// and https:// backends, unix: sockets and tunnel:NAME (the clients holding that name).
 #include "config/endpoint.hpp"
+#include "config/error_pages.hpp"
 #include "config/policy_config.hpp"
 
 #include <tl/expected.hpp>
@@ -84,6 +85,7 @@ struct site_config {
     std::vector<route_config> routes;
     std::size_t line = 0;
     std::vector<policy_config> policies;  // [[sites.policies]]: every route's, first
+    error_pages pages{};  // error_pages: bodies for the relay's own answers, by status
 };
 
 struct tcp_site_config {

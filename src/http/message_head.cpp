@@ -301,11 +301,12 @@ std::string redirect_response(std::string_view location) {
         location);
 }
 
-std::string relay_response(unsigned status, std::string_view reason, std::string_view text) {
+std::string relay_response(unsigned status, std::string_view reason, std::string_view text,
+                           std::string_view content_type) {
     return fmt::format(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
         "Connection: close\r\nServer: porthole\r\nCache-Control: no-store\r\n\r\n{}",
-        status, reason, text.size(), text);
+        status, reason, content_type, text.size(), text);
 }
 
 }  // namespace porthole::http

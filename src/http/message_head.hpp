@@ -252,6 +252,7 @@ std::string_view reason_phrase(unsigned status);
 std::string redirect_response(std::string_view location);
 
 // A complete small response from the relay itself (404, 502, ...), always Connection: close.
-std::string relay_response(unsigned status, std::string_view reason, std::string_view text);
+std::string relay_response(unsigned status, std::string_view reason, std::string_view text,
+                           std::string_view content_type = "text/plain; charset=utf-8");
 
 }  // namespace porthole::http

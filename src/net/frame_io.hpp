@@ -50,6 +50,7 @@ public:
     void close();
     // Stops run() once everything queued so far is written.
     void finish();
+    std::size_t pending_bytes() const { return pending_bytes_; }
 
 private:
     std::deque<std::string> pending_;

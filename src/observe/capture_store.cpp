@@ -59,6 +59,7 @@ json record_to_json(const exchange_record& r) {
              {"duration", r.duration.count()},
              {"state", state_name(r.state)}};
     if (r.replay_of) out["replay_of"] = *r.replay_of;
+    if (!r.policy.empty()) out["policy"] = r.policy;
     out["request"] = {{"method", r.request.method},
                       {"proto", version_text(r.request.version)},
                       {"uri", r.request.target},
@@ -110,7 +111,7 @@ std::string state_name(exchange_state s) {
 std::size_t exchange_record::bytes() const {
     // Capacities, not sizes: what the allocator really holds.
     std::size_t n = sizeof(*this) + id.capacity() + tunnel_name.capacity() +
-                    remote_addr.capacity() + head_bytes(request) + request_head.capacity() +
+                    remote_addr.capacity() + policy.capacity() + head_bytes(request) + request_head.capacity() +
                     request_body.data.capacity() + response_head.capacity() +
                     response_body.data.capacity();
     if (response) n += head_bytes(*response);

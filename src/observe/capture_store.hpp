@@ -30,6 +30,7 @@ struct exchange_record {
     std::string tunnel_name;
     std::string remote_addr;
     std::optional<std::string> replay_of;
+    std::string policy;  // the relay's policy that answered it (the request never came here)
     std::chrono::system_clock::time_point start;
     std::chrono::steady_clock::time_point started;  // for the duration
     std::chrono::nanoseconds duration{0};

@@ -15,6 +15,7 @@ class basic_auth final : public policy {
 public:
     explicit basic_auth(const config::basic_auth_settings& s);
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "basic_auth"; }
 
 private:
     bool verified(std::string_view user, std::string_view password);

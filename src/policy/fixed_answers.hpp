@@ -12,6 +12,7 @@ class redirect final : public policy {
 public:
     explicit redirect(const config::redirect_settings& s) : to_(s.to), status_(s.status) {}
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "redirect"; }
 
 private:
     value_template to_;
@@ -23,6 +24,7 @@ class https_only final : public policy {
 public:
     explicit https_only(const config::https_only_settings& s) : status_(s.status) {}
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "https_only"; }
 
 private:
     unsigned status_;
@@ -32,6 +34,7 @@ class respond final : public policy {
 public:
     explicit respond(const config::respond_settings& s) : s_(s) {}
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "respond"; }
 
 private:
     config::respond_settings s_;
@@ -43,6 +46,7 @@ class max_body final : public policy {
 public:
     explicit max_body(const config::max_body_settings& s) : size_(s.size) {}
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "max_body"; }
 
 private:
     std::uint64_t size_;

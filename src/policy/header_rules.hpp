@@ -26,6 +26,7 @@ class header_rules final : public policy {
 public:
     explicit header_rules(const config::header_settings& s);
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "headers"; }
 
 private:
     struct field_rule {

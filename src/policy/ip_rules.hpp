@@ -10,6 +10,7 @@ public:
     ip_rule(bool allow, net::network_list networks)
         : allow_(allow), networks_(std::move(networks)) {}
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return allow_ ? "ip_allow" : "ip_deny"; }
 
 private:
     bool allow_;

@@ -51,6 +51,7 @@ public:
     jwt_auth(const config::jwt_settings& s, std::shared_ptr<const key_ring> keys,
              std::function<clock::time_point()> now = clock::now);
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "jwt"; }
 
     // The claims of a token that passes every check, else which check failed.
     tl::expected<nlohmann::json, std::string_view> verify(std::string_view token);

@@ -15,6 +15,7 @@ class path_rewrite final : public policy {
 public:
     explicit path_rewrite(const config::rewrite_settings& s);
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "rewrite"; }
 
     // `path` (no query) as this step sends it on.
     std::string apply(std::string_view path) const;

@@ -44,6 +44,8 @@ struct answer {
 class policy {
 public:
     virtual ~policy() = default;
+    // Its `type` in the config: what the inspector and request events say answered a request.
+    virtual std::string_view type() const = 0;
     // nullopt: the request goes on to the next step.
     virtual std::optional<answer> on_request(request_context& r) = 0;
     // The most body bytes this step will judge (0: it never sees the body). A larger body is

@@ -114,6 +114,7 @@ public:
     // A missing or stale signature is refused before the body is read; so is a Content-Length
     // over max_body (413).
     std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "verify_webhook"; }
     std::uint64_t body_needed() const override { return s_.max_body; }
     std::optional<answer> on_body(request_context& r, std::string_view body) override;
 

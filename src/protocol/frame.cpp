@@ -111,6 +111,10 @@ template <class Io> void fields(Io& io, data_auth& m) { io(m.proof); }
 template <class Io> void fields(Io& io, stream_start& m) { io(m.tunnel_id); io(m.visitor); }
 template <class Io> void fields(Io&, stream_ready&) {}
 template <class Io> void fields(Io& io, stream_failed& m) { io(m.message); }
+template <class Io> void fields(Io& io, policy_answered& m) {
+    io(m.tunnel_id); io(m.status); io(m.policy); io(m.visitor); io(m.request_head);
+    io(m.response_head); io(m.response_body);
+}
 
 constexpr frame_type type_of(const message& m) {
     constexpr frame_type types[] = {
@@ -120,6 +124,7 @@ constexpr frame_type type_of(const message& m) {
         frame_type::ping,           frame_type::pong,         frame_type::goaway,
         frame_type::data_hello,     frame_type::stream_start, frame_type::stream_ready,
         frame_type::stream_failed,  frame_type::data_challenge, frame_type::data_auth,
+        frame_type::policy_answered,
     };
     static_assert(std::size(types) == std::variant_size_v<message>);
     return types[m.index()];

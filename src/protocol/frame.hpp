@@ -11,7 +11,8 @@
 namespace porthole::protocol {
 
 // 2: data connections answer a challenge of their own (DATA_CHALLENGE, DATA_AUTH).
-inline constexpr std::uint16_t protocol_version = 3;
+// 3: OPEN_TUNNEL carries the owner's policies. 4: POLICY_ANSWERED.
+inline constexpr std::uint16_t protocol_version = 4;
 // The oldest version still spoken: version 2 lacks OPEN_TUNNEL's policies.
 inline constexpr std::uint16_t oldest_protocol_version = 2;
 inline constexpr std::size_t header_size = 4;
@@ -38,6 +39,7 @@ enum class frame_type : std::uint8_t {
     ping = 10,
     pong = 11,
     goaway = 12,
+    policy_answered = 13,  // version 4
     data_hello = 20,
     stream_start = 21,
     stream_ready = 22,
@@ -121,6 +123,19 @@ struct pong {
 struct goaway {
     std::string reason;
 };
+// Relay -> client (version 4): a policy of the relay answered a visitor of one of the client's
+// tunnels itself, so the client's inspector and request events show the request although it
+// never reached the client. Heads as the relay read and answered them, credentials redacted,
+// each cut at max_string; the body's first bytes.
+struct policy_answered {
+    std::uint32_t tunnel_id = 0;
+    std::uint16_t status = 0;
+    std::string policy;  // its type: "rate_limit", "basic_auth", ...
+    std::string visitor;  // the visitor's address
+    std::string request_head;
+    std::string response_head;
+    std::string response_body;
+};
 struct data_hello {
     id16 session_id{};
 };
@@ -141,7 +156,8 @@ struct stream_failed {
 
 using message = std::variant<hello, challenge, auth, welcome, error, open_tunnel, tunnel_opened,
                              tunnel_refused, pool_want, ping, pong, goaway, data_hello, stream_start,
-                             stream_ready, stream_failed, data_challenge, data_auth>;
+                             stream_ready, stream_failed, data_challenge, data_auth,
+                             policy_answered>;
 
 // Whole frame: 4-byte length, type, payload. Strings longer than max_string bytes are truncated.
 std::string encode(const message& m);

@@ -231,6 +231,7 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
                                        ctx_.cfg.max_control_frames_per_second,
                                        std::size_t{ctx_.cfg.pool_size} * 4);
     s->close = [this](session& closing) { close_session(closing); };
+    s->version = std::min(n.hello.max_version, protocol::protocol_version);
     s->id = protocol::random_bytes<16>();
     s->id_hex = protocol::to_hex(s->id);
     s->owner = owner;

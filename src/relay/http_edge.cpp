@@ -7,6 +7,7 @@
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
 #include "net/socket_state.hpp"
+#include "relay/policy_notice.hpp"
 #include "relay/watched_socket.hpp"
 
 #include <boost/asio/deferred.hpp>
@@ -333,6 +334,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     }
 
     // The route: a configured site first, then a tunnel name under the relay's domain.
+    // The bodies the operator gave for the relay's own answers: the site's, else the tunnels'.
+    const auto pages_of = [&] {
+        return cache.site ? &cache.site->pages : &cfg.tunnel_error_pages;
+    };
     const std::string_view host_text = host ? std::string_view(*host) : std::string_view();
     if (!cache.valid || cache.host != host_text || cache.tunnels_changed != ctx_.tunnels_changed) {
         cache = cached_route{true, ctx_.tunnels_changed, std::string(host_text), nullptr,
@@ -344,7 +349,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                     "porthole: this relay serves tunnels at NAME.{}; '{}' is not one", cfg.domain,
                     host_text);
                 cache = cached_route{};
-                co_await reply_and_close(visitor, 404, "Not Found", std::move(message));
+                co_await reply_and_close(visitor, 404, "Not Found", std::move(message), pages_of());
                 co_return false;
             }
             if (!tunnels_.serving(*name)) {
@@ -354,12 +359,12 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                     co_await reply_and_close(visitor, 502, "Bad Gateway",
                                              fmt::format("porthole: the client of tunnel '{}' is "
                                                          "reconnecting; try again shortly",
-                                                         *name));
+                                                         *name), pages_of());
                 else
                     co_await reply_and_close(
                         visitor, 404, "Not Found",
                         fmt::format("porthole: no tunnel named '{}' is connected to this relay",
-                                    *name));
+                                    *name), pages_of());
                 co_return false;
             }
             cache.tunnel = tunnel_route(*name);
@@ -370,7 +375,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         r = route::route_for(*cache.site, head.target);
         if (!r) {
             co_await reply_and_close(visitor, 404, "Not Found",
-                                     "porthole: no route of this site serves this path");
+                                     "porthole: no route of this site serves this path",
+                                     pages_of());
             co_return false;
         }
     }
@@ -393,7 +399,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 spdlog::info("http: bad request body from {}: {}{}", peer, bad.reason,
                              ctx_.visitor_log.suppressed_note());
             co_await reply_and_close(visitor, bad.status, http::reason_phrase(bad.status),
-                                     "malformed request body: " + bad.reason);
+                                     "malformed request body: " + bad.reason, pages_of());
             co_return false;
         }
     }
@@ -440,8 +446,15 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             if (!answer) continue;
             // A request without a body leaves the connection ready for the next one.
             const bool goes_on = request.is_done() && request.keep_alive() && !ctx_.draining;
+            if (const auto page = pages_of()->find(answer->status); page != pages_of()->end()) {
+                answer->body = page->second.body;
+                answer->content_type = page->second.content_type;
+            }
             const std::string response =
                 policy::response_of(*answer, head.method == "HEAD", !goes_on);
+            if (cache.tunnel)
+                notify_policy_answer(registry_, std::string(tunnel), p->type(), answer->status,
+                                     from, head, response);
             const bool sent = co_await write_all(visitor, response, 10s);
             if (!goes_on || !sent) {
                 visitor.conn.shutdown_send();
@@ -452,7 +465,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         }
         if (!request.cap_body(policy_edits->body_limit)) {  // chunks that came with the head
             co_await reply_and_close(visitor, 413, "Content Too Large",
-                                     "porthole: the request body is over this site's limit");
+                                     "porthole: the request body is over this site's limit",
+                                     pages_of());
             co_return false;
         }
     }
@@ -499,7 +513,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 if (!text.starts_with("porthole:"))
                     text = fmt::format("porthole: {} for {}", text, host_text);
                 co_await reply_and_close(visitor, status, http::reason_phrase(status),
-                                         std::move(text));
+                                         std::move(text), pages_of());
                 co_return false;
             }
             up.emplace(std::move(*c), pool, ctx_);
@@ -523,7 +537,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             up.reset();
             if (retriable && another_try(tunnel)) continue;
             co_await reply_and_close(visitor, 502, "Bad Gateway",
-                                     "porthole: the upstream closed while sending the request");
+                                     "porthole: the upstream closed while sending the request",
+                                     pages_of());
             co_return false;
         }
         in.consume(parsed_body);
@@ -555,9 +570,11 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             up.reset();
             if (body.too_large)
                 co_await reply_and_close(visitor, 413, "Content Too Large",
-                                         "porthole: the request body is over this site's limit");
+                                         "porthole: the request body is over this site's limit",
+                                         pages_of());
             else
-                co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body");
+                co_await reply_and_close(visitor, 400, "Bad Request", "malformed request body",
+                                         pages_of());
             co_return false;
         }
         if (outcome.state == response_state::none) {
@@ -573,13 +590,15 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 co_await reply_and_close(visitor, 504, "Gateway Timeout",
                                          fmt::format("porthole: {} did not answer in time "
                                                      "(upstream_timeout)",
-                                                     what));
+                                                     what),
+                                         pages_of());
             else
                 co_await reply_and_close(
                     visitor, 502, "Bad Gateway",
                     fmt::format("porthole: {} {}", what,
                                 outcome.malformed ? "answered with a malformed response"
-                                                  : "closed the connection without a response"));
+                                                  : "closed the connection without a response"),
+                    pages_of());
             co_return false;
         }
         const auto verdict =

@@ -35,7 +35,7 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
                                             const policy::jwks_sources& jwks,
                                             route::route_table& table) {
     for (const auto& s : sites.sites) {
-        route::site built{s.hosts, {}};
+        route::site built{s.hosts, {}, s.pages};
         // One of each site-wide step for all its routes: a site's rate limit counts them together.
         const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
         for (const auto& r : s.routes) {

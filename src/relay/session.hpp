@@ -40,6 +40,7 @@ struct tunnel {
     std::optional<boost::asio::ip::tcp::acceptor> acceptor;  // tcp
     std::uint32_t active = 0;  // visitor connections using it now
     core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
+    core::token_bucket policy_notices{20, 100};  // POLICY_ANSWERED frames, per second
 };
 
 // Holds one of a tunnel's max_connections_per_tunnel slots.
@@ -61,6 +62,7 @@ struct session {
           frames(frames_per_second, 2 * frames_per_second) {}
     protocol::id16 id{};
     std::string id_hex;
+    std::uint16_t version = protocol::protocol_version;  // the protocol version it speaks
     owner_key owner;
     protocol::verifier token{};  // which token: its verifier; zeros on a relay without tokens
     protocol::key32 data_key{};

@@ -29,9 +29,14 @@ asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes,
 }
 
 asio::awaitable<void> reply_and_close(watched_socket& visitor, unsigned status,
-                                      std::string_view reason, std::string text) {
+                                      std::string_view reason, std::string text,
+                                      const config::error_pages* pages) {
+    const auto page = pages ? pages->find(status) : config::error_pages::const_iterator();
     // Named, not a temporary inside co_await: GCC 12 can destroy such temporaries twice.
-    const std::string response = http::relay_response(status, reason, text + "\n");
+    const std::string response =
+        pages && page != pages->end()
+            ? http::relay_response(status, reason, page->second.body, page->second.content_type)
+            : http::relay_response(status, reason, text + "\n");
     co_await write_all(visitor, response, 10s);
     visitor.conn.shutdown_send();
 }

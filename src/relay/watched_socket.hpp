@@ -1,6 +1,7 @@
 #pragma once
 // Reads and writes on a watched_socket (relay_context.hpp): each sets the socket's deadline for
 // the sweeper, and clears it when done.
+#include "config/error_pages.hpp"
 #include "http/forward_exchange.hpp"
 #include "net/io_buffer.hpp"
 #include "net/stream.hpp"
@@ -28,8 +29,10 @@ boost::asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes
                                        std::chrono::seconds timeout, std::string_view more = {});
 
 // A response of the relay's own, then the end of what it sends on this connection.
+// `pages`: the site's or the tunnels' error_pages; one for `status` replaces `text`.
 boost::asio::awaitable<void> reply_and_close(watched_socket& visitor, unsigned status,
-                                             std::string_view reason, std::string text);
+                                             std::string_view reason, std::string text,
+                                             const config::error_pages* pages = nullptr);
 
 // A watched socket as one side of the shared forwarding core: each read and write under
 // `timeout`, enforced by the sweeper.

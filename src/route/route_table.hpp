@@ -2,6 +2,7 @@
 // The configured sites: (host, path) -> route. Exact host names first, then the longest
 // matching "*." wildcard, then a site for "*" (every host); within a site the first route whose whole-segment path prefix
 // matches. Pure: no I/O; tunnel names under the relay's domain are the HTTP edge's fallback.
+#include "config/error_pages.hpp"
 #include "route/route.hpp"
 
 #include <memory>
@@ -16,6 +17,7 @@ namespace porthole::route {
 struct site {
     std::vector<std::string> hosts;
     std::vector<std::shared_ptr<route>> routes;
+    config::error_pages pages{};  // bodies for the relay's own answers on this site, by status
 };
 
 // "Shop.Example.com:8443" -> "shop.example.com"; "[::1]:80" -> "::1"; a trailing dot goes.

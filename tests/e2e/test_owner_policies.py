@@ -1,8 +1,10 @@
 """A tunnel's owner sets its policies from the client (--basic-auth, --allow-ip, --deny-ip,
---rate-limit, --https-only, or [[tunnels.NAME.policies]] in porthole.toml); the relay enforces
+--rate-limit, --https-only, --verify-webhook, or [[tunnels.NAME.policies]] in porthole.toml); the relay enforces
 them after its own [tunnel_policy] ones, may forbid some types, and refuses a group whose members
 disagree. Passwords leave the client only as bcrypt hashes."""
 import base64
+import hashlib
+import hmac
 import http.client
 import os
 import signal
@@ -127,11 +129,43 @@ def test_a_bad_policy_in_the_client_file_stops_the_client_naming_the_line(tmp_pa
     (["--allow-ip", "10.0.0.0/99"], "--allow-ip:"),
     (["--rate-limit", "lots"], "--rate-limit: 'lots' is not a rate"),
     (["--basic-auth", "alice"], "--basic-auth: give USER:PASSWORD"),
+    (["--verify-webhook", "gitlab:hush-hush-secret"], "--verify-webhook: give PROVIDER:SECRET"),
+    (["--verify-webhook", "github"], "--verify-webhook: give PROVIDER:SECRET"),
 ])
 def test_a_bad_policy_flag_names_itself(flags, says):
     p = subprocess.run([BIN, "http", "3000", "--server", "127.0.0.1:1"] + flags,
                        capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     assert p.returncode != 0 and says in p.stderr, p.stderr
+    assert "hush-hush-secret" not in p.stderr
+
+
+def test_verify_webhook_from_the_client(group, svc):
+    """--verify-webhook github:SECRET: the relay checks X-Hub-Signature-256 (computed here from
+    GitHub's documented algorithm) before anything reaches the local service."""
+    secret = "wh-secret-for-the-owner"
+    relay = group.relay()
+    agent = owner(group, relay, svc, "--verify-webhook", "github:" + secret)
+    body = b'{"action":"opened"}'
+
+    def post(signature):
+        conn = http.client.HTTPConnection("127.0.0.1", relay.http_port, timeout=10)
+        headers = {"Host": "%s.localhost" % NAME, "Content-Type": "application/json"}
+        if signature:
+            headers["X-Hub-Signature-256"] = signature
+        try:
+            conn.request("POST", "/hook", body=body, headers=headers)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+    good = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    bad = "sha256=" + hmac.new(b"another secret", body, hashlib.sha256).hexdigest()
+    assert post(None)[0] == 401
+    assert post(bad)[0] == 401
+    assert post(good)[0] == 200
+    assert svc.requests() == 1, "an unsigned or wrongly signed request reached the service"
+    for text in (relay.proc.stderr_text(), agent.stderr_text(), "\n".join(agent.lines)):
+        assert secret not in text
 
 
 def test_a_group_whose_members_disagree_on_policies_is_refused(group, svc):

@@ -80,10 +80,10 @@ def policy(type_, **keys):
     return dict(type=type_, **keys)
 
 
-def site(hosts, routes, policies=()):
-    """TOML for one [[sites]] table: its own policies, then routes (dicts of route keys, with an
-    optional "policies" list), each followed by its policies."""
-    text = table("sites", {"hosts": list(hosts)})
+def site(hosts, routes, policies=(), **site_keys):
+    """TOML for one [[sites]] table (hosts and `site_keys`): its own policies, then routes (dicts
+    of route keys, with an optional "policies" list), each followed by its policies."""
+    text = table("sites", dict(hosts=list(hosts), **site_keys))
     for p in policies:
         text += table("sites.policies", p)
     for r in routes:

@@ -63,6 +63,8 @@ std::vector<message> samples() {
         stream_failed{"connection refused"},
         data_challenge{pattern<32>(150)},
         data_auth{pattern<32>(170)},
+        policy_answered{7, 429, "rate_limit", "203.0.113.7", "GET / HTTP/1.1\r\n\r\n",
+                        "HTTP/1.1 429 Too Many Requests\r\n\r\n", "slow down\n"},
     };
 }
 
@@ -232,6 +234,21 @@ TEST(FrameRoundTrip, Goaway) {
     EXPECT_EQ(out.reason, "shutting down");
 }
 
+TEST(FrameRoundTrip, PolicyAnswered) {
+    const policy_answered in{7, 401, "basic_auth", "203.0.113.7",
+                             "GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+                             "HTTP/1.1 401 Unauthorized\r\n\r\n", "who?"};
+    policy_answered out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
+    EXPECT_EQ(out.tunnel_id, 7u);
+    EXPECT_EQ(out.status, 401);
+    EXPECT_EQ(out.policy, "basic_auth");
+    EXPECT_EQ(out.visitor, "203.0.113.7");
+    EXPECT_EQ(out.request_head, in.request_head);
+    EXPECT_EQ(out.response_head, in.response_head);
+    EXPECT_EQ(out.response_body, "who?");
+}
+
 TEST(FrameRoundTrip, DataHello) {
     const data_hello in{pattern<16>(200)};
     data_hello out;
@@ -314,7 +331,7 @@ TEST(FrameEncode, WireLayoutIsBigEndianInFieldOrder) {
 
 TEST(FrameEncode, FrameTypeNumbersMatchTheProtocol) {
     const std::vector<std::uint8_t> expected = {1,  2,  3,  4,  5,  6,  7,  8,  9,
-                                                10, 11, 12, 20, 21, 22, 23, 24, 25};
+                                                10, 11, 12, 20, 21, 22, 23, 24, 25, 13};
     const auto all = samples();
     ASSERT_EQ(all.size(), expected.size());
     for (std::size_t i = 0; i < all.size(); ++i)
@@ -402,7 +419,7 @@ TEST(FrameDecodeBody, RejectsEmptyBody) {
 }
 
 TEST(FrameDecodeBody, RejectsUnknownTypes) {
-    for (int type : {0, 13, 14, 19, 26, 100, 255}) {
+    for (int type : {0, 14, 19, 26, 100, 255}) {
         const std::uint8_t body[] = {static_cast<std::uint8_t>(type), 0, 0, 0, 0, 0, 0, 0, 0};
         auto decoded = decode_body(body);
         ASSERT_FALSE(decoded) << "type " << type;
