@@ -258,13 +258,17 @@ SITES: THE RELAY AS A REVERSE PROXY
       the CA https members are verified against; default: the system store.
   Durations are whole seconds or strings: "500ms", "2s", "1m", "1h".
   [[sites.policies]], [[sites.routes.policies]]
-      tables with type = "ip_allow", "ip_deny", "basic_auth", "rate_limit", "headers",
-      "redirect", "https_only", "respond" or "max_body", run in order before a request goes
-      upstream: the site's, then the route's. `porthole help policies` has every key.
+      tables with type = "ip_allow", "ip_deny", "basic_auth", "jwt", "rate_limit", "headers",
+      "redirect", "https_only", "respond", "max_body", "verify_webhook", "rewrite" or
+      "bandwidth", run in order before a request goes upstream: the site's, then the route's.
+      `porthole help policies` has every key.
+  error_pages = { 404 = "errors/404.html", 502 = "errors/down.html" }
+      in [[sites]] or [tunnel_policy]: the body of the relay's own answers by status (400-599),
+      read at start from files relative to this one (at most 1 MiB each).
   [tunnel_policy]
       rules for every HTTP tunnel (a Host NAME.DOMAIN that no site claims):
       [[tunnel_policy.policies]] tables like the ones above, run before the tunnel owner's own,
-      and forbid = ["respond", ...]: policy types a tunnel's owner may not set.
+      forbid = ["respond", ...]: policy types a tunnel's owner may not set, and error_pages.
 
   [[tcp_sites]]
   listen = "0.0.0.0:5432"
@@ -422,6 +426,8 @@ THE TYPES
   rewrite      strip_prefix = "/api", from = "^/old/(.*)$", to = "/new/\\1", add_prefix = "/v2":
                the path sent upstream, in that order (a prefix on whole segments; the first
                match of the RE2 expression replaced, \1-\9 its groups); the query is kept.
+  bandwidth    down = "2MiB/s", up = "512KiB/s", burst = "256KiB": bytes a second through the
+               route (to and from visitors), shared by all its visitors; over it they wait.
   verify_webhook
                provider = "github" | "stripe" | "slack" | "shopify" | "twilio" | "hmac";
                secret = "..." or secret_file = "PATH" (relative to the config file; never

@@ -86,6 +86,7 @@ const policy_kind policy_kinds[] = {
      {"provider", "secret", "secret_file", "tolerance", "max_body", "header", "algorithm",
       "encoding", "prefix", "url"}},
     {"rewrite", {"strip_prefix", "from", "to", "add_prefix"}},
+    {"bandwidth", {"up", "down", "burst"}},
 };
 
 class policy_reader {
@@ -157,6 +158,7 @@ private:
     result https_only(std::string_view key, const toml::node& n, https_only_settings& s) const;
     result respond(std::string_view key, const toml::node& n, respond_settings& s) const;
     result max_body(std::string_view key, const toml::node& n, max_body_settings& s) const;
+    result bandwidth(std::string_view key, const toml::node& n, bandwidth_settings& s) const;
     result webhook(std::string_view key, const toml::node& n, webhook_settings& s) const;
     result secret_file(const toml::node& n, webhook_settings& s) const;
     result rewrite(std::string_view key, const toml::node& n, rewrite_settings& s) const;
@@ -409,6 +411,25 @@ result policy_reader::max_body(std::string_view key, const toml::node& n,
             return tl::unexpected(fmt::format(
                 "{}: 'size' = \"{}\" is not a size above zero; write one like \"10MiB\"", at(n), v));
         s.size = *size;
+        return {};
+    });
+}
+
+result policy_reader::bandwidth(std::string_view key, const toml::node& n,
+                                bandwidth_settings& s) const {
+    if (key != "up" && key != "down" && key != "burst") return tl::unexpected(std::string());
+    return string(n, key).and_then([&](const std::string& v) -> result {
+        const bool rate = key != "burst";
+        const std::string_view text = v;
+        const std::string_view size_text =
+            rate && text.ends_with("/s") ? text.substr(0, text.size() - 2) : text;
+        auto size = parse_size(size_text);
+        if ((rate && size_text.size() == text.size()) || !size || *size == 0)
+            return tl::unexpected(fmt::format(
+                "{}: '{}' = \"{}\" is not {}; write one like \"{}\"", at(n), key, v,
+                rate ? "bytes a second above zero" : "a size above zero",
+                rate ? "2MiB/s" : "256KiB"));
+        (key == "up" ? s.up : key == "down" ? s.down : s.burst) = *size;
         return {};
     });
 }
@@ -771,6 +792,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     else if (*type == "max_body") p.settings = max_body_settings{};
     else if (*type == "rewrite") p.settings = rewrite_settings{};
     else if (*type == "jwt") p.settings = jwt_settings{};
+    else if (*type == "bandwidth") p.settings = bandwidth_settings{};
     else p.settings = webhook_settings{};
 
     std::unordered_map<std::string, std::string> key_at;  // for checks across keys
@@ -797,6 +819,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                 else if constexpr (std::is_same_v<T, max_body_settings>) return max_body(key, n, s);
                 else if constexpr (std::is_same_v<T, rewrite_settings>) return rewrite(key, n, s);
                 else if constexpr (std::is_same_v<T, jwt_settings>) return jwt(key, n, s);
+                else if constexpr (std::is_same_v<T, bandwidth_settings>) return bandwidth(key, n, s);
                 else return webhook(key, n, s);
             },
             p.settings);
@@ -821,6 +844,8 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
         return missing("to = \"https://example.com{uri}\"");
     if (const auto* s = std::get_if<max_body_settings>(&p.settings); s && s->size == 0)
         return missing("size = \"10MiB\"");
+    if (const auto* s = std::get_if<bandwidth_settings>(&p.settings); s && !s->up && !s->down)
+        return missing("down = \"2MiB/s\" (to visitors), up = \"512KiB/s\" (from them), or both");
     if (const auto* s = std::get_if<rewrite_settings>(&p.settings)) {
         if (s->from.empty() != s->to.empty())
             return missing("from = \"REGEX\" and to = \"PATH\" together");
@@ -903,6 +928,16 @@ tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::
     for (auto&& item : *arr) {
         auto p = reader.read(*item.as_table(), name);
         if (!p) return tl::unexpected(p.error());
+        // Budgets add up per direction at most twice (site and route, or relay and owner).
+        const bool second_bandwidth =
+            std::holds_alternative<bandwidth_settings>(p->settings) &&
+            std::any_of(out.begin(), out.end(), [](const policy_config& earlier) {
+                return std::holds_alternative<bandwidth_settings>(earlier.settings);
+            });
+        if (second_bandwidth)
+            return tl::unexpected(fmt::format(
+                "{}:{}: one bandwidth policy per list: give up and down in the first", path,
+                p->line));
         out.push_back(std::move(*p));
     }
     return out;
@@ -955,6 +990,8 @@ std::string_view type_of(const policy_config& p) {
             else if constexpr (std::is_same_v<T, respond_settings>) return "respond";
             else if constexpr (std::is_same_v<T, max_body_settings>) return "max_body";
             else if constexpr (std::is_same_v<T, rewrite_settings>) return "rewrite";
+            else if constexpr (std::is_same_v<T, jwt_settings>) return "jwt";
+            else if constexpr (std::is_same_v<T, bandwidth_settings>) return "bandwidth";
             else return "verify_webhook";
         },
         p.settings);

@@ -104,10 +104,17 @@ struct jwt_settings {
     bool forward_token = true;
 };
 
+// Bytes a second through one route (all its visitors together), each direction; 0: unshaped.
+struct bandwidth_settings {
+    std::uint64_t up = 0;    // from visitors (request bodies, upgraded streams)
+    std::uint64_t down = 0;  // to visitors (responses)
+    std::uint64_t burst = 0;  // bytes that may pass at once; 0: a tenth of a second's worth
+};
+
 using policy_settings =
     std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
                  redirect_settings, https_only_settings, respond_settings, max_body_settings,
-                 webhook_settings, rewrite_settings, jwt_settings>;
+                 webhook_settings, rewrite_settings, jwt_settings, bandwidth_settings>;
 
 struct policy_config {
     policy_settings settings;

@@ -271,7 +271,36 @@ asio::awaitable<void> one_way(stream& from, stream& to) {
     to.close();
 }
 
+// One direction paced by `budgets`: read at most a chunk, pay for it, write it.
+asio::awaitable<void> paced_one_way(stream& from, stream& to, const shaping::budgets& budgets) {
+    const std::size_t chunk = std::min(buffer_size, chunk_of(budgets));
+    auto buffer = std::make_unique_for_overwrite<char[]>(chunk);
+    for (;;) {
+        auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), chunk));
+        if (n > 0) {
+            co_await take(budgets, n);
+            auto [wec, written] = co_await to.write(asio::buffer(buffer.get(), n));
+            if (wec) break;
+        }
+        if (is_end_of_stream(ec)) {
+            to.shutdown_send();
+            co_return;
+        }
+        if (ec) break;
+    }
+    from.close();
+    to.close();
+}
+
 }  // namespace
+
+asio::awaitable<void> pump(stream& a, stream& b, const shaping& s) {
+    if (s.empty()) {
+        co_await pump(a, b);
+        co_return;
+    }
+    co_await (paced_one_way(a, b, s.up) && paced_one_way(b, a, s.down));
+}
 
 asio::awaitable<void> pump(stream& a, stream& b) {
     if (!a.is_tls() && !b.is_tls()) {

@@ -1,5 +1,6 @@
 #include "policy/chain.hpp"
 
+#include "policy/bandwidth.hpp"
 #include "policy/basic_auth.hpp"
 #include "policy/fixed_answers.hpp"
 #include "policy/header_rules.hpp"
@@ -49,6 +50,8 @@ chain build_chain(const std::vector<config::policy_config>& configs, const jwks_
                     return std::make_shared<https_only>(s);
                 else if constexpr (std::is_same_v<T, config::respond_settings>)
                     return std::make_shared<respond>(s);
+                else if constexpr (std::is_same_v<T, config::bandwidth_settings>)
+                    return std::make_shared<bandwidth>(s);
                 else if constexpr (std::is_same_v<T, config::jwt_settings>)
                     return std::make_shared<jwt_auth>(s, keys_of(s, jwks));
                 else if constexpr (std::is_same_v<T, config::max_body_settings>)

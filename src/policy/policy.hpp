@@ -6,6 +6,7 @@
 // in order; docs/policies.md has the config contract.
 #include "http/header_edits.hpp"
 #include "http/message_head.hpp"
+#include "net/byte_shaper.hpp"
 
 #include <boost/asio/ip/address.hpp>
 
@@ -30,6 +31,7 @@ struct request_context {
     std::uint64_t body_limit = UINT64_MAX;  // a body larger than this is cut (max_body)
     std::size_t strip = 0;  // the route's strip_prefix: leading characters of the path dropped
     std::string target{};   // origin-form target a rewrite made (sent as it is); empty: none
+    net::shaping shaping{};  // bandwidth budgets the exchange's bytes pass
 };
 
 // A response a step makes itself.

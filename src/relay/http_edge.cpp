@@ -2,6 +2,7 @@
 
 #include "http/forward_exchange.hpp"
 #include "http/host_route.hpp"
+#include "http/shaped_endpoint.hpp"
 #include "net/listener.hpp"
 #include "net/network_list.hpp"
 #include "net/frame_io.hpp"
@@ -471,6 +472,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         }
     }
     const http::header_edits* request_edits = policy_edits ? &policy_edits->request : nullptr;
+    // bandwidth: the visitor's bytes pass the route's budgets both ways.
+    const net::shaping* shaping =
+        policy_edits && !policy_edits->shaping.empty() ? &policy_edits->shaping : nullptr;
     const http::header_edits* response_edits = policy_edits ? &policy_edits->response : nullptr;
     const std::shared_ptr<upstream::pool>& pool = r->pool;
     const auto& settings = pool->settings();
@@ -541,9 +545,15 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                      pages_of());
             co_return false;
         }
+        if (shaping) co_await net::take(shaping->up, parsed_body);
         in.consume(parsed_body);
         parsed_body = 0;
-        watched_endpoint from_visitor(visitor, cfg.idle_timeout);
+        watched_endpoint watched_visitor(visitor, cfg.idle_timeout);
+        std::optional<http::shaped_endpoint> shaped_visitor;
+        if (shaping) shaped_visitor.emplace(watched_visitor, *shaping);
+        http::forward_endpoint& from_visitor =
+            shaped_visitor ? static_cast<http::forward_endpoint&>(*shaped_visitor)
+                           : static_cast<http::forward_endpoint&>(watched_visitor);
         watched_endpoint to_upstream(up->stream, cfg.idle_timeout);
         http::response_options options{head.method == "HEAD", set_cookie, response_edits,
                                        std::nullopt, nullptr};
@@ -612,7 +622,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 const bool sent_rest = co_await write_all(visitor, view(up->in), cfg.idle_timeout);
                 if (!sent_rest) co_return false;
             }
-            co_await net::pump(visitor.conn, up->stream.conn);
+            if (shaping)
+                co_await net::pump(visitor.conn, up->stream.conn, *shaping);
+            else
+                co_await net::pump(visitor.conn, up->stream.conn);
             pool->finish(up->take(), verdict, false);
             up.reset();
             co_return false;

@@ -656,12 +656,12 @@ def test_version_1_client_is_refused(open_relay):
     control = wire.Control.connect("127.0.0.1", open_relay.control_port)
     refused = control.hello(min_version=1, max_version=1)
     assert refused.type == wire.ERROR and refused.code == wire.UNSUPPORTED_VERSION, refused
-    assert "versions 2-3" in refused.message, refused
+    assert "versions 2-4" in refused.message, refused
     assert control.closed_by_peer(5)
     control.close()
 
 
-@pytest.mark.parametrize("versions,picked", [((2, 2), 2), ((2, 3), 3), ((3, 9), 3)])
+@pytest.mark.parametrize("versions,picked", [((2, 2), 2), ((2, 3), 3), ((3, 4), 4), ((3, 9), 4)])
 def test_the_relay_picks_the_highest_version_both_speak(open_relay, versions, picked):
     control = wire.Control.connect("127.0.0.1", open_relay.control_port)
     try:

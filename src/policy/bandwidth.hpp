@@ -1,0 +1,22 @@
+#pragma once
+// bandwidth: bytes a second through the route, each direction, shared by all its visitors; the
+// edge and the pump wait for the budget (nothing is dropped). docs/policies.md has the rules.
+#include "config/policy_config.hpp"
+#include "net/byte_shaper.hpp"
+#include "policy/policy.hpp"
+
+#include <memory>
+
+namespace porthole::policy {
+
+class bandwidth final : public policy {
+public:
+    explicit bandwidth(const config::bandwidth_settings& s);
+    std::optional<answer> on_request(request_context& r) override;
+    std::string_view type() const override { return "bandwidth"; }
+
+private:
+    std::shared_ptr<net::byte_shaper> up_, down_;  // null: that direction is not shaped
+};
+
+}  // namespace porthole::policy
