@@ -19,6 +19,8 @@ Order     flags win, then the environment (PORTHOLE_SERVER, PORTHOLE_TOKEN), the
           the defaults below. The token: --token, then --token-file, then PORTHOLE_TOKEN, then
           token or token_file here.
 Errors    an unknown key, a wrong type or a bad value stops with FILE:LINE: what is wrong.
+Text      UTF-8: strings, quoted keys and comments may hold any language; invalid UTF-8, or text
+          beyond ASCII elsewhere, stops with FILE:LINE.
 Sizes     a whole number of bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB ("64KiB").
 
 TOP-LEVEL KEYS
@@ -107,7 +109,8 @@ constexpr std::string_view server_config_text =
 TOML. Every key is optional; a flag given on the command line wins over its key (--token and
 --tokens-file add to the tokens of the file). An unknown key, a wrong type or a bad value stops the
 relay with FILE:LINE: what is wrong. Seconds are whole numbers from 1 to 86400; the max_* limits
-whole numbers from 1 to 1000000 unless said otherwise.
+whole numbers from 1 to 1000000 unless said otherwise. The file is UTF-8: strings, quoted keys and
+comments may hold any language.
 
 LISTENERS AND NAMES
 

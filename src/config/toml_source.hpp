@@ -20,10 +20,12 @@ namespace porthole::config {
 
 inline tl::expected<toml::table, std::string> parse_toml(std::string_view text,
                                                          const std::string& name) {
-    if (auto problem = check_toml_text(text))
-        return tl::unexpected(name + ":" + std::to_string(problem->line) + ": " + problem->message);
+    auto ascii = to_ascii_toml(text);
+    if (!ascii)
+        return tl::unexpected(name + ":" + std::to_string(ascii.error().line) + ": " +
+                              ascii.error().message);
     try {
-        return toml::parse(text, name);
+        return toml::parse(*ascii, name);
     } catch (const toml::parse_error& e) {
         return tl::unexpected(std::string(name) + ":" + std::to_string(e.source().begin.line) +
                               ": " + std::string(e.description()));

@@ -839,6 +839,41 @@ def test_respond_answers_itself_and_never_contacts_the_backend(group, tmp_path, 
     assert b.requests() == 1
 
 
+UTF8_BODY = "Grüße, Zoë: пример 東京 😀"
+
+
+def test_a_utf8_config_file_is_read_in_every_string_form(group, tmp_path):
+    """UTF-8 in comments and in each of TOML's four string forms reaches visitors as written."""
+    forms = {"basic": '"%s"', "literal": "'%s \\ \"q\"'", "multi": '"""\n%s"""',
+             "multi-literal": "'''\n%s \\ \"q\"'''"}
+    text = "# Relay of the café, Zoë's 東京 office 😀\n[[sites]]\nhosts = [\"%s\"]\n" % HOST
+    for path, form in forms.items():
+        text += ('[[sites.routes]]  # ещё\npath = "/%s"\nupstream = ["http://127.0.0.1:1"]\n'
+                 '[[sites.routes.policies]]\ntype = "respond"\nbody = %s\n' % (path, form % UTF8_BODY))
+    config = tmp_path / "relay.toml"
+    config.write_bytes(text.encode("utf-8"))
+    relay = group.relay("--config", str(config))
+    got = {path: get(relay.http_port, "/" + path).body.decode("utf-8") for path in forms}
+    assert got == {"basic": UTF8_BODY, "literal": UTF8_BODY + ' \\ "q"', "multi": UTF8_BODY,
+                   "multi-literal": UTF8_BODY + ' \\ "q"'}, got
+
+
+REFUSED_TEXT = {  # case: (file, line, what the relay says)
+    "invalid_utf8": (b'# \xc3\xa9\ndomain = "localhost"  # caf\xe9\n', 2, "invalid UTF-8"),
+    "outside_quotes": (b'# \xc3\xa9\ndomain = "\xc3\xa9.localhost"\nlease_grace = 1\xc2\xa0\n', 3,
+                       "U+00A0 outside quotes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_TEXT))
+def test_a_config_file_with_invalid_utf8_or_text_beyond_ascii_outside_quotes_is_refused(tmp_path, case):
+    text, line, needle = REFUSED_TEXT[case]
+    path = tmp_path / ("%s.toml" % case)
+    path.write_bytes(text)
+    stderr = refused_at_start(path)
+    assert "%s:%d: %s" % (path, line, needle) in stderr, stderr
+
+
 # -- 7: max_body ----------------------------------------------------------------------------
 
 def post_head(size):

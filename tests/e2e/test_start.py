@@ -75,3 +75,17 @@ def test_start_unknown_name_and_bad_file(group, tmp_path):
     p = group.spawn("start", [BIN, "start", "nope", "--config", str(good)])
     assert p.wait_exit(5) != 0
     assert "nope" in p.stderr_text()
+
+
+def test_config_check_reads_utf8_and_names_the_line_of_invalid_utf8(group, tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_bytes("# Zoë's laptop, 東京 😀\ntoken = 'jeton-été'\n[tunnels.x]  # ещё\n"
+                     "type = \"http\"\ntarget = 3000\n".encode("utf-8"))
+    p = group.spawn("check", [BIN, "config", "check", "--config", str(good)])
+    assert p.wait_exit(5) == 0, p.stderr_text()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"# Zo\xc3\xab\n[tunnels.x]\ntype = \"http\"  # caf\xe9\ntarget = 3000\n")
+    p = group.spawn("check", [BIN, "config", "check", "--config", str(bad)])
+    assert p.wait_exit(5) != 0
+    assert "bad.toml:3: invalid UTF-8" in p.stderr_text(), p.stderr_text()
