@@ -45,8 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (p.verify(token)) std::abort();
     const porthole::http::message_head head{
         "GET", "/", 0, 11, {{"Authorization", "Bearer " + std::string(token)}}};
-    porthole::policy::request_context r{head, "a.example", "192.0.2.1", false, 0, "", {}, {}, {},
-                                        UINT64_MAX};
+    porthole::policy::request_context r{head,  "a.example", "192.0.2.1",
+                                        boost::asio::ip::make_address("192.0.2.1"),
+                                        false, 0,  "",          {},
+                                        {},    {}, UINT64_MAX};
     auto answer = p.on_request(r);
     if (!answer || answer->status != 401) std::abort();
     (void)porthole::policy::claim_field_value(
