@@ -955,6 +955,7 @@ std::string_view type_of(const policy_config& p) {
             else if constexpr (std::is_same_v<T, respond_settings>) return "respond";
             else if constexpr (std::is_same_v<T, max_body_settings>) return "max_body";
             else if constexpr (std::is_same_v<T, rewrite_settings>) return "rewrite";
+            else if constexpr (std::is_same_v<T, jwt_settings>) return "jwt";
             else return "verify_webhook";
         },
         p.settings);

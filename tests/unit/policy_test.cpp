@@ -205,6 +205,13 @@ config::rewrite_settings rewrite_of(std::string strip, std::string from, std::st
                                     std::move(add)};
 }
 
+TEST(PolicyConfig, AForbiddenTypeIsRefusedByItsOwnName) {
+    const std::string jwt = "[[policies]]\ntype = \"jwt\"\nsecret = \"" + std::string(40, 's') +
+                            "\"\n";
+    EXPECT_FALSE(config::load_owner_policies(jwt, "owner", {"jwt"}));
+    EXPECT_TRUE(config::load_owner_policies(jwt, "owner", {"verify_webhook"}));
+}
+
 TEST(PathRewrite, PrefixesOnWholeSegmentsAndRegexGroups) {
     EXPECT_EQ(path_rewrite(rewrite_of("/api", "", "", "")).apply("/api/orders"), "/orders");
     EXPECT_EQ(path_rewrite(rewrite_of("/api", "", "", "")).apply("/api"), "/");
