@@ -4,6 +4,7 @@
 #include "policy/fixed_answers.hpp"
 #include "policy/header_rules.hpp"
 #include "policy/rate_limit.hpp"
+#include "site_policy_text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -161,11 +162,7 @@ TEST(FixedAnswers, HttpsOnlyKeepsThePathAndNamesANonDefaultPort) {
 }
 
 std::string config_error(const std::string& policy_table) {
-    config::server_config cfg;
-    const std::string text = "[[sites]]\nhosts = [\"a.example\"]\nupstream = [\"http://127.0.0.1:9\"]\n"
-                             "[[sites.policies]]\n" + policy_table;
-    auto r = config::load_server_text(text, "p.toml", cfg);
-    return r ? std::string() : r.error();
+    return test::site_policy_error(policy_table);
 }
 
 TEST(PolicyConfig, ErrorsNameTheLineAndAFix) {
