@@ -410,6 +410,9 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
             ->type_name("N/PERIOD");
         cmd.add_flag("--https-only", f.policies.https_only,
                      "send plain-HTTP visitors to https:// (the relay needs an HTTPS listener)");
+        cmd.add_flag("--compress", f.policies.compress,
+                     "the relay compresses text responses (zstd, br or gzip, as the visitor's "
+                     "Accept-Encoding allows)");
     }
     if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,

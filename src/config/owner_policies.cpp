@@ -93,7 +93,9 @@ tl::expected<std::string, std::string> policies_from_flags(const owner_policy_fl
         }
         policies.push_back(toml::table{{"type", "basic_auth"}, {"users", std::move(users)}});
     }
-    return checked(policies, "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only");
+    if (f.compress) policies.push_back(toml::table{{"type", "compress"}});
+    return checked(policies,
+                   "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only, --compress");
 }
 
 tl::expected<std::string, std::string> policies_from_file(const toml::node& n,

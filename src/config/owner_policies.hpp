@@ -1,6 +1,7 @@
 #pragma once
 // A tunnel owner's policies as the client sends them to the relay: TOML text of [[policies]]
-// tables, from flags (--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only) or from a
+// tables, from flags (--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only,
+// --compress) or from a
 // [[tunnels.NAME.policies]] array, checked here with the relay's own parser so that mistakes show
 // at start. Passwords given on the command line are hashed (bcrypt) here: only hashes leave.
 #include <tl/expected.hpp>
@@ -21,6 +22,7 @@ struct owner_policy_flags {
     std::vector<std::string> allow_ip, deny_ip;  // CIDR
     std::string rate_limit;  // N/PERIOD
     bool https_only = false;
+    bool compress = false;  // a compress table with its defaults
 };
 
 // The [[policies]] text for the flags; empty when none is given. Errors name the flag. In a

@@ -16,6 +16,8 @@
 
 namespace porthole::policy {
 
+class compression;  // policy/compress.hpp
+
 struct request_context {
     const http::message_head& head;
     std::string_view host;       // the Host field as sent ("" when absent)
@@ -30,6 +32,7 @@ struct request_context {
     std::uint64_t body_limit = UINT64_MAX;  // a body larger than this is cut (max_body)
     std::size_t strip = 0;  // the route's strip_prefix: leading characters of the path dropped
     std::string target{};   // origin-form target a rewrite made (sent as it is); empty: none
+    const compression* compress = nullptr;  // the route compresses responses (compress)
 };
 
 // A response a step makes itself.
