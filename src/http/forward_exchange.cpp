@@ -42,9 +42,11 @@ asio::awaitable<bool> forward_encoded(http::framer<false>& response, forward_end
                                       net::io_buffer& upstream_in, forward_endpoint& visitor,
                                       content_encoder& encoder, std::string head, bool chunked,
                                       response_result& result, error_code& ec) {
+    // Only chunks need decoding; any other body's bytes are the content as they came.
+    const bool raw = !response.chunked();
     http::body_capture decoded;
     decoded.limit = SIZE_MAX;
-    response.capture_body(&decoded);
+    if (!raw) response.capture_body(&decoded);
     byte_buffer out;
     out.prepare(chunk_line_room);
     out.commit(chunk_line_room);
@@ -54,6 +56,11 @@ asio::awaitable<bool> forward_encoded(http::framer<false>& response, forward_end
         if (upstream_in.size() != 0) {
             used = response.put(upstream_in.data(), ec);
             if (failed(ec)) break;
+            if (raw && used > 0) {
+                if (!encoder.encode(view(upstream_in).substr(0, used), encode_step::more, out))
+                    break;
+                fed = true;
+            }
             upstream_in.consume(used);
         }
         if (!decoded.data.empty()) {
