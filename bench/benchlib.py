@@ -18,7 +18,11 @@ Every measurement subcommand appends its figures to one JSON state file (--state
   idle-conns STATE ...         hold N idle keep-alive visitor connections, measure RSS deltas
   tunnels STATE ...            register N HTTP tunnels (one client process each) on one relay
   reconnect STATE ...          poll an HTTP URL every 20 ms until 200, time since T0
+  text-file FILE --mib N       write N MiB of deterministic English-like text (the compression row)
+  compress-cpu STATE KEY ...   N requests of a text file with one Accept-Encoding on one connection:
+                               the proxy's CPU seconds (its process tree) per MiB of text
   report STATE --md F --json F print the markdown report, write both files; exit 1 if a step failed
+  compress-report STATE --md F --json F   the compression rows only (scripts/bench --compress)
 """
 
 import argparse
@@ -1257,6 +1261,7 @@ def cmd_report(a):
         L.append(f"| reconnect: relay start → first 200 through the client (ms, each trial) | {trials} |")
     L.append("")
 
+    L += compress_lines(data)
     L.append("| target | goal | measured | status | context |")
     L.append("|---|---|---:|---|---|")
     for t in tg:
@@ -1290,6 +1295,150 @@ def cmd_report(a):
         f.write(md)
     with open(a.json, "w") as f:
         json.dump(doc, f, indent=2, sort_keys=True)
+        f.write("\n")
+    sys.stdout.write(md)
+    return 1 if data.get("failures") else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# compression: CPU of the proxy per MiB of text it compresses
+
+def cmd_text_file(a):
+    """English-like text from a fixed seed: words of a made-up vocabulary in sentences and lines,
+    so it compresses like prose or markup (neither as well as repeats nor as badly as noise)."""
+    rng = random.Random(20261206)
+    letters = "etaoinshrdlucmfwypvbgkjqxz"
+    weights = [12, 9, 8, 8, 7, 7, 6, 6, 6, 4, 4, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    vocab = ["".join(rng.choices(letters, weights, k=rng.randint(2, 9))) for _ in range(4000)]
+    target = a.mib * MIB
+    out, size = [], 0
+    while size < target:
+        words = [rng.choice(vocab) if rng.random() < 0.6 else vocab[int(rng.paretovariate(1.2)) % 4000]
+                 for _ in range(rng.randint(6, 18))]
+        line = " ".join(words).capitalize() + ". "
+        if rng.random() < 0.2:
+            line += "\n"
+        out.append(line)
+        size += len(line)
+    text = "".join(out)[:target]
+    with open(a.file, "w") as f:
+        f.write(text)
+
+
+def _tree_cpu_seconds(pid):
+    """CPU seconds (user + system) of `pid` and every process below it."""
+    table = _proc_table()
+    children = {}
+    for p, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(p)
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in table:
+            total += table[p][2]
+        todo.extend(children.get(p, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _decode(coding, data):
+    import gzip
+    if coding == "gzip":
+        return gzip.decompress(data)
+    if coding == "br":
+        import brotli
+        return brotli.decompress(data)
+    if coding == "zstd":
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
+
+
+def cmd_compress_cpu(a):
+    import http.client
+    with open(a.file, "rb") as f:
+        original = f.read()
+    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
+    headers = {"Host": a.host, "Accept-Encoding": a.coding}
+
+    def one():
+        conn.request("GET", a.path, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Encoding"), r.read()
+
+    status, coding, body = one()  # warm: connections, caches, the encoder's memory
+    if status != 200 or coding != a.coding:
+        print(f"compress-cpu {a.key}: status {status}, Content-Encoding {coding!r}", file=sys.stderr)
+        return 1
+    try:
+        same = _decode(coding, body) == original
+    except ImportError:
+        same = None  # this machine cannot decode it; sizes are still reported
+    if same is False:
+        print(f"compress-cpu {a.key}: the {coding} body does not decode to the file", file=sys.stderr)
+        return 1
+    before, t0 = _tree_cpu_seconds(a.pid), time.monotonic()
+    sent = 0
+    for _ in range(a.n):
+        status, _, body = one()
+        if status != 200:
+            print(f"compress-cpu {a.key}: status {status}", file=sys.stderr)
+            return 1
+        sent += len(body)
+    cpu, wall = _tree_cpu_seconds(a.pid) - before, time.monotonic() - t0
+    conn.close()
+    mib = a.n * len(original) / MIB
+    data = load(a.state)
+    runs = get(data, f"compress.{a.key}.runs", []) + [
+        {"requests": a.n, "text_mib": mib, "cpu_seconds": cpu, "wall_seconds": wall,
+         "cpu_ms_per_mib": 1000 * cpu / mib, "ratio": sent / (a.n * len(original)),
+         "decoded_equal": same}]
+    put(data, f"compress.{a.key}", {
+        "coding": a.coding, "label": a.label, "file_bytes": len(original), "runs": runs,
+        "cpu_ms_per_mib": statistics.median(r["cpu_ms_per_mib"] for r in runs),
+        "ratio": statistics.median(r["ratio"] for r in runs)})
+    save(a.state, data)
+    print(f"compress-cpu {a.key}: {1000 * cpu / mib:.2f} ms CPU per MiB, compressed to "
+          f"{sent / (a.n * len(original)):.1%}, {mib / wall:.0f} MiB/s", file=sys.stderr)
+    return 0
+
+
+def compress_lines(data):
+    """The report's compression rows, [] when not measured."""
+    c = data.get("compress") or {}
+    if not c:
+        return []
+    L = ["| compression of a %s text file (%s) | proxy CPU per MiB of text | compressed size |"
+         % (f"{next(iter(c.values()))['file_bytes'] / MIB:.0f} MiB",
+            ", ".join(sorted({str(v['runs'][0]['requests']) + " requests" for v in c.values()}))),
+         "|---|---:|---:|"]
+    for key, v in c.items():
+        L.append(f"| {v['label']} | {v['cpu_ms_per_mib']:.2f} ms | {v['ratio']:.1%} |")
+    p, n = c.get("porthole_gzip1"), c.get("nginx_gzip1")
+    if p and n and n["cpu_ms_per_mib"]:
+        L.append(f"| porthole ÷ nginx, gzip level 1 (target ≤ 1) | {p['cpu_ms_per_mib'] / n['cpu_ms_per_mib']:.3f}× | |")
+    return L + [""]
+
+
+def cmd_compress_report(a):
+    data = load(a.state)
+    info = machine_info()
+    b = data.get("build") or {}
+    L = [f"# porthole compression benchmark", "",
+         f"{info['date']} · {info['nproc']} CPUs, {info['cpu_model']} · Linux {info['kernel']} · {info['os']}", "",
+         f"{b.get('version')} · commit {b.get('git_commit')} · binary sha256 {b.get('sha256')}…", ""]
+    L += compress_lines(data)
+    for n in data.get("notes", []):
+        L.append(f"- {n}")
+    if data.get("failures"):
+        L += ["", "FAILED steps:"] + [f"- {f_}" for f_ in data["failures"]]
+    md = "\n".join(L) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(a.md)), exist_ok=True)
+    with open(a.md, "w") as f:
+        f.write(md)
+    with open(a.json, "w") as f:
+        json.dump({"machine": info, "build": b, "compress": data.get("compress"),
+                   "notes": data.get("notes", []), "failures": data.get("failures", [])},
+                  f, indent=2, sort_keys=True)
         f.write("\n")
     sys.stdout.write(md)
     return 1 if data.get("failures") else 0
@@ -1348,6 +1497,16 @@ def main():
     p = sub.add_parser("report"); p.add_argument("state"); p.add_argument("--md", required=True)
     p.add_argument("--monitor", default=None)
     p.add_argument("--json", required=True); p.set_defaults(f=cmd_report)
+    p = sub.add_parser("text-file"); p.add_argument("file"); p.add_argument("--mib", type=int, default=4)
+    p.set_defaults(f=cmd_text_file)
+    p = sub.add_parser("compress-cpu"); p.add_argument("state"); p.add_argument("key")
+    p.add_argument("--label", required=True); p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", required=True); p.add_argument("--path", required=True)
+    p.add_argument("--file", required=True); p.add_argument("--coding", default="gzip")
+    p.add_argument("--n", type=int, required=True); p.add_argument("--pid", type=int, required=True)
+    p.set_defaults(f=cmd_compress_cpu)
+    p = sub.add_parser("compress-report"); p.add_argument("state"); p.add_argument("--md", required=True)
+    p.add_argument("--json", required=True); p.set_defaults(f=cmd_compress_report)
     a = ap.parse_args()
     sys.exit(a.f(a) or 0)
 

@@ -79,7 +79,8 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
       help policies`), but no *_file or *_url keys: the relay checks and changes requests before
       they reach this tunnel. basic_auth users are "NAME:HASH" (htpasswd -nB). On the command
       line: --basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
-      --https-only, --verify-webhook PROVIDER:SECRET. Needs a relay of protocol version 3.
+      --https-only, --verify-webhook PROVIDER:SECRET, --compress. Needs a relay of protocol
+      version 3.
 
 EXAMPLE
 
@@ -262,9 +263,9 @@ SITES: THE RELAY AS A REVERSE PROXY
   Durations are whole seconds or strings: "500ms", "2s", "1m", "1h".
   [[sites.policies]], [[sites.routes.policies]]
       tables with type = "ip_allow", "ip_deny", "basic_auth", "jwt", "rate_limit", "headers",
-      "redirect", "https_only", "respond", "max_body", "verify_webhook", "rewrite" or
-      "bandwidth", run in order before a request goes upstream: the site's, then the route's.
-      `porthole help policies` has every key.
+      "redirect", "https_only", "respond", "max_body", "verify_webhook", "rewrite",
+      "bandwidth" or "compress", run in order before a request goes upstream: the site's,
+      then the route's. `porthole help policies` has every key.
   error_pages = { 404 = "errors/404.html", 502 = "errors/down.html" }
       in [[sites]] or [tunnel_policy]: the body of the relay's own answers by status (400-599),
       read at start from files relative to this one (at most 1 MiB each).
@@ -383,8 +384,9 @@ WHERE
 
   A tunnel's owner sets its own, enforced by the relay after the relay's: flags of porthole http
   (--basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
-  --https-only, --verify-webhook PROVIDER:SECRET) or [[tunnels.NAME.policies]] tables in porthole.toml, with the same keys (no
-  *_file or *_url keys: the relay reads no file and fetches no URL for a tunnel). A password
+  --https-only, --verify-webhook PROVIDER:SECRET, --compress) or [[tunnels.NAME.policies]]
+  tables in porthole.toml, with the same keys (no *_file or *_url keys: the relay reads no
+  file and fetches no URL for a tunnel). A password
   given to --basic-auth is hashed (bcrypt) on the client; only the hash reaches the relay.
 
     [[sites.policies]]
@@ -448,6 +450,17 @@ THE TYPES
                  hmac     header = "X-Signature" (required), algorithm = "sha256" | "sha1" |
                           "sha512", encoding = "hex" | "base64", prefix = "sha256="
                tolerance = "5m": how far a stripe or slack timestamp may be from now.
+  compress     encodings = ["zstd", "br", "gzip"] (the relay's preference); gzip_level = 1 (1-9),
+               br_level = 1 (0-11), zstd_level = 1 (1-9); min_length = 1024 (bytes: a shorter
+               Content-Length is sent as it is); types = ["text/*", "application/json",
+               "application/javascript", "application/xml", "image/svg+xml", ...] ("type/*" for
+               every subtype). Responses of those types go out compressed as they stream, with
+               the first encoding the visitor's Accept-Encoding takes (weights, q=0 and * read);
+               Vary: Accept-Encoding is added, a strong ETag weakened (W/"..."), Accept-Ranges
+               dropped, the body sent chunked (HTTP/1.0: ended by the close). Never compressed:
+               HEAD, Range requests, Cache-Control: no-transform (request or response), 1xx,
+               204, 206, 304, bodies with a Content-Encoding already. Whenever the upstream
+               pauses, what came is flushed, so server-sent events are not held back.
 
 An answer to a request without a body keeps a kept-alive connection open; the next request on
 it is judged again. So does one to a request whose body verify_webhook has read.
@@ -471,7 +484,7 @@ constexpr std::array<help_topic, 5> topics{{
     {"routing", "how visitors reach tunnels: NAME.DOMAIN, TCP ports, SNI and path routes",
      routing_text},
     {"policies", "what the relay checks and changes per site, route and tunnel: auth, JWTs, "
-                 "IP rules, rate limits, headers, redirects, webhook signatures",
+                 "IP rules, rate limits, headers, redirects, webhook signatures, compression",
      policies_text},
 }};
 

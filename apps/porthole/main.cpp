@@ -414,6 +414,9 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
                        "PROVIDER:SECRET: only requests signed by github, stripe, slack, shopify "
                        "or twilio with this secret reach the service (else 401)")
             ->type_name("PROVIDER:SECRET");
+        cmd.add_flag("--compress", f.policies.compress,
+                     "the relay compresses text responses (zstd, br or gzip, as the visitor's "
+                     "Accept-Encoding allows)");
     }
     if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,

@@ -108,9 +108,10 @@ tl::expected<std::string, std::string> policies_from_flags(const owner_policy_fl
                                        {"provider", provider},
                                        {"secret", f.verify_webhook.substr(colon + 1)}});
     }
+    if (f.compress) policies.push_back(toml::table{{"type", "compress"}});
     return checked(policies,
                    "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only, "
-                   "--verify-webhook");
+                   "--verify-webhook, --compress");
 }
 
 tl::expected<std::string, std::string> policies_from_file(const toml::node& n,

@@ -1,7 +1,7 @@
 #pragma once
 // A tunnel owner's policies as the client sends them to the relay: TOML text of [[policies]]
 // tables, from flags (--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only,
-// --verify-webhook) or from a
+// --verify-webhook, --compress) or from a
 // [[tunnels.NAME.policies]] array, checked here with the relay's own parser so that mistakes show
 // at start. Passwords given on the command line are hashed (bcrypt) here: only hashes leave.
 #include <tl/expected.hpp>
@@ -23,6 +23,7 @@ struct owner_policy_flags {
     std::string rate_limit;  // N/PERIOD
     bool https_only = false;
     std::string verify_webhook;  // PROVIDER:SECRET
+    bool compress = false;  // a compress table with its defaults
 };
 
 // The [[policies]] text for the flags; empty when none is given. Errors name the flag. In a

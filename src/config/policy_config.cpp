@@ -87,6 +87,7 @@ const policy_kind policy_kinds[] = {
       "encoding", "prefix", "url"}},
     {"rewrite", {"strip_prefix", "from", "to", "add_prefix"}},
     {"bandwidth", {"up", "down", "burst"}},
+    {"compress", {"encodings", "gzip_level", "br_level", "zstd_level", "min_length", "types"}},
 };
 
 class policy_reader {
@@ -162,6 +163,7 @@ private:
     result webhook(std::string_view key, const toml::node& n, webhook_settings& s) const;
     result secret_file(const toml::node& n, webhook_settings& s) const;
     result rewrite(std::string_view key, const toml::node& n, rewrite_settings& s) const;
+    result compress(std::string_view key, const toml::node& n, compress_settings& s) const;
     tl::expected<std::chrono::seconds, std::string> duration_seconds(const toml::node& n,
                                                             std::string_view key) const;
     result jwt(std::string_view key, const toml::node& n, jwt_settings& s) const;
@@ -432,6 +434,72 @@ result policy_reader::bandwidth(std::string_view key, const toml::node& n,
         (key == "up" ? s.up : key == "down" ? s.down : s.burst) = *size;
         return {};
     });
+}
+
+result policy_reader::compress(std::string_view key, const toml::node& n,
+                               compress_settings& s) const {
+    if (key == "encodings")
+        return strings(n, key).and_then([&](std::vector<std::string> v) -> result {
+            if (v.empty())
+                return must_be(n, key, "a non-empty array of \"zstd\", \"br\" and \"gzip\"");
+            for (std::size_t i = 0; i < v.size(); ++i) {
+                if (v[i] != "zstd" && v[i] != "br" && v[i] != "gzip")
+                    return tl::unexpected(fmt::format(
+                        "{}: 'encodings': \"{}\" is not an encoding the relay makes; use "
+                        "\"zstd\", \"br\" or \"gzip\" (identity is always allowed)",
+                        at(n), v[i]));
+                if (std::find(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v[i]) !=
+                    v.begin() + static_cast<std::ptrdiff_t>(i))
+                    return tl::unexpected(fmt::format(
+                        "{}: 'encodings': \"{}\" is listed twice; list each once, the relay's "
+                        "preference first",
+                        at(n), v[i]));
+            }
+            s.encodings = std::move(v);
+            return {};
+        });
+    if (key == "gzip_level")
+        return whole(n, key, 1, 9).map([&](std::int64_t v) { s.gzip_level = static_cast<int>(v); });
+    if (key == "br_level")
+        return whole(n, key, 0, 11).map([&](std::int64_t v) { s.br_level = static_cast<int>(v); });
+    if (key == "zstd_level")
+        return whole(n, key, 1, 9).map([&](std::int64_t v) { s.zstd_level = static_cast<int>(v); });
+    if (key == "min_length") {
+        if (auto v = n.value_exact<std::int64_t>(); v && *v >= 0) {
+            s.min_length = static_cast<std::uint64_t>(*v);
+            return {};
+        }
+        auto size = n.value_exact<std::string>() ? parse_size(*n.value_exact<std::string>())
+                                                  : tl::unexpected(std::string());
+        if (!size)
+            return must_be(n, key, "a number of bytes (0 or more) or a size like \"1KiB\"");
+        s.min_length = *size;
+        return {};
+    }
+    if (key == "types")
+        return strings(n, key).and_then([&](std::vector<std::string> v) -> result {
+            if (v.empty())
+                return must_be(n, key, "a non-empty array of media types, like [\"text/*\"]");
+            for (auto& t : v) {
+                t = lowercase(std::move(t));
+                const auto slash = t.find('/');
+                const bool ok = slash != std::string::npos && slash != 0 &&
+                                slash + 1 < t.size() && !t.starts_with("*/") &&
+                                std::all_of(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(slash),
+                                            token_char) &&
+                                (t.substr(slash + 1) == "*" ||
+                                 std::all_of(t.begin() + static_cast<std::ptrdiff_t>(slash) + 1,
+                                             t.end(), token_char));
+                if (!ok)
+                    return tl::unexpected(fmt::format(
+                        "{}: 'types': \"{}\" is not a media type; write \"type/subtype\" or "
+                        "\"type/*\" without parameters, like \"application/json\"",
+                        at(n), t));
+            }
+            s.types = std::move(v);
+            return {};
+        });
+    return tl::unexpected(std::string());
 }
 
 // Whole seconds, or a string like "300s", "5m" or "1h"; from 1s to 24h.
@@ -793,6 +861,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
     else if (*type == "rewrite") p.settings = rewrite_settings{};
     else if (*type == "jwt") p.settings = jwt_settings{};
     else if (*type == "bandwidth") p.settings = bandwidth_settings{};
+    else if (*type == "compress") p.settings = compress_settings{};
     else p.settings = webhook_settings{};
 
     std::unordered_map<std::string, std::string> key_at;  // for checks across keys
@@ -820,6 +889,7 @@ tl::expected<policy_config, std::string> policy_reader::read(const toml::table& 
                 else if constexpr (std::is_same_v<T, rewrite_settings>) return rewrite(key, n, s);
                 else if constexpr (std::is_same_v<T, jwt_settings>) return jwt(key, n, s);
                 else if constexpr (std::is_same_v<T, bandwidth_settings>) return bandwidth(key, n, s);
+                else if constexpr (std::is_same_v<T, compress_settings>) return compress(key, n, s);
                 else return webhook(key, n, s);
             },
             p.settings);
@@ -992,6 +1062,7 @@ std::string_view type_of(const policy_config& p) {
             else if constexpr (std::is_same_v<T, rewrite_settings>) return "rewrite";
             else if constexpr (std::is_same_v<T, jwt_settings>) return "jwt";
             else if constexpr (std::is_same_v<T, bandwidth_settings>) return "bandwidth";
+            else if constexpr (std::is_same_v<T, compress_settings>) return "compress";
             else return "verify_webhook";
         },
         p.settings);

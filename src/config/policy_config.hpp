@@ -111,10 +111,36 @@ struct bandwidth_settings {
     std::uint64_t burst = 0;  // bytes that may pass at once; 0: a tenth of a second's worth
 };
 
+// Responses compressed on their way to the visitor (docs/policies.md, compress).
+struct compress_settings {
+    std::vector<std::string> encodings{"zstd", "br", "gzip"};  // the relay's preference first
+    int gzip_level = 1;  // 1-9
+    int br_level = 1;    // 0-11
+    int zstd_level = 1;  // 1-9 (above 9 its tables take tens of MiB per response)
+    std::uint64_t min_length = 1024;  // a Content-Length below this is sent as it is
+    // Media types, lowercase: "type/subtype", or "type/*" for every subtype.
+    std::vector<std::string> types{"text/*",
+                                   "application/json",
+                                   "application/javascript",
+                                   "application/xml",
+                                   "application/xhtml+xml",
+                                   "application/rss+xml",
+                                   "application/atom+xml",
+                                   "application/ld+json",
+                                   "application/manifest+json",
+                                   "application/geo+json",
+                                   "application/wasm",
+                                   "image/svg+xml",
+                                   "image/x-icon",
+                                   "font/ttf",
+                                   "font/otf"};
+};
+
 using policy_settings =
     std::variant<ip_rule_settings, basic_auth_settings, rate_limit_settings, header_settings,
                  redirect_settings, https_only_settings, respond_settings, max_body_settings,
-                 webhook_settings, rewrite_settings, jwt_settings, bandwidth_settings>;
+                 webhook_settings, rewrite_settings, jwt_settings, bandwidth_settings,
+                 compress_settings>;
 
 struct policy_config {
     policy_settings settings;

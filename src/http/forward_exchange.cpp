@@ -1,10 +1,14 @@
 #include "http/forward_exchange.hpp"
 
+#include "http/content_encoder.hpp"
 #include "net/frame_io.hpp"
 
 #include <boost/beast/http/error.hpp>
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
+#include <cstdio>
 
 namespace porthole::http {
 
@@ -22,6 +26,99 @@ std::string_view view(const net::io_buffer& b) {
 }
 
 bool failed(const error_code& ec) { return ec && ec != beast::http::error::need_more; }
+
+// Room kept in front of each batch of encoded bytes for its chunk-size line (16 hex digits, CRLF).
+constexpr std::size_t chunk_line_room = 18;
+// Encoded bytes sent at once while the upstream's bytes keep coming without a flush.
+constexpr std::size_t encoded_batch = 16 * 1024;
+
+// The final response's body, decoded from the upstream's framing as it arrives, encoded by
+// `encoder` and sent to the visitor chunked (`chunked`) or as it is (the connection's close ends
+// it); `head` goes first, with the first encoded bytes. Before a read from the upstream that
+// would wait, everything given to the encoder is flushed to the visitor, so a streaming upstream
+// is never held back; while the upstream's bytes keep coming, the encoder keeps them. False when
+// the body could not be completed (`ec` says why when the upstream's framing was bad).
+asio::awaitable<bool> forward_encoded(http::framer<false>& response, forward_endpoint& upstream,
+                                      net::io_buffer& upstream_in, forward_endpoint& visitor,
+                                      content_encoder& encoder, std::string head, bool chunked,
+                                      response_result& result, error_code& ec) {
+    // Only chunks need decoding; any other body's bytes are the content as they came.
+    const bool raw = !response.chunked();
+    http::body_capture decoded;
+    decoded.limit = SIZE_MAX;
+    if (!raw) response.capture_body(&decoded);
+    byte_buffer out;
+    out.prepare(chunk_line_room);
+    out.commit(chunk_line_room);
+    bool fed = false;  // bytes given to the encoder since its last flush
+    for (;;) {
+        std::size_t used = 0;
+        if (upstream_in.size() != 0) {
+            used = response.put(upstream_in.data(), ec);
+            if (failed(ec)) break;
+            if (raw && used > 0) {
+                if (!encoder.encode(view(upstream_in).substr(0, used), encode_step::more, out))
+                    break;
+                fed = true;
+            }
+            upstream_in.consume(used);
+        }
+        if (!decoded.data.empty()) {
+            if (!encoder.encode(decoded.data, encode_step::more, out)) break;
+            decoded.data.clear();
+            fed = true;
+        }
+        const bool done = response.is_done();
+        if (!done && used > 0 && upstream_in.size() != 0) continue;
+        if (done || (fed && !upstream.readable_now())) {
+            const bool encoded =
+                encoder.encode({}, done ? encode_step::finish : encode_step::flush, out);
+            if (!encoded) break;
+            fed = false;
+        }
+        // Flushed: everything so far goes, the head too. Else what the encoder gave out so far,
+        // once there is a batch of it.
+        std::size_t start = chunk_line_room;
+        const std::size_t size = out.size() - chunk_line_room;
+        const bool send = !fed || size >= encoded_batch;
+        if (send && chunked && size > 0) {
+            char line[chunk_line_room + 1];
+            const int n = std::snprintf(line, sizeof line, "%zx\r\n", size);
+            start -= static_cast<std::size_t>(n);
+            std::copy(line, line + n, out.data() + start);
+            out.append("\r\n");
+        }
+        if (chunked && done) out.append("0\r\n\r\n");
+        if (send && (!head.empty() || out.size() > chunk_line_room)) {
+            const bool sent = co_await visitor.write(head, out.view().substr(start));
+            if (!sent) break;
+            result.state = response_state::partial;
+            head.clear();
+            out.clear();
+            out.commit(chunk_line_room);
+        }
+        if (done) {
+            response.capture_body(nullptr);
+            co_return true;
+        }
+        if (!co_await upstream.read_more(upstream_in)) {
+            if (!response.need_eof()) break;
+            response.put_eof(ec);  // a close-delimited body ends here
+            if (failed(ec)) break;
+        }
+    }
+    response.capture_body(nullptr);
+    co_return false;
+}
+
+// The upstream's Connection field says close.
+bool says_close(std::string_view head) {
+    bool close = false;
+    for_each_field(head, [&](std::string_view name, std::string_view value) {
+        if (beast::iequals(name, "connection") && has_token(value, "close")) close = true;
+    });
+    return close;
+}
 }  // namespace
 
 asio::awaitable<bool> stream_endpoint::read_more(net::io_buffer& in) {
@@ -33,6 +130,12 @@ asio::awaitable<bool> stream_endpoint::read_more(net::io_buffer& in) {
 asio::awaitable<bool> stream_endpoint::write(std::string_view bytes, std::string_view more) {
     auto [ec, n] = co_await stream_.write(asio::buffer(bytes), asio::buffer(more));
     co_return !ec;
+}
+
+bool readable_now(net::stream& s) {
+    if (s.is_tls() && s.tls().has_pending()) return true;
+    int queued = 0;
+    return ::ioctl(s.socket().native_handle(), FIONREAD, &queued) == 0 && queued > 0;
 }
 
 void stream_endpoint::cancel() {
@@ -121,11 +224,49 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
         const std::string_view head = view(upstream_in).substr(0, head_size);
         if (final_response && options.observer) options.observer->final_head(response, head);
         response.eager(true);
+        const header_edits* edits = options.edits;
+        header_edits transformed;  // the route's edits and a transform's
+        if (final_response && status != 101 && options.transform) {
+            if (options.edits) transformed = *options.edits;
+            edits = &transformed;
+            content_encoder* encoder = options.transform->begin(response, head, transformed);
+            if (encoder) {
+                // Re-framed: the upstream's framing fields go, the visitor's come.
+                const bool chunked = !options.visitor_http10 && response.head().version == 11;
+                for (const char* f : {"content-length", "transfer-encoding", "trailer"})
+                    transformed.remove.emplace_back(f);
+                if (chunked) {
+                    transformed.add.push_back({"Transfer-Encoding", "chunked"});
+                } else {
+                    transformed.remove.emplace_back("connection");
+                    transformed.remove.emplace_back("keep-alive");
+                    transformed.add.push_back({"Connection", "close"});
+                }
+                const bool close = says_close(head);
+                std::string edited = edit_head(head, transformed, options.add_fields);
+                upstream_in.consume(head_size);
+                const bool complete =
+                    co_await forward_encoded(response, upstream, upstream_in, visitor, *encoder,
+                                             std::move(edited), chunked, result, ec);
+                if (!complete) {
+                    if (failed(ec)) {
+                        result.problem = http::rejection_for(response, ec).reason;
+                        result.malformed = result.state == response_state::none;
+                    }
+                    visitor.cancel();
+                    co_return result;
+                }
+                result.status = status;
+                result.state = response_state::complete;
+                result.keep_alive = chunked && !close;
+                result.reusable = response.keep_alive() && !response.need_eof();
+                co_return result;
+            }
+        }
         if (final_response && status != 101 &&
-            (!options.add_fields.empty() || (options.edits && !options.edits->empty()))) {
+            (!options.add_fields.empty() || (edits && !edits->empty()))) {
             static const header_edits none;
-            const std::string edited =
-                edit_head(head, options.edits ? *options.edits : none, options.add_fields);
+            const std::string edited = edit_head(head, edits ? *edits : none, options.add_fields);
             if (!co_await visitor.write(edited, {})) {
                 visitor.cancel();
                 co_return result;

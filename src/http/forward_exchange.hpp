@@ -5,6 +5,7 @@
 // heads, the connections and what an outcome means for them (a retry, a 502, a record).
 #include "http/header_edits.hpp"
 #include "http/message_head.hpp"
+#include "http/response_transform.hpp"
 #include "net/io_buffer.hpp"
 #include "net/stream.hpp"
 
@@ -29,7 +30,13 @@ public:
     virtual void close() = 0;
     // Ends whatever read or write is in flight (stops the other half of an exchange).
     virtual void cancel() = 0;
+    // Whether read_more would find bytes without waiting (false when it cannot tell): a body
+    // being re-encoded is flushed to the visitor only before a read that would wait.
+    virtual bool readable_now() { return false; }
 };
+
+// Whether a read of `s` would find bytes at once: OpenSSL holds some, or the kernel does.
+bool readable_now(net::stream& s);
 
 // A stream with no deadline of its own (the client's: the relay keeps the deadlines).
 class stream_endpoint final : public forward_endpoint {
@@ -40,6 +47,7 @@ public:
     void shutdown_send() override { stream_.shutdown_send(); }
     void close() override { stream_.close(); }
     void cancel() override;
+    bool readable_now() override { return http::readable_now(stream_); }
 
 private:
     net::stream& stream_;
@@ -91,6 +99,11 @@ struct response_options {
     // endpoint's own deadline.
     std::optional<std::chrono::steady_clock::duration> first_byte_timeout;
     response_observer* observer = nullptr;
+    // A route's change to the final response (compress); null, the usual case: every response
+    // is forwarded exactly as framed. A body it re-encodes goes chunked to an HTTP/1.1 visitor
+    // of an HTTP/1.1 response, else delimited by closing the connection.
+    response_transform* transform = nullptr;
+    bool visitor_http10 = false;  // the request was HTTP/1.0
 };
 
 // Forwards the rest of `request`'s body from `from` (`in` holds what was read already) to `to`;

@@ -10,6 +10,21 @@ bool header_edits::removes(std::string_view name) const {
     return false;
 }
 
+bool has_token(std::string_view value, std::string_view token) {
+    while (!value.empty()) {
+        const std::size_t comma = value.find(',');
+        std::string_view element = value.substr(0, comma);
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        element = element.substr(0, element.find_first_of("=;"));
+        while (!element.empty() && (element.front() == ' ' || element.front() == '\t'))
+            element.remove_prefix(1);
+        while (!element.empty() && (element.back() == ' ' || element.back() == '\t'))
+            element.remove_suffix(1);
+        if (boost::beast::iequals(element, token)) return true;
+    }
+    return false;
+}
+
 std::string edit_head(std::string_view head, const header_edits& edits, std::string_view extra) {
     using namespace std::string_view_literals;
     std::string out;

@@ -2,6 +2,7 @@
 
 #include "policy/bandwidth.hpp"
 #include "policy/basic_auth.hpp"
+#include "policy/compress.hpp"
 #include "policy/fixed_answers.hpp"
 #include "policy/header_rules.hpp"
 #include "policy/ip_rules.hpp"
@@ -58,6 +59,8 @@ chain build_chain(const std::vector<config::policy_config>& configs, const jwks_
                     return std::make_shared<max_body>(s);
                 else if constexpr (std::is_same_v<T, config::rewrite_settings>)
                     return std::make_shared<path_rewrite>(s);
+                else if constexpr (std::is_same_v<T, config::compress_settings>)
+                    return std::make_shared<compression>(s);
                 else
                     return std::make_shared<verify_webhook>(s);
             },

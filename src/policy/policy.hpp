@@ -17,6 +17,8 @@
 
 namespace porthole::policy {
 
+class compression;  // policy/compress.hpp
+
 struct request_context {
     const http::message_head& head;
     std::string_view host;       // the Host field as sent ("" when absent)
@@ -32,6 +34,7 @@ struct request_context {
     std::size_t strip = 0;  // the route's strip_prefix: leading characters of the path dropped
     std::string target{};   // origin-form target a rewrite made (sent as it is); empty: none
     net::shaping shaping{};  // bandwidth budgets the exchange's bytes pass
+    const compression* compress = nullptr;  // the route compresses responses (compress)
 };
 
 // A response a step makes itself.

@@ -8,6 +8,7 @@
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
 #include "net/socket_state.hpp"
+#include "policy/compress.hpp"
 #include "relay/policy_notice.hpp"
 #include "relay/watched_socket.hpp"
 
@@ -476,6 +477,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const net::shaping* shaping =
         policy_edits && !policy_edits->shaping.empty() ? &policy_edits->shaping : nullptr;
     const http::header_edits* response_edits = policy_edits ? &policy_edits->response : nullptr;
+    // compress: the response may be re-encoded; every other route forwards it as framed.
+    std::optional<policy::response_compressor> compressor;
+    if (policy_edits && policy_edits->compress)
+        compressor.emplace(*policy_edits->compress, head, request.upgrade());
     const std::shared_ptr<upstream::pool>& pool = r->pool;
     const auto& settings = pool->settings();
 
@@ -558,6 +563,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         http::response_options options{head.method == "HEAD", set_cookie, response_edits,
                                        std::nullopt, nullptr};
         if (settings.upstream_timeout) options.first_byte_timeout = *settings.upstream_timeout;
+        if (compressor) {
+            options.transform = &*compressor;
+            options.visitor_http10 = head.version == 10;
+        }
         http::request_body_result body;
         http::response_result outcome;
         if (request.is_done()) {  // no body: skip running a second coroutine alongside

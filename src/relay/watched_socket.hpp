@@ -48,6 +48,7 @@ public:
     void shutdown_send() override { s_.conn.shutdown_send(); }
     void close() override { s_.conn.close(); }
     void cancel() override;
+    bool readable_now() override { return http::readable_now(s_.conn); }
 
 private:
     watched_socket& s_;

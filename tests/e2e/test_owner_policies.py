@@ -97,15 +97,20 @@ def test_the_relays_tunnel_policy_runs_first_and_may_forbid_types(group, svc, tm
     assert "does not let a tunnel's owner set rate_limit policies" in err, err
 
 
-def test_policies_from_the_client_config_file(group, svc, tmp_path):
-    relay = group.relay()
+def start_from_file(group, tmp_path, relay, port, name, policies):
+    """`porthole start` of porthole.toml with one HTTP tunnel NAME to PORT whose
+    [[tunnels.web.policies]] tables are the TOML `policies`; returns once it is ready."""
     config = tmp_path / "porthole.toml"
-    config.write_text(
-        'server = "%s"\n[tunnels.web]\ntype = "http"\ntarget = "%d"\nsubdomain = "%s"\n'
-        '[[tunnels.web.policies]]\ntype = "respond"\nstatus = 503\nbody = "back soon"\n'
-        % (relay.server, svc.port, NAME))
+    config.write_text('server = "%s"\n[tunnels.web]\ntype = "http"\ntarget = "%d"\n'
+                      'subdomain = "%s"\n%s' % (relay.server, port, name, policies))
     group.spawn("start", [BIN, "start", "--config", str(config), "--all", "--json",
                           "--inspect=false"]).wait_event("ready")
+
+
+def test_policies_from_the_client_config_file(group, svc, tmp_path):
+    relay = group.relay()
+    start_from_file(group, tmp_path, relay, svc.port, NAME, '[[tunnels.web.policies]]\n'
+                    'type = "respond"\nstatus = 503\nbody = "back soon"\n')
     status, _, body = request(relay)
     assert (status, body) == (503, b"back soon"), (status, body)
     assert svc.requests() == 0

@@ -4,6 +4,7 @@
 #include "policy/fixed_answers.hpp"
 #include "policy/header_rules.hpp"
 #include "policy/rate_limit.hpp"
+#include "site_policy_text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -161,11 +162,7 @@ TEST(FixedAnswers, HttpsOnlyKeepsThePathAndNamesANonDefaultPort) {
 }
 
 std::string config_error(const std::string& policy_table) {
-    config::server_config cfg;
-    const std::string text = "[[sites]]\nhosts = [\"a.example\"]\nupstream = [\"http://127.0.0.1:9\"]\n"
-                             "[[sites.policies]]\n" + policy_table;
-    auto r = config::load_server_text(text, "p.toml", cfg);
-    return r ? std::string() : r.error();
+    return test::site_policy_error(policy_table);
 }
 
 TEST(PolicyConfig, ErrorsNameTheLineAndAFix) {
@@ -203,6 +200,13 @@ config::rewrite_settings rewrite_of(std::string strip, std::string from, std::st
                                     std::string add) {
     return config::rewrite_settings{std::move(strip), std::move(from), std::move(to),
                                     std::move(add)};
+}
+
+TEST(PolicyConfig, AForbiddenTypeIsRefusedByItsOwnName) {
+    const std::string jwt = "[[policies]]\ntype = \"jwt\"\nsecret = \"" + std::string(40, 's') +
+                            "\"\n";
+    EXPECT_FALSE(config::load_owner_policies(jwt, "owner", {"jwt"}));
+    EXPECT_TRUE(config::load_owner_policies(jwt, "owner", {"verify_webhook"}));
 }
 
 TEST(PathRewrite, PrefixesOnWholeSegmentsAndRegexGroups) {
