@@ -553,6 +553,29 @@ TEST(CompressForward, AnHttp10VisitorGetsABodyDelimitedByTheClose) {
     EXPECT_TRUE(f.result.reusable);
 }
 
+TEST(CompressForward, AnHttp10ResponseIsEndedByTheCloseAndAnUpstreamCloseEndsTheVisitorToo) {
+    const std::string body = sample_text(5000);
+    // An HTTP/1.0 response may not be chunked, whatever the visitor speaks.
+    auto f = forward({"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + body},
+                     get({{"Accept-Encoding", "br"}}));
+    ASSERT_EQ(f.result.state, http::response_state::complete);
+    auto r = split(f.bytes);
+    EXPECT_FALSE(r.chunked);
+    EXPECT_NE(r.head.find("Connection: close\r\n"), std::string::npos);
+    EXPECT_EQ(unbrotli(r.body), body);
+    EXPECT_FALSE(f.result.keep_alive);
+    // An HTTP/1.1 upstream that says close: chunked, and the visitor's connection ends after it.
+    f = forward({"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n" +
+                 body},
+                get({{"Accept-Encoding", "br"}}));
+    ASSERT_EQ(f.result.state, http::response_state::complete);
+    r = split(f.bytes);
+    EXPECT_TRUE(r.chunked);
+    EXPECT_EQ(unbrotli(r.body), body);
+    EXPECT_FALSE(f.result.keep_alive);
+    EXPECT_FALSE(f.result.reusable);
+}
+
 TEST(CompressForward, AStreamingUpstreamIsSentOnBeforeTheNextReadWaits) {
     // An SSE-like body: every event arrives in a read of its own, and must reach the visitor
     // before the relay reads again.
