@@ -378,8 +378,9 @@ WHERE
   A tunnel's owner sets its own, enforced by the relay after the relay's: flags of porthole http
   (--basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
   --https-only, --compress) or [[tunnels.NAME.policies]] tables in porthole.toml, with the same
-  keys (no *_file or *_url keys: the relay reads no file and fetches no URL for a tunnel). A password
-  given to --basic-auth is hashed (bcrypt) on the client; only the hash reaches the relay.
+  keys (no *_file or *_url keys: the relay reads no file and fetches no URL for a tunnel). A
+  password given to --basic-auth is hashed (bcrypt) on the client; only the hash reaches the
+  relay.
 
     [[sites.policies]]
     type = "ip_deny"
