@@ -483,13 +483,14 @@ result policy_reader::compress(std::string_view key, const toml::node& n,
             for (auto& t : v) {
                 t = lowercase(std::move(t));
                 const auto slash = t.find('/');
-                const bool ok = slash != std::string::npos && slash != 0 &&
-                                slash + 1 < t.size() && !t.starts_with("*/") &&
-                                std::all_of(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(slash),
-                                            token_char) &&
-                                (t.substr(slash + 1) == "*" ||
-                                 std::all_of(t.begin() + static_cast<std::ptrdiff_t>(slash) + 1,
-                                             t.end(), token_char));
+                const std::string_view type = std::string_view(t).substr(0, slash);
+                const std::string_view subtype = slash == std::string::npos
+                                                     ? std::string_view()
+                                                     : std::string_view(t).substr(slash + 1);
+                const bool ok = !type.empty() && type != "*" && !subtype.empty() &&
+                                std::all_of(type.begin(), type.end(), token_char) &&
+                                (subtype == "*" ||
+                                 std::all_of(subtype.begin(), subtype.end(), token_char));
                 if (!ok)
                     return tl::unexpected(fmt::format(
                         "{}: 'types': \"{}\" is not a media type; write \"type/subtype\" or "

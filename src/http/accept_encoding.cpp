@@ -100,7 +100,8 @@ std::optional<content_coding> negotiate(std::span<const std::string_view> accept
             else if (iequals(coding, "identity")) slot = &identity;
             else if (iequals(coding, "gzip") || iequals(coding, "x-gzip"))
                 slot = &named[static_cast<std::size_t>(content_coding::gzip)];
-            else if (iequals(coding, "br")) slot = &named[static_cast<std::size_t>(content_coding::br)];
+            else if (iequals(coding, "br"))
+                slot = &named[static_cast<std::size_t>(content_coding::br)];
             else if (iequals(coding, "zstd"))
                 slot = &named[static_cast<std::size_t>(content_coding::zstd)];
             if (slot && w > *slot) *slot = w;

@@ -13,7 +13,9 @@ namespace porthole::http {
 namespace {
 
 // Output room asked for per library call: enough for a batch of input in one call or two.
-std::size_t room_for(std::size_t input) { return std::max<std::size_t>(16 * 1024, input / 2 + 1024); }
+std::size_t room_for(std::size_t input) {
+    return std::max<std::size_t>(16 * 1024, input / 2 + 1024);
+}
 
 class gzip_encoder final : public content_encoder {
 public:

@@ -69,7 +69,8 @@ compress_request read_request(const compression& policy, const http::message_hea
             if (fields < accepted.size()) accepted[fields++] = f.value;
         } else if (beast::iequals(f.name, "range")) {
             out.allowed = false;  // the parts asked for are of the content as it is
-        } else if (beast::iequals(f.name, "cache-control") && http::has_token(f.value, "no-transform")) {
+        } else if (beast::iequals(f.name, "cache-control") &&
+                   http::has_token(f.value, "no-transform")) {
             out.allowed = false;
         }
     }
@@ -91,7 +92,8 @@ compress_plan plan_response(const compression& policy, const compress_request& r
         else if (beast::iequals(name, "cache-control"))
             no_transform = no_transform || http::has_token(value, "no-transform");
         else if (beast::iequals(name, "vary"))
-            varies = varies || http::has_token(value, "accept-encoding") || http::has_token(value, "*");
+            varies = varies || http::has_token(value, "accept-encoding") ||
+                     http::has_token(value, "*");
         else if (beast::iequals(name, "transfer-encoding"))
             other_transfer_coding = !beast::iequals(value, "chunked");
     });

@@ -161,8 +161,8 @@ TEST(CompressPlan, SettingsChangeTheChoice) {
     EXPECT_EQ(judge(p, all, 200, "Content-Type: application/octet-stream\r\n", 1).coding, "gzip");
     EXPECT_EQ(judge(p, all, 200, "Content-Type: text/plain\r\n", 0).coding, "gzip");
     EXPECT_EQ(judge(p, all, 200, "Content-Type: text/html\r\n", 100).coding, "");
-    EXPECT_EQ(judge(p, get({{"Accept-Encoding", "br"}}), 200, "Content-Type: text/plain\r\n").coding,
-              "");
+    const auto br = get({{"Accept-Encoding", "br"}});
+    EXPECT_EQ(judge(p, br, 200, "Content-Type: text/plain\r\n").coding, "");
 }
 
 http::header_edits edits_for(std::optional<content_coding> c, bool vary, std::string fields) {
@@ -330,7 +330,9 @@ TEST_P(Encoders, AnEmptyBodyIsAValidStream) {
 INSTANTIATE_TEST_SUITE_P(Codings, Encoders,
                          ::testing::Values(content_coding::gzip, content_coding::br,
                                            content_coding::zstd),
-                         [](const auto& info) { return std::string(http::coding_name(info.param)); });
+                         [](const auto& info) {
+                             return std::string(http::coding_name(info.param));
+                         });
 
 TEST(EncoderCache, KeepsTheMostRecentlyFinishedFew) {
     std::vector<http::encoder_handle> held;
@@ -349,7 +351,7 @@ TEST(EncoderCache, KeepsTheMostRecentlyFinishedFew) {
     EXPECT_GE(reused, http::encoder_cache_size);
 }
 
-// -- the forwarding core re-framing an encoded body ------------------------------------------------
+// -- the forwarding core re-framing an encoded body --------------------------------------------
 
 // An upstream that hands out scripted reads, then end of stream; `bulk`: it says the next read
 // is there already, as a fast upstream's socket would.
@@ -531,7 +533,8 @@ TEST(CompressForward, AFastUpstreamIsNotFlushedAfterEveryRead) {
     const std::string wire = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
                              std::to_string(body.size()) + "\r\n\r\n" + body;
     const auto slow = forward(reads_of(wire, 4096), get({{"Accept-Encoding", "gzip"}}));
-    const auto fast = forward(reads_of(wire, 4096), get({{"Accept-Encoding", "gzip"}}), false, true);
+    const auto fast =
+        forward(reads_of(wire, 4096), get({{"Accept-Encoding", "gzip"}}), false, true);
     EXPECT_GT(slow.reads_before.size(), 90u);  // one write per read of 4 KiB
     EXPECT_LT(fast.reads_before.size(), 20u);  // batches of 16 KiB encoded
     EXPECT_LT(split(fast.bytes).body.size(), split(slow.bytes).body.size());
@@ -540,8 +543,9 @@ TEST(CompressForward, AFastUpstreamIsNotFlushedAfterEveryRead) {
 
 TEST(CompressForward, AnHttp10VisitorGetsABodyDelimitedByTheClose) {
     const std::string body = sample_text(5000);
-    const auto f = forward({"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: keep-alive\r\n"
-                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body},
+    const auto f = forward({"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: "
+                            "keep-alive\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body},
                            get({{"Accept-Encoding", "gzip"}}), true);
     ASSERT_EQ(f.result.state, http::response_state::complete);
     const auto r = split(f.bytes);
@@ -551,6 +555,29 @@ TEST(CompressForward, AnHttp10VisitorGetsABodyDelimitedByTheClose) {
     EXPECT_EQ(gunzip(r.body), body);
     EXPECT_FALSE(f.result.keep_alive);
     EXPECT_TRUE(f.result.reusable);
+}
+
+TEST(CompressForward, AnHttp10ResponseIsEndedByTheCloseAndAnUpstreamCloseEndsTheVisitorToo) {
+    const std::string body = sample_text(5000);
+    // An HTTP/1.0 response may not be chunked, whatever the visitor speaks.
+    auto f = forward({"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + body},
+                     get({{"Accept-Encoding", "br"}}));
+    ASSERT_EQ(f.result.state, http::response_state::complete);
+    auto r = split(f.bytes);
+    EXPECT_FALSE(r.chunked);
+    EXPECT_NE(r.head.find("Connection: close\r\n"), std::string::npos);
+    EXPECT_EQ(unbrotli(r.body), body);
+    EXPECT_FALSE(f.result.keep_alive);
+    // An HTTP/1.1 upstream that says close: chunked, and the visitor's connection ends after it.
+    f = forward({"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n" +
+                 body},
+                get({{"Accept-Encoding", "br"}}));
+    ASSERT_EQ(f.result.state, http::response_state::complete);
+    r = split(f.bytes);
+    EXPECT_TRUE(r.chunked);
+    EXPECT_EQ(unbrotli(r.body), body);
+    EXPECT_FALSE(f.result.keep_alive);
+    EXPECT_FALSE(f.result.reusable);
 }
 
 TEST(CompressForward, AStreamingUpstreamIsSentOnBeforeTheNextReadWaits) {
@@ -610,7 +637,7 @@ TEST(CompressForward, AnUpstreamThatStopsEarlyIsNotAComplete) {
     EXPECT_TRUE(f.cancelled);
 }
 
-// -- config ----------------------------------------------------------------------------------------
+// -- config --------------------------------------------------------------------------------------
 
 std::string config_error(const std::string& table) {
     return test::site_policy_error("type = \"compress\"\n" + table);
