@@ -263,33 +263,30 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
                 co_return result;
             }
         }
-        if (final_response && status != 101 &&
-            (!options.add_fields.empty() || (edits && !edits->empty()))) {
-            static const header_edits none;
-            const std::string edited = edit_head(head, edits ? *edits : none, options.add_fields);
-            if (!co_await visitor.write(edited, {})) {
-                visitor.cancel();
-                co_return result;
-            }
-            upstream_in.consume(head_size);
-        } else {
-            // Body bytes that came with the head leave in the same write.
-            std::size_t body_size = 0;
-            if (!response.is_done() && upstream_in.size() > head_size) {
-                body_size = response.put(
-                    asio::buffer(static_cast<const char*>(upstream_in.data().data()) + head_size,
-                                 upstream_in.size() - head_size),
-                    ec);
-                if (failed(ec)) body_size = 0;
-            }
-            const auto bytes = view(upstream_in);
-            if (!co_await visitor.write(bytes.substr(0, head_size),
-                                        bytes.substr(head_size, body_size))) {
-                visitor.cancel();
-                co_return result;
-            }
-            upstream_in.consume(head_size + body_size);
+        // Body bytes that came with the head leave in the same write as the head.
+        std::size_t body_size = 0;
+        if (!response.is_done() && upstream_in.size() > head_size) {
+            body_size = response.put(
+                asio::buffer(static_cast<const char*>(upstream_in.data().data()) + head_size,
+                             upstream_in.size() - head_size),
+                ec);
+            if (failed(ec)) body_size = 0;
         }
+        const auto bytes = view(upstream_in);
+        const bool edited_head = final_response && status != 101 &&
+                                 (!options.add_fields.empty() || (edits && !edits->empty()));
+        std::string edited;
+        if (edited_head) {
+            static const header_edits none;
+            edited = edit_head(head, edits ? *edits : none, options.add_fields);
+        }
+        const std::string_view head_bytes =
+            edited_head ? std::string_view(edited) : bytes.substr(0, head_size);
+        if (!co_await visitor.write(head_bytes, bytes.substr(head_size, body_size))) {
+            visitor.cancel();
+            co_return result;
+        }
+        upstream_in.consume(head_size + body_size);
         result.state = response_state::partial;
         while (!response.is_done() && !failed(ec)) {
             std::size_t used = 0;
