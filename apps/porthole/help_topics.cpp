@@ -290,6 +290,18 @@ SITES: THE RELAY AS A REVERSE PROXY
   send_proxy_protocol = "v2"
       off, v1 or v2 (a route or tcp site key); default off. Connections to backends start with
       a PROXY header naming the visitor; they are then not reused for other visitors.
+
+  access_log = { path = "/var/log/porthole/access.log", format = "json", query = "names" }
+      one line per request; --access-log, --access-log-format. path: a file, or "-" for
+      standard output; format: json (default) or combined (Apache's, porthole's fields after);
+      query: names (parameter names without values, default), drop or full. Add
+      anonymize_ip = true to keep an IPv4 /24 and an IPv6 /48 only. Never logged:
+      Authorization, cookies, tokens. SIGUSR1 opens the file anew (logrotate).
+  metrics_addr = "127.0.0.1:9090"
+      serves Prometheus metrics at /metrics; --metrics-addr. Off loopback it needs
+      metrics_token_file = "/etc/porthole/metrics.token": the bearer token Prometheus sends.
+  metrics_tunnel_labels = 200
+      0 to 10000: tunnel names with a label of their own; later ones count as _other.
 )TEXT";
 
 constexpr std::string_view inspector_text =

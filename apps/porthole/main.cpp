@@ -39,6 +39,7 @@ struct server_flags {
     std::string config_file, domain, http_addr, control_addr, tcp_ports, tokens_file;
     std::string control_tls, control_cert, control_key;
     std::string https_addr, tls_self_signed;
+    std::string access_log, access_log_format, metrics_addr;
     std::vector<std::string> tls_certs, tls_keys;
     bool redirect_https = false;
     std::vector<std::string> tokens;
@@ -236,6 +237,20 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     if (cmd.count("--control-tls")) cfg.control_tls = f.control_tls;
     if (cmd.count("--control-cert")) cfg.control_cert = f.control_cert;
     if (cmd.count("--control-key")) cfg.control_key = f.control_key;
+    if (cmd.count("--metrics-addr"))
+        cfg.metrics_addr = endpoint_flag("--metrics-addr", f.metrics_addr);
+    if (cmd.count("--access-log")) {
+        auto log = cfg.access_log.value_or(porthole::observe::access_log_settings{});
+        log.path = f.access_log;
+        cfg.access_log = std::move(log);
+    }
+    if (cmd.count("--access-log-format")) {
+        if (!cfg.access_log)
+            fail("--access-log-format needs --access-log PATH (or access_log in the config file)");
+        cfg.access_log->format = f.access_log_format == "combined"
+                                     ? porthole::observe::log_format::combined
+                                     : porthole::observe::log_format::json;
+    }
     if (auto ok = porthole::config::validate(cfg); !ok) fail(ok.error());
     return cfg;
 }
@@ -509,6 +524,14 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     server->add_option("--control-key", sf.control_key, "PEM private key for --control-cert")
         ->check(CLI::ExistingFile);
+    server->add_option("--access-log", sf.access_log,
+                       "write one line per request to FILE, or '-' for standard output "
+                       "(reopened on SIGUSR1)");
+    server->add_option("--access-log-format", sf.access_log_format,
+                       "json (default) or combined (Apache's, with porthole's fields after it)")
+        ->check(CLI::IsMember({"json", "combined"}));
+    server->add_option("--metrics-addr", sf.metrics_addr,
+                       "serve Prometheus metrics at http://HOST:PORT/metrics");
 
     proxy_flags pf;
     auto* proxy = app.add_subcommand(

@@ -88,6 +88,7 @@ constexpr limit_key limit_keys[] = {
     {"max_unauthenticated_per_ip", &server_config::max_unauthenticated_per_ip, 1, many},
     {"max_sessions_per_token", &server_config::max_sessions_per_token, 1, many},
     {"max_control_frames_per_second", &server_config::max_control_frames_per_second, 1, many},
+    {"metrics_tunnel_labels", &server_config::metrics_tunnel_labels, 0, 10000},
 };
 
 const limit_key* find_limit(std::string_view key) {
@@ -131,6 +132,60 @@ tl::expected<std::string, std::string> proxy_network(const std::string& text) {
                                "\"{}\" for one address",
                                canonical, text.substr(0, slash)));
     return network;
+}
+
+// access_log = { path = "-" or FILE, format = "json" | "combined", query = "names" | "drop" |
+// "full", anonymize_ip = false }
+tl::expected<observe::access_log_settings, std::string> load_access_log(const toml::node& n,
+                                                                        const std::string& path) {
+    const auto* table = n.as_table();
+    if (!table)
+        return tl::unexpected(fmt::format(
+            "{}: write access_log as a table: access_log = {{ path = \"/var/log/porthole/"
+            "access.log\", format = \"json\" }}",
+            where(path, n)));
+    observe::access_log_settings s;
+    for (auto&& [k, v] : *table) {
+        const std::string_view key = k.str();
+        const std::string at = where(path, v);
+        const auto text = v.value_exact<std::string>();
+        if (key == "path") {
+            if (!text || text->empty())
+                return tl::unexpected(fmt::format(
+                    "{}: access_log.path must be a file name, or \"-\" for standard output", at));
+            s.path = *text;
+        } else if (key == "format") {
+            if (text && *text == "json") s.format = observe::log_format::json;
+            else if (text && *text == "combined") s.format = observe::log_format::combined;
+            else
+                return tl::unexpected(fmt::format(
+                    "{}: access_log.format '{}': use \"json\" or \"combined\"", at,
+                    text.value_or("?")));
+        } else if (key == "query") {
+            if (text && *text == "names") s.query = observe::query_logging::names;
+            else if (text && *text == "drop") s.query = observe::query_logging::drop;
+            else if (text && *text == "full") s.query = observe::query_logging::full;
+            else
+                return tl::unexpected(fmt::format(
+                    "{}: access_log.query '{}': use \"names\" (parameter names without their "
+                    "values), \"drop\" or \"full\"",
+                    at, text.value_or("?")));
+        } else if (key == "anonymize_ip") {
+            const auto b = v.value_exact<bool>();
+            if (!b)
+                return tl::unexpected(
+                    fmt::format("{}: access_log.anonymize_ip must be true or false", at));
+            s.anonymize_ip = *b;
+        } else {
+            return tl::unexpected(unknown_key(at, key, " in access_log",
+                                              {"path", "format", "query", "anonymize_ip"}));
+        }
+    }
+    if (s.path.empty())
+        return tl::unexpected(fmt::format(
+            "{}: access_log needs a path: a file name, or \"-\" for standard output",
+            where(path, n)));
+    return s;
 }
 
 }  // namespace
@@ -334,6 +389,19 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             else
                 result = tl::unexpected(
                     fmt::format("{}: 'accept_proxy_protocol' must be true or false", at));
+        } else if (key == "metrics_addr") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                auto ep = parse_endpoint(v);
+                if (!ep) return tl::unexpected(fmt::format("{}: metrics_addr: {}", at, ep.error()));
+                cfg.metrics_addr = *ep;
+                return {};
+            });
+        } else if (key == "metrics_token_file") {
+            result = str().map([&](std::string v) { cfg.metrics_token_file = std::move(v); });
+        } else if (key == "access_log") {
+            result = load_access_log(node, path).map([&](observe::access_log_settings s) {
+                cfg.access_log = std::move(s);
+            });
         } else if (key == "lease_grace") {
             result = seconds().map([&](auto s) { cfg.lease_grace = s; });
         } else if (key == "shutdown_timeout") {
@@ -356,7 +424,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "max_control_frames_per_second", "bound_names", "control_tls", "control_cert",
                  "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
                  "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
-                 "accept_proxy_protocol"}));
+                 "accept_proxy_protocol", "metrics_addr", "metrics_token_file",
+                 "metrics_tunnel_labels", "access_log"}));
         }
         if (!result) return result;
     }
@@ -402,6 +471,12 @@ tl::expected<void, std::string> validate(const server_config& cfg) {
             "refusing to accept clients on {} without a token: pass --token or --tokens-file, "
             "or listen on 127.0.0.1",
             cfg.control_addr.to_string()));
+    if (cfg.metrics_addr && cfg.metrics_token_file.empty() &&
+        !is_loopback_host(cfg.metrics_addr->host))
+        return tl::unexpected(fmt::format(
+            "metrics_addr {} is not loopback: set metrics_token_file (Prometheus sends it as a "
+            "bearer token), or listen on 127.0.0.1",
+            cfg.metrics_addr->to_string()));
     if (cfg.trusted_proxies.empty()) {
         // A PROXY header names any address its sender likes: only known balancers may send one.
         const std::string why =

@@ -2,6 +2,7 @@
 // The relay's settings: defaults, TOML file, tokens file, validation. Errors name FILE:LINE.
 #include "config/endpoint.hpp"
 #include "config/site_config.hpp"
+#include "observe/access_log_settings.hpp"
 #include "protocol/auth.hpp"
 
 #include <chrono>
@@ -72,6 +73,13 @@ struct server_config {
     // single address; kept as normalized network text.
     std::vector<std::string> trusted_proxies;
     bool accept_proxy_protocol = false;  // HTTP and HTTPS listeners read a PROXY v1/v2 header first
+
+    // Observing: a listener for GET /metrics, tunnel names with a label of their own, the
+    // access log (off when unset).
+    std::optional<endpoint> metrics_addr;
+    std::string metrics_token_file;  // bearer token Prometheus sends; needed off loopback
+    std::uint32_t metrics_tunnel_labels = 200;
+    std::optional<observe::access_log_settings> access_log;
 };
 
 // Applies the keys of a TOML file over `cfg`.

@@ -243,6 +243,7 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
         if (auto previous = old->second.lock()) {
             spdlog::info("session {} replaced by a reconnect of the same client",
                          previous->id_hex.substr(0, 8));
+            s->count_reconnect(ctx_.counters.reconnects);
             close_session(*previous);
         }
     }
@@ -334,6 +335,7 @@ void control_port::close_session(session& s) {
     for (auto& [id, t] : s.tunnels) {
         if (t->acceptor) t->acceptor->close(ec);
         registry_.remove(*t, s.leaving, now);
+        if (t->kind == protocol::tunnel_kind::http) ctx_.release_tunnel_label(t->name);
     }
     ++ctx_.tunnels_changed;
     const std::string token_hex = protocol::to_hex(s.token);
@@ -449,6 +451,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
             }))
             return refuse(protocol::error_code::name_taken,
                           fmt::format("the subdomain '{}' is already open by this client", name));
+        const bool leased = registry_.name_held(name, now) && !registry_.local(req.kind, name);
         if (!registry_.claim_name(name, t->holder, now))
             return refuse(protocol::error_code::name_taken,
                           in_group ? fmt::format("the subdomain '{}' is in use by another client "
@@ -458,6 +461,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                    : fmt::format("the subdomain '{}' is in use by another client",
                                                  name));
         t->name = name;
+        if (leased) s->count_reconnect(ctx_.counters.reconnects);
         t->url = req.kind == tunnel_kind::http ? ctx_.http_url(name) : ctx_.tls_url(name);
         if (!req.policies.empty()) {
             // A group's members judge its visitors alike, or one member could weaken the rest.
@@ -484,6 +488,8 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         t->url = fmt::format("tcp://{}:{}", ctx_.cfg.domain, t->port);
     }
     registry_.add(t);
+    // Its request counters exist, at zero, from now: a scrape before the first request sees them.
+    if (t->kind == protocol::tunnel_kind::http) ctx_.hold_tunnel_label(t->name);
     ++ctx_.tunnels_changed;
     if (t->acceptor) serve_port_(t);
     s->tunnels[t->id] = t;
@@ -548,6 +554,18 @@ void control_port::close_all() {
     std::vector<std::shared_ptr<session>> all;
     for (auto& [id, s] : sessions_) all.push_back(s);
     for (auto& s : all) close_session(*s);
+}
+
+void control_port::read_gauges(relay_gauges& g) const {
+    g.sessions = sessions_.size();
+    for (const auto& [id, s] : sessions_) {
+        g.data_pool_idle += s->pool.idle();
+        g.data_pool_waiting += s->pool.waiting();
+        for (const auto& [tid, t] : s->tunnels) {
+            const auto kind = static_cast<std::size_t>(t->kind);
+            if (kind >= 1 && kind <= g.tunnels.size()) ++g.tunnels[kind - 1];
+        }
+    }
 }
 
 }  // namespace porthole::relay

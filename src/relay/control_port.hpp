@@ -6,6 +6,7 @@
 #include "protocol/frame.hpp"
 #include "relay/handshake_gate.hpp"
 #include "relay/relay_context.hpp"
+#include "relay/relay_metrics.hpp"
 #include "relay/session.hpp"
 #include "relay/tunnel_registry.hpp"
 
@@ -31,6 +32,8 @@ public:
     void start();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
     const std::optional<net::server_tls>& tls() const { return tls_; }
+    // Sessions, their tunnels by kind and their data pools, for a metrics scrape.
+    void read_gauges(relay_gauges& g) const;
 
     // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
     // connections close.

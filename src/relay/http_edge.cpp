@@ -10,6 +10,7 @@
 #include "net/socket_state.hpp"
 #include "policy/compress.hpp"
 #include "relay/policy_notice.hpp"
+#include "relay/request_tally.hpp"
 #include "relay/watched_socket.hpp"
 
 #include <boost/asio/deferred.hpp>
@@ -199,6 +200,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
+        r->metric_slot = ctx_.hold_tunnel_label(name);
         entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies, &ctx_.jwks);
         r->policies = entry.relay_policies;
         if (entry.owner_policies)
@@ -212,8 +214,10 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
 
 void http_edge::forget_idle_tunnel_routes() {
     std::erase_if(tunnel_routes_, [&](const auto& kv) {
-        return kv.second.route.use_count() == 1 &&
-               !registry_.local(protocol::tunnel_kind::http, kv.first);
+        const bool idle = kv.second.route.use_count() == 1 &&
+                          !registry_.local(protocol::tunnel_kind::http, kv.first);
+        if (idle) ctx_.release_tunnel_label(kv.first);
+        return idle;
     });
 }
 
@@ -223,6 +227,7 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
     const bool behind_proxy = ctx_.trusted_proxies.contains(from);
     watched_socket visitor(std::move(stream), ctx_);
     if (!guard.within_limit) {
+        ctx_.counters.refused(observe::refusal::connections_per_ip);
         co_await reply_and_close(visitor, 429, "Too Many Requests",
                                  "porthole: too many connections from your address");
         co_return;
@@ -267,6 +272,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const std::string& peer = guard.ip;
     const auto& cfg = ctx_.cfg;
     http::framer<true> request(cfg.max_header_bytes);
+    std::string behind;  // the visitor's address, behind a trusted proxy
+    request_tally tally(ctx_, visitor, in, https);
     std::optional<http::rejection> raw_head_problem;
     const auto head_deadline = clock::now() + cfg.header_timeout;
     error_code ec;
@@ -282,9 +289,11 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         if (left.count() > 0)
             got = co_await read_more(visitor, in, std::max(left, std::chrono::seconds(1)));
         if (!got) {
-            if (in.size() != 0)
+            if (in.size() != 0) {
+                tally.refused(observe::refusal::header_timeout);
                 co_await reply_and_close(visitor, 408, "Request Timeout",
                                          "the request head did not arrive in time");
+            }
             co_return false;
         }
     }
@@ -293,6 +302,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         if (ctx_.visitor_log.allow(clock::now()))
             spdlog::info("http: bad request from {}: {}{}", peer, r.reason,
                          ctx_.visitor_log.suppressed_note());
+        tally.refused(r.status == 431 ? observe::refusal::header_too_large
+                                      : observe::refusal::bad_request);
         co_await reply_and_close(visitor, r.status, http::reason_phrase(r.status), r.reason);
         co_return false;
     }
@@ -300,14 +311,16 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         if (ctx_.visitor_log.allow(clock::now()))
             spdlog::info("http: bad request from {}: {}{}", peer, r->reason,
                          ctx_.visitor_log.suppressed_note());
+        tally.head(request.head());
+        tally.refused(observe::refusal::bad_request);
         co_await reply_and_close(visitor, r->status, http::reason_phrase(r->status), r->reason);
         co_return false;
     }
     const http::message_head& head = request.head();
+    tally.head(head);
     const std::string* host = head.find("host");
     // Behind a trusted proxy the visitor is the first address of X-Forwarded-For, from the
     // right, that is not a trusted proxy, and its X-Forwarded-Proto says what the visitor used.
-    std::string behind;
     bool visitor_https = https;
     if (behind_proxy) {
         std::string chain;
@@ -319,6 +332,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             visitor_https = beast::iequals(*proto, "https");
     }
     const std::string& from = behind_proxy ? behind : peer;
+    tally.record.visitor = from;
     if (cfg.redirect_https && !visitor_https && host) {
         const auto colon = host->rfind(':');
         const std::string bare =
@@ -330,6 +344,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 ? fmt::format("https://{}{}{}", bare, slash, path)
                 : fmt::format("https://{}:{}{}{}", bare, ctx_.https_port, slash, path);
         const std::string response = http::redirect_response(location);
+        visitor.answered = 308;
         co_await write_all(visitor, response, 10s);
         visitor.conn.shutdown_send();
         co_return false;
@@ -351,12 +366,14 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                     "porthole: this relay serves tunnels at NAME.{}; '{}' is not one", cfg.domain,
                     host_text);
                 cache = cached_route{};
+                tally.refused(observe::refusal::unknown_host);
                 co_await reply_and_close(visitor, 404, "Not Found", std::move(message), pages_of());
                 co_return false;
             }
             if (!tunnels_.serving(*name)) {
                 const bool reconnecting = registry_.name_held(*name, clock::now());
                 cache = cached_route{};
+                tally.refused(observe::refusal::no_tunnel);
                 if (reconnecting)
                     co_await reply_and_close(visitor, 502, "Bad Gateway",
                                              fmt::format("porthole: the client of tunnel '{}' is "
@@ -374,14 +391,20 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     }
     const route::route* r = cache.tunnel.get();
     if (!r) {
+        tally.site(*cache.site);
         r = route::route_for(*cache.site, head.target);
         if (!r) {
+            tally.refused(observe::refusal::no_route);
             co_await reply_and_close(visitor, 404, "Not Found",
                                      "porthole: no route of this site serves this path",
                                      pages_of());
             co_return false;
         }
     }
+    if (cache.tunnel)
+        tally.routed(*r, {}, r->pool->member(0).host);
+    else
+        tally.routed(*r, cache.site->hosts.front(), {});
     // A route whose policies judge the body keeps it, decoded, from its first byte parsed.
     const std::uint64_t body_wanted = r->policies.empty() ? 0 : policy::body_needed(r->policies);
     http::body_capture held_body;
@@ -400,6 +423,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             if (ctx_.visitor_log.allow(clock::now()))
                 spdlog::info("http: bad request body from {}: {}{}", peer, bad.reason,
                              ctx_.visitor_log.suppressed_note());
+            tally.refused(bad.status == 413 ? observe::refusal::body_too_large
+                                            : observe::refusal::bad_request);
             co_await reply_and_close(visitor, bad.status, http::reason_phrase(bad.status),
                                      "malformed request body: " + bad.reason, pages_of());
             co_return false;
@@ -454,6 +479,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             }
             const std::string response =
                 policy::response_of(*answer, head.method == "HEAD", !goes_on);
+            tally.record.policy = p->type();
+            visitor.answered = answer->status;
+            if (answer->status >= 400)
+                if (const auto why = observe::policy_refusal(p->type())) tally.refused(*why);
             if (cache.tunnel)
                 notify_policy_answer(registry_, std::string(tunnel), p->type(), answer->status,
                                      from, head, response);
@@ -466,6 +495,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return true;
         }
         if (!request.cap_body(policy_edits->body_limit)) {  // chunks that came with the head
+            tally.refused(observe::refusal::body_too_large);
             co_await reply_and_close(visitor, 413, "Content Too Large",
                                      "porthole: the request body is over this site's limit",
                                      pages_of());
@@ -518,6 +548,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             auto c = co_await pool->connect(facts, from, tried);
             if (!c) {
                 const unsigned status = c.error().status;
+                if (status == 502) tally.failed(observe::upstream_failure::connect);
                 std::string text = c.error().message;
                 if (!text.starts_with("porthole:"))
                     text = fmt::format("porthole: {} for {}", text, host_text);
@@ -527,6 +558,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             }
             up.emplace(std::move(*c), pool, ctx_);
         }
+        tally.record.upstream = pool->member(up->member).url;
         ++exchanges;
         std::string forwarded = http::forward_request_head(
             head, {peer, visitor_https ? "https" : "http", up->host_header, up->target,
@@ -545,6 +577,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             const bool tunnel = up->tunnel;
             up.reset();
             if (retriable && another_try(tunnel)) continue;
+            tally.failed(observe::upstream_failure::no_response);
             co_await reply_and_close(visitor, 502, "Bad Gateway",
                                      "porthole: the upstream closed while sending the request",
                                      pages_of());
@@ -587,6 +620,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         if (outcome.state == response_state::none && body.malformed) {
             pool->finish(up->take(), upstream::outcome::ok, false);
             up.reset();
+            tally.refused(body.too_large ? observe::refusal::body_too_large
+                                         : observe::refusal::bad_request);
             if (body.too_large)
                 co_await reply_and_close(visitor, 413, "Content Too Large",
                                          "porthole: the request body is over this site's limit",
@@ -605,6 +640,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             const std::string what =
                 tunnel ? fmt::format("tunnel '{}'", pool->member(member).host)
                        : fmt::format("the upstream of {}", host_text);
+            tally.failed(outcome.timed_out   ? observe::upstream_failure::timeout
+                         : outcome.malformed ? observe::upstream_failure::malformed
+                                             : observe::upstream_failure::no_response);
             if (outcome.timed_out)
                 co_await reply_and_close(visitor, 504, "Gateway Timeout",
                                          fmt::format("porthole: {} did not answer in time "
@@ -622,6 +660,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         }
         const auto verdict =
             outcome.status >= 500 ? upstream::outcome::server_error : upstream::outcome::ok;
+        tally.responded(outcome.state == response_state::upgraded ? 101 : outcome.status);
+        tally.record.upgraded = outcome.state == response_state::upgraded;
         if (outcome.state == response_state::upgraded && body.done) {
             if (in.size() != 0) {
                 const bool sent_rest = co_await write_all(up->stream, view(in), cfg.idle_timeout);

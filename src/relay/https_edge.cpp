@@ -67,8 +67,14 @@ asio::awaitable<void> https_edge::accept() {
 // TLS passthrough: the still-encrypted connection goes to the client as it came.
 asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::string& from,
                                                std::shared_ptr<tunnel> t) {
-    if (t->active >= ctx_.cfg.max_connections_per_tunnel || !t->new_connections.take(clock::now()))
+    if (t->active >= ctx_.cfg.max_connections_per_tunnel) {
+        ctx_.counters.refused(observe::refusal::connections_per_tunnel);
         co_return;
+    }
+    if (!t->new_connections.take(clock::now())) {
+        ctx_.counters.refused(observe::refusal::new_connections_per_tunnel);
+        co_return;
+    }
     const tunnel_slot slot(t);
     auto stream = co_await open_tunnel_stream(ctx_, *t, from);
     if (!stream) {

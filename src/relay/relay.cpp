@@ -5,6 +5,7 @@
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
+#include "relay/metrics_listener.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tcp_edge.hpp"
 #include "relay/tunnel_members.hpp"
@@ -35,13 +36,15 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
                                             const policy::jwks_sources& jwks,
                                             route::route_table& table) {
     for (const auto& s : sites.sites) {
-        route::site built{s.hosts, {}, s.pages};
+        const auto site_index = static_cast<std::uint32_t>(table.sites().size());
+        route::site built{s.hosts, {}, s.pages, site_index};
         // One of each site-wide step for all its routes: a site's rate limit counts them together.
         const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
         for (const auto& r : s.routes) {
             auto route = std::make_shared<route::route>();
             route->path = r.path;
             route->strip_prefix = r.strip_prefix;
+            route->metric_slot = site_index;
             route->policies = site_policies;
             for (auto& p : policy::build_chain(r.policies, &jwks))
                 route->policies.push_back(std::move(p));
@@ -67,7 +70,7 @@ public:
           control_(ctx_, registry_, std::move(tls),
                    [this](std::shared_ptr<tunnel> t) { tcp_.serve_tunnel(std::move(t)); }),
           http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_),
-          signals_(io, SIGINT, SIGTERM), sweep_(io) {}
+          signals_(io, SIGINT, SIGTERM), reopen_signal_(io, SIGUSR1), sweep_(io) {}
 
     tl::expected<void, std::string> listen() {
         auto built = ctx_.jwks.add(cfg_.tunnel_policies);
@@ -77,6 +80,11 @@ public:
                 if (built) built = ctx_.jwks.add(r.policies);
         }
         if (!built) return built;
+        if (cfg_.access_log) {
+            auto log = observe::access_log::open(*cfg_.access_log);
+            if (!log) return tl::unexpected(log.error());
+            ctx_.access_log = std::move(*log);
+        }
         built = build_sites(cfg_.sites, tunnels_, ctx_.jwks, sites_);
         if (!built) return built;
         built = tcp_.listen_sites(cfg_.sites.tcp_sites);
@@ -90,6 +98,17 @@ public:
         if (!bound) return bound;
         if (cfg_.https_addr) {
             bound = https_edge_.listen();
+            if (!bound) return bound;
+        }
+        if (cfg_.metrics_addr) {
+            std::string token;
+            if (!cfg_.metrics_token_file.empty()) {
+                auto read = read_token_file(cfg_.metrics_token_file, "metrics_token_file");
+                if (!read) return tl::unexpected(read.error());
+                token = std::move(*read);
+            }
+            metrics_.emplace(ctx_, [this] { return metrics_text(); }, std::move(token));
+            bound = metrics_->listen(*cfg_.metrics_addr);
             if (!bound) return bound;
         }
         return {};
@@ -107,6 +126,7 @@ public:
         if (cfg_.control_enabled) control_.start();
         http_.start();
         if (https_edge_.listening()) https_edge_.start();
+        if (metrics_) metrics_->start();
         for (const auto& s : sites_.sites())
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
         tcp_.start_sites();
@@ -115,9 +135,42 @@ public:
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
         });
+        wait_for_reopen();
+    }
+
+    // One scrape: the counters and what the relay's parts hold now.
+    std::string metrics_text() {
+        relay_gauges g;
+        control_.read_gauges(g);
+        g.visitor_connections = ctx_.active_visitors;
+        std::vector<std::string> site_labels;
+        for (const auto& s : sites_.sites()) {
+            site_labels.push_back(s->hosts.front());
+            for (const auto& r : s->routes)
+                for (std::size_t i = 0; i < r->pool->size(); ++i)
+                    g.upstream.push_back({s->hosts.front(), r->pool->member(i).url,
+                                          r->pool->available(i)});
+        }
+        return write_metrics(ctx_.counters, ctx_.tunnel_labels, site_labels, g,
+                             observe::read_process_stats(),
+                             ctx_.access_log ? ctx_.access_log->dropped_lines() : 0);
     }
 
 private:
+    // SIGUSR1: the access log is opened anew (logrotate has moved the file).
+    void wait_for_reopen() {
+        reopen_signal_.async_wait([this](error_code ec, int) {
+            if (ec) return;
+            if (ctx_.access_log) ctx_.access_log->reopen();
+            wait_for_reopen();
+        });
+    }
+
+    std::string metrics_text_address() const {
+        const auto ep = metrics_->local_endpoint();
+        return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
+    }
+
     std::string https_text() const {
         const auto ep = https_edge_.local_endpoint();
         return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
@@ -180,6 +233,7 @@ private:
             if (control_.tls()) j["fingerprint"] = control_.tls()->fingerprint;
             if (!cfg_.sites.tcp_sites.empty()) j["tcp_sites"] = tcp_sites_text();
             if (!cfg_.sites.sites.empty()) j["sites"] = sites_text();
+            if (metrics_) j["metrics"] = metrics_text_address();
             if (https_) {
                 j["https"] = https_text();
                 if (!https_->ca_file().empty()) j["ca_file"] = https_->ca_file();
@@ -200,6 +254,8 @@ private:
                       << std::flush;
             for (const auto& t : sites_text()) std::cout << "  site      " << t << "\n";
             for (const auto& t : tcp_sites_text()) std::cout << "  tcp site  " << t << "\n";
+            if (metrics_)
+                std::cout << "  metrics   http://" << metrics_text_address() << "/metrics\n";
             std::cout << std::flush;
             if (https_ && !https_->ca_file().empty())
                 std::cout << fmt::format(
@@ -254,6 +310,7 @@ private:
             for (auto& w : ctx_.watched)
                 if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
             heap_.tick();
+            if (ctx_.access_log) ctx_.access_log->flush();
         }
     }
 
@@ -271,7 +328,9 @@ private:
         error_code ec;
         http_.stop_accepting();
         https_edge_.stop_accepting();
+        if (metrics_) metrics_->stop_accepting();
         sweep_.cancel();
+        reopen_signal_.cancel();
         for (const auto& s : sites_.sites())
             for (const auto& r : s->routes) r->pool->stop();
         ctx_.jwks.stop();
@@ -308,7 +367,9 @@ private:
     route::route_table sites_;
     http_edge http_;
     https_edge https_edge_;
+    std::optional<metrics_listener> metrics_;
     asio::signal_set signals_;
+    asio::signal_set reopen_signal_;
     asio::steady_timer sweep_;
     core::heap_trim heap_;
 };

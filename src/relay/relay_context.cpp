@@ -40,7 +40,15 @@ relay_context::relay_context(boost::asio::io_context& io, const config::server_c
       max_connections_per_ip(
           std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8))),
       gate_total(std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4))),
-      gate_per_ip(std::min(cfg.max_unauthenticated_per_ip, gate_total)) {}
+      gate_per_ip(std::min(cfg.max_unauthenticated_per_ip, gate_total)),
+      tunnel_labels(cfg.metrics_tunnel_labels),
+      counters(tunnel_labels.slots(), cfg.sites.sites.size()) {}
+
+std::uint32_t relay_context::hold_tunnel_label(const std::string& name) {
+    const auto label = tunnel_labels.acquire(name);
+    if (label.fresh) counters.tunnels[label.slot] = {};
+    return label.slot;
+}
 
 std::string relay_context::http_url(const std::string& name) const {
     if (https)

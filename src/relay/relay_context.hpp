@@ -7,6 +7,9 @@
 #include "net/tls.hpp"
 #include "net/network_list.hpp"
 #include "net/proxy_protocol.hpp"
+#include "observe/access_log.hpp"
+#include "observe/label_slots.hpp"
+#include "observe/relay_counters.hpp"
 #include "policy/jwks_fetch.hpp"
 #include "relay/lease_table.hpp"
 
@@ -41,6 +44,9 @@ struct watched_socket
     relay_context& ctx;
     clock::time_point deadline = clock::time_point::max();
     bool idle = false;  // waiting for the next request: closed at once on shutdown
+    std::uint64_t bytes_in = 0;   // read and written so far, for the request tally
+    std::uint64_t bytes_out = 0;
+    unsigned answered = 0;  // the status of the relay's own answer on it, if it gave one
 };
 using watch_list =
     boost::intrusive::list<watched_socket, boost::intrusive::constant_time_size<false>>;
@@ -57,6 +63,11 @@ struct relay_context {
     void spawn(Awaitable&& a) {
         boost::asio::co_spawn(io, std::forward<Awaitable>(a), log_exception);
     }
+
+    // A use of tunnel `name`'s metrics label (an open tunnel, a cached route): its slot, whose
+    // counters start at zero when the slot is new to the name.
+    std::uint32_t hold_tunnel_label(const std::string& name);
+    void release_tunnel_label(const std::string& name) { tunnel_labels.release(name); }
 
     // The public URLs of tunnels: https when the relay serves HTTPS.
     std::string http_url(const std::string& name) const;
@@ -84,6 +95,10 @@ struct relay_context {
     std::uint32_t gate_per_ip;
     core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
     policy::jwks_sources jwks;  // the key rings of jwt policies with a jwks_url
+    // Metrics: what this loop counted, and the tunnel names that have a label of their own.
+    observe::label_slots tunnel_labels;
+    observe::relay_counters counters;
+    std::unique_ptr<observe::access_log> access_log;  // null: off
 };
 
 inline watched_socket::watched_socket(net::stream s, relay_context& ctx)

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 namespace porthole::relay {
 
@@ -75,6 +76,10 @@ struct session {
     core::log_limiter log;  // for the lines its requests make the relay write
     bool closed = false;
     bool leaving = false;
+    bool reconnect = false;  // it took over an older session of its client, or that one's leases
+    void count_reconnect(std::uint64_t& reconnects) {
+        if (!std::exchange(reconnect, true)) ++reconnects;
+    }
     std::function<void(session&)> close;  // the control port's: ends the session everywhere
 
     // Queues a frame; a session that has stopped reading is closed.

@@ -33,12 +33,16 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
             co_return tl::unexpected(
                 failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
         }
-        if (t->active >= ctx_.cfg.max_connections_per_tunnel)
+        if (t->active >= ctx_.cfg.max_connections_per_tunnel) {
+            ctx_.counters.refused(observe::refusal::connections_per_tunnel);
             co_return tl::unexpected(
                 failure{503, "porthole: this tunnel is at its connection limit"});
-        if (!t->new_connections.take(clock::now()))
+        }
+        if (!t->new_connections.take(clock::now())) {
+            ctx_.counters.refused(observe::refusal::new_connections_per_tunnel);
             co_return tl::unexpected(failure{429, "porthole: this tunnel is taking new connections "
                                                   "too fast; retry shortly"});
+        }
         auto slot = std::make_shared<tunnel_slot>(t);
         auto stream = co_await open_tunnel_stream(ctx_, *t, visitor);
         if (stream)

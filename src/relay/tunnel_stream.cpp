@@ -26,9 +26,11 @@ asio::awaitable<stream_result> open_tunnel_stream(relay_context& ctx, const tunn
             co_return tl::unexpected(fmt::format("the client of this tunnel is offline"));
         std::optional<net::stream> conn = s->pool.take_idle();
         if (!conn) {
-            if (s->pool.waiting() >= ctx.cfg.max_pending_streams)
+            if (s->pool.waiting() >= ctx.cfg.max_pending_streams) {
+                ctx.counters.refused(observe::refusal::pending_streams);
                 co_return tl::unexpected(std::string(
                     "too many visitors are waiting for this client (max_pending_streams)"));
+            }
             s->send(protocol::pool_want{1});
             if (s->closed) co_return tl::unexpected(std::string("the client went offline"));
             conn = co_await s->pool.wait(stream_wait_timeout);

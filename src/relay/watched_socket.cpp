@@ -17,6 +17,7 @@ asio::awaitable<bool> read_more(watched_socket& s, net::io_buffer& in,
         result = co_await s.conn.read_some(in.prepare(net::io_block_size));
     s.deadline = clock::time_point::max();
     in.commit(std::get<1>(result));
+    s.bytes_in += std::get<1>(result);
     co_return !std::get<0>(result);
 }
 
@@ -25,6 +26,7 @@ asio::awaitable<bool> write_all(watched_socket& s, std::string_view bytes,
     s.deadline = s.ctx.now + timeout;
     auto [ec, n] = co_await s.conn.write(asio::buffer(bytes), asio::buffer(more));
     s.deadline = clock::time_point::max();
+    s.bytes_out += n;
     co_return !ec;
 }
 
@@ -37,6 +39,7 @@ asio::awaitable<void> reply_and_close(watched_socket& visitor, unsigned status,
         pages && page != pages->end()
             ? http::relay_response(status, reason, page->second.body, page->second.content_type)
             : http::relay_response(status, reason, text + "\n");
+    visitor.answered = status;
     co_await write_all(visitor, response, 10s);
     visitor.conn.shutdown_send();
 }

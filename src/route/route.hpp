@@ -4,6 +4,7 @@
 #include "policy/chain.hpp"
 #include "upstream/upstream_pool.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,9 @@ struct route {
     bool strip_prefix = false;
     policy::chain policies;  // the site's steps, then the route's own
     std::shared_ptr<upstream::pool> pool;
+    // Where its requests are counted: the site's index in the config, or the tunnel name's
+    // label slot (observe::label_slots).
+    std::uint32_t metric_slot = 0;
 };
 
 }  // namespace porthole::route

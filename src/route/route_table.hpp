@@ -18,6 +18,7 @@ struct site {
     std::vector<std::string> hosts;
     std::vector<std::shared_ptr<route>> routes;
     config::error_pages pages{};  // bodies for the relay's own answers on this site, by status
+    std::uint32_t metric_slot = 0;  // its index in the config, where its requests are counted
 };
 
 // "Shop.Example.com:8443" -> "shop.example.com"; "[::1]:80" -> "::1"; a trailing dot goes.

@@ -1,0 +1,22 @@
+#pragma once
+// The process's own figures, read from /proc/self at scrape time: CPU, descriptors, memory
+// (resident, and PSS and private from smaps_rollup, where shared libraries do not count whole),
+// start time. Linux only; a figure that cannot be read is left at zero.
+#include <cstdint>
+
+namespace porthole::observe {
+
+struct process_stats {
+    double cpu_seconds = 0;
+    std::uint64_t open_fds = 0;
+    std::uint64_t max_fds = 0;
+    std::uint64_t resident_bytes = 0;
+    std::uint64_t virtual_bytes = 0;
+    std::uint64_t pss_bytes = 0;
+    std::uint64_t private_bytes = 0;
+    double start_time_seconds = 0;  // since the epoch
+};
+
+process_stats read_process_stats();
+
+}  // namespace porthole::observe

@@ -1,0 +1,132 @@
+#include "relay/relay_metrics.hpp"
+
+#include "observe/prom_text.hpp"
+
+namespace porthole::relay {
+
+using observe::label;
+
+std::string write_metrics(const observe::relay_counters& counters,
+                          const observe::label_slots& tunnel_labels,
+                          std::span<const std::string> site_labels, const relay_gauges& gauges,
+                          const observe::process_stats& process, std::uint64_t log_dropped) {
+    observe::prom_text out;
+    const auto& classes = observe::code_classes;
+
+    out.family("porthole_requests_total", "counter",
+               "HTTP requests through the relay, by tunnel or site and status class (none: no "
+               "response was sent).");
+    for (std::uint32_t slot = 0; slot < counters.tunnels.size(); ++slot) {
+        const std::string_view name = tunnel_labels.name(slot);
+        if (name.empty()) continue;  // a free slot
+        // Every class of a held name, zeros too: a series that appears at its first request
+        // would hide that request from increase() and rate().
+        for (std::size_t c = 0; c < classes.size(); ++c)
+            out.sample("porthole_requests_total", {{"tunnel", name}, {"code_class", classes[c]}},
+                       counters.tunnels[slot].by_class[c]);
+    }
+    for (std::size_t i = 0; i < counters.sites.size() && i < site_labels.size(); ++i)
+        for (std::size_t c = 0; c < classes.size(); ++c)
+            out.sample("porthole_requests_total",
+                       {{"site", site_labels[i]}, {"code_class", classes[c]}},
+                       counters.sites[i].by_class[c]);
+    for (std::size_t c = 0; c < classes.size(); ++c)
+        out.sample("porthole_requests_total", {{"route", "none"}, {"code_class", classes[c]}},
+                   counters.unrouted.by_class[c]);
+
+    out.family("porthole_request_duration_seconds", "histogram",
+               "From a request's first byte to its response's last, by kind (tunnel, site, none: "
+               "refused before routing).");
+    const auto histogram = [&](std::initializer_list<label> labels,
+                               const observe::duration_histogram& h) {
+        out.histogram("porthole_request_duration_seconds", labels, observe::duration_bounds,
+                      h.counts, static_cast<double>(h.sum_us) / 1e6);
+    };
+    observe::duration_histogram tunnels;
+    for (const auto& t : counters.tunnels) {
+        for (std::size_t i = 0; i < tunnels.counts.size(); ++i) tunnels.counts[i] += t.duration.counts[i];
+        tunnels.sum_us += t.duration.sum_us;
+    }
+    histogram({{"kind", "tunnel"}}, tunnels);
+    for (std::size_t i = 0; i < counters.sites.size() && i < site_labels.size(); ++i)
+        histogram({{"kind", "site"}, {"site", site_labels[i]}}, counters.sites[i].duration);
+    histogram({{"kind", "none"}}, counters.unrouted.duration);
+
+    out.family("porthole_bytes_total", "counter",
+               "Bytes of HTTP requests and responses on visitors' connections (in: from "
+               "visitors), before TLS.");
+    out.sample("porthole_bytes_total", {{"direction", "in"}}, counters.bytes_in);
+    out.sample("porthole_bytes_total", {{"direction", "out"}}, counters.bytes_out);
+
+    out.family("porthole_refusals_total", "counter",
+               "Requests and connections the relay refused or answered itself, by reason.");
+    for (std::size_t i = 0; i < observe::refusal_names.size(); ++i)
+        out.sample("porthole_refusals_total", {{"reason", observe::refusal_names[i]}},
+                   counters.refusals[i]);
+
+    out.family("porthole_upstream_failures_total", "counter",
+               "Requests answered 502 or 504 because the upstream failed, by how.");
+    for (std::size_t i = 0; i < observe::upstream_failure_names.size(); ++i)
+        out.sample("porthole_upstream_failures_total",
+                   {{"reason", observe::upstream_failure_names[i]}},
+                   counters.upstream_failures[i]);
+
+    out.family("porthole_reconnects_total", "counter",
+               "Client sessions that took back names or ports a lease or an older session held.");
+    out.sample("porthole_reconnects_total", {}, counters.reconnects);
+
+    out.family("porthole_access_log_dropped_lines_total", "counter",
+               "Access log lines dropped because the disk fell 8 MiB behind.");
+    out.sample("porthole_access_log_dropped_lines_total", {}, log_dropped);
+
+    out.family("porthole_visitor_connections", "gauge", "Visitor connections open now.");
+    out.sample("porthole_visitor_connections", {}, gauges.visitor_connections);
+    out.family("porthole_sessions", "gauge", "Client sessions connected now.");
+    out.sample("porthole_sessions", {}, gauges.sessions);
+    out.family("porthole_tunnels", "gauge", "Tunnels open now, by kind.");
+    static constexpr std::array<std::string_view, 3> kinds{"http", "tcp", "tls"};
+    for (std::size_t i = 0; i < kinds.size(); ++i)
+        out.sample("porthole_tunnels", {{"kind", kinds[i]}}, gauges.tunnels[i]);
+    out.family("porthole_data_pool_connections", "gauge",
+               "Idle data connections clients hold open for visitors.");
+    out.sample("porthole_data_pool_connections", {}, gauges.data_pool_idle);
+    out.family("porthole_data_pool_waiting_visitors", "gauge",
+               "Visitors waiting for a client's data connection.");
+    out.sample("porthole_data_pool_waiting_visitors", {}, gauges.data_pool_waiting);
+    if (!gauges.upstream.empty()) {
+        out.family("porthole_upstream_healthy", "gauge",
+                   "1 when a site's member takes requests (healthy, not ejected), else 0.");
+        for (const auto& m : gauges.upstream)
+            out.sample("porthole_upstream_healthy", {{"site", m.site}, {"member", m.member}},
+                       std::uint64_t{m.healthy ? 1u : 0u});
+    }
+    if (!gauges.certificates.empty()) {
+        out.family("porthole_cert_expiry_timestamp_seconds", "gauge",
+                   "When each certificate the relay serves expires.");
+        for (const auto& c : gauges.certificates)
+            out.sample("porthole_cert_expiry_timestamp_seconds", {{"name", c.name}}, c.not_after);
+    }
+    out.family("porthole_build_info", "gauge", "The running version.");
+    out.sample("porthole_build_info", {{"version", PORTHOLE_VERSION}}, std::uint64_t{1});
+
+    out.family("process_cpu_seconds_total", "counter", "User and system CPU time spent.");
+    out.sample("process_cpu_seconds_total", {}, process.cpu_seconds);
+    out.family("process_open_fds", "gauge", "Open file descriptors.");
+    out.sample("process_open_fds", {}, process.open_fds);
+    out.family("process_max_fds", "gauge", "The descriptor limit.");
+    out.sample("process_max_fds", {}, process.max_fds);
+    out.family("process_resident_memory_bytes", "gauge", "Resident memory (VmRSS).");
+    out.sample("process_resident_memory_bytes", {}, process.resident_bytes);
+    out.family("process_virtual_memory_bytes", "gauge", "Virtual memory.");
+    out.sample("process_virtual_memory_bytes", {}, process.virtual_bytes);
+    out.family("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.");
+    out.sample("process_start_time_seconds", {}, process.start_time_seconds);
+    out.family("porthole_memory_pss_bytes", "gauge",
+               "Proportional set size: shared pages count by their share.");
+    out.sample("porthole_memory_pss_bytes", {}, process.pss_bytes);
+    out.family("porthole_memory_private_bytes", "gauge", "Memory this process alone uses.");
+    out.sample("porthole_memory_private_bytes", {}, process.private_bytes);
+    return out.take();
+}
+
+}  // namespace porthole::relay
