@@ -196,10 +196,15 @@ std::string client_token(const CLI::App& cmd, const std::string& token,
     return {};
 }
 
-porthole::config::server_config build_server_config(const CLI::App& cmd, const server_flags& f) {
+// The relay's config: defaults, then the file and the tokens file, then the flags. Run again on
+// reload with the same flags: then only the files can have changed, and an error is returned
+// rather than ending the process.
+tl::expected<porthole::config::server_config, std::string> build_server_config(
+    const CLI::App& cmd, const server_flags& f) {
     porthole::config::server_config cfg;
     if (!f.config_file.empty())
-        if (auto ok = porthole::config::load_server_file(f.config_file, cfg); !ok) fail(ok.error());
+        if (auto ok = porthole::config::load_server_file(f.config_file, cfg); !ok)
+            return tl::unexpected(ok.error());
     if (cmd.count("--domain")) {
         if (!porthole::http::valid_domain(f.domain))
             fail(fmt::format("--domain: '{}' is not a valid DNS name", f.domain));
@@ -220,7 +225,7 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
     }
     if (!f.tokens_file.empty())
         if (auto ok = porthole::config::load_tokens_file(f.tokens_file, cfg); !ok)
-            fail(ok.error());
+            return tl::unexpected(ok.error());
     if (cmd.count("--lease-grace")) cfg.lease_grace = std::chrono::seconds(f.lease_grace);
     if (cmd.count("--shutdown-timeout"))
         cfg.shutdown_timeout = std::chrono::seconds(f.shutdown_timeout);
@@ -251,7 +256,7 @@ porthole::config::server_config build_server_config(const CLI::App& cmd, const s
                                      ? porthole::observe::log_format::combined
                                      : porthole::observe::log_format::json;
     }
-    if (auto ok = porthole::config::validate(cfg); !ok) fail(ok.error());
+    if (auto ok = porthole::config::validate(cfg); !ok) return tl::unexpected(ok.error());
     return cfg;
 }
 
@@ -681,14 +686,16 @@ int main(int argc, char** argv) {
         porthole::core::init_logging(log_level);
         if (*server) {
             auto cfg = build_server_config(*server, sf);
+            if (!cfg) fail(cfg.error());
             if (server->count("--token"))
                 if (auto w = porthole::config::command_line_token_warning(
-                        cfg.control_addr, "--tokens-file FILE (or tokens_file in --config)");
+                        cfg->control_addr, "--tokens-file FILE (or tokens_file in --config)");
                     !w.empty())
                     warn(w);
-            return porthole::relay::run(cfg);
+            return porthole::relay::run(std::move(*cfg),
+                                        [server, &sf] { return build_server_config(*server, sf); });
         }
-        if (*proxy) return porthole::relay::run(build_proxy_config(*proxy, pf));
+        if (*proxy) return porthole::relay::run(build_proxy_config(*proxy, pf), nullptr);
         if (*http)
             return porthole::client::run(
                 build_client_config(*http, porthole::protocol::tunnel_kind::http, hf));

@@ -96,6 +96,7 @@ struct relay_counters {
     std::array<std::uint64_t, refusal_names.size()> refusals{};
     std::array<std::uint64_t, upstream_failure_names.size()> upstream_failures{};
     std::uint64_t reconnects = 0;
+    std::uint64_t reloads_ok = 0, reloads_refused = 0;
     std::uint64_t access_log_dropped = 0;
 
     void refused(refusal r) { ++refusals[static_cast<std::size_t>(r)]; }

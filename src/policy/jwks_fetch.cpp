@@ -82,6 +82,7 @@ public:
     void refresh_at_most(std::chrono::milliseconds every) { refresh_ = std::min(refresh_, every); }
 
     void start(const asio::any_io_executor& ex) {
+        if (timer_) return;  // running already: a reload starts only the rings it added
         timer_.emplace(ex);
         asio::co_spawn(ex, run(shared_from_this()), [](std::exception_ptr e) {
             if (e) spdlog::error("a jwks_url fetch failed unexpectedly");

@@ -568,4 +568,16 @@ void control_port::read_gauges(relay_gauges& g) const {
     }
 }
 
+std::size_t control_port::close_sessions_of(const std::vector<protocol::verifier>& tokens) {
+    std::vector<std::shared_ptr<session>> closing;
+    for (const auto& [id, s] : sessions_)
+        if (std::find(tokens.begin(), tokens.end(), s->token) != tokens.end()) closing.push_back(s);
+    for (const auto& s : closing) {
+        spdlog::info("session {} closed: its token is no longer accepted", s->id_hex.substr(0, 8));
+        s->leaving = true;
+        close_session(*s);
+    }
+    return closing.size();
+}
+
 }  // namespace porthole::relay

@@ -34,6 +34,9 @@ public:
     const std::optional<net::server_tls>& tls() const { return tls_; }
     // Sessions, their tunnels by kind and their data pools, for a metrics scrape.
     void read_gauges(relay_gauges& g) const;
+    // Closes the sessions of clients that used one of `tokens` (no longer accepted): their names
+    // and ports are freed, not leased. Returns how many closed.
+    std::size_t close_sessions_of(const std::vector<protocol::verifier>& tokens);
 
     // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
     // connections close.

@@ -89,10 +89,13 @@ struct http_edge::cached_route {
     std::string host;
     std::shared_ptr<route::route> tunnel;  // a tunnel name's route
     const route::site* site = nullptr;
+    // The table `site` is in: a reload may replace the relay's while a request still uses it.
+    std::shared_ptr<const route::route_table> table;
 };
 
 http_edge::http_edge(relay_context& ctx, tunnel_registry& registry,
-                     upstream::tunnel_source& tunnels, route::route_table& sites)
+                     upstream::tunnel_source& tunnels,
+                     const std::shared_ptr<route::route_table>& sites)
     : ctx_(ctx), registry_(registry), tunnels_(tunnels), sites_(sites), acceptor_(ctx.io) {}
 
 tl::expected<void, std::string> http_edge::listen() {
@@ -210,6 +213,11 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
                                                    &tunnels_, std::nullopt);
     }
     return r;
+}
+
+void http_edge::forget_tunnel_routes() {
+    for (const auto& [name, entry] : tunnel_routes_) ctx_.release_tunnel_label(name);
+    tunnel_routes_.clear();
 }
 
 void http_edge::forget_idle_tunnel_routes() {
@@ -358,7 +366,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const std::string_view host_text = host ? std::string_view(*host) : std::string_view();
     if (!cache.valid || cache.host != host_text || cache.tunnels_changed != ctx_.tunnels_changed) {
         cache = cached_route{true, ctx_.tunnels_changed, std::string(host_text), nullptr,
-                             sites_.find_site(host_text)};
+                             sites_->find_site(host_text), sites_};
         if (!cache.site) {
             auto name = host ? http::tunnel_name_for_host(*host, cfg.domain) : std::nullopt;
             if (!name) {

@@ -28,8 +28,9 @@ namespace porthole::relay {
 
 class http_edge {
 public:
+    // `sites`: the relay's route table, which a reload replaces.
     http_edge(relay_context& ctx, tunnel_registry& registry, upstream::tunnel_source& tunnels,
-              route::route_table& sites);
+              const std::shared_ptr<route::route_table>& sites);
 
     tl::expected<void, std::string> listen();
     void start();
@@ -41,6 +42,8 @@ public:
 
     // Drops the routes of tunnel names no client serves any more (the sweeper calls it).
     void forget_idle_tunnel_routes();
+    // Drops every tunnel route (a reload changed [tunnel_policy]); requests under way keep theirs.
+    void forget_tunnel_routes();
 
 private:
     struct upstream_link;
@@ -64,7 +67,7 @@ private:
     relay_context& ctx_;
     tunnel_registry& registry_;
     upstream::tunnel_source& tunnels_;
-    route::route_table& sites_;
+    const std::shared_ptr<route::route_table>& sites_;
     boost::asio::ip::tcp::acceptor acceptor_;
     // The route of each tunnel name visitors asked for lately: one pool with the name as its
     // only member, made once rather than per request; the relay's [tunnel_policy] steps, then

@@ -5,6 +5,7 @@
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
+#include "relay/reload_plan.hpp"
 #include "relay/metrics_listener.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tcp_edge.hpp"
@@ -63,14 +64,15 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
 // The relay: its parts, wired; signals, the sweeper, draining and stop.
 class relay {
 public:
-    relay(asio::io_context& io, const config::server_config& cfg,
+    relay(asio::io_context& io, config::server_config& cfg, config_source reload,
           std::optional<net::server_tls> tls, std::unique_ptr<net::https_certificates> https)
-        : cfg_(cfg), https_(std::move(https)), ctx_(io, cfg, https_.get()),
+        : cfg_(cfg), reload_source_(std::move(reload)), https_(std::move(https)), ctx_(io, cfg, https_.get()),
           registry_(cfg.lease_grace, "local"), tcp_(ctx_), tunnels_(ctx_, registry_),
           control_(ctx_, registry_, std::move(tls),
                    [this](std::shared_ptr<tunnel> t) { tcp_.serve_tunnel(std::move(t)); }),
           http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_),
-          signals_(io, SIGINT, SIGTERM), reopen_signal_(io, SIGUSR1), sweep_(io) {}
+          signals_(io, SIGINT, SIGTERM), reopen_signal_(io, SIGUSR1), reload_signal_(io, SIGHUP),
+          sweep_(io) {}
 
     tl::expected<void, std::string> listen() {
         auto built = ctx_.jwks.add(cfg_.tunnel_policies);
@@ -85,7 +87,7 @@ public:
             if (!log) return tl::unexpected(log.error());
             ctx_.access_log = std::move(*log);
         }
-        built = build_sites(cfg_.sites, tunnels_, ctx_.jwks, sites_);
+        built = build_sites(cfg_.sites, tunnels_, ctx_.jwks, *sites_);
         if (!built) return built;
         built = tcp_.listen_sites(cfg_.sites.tcp_sites);
         if (!built) return built;
@@ -127,7 +129,7 @@ public:
         http_.start();
         if (https_edge_.listening()) https_edge_.start();
         if (metrics_) metrics_->start();
-        for (const auto& s : sites_.sites())
+        for (const auto& s : sites_->sites())
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
         tcp_.start_sites();
         ctx_.jwks.start(ctx_.io.get_executor());
@@ -136,6 +138,26 @@ public:
             if (!ec) begin_shutdown(sig);
         });
         wait_for_reopen();
+        wait_for_reload();
+    }
+
+    // Reads the config again and applies all of it, or none: a file with an error, or a change
+    // only a restart can make, leaves the running config as it was. Client sessions, tunnels,
+    // kept-alive visitors and requests under way carry on; a removed token's sessions close.
+    // Returns what changed, or why nothing did.
+    tl::expected<std::string, std::string> reload() {
+        auto next = reload_source_ ? reload_source_()
+                                   : tl::unexpected(std::string(
+                                         "porthole proxy has no config file to reload"));
+        tl::expected<std::string, std::string> result;
+        if (next) result = apply(*next);
+        else result = tl::unexpected(next.error());
+        ++(result ? ctx_.counters.reloads_ok : ctx_.counters.reloads_refused);
+        if (result)
+            spdlog::info("config reloaded (generation {}): {}", generation_, *result);
+        else
+            spdlog::error("config reload refused, the running config stays: {}", result.error());
+        return result;
     }
 
     // One scrape: the counters and what the relay's parts hold now.
@@ -144,7 +166,7 @@ public:
         control_.read_gauges(g);
         g.visitor_connections = ctx_.active_visitors;
         std::vector<std::string> site_labels;
-        for (const auto& s : sites_.sites()) {
+        for (const auto& s : sites_->sites()) {
             site_labels.push_back(s->hosts.front());
             for (const auto& r : s->routes)
                 for (std::size_t i = 0; i < r->pool->size(); ++i)
@@ -157,6 +179,80 @@ public:
     }
 
 private:
+    tl::expected<std::string, std::string> apply(config::server_config& next) {
+        const reload_plan plan = plan_reload(cfg_, next);
+        if (plan.refused()) return tl::unexpected(restart_message(plan));
+        // Built before anything changes: a jwks_url that does not resolve or a backend's CA
+        // file that cannot be read refuses the reload.
+        auto built = ctx_.jwks.add(next.tunnel_policies);
+        for (const auto& s : next.sites.sites) {
+            if (built) built = ctx_.jwks.add(s.policies);
+            for (const auto& r : s.routes)
+                if (built) built = ctx_.jwks.add(r.policies);
+        }
+        if (!built) return tl::unexpected(built.error());
+        auto table = std::make_shared<route::route_table>();
+        built = build_sites(next.sites, tunnels_, ctx_.jwks, *table);
+        if (!built) return tl::unexpected(built.error());
+
+        // Commit, in this one turn of the loop. Requests under way keep the table and routes
+        // they hold; the next request of a kept-alive connection looks its route up again.
+        std::vector<observe::request_counts> site_counts(table->sites().size());
+        for (std::size_t i = 0; i < table->sites().size(); ++i)
+            for (std::size_t j = 0; j < sites_->sites().size(); ++j)
+                if (sites_->sites()[j]->hosts.front() == table->sites()[i]->hosts.front())
+                    site_counts[i] = ctx_.counters.sites[j];
+        for (const auto& s : sites_->sites())
+            for (const auto& r : s->routes) r->pool->stop();
+        sites_ = std::move(table);
+        ctx_.counters.sites = std::move(site_counts);
+        for (const auto& s : sites_->sites())
+            for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
+        ctx_.jwks.start(ctx_.io.get_executor());
+
+        cfg_.tokens = std::move(next.tokens);
+        cfg_.bound_names = std::move(next.bound_names);
+        cfg_.reserved_names = std::move(next.reserved_names);
+        cfg_.max_tunnels_per_client = next.max_tunnels_per_client;
+        cfg_.max_tunnels_per_token = next.max_tunnels_per_token;
+        cfg_.max_connections_per_ip = next.max_connections_per_ip;
+        cfg_.max_connections_per_tunnel = next.max_connections_per_tunnel;
+        cfg_.max_pending_streams = next.max_pending_streams;
+        cfg_.max_new_connections_per_second = next.max_new_connections_per_second;
+        cfg_.max_header_bytes = next.max_header_bytes;
+        cfg_.max_sessions_per_token = next.max_sessions_per_token;
+        cfg_.max_control_frames_per_second = next.max_control_frames_per_second;
+        cfg_.shutdown_timeout = next.shutdown_timeout;
+        cfg_.header_timeout = next.header_timeout;
+        cfg_.idle_timeout = next.idle_timeout;
+        cfg_.handshake_timeout = next.handshake_timeout;
+        cfg_.redirect_https = next.redirect_https;
+        cfg_.sites.sites = std::move(next.sites.sites);
+        cfg_.tunnel_policies = std::move(next.tunnel_policies);
+        cfg_.tunnel_policy_forbid = std::move(next.tunnel_policy_forbid);
+        cfg_.tunnel_error_pages = std::move(next.tunnel_error_pages);
+        cfg_.trusted_proxies = std::move(next.trusted_proxies);
+        cfg_.accept_proxy_protocol = next.accept_proxy_protocol;
+        ctx_.config_changed();
+        http_.forget_tunnel_routes();
+        ++ctx_.tunnels_changed;
+        ++generation_;
+        const std::size_t closed = control_.close_sessions_of(plan.tokens_removed);
+        return fmt::format("sites {} added, {} removed, {} kept; tokens {} added, {} removed ({} "
+                           "sessions closed)",
+                           plan.sites_added, plan.sites_removed, plan.sites_kept,
+                           plan.tokens_added, plan.tokens_removed.size(), closed);
+    }
+
+    // SIGHUP: reload (`porthole admin reload` does the same and reports the outcome).
+    void wait_for_reload() {
+        reload_signal_.async_wait([this](error_code ec, int) {
+            if (ec) return;
+            reload();
+            wait_for_reload();
+        });
+    }
+
     // SIGUSR1: the access log is opened anew (logrotate has moved the file).
     void wait_for_reopen() {
         reopen_signal_.async_wait([this](error_code ec, int) {
@@ -331,7 +427,8 @@ private:
         if (metrics_) metrics_->stop_accepting();
         sweep_.cancel();
         reopen_signal_.cancel();
-        for (const auto& s : sites_.sites())
+        reload_signal_.cancel();
+        for (const auto& s : sites_->sites())
             for (const auto& r : s->routes) r->pool->stop();
         ctx_.jwks.stop();
         tcp_.stop_sites();
@@ -357,19 +454,22 @@ private:
         ctx_.io.stop();
     }
 
-    const config::server_config& cfg_;
+    config::server_config& cfg_;  // the live config: a reload changes what may change in place
+    config_source reload_source_;
+    std::uint64_t generation_ = 1;
     std::unique_ptr<net::https_certificates> https_;  // set when visitors may use HTTPS
     relay_context ctx_;
     local_registry registry_;
     tcp_edge tcp_;
     tunnel_members tunnels_;
     control_port control_;
-    route::route_table sites_;
+    std::shared_ptr<route::route_table> sites_ = std::make_shared<route::route_table>();
     http_edge http_;
     https_edge https_edge_;
     std::optional<metrics_listener> metrics_;
     asio::signal_set signals_;
     asio::signal_set reopen_signal_;
+    asio::signal_set reload_signal_;
     asio::steady_timer sweep_;
     core::heap_trim heap_;
 };
@@ -393,7 +493,7 @@ void raise_descriptor_limit() {
 
 }  // namespace
 
-int run(const config::server_config& cfg) {
+int run(config::server_config cfg, config_source reload) {
     raise_descriptor_limit();
     std::optional<net::server_tls> tls;
     if (cfg.control_tls_enabled()) {
@@ -417,7 +517,7 @@ int run(const config::server_config& cfg) {
         https = std::move(*loaded);
     }
     relay_io io;
-    relay r(io, cfg, std::move(tls), std::move(https));
+    relay r(io, cfg, std::move(reload), std::move(tls), std::move(https));
     if (auto ok = r.listen(); !ok) {
         std::cerr << "porthole: error: " << ok.error() << "\n";
         return 1;

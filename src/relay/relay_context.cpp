@@ -33,16 +33,20 @@ std::uint32_t descriptor_limit() {
 
 relay_context::relay_context(boost::asio::io_context& io, const config::server_config& cfg,
                              net::https_certificates* https)
-    : io(io), cfg(cfg), https(https),
-      // The config loader has checked every entry already.
-      trusted_proxies(net::network_list::parse(cfg.trusted_proxies).value_or(net::network_list{})),
-      descriptors(descriptor_limit()),
-      max_connections_per_ip(
-          std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8))),
-      gate_total(std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4))),
-      gate_per_ip(std::min(cfg.max_unauthenticated_per_ip, gate_total)),
+    : io(io), cfg(cfg), https(https), descriptors(descriptor_limit()),
       tunnel_labels(cfg.metrics_tunnel_labels),
-      counters(tunnel_labels.slots(), cfg.sites.sites.size()) {}
+      counters(tunnel_labels.slots(), cfg.sites.sites.size()) {
+    config_changed();
+}
+
+void relay_context::config_changed() {
+    // The config loader has checked every entry already.
+    trusted_proxies = net::network_list::parse(cfg.trusted_proxies).value_or(net::network_list{});
+    max_connections_per_ip =
+        std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8));
+    gate_total = std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4));
+    gate_per_ip = std::min(cfg.max_unauthenticated_per_ip, gate_total);
+}
 
 std::uint32_t relay_context::hold_tunnel_label(const std::string& name) {
     const auto label = tunnel_labels.acquire(name);

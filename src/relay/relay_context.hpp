@@ -69,6 +69,9 @@ struct relay_context {
     std::uint32_t hold_tunnel_label(const std::string& name);
     void release_tunnel_label(const std::string& name) { tunnel_labels.release(name); }
 
+    // What is derived from the config, derived again after a reload changed it.
+    void config_changed();
+
     // The public URLs of tunnels: https when the relay serves HTTPS.
     std::string http_url(const std::string& name) const;
     std::string tls_url(const std::string& name) const;
@@ -90,9 +93,9 @@ struct relay_context {
     std::unordered_map<std::string, std::uint32_t> per_ip;  // open visitor connections
     // The limits that protect descriptors, no larger than the descriptor limit allows.
     std::uint32_t descriptors;
-    std::uint32_t max_connections_per_ip;
-    std::uint32_t gate_total;
-    std::uint32_t gate_per_ip;
+    std::uint32_t max_connections_per_ip = 0;
+    std::uint32_t gate_total = 0;
+    std::uint32_t gate_per_ip = 0;
     core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
     policy::jwks_sources jwks;  // the key rings of jwt policies with a jwks_url
     // Metrics: what this loop counted, and the tunnel names that have a label of their own.

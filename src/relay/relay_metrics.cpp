@@ -75,6 +75,12 @@ std::string write_metrics(const observe::relay_counters& counters,
                "Client sessions that took back names or ports a lease or an older session held.");
     out.sample("porthole_reconnects_total", {}, counters.reconnects);
 
+    out.family("porthole_config_reloads_total", "counter",
+               "Config reloads (SIGHUP, porthole admin reload), by result.");
+    out.sample("porthole_config_reloads_total", {{"result", "ok"}}, counters.reloads_ok);
+    out.sample("porthole_config_reloads_total", {{"result", "refused"}},
+               counters.reloads_refused);
+
     out.family("porthole_access_log_dropped_lines_total", "counter",
                "Access log lines dropped because the disk fell 8 MiB behind.");
     out.sample("porthole_access_log_dropped_lines_total", {}, log_dropped);

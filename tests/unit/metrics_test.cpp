@@ -115,3 +115,30 @@ TEST(RelayMetrics, EveryClassOfAHeldTunnelAndEachSiteIsWritten) {
         ++helps;
     EXPECT_EQ(helps, 1u);
 }
+
+#include "relay/reload_plan.hpp"
+
+TEST(ReloadPlan, StartOnlyKeysNeedARestartAndTokensAndSitesAreCounted) {
+    config::server_config old;
+    old.tokens = {protocol::verifier{1}, protocol::verifier{2}};
+    old.sites.sites.push_back(config::site_config{{"a.test"}, {}, 0, {}, {}});
+    config::server_config next = old;
+    EXPECT_FALSE(relay::plan_reload(old, next).refused());
+    next.tokens = {protocol::verifier{2}, protocol::verifier{3}};
+    next.sites.sites.push_back(config::site_config{{"b.test"}, {}, 0, {}, {}});
+    next.max_connections_per_ip = 7;  // a limit: applied in place
+    auto p = relay::plan_reload(old, next);
+    EXPECT_FALSE(p.refused());
+    ASSERT_EQ(p.tokens_removed.size(), 1u);
+    EXPECT_EQ(p.tokens_removed[0], protocol::verifier{1});
+    EXPECT_EQ(p.tokens_added, 1u);
+    EXPECT_EQ(p.sites_added, 1u);
+    EXPECT_EQ(p.sites_kept, 1u);
+    next.domain = "other.test";
+    next.http_addr.port = 81;
+    p = relay::plan_reload(old, next);
+    ASSERT_TRUE(p.refused());
+    EXPECT_EQ(relay::restart_message(p),
+              "domain, http_addr changed: restart the relay to apply them (the running config "
+              "stays)");
+}

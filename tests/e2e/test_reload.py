@@ -1,0 +1,153 @@
+"""Hot reload (README "Reloading the config"): SIGHUP reads the config again and applies all of
+it or none. Sites, routes, policies, tokens and limits change without closing a client session,
+a tunnel, a kept-alive visitor or a request under way; a broken file or a change only a restart
+can make leaves the running config serving."""
+import json
+import re
+import signal
+import threading
+
+from helpers import wait_until
+from test_policies import HOST, KeptAlive, get, site, to
+
+TOKEN_A = "reload-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+TOKEN_B = "reload-token-bbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+
+class Load:
+    """Visitors sending requests back to back on kept-alive connections, counting every answer."""
+
+    def __init__(self, port, host, path, threads=4):
+        self.port, self.host, self.path = port, host, path
+        self.statuses, self.errors = [], []
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        visitor = None
+        while not self.stopping.is_set():
+            try:
+                if visitor is None:
+                    visitor = KeptAlive(self.port, host=self.host)
+                status = visitor.get(self.path).status
+                with self.lock:
+                    self.statuses.append(status)
+            except BaseException as e:  # pytest.fail raises a BaseException subclass
+                with self.lock:
+                    self.errors.append(repr(e))
+                visitor = None
+
+    def count(self):
+        with self.lock:
+            return len(self.statuses)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def write_config(path, backends, tokens_file, extra=""):
+    routes = [{"path": "/app", "upstream": ["http://127.0.0.1:%d" % b.port for b in backends]}]
+    path.write_text('tokens_file = "%s"\n%s' % (tokens_file, extra) + site([HOST], routes))
+
+
+def reload_and_wait(relay, line, start):
+    relay.proc.signal(signal.SIGHUP)
+    wait_until(lambda: line in relay.proc.stderr_text()[start:],
+               message="the relay logs %r after SIGHUP" % line)
+
+
+def test_a_reload_under_load_changes_sites_and_tokens_without_dropping_anything(
+        group, tmp_path, backend, origin):
+    a, b = backend("a"), backend("b")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN_A + "\n" + TOKEN_B + "\n")
+    config = tmp_path / "relay.toml"
+    write_config(config, [a], tokens)
+    relay = group.relay("--config", str(config))
+    kept = group.agent(relay, "http", str(origin.server_port), "--subdomain", "kept",
+                       token=TOKEN_A)
+    revoked = group.agent(relay, "http", str(origin.server_port), "--subdomain", "gone",
+                          token=TOKEN_B)
+    assert get(relay.http_port, "/", host="gone.localhost").status == 200
+    visitor = KeptAlive(relay.http_port, host="kept.localhost")
+    assert visitor.get("/").status == 200
+    site_load = Load(relay.http_port, HOST, "/app/x")
+    tunnel_load = Load(relay.http_port, "kept.localhost", "/")
+    try:
+        wait_until(lambda: site_load.count() > 50 and tunnel_load.count() > 50,
+                   message="load is running")
+        # A second member for the site's route, and B's token no longer accepted.
+        write_config(config, [a, b], tokens)
+        tokens.write_text(TOKEN_A + "\n")
+        start = len(relay.proc.stderr_text())
+        reload_and_wait(relay, "config reloaded", start)
+        assert "tokens 0 added, 1 removed (1 sessions closed)" in relay.proc.stderr_text()[start:]
+        before = site_load.count()
+        wait_until(lambda: site_load.count() > before + 100 and b.requests() > 0,
+                   message="the new member takes requests")
+    finally:
+        site_load.stop()
+        tunnel_load.stop()
+    assert site_load.errors == [] and tunnel_load.errors == [], (site_load.errors,
+                                                                tunnel_load.errors)
+    assert set(site_load.statuses) == {200} and set(tunnel_load.statuses) == {200}
+    # The kept-alive visitor goes on on the same connection; A's client never reconnected.
+    assert visitor.get("/").status == 200
+    assert relay.proc.stderr_text().count("opened from") == 2, relay.proc.stderr_text()
+    assert kept.alive()
+    # B's session closed at once and its name is free, not leased.
+    wait_until(lambda: get(relay.http_port, "/", host="gone.localhost").status == 404,
+               message="the revoked token's tunnel is gone")
+    wait_until(lambda: "refused" in revoked.stderr_text() or not revoked.alive(),
+               message="the revoked client is refused when it reconnects")
+
+
+def test_a_broken_file_is_refused_with_its_line_and_the_old_config_keeps_serving(
+        group, tmp_path, backend):
+    a = backend("a")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN_A + "\n")
+    config = tmp_path / "relay.toml"
+    write_config(config, [a], tokens)
+    relay = group.relay("--config", str(config), "--metrics-addr", "127.0.0.1:0", "--json")
+    assert get(relay.http_port, "/app/1").status == 200
+    good = config.read_text()
+    config.write_text(good + "\n[[sites]]\nhosts = [\"other.test\"]\nbogus_key = 1\n")
+    start = len(relay.proc.stderr_text())
+    reload_and_wait(relay, "config reload refused", start)
+    log = relay.proc.stderr_text()[start:]
+    assert re.search(re.escape(str(config)) + r":\d+: .*bogus_key", log), log
+    assert get(relay.http_port, "/app/2").status == 200
+    # A change only a restart can make is refused as a whole, naming the key.
+    config.write_text('lease_grace = 5\n' + good)
+    start = len(relay.proc.stderr_text())
+    reload_and_wait(relay, "config reload refused", start)
+    assert "lease_grace changed: restart the relay" in relay.proc.stderr_text()[start:]
+    assert get(relay.http_port, "/app/3").status == 200
+    metrics = json.loads(relay.proc.stdout_text().splitlines()[0])["metrics"]
+    import urllib.request
+    text = urllib.request.urlopen("http://%s/metrics" % metrics, timeout=5).read().decode()
+    assert 'porthole_config_reloads_total{result="refused"} 2' in text, text
+
+
+def test_a_reload_adds_and_removes_sites(group, tmp_path, backend):
+    a, b = backend("a"), backend("b")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN_A + "\n")
+    config = tmp_path / "relay.toml"
+    write_config(config, [a], tokens)
+    relay = group.relay("--config", str(config))
+    assert get(relay.http_port, "/app/1", host="new.test").status == 404
+    config.write_text('tokens_file = "%s"\n' % tokens +
+                      site(["new.test"], [to(b, path="/app")]))
+    start = len(relay.proc.stderr_text())
+    reload_and_wait(relay, "config reloaded", start)
+    assert "sites 1 added, 1 removed, 0 kept" in relay.proc.stderr_text()[start:]
+    answer = get(relay.http_port, "/app/1", host="new.test")
+    assert answer.status == 200 and answer.backend == "b", answer
+    assert get(relay.http_port, "/app/1").status == 404
