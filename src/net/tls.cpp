@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <fcntl.h>
 #include <openssl/pem.h>
@@ -375,6 +376,26 @@ void configure_client_stream(SSL* ssl, const client_trust& trust, const std::str
         else
             SSL_set1_host(ssl, host.c_str());
     }
+}
+
+double not_after(SSL_CTX* ctx) {
+    X509* cert = SSL_CTX_get0_certificate(ctx);
+    if (!cert) return 0;
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return 0;
+    return static_cast<double>(timegm(&tm));
+}
+
+std::vector<std::pair<std::string, double>> https_certificates::expiries() const {
+    std::vector<std::pair<std::string, double>> out;
+    for (const auto& e : entries_) {
+        // Self-signed mode mints one per name visitors ask for: the labels stay bounded.
+        if (out.size() == 100) break;
+        out.emplace_back(e.names.empty() ? std::string("default") : e.names.front(),
+                         not_after(const_cast<boost::asio::ssl::context&>(e.context)
+                                       .native_handle()));
+    }
+    return out;
 }
 
 }  // namespace porthole::net

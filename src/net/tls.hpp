@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace porthole::net {
@@ -35,6 +36,9 @@ public:
 
     boost::asio::ssl::context& context() { return entries_.front().context; }
     const std::string& ca_file() const { return ca_file_; }  // set for self-signed
+    // Each certificate's first DNS name and when it expires (seconds since the epoch), for
+    // the first 100.
+    std::vector<std::pair<std::string, double>> expiries() const;
 
 private:
     struct entry {
@@ -63,6 +67,9 @@ tl::expected<boost::asio::ssl::context, std::string> make_client_tls(const clien
 // Sets SNI and how the relay is verified (its name, or the pinned fingerprint) on a new
 // connection. `trust` must outlive its handshake.
 void configure_client_stream(SSL* ssl, const client_trust& trust, const std::string& host);
+
+// When the certificate a context serves expires, in seconds since the epoch; 0 without one.
+double not_after(SSL_CTX* ctx);
 
 // "sha256:HEX" of a certificate.
 std::string fingerprint_of(X509* cert);

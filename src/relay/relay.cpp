@@ -165,6 +165,13 @@ public:
         relay_gauges g;
         control_.read_gauges(g);
         g.visitor_connections = ctx_.active_visitors;
+        if (control_.tls())
+            g.certificates.push_back(
+                {"control", net::not_after(  // Asio's native_handle() is not const; it reads
+                                const_cast<asio::ssl::context&>(control_.tls()->context)
+                                    .native_handle())});
+        if (https_)
+            for (auto& [name, expiry] : https_->expiries()) g.certificates.push_back({name, expiry});
         std::vector<std::string> site_labels;
         for (const auto& s : sites_->sites()) {
             site_labels.push_back(s->hosts.front());

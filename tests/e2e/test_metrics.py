@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -188,3 +189,14 @@ def test_metrics_off_loopback_without_a_token_stops_the_start(tmp_path):
     path.write_text('metrics_addr = "127.0.0.1:%d"\nmetrics_token_file = "%s"\n'
                     % (free_port(), tmp_path / "short.token"))
     assert "at least 32" in refused_at_start(path)
+
+
+def test_certificate_expiry_times_are_exported(group, tmp_path):
+    relay = group.relay("--metrics-addr", "127.0.0.1:0", "--json", "--control-tls", "on",
+                        "--https-addr", "127.0.0.1:%d" % free_port(),
+                        "--tls-self-signed", str(tmp_path / "ca"))
+    text = scrape(metrics_address(relay))
+    now = time.time()
+    for name in ("control", "localhost"):
+        expiry = sample(text, 'porthole_cert_expiry_timestamp_seconds{name="%s"}' % name)
+        assert now + 86400 < expiry < now + 20 * 365 * 86400, (name, expiry)
