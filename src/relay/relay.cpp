@@ -1,6 +1,7 @@
 #include "relay/relay.hpp"
 
 #include "core/heap_trim.hpp"
+#include "core/service_notify.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
@@ -115,9 +116,26 @@ public:
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec) begin_shutdown(sig);
         });
+        core::notify_ready(status_text());
     }
 
 private:
+    // What `systemctl status` shows once the relay serves.
+    std::string status_text() const {
+        const auto http = http_.local_endpoint();
+        std::string out = fmt::format(
+            "serving http on {}",
+            config::endpoint{http.address().to_string(), http.port()}.to_string());
+        if (https_edge_.listening()) out += ", https on " + https_text();
+        if (cfg_.control_enabled) {
+            const auto control = control_.local_endpoint();
+            out += fmt::format(
+                ", clients on {}",
+                config::endpoint{control.address().to_string(), control.port()}.to_string());
+        }
+        return out;
+    }
+
     std::string https_text() const {
         const auto ep = https_edge_.local_endpoint();
         return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
@@ -260,6 +278,7 @@ private:
     void begin_shutdown(int sig) {
         if (ctx_.draining) return;
         ctx_.draining = true;
+        core::notify_stopping("draining");
         spdlog::info("{} received: draining (up to {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                      cfg_.shutdown_timeout.count());
         signals_.async_wait([this](error_code ec, int) {
