@@ -49,15 +49,21 @@ std::string option_heading(const argument& option) {
     return out;
 }
 
+// " " after a sentence that ended, ". " after one that did not, nothing at the start.
+std::string sentence_break(const std::string& text) {
+    if (text.empty()) return {};
+    return text.back() == '.' ? " " : ". ";
+}
+
 std::string argument_text(const argument& arg) {
     std::string text = arg.description;
     if (arg.kind == value_kind::words && !arg.choices.empty()) {
         std::vector<std::string> words;
         for (const auto& c : arg.choices) words.push_back(c.word);
-        text += fmt::format("{}One of: {}.", text.empty() ? "" : ". ", join(words, ", "));
+        text += sentence_break(text) + "One of: " + join(words, ", ") + ".";
     }
     if (!arg.default_value.empty() && arg.takes_value)
-        text += fmt::format("{}Default: {}.", text.empty() ? "" : ". ", arg.default_value);
+        text += sentence_break(text) + "Default: " + arg.default_value + ".";
     return roff_escaped(text);
 }
 
@@ -139,13 +145,72 @@ std::string commands_section(const command& cmd) {
     return out;
 }
 
+// Where each `porthole help TOPIC` page is printed in full: the page of the command it is about,
+// under a section of its own. A topic not listed here goes into porthole(1) under its name.
+struct topic_place {
+    std::string_view topic;
+    std::string_view command;  // a command path, "" for porthole itself
+    std::string_view section;
+};
+constexpr topic_place topic_places[] = {
+    {"server-config", "server", "CONFIGURATION FILE"},
+    {"config", "start", "CONFIGURATION FILE"},
+};
+
+topic_place place_of(std::string_view topic) {
+    for (const auto& place : topic_places)
+        if (place.topic == topic) return place;
+    return {topic, "", ""};
+}
+
+bool is_heading(std::string_view line) {
+    return !line.empty() && line.front() != ' ' &&
+           std::any_of(line.begin(), line.end(), [](unsigned char c) { return std::isupper(c); }) &&
+           std::none_of(line.begin(), line.end(), [](unsigned char c) { return std::islower(c); });
+}
+
+// A topic's text as it prints, lines and columns kept (it is laid out for 100 columns), its
+// all-capitals lines as subsection headings.
+std::string topic_section(std::string_view title, std::string_view text) {
+    std::string out = fmt::format(".SH {}\n.nf\n", title);
+    while (!text.empty()) {
+        const auto end = text.find('\n');
+        const std::string_view line = text.substr(0, end);
+        text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+        if (is_heading(line))
+            out += ".fi\n.SS " + roff_escaped(line) + "\n.nf\n";
+        else
+            out += roff_escaped(line) + "\n";
+    }
+    return out + ".fi\n";
+}
+
+std::string topic_sections(const command& cmd) {
+    const std::string path = join(cmd.path, " ");
+    std::string out;
+    for (const auto& topic : help_topics()) {
+        const auto place = place_of(topic.name);
+        if (place.command != path) continue;
+        out += topic_section(
+            place.section.empty() ? uppercase(std::string(topic.name)) : place.section,
+            topic.text);
+    }
+    return out;
+}
+
 std::string topics_section() {
     std::string out =
         ".SH REFERENCE PAGES\n"
-        "\\fBporthole help\\fR \\fITOPIC\\fR prints one of these:\n";
+        "\\fBporthole help\\fR \\fITOPIC\\fR prints one of these (also in man pages):\n";
     for (const auto& topic : help_topics()) {
         out += ".TP\n.B " + roff_escaped(topic.name) + "\n";
-        out += roff_escaped(topic.summary) + "\n";
+        const auto place = place_of(topic.name);
+        if (place.command.empty()) {
+            out += roff_escaped(topic.summary) + "; below.\n";
+        } else {
+            std::vector<std::string> path{std::string(place.command)};
+            out += roff_escaped(topic.summary) + "; in\n.BR \\%" + page_name(path) + " (1).\n";
+        }
     }
     return out;
 }
@@ -185,6 +250,7 @@ man_page page(const command& cmd, const command& root, std::string_view version)
     text += arguments_section("ARGUMENTS", cmd.positionals);
     text += arguments_section("OPTIONS", cmd.options);
     if (cmd.path.empty()) text += topics_section();
+    text += topic_sections(cmd);
     text += see_also(cmd, root);
     return {name + ".1", std::move(text)};
 }

@@ -70,3 +70,25 @@ def test_man_shows_each_flag_of_the_command(pages):
     root = re.sub(r".\x08", "", run("man", "-l", pages / "porthole.1", env=env).stdout)
     assert "porthole - expose a local service through a relay you host yourself" in root
     assert "porthole server" in root and "porthole-server(1)" in root
+
+
+@pytest.mark.skipif(not shutil.which("man"), reason="man-db is not installed")
+def test_reference_pages_are_in_the_man_pages(pages):
+    """`porthole help TOPIC` in full: the relay's keys where the relay is, porthole.toml's where
+    porthole start is, the rest in porthole(1); its lines as printed."""
+    env = dict(os.environ, MANWIDTH="120", LANG="C.UTF-8")
+
+    def page(name):
+        return re.sub(r".\x08", "", run("man", "-l", pages / name, env=env).stdout)
+
+    server = page("porthole-server.1")
+    assert "CONFIGURATION FILE" in server
+    for line in run(BIN, "help", "server-config").stdout.splitlines():
+        if line.startswith("  ") and line.strip():
+            assert line.strip() in server, line
+    assert "tokens_file" in server and "max_connections_per_ip" in server
+    assert "CONFIGURATION FILE" in page("porthole-start.1")
+    assert "inspect_addr" in page("porthole-start.1")
+    root = page("porthole.1")
+    for section in ("ROUTING", "INSPECTOR", "POLICIES"):
+        assert re.search(r"^%s$" % section, root, re.M), section
