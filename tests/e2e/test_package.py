@@ -41,6 +41,9 @@ def why_skip():
     cache = BUILD_DIR / "CMakeCache.txt"
     if not cache.exists() or "CMAKE_BUILD_TYPE:STRING=Release" not in cache.read_text():
         return "%s is not a Release build directory" % BUILD_DIR
+    if "PORTHOLE_SELF_CONTAINED:BOOL=ON" in cache.read_text():
+        return "%s links libstdc++ statically; the package is made from a build that does not" % (
+            BUILD_DIR)
     if subprocess.run(["dpkg-query", "-W", "porthole"], capture_output=True).returncode == 0:
         return "porthole is installed on this machine; the test would replace it"
     for d in STATE_DIRS:
