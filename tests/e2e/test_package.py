@@ -266,6 +266,17 @@ def test_relay_starts_as_the_unit_does_and_notifies_systemd(installed, tmp_path)
         print(out)
 
 
+def test_reinstalling_keeps_the_tokens_and_an_edited_config(installed):
+    tokens = Path("/var/lib/porthole/tokens")
+    tokens.write_text("verifier:%s\n" % ("ab" * 32))
+    config = Path("/etc/porthole/relay.toml")
+    config.write_text(config.read_text() + "# edited\n")
+    run("dpkg", "-i", installed)  # postinst configure with the old version: the upgrade path
+    assert tokens.read_text() == "verifier:%s\n" % ("ab" * 32)
+    assert tokens.stat().st_mode & 0o777 == 0o600
+    assert config.read_text().endswith("# edited\n")
+
+
 def test_remove_keeps_the_config_and_purge_removes_it(installed):
     run("dpkg", "-r", "porthole")
     assert not os.path.exists("/usr/bin/porthole")
