@@ -182,17 +182,27 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def private_kib(pid):
-    """Private (unshared) resident memory, KiB, from smaps_rollup."""
+def smaps_kib(pid, *fields):
+    """The sum of these smaps_rollup fields, KiB; None when the process is gone."""
     total = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                if line.startswith(tuple(field + ":" for field in fields)):
                     total += int(line.split()[1])
     except OSError:
         return None
     return total
+
+
+def private_kib(pid):
+    """Private (unshared) resident memory, KiB, from smaps_rollup."""
+    return smaps_kib(pid, "Private_Clean", "Private_Dirty")
+
+
+def pss_kib(pid):
+    """Proportional set size, KiB: shared pages divided among the processes that map them."""
+    return smaps_kib(pid, "Pss")
 
 
 def _proc_table():
@@ -362,6 +372,7 @@ def cmd_rss(a):
         st = proc_status(int(pid))
         put(data, f"porthole.{a.key}.{label}", {"rss_kib": st.get("VmRSS"), "hwm_kib": st.get("VmHWM"),
                                                  "private_kib": private_kib(int(pid)),
+                                                 "pss_kib": pss_kib(int(pid)),
                                                  "threads": st.get("Threads")})
     save(a.state, data)
 
@@ -1209,6 +1220,7 @@ def cmd_report(a):
     row("relay RSS at start, no tunnels", mib("rss_start.relay.rss_kib"), 1, "MiB")
     row("relay RSS idle, 1 HTTP + 1 TCP tunnel", mib("rss_idle.relay.rss_kib"), 1, "MiB")
     row("  of which private (not shared libraries)", mib("rss_idle.relay.private_kib"), 1, "MiB")
+    row("  PSS (shared pages divided among their users)", mib("rss_idle.relay.pss_kib"), 1, "MiB")
     row("client RSS idle (porthole http)", mib("rss_idle.client.rss_kib"), 1, "MiB")
     row("relay peak RSS after the load runs (VmHWM)", mib("rss_peak.relay.hwm_kib"), 1, "MiB")
     row("http client peak RSS after the load runs (VmHWM)", mib("rss_peak.client_http.hwm_kib"), 1, "MiB")

@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "help_topics.hpp"
 #include "http/host_route.hpp"
+#include "manpage.hpp"
 #include "net/tls.hpp"
 #include "relay/relay.hpp"
 
@@ -15,6 +16,8 @@
 
 #include <csignal>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 
@@ -449,6 +452,26 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
             ->check(CLI::Range(1, 65535));
 }
 
+int write_man_pages(const CLI::App& app, const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        std::cerr << "porthole: error: " << dir << ": " << ec.message() << "\n";
+        return 1;
+    }
+    for (const auto& page : porthole::cli::man_pages(app, PORTHOLE_VERSION)) {
+        const auto path = std::filesystem::path(dir) / page.file_name;
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << page.text;
+        out.close();
+        if (!out) {
+            std::cerr << "porthole: error: cannot write " << path.string() << "\n";
+            return 1;
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -463,6 +486,8 @@ int main(int argc, char** argv) {
                  "FILE;\na --token on the command line is visible to every local user.\n",
                  "porthole"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("porthole ") + PORTHOLE_VERSION,
+                         "print the version and exit");
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
@@ -620,6 +645,12 @@ int main(int argc, char** argv) {
         ->required()
         ->check(CLI::IsMember(porthole::cli::completion_shells));
 
+    std::string manpage_dir;
+    auto* manpage = app.add_subcommand(
+        "manpage", "write the man pages porthole.1 and porthole-COMMAND.1 (roff) into DIR");
+    manpage->add_option("DIR", manpage_dir, "directory to write them to (made if missing)")
+        ->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -682,6 +713,7 @@ int main(int argc, char** argv) {
         std::cout << porthole::cli::completion_script(app, completion_shell);
         return 0;
     }
+    if (*manpage) return write_man_pages(app, manpage_dir);
     try {
         porthole::core::init_logging(log_level);
         if (*server) {

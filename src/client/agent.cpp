@@ -4,6 +4,7 @@
 #include "client/terminal_view.hpp"
 #include "core/heap_trim.hpp"
 #include "core/printable.hpp"
+#include "core/service_notify.hpp"
 #include "net/connect.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
@@ -178,6 +179,7 @@ private:
     // then stops; a relay that does not read the goodbye within a second is not waited for.
     void stop() {
         stopping_ = true;
+        core::notify_stopping();
         backoff_timer_.cancel();
         if (!session_ || session_->closed) return io_.stop();
         session_->out.push(protocol::goaway{"client stopped"});
@@ -337,7 +339,11 @@ private:
                 remember_assignment(t);
                 t.ever_opened = true;
                 report_ready(t);
-                if (++opened == tunnels_.size()) was_ready = true;
+                if (++opened == tunnels_.size()) {
+                    was_ready = true;
+                    core::notify_ready(fmt::format("{} tunnel(s) open through {}", opened,
+                                                   relay_name));
+                }
             } else if (auto* refused_frame = std::get_if<protocol::tunnel_refused>(&*frame)) {
                 end = {ending::fatal, fmt::format("the relay refused the tunnel: {}",
                                                   core::printable(refused_frame->message))};
@@ -723,6 +729,7 @@ private:
 
     void report_reconnecting(int attempt, std::chrono::milliseconds delay,
                              const std::string& reason) {
+        core::notify_status(fmt::format("reconnecting (attempt {}): {}", attempt, reason));
         if (view_) {
             view_->set_session(fmt::format("reconnecting in {} ms (attempt {}): {}",
                                            delay.count(), attempt, reason),

@@ -1,6 +1,7 @@
 #include "relay/relay.hpp"
 
 #include "core/heap_trim.hpp"
+#include "core/service_notify.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
@@ -139,6 +140,7 @@ public:
         });
         wait_for_reopen();
         wait_for_reload();
+        core::notify_ready(status_text());
     }
 
     // Reads the config again and applies all of it, or none: a file with an error, or a change
@@ -146,6 +148,7 @@ public:
     // kept-alive visitors and requests under way carry on; a removed token's sessions close.
     // Returns what changed, or why nothing did.
     tl::expected<std::string, std::string> reload() {
+        core::notify_reloading();
         auto next = reload_source_ ? reload_source_()
                                    : tl::unexpected(std::string(
                                          "porthole proxy has no config file to reload"));
@@ -157,6 +160,8 @@ public:
             spdlog::info("config reloaded (generation {}): {}", generation_, *result);
         else
             spdlog::error("config reload refused, the running config stays: {}", result.error());
+        core::notify_ready(result ? status_text()
+                                  : "reload refused, the running config stays: " + result.error());
         return result;
     }
 
@@ -186,6 +191,22 @@ public:
     }
 
 private:
+    // What `systemctl status` shows once the relay serves.
+    std::string status_text() const {
+        const auto http = http_.local_endpoint();
+        std::string out = fmt::format(
+            "serving http on {}",
+            config::endpoint{http.address().to_string(), http.port()}.to_string());
+        if (https_edge_.listening()) out += ", https on " + https_text();
+        if (cfg_.control_enabled) {
+            const auto control = control_.local_endpoint();
+            out += fmt::format(
+                ", clients on {}",
+                config::endpoint{control.address().to_string(), control.port()}.to_string());
+        }
+        return out;
+    }
+
     tl::expected<std::string, std::string> apply(config::server_config& next) {
         const reload_plan plan = plan_reload(cfg_, next);
         if (plan.refused()) return tl::unexpected(restart_message(plan));
@@ -420,6 +441,7 @@ private:
     void begin_shutdown(int sig) {
         if (ctx_.draining) return;
         ctx_.draining = true;
+        core::notify_stopping("draining");
         spdlog::info("{} received: draining (up to {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                      cfg_.shutdown_timeout.count());
         signals_.async_wait([this](error_code ec, int) {

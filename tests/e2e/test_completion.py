@@ -23,7 +23,7 @@ import pytest
 from helpers import BIN, REPO
 
 SUBCOMMANDS = {"version", "help", "server", "proxy", "http", "tcp", "tls", "start", "config",
-               "token", "completion"}
+               "token", "completion", "manpage"}
 TOPICS = ["config", "server-config", "inspector", "routing"]
 LOG_LEVELS = {"trace", "debug", "info", "warn", "error", "off"}
 
