@@ -38,6 +38,18 @@ public:
     // The end: every session closes.
     void close_all();
 
+    // For the admin API (relay_admin).
+    const std::unordered_map<std::string, std::shared_ptr<session>>& sessions() const {
+        return sessions_;
+    }
+    // Ends a session as a dropped one ends: its names and ports become leases.
+    void kick(session& s);
+    // The accepted tokens, which the admin API adds to and revokes.
+    const std::vector<protocol::verifier>& tokens() const { return tokens_; }
+    void add_token(const protocol::verifier& v);
+    // The token goes, and its sessions close at once with their names and ports freed; how many.
+    std::size_t revoke_token(const protocol::verifier& v);
+
 private:
     struct new_session;
     struct new_data_connection;
@@ -74,6 +86,8 @@ private:
     std::function<void(std::shared_ptr<tunnel>)> serve_port_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::uint32_t next_tunnel_id_ = 1;
+    std::vector<protocol::verifier> tokens_;  // live: the config's, then the admin API's changes
+    bool tokens_required_;  // false: an open relay (no tokens and no tokens file)
     std::unordered_map<std::string, std::shared_ptr<session>> sessions_;  // by id, hex
     std::unordered_map<owner_key, std::weak_ptr<session>> by_owner_;
     std::unordered_map<std::string, std::uint32_t> tunnels_per_token_;

@@ -26,6 +26,7 @@ public:
     boost::asio::awaitable<std::optional<net::stream>> wait(std::chrono::steady_clock::duration
                                                                 timeout);
     std::size_t waiting() const { return waiters_.size(); }
+    std::size_t idle() const { return idle_.size(); }
     // Drops idle connections the client has closed.
     void drop_closed();
     // Closes the idle connections (the relay is draining); waiters keep waiting.

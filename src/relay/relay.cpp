@@ -1,10 +1,12 @@
 #include "relay/relay.hpp"
 
+#include "admin/admin_server.hpp"
 #include "core/heap_trim.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
+#include "relay/relay_admin.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tcp_edge.hpp"
 #include "relay/tunnel_members.hpp"
@@ -67,7 +69,8 @@ public:
           control_(ctx_, registry_, std::move(tls),
                    [this](std::shared_ptr<tunnel> t) { tcp_.serve_tunnel(std::move(t)); }),
           http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_),
-          signals_(io, SIGINT, SIGTERM), sweep_(io) {}
+          admin_(ctx_, control_, registry_, sites_, tcp_), signals_(io, SIGINT, SIGTERM),
+          sweep_(io) {}
 
     tl::expected<void, std::string> listen() {
         auto built = ctx_.jwks.add(cfg_.tunnel_policies);
@@ -92,7 +95,7 @@ public:
             bound = https_edge_.listen();
             if (!bound) return bound;
         }
-        return {};
+        return listen_admin();
     }
 
     void start() {
@@ -118,6 +121,25 @@ public:
     }
 
 private:
+    // The admin socket and the optional TCP admin port; `porthole proxy` has neither.
+    tl::expected<void, std::string> listen_admin() {
+        if (!cfg_.control_enabled) return {};
+        admin::admin_settings settings;
+        settings.socket_path = cfg_.admin_socket.value_or("");
+        if (cfg_.admin_addr) {
+            settings.tcp_host = cfg_.admin_addr->host;
+            settings.tcp_port = cfg_.admin_addr->port;
+        }
+        settings.token = cfg_.admin_token;
+        settings.hosts = cfg_.admin_hosts;
+        // settings.metrics stays unset until relay_metrics writes the Prometheus text: 404.
+        if (settings.socket_path.empty() && settings.tcp_host.empty()) return {};
+        auto started = admin::admin_server::start(ctx_.io, std::move(settings), admin_);
+        if (!started) return tl::unexpected(started.error());
+        admin_server_ = std::move(*started);
+        return {};
+    }
+
     std::string https_text() const {
         const auto ep = https_edge_.local_endpoint();
         return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
@@ -167,7 +189,7 @@ private:
             config::endpoint{http.address().to_string(), http.port()}.to_string();
         // A self-signed certificate is trusted by pinning: tell clients what to pin.
         const bool pin = control_.tls() && cfg_.control_cert.empty();
-        std::string client_flags = cfg_.tokens.empty() ? "" : " --token TOKEN";
+        std::string client_flags = cfg_.tokens_required() ? " --token TOKEN" : "";
         if (pin) client_flags += " --server-fingerprint " + control_.tls()->fingerprint;
         else if (control_.tls() && config::is_loopback_host(cfg_.control_addr.host)) client_flags += " --tls on";
         if (cfg_.json) {
@@ -178,6 +200,10 @@ private:
                              {"tcp_ports", cfg_.tcp_ports.to_string()},
                              {"tls", control_.tls().has_value()}};
             if (control_.tls()) j["fingerprint"] = control_.tls()->fingerprint;
+            if (admin_server_ && !admin_server_->socket_path().empty())
+                j["admin_socket"] = admin_server_->socket_path();
+            if (admin_server_ && !admin_server_->tcp_address().empty())
+                j["admin_addr"] = admin_server_->tcp_address();
             if (!cfg_.sites.tcp_sites.empty()) j["tcp_sites"] = tcp_sites_text();
             if (!cfg_.sites.sites.empty()) j["sites"] = sites_text();
             if (https_) {
@@ -195,11 +221,16 @@ private:
                              PORTHOLE_VERSION, ctx_.http_url("*"), http_text,
                              https_.get() ? ", https on " + https_text() : std::string(), control_text,
                              control_.tls() ? ", TLS " + control_.tls()->fingerprint : std::string(", plaintext"),
-                             cfg_.tokens.empty() ? " (no token required)" : "",
+                             cfg_.tokens_required() ? "" : " (no token required)",
                              cfg_.tcp_ports.to_string(), control_text, client_flags)
                       << std::flush;
             for (const auto& t : sites_text()) std::cout << "  site      " << t << "\n";
             for (const auto& t : tcp_sites_text()) std::cout << "  tcp site  " << t << "\n";
+            if (admin_server_ && !admin_server_->socket_path().empty())
+                std::cout << "  admin     " << admin_server_->socket_path() << "\n";
+            if (admin_server_ && !admin_server_->tcp_address().empty())
+                std::cout << "  admin     http://" << admin_server_->tcp_address()
+                          << " (bearer token)\n";
             std::cout << std::flush;
             if (https_ && !https_->ca_file().empty())
                 std::cout << fmt::format(
@@ -308,6 +339,8 @@ private:
     route::route_table sites_;
     http_edge http_;
     https_edge https_edge_;
+    relay_admin admin_;
+    std::unique_ptr<admin::admin_server> admin_server_;
     asio::signal_set signals_;
     asio::steady_timer sweep_;
     core::heap_trim heap_;

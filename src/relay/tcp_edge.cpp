@@ -74,6 +74,12 @@ std::vector<tcp::endpoint> tcp_edge::site_endpoints() const {
     return out;
 }
 
+std::vector<std::shared_ptr<upstream::pool>> tcp_edge::site_pools() const {
+    std::vector<std::shared_ptr<upstream::pool>> out;
+    for (const auto& s : sites_) out.push_back(s.pool);
+    return out;
+}
+
 asio::awaitable<void> tcp_edge::accept_site(tcp_site& site) {
     co_await accept_connections(ctx_, site.acceptor, "tcp site", [this, &site](tcp::socket s) {
         ctx_.spawn(serve_site_visitor(std::move(s), site));
