@@ -27,36 +27,31 @@ struct target_or_exit {
     int exit = 0;  // not 0: stop with it
 };
 
+// A usage problem: said on stderr, and the command stops as when no relay answered.
+target_or_exit unusable(std::string_view message) {
+    std::cerr << "porthole: error: " << message << "\n";
+    target_or_exit out;
+    out.exit = exit_no_relay;
+    return out;
+}
+
 target_or_exit target_of(const admin_flags& f) {
     target_or_exit out;
-    if (!f.socket.empty() && !f.addr.empty()) {
-        std::cerr << "porthole: error: give --socket or --addr, not both\n";
-        out.exit = exit_no_relay;
-        return out;
-    }
+    if (!f.socket.empty() && !f.addr.empty()) return unusable("give --socket or --addr, not both");
     if (!f.addr.empty()) {
         auto ep = config::parse_endpoint(f.addr);
-        if (!ep) {
-            std::cerr << "porthole: error: --addr: " << ep.error() << "\n";
-            out.exit = exit_no_relay;
-            return out;
-        }
+        if (!ep) return unusable("--addr: " + ep.error());
         out.target.host = ep->host;
         out.target.port = ep->port;
         if (!f.token_file.empty()) {
             auto read = config::read_token_file(f.token_file);
-            if (!read) {
-                std::cerr << "porthole: error: " << read.error() << "\n";
-                out.exit = exit_no_relay;
-                return out;
-            }
+            if (!read) return unusable(read.error());
             out.target.token = read->token;
         } else if (const char* env = std::getenv("PORTHOLE_ADMIN_TOKEN"); env && *env) {
             out.target.token = env;
         } else {
-            std::cerr << "porthole: error: --addr needs the admin token: --token-file FILE or "
-                         "PORTHOLE_ADMIN_TOKEN\n";
-            out.exit = exit_no_relay;
+            return unusable("--addr needs the admin token: --token-file FILE or "
+                            "PORTHOLE_ADMIN_TOKEN");
         }
         return out;
     }
@@ -72,10 +67,9 @@ target_or_exit target_of(const admin_flags& f) {
         }
     std::string tried;
     for (const auto& p : paths) tried += (tried.empty() ? "" : ", ") + p;
-    std::cerr << "porthole: error: no admin socket found (tried " << tried
-              << "): name one with --socket PATH, or --addr HOST:PORT\n";
-    out.exit = exit_no_relay;
-    return out;
+    return unusable(fmt::format("no admin socket found (tried {}): name one with --socket PATH, "
+                                "or --addr HOST:PORT",
+                                tried));
 }
 
 std::int64_t unix_now() {
