@@ -123,7 +123,10 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
             io, path, socket_mode, std::move(opts),
             [st](const local_http::request& req) { return handle(*st, req); });
         if (!listening)
-            return tl::unexpected(fmt::format("admin_socket {}: {}", path, listening.error()));
+            return tl::unexpected(fmt::format(
+                "admin_socket {}: {} (systemd's RuntimeDirectory= makes the directory; "
+                "--admin-socket PATH puts it elsewhere, --admin-socket \"\" turns it off)",
+                path, listening.error()));
         server->unix_ = std::move(*listening);
     }
     if (!st->settings.tcp_host.empty()) {

@@ -219,6 +219,15 @@ def test_admin_addr_without_a_token_stops_the_start(make_relay, files, tmp_path)
     assert "%s:1: admin_token has 5 characters: use at least 32" % config in err, err
 
 
+def test_admin_socket_in_a_missing_directory_stops_the_start(make_relay, files):
+    missing = files / "no-such-dir" / "admin.sock"
+    relay = make_relay("--admin-socket", missing, wait=False)
+    assert relay.proc.wait_exit(10) == 1
+    err = relay.proc.stderr_text()
+    assert "admin_socket %s: %s does not exist" % (missing, missing.parent) in err, err
+    assert "RuntimeDirectory=" in err, err
+
+
 def test_host_origin_and_content_type(make_relay, files):
     port = free_port()
     start_relay(make_relay, files, "--admin-addr", "127.0.0.1:%d" % port,
