@@ -158,6 +158,26 @@ def test_read_endpoints_over_the_socket(make_relay, make_agent, files, origin, t
     assert CLIENT_TOKEN not in relay_log(relay) + call(sock, "GET", "/api/config").body
 
 
+def test_default_socket_paths(make_relay, files, tmp_path):
+    # systemd's RuntimeDirectory: the relay takes $RUNTIME_DIRECTORY/admin.sock and the CLI,
+    # given no --socket, finds it there
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    make_relay("--tokens-file", files / "tokens", env={"RUNTIME_DIRECTORY": str(runtime)})
+    assert stat.S_IMODE(os.stat(runtime / "admin.sock").st_mode) == 0o660
+    p = admin_cli("tokens", env={"RUNTIME_DIRECTORY": str(runtime)})
+    assert p.returncode == 0 and "first client" in p.stdout, p.stderr
+    # a desktop session: $XDG_RUNTIME_DIR/porthole is made for it
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    make_relay("--tokens-file", files / "tokens", env={"XDG_RUNTIME_DIR": str(xdg)})
+    assert stat.S_ISSOCK(os.stat(xdg / "porthole" / "admin.sock").st_mode)
+    p = admin_cli("--json", "tokens", env={"XDG_RUNTIME_DIR": str(xdg)})
+    assert p.returncode == 0 and json.loads(p.stdout)["tokens"][0]["label"] == "first client"
+    p = admin_cli("tokens", env={"XDG_RUNTIME_DIR": str(tmp_path / "nothing")})
+    assert p.returncode == 2, (p.stdout, p.stderr)
+
+
 def test_cli_exit_status(make_relay, files):
     start_relay(make_relay, files, "--token", "a-token-given-on-the-command-line")
     sock = files / "admin.sock"
