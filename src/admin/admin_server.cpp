@@ -1,6 +1,7 @@
 #include "admin/admin_server.hpp"
 
 #include "admin/api.hpp"
+#include "core/token_bucket.hpp"
 #include "observe/local_http.hpp"
 
 #include <fmt/format.h>
@@ -10,10 +11,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <unordered_map>
 
 #include <unistd.h>
 
 namespace porthole::admin {
+
+struct admin_server::state {
+    admin_settings settings;
+    relay_control& relay;
+    std::optional<bearer_check> bearer;
+    std::uint64_t auth_failures = 0;
+    // When a refusal from each address was last logged.
+    std::unordered_map<std::string, core::token_bucket::clock::time_point> failure_logged;
+};
+
 namespace {
 
 namespace local_http = observe::local_http;
@@ -145,6 +157,8 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
 }
 
 admin_server::~admin_server() = default;
+
+std::uint64_t admin_server::auth_failures() const { return state_->auth_failures; }
 
 std::string admin_server::socket_path() const { return unix_ ? unix_->where() : std::string(); }
 

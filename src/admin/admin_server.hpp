@@ -3,7 +3,6 @@
 // its group), and an optional TCP port where every request carries the bearer token. Requests
 // that pass go to admin::handle (api.hpp); GET /metrics goes to the metrics provider.
 #include "admin/relay_control.hpp"
-#include "core/token_bucket.hpp"
 
 #include <tl/expected.hpp>
 
@@ -14,7 +13,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace boost::asio {
@@ -59,15 +57,10 @@ public:
 
     std::string socket_path() const;  // "" when none
     std::string tcp_address() const;  // "127.0.0.1:7836", "" when none
-    std::uint64_t auth_failures() const { return state_->auth_failures; }
+    // Requests the TCP listener refused for a missing or wrong token.
+    std::uint64_t auth_failures() const;
 
-    struct state {
-        admin_settings settings;
-        relay_control& relay;
-        std::optional<bearer_check> bearer;
-        std::uint64_t auth_failures = 0;
-        std::unordered_map<std::string, core::token_bucket::clock::time_point> failure_logged;
-    };
+    struct state;
 
 private:
     admin_server() = default;
