@@ -84,7 +84,9 @@ public:
         if (!built) return built;
         built = tcp_.listen_sites(cfg_.sites.tcp_sites);
         if (!built) return built;
-        tl::expected<void, std::string> bound;
+        // Before the public listeners: once clients and visitors can connect, so can the admin.
+        tl::expected<void, std::string> bound = listen_admin();
+        if (!bound) return bound;
         if (cfg_.control_enabled) {
             bound = control_.listen();
             if (!bound) return bound;
@@ -95,7 +97,7 @@ public:
             bound = https_edge_.listen();
             if (!bound) return bound;
         }
-        return listen_admin();
+        return {};
     }
 
     void start() {
