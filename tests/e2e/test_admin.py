@@ -203,11 +203,18 @@ def test_tcp_needs_the_bearer_token(make_relay, files):
                         "--admin-token-file", files / "admin-token")
     wait_until(lambda: call(port, "GET", "/api/clients", token=ADMIN_TOKEN).status == 200,
                timeout=5, message="the TCP admin port does not answer")
+    started = time.monotonic()
     for token in (None, "wrong", ADMIN_TOKEN + "x", ADMIN_TOKEN[:-1]):
         a = call(port, "GET", "/api/clients", token=token)
         assert a.status == 401 and a.headers.get("www-authenticate") == "Bearer", (token, a)
     a = call(port, "POST", "/api/tokens", body="{}", token="wrong")
     assert a.status == 401
+    # each miss is counted, but logged at most once a second per address
+    within_a_second = time.monotonic() - started < 1.0
+    line = "admin: refused a request from 127.0.0.1"
+    wait_until(lambda: line in relay_log(relay), timeout=5, message="no refusal logged")
+    if within_a_second:
+        assert relay_log(relay).count(line) <= 2, relay_log(relay)
     assert call(port, "GET", "/api/clients", token=ADMIN_TOKEN).json()["clients"] == []
 
     p = admin_cli("--addr", "127.0.0.1:%d" % port, "--token-file", files / "admin-token", "tokens")
