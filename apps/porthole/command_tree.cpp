@@ -25,6 +25,8 @@ constexpr value_hint value_hints[] = {
     {"*", "--tls-key", value_kind::file},
     {"*", "--token-file", value_kind::file},  // checked when read, so the error can name it
     {"*", "--tls-self-signed", value_kind::directory},
+    {"server", "--admin-socket", value_kind::file},  // a socket, made when the relay starts
+    {"admin", "--socket", value_kind::file},
     {"*", "--host-header", value_kind::words, "preserve rewrite"},  // or any literal Host
     {"start", "NAME", value_kind::tunnel_names},
     {"help", "TOPIC", value_kind::help_topics},

@@ -142,12 +142,31 @@ CLIENTS
   tokens_file = "/etc/porthole/tokens"
       string, a file; default none; --tokens-file. One entry (as for tokens) per line,
       # comments. Prefer it (or tokens here, in a chmod 600 file) to --token: every local user
-      can read a command line, and a relay given --token off loopback warns so.
+      can read a command line, and a relay given --token off loopback warns so. Once set,
+      tokens are required even while it is empty; `porthole admin tokens add` appends to it.
   bound_names = { myapp = "verifier:5a1c...9e07" }
       table of NAME = an entry as for tokens; default none. Only that token may take NAME.DOMAIN.
   reserved_names = ["www", "api"]
       list of strings; default www, api, admin, mail, relay, status, dashboard, ns1, ns2, smtp,
       autoconfig, autodiscover. Names no client may take; the list replaces the default.
+
+ADMIN API (porthole help admin)
+
+  admin_socket = "/run/porthole/admin.sock"
+      string, a path; default $RUNTIME_DIRECTORY/admin.sock, else
+      $XDG_RUNTIME_DIR/porthole/admin.sock, else none; "" for none; --admin-socket. Mode 0660:
+      root, the relay's user and its group may call. A stale socket is removed; one a relay
+      answers on stops the start.
+  admin_addr = "127.0.0.1:7836"
+      string HOST:PORT; default none; --admin-addr. A TCP admin listener; needs a token, even
+      on loopback.
+  admin_token = "at least 32 characters"
+  admin_token_file = "/etc/porthole/admin-token"
+      a string, or a file holding it; default none; --admin-token-file. The bearer token of
+      admin_addr, 32 characters at least (head -c 32 /dev/urandom | base64).
+  admin_hosts = ["relay.example.com"]
+      list of host names; default none. Host names admin_addr answers besides localhost and IP
+      literals (any other Host gets 421).
 
 CERTIFICATES FOR VISITORS
 
@@ -302,6 +321,55 @@ SITES: THE RELAY AS A REVERSE PROXY
       metrics_token_file = "/etc/porthole/metrics.token": the bearer token Prometheus sends.
   metrics_tunnel_labels = 200
       0 to 10000: tunnel names with a label of their own; later ones count as _other.
+)TEXT";
+
+constexpr std::string_view admin_text =
+    R"TEXT(The relay's admin API: porthole admin [--socket PATH | --addr HOST:PORT] [--json] COMMAND
+
+A running relay answers on its admin socket (admin_socket, mode 0660: root, the relay's user or
+its group; the kernel names the caller) and, when set, on a TCP port (admin_addr), where every
+request carries Authorization: Bearer TOKEN (admin_token or admin_token_file).
+
+COMMANDS
+
+  porthole admin clients               the connected clients: id, address, agent, RTT, tunnels
+  porthole admin tunnels               the tunnels served, and the names and ports leased
+  porthole admin sites                 the configured sites and each member's health
+  porthole admin config                the effective config, secrets as "<redacted>"
+  porthole admin tokens                the accepted tokens: digest, label, sessions, source
+  porthole admin kick ID               disconnect a client (8+ hex digits of its id): its names
+                                       become leases, it reconnects and gets them back
+  porthole admin release NAME          free a leased NAME or tcp:PORT now
+  porthole admin reload                read relay.toml and the tokens file again and apply them
+                                       (as SIGHUP); a refused file exits 1 naming FILE:LINE
+  porthole admin tokens add [--label TEXT]
+                                       make a token, append its verifier to tokens_file, print
+                                       it once
+  porthole admin tokens revoke DIGEST  take a token (12+ hex digits of its digest) out of
+                                       tokens_file; its sessions close at once, names freed
+
+Without --socket or --addr it tries the relay's default socket, then /run/porthole/admin.sock.
+--addr takes the token from --token-file FILE or PORTHOLE_ADMIN_TOKEN. --json prints the API's
+document unchanged. Exit status: 0 done, 1 refused (the API's error on stderr), 2 no relay
+answered.
+
+HTTP API (JSON)
+
+  GET    /api/clients, /api/tunnels, /api/sites, /api/config, /api/tokens
+  DELETE /api/clients/ID               kick; 404 unknown, 409 an ambiguous prefix
+  DELETE /api/leases/NAME              NAME or tcp:PORT; 409 while a session holds it
+  POST   /api/tokens                   {"label": "ci-runner"} -> 201 {"token", "digest",
+                                       "verifier"}; 409 without tokens_file
+  DELETE /api/tokens/DIGEST            409 for a token set in relay.toml or by --token
+  POST   /api/reload                   read the config again: 200 {"generation", "changes"}, or
+                                       422 {"error": "FILE:LINE: ..."}, the old config running
+  GET    /metrics                      the Prometheus text, as on metrics_addr
+
+Lists stop at 1000 entries (?limit=N, "truncated": true). On both listeners Host must be
+localhost, an IP literal or in admin_hosts (else 421), an Origin must match Host (else 403), and
+a POST needs Content-Type: application/json. A missing or wrong token on TCP gets 401 with
+WWW-Authenticate: Bearer. Changes are logged with who made them ("admin: uid 1000 (pid 4242)
+revoked token 5d41402abc4b2a76").
 )TEXT";
 
 constexpr std::string_view inspector_text =
@@ -486,11 +554,13 @@ A tunnel's owner sees each request a relay policy answered in the client's inspe
 events, with "policy": TYPE (credentials the visitor sent are redacted on the relay).
 )TEXT";
 
-constexpr std::array<help_topic, 5> topics{{
+constexpr std::array<help_topic, 6> topics{{
     {"config", "the client config file porthole.toml: every key, its type and default",
      config_text},
     {"server-config", "the relay's --config file: every key, its type, default and flag",
      server_config_text},
+    {"admin", "the relay's admin API and porthole admin: clients, tunnels, kicks, tokens",
+     admin_text},
     {"inspector", "what the client's inspector records, its address and its JSON API",
      inspector_text},
     {"routing", "how visitors reach tunnels: NAME.DOMAIN, TCP ports, SNI and path routes",

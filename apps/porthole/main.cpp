@@ -1,4 +1,5 @@
 // porthole command line: parses flags, builds a config, hands it to the relay or the client.
+#include "admin_command.hpp"
 #include "client/agent.hpp"
 #include "completion.hpp"
 #include "config/client_config.hpp"
@@ -15,12 +16,14 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <filesystem>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -46,6 +49,7 @@ struct server_flags {
     std::vector<std::string> tls_certs, tls_keys;
     bool redirect_https = false;
     std::vector<std::string> tokens;
+    std::string admin_socket, admin_addr, admin_token_file;
     int lease_grace = 0, shutdown_timeout = 0, header_timeout = 0, idle_timeout = 0;
     bool json = false;
 };
@@ -208,6 +212,7 @@ tl::expected<porthole::config::server_config, std::string> build_server_config(
     if (!f.config_file.empty())
         if (auto ok = porthole::config::load_server_file(f.config_file, cfg); !ok)
             return tl::unexpected(ok.error());
+    cfg.config_file = f.config_file;
     if (cmd.count("--domain")) {
         if (!porthole::http::valid_domain(f.domain))
             fail(fmt::format("--domain: '{}' is not a valid DNS name", f.domain));
@@ -225,6 +230,7 @@ tl::expected<porthole::config::server_config, std::string> build_server_config(
         auto key = porthole::protocol::parse_token_entry(t);
         if (!key) fail("--token: " + key.error());
         cfg.tokens.push_back(*key);
+        cfg.token_origins.push_back({"--token", {}, false});
     }
     if (!f.tokens_file.empty())
         if (auto ok = porthole::config::load_tokens_file(f.tokens_file, cfg); !ok)
@@ -245,6 +251,23 @@ tl::expected<porthole::config::server_config, std::string> build_server_config(
     if (cmd.count("--control-tls")) cfg.control_tls = f.control_tls;
     if (cmd.count("--control-cert")) cfg.control_cert = f.control_cert;
     if (cmd.count("--control-key")) cfg.control_key = f.control_key;
+    if (cmd.count("--admin-socket")) cfg.admin_socket = f.admin_socket;
+    if (!cfg.admin_socket) {
+        cfg.admin_socket = porthole::config::default_admin_socket();
+        // $XDG_RUNTIME_DIR/porthole is the relay's to make (systemd makes RuntimeDirectory=).
+        if (!cfg.admin_socket->empty())
+            ::mkdir(std::filesystem::path(*cfg.admin_socket).parent_path().c_str(), 0700);
+    }
+    if (cmd.count("--admin-addr")) {
+        cfg.admin_addr = endpoint_flag("--admin-addr", f.admin_addr);
+        cfg.admin_addr_at = "--admin-addr";
+    }
+    if (cmd.count("--admin-token-file")) {
+        auto token =
+            porthole::config::read_admin_token_file(f.admin_token_file, "--admin-token-file");
+        if (!token) return tl::unexpected(token.error());
+        cfg.admin_token = std::move(*token);
+    }
     if (cmd.count("--metrics-addr"))
         cfg.metrics_addr = endpoint_flag("--metrics-addr", f.metrics_addr);
     if (cmd.count("--access-log")) {
@@ -562,6 +585,15 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"json", "combined"}));
     server->add_option("--metrics-addr", sf.metrics_addr,
                        "serve Prometheus metrics at http://HOST:PORT/metrics");
+    server->add_option("--admin-socket", sf.admin_socket,
+                       "the admin API's unix socket, mode 0660 (default "
+                       "$RUNTIME_DIRECTORY/admin.sock or $XDG_RUNTIME_DIR/porthole/admin.sock; "
+                       "\"\" for none)");
+    server->add_option("--admin-addr", sf.admin_addr,
+                       "a TCP listener HOST:PORT for the admin API; needs --admin-token-file");
+    server->add_option("--admin-token-file", sf.admin_token_file,
+                       "file holding the bearer token of --admin-addr (32 characters or more)")
+        ->check(CLI::ExistingFile);
 
     proxy_flags pf;
     auto* proxy = app.add_subcommand(
@@ -638,6 +670,9 @@ int main(int argc, char** argv) {
     verifier_cmd->add_option("--token-file", verifier_token_file, "file holding the token")
         ->type_name("FILE");
 
+    porthole::cli::admin_flags admin_f;
+    auto* admin_cmd = porthole::cli::add_admin_command(app, admin_f);
+
     std::string completion_shell;
     auto* completion = app.add_subcommand(
         "completion", "print a shell completion script: source <(porthole completion bash)");
@@ -709,6 +744,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (*help) return porthole::cli::run_help(app, help_words, std::cout, std::cerr);
+    if (*admin_cmd) return porthole::cli::run_admin(*admin_cmd, admin_f);
     if (*completion) {
         std::cout << porthole::cli::completion_script(app, completion_shell);
         return 0;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <cstdlib>
 #include <fstream>
 
 namespace porthole::config {
@@ -252,10 +253,53 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                         break;
                     }
                     cfg.tokens.push_back(*t);
+                    cfg.token_origins.push_back({where(path, item), {}, false});
                 }
             }
         } else if (key == "tokens_file") {
             result = str().and_then([&](std::string v) { return load_tokens_file(v, cfg); });
+        } else if (key == "admin_socket") {
+            result = str().map([&](std::string v) { cfg.admin_socket = std::move(v); });
+        } else if (key == "admin_addr") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                auto ep = parse_endpoint(v);
+                if (!ep) return tl::unexpected(fmt::format("{}: admin_addr: {}", at, ep.error()));
+                cfg.admin_addr = *ep;
+                cfg.admin_addr_at = at;
+                return {};
+            });
+        } else if (key == "admin_token") {
+            result = str().and_then([&](std::string v) -> tl::expected<void, std::string> {
+                auto ok = check_admin_token(v, at + ": admin_token");
+                if (ok) cfg.admin_token = std::move(v);
+                return ok;
+            });
+        } else if (key == "admin_token_file") {
+            result = str().and_then([&](const std::string& v) {
+                return read_admin_token_file(v, at + ": admin_token_file").map([&](std::string t) {
+                    cfg.admin_token = std::move(t);
+                });
+            });
+        } else if (key == "admin_hosts") {
+            const auto* arr = node.as_array();
+            if (!arr) {
+                result = tl::unexpected(fmt::format(
+                    "{}: 'admin_hosts' must be an array of host names, like [\"relay.example.com\"]",
+                    at));
+            } else {
+                cfg.admin_hosts.clear();
+                for (auto&& item : *arr) {
+                    auto name = get<std::string>(path, "admin_hosts", item, "an array of strings");
+                    if (name && !http::valid_domain(*name))
+                        name = tl::unexpected(fmt::format(
+                            "{}: admin_hosts entry '{}' is not a DNS name", where(path, item), *name));
+                    if (!name) {
+                        result = tl::unexpected(name.error());
+                        break;
+                    }
+                    cfg.admin_hosts.push_back(*name);
+                }
+            }
         } else if (const limit_key* limit = find_limit(key)) {
             auto v = get<std::int64_t>(path, key, node, "a whole number");
             if (v && (*v < limit->low || *v > limit->high))
@@ -425,11 +469,35 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
                  "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
                  "accept_proxy_protocol", "metrics_addr", "metrics_token_file",
-                 "metrics_tunnel_labels", "access_log"}));
+                 "metrics_tunnel_labels", "access_log", "admin_socket", "admin_addr",
+                 "admin_token", "admin_token_file", "admin_hosts"}));
         }
         if (!result) return result;
     }
     return {};
+}
+
+std::optional<tokens_file_line> read_tokens_file_line(std::string_view line) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#') return std::nullopt;
+    line.remove_prefix(first);
+    tokens_file_line out;
+    // A comment after the entry, separated by white space: "verifier:HEX  # laptop, added ..."
+    for (std::size_t i = 1; i < line.size(); ++i) {
+        if (line[i] == '#' && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+            std::string_view comment = line.substr(i + 1);
+            comment = comment.substr(0, comment.find(", added "));
+            const auto c0 = comment.find_first_not_of(" \t");
+            const auto c1 = comment.find_last_not_of(" \t\r");
+            if (c0 != std::string_view::npos)
+                out.label = std::string(comment.substr(c0, c1 - c0 + 1));
+            line = line.substr(0, i);
+            break;
+        }
+    }
+    const auto last = line.find_last_not_of(" \t\r");
+    out.entry = std::string(line.substr(0, last + 1));
+    return out;
 }
 
 tl::expected<void, std::string> load_tokens_file(const std::string& path, server_config& cfg) {
@@ -437,14 +505,47 @@ tl::expected<void, std::string> load_tokens_file(const std::string& path, server
     if (!in) return tl::unexpected(fmt::format("{}: cannot open the tokens file", path));
     std::string line;
     for (int number = 1; std::getline(in, line); ++number) {
-        const auto first = line.find_first_not_of(" \t\r");
-        if (first == std::string::npos || line[first] == '#') continue;
-        const auto last = line.find_last_not_of(" \t\r");
-        auto key = protocol::parse_token_entry(std::string_view(line).substr(first, last - first + 1));
+        const auto read = read_tokens_file_line(line);
+        if (!read) continue;
+        auto key = protocol::parse_token_entry(read->entry);
         if (!key) return tl::unexpected(fmt::format("{}:{}: {}", path, number, key.error()));
         cfg.tokens.push_back(*key);
+        cfg.token_origins.push_back({fmt::format("{}:{}", path, number), read->label, true});
     }
+    cfg.tokens_file = path;
     return {};
+}
+
+std::string default_admin_socket() {
+    if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); dir && *dir) {
+        std::string first(dir);
+        first = first.substr(0, first.find(':'));  // several directories are colon-separated
+        return first + "/admin.sock";
+    }
+    if (const char* dir = std::getenv("XDG_RUNTIME_DIR"); dir && *dir)
+        return std::string(dir) + "/porthole/admin.sock";
+    return {};
+}
+
+tl::expected<void, std::string> check_admin_token(const std::string& token, const std::string& at) {
+    if (token.size() < 32)
+        return tl::unexpected(fmt::format(
+            "{} has {} characters: use at least 32 (head -c 32 /dev/urandom | base64)", at,
+            token.size()));
+    return {};
+}
+
+tl::expected<std::string, std::string> read_admin_token_file(const std::string& path,
+                                                             const std::string& at) {
+    auto text = read_file(path, "admin token file");
+    if (!text) return tl::unexpected(fmt::format("{}: {}", at, text.error()));
+    std::string token = text->substr(0, text->find('\n'));
+    const auto first = token.find_first_not_of(" \t\r");
+    const auto last = token.find_last_not_of(" \t\r");
+    token = first == std::string::npos ? std::string() : token.substr(first, last - first + 1);
+    auto ok = check_admin_token(token, fmt::format("{}: the token in {}", at, path));
+    if (!ok) return tl::unexpected(ok.error());
+    return token;
 }
 
 bool server_config::control_tls_enabled() const {
@@ -466,11 +567,29 @@ tl::expected<void, std::string> validate(const server_config& cfg) {
         return tl::unexpected(std::string("--control-cert and --control-key go together"));
     if (!http::valid_domain(cfg.domain))
         return tl::unexpected(fmt::format("--domain '{}' is not a valid DNS name", cfg.domain));
-    if (cfg.tokens.empty() && !is_loopback_host(cfg.control_addr.host))
+    if (!cfg.tokens_required() && !is_loopback_host(cfg.control_addr.host))
         return tl::unexpected(fmt::format(
             "refusing to accept clients on {} without a token: pass --token or --tokens-file, "
             "or listen on 127.0.0.1",
             cfg.control_addr.to_string()));
+    if (cfg.admin_addr) {
+        const std::string at = cfg.admin_addr_at.empty() ? "--admin-addr" : cfg.admin_addr_at;
+        if (cfg.admin_token.empty())
+            return tl::unexpected(fmt::format(
+                "{}: admin_addr {} needs admin_token or admin_token_file (--admin-token-file): a "
+                "TCP admin port is open to everyone who reaches it",
+                at, cfg.admin_addr->to_string()));
+        const auto same = [&](const endpoint& e) {
+            return e.port == cfg.admin_addr->port && e.host == cfg.admin_addr->host;
+        };
+        if (same(cfg.http_addr) || (cfg.control_enabled && same(cfg.control_addr)) ||
+            (cfg.https_addr && same(*cfg.https_addr)))
+            return tl::unexpected(fmt::format(
+                "admin_addr {} is also {}", cfg.admin_addr->to_string(),
+                same(cfg.http_addr) ? "http_addr" : cfg.https_addr && same(*cfg.https_addr)
+                                                        ? "https_addr"
+                                                        : "control_addr"));
+    }
     if (cfg.metrics_addr && cfg.metrics_token_file.empty() &&
         !is_loopback_host(cfg.metrics_addr->host))
         return tl::unexpected(fmt::format(

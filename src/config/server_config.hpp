@@ -12,12 +12,22 @@
 
 namespace porthole::config {
 
+// Where one accepted token came from, index for index with server_config::tokens.
+struct token_origin {
+    std::string source{};  // "relay.toml:9", "/var/lib/porthole/tokens:3", "--token"
+    std::string label{};  // a tokens-file line's comment: "verifier:HEX  # laptop, added ..."
+    bool from_tokens_file = false;  // the admin API may revoke it
+};
+
 struct server_config {
     std::string domain = "localhost";
     endpoint http_addr{"127.0.0.1", 8080};
     endpoint control_addr{"127.0.0.1", 7835};
     port_range tcp_ports{20000, 20999};
     std::vector<protocol::verifier> tokens;  // verifiers of the accepted tokens
+    std::vector<token_origin> token_origins{};  // where each of `tokens` came from
+    // Set: tokens are required even while it holds none, and `porthole admin tokens` edits it.
+    std::string tokens_file{};
     std::chrono::seconds lease_grace{60};
     std::chrono::milliseconds heartbeat{10000};
     std::chrono::seconds shutdown_timeout{10};
@@ -74,6 +84,18 @@ struct server_config {
     std::vector<std::string> trusted_proxies;
     bool accept_proxy_protocol = false;  // HTTP and HTTPS listeners read a PROXY v1/v2 header first
 
+    std::string config_file{};  // the --config file it was read from, if any
+
+    // The admin API (docs/design-operations.md#admin-api). nullopt: the default path
+    // (default_admin_socket()); "": no socket.
+    std::optional<std::string> admin_socket{};
+    std::optional<endpoint> admin_addr{};  // a TCP listener, which needs admin_token
+    std::string admin_addr_at{};  // "relay.toml:14" or "--admin-addr", for errors
+    std::string admin_token{};  // the bearer token of admin_addr; never printed
+    std::vector<std::string> admin_hosts{};  // Host names admin_addr answers besides localhost
+
+    bool tokens_required() const { return !tokens.empty() || !tokens_file.empty(); }
+
     // Observing: a listener for GET /metrics, tunnel names with a label of their own, the
     // access log (off when unset).
     std::optional<endpoint> metrics_addr;
@@ -82,11 +104,27 @@ struct server_config {
     std::optional<observe::access_log_settings> access_log;
 };
 
+// $RUNTIME_DIRECTORY/admin.sock (systemd), else $XDG_RUNTIME_DIR/porthole/admin.sock, else "".
+std::string default_admin_socket();
+// The admin token in a file (its first line, trimmed), checked for length; `at` names the
+// setting in errors.
+tl::expected<std::string, std::string> read_admin_token_file(const std::string& path,
+                                                             const std::string& at);
+// At least 32 characters.
+tl::expected<void, std::string> check_admin_token(const std::string& token, const std::string& at);
+
 // Applies the keys of a TOML file over `cfg`.
 tl::expected<void, std::string> load_server_file(const std::string& path, server_config& cfg);
 // The same over text already read; `path` names it in errors.
 tl::expected<void, std::string> load_server_text(std::string_view text, const std::string& path,
                                                  server_config& cfg);
+// One entry of a tokens file: the token or verifier, and the label of its comment.
+struct tokens_file_line {
+    std::string entry{};
+    std::string label{};
+};
+// nullopt for a blank or comment line.
+std::optional<tokens_file_line> read_tokens_file_line(std::string_view line);
 // Appends the tokens of a file: one per line, '#' comments, "sha256:HEX" for a stored digest.
 tl::expected<void, std::string> load_tokens_file(const std::string& path, server_config& cfg);
 // Checks that concern several settings at once.

@@ -3,6 +3,7 @@
 // capture store and asks the agent, through hooks, for the tunnel list and for replays.
 #include "config/endpoint.hpp"
 #include "observe/capture_store.hpp"
+#include "observe/local_http.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <tl/expected.hpp>
@@ -36,8 +37,9 @@ public:
     struct impl;
 
 private:
-    explicit inspector_server(std::shared_ptr<impl> i);
+    inspector_server(std::shared_ptr<impl> i, std::unique_ptr<local_http::server> http);
     std::shared_ptr<impl> impl_;
+    std::unique_ptr<local_http::server> http_;
 };
 
 }  // namespace porthole::observe

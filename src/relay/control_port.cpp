@@ -33,7 +33,8 @@ control_port::control_port(relay_context& ctx, tunnel_registry& registry,
                            std::optional<net::server_tls> tls,
                            std::function<void(std::shared_ptr<tunnel>)> serve_port)
     : ctx_(ctx), registry_(registry), tls_(std::move(tls)), serve_port_(std::move(serve_port)),
-      acceptor_(ctx.io), gate_(ctx.gate_total, ctx.gate_per_ip) {}
+      acceptor_(ctx.io), tokens_(ctx.cfg.tokens), tokens_required_(ctx.cfg.tokens_required()),
+      gate_(ctx.gate_total, ctx.gate_per_ip) {}
 
 tl::expected<void, std::string> control_port::listen() {
     return net::listen_on(acceptor_, ctx_.cfg.control_addr, "control");
@@ -209,7 +210,7 @@ core::log_limiter& control_port::session_log(const std::string& token_hex) {
 asio::awaitable<void> control_port::run_session(new_session n, std::string from) {
     const std::string token_hex = protocol::to_hex(n.verifier);
     const owner_key owner = token_hex + protocol::to_hex(n.hello.client_id);
-    if (!ctx_.cfg.tokens.empty()) {
+    if (tokens_required_) {
         std::uint32_t open = 0;
         if (auto c = sessions_per_token_.find(token_hex); c != sessions_per_token_.end())
             open = c->second;
@@ -236,8 +237,13 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
     s->id_hex = protocol::to_hex(s->id);
     s->owner = owner;
     s->token = n.verifier;
+    error_code ec;
+    const auto peer = s->control.socket().remote_endpoint(ec);
+    s->address = ec ? from : config::endpoint{peer.address().to_string(), peer.port()}.to_string();
+    s->agent = core::printable(n.hello.agent);
+    s->connected_since = std::chrono::system_clock::now();
     // A relay without tokens has no secret the key could come from: it hands the key over.
-    s->data_key = ctx_.cfg.tokens.empty() ? protocol::random_bytes<32>()
+    s->data_key = !tokens_required_ ? protocol::random_bytes<32>()
                                       : protocol::data_key(n.key, n.nonce, n.hello.client_id);
     if (auto old = by_owner_.find(s->owner); old != by_owner_.end()) {
         if (auto previous = old->second.lock()) {
@@ -252,7 +258,7 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
     ++sessions_per_token_[token_hex];
     s->send(protocol::welcome{s->id, static_cast<std::uint32_t>(ctx_.cfg.heartbeat.count()),
                                ctx_.cfg.pool_size,
-                               ctx_.cfg.tokens.empty() ? s->data_key : protocol::key32{}});
+                               !tokens_required_ ? s->data_key : protocol::key32{}});
     if (auto& log = session_log(token_hex); log.allow(clock::now()))
         spdlog::info("session {} opened from {} ({}){}", s->id_hex.substr(0, 8), from,
                      n.hello.agent.empty() ? "unknown agent" : core::printable(n.hello.agent),
@@ -277,7 +283,9 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
             open_tunnel(s, *open);
         } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
             s->send(protocol::pong{p->opaque});
-        } else if (std::holds_alternative<protocol::pong>(*frame)) {
+        } else if (auto* pong = std::get_if<protocol::pong>(&*frame)) {
+            if (pong->opaque == s->ping_opaque && s->ping_opaque != 0)
+                s->rtt = clock::now() - s->ping_sent;
         } else if (std::holds_alternative<protocol::goaway>(*frame)) {
             s->leaving = true;  // a clean exit: free its names now instead of leasing them
             reason = "the client stopped";
@@ -296,9 +304,9 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
 std::optional<control_port::authenticated> control_port::authenticate(const protocol::key32& nonce,
                                           const protocol::id16& client_id,
                                           const protocol::key32& proof) const {
-    if (ctx_.cfg.tokens.empty()) return authenticated{};
+    if (!tokens_required_) return authenticated{};
     std::optional<authenticated> match;
-    for (const auto& v : ctx_.cfg.tokens)  // every token is checked, so timing reveals nothing
+    for (const auto& v : tokens_)  // every token is checked, so timing reveals nothing
         if (auto key = protocol::check_session_proof(v, nonce, client_id, proof))
             match = authenticated{v, *key};
     return match;
@@ -318,7 +326,9 @@ asio::awaitable<void> control_port::heartbeat_session(std::shared_ptr<session> s
         s->heartbeat.expires_after(ctx_.cfg.heartbeat);
         co_await s->heartbeat.async_wait(use_tuple);
         if (s->closed) break;
-        s->send(protocol::ping{++n});
+        s->ping_opaque = ++n;
+        s->ping_sent = clock::now();
+        s->send(protocol::ping{n});
         s->pool.drop_closed();
     }
 }
@@ -388,7 +398,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                   ctx_.cfg.max_tunnels_per_client));
     // Only a relay with tokens can tell who is who; without, clients are limited one by one.
     const std::string token_hex = protocol::to_hex(s->token);
-    if (!ctx_.cfg.tokens.empty() && tunnels_per_token_[token_hex] >= ctx_.cfg.max_tunnels_per_token)
+    if (tokens_required_ && tunnels_per_token_[token_hex] >= ctx_.cfg.max_tunnels_per_token)
         return refuse(protocol::error_code::limit,
                       fmt::format("this token may hold at most {} tunnels on this relay",
                                   ctx_.cfg.max_tunnels_per_token));
@@ -407,7 +417,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         if (req.name.empty())
             return refuse(protocol::error_code::bad_name,
                           "a tunnel group shares a name: ask for one (--subdomain NAME)");
-        if (ctx_.cfg.tokens.empty() && !config::is_loopback_host(ctx_.cfg.control_addr.host))
+        if (!tokens_required_ && !config::is_loopback_host(ctx_.cfg.control_addr.host))
             return refuse(protocol::error_code::unauthorized,
                           "this relay has no tokens, so it cannot tell who may join a tunnel "
                           "group: give the relay a tokens file (--token-file) and the clients "
@@ -419,6 +429,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
     t->target = req.target;
     t->host_header = req.host_header.empty() ? "preserve" : req.host_header;
     t->owner = s;
+    t->opened = std::chrono::system_clock::now();
     // The group's clients hold its name together: the same token and the same group key.
     t->holder = in_group ? token_hex + "/group/" + req.group : s->owner;
     t->new_connections = core::token_bucket(ctx_.cfg.max_new_connections_per_second,
@@ -550,6 +561,30 @@ void control_port::begin_drain() {
     }
 }
 
+void control_port::kick(session& s) {
+    if (auto& log = session_log(protocol::to_hex(s.token)); log.allow(clock::now()))
+        spdlog::info("session {} ended: closed by the admin API{}", s.id_hex.substr(0, 8),
+                     log.suppressed_note());
+    close_session(s);
+}
+
+void control_port::add_token(const protocol::verifier& v) {
+    if (std::find(tokens_.begin(), tokens_.end(), v) == tokens_.end()) tokens_.push_back(v);
+}
+
+std::size_t control_port::revoke_token(const protocol::verifier& v) {
+    std::erase(tokens_, v);
+    std::vector<std::shared_ptr<session>> theirs;
+    for (auto& [id, s] : sessions_)
+        if (s->token == v) theirs.push_back(s);
+    for (auto& s : theirs) {
+        spdlog::info("session {} ended: its token was revoked", s->id_hex.substr(0, 8));
+        s->leaving = true;  // a revoked token keeps no names
+        close_session(*s);
+    }
+    return theirs.size();
+}
+
 void control_port::close_all() {
     std::vector<std::shared_ptr<session>> all;
     for (auto& [id, s] : sessions_) all.push_back(s);
@@ -566,18 +601,6 @@ void control_port::read_gauges(relay_gauges& g) const {
             if (kind >= 1 && kind <= g.tunnels.size()) ++g.tunnels[kind - 1];
         }
     }
-}
-
-std::size_t control_port::close_sessions_of(const std::vector<protocol::verifier>& tokens) {
-    std::vector<std::shared_ptr<session>> closing;
-    for (const auto& [id, s] : sessions_)
-        if (std::find(tokens.begin(), tokens.end(), s->token) != tokens.end()) closing.push_back(s);
-    for (const auto& s : closing) {
-        spdlog::info("session {} closed: its token is no longer accepted", s->id_hex.substr(0, 8));
-        s->leaving = true;
-        close_session(*s);
-    }
-    return closing.size();
 }
 
 }  // namespace porthole::relay

@@ -34,15 +34,24 @@ public:
     const std::optional<net::server_tls>& tls() const { return tls_; }
     // Sessions, their tunnels by kind and their data pools, for a metrics scrape.
     void read_gauges(relay_gauges& g) const;
-    // Closes the sessions of clients that used one of `tokens` (no longer accepted): their names
-    // and ports are freed, not leased. Returns how many closed.
-    std::size_t close_sessions_of(const std::vector<protocol::verifier>& tokens);
 
     // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
     // connections close.
     void begin_drain();
     // The end: every session closes.
     void close_all();
+
+    // For the admin API (relay_admin).
+    const std::unordered_map<std::string, std::shared_ptr<session>>& sessions() const {
+        return sessions_;
+    }
+    // Ends a session as a dropped one ends: its names and ports become leases.
+    void kick(session& s);
+    // The accepted tokens, which the admin API adds to and revokes.
+    const std::vector<protocol::verifier>& tokens() const { return tokens_; }
+    void add_token(const protocol::verifier& v);
+    // The token goes, and its sessions close at once with their names and ports freed; how many.
+    std::size_t revoke_token(const protocol::verifier& v);
 
 private:
     struct new_session;
@@ -80,6 +89,8 @@ private:
     std::function<void(std::shared_ptr<tunnel>)> serve_port_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::uint32_t next_tunnel_id_ = 1;
+    std::vector<protocol::verifier> tokens_;  // live: the config's, then the admin API's changes
+    bool tokens_required_;  // false: an open relay (no tokens and no tokens file)
     std::unordered_map<std::string, std::shared_ptr<session>> sessions_;  // by id, hex
     std::unordered_map<owner_key, std::weak_ptr<session>> by_owner_;
     std::unordered_map<std::string, std::uint32_t> tunnels_per_token_;

@@ -62,6 +62,24 @@ public:
 
     std::size_t size() const { return entries_.size(); }
 
+    // f(key, lease end) for every unexpired lease (a key no session holds).
+    template <class F>
+    void for_each_lease(clock::time_point now, F&& f) const {
+        for (const auto& [key, e] : entries_)
+            if (e.lease_until && *e.lease_until > now) f(key, *e.lease_until);
+    }
+
+    enum class end_result { ended, in_use, absent };
+    // Ends a lease before its grace is over; a key a session holds stays.
+    end_result end_lease(const Key& key, clock::time_point now) {
+        auto it = entries_.find(key);
+        if (it == entries_.end() || (it->second.lease_until && *it->second.lease_until <= now))
+            return end_result::absent;
+        if (!it->second.lease_until) return end_result::in_use;
+        entries_.erase(it);
+        return end_result::ended;
+    }
+
 private:
     struct entry {
         owner_key owner;

@@ -68,4 +68,22 @@ void local_registry::for_each_port(const std::function<void(tunnel&)>& f) {
     for (auto& [port, t] : tcp_) f(*t);
 }
 
+void local_registry::for_each_tunnel(const std::function<void(const tunnel&)>& f) const {
+    for (const auto* map : {&http_, &tls_})
+        for (const auto& [name, group] : *map)
+            for (const auto& t : group.members) f(*t);
+    for (const auto& [port, t] : tcp_) f(*t);
+}
+
+std::vector<tunnel_registry::lease> local_registry::leases(clock::time_point now) const {
+    std::vector<lease> out;
+    names_.for_each_lease(now, [&](const std::string& name, clock::time_point until) {
+        out.push_back({name, 0, until});
+    });
+    ports_.for_each_lease(now, [&](std::uint16_t port, clock::time_point until) {
+        out.push_back({{}, port, until});
+    });
+    return out;
+}
+
 }  // namespace porthole::relay

@@ -47,6 +47,18 @@ public:
         ports_.expire(now);
     }
 
+    void for_each_tunnel(const std::function<void(const tunnel&)>& f) const override;
+    std::vector<lease> leases(clock::time_point now) const override;
+    lease_table<std::string>::end_result end_name_lease(const std::string& name,
+                                                        clock::time_point now) override {
+        return names_.end_lease(name, now);
+    }
+    lease_table<std::string>::end_result end_port_lease(std::uint16_t port,
+                                                        clock::time_point now) override {
+        // The two tables' results are the same three values.
+        return static_cast<lease_table<std::string>::end_result>(ports_.end_lease(port, now));
+    }
+
 private:
     using group_map = std::unordered_map<std::string, tunnel_group>;
     group_map& groups(protocol::tunnel_kind kind) {

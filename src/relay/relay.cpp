@@ -1,5 +1,6 @@
 #include "relay/relay.hpp"
 
+#include "admin/admin_server.hpp"
 #include "core/heap_trim.hpp"
 #include "core/service_notify.hpp"
 #include "relay/control_port.hpp"
@@ -8,6 +9,7 @@
 #include "relay/local_registry.hpp"
 #include "relay/reload_plan.hpp"
 #include "relay/metrics_listener.hpp"
+#include "relay/relay_admin.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tcp_edge.hpp"
 #include "relay/tunnel_members.hpp"
@@ -72,7 +74,15 @@ public:
           control_(ctx_, registry_, std::move(tls),
                    [this](std::shared_ptr<tunnel> t) { tcp_.serve_tunnel(std::move(t)); }),
           http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_),
-          signals_(io, SIGINT, SIGTERM), reopen_signal_(io, SIGUSR1), reload_signal_(io, SIGHUP),
+          admin_(ctx_, control_, registry_, sites_, tcp_,
+                 [this] {
+                     auto done = this->reload();  // the member, not the parameter
+                     return admin::reload_result{
+                         done ? admin::outcome::done : admin::outcome::failed,
+                         done ? *done : done.error(), generation_};
+                 }),
+          signals_(io, SIGINT, SIGTERM),
+          reopen_signal_(io, SIGUSR1), reload_signal_(io, SIGHUP),
           sweep_(io) {}
 
     tl::expected<void, std::string> listen() {
@@ -92,7 +102,9 @@ public:
         if (!built) return built;
         built = tcp_.listen_sites(cfg_.sites.tcp_sites);
         if (!built) return built;
-        tl::expected<void, std::string> bound;
+        // Before the public listeners: once clients and visitors can connect, so can the admin.
+        tl::expected<void, std::string> bound = listen_admin();
+        if (!bound) return bound;
         if (cfg_.control_enabled) {
             bound = control_.listen();
             if (!bound) return bound;
@@ -208,6 +220,7 @@ private:
     }
 
     tl::expected<std::string, std::string> apply(config::server_config& next) {
+        cfg_.tokens = control_.tokens();  // with what the admin API added and revoked
         const reload_plan plan = plan_reload(cfg_, next);
         if (plan.refused()) return tl::unexpected(restart_message(plan));
         // Built before anything changes: a jwks_url that does not resolve or a backend's CA
@@ -238,7 +251,13 @@ private:
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
         ctx_.jwks.start(ctx_.io.get_executor());
 
+        std::size_t closed = 0;
+        for (const auto& v : plan.tokens_removed) closed += control_.revoke_token(v);
+        for (const auto& v : next.tokens) control_.add_token(v);
         cfg_.tokens = std::move(next.tokens);
+        cfg_.token_origins = std::move(next.token_origins);
+        cfg_.tokens_file = std::move(next.tokens_file);
+        admin_.load_tokens();
         cfg_.bound_names = std::move(next.bound_names);
         cfg_.reserved_names = std::move(next.reserved_names);
         cfg_.max_tunnels_per_client = next.max_tunnels_per_client;
@@ -265,7 +284,6 @@ private:
         http_.forget_tunnel_routes();
         ++ctx_.tunnels_changed;
         ++generation_;
-        const std::size_t closed = control_.close_sessions_of(plan.tokens_removed);
         return fmt::format("sites {} added, {} removed, {} kept; tokens {} added, {} removed ({} "
                            "sessions closed)",
                            plan.sites_added, plan.sites_removed, plan.sites_kept,
@@ -293,6 +311,25 @@ private:
     std::string metrics_text_address() const {
         const auto ep = metrics_->local_endpoint();
         return config::endpoint{ep.address().to_string(), ep.port()}.to_string();
+    }
+
+    // The admin socket and the optional TCP admin port; `porthole proxy` has neither.
+    tl::expected<void, std::string> listen_admin() {
+        if (!cfg_.control_enabled) return {};
+        admin::admin_settings settings;
+        settings.socket_path = cfg_.admin_socket.value_or("");
+        if (cfg_.admin_addr) {
+            settings.tcp_host = cfg_.admin_addr->host;
+            settings.tcp_port = cfg_.admin_addr->port;
+        }
+        settings.token = cfg_.admin_token;
+        settings.hosts = cfg_.admin_hosts;
+        settings.metrics = [this] { return std::optional<std::string>(metrics_text()); };
+        if (settings.socket_path.empty() && settings.tcp_host.empty()) return {};
+        auto started = admin::admin_server::start(ctx_.io, std::move(settings), admin_);
+        if (!started) return tl::unexpected(started.error());
+        admin_server_ = std::move(*started);
+        return {};
     }
 
     std::string https_text() const {
@@ -344,7 +381,7 @@ private:
             config::endpoint{http.address().to_string(), http.port()}.to_string();
         // A self-signed certificate is trusted by pinning: tell clients what to pin.
         const bool pin = control_.tls() && cfg_.control_cert.empty();
-        std::string client_flags = cfg_.tokens.empty() ? "" : " --token TOKEN";
+        std::string client_flags = cfg_.tokens_required() ? " --token TOKEN" : "";
         if (pin) client_flags += " --server-fingerprint " + control_.tls()->fingerprint;
         else if (control_.tls() && config::is_loopback_host(cfg_.control_addr.host)) client_flags += " --tls on";
         if (cfg_.json) {
@@ -355,6 +392,10 @@ private:
                              {"tcp_ports", cfg_.tcp_ports.to_string()},
                              {"tls", control_.tls().has_value()}};
             if (control_.tls()) j["fingerprint"] = control_.tls()->fingerprint;
+            if (admin_server_ && !admin_server_->socket_path().empty())
+                j["admin_socket"] = admin_server_->socket_path();
+            if (admin_server_ && !admin_server_->tcp_address().empty())
+                j["admin_addr"] = admin_server_->tcp_address();
             if (!cfg_.sites.tcp_sites.empty()) j["tcp_sites"] = tcp_sites_text();
             if (!cfg_.sites.sites.empty()) j["sites"] = sites_text();
             if (metrics_) j["metrics"] = metrics_text_address();
@@ -373,13 +414,18 @@ private:
                              PORTHOLE_VERSION, ctx_.http_url("*"), http_text,
                              https_.get() ? ", https on " + https_text() : std::string(), control_text,
                              control_.tls() ? ", TLS " + control_.tls()->fingerprint : std::string(", plaintext"),
-                             cfg_.tokens.empty() ? " (no token required)" : "",
+                             cfg_.tokens_required() ? "" : " (no token required)",
                              cfg_.tcp_ports.to_string(), control_text, client_flags)
                       << std::flush;
             for (const auto& t : sites_text()) std::cout << "  site      " << t << "\n";
             for (const auto& t : tcp_sites_text()) std::cout << "  tcp site  " << t << "\n";
             if (metrics_)
                 std::cout << "  metrics   http://" << metrics_text_address() << "/metrics\n";
+            if (admin_server_ && !admin_server_->socket_path().empty())
+                std::cout << "  admin     " << admin_server_->socket_path() << "\n";
+            if (admin_server_ && !admin_server_->tcp_address().empty())
+                std::cout << "  admin     http://" << admin_server_->tcp_address()
+                          << " (bearer token)\n";
             std::cout << std::flush;
             if (https_ && !https_->ca_file().empty())
                 std::cout << fmt::format(
@@ -496,6 +542,8 @@ private:
     http_edge http_;
     https_edge https_edge_;
     std::optional<metrics_listener> metrics_;
+    relay_admin admin_;
+    std::unique_ptr<admin::admin_server> admin_server_;
     asio::signal_set signals_;
     asio::signal_set reopen_signal_;
     asio::signal_set reload_signal_;

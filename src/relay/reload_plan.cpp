@@ -49,6 +49,12 @@ reload_plan plan_reload(const config::server_config& old, const config::server_c
     check(old.access_log == next.access_log, "access_log");
     // The handshake gate and each session's data pool are sized when they are made.
     check(old.max_unauthenticated == next.max_unauthenticated, "max_unauthenticated");
+    // Whether a client needs a token at all: an open relay closing, or the reverse.
+    check(old.tokens_required() == next.tokens_required(), "tokens_file");
+    check(old.admin_socket == next.admin_socket, "admin_socket");
+    check(old.admin_addr == next.admin_addr && old.admin_token == next.admin_token &&
+              old.admin_hosts == next.admin_hosts,
+          "admin_addr");
     check(old.max_unauthenticated_per_ip == next.max_unauthenticated_per_ip,
           "max_unauthenticated_per_ip");
 

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,6 +39,7 @@ struct tunnel {
     std::shared_ptr<const policy::chain> policies;  // built from it; null when none
     owner_key holder;  // who holds the name or port: the client, or its group
     std::weak_ptr<session> owner;
+    std::chrono::system_clock::time_point opened{};
     std::optional<boost::asio::ip::tcp::acceptor> acceptor;  // tcp
     std::uint32_t active = 0;  // visitor connections using it now
     core::token_bucket new_connections{1, 1};  // per second, set when the tunnel opens
@@ -74,6 +76,13 @@ struct session {
     std::unordered_map<std::uint32_t, std::shared_ptr<tunnel>> tunnels;
     core::token_bucket frames;  // control frames it may send
     core::log_limiter log;  // for the lines its requests make the relay write
+    // What the admin API shows.
+    std::string address{};  // the client's "IP:PORT"
+    std::string agent{};  // as the client sent it, made printable
+    std::chrono::system_clock::time_point connected_since{};
+    std::uint64_t ping_opaque = 0;  // the last PING sent, and when
+    clock::time_point ping_sent{};
+    std::optional<clock::duration> rtt{};  // its PONG's round trip
     bool closed = false;
     bool leaving = false;
     bool reconnect = false;  // it took over an older session of its client, or that one's leases

@@ -16,9 +16,14 @@ using error_code = boost::system::error_code;
 void tcp_edge::serve_tunnel(std::shared_ptr<tunnel> t) { ctx_.spawn(accept(std::move(t))); }
 
 asio::awaitable<void> tcp_edge::accept(std::shared_ptr<tunnel> t) {
-    co_await accept_connections(ctx_, *t->acceptor, "tcp tunnel", [this, t](tcp::socket s) {
-        ctx_.spawn(serve_visitor(std::move(s), t));
-    });
+    // The callback is named and owns no shared_ptr: GCC 12 may destroy a temporary of a co_await
+    // expression twice (architecture.md), and a copy of `t` in it was released twice. `t` lives
+    // in this frame for as long as the listener runs.
+    const std::shared_ptr<tunnel>& held = t;
+    const std::function<void(tcp::socket)> serve = [this, &held](tcp::socket s) {
+        ctx_.spawn(serve_visitor(std::move(s), held));
+    };
+    co_await accept_connections(ctx_, *t->acceptor, "tcp tunnel", serve);
 }
 
 asio::awaitable<void> tcp_edge::serve_visitor(tcp::socket visitor, std::shared_ptr<tunnel> t) {
@@ -75,6 +80,12 @@ void tcp_edge::stop_sites() {
 std::vector<tcp::endpoint> tcp_edge::site_endpoints() const {
     std::vector<tcp::endpoint> out;
     for (const auto& s : sites_) out.push_back(s.acceptor.local_endpoint());
+    return out;
+}
+
+std::vector<std::shared_ptr<upstream::pool>> tcp_edge::site_pools() const {
+    std::vector<std::shared_ptr<upstream::pool>> out;
+    for (const auto& s : sites_) out.push_back(s.pool);
     return out;
 }
 

@@ -63,6 +63,20 @@ public:
 
     // Leases past their grace end.
     virtual void expire(clock::time_point now) = 0;
+
+    // For the admin API: every tunnel of this relay, and the leases no session holds.
+    virtual void for_each_tunnel(const std::function<void(const tunnel&)>& f) const = 0;
+    struct lease {
+        std::string name{};  // a name, or empty for a port
+        std::uint16_t port = 0;
+        clock::time_point until{};
+    };
+    virtual std::vector<lease> leases(clock::time_point now) const = 0;
+    // Ends the lease of a name or port early; one a session holds stays.
+    virtual lease_table<std::string>::end_result end_name_lease(const std::string& name,
+                                                                clock::time_point now) = 0;
+    virtual lease_table<std::string>::end_result end_port_lease(std::uint16_t port,
+                                                                clock::time_point now) = 0;
 };
 
 }  // namespace porthole::relay

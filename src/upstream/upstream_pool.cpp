@@ -77,6 +77,20 @@ bool pool::available(std::size_t i) {
     return m.healthy;
 }
 
+pool::member_status pool::status(std::size_t i) const {
+    const auto& m = members_[i];
+    member_status st{"healthy", states_[i].active, m.fails, m.ejected_until};
+    if (clock::now() < m.ejected_until)
+        st.health = "ejected";
+    else if (m.spec.kind == scheme::tunnel)
+        st.health = tunnels_ && tunnels_->serving(m.spec.host) ? "healthy" : "no_client";
+    else if (!m.healthy)
+        st.health = "failing";
+    else if (settings_.health.path.empty() && !settings_.health.active)
+        st.health = "unchecked";
+    return st;
+}
+
 asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
     const request_facts& facts, const std::string& visitor, tried_list& tried) {
     for (std::size_t i = 0; i < members_.size(); ++i) states_[i].available = available(i);

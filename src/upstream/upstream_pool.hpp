@@ -112,6 +112,15 @@ public:
     // The cookie value that sends a visitor to member i (lb_policy = "cookie").
     std::string cookie_value(std::size_t i) const { return balancer_.cookie_value(i); }
 
+    // What the admin API shows of member i.
+    struct member_status {
+        std::string_view health;  // healthy, failing, ejected, unchecked, no_client
+        std::uint32_t active = 0;
+        unsigned fails = 0;
+        clock::time_point ejected_until{};
+    };
+    member_status status(std::size_t i) const;
+
     // Active health checks of the backends, on `ex`, until stop().
     void start_checks(const boost::asio::any_io_executor& ex);
     void stop();

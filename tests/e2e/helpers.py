@@ -159,6 +159,10 @@ class Proc:
         full_env = dict(os.environ)
         full_env.pop("PORTHOLE_TOKEN", None)
         full_env.pop("PORTHOLE_SERVER", None)
+        full_env.pop("PORTHOLE_ADMIN_TOKEN", None)
+        # Relays run side by side: none may take the shared default admin socket unless told to.
+        full_env.pop("RUNTIME_DIRECTORY", None)
+        full_env.pop("XDG_RUNTIME_DIR", None)
         if env:
             full_env.update(env)
         self._stderr_file = open(self.stderr_path, "wb")

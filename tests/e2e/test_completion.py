@@ -23,8 +23,8 @@ import pytest
 from helpers import BIN, REPO
 
 SUBCOMMANDS = {"version", "help", "server", "proxy", "http", "tcp", "tls", "start", "config",
-               "token", "completion", "manpage"}
-TOPICS = ["config", "server-config", "inspector", "routing"]
+               "token", "completion", "manpage", "admin"}
+TOPICS = ["config", "server-config", "admin", "inspector", "routing"]
 LOG_LEVELS = {"trace", "debug", "info", "warn", "error", "off"}
 
 # Options whose value is a file, per command, and the one whose value is a directory.
@@ -34,7 +34,8 @@ FILE_OPTIONS = [
     ("http", "--server-ca"), ("tcp", "--server-ca"), ("tls", "--server-ca"),
     ("start", "--server-ca"), ("start", "--config"), ("config check", "--config"),
     ("http", "--token-file"), ("tcp", "--token-file"), ("tls", "--token-file"),
-    ("start", "--token-file"),
+    ("start", "--token-file"), ("server", "--admin-socket"), ("server", "--admin-token-file"),
+    ("admin", "--socket"), ("admin", "--token-file"),
 ]
 
 TUNNELS_TOML = """\

@@ -240,12 +240,28 @@ def test_relay_starts_as_the_unit_does_and_notifies_systemd(installed, tmp_path)
         assert re.search(r"^Uid:\s+%d\b" % pwd.getpwnam(user).pw_uid, status, re.M)
         assert int(re.search(r"^CapAmb:\s+(\S+)", status, re.M)[1], 16) == 1 << 10  # bind_service
 
+        # The unit's ExecReload line, as its user: the relay reloads and tells the manager.
+        unit_user = {"User": user, "Group": user, "LimitNOFILE": "1024", "UMask": "0007"}
+        reload = as_the_unit(unit_user, shlex.split(settings["ExecReload"]), env)
+        assert reload.wait(20) == 0, reload.stdout.read()
+        assert reload.stdout.read().startswith("reloaded (generation 2)")
+        got = notifications(manager, "READY=1")
+        assert "RELOADING=1" in "\n".join(got), got
+
+        # The installed tokens file is empty: no client gets in until the operator adds a token.
+        add = as_the_unit(unit_user, ["/usr/bin/porthole", "admin", "tokens", "add", "--label",
+                                      "package test"], env)
+        assert add.wait(20) == 0, add.stdout.read()
+        token = add.stdout.read().splitlines()[0]
+        assert len(token) >= 32, token
+        assert "package test" in Path("/var/lib/porthole/tokens").read_text()
+
         # A client, as porthole@.service runs one, notifies once its tunnel is open.
         client = as_the_unit(
-            {"User": user, "Group": user, "LimitNOFILE": "1024", "UMask": "0007"},
+            unit_user,
             ["/usr/bin/porthole", "http", str(free_port()), "--server",
              "127.0.0.1:%d" % control_port, "--log-format", "text", "--inspect=false"],
-            dict(env, NOTIFY_SOCKET=str(Path(run_dir) / "client-notify")))
+            dict(env, NOTIFY_SOCKET=str(Path(run_dir) / "client-notify"), PORTHOLE_TOKEN=token))
         got = notifications(client_manager, "READY=1")
         assert "STATUS=1 tunnel(s) open through 127.0.0.1:%d" % control_port in "\n".join(got)
         client.send_signal(signal.SIGTERM)

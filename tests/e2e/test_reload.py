@@ -3,11 +3,12 @@ it or none. Sites, routes, policies, tokens and limits change without closing a 
 a tunnel, a kept-alive visitor or a request under way; a broken file or a change only a restart
 can make leaves the running config serving."""
 import json
+import subprocess
 import re
 import signal
 import threading
 
-from helpers import wait_until
+from helpers import BIN, wait_until
 from test_policies import HOST, KeptAlive, get, site, to
 
 TOKEN_A = "reload-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -151,3 +152,26 @@ def test_a_reload_adds_and_removes_sites(group, tmp_path, backend):
     answer = get(relay.http_port, "/app/1", host="new.test")
     assert answer.status == 200 and answer.backend == "b", answer
     assert get(relay.http_port, "/app/1").status == 404
+
+
+def test_porthole_admin_reload_reports_the_outcome_and_a_refusal_exits_1(group, tmp_path, backend):
+    a = backend("a")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN_A + "\n")
+    config = tmp_path / "relay.toml"
+    write_config(config, [a], tokens)
+    sock = tmp_path / "admin.sock"
+    relay = group.relay("--config", str(config), "--admin-socket", str(sock))
+
+    def admin_reload():
+        return subprocess.run([BIN, "admin", "--socket", str(sock), "reload"], capture_output=True,
+                              text=True, timeout=20, stdin=subprocess.DEVNULL)
+    done = admin_reload()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("reloaded (generation 2): sites 0 added"), done.stdout
+    config.write_text("max_tunnels_per_client = -3\n" + config.read_text())
+    refused = admin_reload()
+    assert refused.returncode == 1, refused
+    assert re.search(re.escape(str(config)) + r":\d+: 'max_tunnels_per_client' must be",
+                     refused.stderr), refused.stderr
+    assert get(relay.http_port, "/app/x").status == 200

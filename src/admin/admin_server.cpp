@@ -1,0 +1,167 @@
+#include "admin/admin_server.hpp"
+
+#include "admin/api.hpp"
+#include "core/token_bucket.hpp"
+#include "observe/local_http.hpp"
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <unordered_map>
+
+#include <unistd.h>
+
+namespace porthole::admin {
+
+struct admin_server::state {
+    admin_settings settings;
+    relay_control& relay;
+    std::optional<bearer_check> bearer;
+    std::uint64_t auth_failures = 0;
+    // When a refusal from each address was last logged.
+    std::unordered_map<std::string, core::token_bucket::clock::time_point> failure_logged;
+};
+
+namespace {
+
+namespace local_http = observe::local_http;
+using namespace std::chrono_literals;
+
+constexpr unsigned socket_mode = 0660;
+constexpr std::size_t connection_limit = 32;
+constexpr std::size_t failure_log_entries = 1024;  // addresses remembered for the log's pace
+
+std::array<unsigned char, 32> sha256(std::string_view text) {
+    std::array<unsigned char, 32> out{};
+    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data());
+    return out;
+}
+
+// Root, the relay's own user, or a member of its group.
+bool peer_allowed(const local_http::peer& p) {
+    const auto uid = static_cast<std::int64_t>(::geteuid());
+    const auto gid = static_cast<std::int64_t>(::getegid());
+    if (p.uid == 0 || p.uid == uid || p.gid == gid) return true;
+    return std::find(p.groups.begin(), p.groups.end(), gid) != p.groups.end();
+}
+
+local_http::reply handle(admin_server::state& st, const local_http::request& req) {
+    if (req.path == "/metrics") {
+        if (req.method != "GET") return local_http::error_reply(405, "GET only");
+        auto text = st.settings.metrics ? st.settings.metrics() : std::nullopt;
+        if (!text) return local_http::error_reply(404, "this relay serves no metrics yet");
+        local_http::reply r;
+        r.body = std::move(*text);
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return r;
+    }
+    if (!req.path.starts_with("/api/"))
+        return local_http::error_reply(404, "no such page or API: " + req.path);
+    const std::string limit = req.query("limit");
+    const api_answer a = admin::handle(
+        st.relay, api_request{req.method, req.path, req.body, limit, req.from.describe()});
+    return local_http::json_reply(a.status, a.body);
+}
+
+// TCP: every request carries the token. A miss is counted, and logged at most once a second
+// per address.
+std::optional<local_http::reply> admit(admin_server::state& st, const local_http::request& head) {
+    if (st.bearer && (*st.bearer)(head.field("authorization"))) return std::nullopt;
+    ++st.auth_failures;
+    const std::string from = head.from.address.substr(0, head.from.address.rfind(':'));
+    const auto now = core::token_bucket::clock::now();
+    if (st.failure_logged.size() > failure_log_entries) st.failure_logged.clear();
+    auto& last = st.failure_logged[from];
+    if (now - last >= 1s) {
+        last = now;
+        spdlog::warn("admin: refused a request from {}: {} bearer token", from,
+                     head.field("authorization").empty() ? "no" : "a wrong");
+    }
+    auto r = local_http::error_reply(401, "send Authorization: Bearer TOKEN with the admin token");
+    r.fields.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+}
+
+local_http::options options_for(const std::shared_ptr<admin_server::state>& st) {
+    local_http::options opts;
+    opts.name = "the admin API";
+    opts.connection_limit = connection_limit;
+    opts.hosts = st->settings.hosts;
+    opts.origin_on_every_request = true;
+    return opts;
+}
+
+}  // namespace
+
+bearer_check::bearer_check(std::string_view token) : digest_(sha256(token)) {}
+
+bool bearer_check::operator()(std::string_view authorization) const {
+    constexpr std::string_view scheme = "Bearer ";
+    std::string_view given;
+    if (authorization.size() > scheme.size() &&
+        std::equal(scheme.begin(), scheme.end(), authorization.begin(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+        given = authorization.substr(scheme.size());
+    const auto digest = sha256(given);
+    return CRYPTO_memcmp(digest.data(), digest_.data(), digest.size()) == 0 && !given.empty();
+}
+
+tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
+    boost::asio::io_context& io, admin_settings settings, relay_control& relay) {
+    std::unique_ptr<admin_server> server(new admin_server());
+    auto st = std::make_shared<state>(state{std::move(settings), relay, std::nullopt, 0, {}});
+    if (!st->settings.token.empty()) st->bearer.emplace(st->settings.token);
+    server->state_ = st;
+    const auto& path = st->settings.socket_path;
+    if (!path.empty()) {
+        if (local_http::socket_answers(path))
+            return tl::unexpected(fmt::format(
+                "another relay answers on {}; replace it with porthole admin upgrade, or give "
+                "this one another admin_socket",
+                path));
+        auto opts = options_for(st);
+        opts.accept_peer = [](const local_http::peer& p) {
+            if (peer_allowed(p)) return true;
+            spdlog::warn("admin: refused uid {} (pid {}) on the socket: not root, the relay's "
+                         "user or its group",
+                         p.uid, p.pid);
+            return false;
+        };
+        auto listening = local_http::server::listen_unix(
+            io, path, socket_mode, std::move(opts),
+            [st](const local_http::request& req) { return handle(*st, req); });
+        if (!listening)
+            return tl::unexpected(fmt::format(
+                "admin_socket {}: {} (systemd's RuntimeDirectory= makes the directory; "
+                "--admin-socket PATH puts it elsewhere, --admin-socket \"\" turns it off)",
+                path, listening.error()));
+        server->unix_ = std::move(*listening);
+    }
+    if (!st->settings.tcp_host.empty()) {
+        if (!st->bearer) return tl::unexpected(std::string("admin_addr needs admin_token"));
+        auto opts = options_for(st);
+        opts.admit = [st](const local_http::request& head) { return admit(*st, head); };
+        auto listening = local_http::server::listen_tcp(
+            io, st->settings.tcp_host, st->settings.tcp_port, 1, std::move(opts),
+            [st](const local_http::request& req) { return handle(*st, req); });
+        if (!listening)
+            return tl::unexpected(fmt::format("admin_addr {}:{}: {}", st->settings.tcp_host,
+                                              st->settings.tcp_port, listening.error()));
+        server->tcp_ = std::move(*listening);
+    }
+    return server;
+}
+
+admin_server::~admin_server() = default;
+
+std::uint64_t admin_server::auth_failures() const { return state_->auth_failures; }
+
+std::string admin_server::socket_path() const { return unix_ ? unix_->where() : std::string(); }
+
+std::string admin_server::tcp_address() const { return tcp_ ? tcp_->where() : std::string(); }
+
+}  // namespace porthole::admin

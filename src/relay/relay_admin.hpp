@@ -1,0 +1,60 @@
+#pragma once
+// The relay's admin::relay_control: what the admin API reads of the control port, the registry
+// and the pools, and the changes it makes: kicks, lease releases, tokens added and revoked.
+#include "admin/relay_control.hpp"
+#include "relay/control_port.hpp"
+#include "relay/relay_context.hpp"
+#include "relay/tcp_edge.hpp"
+#include "relay/tunnel_registry.hpp"
+#include "route/route_table.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace porthole::relay {
+
+class relay_admin final : public admin::relay_control {
+public:
+    relay_admin(relay_context& ctx, control_port& control, tunnel_registry& registry,
+                const std::shared_ptr<route::route_table>& sites, const tcp_edge& tcp,
+                std::function<admin::reload_result()> reload);
+
+    std::vector<admin::client_info> clients() const override;
+    std::vector<admin::tunnel_info> tunnels() const override;
+    admin::sites_info sites() const override;
+    std::vector<admin::token_info> tokens() const override;
+    std::string config_json() const override;
+
+    admin::kick_result kick(const std::string& id_prefix, const std::string& who) override;
+    admin::release_result release(const std::string& name, const std::string& who) override;
+    admin::new_token add_token(const std::string& label, const std::string& who) override;
+    admin::revoke_result revoke_token(const std::string& digest_prefix,
+                                      const std::string& who) override;
+    admin::reload_result reload(const std::string& who) override;
+    // The config's tokens and where each came from, read again (after a reload).
+    void load_tokens();
+
+private:
+    // A live token and where it came from.
+    struct token_entry {
+        protocol::verifier verifier{};
+        std::string hex{};
+        config::token_origin origin{};
+    };
+
+    relay_context& ctx_;
+    control_port& control_;
+    tunnel_registry& registry_;
+    const std::shared_ptr<route::route_table>& sites_;
+    const tcp_edge& tcp_;
+    std::function<admin::reload_result()> reload_;
+    std::vector<token_entry> tokens_;
+    std::int64_t loaded_at_;
+    std::uint64_t generation_ = 1;  // of the running config: a reload that applies moves it
+};
+
+// The tokens file without the entries naming `v`, comments and other lines kept.
+std::string without_token(std::string_view file_text, const protocol::verifier& v);
+
+}  // namespace porthole::relay
