@@ -1,7 +1,5 @@
 #include "observe/access_log.hpp"
 
-#include "core/printable.hpp"
-
 #include <boost/asio/ip/address.hpp>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -16,50 +14,109 @@ namespace {
 
 constexpr std::size_t longest_header = 256;  // User-Agent and Referer are cut here
 
-// A JSON string's content: printable ASCII as is, '"' and '\' escaped, every other byte (control
-// characters, DEL, bytes of UTF-8 or not) as \u00HH, so a line is always valid JSON.
-void append_json_text(std::string& out, std::string_view text) {
-    for (const char c : text) {
-        const auto b = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (b >= 0x20 && b < 0x7f) {
-            out += c;
-        } else {
-            fmt::format_to(std::back_inserter(out), "\\u{:04x}", b);
+// A line is written through a pointer into room made for it at once (its size bounded from its
+// fields' lengths), in runs, never a byte at a time, and numbers without a format string to
+// parse: a line costs little more than copying it.
+class line_writer {
+public:
+    line_writer(std::string& out, std::size_t most) : out_(out) {
+        const std::size_t at = out.size();
+        out.resize(at + most);
+        p_ = out.data() + at;
+    }
+    ~line_writer() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+    line_writer(const line_writer&) = delete;
+    line_writer& operator=(const line_writer&) = delete;
+
+    line_writer& operator<<(std::string_view text) {
+        std::memcpy(p_, text.data(), text.size());
+        p_ += text.size();
+        return *this;
+    }
+    line_writer& operator<<(char c) {
+        *p_++ = c;
+        return *this;
+    }
+    void number(std::uint64_t n) { *this << std::string_view(fmt::format_int(n).c_str()); }
+    // 4210 -> "4.210" (thousandths as a decimal)
+    void thousandths(std::uint64_t n) {
+        number(n / 1000);
+        const auto rest = static_cast<unsigned>(n % 1000);
+        *this << '.' << static_cast<char>('0' + rest / 100)
+              << static_cast<char>('0' + rest / 10 % 10) << static_cast<char>('0' + rest % 10);
+    }
+    // A JSON string's content: printable ASCII as is, '"' and '\' escaped, every other byte
+    // (control characters, DEL, bytes of UTF-8 or not) as \u00HH: a line is always valid JSON.
+    void json_text(std::string_view text) {
+        escaped(text, [this](unsigned char b) {
+            if (b == '"' || b == '\\') {
+                *this << '\\' << static_cast<char>(b);
+            } else {
+                *this << "\\u00" << hex[b >> 4] << hex[b & 15];
+            }
+        });
+    }
+    // A field of the combined format: core::printable's rules (\xHH), and '"' as \x22 too, so a
+    // quoted field cannot end early.
+    void combined_text(std::string_view text) {
+        escaped(text, [this](unsigned char b) { *this << "\\x" << hex[b >> 4] << hex[b & 15]; });
+    }
+    void json_field(std::string_view key, std::string_view value) {
+        *this << ",\"" << key;
+        if (value.empty()) {
+            *this << "\":null";
+            return;
         }
+        *this << "\":\"";
+        json_text(value);
+        *this << '"';
     }
-}
 
-void append_json_string(std::string& out, std::string_view key, std::string_view value) {
-    out += ",\"";
-    out += key;
-    out += "\":";
-    if (value.empty()) {
-        out += "null";
-        return;
+private:
+    static constexpr char hex[] = "0123456789abcdef";
+    // Printable ASCII but the quote and the backslash: copied as it is in either format.
+    static bool plain(unsigned char b) { return b >= 0x20 && b < 0x7f && b != '"' && b != '\\'; }
+    template <class Escape>
+    void escaped(std::string_view text, Escape escape) {
+        std::size_t run = 0;
+        for (std::size_t i = 0; i < text.size(); ++i) {
+            const auto b = static_cast<unsigned char>(text[i]);
+            if (plain(b)) continue;
+            *this << text.substr(run, i - run);
+            run = i + 1;
+            escape(b);
+        }
+        *this << text.substr(run);
     }
-    out += '"';
-    append_json_text(out, value);
-    out += '"';
-}
 
-// A field of the combined format inside quotes: core::printable's rules, and '"' as \x22.
-void append_quoted(std::string& out, std::string_view text) {
-    const std::size_t from = out.size();
-    core::append_printable(out, text.empty() ? std::string_view("-") : text);
-    for (std::size_t i = from; i < out.size(); ++i)
-        if (out[i] == '"') out.replace(i, 1, "\\x22");
-}
+    std::string& out_;
+    char* p_;
+};
 
 std::string_view cut(std::string_view text) { return text.substr(0, longest_header); }
 
-std::tm utc(std::chrono::system_clock::time_point t) {
-    const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+// The time of a line to the second, as each format writes it: made once a second, not per line.
+struct second_text {
+    std::int64_t second = -1;
+    std::string json;      // "2025-05-01T10:04:05."
+    std::string combined;  // "[01/May/2025:10:04:05 +0000]"
+};
+
+const second_text& time_of(std::int64_t second) {
+    thread_local second_text cached;
+    if (cached.second == second) return cached;
+    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const std::time_t t = second;
     std::tm tm{};
-    gmtime_r(&secs, &tm);
-    return tm;
+    gmtime_r(&t, &tm);
+    cached.second = second;
+    cached.json = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.", tm.tm_year + 1900,
+                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached.combined = fmt::format("[{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000]", tm.tm_mday,
+                                  months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                                  tm.tm_sec);
+    return cached;
 }
 
 }  // namespace
@@ -102,76 +159,93 @@ std::string anonymized(std::string_view address) {
 void append_log_line(std::string& out, const request_record& r, const access_log_settings& s) {
     const std::string visitor_anon = s.anonymize_ip ? anonymized(r.visitor) : std::string();
     const std::string_view visitor = s.anonymize_ip ? std::string_view(visitor_anon) : r.visitor;
-    const std::tm tm = utc(r.time);
-    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            r.time.time_since_epoch()).count() % 1000;
-    std::string target;
+    const auto since_epoch = r.time.time_since_epoch();
+    const auto millis = static_cast<unsigned>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count() % 1000);
+    const second_text& when =
+        time_of(std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count());
+    // Query values go only with query = "full": the target and Referer are cut into scratch
+    // buffers first (kept by the thread, so no allocation per line).
+    thread_local std::string target, referer;
+    target.clear();
+    referer.clear();
     append_target(target, r.target, s.query);
-    std::string referer;
     append_target(referer, cut(r.referer), s.query);
-    const char* protocol = r.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
-    auto o = std::back_inserter(out);
+    const std::string_view user_agent = cut(r.user_agent);
+    const std::string_view protocol = r.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
+    const auto micros = static_cast<std::uint64_t>(r.duration.count());
+    // Room for the worst case: every byte of every field escaped to six, and the fixed text.
+    const std::size_t texts = visitor.size() + r.host.size() + r.method.size() + target.size() +
+                              r.site.size() + r.route.size() + r.tunnel.size() +
+                              r.upstream.size() + r.request_id.size() + r.policy.size() +
+                              r.refusal.size() + referer.size() + user_agent.size();
+    line_writer w(out, 6 * texts + 512);
     if (s.format == log_format::json) {
-        fmt::format_to(o, "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\"",
-                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                       tm.tm_sec, millis);
-        append_json_string(out, "visitor", visitor);
-        fmt::format_to(o, ",\"tls\":{}", r.tls);
-        append_json_string(out, "host", r.host);
-        append_json_string(out, "method", r.method);
-        append_json_string(out, "path", target);
-        append_json_string(out, "protocol", protocol);
-        if (r.status == 0)
-            out += ",\"status\":null";
-        else
-            fmt::format_to(o, ",\"status\":{}", r.status);
-        fmt::format_to(o, ",\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{:.3f}", r.bytes_in,
-                       r.bytes_out, static_cast<double>(r.duration.count()) / 1000.0);
-        if (!r.tunnel.empty()) append_json_string(out, "tunnel", r.tunnel);
-        else append_json_string(out, "site", r.site);
-        if (r.tunnel.empty()) append_json_string(out, "route", r.route);
-        append_json_string(out, "upstream", r.upstream);
-        append_json_string(out, "request_id", r.request_id);
-        append_json_string(out, "policy", r.policy);
-        append_json_string(out, "refusal", r.refusal);
-        append_json_string(out, "referer", referer);
-        append_json_string(out, "user_agent", cut(r.user_agent));
-        if (r.upgraded) out += ",\"upgraded\":true";
-        out += "}\n";
+        w << "{\"time\":\"" << when.json << static_cast<char>('0' + millis / 100)
+          << static_cast<char>('0' + millis / 10 % 10) << static_cast<char>('0' + millis % 10)
+          << "Z\"";
+        w.json_field("visitor", visitor);
+        w << (r.tls ? ",\"tls\":true" : ",\"tls\":false");
+        w.json_field("host", r.host);
+        w.json_field("method", r.method);
+        w.json_field("path", target);
+        w.json_field("protocol", protocol);
+        w << ",\"status\":";
+        if (r.status == 0) w << "null";
+        else w.number(r.status);
+        w << ",\"bytes_in\":";
+        w.number(r.bytes_in);
+        w << ",\"bytes_out\":";
+        w.number(r.bytes_out);
+        w << ",\"duration_ms\":";
+        w.thousandths(micros);
+        if (!r.tunnel.empty()) {
+            w.json_field("tunnel", r.tunnel);
+        } else {
+            w.json_field("site", r.site);
+            w.json_field("route", r.route);
+        }
+        w.json_field("upstream", r.upstream);
+        w.json_field("request_id", r.request_id);
+        w.json_field("policy", r.policy);
+        w.json_field("refusal", r.refusal);
+        w.json_field("referer", referer);
+        w.json_field("user_agent", user_agent);
+        if (r.upgraded) w << ",\"upgraded\":true";
+        w << "}\n";
         return;
     }
-    static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    core::append_printable(out, visitor.empty() ? std::string_view("-") : visitor);
-    fmt::format_to(o, " - - [{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000] \"", tm.tm_mday,
-                   months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    core::append_printable(out, r.method);
-    out += ' ';
-    const std::size_t target_at = out.size();
-    core::append_printable(out, target);
-    for (std::size_t i = target_at; i < out.size(); ++i)
-        if (out[i] == '"') out.replace(i, 1, "\\x22");
-    fmt::format_to(o, " {}\" ", protocol);
-    if (r.status == 0) out += '-';
-    else fmt::format_to(o, "{}", r.status);
-    fmt::format_to(o, " {} \"", r.bytes_out);
-    append_quoted(out, referer);
-    out += "\" \"";
-    append_quoted(out, cut(r.user_agent));
-    fmt::format_to(o, "\" {} {:.3f} ", r.bytes_in, static_cast<double>(r.duration.count()) / 1e6);
-    core::append_printable(out, r.host.empty() ? std::string_view("-") : r.host);
+    const auto dash = [](std::string_view v) { return v.empty() ? std::string_view("-") : v; };
+    w.combined_text(dash(visitor));
+    w << " - - " << when.combined << " \"";
+    w.combined_text(r.method);
+    w << ' ';
+    w.combined_text(target);
+    w << ' ' << protocol << "\" ";
+    if (r.status == 0) w << '-';
+    else w.number(r.status);
+    w << ' ';
+    w.number(r.bytes_out);
+    w << " \"";
+    w.combined_text(dash(referer));
+    w << "\" \"";
+    w.combined_text(dash(user_agent));
+    w << "\" ";
+    w.number(r.bytes_in);
+    w << ' ';
+    w.thousandths(micros / 1000);  // seconds, three decimals
+    w << ' ';
+    w.combined_text(dash(r.host));
     const auto field = [&](std::string_view name, std::string_view value) {
-        out += ' ';
-        out += name;
-        out += '=';
-        core::append_printable(out, value.empty() ? std::string_view("-") : value);
+        w << ' ' << name << '=';
+        w.combined_text(dash(value));
     };
     if (!r.tunnel.empty()) field("tunnel", r.tunnel);
     else field("site", r.site);
     field("upstream", r.upstream);
     field("rid", r.request_id);
     field("policy", r.policy.empty() ? r.refusal : r.policy);
-    out += '\n';
+    w << '\n';
 }
 
 tl::expected<std::unique_ptr<access_log>, std::string> access_log::open(access_log_settings s) {
