@@ -537,7 +537,7 @@ tl::expected<void, std::string> check_admin_token(const std::string& token, cons
 
 tl::expected<std::string, std::string> read_admin_token_file(const std::string& path,
                                                              const std::string& at) {
-    auto text = read_file(path, "admin token file");
+    auto text = read_file(path, "token file");
     if (!text) return tl::unexpected(fmt::format("{}: {}", at, text.error()));
     std::string token = text->substr(0, text->find('\n'));
     const auto first = token.find_first_not_of(" \t\r");

@@ -106,8 +106,8 @@ struct server_config {
 
 // $RUNTIME_DIRECTORY/admin.sock (systemd), else $XDG_RUNTIME_DIR/porthole/admin.sock, else "".
 std::string default_admin_socket();
-// The admin token in a file (its first line, trimmed), checked for length; `at` names the
-// setting in errors.
+// A bearer token in a file (admin_token_file, metrics_token_file): its first line, trimmed,
+// checked for length; `at` names the setting in errors.
 tl::expected<std::string, std::string> read_admin_token_file(const std::string& path,
                                                              const std::string& at);
 // At least 32 characters.

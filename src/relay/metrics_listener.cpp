@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <fstream>
 
 namespace porthole::relay {
 
@@ -36,21 +35,6 @@ std::string answer(unsigned status, std::string_view reason, std::string_view ty
 }
 
 }  // namespace
-
-tl::expected<std::string, std::string> read_token_file(const std::string& path,
-                                                       std::string_view key) {
-    std::ifstream in(path);
-    std::string token;
-    if (!in || !std::getline(in, token))
-        return tl::unexpected(fmt::format("{} {}: cannot read it", key, path));
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.size() < 32)
-        return tl::unexpected(fmt::format(
-            "{} {}: the token has {} characters; use at least 32 (head -c 32 /dev/urandom | "
-            "base64 > {})",
-            key, path, token.size(), path));
-    return token;
-}
 
 metrics_listener::metrics_listener(relay_context& ctx, std::function<std::string()> scrape,
                                    std::string token)

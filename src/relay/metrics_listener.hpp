@@ -38,9 +38,4 @@ private:
     unsigned connections_ = 0;
 };
 
-// The token of metrics_token_file (or admin_token_file): the file's first line, at least 32
-// characters; errors name the file and what to do.
-tl::expected<std::string, std::string> read_token_file(const std::string& path,
-                                                       std::string_view key);
-
 }  // namespace porthole::relay

@@ -118,7 +118,8 @@ public:
         if (cfg_.metrics_addr) {
             std::string token;
             if (!cfg_.metrics_token_file.empty()) {
-                auto read = read_token_file(cfg_.metrics_token_file, "metrics_token_file");
+                auto read = config::read_admin_token_file(cfg_.metrics_token_file,
+                                                          "metrics_token_file");
                 if (!read) return tl::unexpected(read.error());
                 token = std::move(*read);
             }
