@@ -6,7 +6,7 @@
 #include "http/path_route.hpp"
 
 #include <fmt/format.h>
-#include <toml++/toml.h>
+#include "config/toml.hpp"
 
 #include <cstdlib>
 #include <filesystem>

@@ -3,7 +3,7 @@
 // [tunnel_policy]: the bodies the relay sends, instead of its own short text, whenever it answers
 // a request of that site (or of a tunnel) itself with one of those statuses. Read at load.
 #include <tl/expected.hpp>
-#include <toml++/toml.h>
+#include "config/toml.hpp"
 
 #include <map>
 #include <string>

@@ -7,7 +7,7 @@
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
 #include <fmt/format.h>
-#include <toml++/toml.h>
+#include "config/toml.hpp"
 
 #include <cstdlib>
 #include <fstream>

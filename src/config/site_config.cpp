@@ -6,7 +6,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
-#include <toml++/toml.h>
+#include "config/toml.hpp"
 
 #include <algorithm>
 #include <charconv>

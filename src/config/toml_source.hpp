@@ -3,7 +3,7 @@
 #include "config/toml_text.hpp"
 
 #include <tl/expected.hpp>
-#include <toml++/toml.h>
+#include "config/toml.hpp"
 
 #include <algorithm>
 #include <charconv>
