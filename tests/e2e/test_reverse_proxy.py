@@ -267,7 +267,10 @@ def test_cookie_policy_sticks_a_visitor_to_its_member(group, tmp_path, backend):
 
     bogus = get(relay.http_port, "/bogus", headers={"Cookie": "shopid=not-a-member"})
     m = COOKIE.fullmatch(bogus.header("Set-Cookie") or "")
-    assert bogus.status == 200 and m and member_of.get(m.group(1)) == bogus.backend, bogus.headers
+    assert bogus.status == 200 and m, bogus.headers  # a value naming no member is replaced
+    assert member_of.setdefault(m.group(1), bogus.backend) == bogus.backend, (member_of, bogus)
+    again = get(relay.http_port, "/bogus/again", headers={"Cookie": "shopid=" + m.group(1)})
+    assert again.status == 200 and again.backend == bogus.backend, (again, bogus)
 
 
 # -- 6-8: failures, ejection, health ---------------------------------------------------
