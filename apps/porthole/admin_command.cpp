@@ -11,6 +11,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include <unistd.h>
@@ -96,7 +97,8 @@ std::string path_segment(std::string_view text) {
 CLI::App* add_admin_command(CLI::App& app, admin_flags& f) {
     auto* admin = app.add_subcommand(
         "admin", "ask a running relay through its admin API: clients, tunnels, sites, config, "
-                 "tokens; kick a client, release a lease, add or revoke tokens, reload");
+                 "tokens; kick a client, release a lease, add or revoke tokens, reload, "
+                 "upgrade");
     admin->require_subcommand(1);
     admin->add_option("--socket", f.socket,
                       "the relay's admin socket (default: the relay's default path, then "
@@ -133,6 +135,16 @@ CLI::App* add_admin_command(CLI::App& app, admin_flags& f) {
         ->required();
     sub("reload", "read the relay's config and tokens file again and apply them; a refused file "
                   "exits 1 naming FILE:LINE, the running config staying");
+    auto* upgrade = sub("upgrade", "replace the running relay with a new program without "
+                                   "dropping a visitor: it takes over the listening sockets, "
+                                   "clients reconnect to it, the old one drains; on the socket only");
+    upgrade->add_option("--binary", f.binary,
+                        "the new program (default: the relay's own program file, e.g. "
+                        "/usr/bin/porthole after a package upgrade)")
+        ->type_name("PATH");
+    upgrade->add_option("--wait", f.wait, "seconds to wait for the new relay to serve")
+        ->check(CLI::Range(1, 600))
+        ->capture_default_str();
     return admin;
 }
 
@@ -159,8 +171,15 @@ int run_admin(const CLI::App& admin, const admin_flags& f) {
     } else if (name == "reload") {
         method = "POST";
         body = "{}";
+    } else if (name == "upgrade") {
+        method = "POST";
+        json req{{"wait", f.wait}};
+        if (!f.binary.empty())
+            req["binary"] = std::filesystem::absolute(f.binary).lexically_normal().string();
+        body = req.dump();
     }
-    auto answer = admin::call(t.target, method, path, body);
+    const auto timeout = std::chrono::seconds(name == "upgrade" ? f.wait + 10 : 30);
+    auto answer = admin::call(t.target, method, path, body, timeout);
     if (!answer) {
         std::cerr << "porthole: error: " << answer.error() << "\n";
         return exit_no_relay;
@@ -198,6 +217,9 @@ int run_admin(const CLI::App& admin, const admin_flags& f) {
     else if (name == "reload")
         std::cout << fmt::format("reloaded (generation {}): {}\n", doc.value("generation", 0),
                                  doc.value("changes", ""));
+    else if (name == "upgrade")
+        std::cout << fmt::format("upgraded: pid {} ({}) serves; the old relay drains and exits\n",
+                                 doc.value("pid", 0), doc.value("binary", ""));
     else if (method == "POST")
         std::cout << fmt::format("{}\n(shown once: give it to the client as --token-file or "
                                  "PORTHOLE_TOKEN; digest {}; the tokens file holds its verifier)\n",

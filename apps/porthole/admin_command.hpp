@@ -7,7 +7,8 @@
 namespace porthole::cli {
 
 struct admin_flags {
-    std::string socket, addr, token_file, label, id, name, digest;
+    std::string socket, addr, token_file, label, id, name, digest, binary;
+    int wait = 30;
     bool json = false;
 };
 

@@ -347,6 +347,13 @@ COMMANDS
                                        it once
   porthole admin tokens revoke DIGEST  take a token (12+ hex digits of its digest) out of
                                        tokens_file; its sessions close at once, names freed
+  porthole admin upgrade [--binary PATH] [--wait SECONDS]
+                                       replace the relay with a new program (default: its own
+                                       program file) that takes over its listening sockets,
+                                       leases and pinned certificate; clients reconnect to it,
+                                       the old relay drains. A new program that cannot serve
+                                       exits 1 with its error and the old relay serves on.
+                                       Socket only.
 
 Without --socket or --addr it tries the relay's default socket, then /run/porthole/admin.sock.
 --addr takes the token from --token-file FILE or PORTHOLE_ADMIN_TOKEN. --json prints the API's
@@ -363,6 +370,10 @@ HTTP API (JSON)
   DELETE /api/tokens/DIGEST            409 for a token set in relay.toml or by --token
   POST   /api/reload                   read the config again: 200 {"generation", "changes"}, or
                                        422 {"error": "FILE:LINE: ..."}, the old config running
+  POST   /api/upgrade                  {"binary": "/usr/bin/porthole", "wait": 30}, both
+                                       optional; answered once the new relay serves: 200
+                                       {"pid", "binary"}, or 422 {"error"}, 409 while one runs;
+                                       403 on admin_addr
   GET    /metrics                      the Prometheus text, as on metrics_addr
 
 Lists stop at 1000 entries (?limit=N, "truncated": true). On both listeners Host must be

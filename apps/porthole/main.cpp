@@ -10,6 +10,8 @@
 #include "http/host_route.hpp"
 #include "manpage.hpp"
 #include "net/tls.hpp"
+#include "core/fd_channel.hpp"
+#include "relay/handoff.hpp"
 #include "relay/relay.hpp"
 
 #include <CLI/CLI.hpp>
@@ -753,15 +755,22 @@ int main(int argc, char** argv) {
     try {
         porthole::core::init_logging(log_level);
         if (*server) {
+            // Set when `porthole admin upgrade` started this process to replace a running relay,
+            // which then hears of a config error too.
+            const auto takeover = porthole::relay::handoff::takeover_channel();
             auto cfg = build_server_config(*server, sf);
+            if (!cfg && takeover)
+                (void)porthole::core::send_message(
+                    *takeover, porthole::relay::handoff::failed_message(cfg.error()));
             if (!cfg) fail(cfg.error());
             if (server->count("--token"))
                 if (auto w = porthole::config::command_line_token_warning(
                         cfg->control_addr, "--tokens-file FILE (or tokens_file in --config)");
                     !w.empty())
                     warn(w);
-            return porthole::relay::run(std::move(*cfg),
-                                        [server, &sf] { return build_server_config(*server, sf); });
+            return porthole::relay::run(
+                std::move(*cfg), [server, &sf] { return build_server_config(*server, sf); },
+                {std::vector<std::string>(argv, argv + argc), takeover});
         }
         if (*proxy) return porthole::relay::run(build_proxy_config(*proxy, pf), nullptr);
         if (*http)

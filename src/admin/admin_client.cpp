@@ -22,11 +22,9 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using error_code = boost::system::error_code;
 
-constexpr int timeout_seconds = 30;
-
 template <class Socket>
-void set_timeouts(Socket& socket) {
-    timeval tv{timeout_seconds, 0};
+void set_timeouts(Socket& socket, std::chrono::seconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count()), 0};
     ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
@@ -34,8 +32,9 @@ void set_timeouts(Socket& socket) {
 template <class Socket>
 tl::expected<admin_answer, std::string> exchange(Socket& socket, const admin_target& target,
                                                  std::string_view method, std::string_view path,
-                                                 std::string_view body) {
-    set_timeouts(socket);
+                                                 std::string_view body,
+                                                 std::chrono::seconds timeout) {
+    set_timeouts(socket, timeout);
     bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), path, 11};
     req.set(bhttp::field::host,
             target.socket_path.empty() ? fmt::format("{}:{}", target.host, target.port)
@@ -62,7 +61,8 @@ tl::expected<admin_answer, std::string> exchange(Socket& socket, const admin_tar
 }  // namespace
 
 tl::expected<admin_answer, std::string> call(const admin_target& target, std::string_view method,
-                                             std::string_view path, std::string_view body) {
+                                             std::string_view path, std::string_view body,
+                                             std::chrono::seconds timeout) {
     asio::io_context io;
     error_code ec;
     if (!target.socket_path.empty()) {
@@ -71,7 +71,7 @@ tl::expected<admin_answer, std::string> call(const admin_target& target, std::st
         if (ec)
             return tl::unexpected(fmt::format("no relay answers on {}: {}", target.socket_path,
                                               ec.message()));
-        return exchange(socket, target, method, path, body);
+        return exchange(socket, target, method, path, body, timeout);
     }
     asio::ip::tcp::resolver resolver(io);
     const auto found = resolver.resolve(target.host, std::to_string(target.port), ec);
@@ -80,7 +80,7 @@ tl::expected<admin_answer, std::string> call(const admin_target& target, std::st
     if (ec)
         return tl::unexpected(
             fmt::format("no relay answers on {}:{}: {}", target.host, target.port, ec.message()));
-    return exchange(socket, target, method, path, body);
+    return exchange(socket, target, method, path, body, timeout);
 }
 
 std::vector<std::string> default_socket_paths() {

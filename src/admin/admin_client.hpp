@@ -3,6 +3,7 @@
 // admin port, and the answer.
 #include <tl/expected.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,9 +23,10 @@ struct admin_answer {
     std::string body{};
 };
 
-// The answer, or why no relay answered.
+// The answer, or why no relay answered within `timeout`.
 tl::expected<admin_answer, std::string> call(const admin_target& target, std::string_view method,
-                                             std::string_view path, std::string_view body = {});
+                                             std::string_view path, std::string_view body = {},
+                                             std::chrono::seconds timeout = std::chrono::seconds(30));
 
 // The sockets tried when none is named: the relay's own default, then the package's.
 std::vector<std::string> default_socket_paths();

@@ -5,6 +5,7 @@
 #include "observe/local_http.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
@@ -49,7 +50,48 @@ bool peer_allowed(const local_http::peer& p) {
     return std::find(p.groups.begin(), p.groups.end(), gid) != p.groups.end();
 }
 
+// POST /api/upgrade {"binary": PATH, "wait": SECONDS}: answered once the new process serves.
+// It starts a program, so only callers the kernel vouches for may ask: the socket, not TCP.
+local_http::reply upgrade(admin_server::state& st, const local_http::request& req) {
+    if (req.method != "POST") return local_http::error_reply(405, "POST only");
+    if (!req.from.unix_socket)
+        return local_http::error_reply(
+            403, "an upgrade starts a program, so it is asked for on the admin socket only "
+                 "(porthole admin upgrade on the relay's host)");
+    std::string binary;
+    long wait = 30;
+    if (!req.body.empty()) {
+        const auto doc = nlohmann::json::parse(req.body, nullptr, false);
+        if (doc.is_discarded() || !doc.is_object())
+            return local_http::error_reply(400, "the body is a JSON object");
+        if (auto b = doc.find("binary"); b != doc.end()) {
+            if (!b->is_string() || !b->get<std::string>().starts_with("/"))
+                return local_http::error_reply(400, "binary is an absolute path");
+            binary = b->get<std::string>();
+        }
+        if (auto w = doc.find("wait"); w != doc.end()) {
+            if (!w->is_number_integer() || w->get<long>() < 1 || w->get<long>() > 600)
+                return local_http::error_reply(400, "wait is a number of seconds, 1 to 600");
+            wait = w->get<long>();
+        }
+    }
+    auto later = std::make_shared<local_http::deferred_reply>();
+    st.relay.upgrade(binary, std::chrono::seconds(wait), req.from.describe(),
+                     [later](upgrade_result r) {
+                         if (r.result == outcome::done)
+                             later->complete(local_http::json_reply(
+                                 200, nlohmann::json{{"pid", r.pid}, {"binary", r.binary}}.dump()));
+                         else
+                             later->complete(local_http::error_reply(
+                                 r.result == outcome::conflict ? 409 : 422, r.message));
+                     });
+    local_http::reply r;
+    r.later = std::move(later);
+    return r;
+}
+
 local_http::reply handle(admin_server::state& st, const local_http::request& req) {
+    if (req.path == "/api/upgrade") return upgrade(st, req);
     if (req.path == "/metrics") {
         if (req.method != "GET") return local_http::error_reply(405, "GET only");
         auto text = st.settings.metrics ? st.settings.metrics() : std::nullopt;
@@ -118,7 +160,7 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
     server->state_ = st;
     const auto& path = st->settings.socket_path;
     if (!path.empty()) {
-        if (local_http::socket_answers(path))
+        if (st->settings.socket_fd < 0 && local_http::socket_answers(path))
             return tl::unexpected(fmt::format(
                 "another relay answers on {}; replace it with porthole admin upgrade, or give "
                 "this one another admin_socket",
@@ -131,9 +173,13 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
                          p.uid, p.pid);
             return false;
         };
-        auto listening = local_http::server::listen_unix(
-            io, path, socket_mode, std::move(opts),
-            [st](const local_http::request& req) { return handle(*st, req); });
+        auto handler = [st](const local_http::request& req) { return handle(*st, req); };
+        auto listening =
+            st->settings.socket_fd >= 0
+                ? local_http::server::adopt_unix(io, st->settings.socket_fd, path,
+                                                 std::move(opts), std::move(handler))
+                : local_http::server::listen_unix(io, path, socket_mode, std::move(opts),
+                                                  std::move(handler));
         if (!listening)
             return tl::unexpected(fmt::format(
                 "admin_socket {}: {} (systemd's RuntimeDirectory= makes the directory; "
@@ -145,9 +191,14 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
         if (!st->bearer) return tl::unexpected(std::string("admin_addr needs admin_token"));
         auto opts = options_for(st);
         opts.admit = [st](const local_http::request& head) { return admit(*st, head); };
-        auto listening = local_http::server::listen_tcp(
-            io, st->settings.tcp_host, st->settings.tcp_port, 1, std::move(opts),
-            [st](const local_http::request& req) { return handle(*st, req); });
+        auto handler = [st](const local_http::request& req) { return handle(*st, req); };
+        auto listening =
+            st->settings.tcp_fd >= 0
+                ? local_http::server::adopt_tcp(io, st->settings.tcp_fd, std::move(opts),
+                                                std::move(handler))
+                : local_http::server::listen_tcp(io, st->settings.tcp_host,
+                                                 st->settings.tcp_port, 1, std::move(opts),
+                                                 std::move(handler));
         if (!listening)
             return tl::unexpected(fmt::format("admin_addr {}:{}: {}", st->settings.tcp_host,
                                               st->settings.tcp_port, listening.error()));
@@ -157,6 +208,19 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
 }
 
 admin_server::~admin_server() = default;
+
+int admin_server::socket_fd() const { return unix_ ? unix_->listener_fd() : -1; }
+
+int admin_server::tcp_fd() const { return tcp_ ? tcp_->listener_fd() : -1; }
+
+bool admin_server::answering() const {
+    return (unix_ && unix_->answering()) || (tcp_ && tcp_->answering());
+}
+
+void admin_server::stop_accepting() {
+    if (unix_) unix_->stop_accepting_keep_file();
+    if (tcp_) tcp_->stop_accepting_keep_file();
+}
 
 std::uint64_t admin_server::auth_failures() const { return state_->auth_failures; }
 

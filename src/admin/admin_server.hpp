@@ -45,6 +45,9 @@ struct admin_settings {
     std::vector<std::string> hosts{};  // Host names answered besides localhost and IP literals
     // The Prometheus text of GET /metrics; unset, or nullopt, answers 404.
     std::function<std::optional<std::string>()> metrics{};
+    // Listening sockets handed over by the relay this one replaced (-1: bind anew).
+    int socket_fd = -1;
+    int tcp_fd = -1;
 };
 
 class admin_server {
@@ -57,6 +60,13 @@ public:
 
     std::string socket_path() const;  // "" when none
     std::string tcp_address() const;  // "127.0.0.1:7836", "" when none
+    // The listening sockets, for the relay that replaces this one (-1: none).
+    int socket_fd() const;
+    int tcp_fd() const;
+    // Whether an answer that took a while (an upgrade's) is still to be written.
+    bool answering() const;
+    // A new relay answers now: stop accepting, and leave the socket file to it.
+    void stop_accepting();
     // Requests the TCP listener refused for a missing or wrong token.
     std::uint64_t auth_failures() const;
 

@@ -1,7 +1,9 @@
 #pragma once
 // What the admin API asks of the relay, as plain values: the relay implements it
 // (relay/relay_admin), so src/admin/ includes nothing from src/relay/.
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -113,6 +115,14 @@ struct reload_result {
     std::uint64_t generation = 0;  // of the running config, after
 };
 
+struct upgrade_result {
+    outcome result = outcome::done;  // failed: the new process did not serve, this one still does
+    std::string message{};  // why not, in the new process's words when it said
+    std::int64_t pid = 0;  // the new process
+    std::string binary{};
+};
+using upgrade_done = std::function<void(upgrade_result)>;
+
 class relay_control {
 public:
     virtual ~relay_control() = default;
@@ -135,6 +145,11 @@ public:
                                        const std::string& who) = 0;
     // Reads the config again and applies all of it or none (SIGHUP does the same).
     virtual reload_result reload(const std::string& who) = 0;
+    // Starts `binary` ("": the relay's own program file) with the relay's arguments, hands it the
+    // listening sockets, and drains once it serves; `done` is called once, when it serves or has
+    // failed (within `wait`).
+    virtual void upgrade(const std::string& binary, std::chrono::seconds wait,
+                         const std::string& who, upgrade_done done) = 0;
 };
 
 }  // namespace porthole::admin

@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 namespace porthole::core {
@@ -35,6 +37,10 @@ void notify_reloading() {
                       static_cast<unsigned long long>(now.tv_nsec) / 1000ULL;
     send(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", usec));
 }
+
+void notify_main_pid() { send(fmt::format("MAINPID={}", ::getpid())); }
+
+void notify_barrier() { (void)sd_notify_barrier(0, 5'000'000); }
 
 void notify_stopping(std::string_view status) { send(notify_message("STOPPING=1", status)); }
 

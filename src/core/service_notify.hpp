@@ -18,6 +18,12 @@ void notify_reloading();
 // STOPPING=1, with STATUS=status when one is given: systemd stops waiting for READY or a reload.
 void notify_stopping(std::string_view status = {});
 
+// MAINPID=this process: a relay that took over from the unit's main process becomes it.
+void notify_main_pid();
+
+// Waits (up to 5 s) until the service manager has handled what was sent before.
+void notify_barrier();
+
 // STATUS=status: the line `systemctl status` shows.
 void notify_status(std::string_view status);
 

@@ -226,8 +226,19 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
         response.eager(true);
         const header_edits* edits = options.edits;
         header_edits transformed;  // the route's edits and a transform's
-        if (final_response && status != 101 && options.transform) {
+        // A draining relay says so in the head, so no visitor sends another request into a
+        // connection that is about to close.
+        const bool closing = final_response && status != 101 && options.close_visitor &&
+                             *options.close_visitor;
+        if (closing) {
             if (options.edits) transformed = *options.edits;
+            transformed.remove.emplace_back("connection");
+            transformed.remove.emplace_back("keep-alive");
+            transformed.add.push_back({"Connection", "close"});
+            edits = &transformed;
+        }
+        if (final_response && status != 101 && options.transform) {
+            if (options.edits && !closing) transformed = *options.edits;
             edits = &transformed;
             content_encoder* encoder = options.transform->begin(response, head, transformed);
             if (encoder) {
@@ -237,7 +248,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
                     transformed.remove.emplace_back(f);
                 if (chunked) {
                     transformed.add.push_back({"Transfer-Encoding", "chunked"});
-                } else {
+                } else if (!closing) {
                     transformed.remove.emplace_back("connection");
                     transformed.remove.emplace_back("keep-alive");
                     transformed.add.push_back({"Connection", "close"});
@@ -258,7 +269,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
                 }
                 result.status = status;
                 result.state = response_state::complete;
-                result.keep_alive = chunked && !close;
+                result.keep_alive = chunked && !close && !closing;
                 result.reusable = response.keep_alive() && !response.need_eof();
                 co_return result;
             }
@@ -318,7 +329,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
             co_return result;
         }
         result.state = response_state::complete;
-        result.keep_alive = response.keep_alive();
+        result.keep_alive = response.keep_alive() && !closing;
         result.reusable = response.keep_alive() && !response.need_eof();
         co_return result;
     }

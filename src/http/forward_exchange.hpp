@@ -104,6 +104,9 @@ struct response_options {
     // of an HTTP/1.1 response, else delimited by closing the connection.
     response_transform* transform = nullptr;
     bool visitor_http10 = false;  // the request was HTTP/1.0
+    // Read when the final head goes out: true (the relay drains) sends it with
+    // Connection: close, and the connection ends after the response.
+    const bool* close_visitor = nullptr;
 };
 
 // Forwards the rest of `request`'s body from `from` (`in` holds what was read already) to `to`;

@@ -322,6 +322,38 @@ tl::expected<server_tls, std::string> make_server_tls(const std::string& cert_fi
     return out;
 }
 
+tl::expected<std::pair<std::string, std::string>, std::string> pem_of(server_tls& tls) {
+    SSL_CTX* ctx = tls.context.native_handle();
+    X509* cert = SSL_CTX_get0_certificate(ctx);
+    EVP_PKEY* key = SSL_CTX_get0_privatekey(ctx);
+    const std::unique_ptr<BIO, decltype(&BIO_free)> cert_out(BIO_new(BIO_s_mem()), BIO_free);
+    const std::unique_ptr<BIO, decltype(&BIO_free)> key_out(BIO_new(BIO_s_mem()), BIO_free);
+    if (!cert || !key || !cert_out || !key_out ||
+        PEM_write_bio_X509(cert_out.get(), cert) != 1 ||
+        PEM_write_bio_PrivateKey(key_out.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
+        return tl::unexpected("cannot write the certificate as PEM: " + openssl_error());
+    const auto text = [](BIO* b) {
+        char* data = nullptr;
+        const long n = BIO_get_mem_data(b, &data);
+        return std::string(data, static_cast<std::size_t>(n));
+    };
+    return std::pair{text(cert_out.get()), text(key_out.get())};
+}
+
+tl::expected<server_tls, std::string> server_tls_from_pem(const std::string& cert_pem,
+                                                          const std::string& key_pem) {
+    server_tls out{ssl::context(ssl::context::tls_server), {}};
+    harden(out.context);
+    boost::system::error_code ec;
+    out.context.use_certificate_chain(boost::asio::buffer(cert_pem), ec);
+    if (!ec) out.context.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
+    if (ec || SSL_CTX_check_private_key(out.context.native_handle()) != 1)
+        return tl::unexpected("the handed-over control certificate does not load: " +
+                              (ec ? ec.message() : openssl_error()));
+    out.fingerprint = fingerprint_of(SSL_CTX_get0_certificate(out.context.native_handle()));
+    return out;
+}
+
 tl::expected<ssl::context, std::string> make_client_tls(const client_trust& trust) {
     ssl::context ctx(ssl::context::tls_client);
     harden(ctx);

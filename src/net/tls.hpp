@@ -24,6 +24,12 @@ tl::expected<server_tls, std::string> make_server_tls(const std::string& cert_fi
                                                       const std::string& key_file,
                                                       const std::vector<std::string>& names);
 
+// The certificate and private key of `tls` as PEM, to hand to a process that replaces this one
+// (so clients that pinned a self-signed certificate's fingerprint still trust it); and back.
+tl::expected<std::pair<std::string, std::string>, std::string> pem_of(server_tls& tls);
+tl::expected<server_tls, std::string> server_tls_from_pem(const std::string& cert_pem,
+                                                          const std::string& key_pem);
+
 // HTTPS for visitors: one context per certificate, picked by SNI (exact or wildcard name), the
 // first as default; ALPN http/1.1.
 class https_certificates {

@@ -199,6 +199,20 @@ struct event_stream::state {
     std::function<void()> on_end;
 };
 
+struct deferred_reply::state {
+    std::optional<reply> answer;
+    std::optional<asio::steady_timer> wake;  // while a connection waits for the answer
+};
+
+deferred_reply::deferred_reply() : state_(std::make_unique<state>()) {}
+deferred_reply::~deferred_reply() = default;
+
+void deferred_reply::complete(reply r) {
+    if (state_->answer) return;
+    state_->answer = std::move(r);
+    if (state_->wake) state_->wake->cancel();
+}
+
 event_stream::event_stream(std::size_t backlog_limit)
     : state_(std::make_unique<state>(backlog_limit)) {}
 
@@ -235,11 +249,13 @@ struct server::impl : std::enable_shared_from_this<impl> {
     tcp::acceptor tcp_acceptor;
     unix_socket::acceptor unix_acceptor;
     std::string socket_path;  // set while listening on a unix socket
+    bool keep_file = false;  // another process listens on socket_path now
     options opts;
     handler handle;
     std::string busy;  // the 503 of a connection past the limit
     bool stopped = false;
     std::size_t open_connections = 0;
+    std::size_t deferred_unsent = 0;  // answers given later and not yet written
     std::set<event_stream*> streams;
 
     // One open connection, counted from its accept until its coroutine frame is gone; it keeps
@@ -377,6 +393,20 @@ struct server::impl : std::enable_shared_from_this<impl> {
             const beast_request req = parser.release();
             head.body = req.body();
             reply answer = handle(head);
+            struct unsent {  // counts a deferred answer until it is written or given up
+                std::size_t* n = nullptr;
+                ~unsent() {
+                    if (n) --*n;
+                }
+            } counted;
+            if (answer.later) {
+                ++deferred_unsent;
+                counted.n = &deferred_unsent;
+                const std::shared_ptr<deferred_reply> later = answer.later;
+                const bool answered = co_await wait_for(*later);
+                if (!answered) co_return;
+                answer = std::move(*later->get().answer);
+            }
             if (answer.events) {
                 co_await stream_events(stream, std::move(answer));
                 co_return;
@@ -385,6 +415,18 @@ struct server::impl : std::enable_shared_from_this<impl> {
             const bool more = co_await send(stream, res);
             if (!more) co_return;
         }
+    }
+
+    // Until `later` is completed (true) or the server stops (false).
+    asio::awaitable<bool> wait_for(deferred_reply& later) {
+        auto& st = later.get();
+        st.wake.emplace(io.get_executor());
+        while (!st.answer && !stopped) {
+            st.wake->expires_after(std::chrono::seconds(1));  // a stop is seen within a second
+            co_await st.wake->async_wait(use_tuple);
+        }
+        st.wake.reset();
+        co_return st.answer.has_value();
     }
 
     // False when the response could not be written, or the connection is to close after it.
@@ -454,7 +496,7 @@ server::~server() {
     error_code ec;
     impl_->tcp_acceptor.close(ec);
     impl_->unix_acceptor.close(ec);
-    if (!impl_->socket_path.empty()) ::unlink(impl_->socket_path.c_str());
+    if (!impl_->socket_path.empty() && !impl_->keep_file) ::unlink(impl_->socket_path.c_str());
     for (auto* s : impl_->streams) s->close();
 }
 
@@ -517,6 +559,51 @@ tl::expected<std::unique_ptr<server>, std::string> server::listen_unix(
     }
     asio::co_spawn(io, i->accept<unix_socket>(i->unix_acceptor), asio::detached);
     return std::unique_ptr<server>(new server(std::move(i)));
+}
+
+tl::expected<std::unique_ptr<server>, std::string> server::adopt_tcp(asio::io_context& io, int fd,
+                                                                    options opts, handler h) {
+    auto i = std::make_shared<impl>(io, std::move(opts), std::move(h));
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    error_code ec;
+    i->tcp_acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return tl::unexpected(ec.message());
+    }
+    asio::co_spawn(io, i->accept<tcp>(i->tcp_acceptor), asio::detached);
+    return std::unique_ptr<server>(new server(std::move(i)));
+}
+
+tl::expected<std::unique_ptr<server>, std::string> server::adopt_unix(asio::io_context& io, int fd,
+                                                                     const std::string& path,
+                                                                     options opts, handler h) {
+    auto i = std::make_shared<impl>(io, std::move(opts), std::move(h));
+    error_code ec;
+    i->unix_acceptor.assign(unix_socket(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return tl::unexpected(fmt::format("{}: {}", path, ec.message()));
+    }
+    i->socket_path = path;
+    asio::co_spawn(io, i->accept<unix_socket>(i->unix_acceptor), asio::detached);
+    return std::unique_ptr<server>(new server(std::move(i)));
+}
+
+bool server::answering() const { return impl_->deferred_unsent > 0; }
+
+int server::listener_fd() const {
+    auto& i = *impl_;
+    return i.socket_path.empty() ? i.tcp_acceptor.native_handle() : i.unix_acceptor.native_handle();
+}
+
+void server::stop_accepting_keep_file() {
+    impl_->keep_file = true;
+    error_code ec;
+    impl_->tcp_acceptor.close(ec);
+    impl_->unix_acceptor.close(ec);
 }
 
 std::string server::where() const {

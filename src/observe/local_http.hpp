@@ -48,6 +48,7 @@ struct request {
 };
 
 class event_stream;
+class deferred_reply;
 
 struct reply {
     int status = 200;
@@ -56,6 +57,8 @@ struct reply {
     std::vector<std::pair<std::string, std::string>> fields{};
     // Set: the connection turns into this stream of server-sent events, `body` its first bytes.
     std::shared_ptr<event_stream> events{};
+    // Set: the answer comes later, when `later` is completed; the connection waits for it.
+    std::shared_ptr<deferred_reply> later{};
 };
 
 // A JSON reply: `body` is a serialized document.
@@ -78,6 +81,24 @@ public:
     void close();
     // Called once when the connection ends; the owner forgets the stream there.
     void on_end(std::function<void()> f);
+
+    struct state;
+    state& get() { return *state_; }
+
+private:
+    std::unique_ptr<state> state_;
+};
+
+// An answer that takes a while (an upgrade waits for the new process): the handler returns a
+// reply whose `later` is this, and whoever finishes the work completes it, once.
+class deferred_reply {
+public:
+    deferred_reply();
+    ~deferred_reply();
+    deferred_reply(const deferred_reply&) = delete;
+    deferred_reply& operator=(const deferred_reply&) = delete;
+
+    void complete(reply r);
 
     struct state;
     state& get() { return *state_; }
@@ -124,7 +145,20 @@ public:
     static tl::expected<std::unique_ptr<server>, std::string> listen_unix(
         boost::asio::io_context& io, const std::string& path, unsigned mode, options opts,
         handler h);
+    // The same on a listening socket another process handed over (`fd` becomes the server's);
+    // `path` is the unix socket's file.
+    static tl::expected<std::unique_ptr<server>, std::string> adopt_tcp(
+        boost::asio::io_context& io, int fd, options opts, handler h);
+    static tl::expected<std::unique_ptr<server>, std::string> adopt_unix(
+        boost::asio::io_context& io, int fd, const std::string& path, options opts, handler h);
     ~server();  // stops accepting, ends event streams, removes its socket file
+
+    // Whether an answer given later (deferred_reply) is still to be written.
+    bool answering() const;
+    // The listening socket, for handing over to a process that replaces this one.
+    int listener_fd() const;
+    // Stops accepting; the socket file stays, since another process now listens on it.
+    void stop_accepting_keep_file();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 

@@ -37,13 +37,13 @@ control_port::control_port(relay_context& ctx, tunnel_registry& registry,
       gate_(ctx.gate_total, ctx.gate_per_ip) {}
 
 tl::expected<void, std::string> control_port::listen() {
-    return net::listen_on(acceptor_, ctx_.cfg.control_addr, "control");
+    return ctx_.listen(acceptor_, ctx_.cfg.control_addr, "control");
 }
 
 void control_port::start() { ctx_.spawn(accept()); }
 
 asio::awaitable<void> control_port::accept() {
-    co_await accept_connections(ctx_, acceptor_, "control",
+    co_await accept_connections(acceptor_, "control",
                                 [this](tcp::socket s) { ctx_.spawn(serve(std::move(s))); });
 }
 
@@ -525,7 +525,7 @@ tl::expected<std::uint16_t, std::string> control_port::bind_tunnel_port(tunnel& 
         if (!registry_.claim_port(port, owner, now))
             return tl::unexpected(fmt::format("port {} is in use by another client", port));
         tcp::acceptor a(ctx_.io);
-        auto bound = net::listen_on(a, {ctx_.cfg.http_addr.host, port}, "tcp tunnel");
+        auto bound = ctx_.listen(a, {ctx_.cfg.http_addr.host, port}, "tcp tunnel");
         if (!bound) {
             if (!held_before) registry_.drop_port(port, owner);
             return bound;
@@ -552,11 +552,11 @@ tl::expected<std::uint16_t, std::string> control_port::bind_tunnel_port(tunnel& 
 }
 
 
-void control_port::begin_drain() {
+void control_port::begin_drain(std::string_view reason) {
     error_code ec;
     acceptor_.close(ec);
     for (auto& [id, s] : sessions_) {
-        s->out.push(protocol::goaway{"relay is shutting down"});  // not send(): no erasing here
+        s->out.push(protocol::goaway{std::string(reason)});  // not send(): no erasing here
         s->pool.close_idle();
     }
 }

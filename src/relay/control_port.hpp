@@ -31,13 +31,14 @@ public:
     tl::expected<void, std::string> listen();
     void start();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
     const std::optional<net::server_tls>& tls() const { return tls_; }
     // Sessions, their tunnels by kind and their data pools, for a metrics scrape.
     void read_gauges(relay_gauges& g) const;
 
     // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
     // connections close.
-    void begin_drain();
+    void begin_drain(std::string_view reason);
     // The end: every session closes.
     void close_all();
 

@@ -31,6 +31,9 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
+// How long a visitor waits for the client of a leased name to come back.
+constexpr auto client_return_wait = 3s;
+
 bool idempotent(std::string_view method) {
     return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
            method == "DELETE" || method == "TRACE";
@@ -99,7 +102,7 @@ http_edge::http_edge(relay_context& ctx, tunnel_registry& registry,
     : ctx_(ctx), registry_(registry), tunnels_(tunnels), sites_(sites), acceptor_(ctx.io) {}
 
 tl::expected<void, std::string> http_edge::listen() {
-    auto bound = net::listen_on(acceptor_, ctx_.cfg.http_addr, "http");
+    auto bound = ctx_.listen(acceptor_, ctx_.cfg.http_addr, "http");
     if (bound) ctx_.http_port = acceptor_.local_endpoint().port();
     return bound;
 }
@@ -112,7 +115,7 @@ void http_edge::stop_accepting() {
 }
 
 asio::awaitable<void> http_edge::accept() {
-    co_await accept_connections(ctx_, acceptor_, "http",
+    co_await accept_connections(acceptor_, "http",
                                 [this](tcp::socket s) { ctx_.spawn(serve_plain(std::move(s))); });
 }
 
@@ -245,7 +248,8 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
     cached_route cache;
     for (bool first = true;; first = false) {
         // A kept-alive connection may idle between requests; once bytes arrive, the head has
-        // header_timeout to complete (slowloris).
+        // header_timeout to complete (slowloris). A draining relay lets it go instead.
+        if (in.size() == 0 && ctx_.closing_idle) break;
         if (in.size() == 0 && https) {
             // OpenSSL may hold decrypted bytes already, so wait by reading.
             if (!co_await read_more(visitor, in,
@@ -261,14 +265,24 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
             auto [wait_ec] = co_await visitor.conn.socket().async_wait(
                 tcp::socket::wait_read, asio::as_tuple(asio::deferred));
             visitor.idle = false;
-            // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
-            if (wait_ec || ctx_.draining) break;
+            // A request that arrives while the relay drains is answered, with Connection: close.
+            if (wait_ec) break;
             const bool got = co_await read_more(visitor, in, ctx_.cfg.header_timeout, true);
             if (!got || in.size() == 0) break;
         }
         if (!co_await exchange(visitor, in, up, cache, guard, https, behind_proxy)) break;
     }
     // A connection still held here is a dedicated one, done with: it closes.
+}
+
+asio::awaitable<void> http_edge::wait_for_client(const std::string& name) {
+    asio::steady_timer t(ctx_.io);
+    const auto until = clock::now() + client_return_wait;
+    while (!tunnels_.serving(name) && registry_.name_held(name, clock::now()) &&
+           clock::now() < until && !ctx_.draining) {
+        t.expires_after(20ms);
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
 }
 
 // One request and its response on a visitor connection; false when the connection is done.
@@ -378,6 +392,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 co_await reply_and_close(visitor, 404, "Not Found", std::move(message), pages_of());
                 co_return false;
             }
+            if (!tunnels_.serving(*name) && registry_.name_held(*name, clock::now()))
+                co_await wait_for_client(*name);
             if (!tunnels_.serving(*name)) {
                 const bool reconnecting = registry_.name_held(*name, clock::now());
                 cache = cached_route{};
@@ -604,6 +620,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         http::response_options options{head.method == "HEAD", set_cookie, response_edits,
                                        std::nullopt, nullptr};
         if (settings.upstream_timeout) options.first_byte_timeout = *settings.upstream_timeout;
+        options.close_visitor = &ctx_.draining;
         if (compressor) {
             options.transform = &*compressor;
             options.visitor_http10 = head.version == 10;
@@ -687,9 +704,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             up.reset();
             co_return false;
         }
+        // The head told the visitor whether the connection goes on (Connection: close once the
+        // relay drains); ending it otherwise would cut off the request it sends next.
         const bool visitor_goes_on = outcome.state == response_state::complete &&
-                                     body.done && request.keep_alive() &&
-                                     outcome.keep_alive && !ctx_.draining;
+                                     body.done && request.keep_alive() && outcome.keep_alive;
         // A tunnel's data connection stays with this visitor only where no other member could
         // take its next request: in a pool of several members each request is balanced.
         if (!up->dedicated || pool->size() > 1 || !outcome.reusable ||

@@ -36,6 +36,8 @@ public:
     void start();
     void stop_accepting();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    // The listening socket, for a relay that replaces this one.
+    int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
 
     // Serves a visitor connection (plain, or TLS the HTTPS edge terminated) until it ends.
     boost::asio::awaitable<void> serve(net::stream stream, const visit_guard& guard, bool https);
@@ -51,6 +53,9 @@ private:
 
     boost::asio::awaitable<void> accept();
     boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket);
+    // A tunnel whose client holds its name by a lease is reconnecting (a network change, a relay
+    // upgrade): its visitors wait up to client_return_wait for it rather than get a 502.
+    boost::asio::awaitable<void> wait_for_client(const std::string& name);
     boost::asio::awaitable<bool> exchange(watched_socket& visitor, net::io_buffer& in,
                                           std::optional<upstream_link>& up, cached_route& cache,
                                           const visit_guard& guard, bool https,

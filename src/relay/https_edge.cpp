@@ -47,7 +47,7 @@ asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket,
 }  // namespace
 
 tl::expected<void, std::string> https_edge::listen() {
-    auto bound = net::listen_on(acceptor_, *ctx_.cfg.https_addr, "https");
+    auto bound = ctx_.listen(acceptor_, *ctx_.cfg.https_addr, "https");
     if (bound) ctx_.https_port = acceptor_.local_endpoint().port();
     return bound;
 }
@@ -60,7 +60,7 @@ void https_edge::stop_accepting() {
 }
 
 asio::awaitable<void> https_edge::accept() {
-    co_await accept_connections(ctx_, acceptor_, "https",
+    co_await accept_connections(acceptor_, "https",
                                 [this](tcp::socket s) { ctx_.spawn(serve(std::move(s))); });
 }
 

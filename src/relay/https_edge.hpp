@@ -22,6 +22,7 @@ public:
     void stop_accepting();
     bool listening() const { return acceptor_.is_open(); }
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
 
 private:
     boost::asio::awaitable<void> accept();

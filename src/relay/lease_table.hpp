@@ -69,6 +69,19 @@ public:
             if (e.lease_until && *e.lease_until > now) f(key, *e.lease_until);
     }
 
+    // f(key, owner, lease end) for every key held now; the end is nullopt while a session holds it.
+    template <class F>
+    void for_each_holder(clock::time_point now, F&& f) const {
+        for (const auto& [key, e] : entries_)
+            if (!(e.lease_until && *e.lease_until <= now)) f(key, e.owner, e.lease_until);
+    }
+
+    // Reserves `key` for `owner` until `until`, as a lease: how the names and ports of the relay
+    // this one replaced arrive.
+    void adopt(const Key& key, const owner_key& owner, clock::time_point until) {
+        entries_[key] = entry{owner, until};
+    }
+
     enum class end_result { ended, in_use, absent };
     // Ends a lease before its grace is over; a key a session holds stays.
     end_result end_lease(const Key& key, clock::time_point now) {

@@ -1,5 +1,7 @@
 #include "relay/local_registry.hpp"
 
+#include <charconv>
+
 namespace porthole::relay {
 
 using protocol::tunnel_kind;
@@ -84,6 +86,40 @@ std::vector<tunnel_registry::lease> local_registry::leases(clock::time_point now
         out.push_back({{}, port, until});
     });
     return out;
+}
+
+std::vector<handoff::lease> local_registry::handover_leases(clock::time_point now,
+                                                             clock::duration grace) const {
+    std::vector<handoff::lease> out;
+    const auto left = [&](const std::optional<clock::time_point>& until) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(until ? *until - now : grace);
+    };
+    names_.for_each_holder(now, [&](const std::string& name, const owner_key& owner,
+                                    const std::optional<clock::time_point>& until) {
+        out.push_back({false, name, handoff::hex_of(owner), left(until)});
+    });
+    ports_.for_each_holder(now, [&](std::uint16_t port, const owner_key& owner,
+                                    const std::optional<clock::time_point>& until) {
+        out.push_back({true, std::to_string(port), handoff::hex_of(owner), left(until)});
+    });
+    return out;
+}
+
+void local_registry::adopt(const std::vector<handoff::lease>& leases, clock::time_point now) {
+    for (const auto& l : leases) {
+        const auto owner = handoff::bytes_of_hex(l.holder);
+        if (!owner) continue;
+        const owner_key& key = *owner;
+        const auto until = now + l.remaining;
+        if (!l.port) {
+            names_.adopt(l.key, key, until);
+            continue;
+        }
+        unsigned port = 0;
+        const auto [end, ec] = std::from_chars(l.key.data(), l.key.data() + l.key.size(), port);
+        if (ec == std::errc() && end == l.key.data() + l.key.size() && port > 0 && port <= 65535)
+            ports_.adopt(static_cast<std::uint16_t>(port), key, until);
+    }
 }
 
 }  // namespace porthole::relay

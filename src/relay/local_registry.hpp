@@ -1,6 +1,7 @@
 #pragma once
 // The registry of one relay, in memory: lease tables for names and ports, and the tunnels that
 // serve each.
+#include "relay/handoff.hpp"
 #include "relay/tunnel_registry.hpp"
 
 #include <unordered_map>
@@ -49,6 +50,13 @@ public:
 
     void for_each_tunnel(const std::function<void(const tunnel&)>& f) const override;
     std::vector<lease> leases(clock::time_point now) const override;
+
+    // For handing over to the relay that replaces this one: every held name and port as a lease
+    // of `grace` from now (one a session holds) or of what is left of it.
+    std::vector<handoff::lease> handover_leases(clock::time_point now,
+                                                clock::duration grace) const;
+    // The other side: the leases a replaced relay handed over.
+    void adopt(const std::vector<handoff::lease>& leases, clock::time_point now);
     lease_table<std::string>::end_result end_name_lease(const std::string& name,
                                                         clock::time_point now) override {
         return names_.end_lease(name, now);

@@ -43,11 +43,11 @@ metrics_listener::metrics_listener(relay_context& ctx, std::function<std::string
 }
 
 tl::expected<void, std::string> metrics_listener::listen(const config::endpoint& at) {
-    return net::listen_on(acceptor_, at, "metrics");
+    return ctx_.listen(acceptor_, at, "metrics");
 }
 
 void metrics_listener::start() {
-    ctx_.spawn(accept_connections(ctx_, acceptor_, "metrics", [this](tcp::socket s) {
+    ctx_.spawn(accept_connections(acceptor_, "metrics", [this](tcp::socket s) {
         if (connections_ >= most_connections) return;  // closed: a scraper retries
         ctx_.spawn(serve(std::move(s)));
     }));

@@ -26,6 +26,7 @@ public:
     void start();
     void stop_accepting();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
 
 private:
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);

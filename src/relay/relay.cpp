@@ -3,6 +3,7 @@
 #include "admin/admin_server.hpp"
 #include "core/heap_trim.hpp"
 #include "core/service_notify.hpp"
+#include "core/fd_channel.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
@@ -13,8 +14,10 @@
 #include "relay/relay_context.hpp"
 #include "relay/tcp_edge.hpp"
 #include "relay/tunnel_members.hpp"
+#include "relay/upgrader.hpp"
 #include "route/route_table.hpp"
 
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
@@ -24,6 +27,8 @@
 #include <sys/resource.h>
 
 #include <iostream>
+
+#include <unistd.h>
 
 namespace porthole::relay {
 namespace {
@@ -68,7 +73,8 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
 class relay {
 public:
     relay(asio::io_context& io, config::server_config& cfg, config_source reload,
-          std::optional<net::server_tls> tls, std::unique_ptr<net::https_certificates> https)
+          std::vector<std::string> command, std::optional<net::server_tls> tls,
+          std::unique_ptr<net::https_certificates> https)
         : cfg_(cfg), reload_source_(std::move(reload)), https_(std::move(https)), ctx_(io, cfg, https_.get()),
           registry_(cfg.lease_grace, "local"), tcp_(ctx_), tunnels_(ctx_, registry_),
           control_(ctx_, registry_, std::move(tls),
@@ -80,10 +86,18 @@ public:
                      return admin::reload_result{
                          done ? admin::outcome::done : admin::outcome::failed,
                          done ? *done : done.error(), generation_};
+                 },
+                 [this](const std::string& binary, std::chrono::seconds wait,
+                        admin::upgrade_done done) {
+                     if (ctx_.draining)
+                         return done({admin::outcome::conflict, "the relay is stopping", 0, {}});
+                     upgrader_.start(binary, wait, std::move(done));
                  }),
           signals_(io, SIGINT, SIGTERM),
           reopen_signal_(io, SIGUSR1), reload_signal_(io, SIGHUP),
-          sweep_(io) {}
+          sweep_(io),
+          upgrader_(io, std::move(command), {[this] { return handoff_state(); },
+                                             [this] { replaced(); }}) {}
 
     tl::expected<void, std::string> listen() {
         auto built = ctx_.jwks.add(cfg_.tunnel_policies);
@@ -127,10 +141,22 @@ public:
             bound = metrics_->listen(*cfg_.metrics_addr);
             if (!bound) return bound;
         }
+        // What the replaced relay listened on and this config does not: closed. A TCP tunnel's
+        // port waits, visitors queued in its backlog, until its client claims it again.
+        ctx_.inherited.close_all_but("tcp tunnel");
         return {};
     }
 
-    void start() {
+    // What the relay this one replaces handed over: sockets for listen() to take, and the
+    // names and ports its clients hold, leased to them.
+    void adopt(handoff::state& given) {
+        ctx_.inherited = handoff::inherited(std::move(given.listeners));
+        registry_.adopt(given.leases, clock::now());
+    }
+
+    // `control_later`: a relay taking over accepts on the control port only once the relay it
+    // replaces has let its clients go (start_control_after).
+    void start(bool control_later = false) {
         announce();
         if (ctx_.max_connections_per_ip < cfg_.max_connections_per_ip ||
             ctx_.gate_total < cfg_.max_unauthenticated)
@@ -139,7 +165,7 @@ public:
                          "the configured {} and {})",
                          ctx_.descriptors, ctx_.max_connections_per_ip, ctx_.gate_total,
                          cfg_.max_connections_per_ip, cfg_.max_unauthenticated);
-        if (cfg_.control_enabled) control_.start();
+        if (cfg_.control_enabled && !control_later) control_.start();
         http_.start();
         if (https_edge_.listening()) https_edge_.start();
         if (metrics_) metrics_->start();
@@ -149,12 +175,18 @@ public:
         ctx_.jwks.start(ctx_.io.get_executor());
         ctx_.spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
-            if (!ec) begin_shutdown(sig);
+            if (!ec)
+                begin_shutdown(sig == SIGINT ? "SIGINT received" : "SIGTERM received",
+                               "relay is shutting down", {});
         });
         wait_for_reopen();
         wait_for_reload();
         core::notify_ready(status_text());
     }
+
+    // After a takeover: the control port accepts once the replaced relay says so on `channel`,
+    // or closes it, or after 5 s.
+    void start_control_after(int channel) { ctx_.spawn(await_control(channel)); }
 
     // Reads the config again and applies all of it, or none: a file with an error, or a change
     // only a restart can make, leaves the running config as it was. Client sessions, tunnels,
@@ -204,6 +236,56 @@ public:
     }
 
 private:
+    // For the relay that replaces this one: every listening socket, every held name and port,
+    // and a self-signed control certificate (clients pinned its fingerprint).
+    handoff::state handoff_state() {
+        handoff::state s;
+        const auto add = [&](std::string role, std::string where, int fd) {
+            if (fd >= 0) s.listeners.push_back({std::move(role), std::move(where), fd});
+        };
+        add("http", cfg_.http_addr.to_string(), http_.listener_fd());
+        if (cfg_.https_addr) add("https", cfg_.https_addr->to_string(), https_edge_.listener_fd());
+        if (cfg_.control_enabled)
+            add("control", cfg_.control_addr.to_string(), control_.listener_fd());
+        if (metrics_) add("metrics", cfg_.metrics_addr->to_string(), metrics_->listener_fd());
+        for (auto& [where, fd] : tcp_.site_listeners()) add("tcp site", where, fd);
+        registry_.for_each_port([&](tunnel& t) {
+            if (t.acceptor && t.acceptor->is_open())
+                add("tcp tunnel", config::endpoint{cfg_.http_addr.host, t.port}.to_string(),
+                    t.acceptor->native_handle());
+        });
+        if (admin_server_) {
+            add("admin socket", admin_server_->socket_path(), admin_server_->socket_fd());
+            if (cfg_.admin_addr)
+                add("admin tcp", cfg_.admin_addr->to_string(), admin_server_->tcp_fd());
+        }
+        s.leases = registry_.handover_leases(clock::now(), cfg_.lease_grace);
+        if (control_.tls() && cfg_.control_cert.empty()) {
+            // Asio's native_handle() is not const; pem_of only reads.
+            auto pem = net::pem_of(const_cast<net::server_tls&>(*control_.tls()));
+            if (pem) {
+                s.control_cert_pem = std::move(pem->first);
+                s.control_key_pem = std::move(pem->second);
+            } else {
+                spdlog::warn("upgrade: {}; clients that pinned the control certificate will "
+                             "refuse the new one",
+                             pem.error());
+            }
+        }
+        return s;
+    }
+
+    // A new relay serves on the sockets this one handed over: this one drains and stops.
+    // Kept-alive visitors get a second to send their next request, answered with
+    // Connection: close, so that none is cut off as it sends one; they come back to the new
+    // relay. Through that second this relay keeps its clients, and the control port for their
+    // data connections; then it tells them GOAWAY and leaves the control port to the new relay,
+    // where they reconnect. Meanwhile the new relay holds visitors of their tunnels.
+    void replaced() {
+        if (admin_server_) admin_server_->stop_accepting();
+        begin_shutdown("upgraded, a new relay serves", "relay upgrading", std::chrono::seconds(1));
+    }
+
     // What `systemctl status` shows once the relay serves.
     std::string status_text() const {
         const auto http = http_.local_endpoint();
@@ -291,6 +373,24 @@ private:
                            plan.tokens_added, plan.tokens_removed.size(), closed);
     }
 
+    asio::awaitable<void> await_control(int fd) {
+        asio::local::stream_protocol::socket channel(ctx_.io);
+        error_code ec;
+        channel.assign(asio::local::stream_protocol(), fd, ec);
+        asio::steady_timer limit(ctx_.io);
+        limit.expires_after(std::chrono::seconds(5));
+        limit.async_wait([&channel](error_code e) {
+            error_code ignored;
+            if (!e) channel.cancel(ignored);
+        });
+        // Its message, its end or the limit: each means the same.
+        const auto woke = co_await channel.async_wait(asio::socket_base::wait_read, use_tuple);
+        (void)woke;
+        limit.cancel();
+        channel.close(ec);
+        if (cfg_.control_enabled && !ctx_.draining) control_.start();
+    }
+
     // SIGHUP: reload (`porthole admin reload` does the same and reports the outcome).
     void wait_for_reload() {
         reload_signal_.async_wait([this](error_code ec, int) {
@@ -326,6 +426,10 @@ private:
         settings.token = cfg_.admin_token;
         settings.hosts = cfg_.admin_hosts;
         settings.metrics = [this] { return std::optional<std::string>(metrics_text()); };
+        settings.socket_fd = ctx_.inherited.take("admin socket", settings.socket_path).value_or(-1);
+        if (cfg_.admin_addr)
+            settings.tcp_fd =
+                ctx_.inherited.take("admin tcp", cfg_.admin_addr->to_string()).value_or(-1);
         if (settings.socket_path.empty() && settings.tcp_host.empty()) return {};
         auto started = admin::admin_server::start(ctx_.io, std::move(settings), admin_);
         if (!started) return tl::unexpected(started.error());
@@ -477,6 +581,11 @@ private:
             ctx_.now = clock::now();
             registry_.expire(ctx_.now);
             http_.forget_idle_tunnel_routes();
+            // Ports handed over by a replaced relay whose clients did not come back.
+            ctx_.inherited.close_unless("tcp tunnel", [&](std::string_view where) {
+                const auto at = config::parse_endpoint(where);
+                return at && registry_.port_held(at->port, ctx_.now);
+            });
             error_code ec;
             for (auto& w : ctx_.watched)
                 if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
@@ -485,12 +594,14 @@ private:
         }
     }
 
-    void begin_shutdown(int sig) {
+    // `why` for the log, `goaway` for the clients; idle kept-alive visitors close after
+    // `idle_grace`.
+    void begin_shutdown(std::string_view why, std::string_view goaway,
+                        std::chrono::seconds idle_grace) {
         if (ctx_.draining) return;
         ctx_.draining = true;
         core::notify_stopping("draining");
-        spdlog::info("{} received: draining (up to {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                     cfg_.shutdown_timeout.count());
+        spdlog::info("{}: draining (up to {} s)", why, cfg_.shutdown_timeout.count());
         signals_.async_wait([this](error_code ec, int) {
             if (!ec) {
                 spdlog::warn("second signal: stopping now");
@@ -511,16 +622,25 @@ private:
         registry_.for_each_port([&](tunnel& t) {
             if (t.acceptor) t.acceptor->close(ec);
         });
-        control_.begin_drain();
-        for (auto& w : ctx_.watched)
-            if (w.idle) w.conn.socket().cancel(ec);
-        ctx_.spawn(finish_shutdown());
+        ctx_.spawn(finish_shutdown(idle_grace, std::string(goaway)));
     }
 
-    asio::awaitable<void> finish_shutdown() {
+    asio::awaitable<void> finish_shutdown(std::chrono::seconds idle_grace, std::string goaway) {
         const auto deadline = clock::now() + cfg_.shutdown_timeout;
         asio::steady_timer t(ctx_.io);
-        while (ctx_.active_visitors > 0 && clock::now() < deadline) {
+        if (idle_grace.count() > 0) {
+            t.expires_after(idle_grace);
+            co_await t.async_wait(use_tuple);
+        }
+        ctx_.closing_idle = true;
+        error_code ec;
+        for (auto& w : ctx_.watched)
+            if (w.idle) w.conn.socket().cancel(ec);
+        control_.begin_drain(goaway);
+        upgrader_.release_control();  // after an upgrade: the new relay's control port now
+        // Visitors, and the answer to `porthole admin upgrade` that asked for this drain.
+        while ((ctx_.active_visitors > 0 || (admin_server_ && admin_server_->answering())) &&
+               clock::now() < deadline) {
             t.expires_after(20ms);
             co_await t.async_wait(use_tuple);
         }
@@ -550,6 +670,7 @@ private:
     asio::signal_set reload_signal_;
     asio::steady_timer sweep_;
     core::heap_trim heap_;
+    upgrader upgrader_;
 };
 
 // One thread and no resolver: the scheduler and reactor need no locks. destroy_pending() shuts
@@ -571,36 +692,53 @@ void raise_descriptor_limit() {
 
 }  // namespace
 
-int run(config::server_config cfg, config_source reload) {
+int run(config::server_config cfg, config_source reload, start_options start) {
     raise_descriptor_limit();
+    // Start-up failures: on stderr, and to the relay being replaced, which reports them to
+    // whoever asked for the upgrade and keeps serving.
+    const auto refuse = [&](const std::string& why) {
+        std::cerr << "porthole: error: " << why << "\n";
+        if (start.takeover) (void)core::send_message(*start.takeover, handoff::failed_message(why));
+        return 1;
+    };
+    handoff::state given;
+    if (start.takeover) {
+        auto asked = core::send_message(*start.takeover, handoff::hello_message());
+        auto got = asked ? handoff::receive_state(*start.takeover, std::chrono::seconds(10))
+                         : tl::unexpected(asked.error());
+        if (!got) return refuse("cannot take over from the running relay: " + got.error());
+        given = std::move(*got);
+    }
     std::optional<net::server_tls> tls;
     if (cfg.control_tls_enabled()) {
         std::vector<std::string> names{cfg.domain};
         if (cfg.control_addr.host != cfg.domain) names.push_back(cfg.control_addr.host);
-        auto made = net::make_server_tls(cfg.control_cert, cfg.control_key, names);
-        if (!made) {
-            std::cerr << "porthole: error: " << made.error() << "\n";
-            return 1;
-        }
+        // A self-signed certificate stays the one clients pinned.
+        auto made = cfg.control_cert.empty() && !given.control_cert_pem.empty()
+                        ? net::server_tls_from_pem(given.control_cert_pem, given.control_key_pem)
+                        : net::make_server_tls(cfg.control_cert, cfg.control_key, names);
+        if (!made) return refuse(made.error());
         tls.emplace(std::move(*made));
     }
     std::unique_ptr<net::https_certificates> https;
     if (cfg.https_addr && (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty())) {
         auto loaded = net::https_certificates::load(cfg.tls_certs, cfg.tls_keys,
                                                     cfg.tls_self_signed_dir, cfg.domain);
-        if (!loaded) {
-            std::cerr << "porthole: error: " << loaded.error() << "\n";
-            return 1;
-        }
+        if (!loaded) return refuse(loaded.error());
         https = std::move(*loaded);
     }
     relay_io io;
-    relay r(io, cfg, std::move(reload), std::move(tls), std::move(https));
-    if (auto ok = r.listen(); !ok) {
-        std::cerr << "porthole: error: " << ok.error() << "\n";
-        return 1;
+    relay r(io, cfg, std::move(reload), std::move(start.command), std::move(tls),
+            std::move(https));
+    r.adopt(given);
+    if (auto ok = r.listen(); !ok) return refuse(ok.error());
+    if (start.takeover) core::notify_main_pid();  // before READY=1: this is the unit's process now
+    r.start(start.takeover.has_value());
+    if (start.takeover) {
+        core::notify_barrier();
+        (void)core::send_message(*start.takeover, handoff::ready_message());
+        r.start_control_after(*start.takeover);
     }
-    r.start();
     io.run();
     // Connections still suspended at the stop hold guards that give back what they counted in
     // the relay (handshake places, per-address counts): their frames go now, while it exists.

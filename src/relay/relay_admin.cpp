@@ -209,9 +209,9 @@ std::string without_token(std::string_view file_text, const protocol::verifier& 
 
 relay_admin::relay_admin(relay_context& ctx, control_port& control, tunnel_registry& registry,
                          const std::shared_ptr<route::route_table>& sites, const tcp_edge& tcp,
-                         std::function<admin::reload_result()> reload)
+                         std::function<admin::reload_result()> reload, upgrade_hook upgrade)
     : ctx_(ctx), control_(control), registry_(registry), sites_(sites), tcp_(tcp),
-      reload_(std::move(reload)), loaded_at_(unix_now()) {
+      reload_(std::move(reload)), upgrade_(std::move(upgrade)), loaded_at_(unix_now()) {
     load_tokens();
 }
 
@@ -221,6 +221,13 @@ admin::reload_result relay_admin::reload(const std::string& who) {
     if (done.result == admin::outcome::done) loaded_at_ = unix_now();
     generation_ = done.generation;
     return done;
+}
+
+void relay_admin::upgrade(const std::string& binary, std::chrono::seconds wait,
+                          const std::string& who, admin::upgrade_done done) {
+    spdlog::info("admin: {} asked for an upgrade to {}", who,
+                 binary.empty() ? std::string("this relay's program file") : binary);
+    upgrade_(binary, wait, std::move(done));
 }
 
 void relay_admin::load_tokens() {

@@ -14,11 +14,15 @@
 
 namespace porthole::relay {
 
+// The relay's part of an upgrade: binary, wait, done.
+using upgrade_hook =
+    std::function<void(const std::string&, std::chrono::seconds, admin::upgrade_done)>;
+
 class relay_admin final : public admin::relay_control {
 public:
     relay_admin(relay_context& ctx, control_port& control, tunnel_registry& registry,
                 const std::shared_ptr<route::route_table>& sites, const tcp_edge& tcp,
-                std::function<admin::reload_result()> reload);
+                std::function<admin::reload_result()> reload, upgrade_hook upgrade);
 
     std::vector<admin::client_info> clients() const override;
     std::vector<admin::tunnel_info> tunnels() const override;
@@ -32,6 +36,8 @@ public:
     admin::revoke_result revoke_token(const std::string& digest_prefix,
                                       const std::string& who) override;
     admin::reload_result reload(const std::string& who) override;
+    void upgrade(const std::string& binary, std::chrono::seconds wait, const std::string& who,
+                 admin::upgrade_done done) override;
     // The config's tokens and where each came from, read again (after a reload).
     void load_tokens();
 
@@ -49,6 +55,7 @@ private:
     const std::shared_ptr<route::route_table>& sites_;
     const tcp_edge& tcp_;
     std::function<admin::reload_result()> reload_;
+    upgrade_hook upgrade_;
     std::vector<token_entry> tokens_;
     std::int64_t loaded_at_;
     std::uint64_t generation_ = 1;  // of the running config: a reload that applies moves it

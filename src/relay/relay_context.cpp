@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace porthole::relay {
 
@@ -54,6 +56,24 @@ std::uint32_t relay_context::hold_tunnel_label(const std::string& name) {
     return label.slot;
 }
 
+tl::expected<void, std::string> relay_context::listen(tcp::acceptor& a,
+                                                     const config::endpoint& at,
+                                                     std::string_view role) {
+    const auto fd = inherited.take(role, at.to_string());
+    if (!fd) return net::listen_on(a, at, role);
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    ::getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    error_code ec;
+    a.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), *fd, ec);
+    if (ec) {
+        ::close(*fd);
+        return tl::unexpected(fmt::format("cannot take over the {} listener on {}: {}", role,
+                                          at.to_string(), ec.message()));
+    }
+    return {};
+}
+
 std::string relay_context::http_url(const std::string& name) const {
     if (https)
         return https_port == 443 ? fmt::format("https://{}.{}", name, cfg.domain)
@@ -68,12 +88,15 @@ std::string relay_context::tls_url(const std::string& name) const {
 }
 
 boost::asio::awaitable<void> accept_connections(
-    relay_context& ctx, boost::asio::ip::tcp::acceptor& a, std::string_view what,
+    boost::asio::ip::tcp::acceptor& a, std::string_view what,
     std::function<void(boost::asio::ip::tcp::socket)> serve) {
     namespace asio = boost::asio;
-    while (!ctx.draining && a.is_open()) {
+    // Draining closes each listener itself: the control port's stays open a while after an
+    // upgrade, for the data connections of the sessions this relay still serves.
+    while (a.is_open()) {
         auto [ec, socket] = co_await a.async_accept(asio::as_tuple(asio::use_awaitable));
-        if (ec == asio::error::operation_aborted || ctx.draining || !a.is_open()) co_return;
+        if (ec == asio::error::operation_aborted || (ec && !a.is_open())) co_return;
+        // A connection accepted just as the listener closed is served all the same.
         if (ec) {
             co_await net::pause_after_accept_error(ec, what);
             continue;

@@ -11,6 +11,7 @@
 #include "observe/label_slots.hpp"
 #include "observe/relay_counters.hpp"
 #include "policy/jwks_fetch.hpp"
+#include "relay/handoff.hpp"
 #include "relay/lease_table.hpp"
 
 #include "net/stream.hpp"
@@ -72,6 +73,11 @@ struct relay_context {
     // What is derived from the config, derived again after a reload changed it.
     void config_changed();
 
+    // Listens on `at` for `role` ("http", "tcp tunnel"...; it names the listener in errors): on
+    // the socket the relay this one replaced handed over for them, when there is one.
+    tl::expected<void, std::string> listen(boost::asio::ip::tcp::acceptor& a,
+                                           const config::endpoint& at, std::string_view role);
+
     // The public URLs of tunnels: https when the relay serves HTTPS.
     std::string http_url(const std::string& name) const;
     std::string tls_url(const std::string& name) const;
@@ -83,6 +89,9 @@ struct relay_context {
     std::uint16_t http_port = 0;
     std::uint16_t https_port = 0;  // 0: no HTTPS listener (TLS tunnels are refused)
     bool draining = false;
+    // Draining, and kept-alive connections close rather than wait for another request: at once
+    // for a stop, a second into the drain after an upgrade.
+    bool closing_idle = false;
     // Moves whenever an HTTP tunnel opens or closes: the HTTP edge's cached tunnel routes (and
     // the owner policies they hold) are looked up again.
     std::uint64_t tunnels_changed = 0;
@@ -102,6 +111,7 @@ struct relay_context {
     observe::label_slots tunnel_labels;
     observe::relay_counters counters;
     std::unique_ptr<observe::access_log> access_log;  // null: off
+    handoff::inherited inherited;  // listening sockets from the relay this one replaced
 };
 
 inline watched_socket::watched_socket(net::stream s, relay_context& ctx)
@@ -109,10 +119,10 @@ inline watched_socket::watched_socket(net::stream s, relay_context& ctx)
     ctx.watched.push_back(*this);
 }
 
-// Accepts on `a` until it closes or the relay drains, handing each socket (TCP_NODELAY set) to
+// Accepts on `a` until it closes, handing each socket (TCP_NODELAY set) to
 // `serve`; `what` names the listener in warnings.
 boost::asio::awaitable<void> accept_connections(
-    relay_context& ctx, boost::asio::ip::tcp::acceptor& a, std::string_view what,
+    boost::asio::ip::tcp::acceptor& a, std::string_view what,
     std::function<void(boost::asio::ip::tcp::socket)> serve);
 
 // Who a visitor connection is from: the socket's two ends, or, where `accept_proxy` (the

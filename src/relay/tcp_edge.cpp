@@ -23,7 +23,7 @@ asio::awaitable<void> tcp_edge::accept(std::shared_ptr<tunnel> t) {
     const std::function<void(tcp::socket)> serve = [this, &held](tcp::socket s) {
         ctx_.spawn(serve_visitor(std::move(s), held));
     };
-    co_await accept_connections(ctx_, *t->acceptor, "tcp tunnel", serve);
+    co_await accept_connections(*t->acceptor, "tcp tunnel", serve);
 }
 
 asio::awaitable<void> tcp_edge::serve_visitor(tcp::socket visitor, std::shared_ptr<tunnel> t) {
@@ -56,7 +56,7 @@ tl::expected<void, std::string> tcp_edge::listen_sites(
         auto pool = upstream::pool::make(name, c.upstream, nullptr);
         if (!pool) return tl::unexpected(fmt::format("{}: {}", name, pool.error()));
         auto& site = sites_.emplace_back(ctx_.io, c, std::move(*pool));
-        auto bound = net::listen_on(site.acceptor, c.listen, "tcp site");
+        auto bound = ctx_.listen(site.acceptor, c.listen, "tcp site");
         if (!bound) return bound;
     }
     return {};
@@ -83,6 +83,13 @@ std::vector<tcp::endpoint> tcp_edge::site_endpoints() const {
     return out;
 }
 
+std::vector<std::pair<std::string, int>> tcp_edge::site_listeners() {
+    std::vector<std::pair<std::string, int>> out;
+    for (auto& s : sites_)
+        if (s.acceptor.is_open()) out.emplace_back(s.cfg.listen.to_string(), s.acceptor.native_handle());
+    return out;
+}
+
 std::vector<std::shared_ptr<upstream::pool>> tcp_edge::site_pools() const {
     std::vector<std::shared_ptr<upstream::pool>> out;
     for (const auto& s : sites_) out.push_back(s.pool);
@@ -90,7 +97,7 @@ std::vector<std::shared_ptr<upstream::pool>> tcp_edge::site_pools() const {
 }
 
 asio::awaitable<void> tcp_edge::accept_site(tcp_site& site) {
-    co_await accept_connections(ctx_, site.acceptor, "tcp site", [this, &site](tcp::socket s) {
+    co_await accept_connections(site.acceptor, "tcp site", [this, &site](tcp::socket s) {
         ctx_.spawn(serve_site_visitor(std::move(s), site));
     });
 }

@@ -33,6 +33,8 @@ public:
     void stop_sites();
     // Where each tcp site listens, in config order.
     std::vector<boost::asio::ip::tcp::endpoint> site_endpoints() const;
+    // Their listening sockets, for a relay that replaces this one: (where, fd).
+    std::vector<std::pair<std::string, int>> site_listeners();
     // Their pools, in the same order.
     std::vector<std::shared_ptr<upstream::pool>> site_pools() const;
 

@@ -46,6 +46,10 @@ public:
         if (reloads_ == 1) return {outcome::done, "sites 1 added, 0 removed, 0 kept", 2};
         return {outcome::failed, "relay.toml:41: unknown key 'x'", 2};
     }
+    void upgrade(const std::string&, std::chrono::seconds, const std::string&,
+                 upgrade_done done) override {
+        done({outcome::failed, "not in this test", 0, {}});
+    }
 
     std::vector<client_info> clients_;
     std::vector<tunnel_info> tunnels_;
