@@ -375,12 +375,28 @@ HTTP API (JSON)
                                        {"pid", "binary"}, or 422 {"error"}, 409 while one runs;
                                        403 on admin_addr
   GET    /metrics                      the Prometheus text, as on metrics_addr
+  GET    /api/recent                   the last 256 refusals and relay-made errors, newest first:
+                                       time, kind, reason, status, visitor, host, method, path
+                                       (no query), tunnel or site
+  GET    /api/events                   server-sent events: "rate" each second (requests,
+                                       by_class, bytes_in, bytes_out, sessions), "refusal" and
+                                       "error" as they happen; at most 8 readers
+  GET    /                             the dashboard (web page, no token needed for its files)
 
 Lists stop at 1000 entries (?limit=N, "truncated": true). On both listeners Host must be
 localhost, an IP literal or in admin_hosts (else 421), an Origin must match Host (else 403), and
 a POST needs Content-Type: application/json. A missing or wrong token on TCP gets 401 with
 WWW-Authenticate: Bearer. Changes are logged with who made them ("admin: uid 1000 (pid 4242)
 revoked token 5d41402abc4b2a76").
+
+DASHBOARD
+
+  Open http://ADMIN_ADDR/ in a browser: clients (kick), tunnels and leases (release), sites and
+  their members' health, requests/s and bytes/s over five minutes, recent refusals and errors.
+  On admin_addr the page asks for the admin token and keeps it in the tab (sessionStorage). For
+  the socket: ssh -L 7836:/run/porthole/admin.sock HOST, then http://127.0.0.1:7836/ (no token).
+  The page is compiled into the binary and served with a Content-Security-Policy that allows no
+  inline script or style and nothing from elsewhere.
 )TEXT";
 
 constexpr std::string_view inspector_text =

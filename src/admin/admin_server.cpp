@@ -1,6 +1,8 @@
 #include "admin/admin_server.hpp"
 
 #include "admin/api.hpp"
+#include "admin/dashboard_page.hpp"
+#include "admin/event_feed.hpp"
 #include "core/token_bucket.hpp"
 #include "observe/local_http.hpp"
 
@@ -22,6 +24,7 @@ struct admin_server::state {
     admin_settings settings;
     relay_control& relay;
     std::optional<bearer_check> bearer;
+    event_feed* feed = nullptr;  // null once the admin_server is gone
     std::uint64_t auth_failures = 0;
     // When a refusal from each address was last logged.
     std::unordered_map<std::string, core::token_bucket::clock::time_point> failure_logged;
@@ -90,10 +93,57 @@ local_http::reply upgrade(admin_server::state& st, const local_http::request& re
     return r;
 }
 
+// The dashboard's files: its page asks for the token itself, so they need none.
+struct dashboard_file {
+    std::string_view path;
+    const std::string_view& text;
+    std::string_view content_type;
+};
+const std::array<dashboard_file, 3> dashboard_files{{
+    {"/", dashboard_html, "text/html; charset=utf-8"},
+    {"/admin.js", dashboard_js, "text/javascript; charset=utf-8"},
+    {"/admin.css", dashboard_css, "text/css; charset=utf-8"},
+}};
+
+// Tells the dashboard whether this listener wants the token, so it asks before calling the API.
+constexpr std::string_view dashboard_auth_path = "/dashboard.json";
+
+const dashboard_file* dashboard_file_at(std::string_view path) {
+    for (const auto& f : dashboard_files)
+        if (f.path == path) return &f;
+    return nullptr;
+}
+
+// No inline script or style, nothing from elsewhere, no framing, no referrer.
+local_http::reply dashboard_reply(const dashboard_file& f) {
+    local_http::reply r;
+    r.body = std::string(f.text);
+    r.content_type = std::string(f.content_type);
+    r.fields = {{"Content-Security-Policy",
+                 "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                 "connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                 "frame-ancestors 'none'"},
+                {"X-Frame-Options", "DENY"},
+                {"X-Content-Type-Options", "nosniff"},
+                {"Referrer-Policy", "no-referrer"}};
+    return r;
+}
+
 local_http::reply handle(admin_server::state& st, const local_http::request& req) {
     if (req.path == "/api/upgrade") return upgrade(st, req);
+    const auto* file = dashboard_file_at(req.path);
+    const bool read_only = file || req.path == dashboard_auth_path ||
+                           req.path == "/api/events" || req.path == "/metrics";
+    if (read_only && req.method != "GET") return local_http::error_reply(405, "GET only");
+    if (file) return dashboard_reply(*file);
+    if (req.path == dashboard_auth_path)
+        return local_http::json_reply(
+            200, req.from.unix_socket ? "{\"token\":\"none\"}\n" : "{\"token\":\"required\"}\n");
+    if (req.path == "/api/events") {
+        if (!st.feed) return local_http::error_reply(503, "the relay is stopping");
+        return st.feed->subscribe();
+    }
     if (req.path == "/metrics") {
-        if (req.method != "GET") return local_http::error_reply(405, "GET only");
         auto text = st.settings.metrics ? st.settings.metrics() : std::nullopt;
         if (!text) return local_http::error_reply(404, "this relay serves no metrics yet");
         local_http::reply r;
@@ -109,9 +159,11 @@ local_http::reply handle(admin_server::state& st, const local_http::request& req
     return local_http::json_reply(a.status, a.body);
 }
 
-// TCP: every request carries the token. A miss is counted, and logged at most once a second
+// TCP: every request but the dashboard's files carries the token. A miss is counted, and logged at most once a second
 // per address.
 std::optional<local_http::reply> admit(admin_server::state& st, const local_http::request& head) {
+    if (head.method == "GET" && (dashboard_file_at(head.path) || head.path == dashboard_auth_path))
+        return std::nullopt;
     if (st.bearer && (*st.bearer)(head.field("authorization"))) return std::nullopt;
     ++st.auth_failures;
     const std::string from = head.from.address.substr(0, head.from.address.rfind(':'));
@@ -155,9 +207,12 @@ bool bearer_check::operator()(std::string_view authorization) const {
 tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
     boost::asio::io_context& io, admin_settings settings, relay_control& relay) {
     std::unique_ptr<admin_server> server(new admin_server());
-    auto st = std::make_shared<state>(state{std::move(settings), relay, std::nullopt, 0, {}});
+    auto st = std::make_shared<state>(
+        state{std::move(settings), relay, std::nullopt, nullptr, 0, {}});
     if (!st->settings.token.empty()) st->bearer.emplace(st->settings.token);
     server->state_ = st;
+    server->feed_ = std::make_unique<event_feed>(io, relay);
+    st->feed = server->feed_.get();
     const auto& path = st->settings.socket_path;
     if (!path.empty()) {
         if (st->settings.socket_fd < 0 && local_http::socket_answers(path))
@@ -207,7 +262,11 @@ tl::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(
     return server;
 }
 
-admin_server::~admin_server() = default;
+admin_server::~admin_server() {
+    // A connection may outlive the server by a moment; it finds no feed then.
+    state_->feed = nullptr;
+    feed_.reset();
+}
 
 int admin_server::socket_fd() const { return unix_ ? unix_->listener_fd() : -1; }
 

@@ -1,7 +1,8 @@
 #pragma once
 // The admin listeners: a unix socket whose callers the kernel names (root, the relay's user or
-// its group), and an optional TCP port where every request carries the bearer token. Requests
-// that pass go to admin::handle (api.hpp); GET /metrics goes to the metrics provider.
+// its group), and an optional TCP port where every request carries the bearer token, but those
+// of the dashboard's files (dashboard_page.hpp). Requests that pass go to admin::handle
+// (api.hpp); GET /api/events to the event_feed; GET /metrics to the metrics provider.
 #include "admin/relay_control.hpp"
 
 #include <tl/expected.hpp>
@@ -24,6 +25,8 @@ class server;
 }
 
 namespace porthole::admin {
+
+class event_feed;
 
 // The bearer token of the TCP listener, kept as its SHA-256 digest: a request's token is
 // digested too and the two compared with CRYPTO_memcmp, so neither time nor length tells.
@@ -75,6 +78,7 @@ public:
 private:
     admin_server() = default;
     std::shared_ptr<state> state_;
+    std::unique_ptr<event_feed> feed_;
     std::unique_ptr<observe::local_http::server> unix_;
     std::unique_ptr<observe::local_http::server> tcp_;
 };

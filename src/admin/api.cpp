@@ -99,6 +99,43 @@ json sites_json(const sites_info& s) {
     return {{"sites", std::move(sites)}, {"tcp_sites", std::move(tcp)}};
 }
 
+// "2025-05-01T10:04:05.123Z".
+std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+    const std::string seconds = rfc3339(std::chrono::floor<std::chrono::seconds>(ms).count());
+    return fmt::format("{}.{:03}Z", seconds.substr(0, seconds.size() - 1), ms.count() % 1000);
+}
+
+json or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+json recent_event_json(const observe::recent_event& e) {
+    return {{"seq", e.seq},
+            {"time", rfc3339_ms(e.time)},
+            {"kind", observe::name_of(e.kind)},
+            {"reason", e.reason},
+            {"status", e.status == 0 ? json(nullptr) : json(e.status)},
+            {"visitor", or_null(e.visitor)},
+            {"host", or_null(e.host)},
+            {"method", or_null(e.method)},
+            {"path", or_null(e.path)},
+            {"tunnel", or_null(e.tunnel)},
+            {"site", or_null(e.site)}};
+}
+
+json recent_json(const observe::recent_events& recent, std::size_t limit) {
+    json events = json::array();
+    recent.for_each_since(0, [&](const observe::recent_event& e) {
+        events.push_back(recent_event_json(e));
+    });
+    // The newest `limit`, newest first: what a reader looks at first.
+    std::reverse(events.begin(), events.end());
+    const bool truncated = events.size() > limit;
+    if (truncated) events.erase(events.begin() + static_cast<std::ptrdiff_t>(limit), events.end());
+    return {{"events", std::move(events)},
+            {"truncated", truncated},
+            {"capacity", observe::recent_events::capacity}};
+}
+
 int status_of(outcome o, int done) {
     switch (o) {
     case outcome::done: return done;
@@ -117,6 +154,7 @@ api_answer get(relay_control& relay, const api_request& req, std::size_t limit) 
         return answer(200, list("tunnels", relay.tunnels(), limit, tunnel_json));
     if (path == "/api/sites") return answer(200, sites_json(relay.sites()));
     if (path == "/api/config") return {200, relay.config_json() + "\n"};
+    if (path == "/api/recent") return answer(200, recent_json(relay.recent(), limit));
     if (path == "/api/tokens")
         return answer(200, list("tokens", relay.tokens(), limit, [](const token_info& t) {
                           return json{{"digest", t.digest},
@@ -200,6 +238,10 @@ std::string rfc3339(unix_seconds t) {
     char text[32];
     std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return text;
+}
+
+std::string event_json(const observe::recent_event& e) {
+    return recent_event_json(e).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 api_answer handle(relay_control& relay, const api_request& req) {

@@ -30,4 +30,8 @@ api_answer handle(relay_control& relay, const api_request& req);
 // "2025-05-01T10:02:11Z".
 std::string rfc3339(unix_seconds t);
 
+// One refusal or relay-made error as a JSON document, without a newline: an item of
+// GET /api/recent and the data of a `refusal` or `error` server-sent event.
+std::string event_json(const observe::recent_event& e);
+
 }  // namespace porthole::admin

@@ -2,6 +2,10 @@
 // What the admin API asks of the relay, as plain values: the relay implements it
 // (relay/relay_admin), so src/admin/ includes nothing from src/relay/.
 #include <chrono>
+#include "observe/recent_events.hpp"
+#include "observe/relay_counters.hpp"
+
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -79,6 +83,15 @@ struct token_info {
     std::size_t sessions = 0;
 };
 
+// What the relay counted since it started (requests by status class, bytes from and to
+// visitors) and the sessions open now: the dashboard's rates are the differences of two.
+struct traffic_totals {
+    std::array<std::uint64_t, observe::code_classes.size()> by_class{};
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::size_t sessions = 0;
+};
+
 // What a change answered: done, or why not, as the API's status says.
 enum class outcome { done, not_found, conflict, failed };
 
@@ -133,6 +146,9 @@ public:
     virtual std::vector<token_info> tokens() const = 0;
     // The effective config as a JSON document, every secret as "<redacted>".
     virtual std::string config_json() const = 0;
+    virtual traffic_totals traffic() const = 0;
+    // The last refusals and relay-made errors; its on_add hook tells of each new one.
+    virtual observe::recent_events& recent() = 0;
 
     // `who` says who asked, for the log line.
     // A unique prefix of 8+ hex digits of a session id: that session ends as a dropped one does.

@@ -238,7 +238,7 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
     const bool behind_proxy = ctx_.trusted_proxies.contains(from);
     watched_socket visitor(std::move(stream), ctx_);
     if (!guard.within_limit) {
-        ctx_.counters.refused(observe::refusal::connections_per_ip);
+        ctx_.refused_connection(observe::refusal::connections_per_ip, guard.ip);
         co_await reply_and_close(visitor, 429, "Too Many Requests",
                                  "porthole: too many connections from your address");
         co_return;
@@ -296,6 +296,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     http::framer<true> request(cfg.max_header_bytes);
     std::string behind;  // the visitor's address, behind a trusted proxy
     request_tally tally(ctx_, visitor, in, https);
+    tally.record.visitor = peer;  // until the head says who is behind a trusted proxy
     std::optional<http::rejection> raw_head_problem;
     const auto head_deadline = clock::now() + cfg.header_timeout;
     error_code ec;

@@ -68,11 +68,11 @@ asio::awaitable<void> https_edge::accept() {
 asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::string& from,
                                                std::shared_ptr<tunnel> t) {
     if (t->active >= ctx_.cfg.max_connections_per_tunnel) {
-        ctx_.counters.refused(observe::refusal::connections_per_tunnel);
+        ctx_.refused_connection(observe::refusal::connections_per_tunnel, from, t->name);
         co_return;
     }
     if (!t->new_connections.take(clock::now())) {
-        ctx_.counters.refused(observe::refusal::new_connections_per_tunnel);
+        ctx_.refused_connection(observe::refusal::new_connections_per_tunnel, from, t->name);
         co_return;
     }
     const tunnel_slot slot(t);

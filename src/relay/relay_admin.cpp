@@ -338,6 +338,21 @@ std::string relay_admin::config_json() const {
     return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+admin::traffic_totals relay_admin::traffic() const {
+    admin::traffic_totals t;
+    const auto& counters = ctx_.counters;
+    const auto add = [&t](const observe::request_counts& c) {
+        for (std::size_t i = 0; i < t.by_class.size(); ++i) t.by_class[i] += c.by_class[i];
+    };
+    for (const auto& c : counters.tunnels) add(c);
+    for (const auto& c : counters.sites) add(c);
+    add(counters.unrouted);
+    t.bytes_in = counters.bytes_in;
+    t.bytes_out = counters.bytes_out;
+    t.sessions = control_.sessions().size();
+    return t;
+}
+
 admin::kick_result relay_admin::kick(const std::string& id_prefix, const std::string& who) {
     std::shared_ptr<session> found;
     for (const auto& [id, s] : control_.sessions()) {

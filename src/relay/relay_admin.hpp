@@ -29,6 +29,8 @@ public:
     admin::sites_info sites() const override;
     std::vector<admin::token_info> tokens() const override;
     std::string config_json() const override;
+    admin::traffic_totals traffic() const override;
+    observe::recent_events& recent() override { return ctx_.recent; }
 
     admin::kick_result kick(const std::string& id_prefix, const std::string& who) override;
     admin::release_result release(const std::string& name, const std::string& who) override;

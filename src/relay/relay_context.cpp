@@ -74,6 +74,16 @@ tl::expected<void, std::string> relay_context::listen(tcp::acceptor& a,
     return {};
 }
 
+void relay_context::refused_connection(observe::refusal why, std::string_view visitor,
+                                       std::string_view tunnel) {
+    counters.refused(why);
+    recent.add({.kind = observe::event_kind::refusal,
+                .reason = observe::name_of(why),
+                .visitor = visitor,
+                .tunnel = tunnel},
+               std::chrono::system_clock::now());
+}
+
 std::string relay_context::http_url(const std::string& name) const {
     if (https)
         return https_port == 443 ? fmt::format("https://{}.{}", name, cfg.domain)

@@ -9,6 +9,7 @@
 #include "net/proxy_protocol.hpp"
 #include "observe/access_log.hpp"
 #include "observe/label_slots.hpp"
+#include "observe/recent_events.hpp"
 #include "observe/relay_counters.hpp"
 #include "policy/jwks_fetch.hpp"
 #include "relay/handoff.hpp"
@@ -78,6 +79,11 @@ struct relay_context {
     tl::expected<void, std::string> listen(boost::asio::ip::tcp::acceptor& a,
                                            const config::endpoint& at, std::string_view role);
 
+    // A visitor turned away before any request of its was read (a connection limit): counted,
+    // and kept among the recent events.
+    void refused_connection(observe::refusal why, std::string_view visitor,
+                            std::string_view tunnel = {});
+
     // The public URLs of tunnels: https when the relay serves HTTPS.
     std::string http_url(const std::string& name) const;
     std::string tls_url(const std::string& name) const;
@@ -110,6 +116,7 @@ struct relay_context {
     // Metrics: what this loop counted, and the tunnel names that have a label of their own.
     observe::label_slots tunnel_labels;
     observe::relay_counters counters;
+    observe::recent_events recent;  // the last refusals and relay-made errors
     std::unique_ptr<observe::access_log> access_log;  // null: off
     handoff::inherited inherited;  // listening sockets from the relay this one replaced
 };

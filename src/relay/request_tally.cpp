@@ -14,6 +14,7 @@ request_tally::request_tally(relay_context& ctx, watched_socket& visitor,
 
 void request_tally::head(const http::message_head& h) {
     head_done_ = true;
+    head_ = &h;
     record.method = h.method;
     record.target = h.target;
     record.version = h.version;
@@ -55,14 +56,35 @@ request_tally::~request_tally() {
     record.bytes_out = visitor_.bytes_out - out_at_start_;
     counters.bytes_in += record.bytes_in;
     counters.bytes_out += record.bytes_out;
-    if (refusal_) counters.refused(*refusal_);
-    if (failure_) counters.failed(*failure_);
+    if (refusal_) {
+        counters.refused(*refusal_);
+        remember(observe::event_kind::refusal, observe::name_of(*refusal_));
+    }
+    if (failure_) {
+        counters.failed(*failure_);
+        remember(observe::event_kind::error,
+                 observe::upstream_failure_names[static_cast<std::size_t>(*failure_)]);
+    }
     if (!ctx_.access_log) return;
     record.duration = took;
     record.time = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
         std::chrono::system_clock::now() - took);
     if (refusal_) record.refusal = observe::name_of(*refusal_);
     ctx_.access_log->add(record);
+}
+
+void request_tally::remember(observe::event_kind kind, std::string_view reason) {
+    const std::string* host = head_ ? head_->find("host") : nullptr;
+    ctx_.recent.add({.kind = kind,
+                     .reason = reason,
+                     .status = record.status,
+                     .visitor = record.visitor,
+                     .host = host ? std::string_view(*host) : std::string_view(),
+                     .method = record.method,
+                     .target = record.target,
+                     .tunnel = record.tunnel,
+                     .site = record.site},
+                    std::chrono::system_clock::now());
 }
 
 }  // namespace porthole::relay

@@ -3,7 +3,8 @@
 // requests and duration of its tunnel or site by status class, the bytes, the relay's reason
 // when it refused, and a line of the access log. Declared in http_edge::exchange right after the
 // request's parser, so the head it points into outlives it. Per request: two clock reads and a
-// few adds; formatting only when an access log is on.
+// few adds; formatting only when an access log is on, and a recent event only for a refusal or
+// an error the relay made.
 #include "http/message_head.hpp"
 #include "net/io_buffer.hpp"
 #include "observe/relay_counters.hpp"
@@ -45,9 +46,12 @@ private:
     const route::route* route_ = nullptr;
     const route::site* site_ = nullptr;
     bool tunnel_ = false;
+    const http::message_head* head_ = nullptr;
     bool head_done_ = false;
     std::optional<observe::refusal> refusal_;
     std::optional<observe::upstream_failure> failure_;
+
+    void remember(observe::event_kind kind, std::string_view reason);
 };
 
 }  // namespace porthole::relay

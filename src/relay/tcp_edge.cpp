@@ -30,10 +30,11 @@ asio::awaitable<void> tcp_edge::serve_visitor(tcp::socket visitor, std::shared_p
     const visit_guard guard(ctx_, net::peer_ip(visitor));
     if (!guard.within_limit || t->active >= ctx_.cfg.max_connections_per_tunnel ||
         !t->new_connections.take(clock::now())) {
-        ctx_.counters.refused(!guard.within_limit ? observe::refusal::connections_per_ip
-                              : t->active >= ctx_.cfg.max_connections_per_tunnel
-                                  ? observe::refusal::connections_per_tunnel
-                                  : observe::refusal::new_connections_per_tunnel);
+        ctx_.refused_connection(!guard.within_limit ? observe::refusal::connections_per_ip
+                                : t->active >= ctx_.cfg.max_connections_per_tunnel
+                                    ? observe::refusal::connections_per_tunnel
+                                    : observe::refusal::new_connections_per_tunnel,
+                                guard.ip, fmt::format("tcp:{}", t->port));
         if (ctx_.visitor_log.allow(clock::now()))
             spdlog::info("tcp {}: visitor {} refused: connection limit{}", t->port, guard.ip,
                          ctx_.visitor_log.suppressed_note());

@@ -34,12 +34,12 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
                 failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
         }
         if (t->active >= ctx_.cfg.max_connections_per_tunnel) {
-            ctx_.counters.refused(observe::refusal::connections_per_tunnel);
+            ctx_.refused_connection(observe::refusal::connections_per_tunnel, visitor, name);
             co_return tl::unexpected(
                 failure{503, "porthole: this tunnel is at its connection limit"});
         }
         if (!t->new_connections.take(clock::now())) {
-            ctx_.counters.refused(observe::refusal::new_connections_per_tunnel);
+            ctx_.refused_connection(observe::refusal::new_connections_per_tunnel, visitor, name);
             co_return tl::unexpected(failure{429, "porthole: this tunnel is taking new connections "
                                                   "too fast; retry shortly"});
         }

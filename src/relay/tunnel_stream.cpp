@@ -27,7 +27,10 @@ asio::awaitable<stream_result> open_tunnel_stream(relay_context& ctx, const tunn
         std::optional<net::stream> conn = s->pool.take_idle();
         if (!conn) {
             if (s->pool.waiting() >= ctx.cfg.max_pending_streams) {
-                ctx.counters.refused(observe::refusal::pending_streams);
+                ctx.refused_connection(observe::refusal::pending_streams, visitor,
+                                       t.kind == protocol::tunnel_kind::tcp
+                                           ? fmt::format("tcp:{}", t.port)
+                                           : t.name);
                 co_return tl::unexpected(std::string(
                     "too many visitors are waiting for this client (max_pending_streams)"));
             }

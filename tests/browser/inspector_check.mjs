@@ -16,89 +16,31 @@
 //          --method POST --path /hello?x=1 --body-token TOKEN --edit-path /edited --edit-body TEXT
 //          --ws-path /ws --ws-messages 3 --screenshot build/test-artifacts/inspector.png
 //          [--chromium /usr/bin/chromium] [--timeout-ms 15000]
-import { createInterface } from 'node:readline';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 
-function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
+import { emit, fail, finish, loadChromium, need, openPage, options, state } from './check_io.mjs';
 
-let opt;
-try {
-  ({ values: opt } = parseArgs({
-    options: {
-      'url': { type: 'string' },
-      'public-url': { type: 'string' },
-      'method': { type: 'string', default: 'POST' },
-      'path': { type: 'string' },
-      'body-token': { type: 'string', default: '' },
-      'edit-path': { type: 'string' },
-      'edit-body': { type: 'string' },
-      'ws-path': { type: 'string' },
-      'ws-messages': { type: 'string', default: '3' },
-      'screenshot': { type: 'string' },
-      'chromium': { type: 'string', default: '/usr/bin/chromium' },
-      'timeout-ms': { type: 'string', default: '15000' },
-    },
-  }));
-} catch (err) {
-  emit({ ok: false, step: 'arguments', error: err.message });
-  process.exit(2);
-}
+const opt = options({
+  'url': { type: 'string' },
+  'public-url': { type: 'string' },
+  'method': { type: 'string', default: 'POST' },
+  'path': { type: 'string' },
+  'body-token': { type: 'string', default: '' },
+  'edit-path': { type: 'string' },
+  'edit-body': { type: 'string' },
+  'ws-path': { type: 'string' },
+  'ws-messages': { type: 'string', default: '3' },
+  'screenshot': { type: 'string' },
+  'chromium': { type: 'string', default: '/usr/bin/chromium' },
+  'timeout-ms': { type: 'string', default: '15000' },
+}, ['url', 'public-url', 'path', 'edit-path', 'edit-body', 'ws-path', 'screenshot']);
 
-let step = 'start';
-function fail(message) {
-  const err = new Error(message);
-  err.step = step;
-  throw err;
-}
-
-for (const k of ['url', 'public-url', 'path', 'edit-path', 'edit-body', 'ws-path', 'screenshot']) {
-  if (!opt[k]) {
-    emit({ ok: false, step: 'arguments', error: 'missing --' + k });
-    process.exit(2);
-  }
-}
-const TIMEOUT = Number(opt['timeout-ms']);
+const TIMEOUT = state.timeoutMs;
 const WS_MESSAGES = Number(opt['ws-messages']);
 const screenshot = resolve(opt.screenshot);
 const extraShot = screenshot.replace(/(\.png)?$/, '-http.png');
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (err) {
-  emit({ ok: false, step: 'setup', error: 'playwright-core is not installed (run: npm ci --prefix tests/browser): ' + err.message });
-  process.exit(1);
-}
-
-// ---------------------------------------------------------------- callbacks
-
-const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-
-async function need(name) {
-  emit({ need: name });
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('no answer to need ' + name + ' within ' + TIMEOUT * 2 + ' ms')), TIMEOUT * 2);
-  });
-  try {
-    const next = await Promise.race([stdinLines.next(), timeout]);
-    if (next.done) fail('stdin closed while waiting for ' + name);
-    let msg;
-    try {
-      msg = JSON.parse(next.value);
-    } catch (_) {
-      fail('answer to ' + name + ' is not JSON: ' + next.value);
-    }
-    if (msg.error) fail('caller could not do ' + name + ': ' + msg.error);
-    if (msg.done !== name) fail('expected {"done": "' + name + '"}, got ' + next.value);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const chromium = await loadChromium();
 
 // ------------------------------------------------------------------ helpers
 
@@ -179,25 +121,15 @@ async function frames(page) {
 
 const result = { screenshots: [] };
 const problems = [];
-let browser;
+const session = {};
 let page;
 
 async function scenario() {
-  step = 'launch';
-  browser = await chromium.launch({
-    executablePath: opt.chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-    timeout: TIMEOUT * 2,
-  });
-  result.browser = browser.version();
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'light' });
-  page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('pageerror', (err) => problems.push('page error: ' + err.message));
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push('console error: ' + msg.text()); });
+  state.step = 'launch';
+  page = await openPage(session, chromium, opt.chromium, { width: 1440, height: 900 }, problems);
+  result.browser = session.browser.version();
 
-  step = 'open';
+  state.step = 'open';
   const response = await page.goto(opt.url, { timeout: TIMEOUT });
   if (!response || !response.ok()) fail(`GET ${opt.url} answered ${response ? response.status() : 'nothing'}`);
   const ctype = response.headers()['content-type'] || '';
@@ -210,18 +142,18 @@ async function scenario() {
   }
   result.tunnel_text = (await tunnel.innerText()).trim();
   await page.locator('[data-testid="live"][data-state="live"]').waitFor({ timeout: TIMEOUT });
-  emit({ step, tunnel: result.tunnel_text });
+  emit({ step: state.step, tunnel: result.tunnel_text });
 
   // A request made while the page is open arrives through the event stream.
-  step = 'live request';
+  state.step = 'live request';
   await need('http');
   const row = await waitRow(page, { uri: opt.path, method: opt.method, state: 'complete' }, `${opt.method} ${opt.path}`);
   const id = await row.getAttribute('data-id');
   result.original_id = id;
   result.original_row = (await row.innerText()).replace(/\s+/g, ' ').trim();
-  emit({ step, id, row: result.original_row });
+  emit({ step: state.step, id, row: result.original_row });
 
-  step = 'detail';
+  state.step = 'detail';
   await select(page, id);
   result.request_line = await waitText(page, 'request-line', `${opt.method} ${opt.path}`, 'request line');
   result.response_line = await waitText(page, 'response-line', '200', 'response line');
@@ -230,17 +162,17 @@ async function scenario() {
   result.response_body = await text(page, 'response-body');
   result.summary = await text(page, 'detail-summary');
   if (!/Duration\s+[\d.]+ ms/.test(result.summary)) fail('summary shows no duration in ms: ' + result.summary);
-  emit({ step, request_line: result.request_line, response_line: result.response_line });
+  emit({ step: state.step, request_line: result.request_line, response_line: result.response_line });
 
-  step = 'replay';
+  state.step = 'replay';
   await page.locator('[data-testid="replay-button"]').click();
   const replayRow = await waitRow(page, { 'replay-of': id, uri: opt.path, state: 'complete' }, 'the replay');
   result.replay_id = await replayRow.getAttribute('data-id');
   if (!(await replayRow.locator('[data-testid="replay-badge"]').count())) fail('replay row carries no replay badge');
   result.replay_row = (await replayRow.innerText()).replace(/\s+/g, ' ').trim();
-  emit({ step, id: result.replay_id, row: result.replay_row });
+  emit({ step: state.step, id: result.replay_id, row: result.replay_row });
 
-  step = 'edit & replay';
+  state.step = 'edit & replay';
   await select(page, id);
   await page.locator('[data-testid="edit-button"]').click();
   const area = page.locator('[data-testid="edit-textarea"]');
@@ -266,9 +198,9 @@ async function scenario() {
   await page.locator('#detail-main [data-testid="request-pane"] .modes button[data-mode="auto"]').click();
   await page.screenshot({ path: extraShot });
   result.screenshots.push(extraShot);
-  emit({ step, id: result.edit_id, request_line: result.edit_request_line });
+  emit({ step: state.step, id: result.edit_id, request_line: result.edit_request_line });
 
-  step = 'filter';
+  state.step = 'filter';
   const search = page.locator('[data-testid="search"]');
   await search.fill(opt['edit-path']);
   await waitVisibleRows(page, { uri: opt['edit-path'], ids: [result.edit_id] },
@@ -283,9 +215,9 @@ async function scenario() {
     'the Replays filter should show the replays only');
   await page.locator('[data-testid="status-filter"][data-filter="all"]').click();
   await waitVisibleRows(page, { min: 3, ids: [id, result.replay_id, result.edit_id] }, 'the All filter should show every row');
-  emit({ step });
+  emit({ step: state.step });
 
-  step = 'websocket';
+  state.step = 'websocket';
   await need('ws-open');
   const wsRow = await waitRow(page, { uri: opt['ws-path'], state: 'upgraded' }, 'the WebSocket upgrade');
   result.ws_id = await wsRow.getAttribute('data-id');
@@ -308,15 +240,15 @@ async function scenario() {
   await page.locator('#detail-main [data-testid="ws-pane"]').scrollIntoViewIfNeeded();
   await page.screenshot({ path: screenshot });
   result.screenshots.unshift(screenshot);
-  emit({ step, id: result.ws_id, frames: result.frames.length });
+  emit({ step: state.step, id: result.ws_id, frames: result.frames.length });
 
-  step = 'websocket close';
+  state.step = 'websocket close';
   await need('ws-close');
   await waitRow(page, { id: result.ws_id, state: 'closed' }, 'the closed WebSocket');
   result.frames_after_close = await frames(page);
-  emit({ step });
+  emit({ step: state.step });
 
-  step = 'clear';
+  state.step = 'clear';
   await page.locator('[data-testid="clear-button"]').click();
   try {
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="request-row"]').length === 0, null, { timeout: TIMEOUT });
@@ -324,29 +256,13 @@ async function scenario() {
     fail('rows left after Clear: ' + JSON.stringify(await listRows(page)));
   }
   await page.locator('#detail-none').waitFor({ state: 'visible' });
-  emit({ step });
+  emit({ step: state.step });
 
-  step = 'page errors';
+  state.step = 'page errors';
   if (problems.length) fail(problems.join('\n'));
 }
 
-let code = 0;
-try {
-  mkdirSync(dirname(screenshot), { recursive: true });
-  await scenario();
-  emit({ ok: true, result });
-} catch (err) {
-  code = 1;
-  const out = { ok: false, step: err.step || step, error: err.message };
-  if (problems.length) out.page_problems = problems;
-  if (page) {
-    try {
-      await page.screenshot({ path: screenshot });
-      out.screenshot = screenshot;
-    } catch (_) { /* page gone */ }
-  }
-  emit(out);
-} finally {
-  if (browser) await browser.close().catch(() => {});
-}
-process.exit(code);
+await finish(scenario, {
+  session, result, screenshot,
+  details: () => (problems.length ? { page_problems: problems } : {}),
+});

@@ -150,13 +150,14 @@ def services():
 # -- the browser script ---------------------------------------------------------
 
 class BrowserCheck:
-    """inspector_check.mjs as a child process speaking JSON lines."""
+    """A browser script (inspector_check.mjs unless told) as a child process speaking JSON lines."""
 
-    def __init__(self, args, logdir):
-        self.stderr_path = logdir / "inspector_check.stderr"
+    def __init__(self, args, logdir, script=CHECK_SCRIPT):
+        self.script = script
+        self.stderr_path = logdir / (script.stem + ".stderr")
         self.stderr_file = open(self.stderr_path, "wb")
         self.popen = subprocess.Popen(
-            ["node", str(CHECK_SCRIPT)] + [str(a) for a in args], cwd=str(BROWSER_DIR),
+            ["node", str(script)] + [str(a) for a in args], cwd=str(BROWSER_DIR),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr_file, start_new_session=True)
         self.lines = queue.Queue()
         self.transcript = []
@@ -193,7 +194,31 @@ class BrowserCheck:
             err = self.stderr_path.read_text("utf-8", "replace")[-4000:]
         except (OSError, ValueError):
             err = ""
-        return "-- inspector_check.mjs stdout --\n%s\n-- stderr --\n%s" % ("\n".join(self.transcript)[-8000:], err)
+        return "-- %s stdout --\n%s\n-- stderr --\n%s" % (
+            self.script.name, "\n".join(self.transcript)[-8000:], err)
+
+    def run(self, do):
+        """Answers each {"need": NAME} with do(NAME) until the script ends; returns its last
+        {"ok": ...} message (None if it printed none) and its exit status."""
+        final = None
+        try:
+            deadline = time.monotonic() + SCENARIO_TIMEOUT
+            while True:
+                msg = self.next_message(deadline)
+                if msg is None:
+                    break
+                if "need" in msg:
+                    try:
+                        do(msg["need"])
+                    except Exception as e:  # tell the browser side, then fail with both stories
+                        self.answer({"error": repr(e)})
+                        raise
+                    self.answer({"done": msg["need"]})
+                elif "ok" in msg:
+                    final = msg
+            return final, self.popen.wait(30)
+        finally:
+            self.stop()
 
     def stop(self):
         if self.popen.poll() is None:
@@ -253,25 +278,7 @@ def test_inspector_page_live_replay_edit_websocket(group, relay, services, tmp_p
         "--ws-path", WS_PATH, "--ws-messages", len(WS_MESSAGES),
         "--screenshot", SCREENSHOT, "--chromium", CHROMIUM,
     ], tmp_path)
-    final = None
-    try:
-        deadline = time.monotonic() + SCENARIO_TIMEOUT
-        while True:
-            msg = check.next_message(deadline)
-            if msg is None:
-                break
-            if "need" in msg:
-                try:
-                    do(msg["need"])
-                except Exception as e:  # tell the browser side, then fail with both stories
-                    check.answer({"error": repr(e)})
-                    raise
-                check.answer({"done": msg["need"]})
-            elif "ok" in msg:
-                final = msg
-        rc = check.popen.wait(30)
-    finally:
-        check.stop()
+    final, rc = check.run(do)
 
     with capsys.disabled():
         shots = (final or {}).get("result", {}).get("screenshots") or [str(SCREENSHOT)]

@@ -23,6 +23,8 @@ public:
     sites_info sites() const override { return {}; }
     std::vector<token_info> tokens() const override { return {}; }
     std::string config_json() const override { return R"({"admin_token":"<redacted>"})"; }
+    traffic_totals traffic() const override { return {}; }
+    observe::recent_events& recent() override { return recent_; }
     kick_result kick(const std::string& id, const std::string& who) override {
         last_ = id + " by " + who;
         if (id == "00000000") return {outcome::conflict, "names more than one client", {}, {}};
@@ -53,6 +55,7 @@ public:
 
     std::vector<client_info> clients_;
     std::vector<tunnel_info> tunnels_;
+    observe::recent_events recent_;
     std::string last_;
     int reloads_ = 0;
 };
@@ -84,6 +87,27 @@ TEST(AdminApi, ListsStopAtTheLimit) {
     EXPECT_TRUE(doc["truncated"]);
     EXPECT_EQ(ask(r, "GET", "/api/clients", {}, "x").status, 400);
     EXPECT_EQ(ask(r, "GET", "/api/clients", {}, "-1").status, 400);
+}
+
+TEST(AdminApi, RecentIsNewestFirstAndStopsAtTheLimit) {
+    fake_relay r;
+    auto a = ask(r, "GET", "/api/recent");
+    ASSERT_EQ(a.status, 200);
+    EXPECT_EQ(json::parse(a.body),
+              json::parse(R"({"events":[],"truncated":false,"capacity":256})"));
+    const auto now = std::chrono::system_clock::now();
+    r.recent_.add({.reason = "no_tunnel", .status = 404, .target = "/a?q=1"}, now);
+    r.recent_.add({.kind = observe::event_kind::error, .reason = "timeout", .status = 504}, now);
+    r.recent_.add({.reason = "basic_auth", .status = 401, .target = "/c"}, now);
+    auto doc = json::parse(ask(r, "GET", "/api/recent").body);
+    ASSERT_EQ(doc["events"].size(), 3u);
+    EXPECT_EQ(doc["events"][0]["seq"], 3);
+    EXPECT_EQ(doc["events"][1]["kind"], "error");
+    EXPECT_EQ(doc["events"][2]["path"], "/a");
+    doc = json::parse(ask(r, "GET", "/api/recent", {}, "1").body);
+    ASSERT_EQ(doc["events"].size(), 1u);
+    EXPECT_EQ(doc["events"][0]["reason"], "basic_auth");
+    EXPECT_TRUE(doc["truncated"]);
 }
 
 TEST(AdminApi, KickStatuses) {
