@@ -75,7 +75,8 @@ reload_plan plan_reload(const config::server_config& old, const config::server_c
 }
 
 std::string restart_message(const reload_plan& p) {
-    return fmt::format("{} changed: restart the relay to apply {} (the running config stays)",
+    return fmt::format("{} changed: restart the relay to apply {}, or run porthole admin upgrade, "
+                       "which does without refusing a visitor (the running config stays)",
                        fmt::join(p.needs_restart, ", "),
                        p.needs_restart.size() == 1 ? "it" : "them");
 }

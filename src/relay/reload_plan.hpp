@@ -21,7 +21,8 @@ struct reload_plan {
 
 reload_plan plan_reload(const config::server_config& old, const config::server_config& next);
 
-// "domain, https_addr" changed: restart the relay to apply them (the running config stays)".
+// "domain, https_addr changed: restart the relay to apply them, or run porthole admin upgrade,
+// which does without refusing a visitor (the running config stays)".
 std::string restart_message(const reload_plan& p);
 
 }  // namespace porthole::relay

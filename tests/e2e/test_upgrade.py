@@ -12,8 +12,9 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
-from helpers import BIN, wait_until
+from helpers import BIN, free_port, wait_until
 import http.client
 
 import test_reload
@@ -220,12 +221,17 @@ def test_a_new_relay_that_cannot_serve_leaves_the_old_one_serving(group, tmp_pat
     out = subprocess.run(["pgrep", "-s", str(os.getsid(relay.pid)), "-f", "porthole server"],
                          capture_output=True, text=True).stdout.split()
     assert out == [str(relay.pid)], out
+    # A listener only a restart could add comes with the upgrade.
+    metrics_port = free_port()
+    config.write_text('metrics_addr = "127.0.0.1:%d"\n' % metrics_port + good)
     done = admin(sock, "upgrade")
     assert done.returncode == 0, done.stderr
     new = NewRelay(int(re.match(r"upgraded: pid (\d+)", done.stdout).group(1)))
     try:
         assert relay.proc.wait_exit(timeout=15) == 0
         assert get(relay.http_port, "/app/4").status == 200
+        scrape = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=5)
+        assert b"porthole_requests_total" in scrape.read()
         assert os.path.exists(sock), "the socket file stays the new relay's"
         assert clients_of(sock) == []
     finally:

@@ -139,6 +139,6 @@ TEST(ReloadPlan, StartOnlyKeysNeedARestartAndTokensAndSitesAreCounted) {
     p = relay::plan_reload(old, next);
     ASSERT_TRUE(p.refused());
     EXPECT_EQ(relay::restart_message(p),
-              "domain, http_addr changed: restart the relay to apply them (the running config "
-              "stays)");
+              "domain, http_addr changed: restart the relay to apply them, or run porthole admin "
+              "upgrade, which does without refusing a visitor (the running config stays)");
 }
