@@ -33,8 +33,11 @@ public:
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
     int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
     const std::optional<net::server_tls>& tls() const { return tls_; }
+    // New handshakes use `tls` (a reload read the certificate again); ones under way keep theirs.
+    void replace_tls(net::server_tls tls) { tls_.emplace(std::move(tls)); }
     // Sessions, their tunnels by kind and their data pools, for a metrics scrape.
     void read_gauges(relay_gauges& g) const;
+    std::size_t session_count() const { return sessions_.size(); }
 
     // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
     // connections close.

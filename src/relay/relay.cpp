@@ -39,6 +39,13 @@ using error_code = boost::system::error_code;
 using namespace std::chrono_literals;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+// The names a self-signed control certificate is made for.
+std::vector<std::string> control_names(const config::server_config& cfg) {
+    std::vector<std::string> names{cfg.domain};
+    if (cfg.control_addr.host != cfg.domain) names.push_back(cfg.control_addr.host);
+    return names;
+}
+
 // The pools and routes of the configured sites. Fails on an https member's CA file.
 tl::expected<void, std::string> build_sites(const config::site_set& sites,
                                             upstream::tunnel_source& tunnels,
@@ -318,6 +325,22 @@ private:
         auto table = std::make_shared<route::route_table>();
         built = build_sites(next.sites, tunnels_, ctx_.jwks, *table);
         if (!built) return tl::unexpected(built.error());
+        // Certificates, read again: a renewed file under the same path is the usual change.
+        std::unique_ptr<net::https_certificates> https;
+        if (next.https_addr && (!next.tls_certs.empty() || !next.tls_self_signed_dir.empty())) {
+            auto loaded = net::https_certificates::load(next.tls_certs, next.tls_keys,
+                                                        next.tls_self_signed_dir, next.domain);
+            if (!loaded) return tl::unexpected(loaded.error());
+            https = std::move(*loaded);
+        }
+        std::optional<net::server_tls> control_tls;
+        if (control_.tls() && !(next.control_cert.empty() && cfg_.control_cert.empty())) {
+            // A self-signed certificate that clients pinned stays as long as none is configured.
+            auto made = net::make_server_tls(next.control_cert, next.control_key,
+                                             control_names(next));
+            if (!made) return tl::unexpected(made.error());
+            control_tls.emplace(std::move(*made));
+        }
 
         // Commit, in this one turn of the loop. Requests under way keep the table and routes
         // they hold; the next request of a kept-alive connection looks its route up again.
@@ -333,6 +356,23 @@ private:
         for (const auto& s : sites_->sites())
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
         ctx_.jwks.start(ctx_.io.get_executor());
+
+        // A handshake under way keeps the certificates it began with: the old set stays until
+        // no handshake can still be using it.
+        if (https_) retired_https_.emplace_back(clock::now(), std::move(https_));
+        https_ = std::move(https);
+        ctx_.https = https_.get();
+        std::string control_change;
+        if (control_tls) {
+            if (control_tls->fingerprint != control_.tls()->fingerprint)
+                control_change = "; control certificate now " + control_tls->fingerprint;
+            control_.replace_tls(std::move(*control_tls));
+        }
+        cfg_.tls_certs = std::move(next.tls_certs);
+        cfg_.tls_keys = std::move(next.tls_keys);
+        cfg_.tls_self_signed_dir = std::move(next.tls_self_signed_dir);
+        cfg_.control_cert = std::move(next.control_cert);
+        cfg_.control_key = std::move(next.control_key);
 
         std::size_t closed = 0;
         for (const auto& v : plan.tokens_removed) closed += control_.revoke_token(v);
@@ -368,9 +408,9 @@ private:
         ++ctx_.tunnels_changed;
         ++generation_;
         return fmt::format("sites {} added, {} removed, {} kept; tokens {} added, {} removed ({} "
-                           "sessions closed)",
+                           "sessions closed); certificates read again{}",
                            plan.sites_added, plan.sites_removed, plan.sites_kept,
-                           plan.tokens_added, plan.tokens_removed.size(), closed);
+                           plan.tokens_added, plan.tokens_removed.size(), closed, control_change);
     }
 
     asio::awaitable<void> await_control(int fd) {
@@ -591,6 +631,10 @@ private:
                 if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
             heap_.tick();
             if (ctx_.access_log) ctx_.access_log->flush();
+            // A handshake ends within header_timeout: then replaced certificates can go.
+            std::erase_if(retired_https_, [&](const auto& r) {
+                return r.first + cfg_.header_timeout + 1s < ctx_.now;
+            });
         }
     }
 
@@ -638,8 +682,11 @@ private:
             if (w.idle) w.conn.socket().cancel(ec);
         control_.begin_drain(goaway);
         upgrader_.release_control();  // after an upgrade: the new relay's control port now
-        // Visitors, and the answer to `porthole admin upgrade` that asked for this drain.
-        while ((ctx_.active_visitors > 0 || (admin_server_ && admin_server_->answering())) &&
+        // Visitors, the answer to `porthole admin upgrade` that asked for this drain, and for a
+        // moment the clients: they leave once they have read GOAWAY, and know why.
+        const auto clients_until = clock::now() + 500ms;
+        while ((ctx_.active_visitors > 0 || (admin_server_ && admin_server_->answering()) ||
+                (control_.session_count() > 0 && clock::now() < clients_until)) &&
                clock::now() < deadline) {
             t.expires_after(20ms);
             co_await t.async_wait(use_tuple);
@@ -654,6 +701,9 @@ private:
     config_source reload_source_;
     std::uint64_t generation_ = 1;
     std::unique_ptr<net::https_certificates> https_;  // set when visitors may use HTTPS
+    // Sets a reload replaced, with when: SNI callbacks of handshakes under way may read them.
+    std::vector<std::pair<clock::time_point, std::unique_ptr<net::https_certificates>>>
+        retired_https_;
     relay_context ctx_;
     local_registry registry_;
     tcp_edge tcp_;
@@ -711,12 +761,11 @@ int run(config::server_config cfg, config_source reload, start_options start) {
     }
     std::optional<net::server_tls> tls;
     if (cfg.control_tls_enabled()) {
-        std::vector<std::string> names{cfg.domain};
-        if (cfg.control_addr.host != cfg.domain) names.push_back(cfg.control_addr.host);
         // A self-signed certificate stays the one clients pinned.
         auto made = cfg.control_cert.empty() && !given.control_cert_pem.empty()
                         ? net::server_tls_from_pem(given.control_cert_pem, given.control_key_pem)
-                        : net::make_server_tls(cfg.control_cert, cfg.control_key, names);
+                        : net::make_server_tls(cfg.control_cert, cfg.control_key,
+                                               control_names(cfg));
         if (!made) return refuse(made.error());
         tls.emplace(std::move(*made));
     }

@@ -36,11 +36,9 @@ reload_plan plan_reload(const config::server_config& old, const config::server_c
     check(old.tcp_ports.low == next.tcp_ports.low && old.tcp_ports.high == next.tcp_ports.high,
           "tcp_ports");
     check(old.https_addr == next.https_addr, "https_addr");
-    check(old.tls_certs == next.tls_certs && old.tls_keys == next.tls_keys, "tls_certificates");
-    check(old.tls_self_signed_dir == next.tls_self_signed_dir, "tls_self_signed_dir");
+    // Certificates are read again on every reload (renewed files keep their paths); only
+    // whether the control port speaks TLS at all needs a restart.
     check(old.control_tls == next.control_tls, "control_tls");
-    check(old.control_cert == next.control_cert && old.control_key == next.control_key,
-          "control_cert");
     check(old.lease_grace == next.lease_grace, "lease_grace");
     check(same_tcp_sites(old.sites.tcp_sites, next.sites.tcp_sites), "tcp_sites");
     check(old.metrics_addr == next.metrics_addr, "metrics_addr");

@@ -34,7 +34,8 @@ def scrape(address, token=None):
 
 
 def metrics_address(relay):
-    return json.loads(relay.proc.stdout_text().splitlines()[0])["metrics"]
+    # The listeners accept before the relay has printed where they are: wait for the line.
+    return relay.proc.wait_event("listening")["metrics"]
 
 
 def sample(text, name_and_labels):

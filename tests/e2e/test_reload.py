@@ -130,7 +130,7 @@ def test_a_broken_file_is_refused_with_its_line_and_the_old_config_keeps_serving
     reload_and_wait(relay, "config reload refused", start)
     assert "lease_grace changed: restart the relay" in relay.proc.stderr_text()[start:]
     assert get(relay.http_port, "/app/3").status == 200
-    metrics = json.loads(relay.proc.stdout_text().splitlines()[0])["metrics"]
+    metrics = relay.proc.wait_event("listening")["metrics"]
     import urllib.request
     text = urllib.request.urlopen("http://%s/metrics" % metrics, timeout=5).read().decode()
     assert 'porthole_config_reloads_total{result="refused"} 2' in text, text
@@ -175,3 +175,72 @@ def test_porthole_admin_reload_reports_the_outcome_and_a_refusal_exits_1(group, 
     assert re.search(re.escape(str(config)) + r":\d+: 'max_tunnels_per_client' must be",
                      refused.stderr), refused.stderr
     assert get(relay.http_port, "/app/x").status == 200
+
+
+def served_certificate(port, name):
+    """The PEM certificate a TLS listener serves for SNI `name`."""
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+
+
+def test_a_reload_reads_renewed_certificates_without_dropping_a_connection(group, tmp_path,
+                                                                           origin):
+    """A renewed certificate keeps its path (certbot's deploy hook runs systemctl reload): new
+    handshakes get the new one, on the HTTPS port and the control port; connections made before
+    carry on."""
+    from helpers import free_port, make_cert
+    import shutil
+    import ssl
+    import http.client
+    web_dir, control_dir = tmp_path / "web", tmp_path / "control"
+    web_dir.mkdir()
+    control_dir.mkdir()
+    old_web = make_cert(web_dir, "kept.localhost")
+    old_control = make_cert(control_dir, "127.0.0.1")
+    config = tmp_path / "relay.toml"
+    https_port = free_port()
+    config.write_text('https_addr = "127.0.0.1:%d"\ncontrol_tls = "on"\n'
+                      'control_cert = "%s"\ncontrol_key = "%s"\n'
+                      '[[tls_certificates]]\ncert = "%s"\nkey = "%s"\n'
+                      % (https_port, old_control[0], old_control[1], old_web[0], old_web[1]))
+    relay = group.relay("--config", str(config))
+    group.agent(relay, "http", origin.server_port, "--subdomain", "kept", "--tls", "on", "--server-ca",
+                str(old_control[0]))
+    context = ssl.create_default_context(cafile=str(old_web[0]))
+    context.check_hostname = False  # the certificate names kept.localhost, the test dials an IP
+    before = http.client.HTTPSConnection("127.0.0.1", https_port, context=context, timeout=5)
+    before.request("GET", "/", headers={"Host": "kept.localhost"})
+    assert before.getresponse().read()
+    first_web = served_certificate(https_port, "kept.localhost")
+    first_control = served_certificate(relay.control_port, "127.0.0.1")
+    assert first_web.strip() == old_web[0].read_text().strip()
+
+    renewed = tmp_path / "renewed"
+    renewed.mkdir()
+    new_web, new_control = make_cert(renewed, "kept.localhost"), make_cert(renewed, "127.0.0.1")
+    for src, dst in ((new_web, old_web), (new_control, old_control)):
+        shutil.copy(src[0], dst[0])
+        shutil.copy(src[1], dst[1])
+    start = len(relay.proc.stderr_text())
+    reload_and_wait(relay, "config reloaded", start)
+    assert "certificates read again; control certificate now sha256:" in \
+        relay.proc.stderr_text()[start:]
+    assert served_certificate(https_port, "kept.localhost").strip() == \
+        new_web[0].read_text().strip()
+    assert served_certificate(relay.control_port, "127.0.0.1") != first_control
+    # The connection made before the reload goes on with the certificate it began with.
+    before.request("GET", "/", headers={"Host": "kept.localhost"})
+    assert before.getresponse().status == 200
+    # A broken key is refused, naming the file, and the renewed certificates keep serving.
+    old_web[1].write_text("not a key\n")
+    start = len(relay.proc.stderr_text())
+    reload_and_wait(relay, "config reload refused", start)
+    assert str(old_web[1]) in relay.proc.stderr_text()[start:]
+    assert served_certificate(https_port, "kept.localhost").strip() == \
+        new_web[0].read_text().strip()
