@@ -65,7 +65,7 @@ enum class reconnect_reason : std::uint8_t {
     handshake,    // the relay closed or answered wrongly during HELLO and AUTH
     heartbeat,    // three heartbeat intervals without a frame
     lost,         // the connection closed or failed
-    goaway,       // the relay said it is going away (restart, upgrade, kick)
+    goaway,       // the relay said it is going away (GOAWAY, or refused as shutting down)
     protocol,     // an unexpected frame
     count_
 };

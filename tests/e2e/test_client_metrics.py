@@ -190,7 +190,8 @@ def test_a_relay_restart_shows_as_a_reconnect(group, relay, served):
     wait_until(lambda: value(inspector, "porthole_client_session_up") == 1, timeout=10,
                message="the session is up again")
     after = reconnects()
-    # The relay's stop sends GOAWAY; a retry before it listens again is `unreachable`.
+    # A stopping relay queues a GOAWAY but may close first (then `lost`); a retry before it
+    # listens again is `unreachable`.
     assert after["goaway"] + after["lost"] >= 1, after
     assert after["handshake"] == after["heartbeat"] == after["protocol"] == 0, after
     assert value(inspector, "porthole_client_session_start_time_seconds") > first_start
