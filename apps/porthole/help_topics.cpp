@@ -426,12 +426,16 @@ API (JSON; /api/tunnels has the shape scripts already read a public URL from)
                                   send that edited request instead; answers 204
   DELETE /api/requests/http       forget every record; answers 204
   GET    /api/events              text/event-stream of request, frame, tunnels and clear events
+  GET    /metrics                 Prometheus text (porthole_client_*): requests by tunnel and
+                                  status class, durations, bytes, local connect failures,
+                                  reconnects, session and tunnels up, process_* (README)
 
 POST and DELETE need Content-Type: application/json and no Origin but the inspector's own.
 These checks, and the body's announced size, are judged on the request head before any body is
 read: a replay may carry 1 MiB (more when --inspect-body-limit is raised), anything else 16 KiB
 (over it: 413). At most 64 connections are open at once (another gets 503); a request head must
 arrive within 10 s, idle keep-alive time included, and a body within 30 s.
+Without the inspector there is no /metrics: give Prometheus a fixed --inspect-addr to scrape.
 )TEXT";
 
 constexpr std::string_view routing_text = R"TEXT(Routing: how a visitor reaches a tunnel

@@ -1,5 +1,6 @@
 #include "client/agent.hpp"
 
+#include "client/client_metrics.hpp"
 #include "client/http_forwarder.hpp"
 #include "client/terminal_view.hpp"
 #include "core/heap_trim.hpp"
@@ -76,6 +77,8 @@ struct session_state {
     std::unordered_set<net::stream*> idle_data;
     std::uint64_t ping_number = 0;
     clock::time_point ping_sent;
+    std::optional<clock::duration> rtt{};  // the last heartbeat's
+    std::chrono::system_clock::time_point welcomed{};
     bool closed = false;
 
     void close() {
@@ -92,6 +95,7 @@ enum class ending { lost, fatal, stopped };
 struct session_end {
     ending how;
     std::string reason;
+    reconnect_reason cause = reconnect_reason::lost;  // when `how` is lost
 };
 
 struct tunnel_state {
@@ -101,6 +105,8 @@ struct tunnel_state {
     bool ever_opened = false;
     observe::tunnel_metrics metrics;
     std::string qr_shown;  // the URL whose QR code was printed last (the live view draws its own)
+    bool open = false;  // in the session up now
+    tunnel_counters counters{};
 
     // As the inspector names it: the config file's name, or what other agents call a tunnel
     // given on the command line.
@@ -126,7 +132,8 @@ public:
                 [this] { return tunnels_json(); },
                 [this](const observe::exchange_record& original, std::string_view raw) {
                     return replay(original, raw);
-                }};
+                },
+                [this] { return metrics_text(); }};
             auto server = observe::inspector_server::start(
                 io_, cfg_.inspect.addr.value_or(config::endpoint{"127.0.0.1", 4040}),
                 !cfg_.inspect.addr, store_, std::move(hooks));
@@ -218,6 +225,7 @@ private:
             // Full jitter in [backoff/2, backoff]: a relay restart is not hit by every client at once.
             std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
             const auto delay = std::chrono::milliseconds(jitter(rng));
+            counters_.reconnecting(end.cause);
             report_reconnecting(attempt, delay, end.reason);
             backoff_timer_.expires_after(delay);
             co_await backoff_timer_.async_wait(use_tuple);
@@ -260,12 +268,14 @@ private:
         if (!transport) {
             const auto reason = fmt::format("cannot reach the relay at {}: {}", relay_name,
                                             transport.error());
-            co_return session_end{ever_connected_ ? ending::lost : ending::fatal, reason};
+            co_return session_end{ever_connected_ ? ending::lost : ending::fatal, reason,
+                                  reconnect_reason::unreachable};
         }
         net::stream& stream = *transport;
         auto fail = [&](std::string why) {
             return session_end{ever_connected_ ? ending::lost : ending::fatal,
-                               fmt::format("relay {}: {}", relay_name, why)};
+                               fmt::format("relay {}: {}", relay_name, why),
+                               reconnect_reason::handshake};
         };
         // GCC 12 mis-destroys temporaries inside co_await conditions: name every frame first.
         const protocol::message hello = protocol::hello{
@@ -309,6 +319,7 @@ private:
                           : protocol::data_key(key_, challenge->nonce, client_id_);
         s->heartbeat_interval = std::chrono::milliseconds(
             std::clamp<std::uint32_t>(welcome->heartbeat_ms, 1000, 600000));
+        s->welcomed = std::chrono::system_clock::now();
         session_ = s;
         asio::co_spawn(io_, write_session(s), log_exception);
         asio::co_spawn(io_, heartbeat(s), log_exception);
@@ -327,8 +338,10 @@ private:
         while (!s->closed) {
             auto frame = co_await net::read_frame(s->control, s->heartbeat_interval * 3);
             if (!frame) {
-                end.reason = frame.error() == "timed out" ? "no heartbeat from the relay"
-                                                          : "connection lost: " + frame.error();
+                const bool silent = frame.error() == "timed out";
+                end.reason = silent ? "no heartbeat from the relay"
+                                    : "connection lost: " + frame.error();
+                end.cause = silent ? reconnect_reason::heartbeat : reconnect_reason::lost;
                 break;
             }
             if (auto* opened_frame = std::get_if<protocol::tunnel_opened>(&*frame)) {
@@ -338,6 +351,7 @@ private:
                 t.url = core::printable(opened_frame->url);
                 remember_assignment(t);
                 t.ever_opened = true;
+                t.open = true;
                 report_ready(t);
                 if (++opened == tunnels_.size()) {
                     was_ready = true;
@@ -351,24 +365,30 @@ private:
             } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
                 s->out.push(protocol::pong{p->opaque});
             } else if (auto* pong = std::get_if<protocol::pong>(&*frame)) {
-                if (pong->opaque == s->ping_number && view_)
-                    view_->set_rtt(std::chrono::duration_cast<std::chrono::microseconds>(
-                        clock::now() - s->ping_sent));
+                if (pong->opaque == s->ping_number) {
+                    s->rtt = clock::now() - s->ping_sent;
+                    if (view_)
+                        view_->set_rtt(
+                            std::chrono::duration_cast<std::chrono::microseconds>(*s->rtt));
+                }
             } else if (auto* answered = std::get_if<protocol::policy_answered>(&*frame)) {
                 record_policy_answer(*answered);
             } else if (auto* want = std::get_if<protocol::pool_want>(&*frame)) {
                 open_data_connections(s, want->count);
             } else if (auto* bye = std::get_if<protocol::goaway>(&*frame)) {
                 end.reason = "relay going away: " + core::printable(bye->reason);
+                end.cause = reconnect_reason::goaway;
                 break;
             } else if (auto* e = std::get_if<protocol::error>(&*frame)) {
                 end = refused(*e);
                 break;
             } else if (!std::holds_alternative<protocol::pong>(*frame)) {
                 end.reason = "protocol error: unexpected frame from the relay";
+                end.cause = reconnect_reason::protocol;
                 break;
             }
         }
+        for (auto& t : tunnels_) t.open = false;
         if (stopping_) end.how = ending::stopped;
         s->close();
         if (session_ == s) session_.reset();
@@ -379,7 +399,8 @@ private:
         const bool retry = e.code == protocol::error_code::shutting_down;
         return {retry ? ending::lost : ending::fatal,
                 fmt::format("the relay refused the connection ({}): {}", protocol::name_of(e.code),
-                            core::printable(e.message))};
+                            core::printable(e.message)),
+                reconnect_reason::goaway};
     }
 
     // After a relay restart the client asks for exactly what it had, so URLs stay the same.
@@ -510,6 +531,7 @@ private:
         }
         auto local = co_await net::connect(t->spec.target, cfg_.target_connect_timeout);
         if (!local) {
+            t->counters.failed(local_failure_of(local.error()));
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t->url,
                          t->spec.target.to_string(), core::printable(start->visitor),
                          local.error());
@@ -521,15 +543,17 @@ private:
         ec = co_await net::write_frame(stream, ready, connect_timeout);
         if (ec) co_return;
         // The pump gets a small frame of its own; this larger one ends here.
-        asio::co_spawn(io_, carry(std::move(stream), net::stream(std::move(*local)), &t->metrics),
+        asio::co_spawn(io_,
+                       carry(std::move(stream), net::stream(std::move(*local)), &t->metrics,
+                             &t->counters.bytes),
                        log_exception);
     }
 
     static asio::awaitable<void> carry(net::stream relay_side, net::stream local,
-                                       observe::tunnel_metrics* metrics) {
+                                       observe::tunnel_metrics* metrics, net::traffic* bytes) {
         ++metrics->connections;
         ++metrics->open;
-        co_await net::pump(relay_side, local);
+        co_await net::pump(relay_side, local, *bytes);
         --metrics->open;
     }
 
@@ -540,9 +564,29 @@ private:
     }
 
     client::http_tunnel http_tunnel_of(tunnel_state& t) {
-        return {&t.spec,   t.name(), first_label(t.url),
+        return {&t.spec,   t.name(),   first_label(t.url),
                 &store_,   &t.metrics, cfg_.inspect.enabled,
-                cfg_.target_connect_timeout};
+                cfg_.target_connect_timeout, &t.counters};
+    }
+
+    // One scrape of /metrics: the counters as they are and the gauges read now.
+    std::string metrics_text() const {
+        client_gauges g;
+        if (session_ && !session_->closed) {
+            g.session_up = true;
+            g.session_start = std::chrono::duration<double>(session_->welcomed.time_since_epoch())
+                                  .count();
+            if (session_->rtt)
+                g.rtt_seconds = std::chrono::duration<double>(*session_->rtt).count();
+            g.data_idle = session_->idle_data.size();
+            g.data_connecting = session_->data_opening - std::min<std::uint64_t>(
+                                                             session_->data_opening,
+                                                             session_->idle_data.size());
+        }
+        for (const auto& t : tunnels_)
+            g.tunnels.push_back({t.name(), protocol::name_of(t.spec.kind), t.open, t.metrics.open,
+                                 t.metrics.connections, &t.counters});
+        return write_metrics(counters_, g, observe::read_process_stats());
     }
 
     tl::expected<void, std::string> replay(const observe::exchange_record& original,
@@ -769,6 +813,7 @@ private:
     std::string pending_output_;
     bool flush_pending_ = false;
     std::shared_ptr<session_state> session_;
+    session_counters counters_{};
     bool ever_connected_ = false;
     bool stopping_ = false;
     int exit_code_ = 0;

@@ -36,14 +36,18 @@ std::string_view view(const net::io_buffer& b) {
     return {static_cast<const char*>(b.data().data()), b.size()};
 }
 
-asio::awaitable<bool> read_more(net::stream& s, net::io_buffer& in) {
+asio::awaitable<bool> read_more(net::stream& s, net::io_buffer& in, std::uint64_t& counted) {
     auto [ec, n] = co_await s.read_some(in.prepare(read_chunk));
     in.commit(n);
+    counted += n;
     co_return !ec;
 }
 
-asio::awaitable<bool> write_all(net::stream& s, std::string_view a, std::string_view b = {}) {
+// `counted`, when given, gets what was written: bytes to the visitor.
+asio::awaitable<bool> write_all(net::stream& s, std::string_view a, std::string_view b = {},
+                                std::uint64_t* counted = nullptr) {
     auto [ec, n] = co_await s.write(asio::buffer(a), asio::buffer(b));
+    if (counted) *counted += n;
     co_return !ec;
 }
 
@@ -111,7 +115,8 @@ asio::awaitable<http::response_result> relay_response(local_side& local,
 // One direction of an upgraded connection, each WebSocket frame recorded as it passes.
 asio::awaitable<void> watch_frames(net::stream& from, net::stream& to,
                                    http::ws_frame_reader& reader, bool outbound,
-                                   exchange_record& rec, observe::capture_store& store) {
+                                   exchange_record& rec, observe::capture_store& store,
+                                   std::uint64_t& moved) {
     auto buffer = std::make_unique_for_overwrite<char[]>(read_chunk);
     for (;;) {
         auto [ec, n] = co_await from.read_some(asio::buffer(buffer.get(), read_chunk));
@@ -124,6 +129,7 @@ asio::awaitable<void> watch_frames(net::stream& from, net::stream& to,
                 from.close();
                 co_return;
             }
+            moved += n;
         }
         if (ec) {
             if (net::is_end_of_stream(ec)) {
@@ -138,14 +144,15 @@ asio::awaitable<void> watch_frames(net::stream& from, net::stream& to,
 }
 
 // Bytes each side sent right after the upgrade, read along with the heads.
-asio::awaitable<bool> flush_pending(net::stream& relay, net::io_buffer& in, local_side& local) {
+asio::awaitable<bool> flush_pending(net::stream& relay, net::io_buffer& in, local_side& local,
+                                    net::traffic& counted) {
     if (in.size() != 0) {
         const bool sent = co_await write_all(local.stream, view(in));
         if (!sent) co_return false;
         in.consume(in.size());
     }
     if (local.in.size() != 0) {
-        const bool sent = co_await write_all(relay, view(local.in));
+        const bool sent = co_await write_all(relay, view(local.in), {}, &counted.out);
         if (!sent) co_return false;
         local.in.consume(local.in.size());
     }
@@ -170,12 +177,13 @@ asio::awaitable<void> carry_upgraded(net::stream& relay, net::io_buffer& in, loc
             t.store->frame(rec, {false, std::chrono::system_clock::now(), std::move(f)});
         for (auto& f : outbound.feed(view(local.in)))
             t.store->frame(rec, {true, std::chrono::system_clock::now(), std::move(f)});
-        if (!co_await flush_pending(relay, in, local)) co_return;
-        co_await (watch_frames(relay, local.stream, inbound, false, rec, *t.store) &&
-                  watch_frames(local.stream, relay, outbound, true, rec, *t.store));
+        if (!co_await flush_pending(relay, in, local, t.counters->bytes)) co_return;
+        auto& bytes = t.counters->bytes;
+        co_await (watch_frames(relay, local.stream, inbound, false, rec, *t.store, bytes.in) &&
+                  watch_frames(local.stream, relay, outbound, true, rec, *t.store, bytes.out));
     } else {
-        if (!co_await flush_pending(relay, in, local)) co_return;
-        co_await net::pump(relay, local.stream);
+        if (!co_await flush_pending(relay, in, local, t.counters->bytes)) co_return;
+        co_await net::pump(relay, local.stream, t.counters->bytes);
     }
     rec.state = exchange_state::closed;
     t.store->changed(rec);
@@ -194,7 +202,7 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
             if (request.is_header_done()) break;
             if (ec && ec != beast::http::error::need_more) co_return false;
         }
-        if (!co_await read_more(relay, in)) {
+        if (!co_await read_more(relay, in, t.counters->bytes.in)) {
             if (local) local->stream.shutdown_send();
             co_return false;
         }
@@ -202,6 +210,7 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
     ++t.metrics->requests;
     auto rec = t.store->begin(t.name, visitor, request.head(),
                               std::string(view(in).substr(0, head_size)));
+    request_tally tally(*t.counters, rec->started);
     in.consume(head_size);
     // The record holds the head: while the local connection opens, no read buffer is held.
     if (in.size() == 0) in.shrink_to_fit();
@@ -217,6 +226,8 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
         if (!socket) {
             spdlog::warn("{}: cannot reach {} for visitor {}: {}", t.name, target.to_string(),
                          core::printable(visitor), socket.error());
+            t.counters->failed(local_failure_of(socket.error()));
+            tally.respond(502);
             finish(*rec, exchange_state::failed, *t.store);
             // The visitor learns which tunnel failed, not where its service lives: the address
             // and the reason are in this client's log and inspector.
@@ -225,7 +236,7 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
                 fmt::format("porthole: tunnel '{}' is up, but its local service is not "
                             "reachable\n",
                             t.public_name));
-            co_await write_all(relay, response);
+            co_await write_all(relay, response, {}, &t.counters->bytes.out);
             relay.shutdown_send();
             co_return false;
         }
@@ -246,7 +257,7 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
         co_return false;
     }
     const bool head_request = request.head().method == "HEAD";
-    http::stream_endpoint from_relay(relay);
+    http::stream_endpoint from_relay(relay, &t.counters->bytes);
     http::stream_endpoint to_local(local->stream);
     http::request_body_result body;
     http::response_result response;
@@ -260,7 +271,9 @@ asio::awaitable<bool> exchange(net::stream& relay, net::io_buffer& in,
     }
     // Closing without a response makes the relay answer 502.
     if (response.state == response_state::none) co_return false;
+    tally.respond(response.status);
     if (response.state == response_state::upgraded && body.done) {
+        tally.done();  // a request's time ends at the 101, not with the upgraded connection
         co_await carry_upgraded(relay, in, *local, *rec, t);
         co_return false;
     }
@@ -323,6 +336,7 @@ asio::awaitable<void> forward_http(net::stream relay_side, std::string visitor, 
             if (ec) break;
             auto [read_ec, n] = co_await relay_side.read_ready(in.prepare(read_chunk));
             in.commit(n);
+            tunnel.counters->bytes.in += n;
             if (read_ec) break;  // the visitor left between requests
         }
         if (!co_await exchange(relay_side, in, local, visitor, tunnel)) break;

@@ -2,6 +2,7 @@
 // The client's side of an HTTP tunnel: reads each request a visitor stream carries, picks the
 // local service by path prefix, forwards request and response exactly as framed, and records
 // both (and, after an upgrade, each WebSocket frame) for the inspector and the terminal view.
+#include "client/client_metrics.hpp"
 #include "config/client_config.hpp"
 #include "net/stream.hpp"
 #include "observe/capture_store.hpp"
@@ -19,6 +20,7 @@ struct http_tunnel {
     observe::tunnel_metrics* metrics = nullptr;
     bool capture = true;  // keep bodies and WebSocket frames, not just heads
     std::chrono::seconds connect_timeout{10};
+    tunnel_counters* counters = nullptr;  // requests, bytes, failures: for /metrics
 };
 
 // Serves one visitor stream until either side ends it.

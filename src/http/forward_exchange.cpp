@@ -124,11 +124,13 @@ bool says_close(std::string_view head) {
 asio::awaitable<bool> stream_endpoint::read_more(net::io_buffer& in) {
     auto [ec, n] = co_await stream_.read_some(in.prepare(net::io_block_size));
     in.commit(n);
+    if (counted_) counted_->in += n;
     co_return !ec;
 }
 
 asio::awaitable<bool> stream_endpoint::write(std::string_view bytes, std::string_view more) {
     auto [ec, n] = co_await stream_.write(asio::buffer(bytes), asio::buffer(more));
+    if (counted_) counted_->out += n;
     co_return !ec;
 }
 

@@ -8,6 +8,7 @@
 #include "http/response_transform.hpp"
 #include "net/io_buffer.hpp"
 #include "net/stream.hpp"
+#include "net/traffic.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -38,10 +39,12 @@ public:
 // Whether a read of `s` would find bytes at once: OpenSSL holds some, or the kernel does.
 bool readable_now(net::stream& s);
 
-// A stream with no deadline of its own (the client's: the relay keeps the deadlines).
+// A stream with no deadline of its own (the client's: the relay keeps the deadlines). With
+// `counted`, what each read and write moved is added to it (in: read, out: written).
 class stream_endpoint final : public forward_endpoint {
 public:
-    explicit stream_endpoint(net::stream& s) : stream_(s) {}
+    explicit stream_endpoint(net::stream& s, net::traffic* counted = nullptr)
+        : stream_(s), counted_(counted) {}
     boost::asio::awaitable<bool> read_more(net::io_buffer& in) override;
     boost::asio::awaitable<bool> write(std::string_view bytes, std::string_view more) override;
     void shutdown_send() override { stream_.shutdown_send(); }
@@ -51,6 +54,7 @@ public:
 
 private:
     net::stream& stream_;
+    net::traffic* counted_;
 };
 
 // A sink that takes every byte and keeps none (a replayed request's response goes nowhere).

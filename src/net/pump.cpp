@@ -72,7 +72,8 @@ constexpr std::size_t slow_read = 16 * 1024;
 
 // Zero-copy forwarding through a pipe: socket -> pipe -> socket, bytes never enter user space.
 // Returns `slowed` (with the pipe empty) when the source has been drained by small reads.
-asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const pipe_pair& pipe) {
+asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const pipe_pair& pipe,
+                                       std::uint64_t& moved) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     constexpr unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
     std::size_t last = buffer_size;
@@ -94,6 +95,7 @@ asio::awaitable<splice_end> splice_all(tcp::socket& from, tcp::socket& to, const
                 ::splice(pipe.read_end(), nullptr, to.native_handle(), nullptr, pending, flags);
             if (m > 0) {
                 pending -= static_cast<std::size_t>(m);
+                moved += static_cast<std::uint64_t>(m);
             } else if (m < 0 && errno == EAGAIN) {
                 auto [ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
                 if (ec) co_return splice_end::error;
@@ -138,7 +140,7 @@ asio::awaitable<got> next_chunk(tcp::socket& from, std::unique_ptr<char[]>& buff
 // A read that fills the whole buffer means the source outpaces this pump: the transfer is bulk
 // and moves to splice() until reads get small again. Request-response traffic (HTTP, idle
 // keep-alive) stays on borrowed buffers and holds no pipe.
-asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
+asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to, std::uint64_t& moved) {
     constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
     error_code ec;
     bool bulk = false;
@@ -146,7 +148,7 @@ asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
         if (bulk) {
             bulk = false;
             if (const pipe_pair pipe; pipe.ok()) {
-                const auto end = co_await splice_all(from, to, pipe);
+                const auto end = co_await splice_all(from, to, pipe, moved);
                 if (end == splice_end::eof) {
                     to.shutdown(tcp::socket::shutdown_send, ec);
                     co_return;
@@ -171,6 +173,7 @@ asio::awaitable<void> one_way(tcp::socket& from, tcp::socket& to) {
         }
         buffers.give(std::move(buffer));
         if (ec) break;
+        moved += n;
         bulk = n == buffer_size;
     }
     // Reset, write failure or cancel: tear down both sides so the other direction ends too.
@@ -194,7 +197,7 @@ private:
 
 // Plain bytes into TLS: the plain side can be waited on without a buffer, so an idle direction
 // holds none; a large read is encrypted and sent as one corked batch.
-asio::awaitable<void> one_way(tcp::socket& from, stream& to) {
+asio::awaitable<void> one_way(tcp::socket& from, stream& to, std::uint64_t& moved) {
     error_code ec;
     for (;;) {
         std::unique_ptr<char[]> buffer;
@@ -213,6 +216,7 @@ asio::awaitable<void> one_way(tcp::socket& from, stream& to) {
         }
         buffers.give(std::move(buffer));
         if (ec) break;
+        moved += n;
     }
     from.close(ec);
     to.close();
@@ -232,9 +236,9 @@ bool more_ready(stream& from) {
 // direction out of TLS keeps a one-record buffer while it waits. When more records are already
 // there (a bulk transfer), they are gathered into a pooled 64 KiB buffer, without waiting, and
 // written at once: one write and one wake-up of the reader instead of one per record.
-asio::awaitable<void> one_way(stream& from, stream& to) {
+asio::awaitable<void> one_way(stream& from, stream& to, std::uint64_t& moved) {
     if (!from.is_tls()) {
-        co_await one_way(from.socket(), to);
+        co_await one_way(from.socket(), to, moved);
         co_return;
     }
     auto first = std::make_unique_for_overwrite<char[]>(tls_record);
@@ -260,6 +264,7 @@ asio::awaitable<void> one_way(stream& from, stream& to) {
             auto [wec, written] = co_await to.write(asio::buffer(bytes, n));
             if (batch) buffers.give(std::move(batch));
             if (wec) break;
+            moved += n;
         }
         if (is_end_of_stream(ec)) {
             to.shutdown_send();
@@ -303,18 +308,28 @@ asio::awaitable<void> pump(stream& a, stream& b, const shaping& s) {
 }
 
 asio::awaitable<void> pump(stream& a, stream& b) {
+    traffic uncounted;
+    co_await pump(a, b, uncounted);
+}
+
+asio::awaitable<void> pump(stream& a, stream& b, traffic& counted) {
     if (!a.is_tls() && !b.is_tls()) {
-        co_await pump(a.socket(), b.socket());
+        co_await pump(a.socket(), b.socket(), counted);
         co_return;
     }
-    co_await (one_way(a, b) && one_way(b, a));
+    co_await (one_way(a, b, counted.in) && one_way(b, a, counted.out));
 }
 
 asio::awaitable<void> pump(tcp::socket& a, tcp::socket& b) {
+    traffic uncounted;
+    co_await pump(a, b, uncounted);
+}
+
+asio::awaitable<void> pump(tcp::socket& a, tcp::socket& b, traffic& counted) {
     boost::system::error_code ec;
     a.non_blocking(true, ec);
     b.non_blocking(true, ec);
-    co_await (one_way(a, b) && one_way(b, a));
+    co_await (one_way(a, b, counted.in) && one_way(b, a, counted.out));
 }
 
 }  // namespace porthole::net

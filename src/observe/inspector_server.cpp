@@ -2,6 +2,7 @@
 
 #include "observe/inspector_page.hpp"
 #include "observe/local_http.hpp"
+#include "observe/prom_text.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -92,6 +93,13 @@ struct inspector_server::impl : std::enable_shared_from_this<impl> {
                            "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src "
                            "'self' 'unsafe-inline'; img-src 'self' data:"},
                           {"X-Frame-Options", "DENY"}};
+            return res;
+        }
+        if (path == "/metrics" && hooks.metrics) {
+            if (req.method != "GET") return error_reply(405, "GET only");
+            reply res;
+            res.body = hooks.metrics();
+            res.content_type = std::string(prom_content_type);
             return res;
         }
         if (path == "/api/tunnels" && req.method == "GET")

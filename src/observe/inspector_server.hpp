@@ -20,6 +20,8 @@ struct inspector_hooks {
     std::function<tl::expected<void, std::string>(const exchange_record& original,
                                                   std::string_view raw)>
         replay;
+    // The client's Prometheus text, served as GET /metrics.
+    std::function<std::string()> metrics;
 };
 
 class inspector_server {

@@ -1,5 +1,7 @@
 #include "observe/process_stats.hpp"
 
+#include "observe/prom_text.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -70,6 +72,31 @@ process_stats read_process_stats() {
     p.pss_bytes = kib_field(rollup, "Pss");
     p.private_bytes = kib_field(rollup, "Private_Clean") + kib_field(rollup, "Private_Dirty");
     return p;
+}
+
+void write_process_metrics(prom_text& out, const process_stats& process) {
+    out.family("porthole_build_info", "gauge", "The running version.");
+    out.sample("porthole_build_info", {{"version", PORTHOLE_VERSION}}, std::uint64_t{1});
+
+    // Each family has one sample, without labels.
+    const auto single = [&out](std::string_view name, std::string_view type,
+                               std::string_view help, auto value) {
+        out.family(name, type, help);
+        out.sample(name, {}, value);
+    };
+    single("process_cpu_seconds_total", "counter", "User and system CPU time spent.",
+           process.cpu_seconds);
+    single("process_open_fds", "gauge", "Open file descriptors.", process.open_fds);
+    single("process_max_fds", "gauge", "The descriptor limit.", process.max_fds);
+    single("process_resident_memory_bytes", "gauge", "Resident memory (VmRSS).",
+           process.resident_bytes);
+    single("process_virtual_memory_bytes", "gauge", "Virtual memory.", process.virtual_bytes);
+    single("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.",
+           process.start_time_seconds);
+    single("porthole_memory_pss_bytes", "gauge",
+           "Proportional set size: shared pages count by their share.", process.pss_bytes);
+    single("porthole_memory_private_bytes", "gauge", "Memory this process alone uses.",
+           process.private_bytes);
 }
 
 }  // namespace porthole::observe

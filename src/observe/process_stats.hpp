@@ -19,4 +19,9 @@ struct process_stats {
 
 process_stats read_process_stats();
 
+class prom_text;
+// porthole_build_info, the process_* families every Prometheus client library writes (so their
+// dashboards work), and PSS and private memory: how the relay's and the client's scrapes end.
+void write_process_metrics(prom_text& out, const process_stats& process);
+
 }  // namespace porthole::observe

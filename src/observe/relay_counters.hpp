@@ -3,9 +3,9 @@
 // class, request durations, bytes, refusals by reason. Only that loop's thread writes them, so no
 // atomics; a scrape reads them (and with several loops, sums their copies). Pure.
 #include "observe/label_slots.hpp"
+#include "observe/request_counts.hpp"
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -13,37 +13,6 @@
 #include <vector>
 
 namespace porthole::observe {
-
-// Status classes: "none" (no response was sent), then 1xx to 5xx.
-inline constexpr std::array<std::string_view, 6> code_classes{"none", "1xx", "2xx",
-                                                              "3xx",  "4xx", "5xx"};
-inline std::size_t code_class(unsigned status) {
-    return status >= 100 && status < 600 ? status / 100 : 0;
-}
-
-// Request duration buckets, seconds: a loopback hop lands in the first, a WAN round trip in the
-// middle, uploads and long polls at the top.
-inline constexpr std::array<double, 14> duration_bounds{0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                        0.05,  0.1,    0.25,  0.5,  1,
-                                                        2.5,   5,      10,    30};
-
-struct duration_histogram {
-    std::array<std::uint64_t, duration_bounds.size() + 1> counts{};
-    std::uint64_t sum_us = 0;  // the sum in whole microseconds, printed as seconds
-
-    void add(std::chrono::microseconds d) {
-        const double seconds = static_cast<double>(d.count()) / 1e6;
-        std::size_t i = 0;
-        while (i < duration_bounds.size() && seconds > duration_bounds[i]) ++i;
-        ++counts[i];
-        sum_us += static_cast<std::uint64_t>(d.count());
-    }
-    std::uint64_t count() const {
-        std::uint64_t n = 0;
-        for (auto c : counts) n += c;
-        return n;
-    }
-};
 
 // Why the relay refused or answered a request, or a connection, itself. A fixed list: the
 // label values of porthole_refusals_total.
@@ -78,11 +47,6 @@ inline std::optional<refusal> policy_refusal(std::string_view type) {
 enum class upstream_failure : std::uint8_t { connect, no_response, timeout, malformed, count_ };
 inline constexpr std::array<std::string_view, 4> upstream_failure_names{"connect", "no_response",
                                                                         "timeout", "malformed"};
-
-struct request_counts {
-    std::array<std::uint64_t, code_classes.size()> by_class{};
-    duration_histogram duration;
-};
 
 struct relay_counters {
     explicit relay_counters(std::uint32_t tunnel_slots, std::size_t sites)

@@ -112,26 +112,7 @@ std::string write_metrics(const observe::relay_counters& counters,
         for (const auto& c : gauges.certificates)
             out.sample("porthole_cert_expiry_timestamp_seconds", {{"name", c.name}}, c.not_after);
     }
-    out.family("porthole_build_info", "gauge", "The running version.");
-    out.sample("porthole_build_info", {{"version", PORTHOLE_VERSION}}, std::uint64_t{1});
-
-    out.family("process_cpu_seconds_total", "counter", "User and system CPU time spent.");
-    out.sample("process_cpu_seconds_total", {}, process.cpu_seconds);
-    out.family("process_open_fds", "gauge", "Open file descriptors.");
-    out.sample("process_open_fds", {}, process.open_fds);
-    out.family("process_max_fds", "gauge", "The descriptor limit.");
-    out.sample("process_max_fds", {}, process.max_fds);
-    out.family("process_resident_memory_bytes", "gauge", "Resident memory (VmRSS).");
-    out.sample("process_resident_memory_bytes", {}, process.resident_bytes);
-    out.family("process_virtual_memory_bytes", "gauge", "Virtual memory.");
-    out.sample("process_virtual_memory_bytes", {}, process.virtual_bytes);
-    out.family("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.");
-    out.sample("process_start_time_seconds", {}, process.start_time_seconds);
-    out.family("porthole_memory_pss_bytes", "gauge",
-               "Proportional set size: shared pages count by their share.");
-    out.sample("porthole_memory_pss_bytes", {}, process.pss_bytes);
-    out.family("porthole_memory_private_bytes", "gauge", "Memory this process alone uses.");
-    out.sample("porthole_memory_private_bytes", {}, process.private_bytes);
+    observe::write_process_metrics(out, process);
     return out.take();
 }
 

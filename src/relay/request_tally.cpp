@@ -50,8 +50,7 @@ request_tally::~request_tally() {
         : route_          ? counters.sites[route_->metric_slot]
         : site_           ? counters.sites[site_->metric_slot]
                           : counters.unrouted;
-    ++counts.by_class[observe::code_class(record.status)];
-    counts.duration.add(took);
+    counts.add(record.status, took);
     record.bytes_in = visitor_.bytes_in - in_.size() - in_at_start_;  // not a pipelined next one
     record.bytes_out = visitor_.bytes_out - out_at_start_;
     counters.bytes_in += record.bytes_in;
