@@ -91,7 +91,10 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
         co_await connection_origin(ctx_, socket, ctx_.cfg.accept_proxy_protocol, "https");
     if (!origin) co_return;
     const visit_guard guard(ctx_, *origin);
-    if (!guard.within_limit) co_return;
+    if (!guard.within_limit) {  // nothing can be said before TLS: the connection just closes
+        ctx_.refused_connection(observe::refusal::connections_per_ip, guard.ip);
+        co_return;
+    }
     // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
     const auto deadline = clock::now() + ctx_.cfg.header_timeout;
     const auto hello = co_await peek_client_hello(socket, deadline);
