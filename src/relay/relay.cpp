@@ -666,7 +666,8 @@ private:
         registry_.for_each_port([&](tunnel& t) {
             if (t.acceptor) t.acceptor->close(ec);
         });
-        ctx_.spawn(finish_shutdown(idle_grace, std::string(goaway)));
+        std::string goaway_text(goaway);  // named: GCC 12 mishandles temporaries in coroutine calls
+        ctx_.spawn(finish_shutdown(idle_grace, std::move(goaway_text)));
     }
 
     asio::awaitable<void> finish_shutdown(std::chrono::seconds idle_grace, std::string goaway) {
