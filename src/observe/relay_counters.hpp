@@ -2,6 +2,7 @@
 // The plain integers one event loop counts as requests finish: requests by label slot and status
 // class, request durations, bytes, refusals by reason. Only that loop's thread writes them, so no
 // atomics; a scrape reads them (and with several loops, sums their copies). Pure.
+#include "net/traffic.hpp"
 #include "observe/label_slots.hpp"
 #include "observe/request_counts.hpp"
 
@@ -55,8 +56,11 @@ struct relay_counters {
     std::vector<request_counts> tunnels;  // by the tunnel label's slot, _other last
     std::vector<request_counts> sites;    // by site, in config order
     request_counts unrouted;              // refused before a route was found
-    std::uint64_t bytes_in = 0;           // from visitors
+    std::uint64_t bytes_in = 0;           // from visitors, of HTTP exchanges
     std::uint64_t bytes_out = 0;          // to visitors
+    // Of connections carried as bytes (TCP tunnels and sites, TLS passthrough, WebSockets and
+    // other upgrades), added by the pump once per system call while they run.
+    net::traffic carried{};
     std::array<std::uint64_t, refusal_names.size()> refusals{};
     std::array<std::uint64_t, upstream_failure_names.size()> upstream_failures{};
     std::uint64_t reconnects = 0;

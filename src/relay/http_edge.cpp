@@ -700,7 +700,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             if (shaping)
                 co_await net::pump(visitor.conn, up->stream.conn, *shaping);
             else
-                co_await net::pump(visitor.conn, up->stream.conn);
+                co_await net::pump(visitor.conn, up->stream.conn, ctx_.counters.carried);
             pool->finish(up->take(), verdict, false);
             up.reset();
             co_return false;

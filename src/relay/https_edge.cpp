@@ -82,7 +82,7 @@ asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::s
         co_return;
     }
     net::stream visitor_stream(std::move(visitor));
-    co_await net::pump(visitor_stream, *stream);
+    co_await net::pump(visitor_stream, *stream, ctx_.counters.carried);
 }
 
 // Counted from accept, before a byte is read: idle sockets count against the address too.

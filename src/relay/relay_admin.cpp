@@ -347,8 +347,8 @@ admin::traffic_totals relay_admin::traffic() const {
     for (const auto& c : counters.tunnels) add(c);
     for (const auto& c : counters.sites) add(c);
     add(counters.unrouted);
-    t.bytes_in = counters.bytes_in;
-    t.bytes_out = counters.bytes_out;
+    t.bytes_in = counters.bytes_in + counters.carried.in;
+    t.bytes_out = counters.bytes_out + counters.carried.out;
     t.sessions = control_.sessions().size();
     return t;
 }

@@ -55,8 +55,10 @@ std::string write_metrics(const observe::relay_counters& counters,
     out.family("porthole_bytes_total", "counter",
                "Bytes of HTTP requests and responses on visitors' connections (in: from "
                "visitors), before TLS.");
-    out.sample("porthole_bytes_total", {{"direction", "in"}}, counters.bytes_in);
-    out.sample("porthole_bytes_total", {{"direction", "out"}}, counters.bytes_out);
+    out.sample("porthole_bytes_total", {{"direction", "in"}},
+               counters.bytes_in + counters.carried.in);
+    out.sample("porthole_bytes_total", {{"direction", "out"}},
+               counters.bytes_out + counters.carried.out);
 
     out.family("porthole_refusals_total", "counter",
                "Requests and connections the relay refused or answered itself, by reason.");

@@ -47,7 +47,7 @@ asio::awaitable<void> tcp_edge::serve_visitor(tcp::socket visitor, std::shared_p
         co_return;
     }
     net::stream visitor_stream(std::move(visitor));
-    co_await net::pump(visitor_stream, *stream);
+    co_await net::pump(visitor_stream, *stream, ctx_.counters.carried);
 }
 
 tl::expected<void, std::string> tcp_edge::listen_sites(
@@ -125,7 +125,7 @@ asio::awaitable<void> tcp_edge::serve_site_visitor(tcp::socket visitor, tcp_site
         co_return;
     }
     net::stream visitor_stream(std::move(visitor));
-    co_await net::pump(visitor_stream, up->stream);
+    co_await net::pump(visitor_stream, up->stream, ctx_.counters.carried);
     // A byte stream has no verdict of its own: the connect succeeding is the member's health.
     pool->finish(std::move(*up), upstream::outcome::ok, false);
 }

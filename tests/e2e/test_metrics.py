@@ -201,3 +201,42 @@ def test_certificate_expiry_times_are_exported(group, tmp_path):
     for name in ("control", "localhost"):
         expiry = sample(text, 'porthole_cert_expiry_timestamp_seconds{name="%s"}' % name)
         assert now + 86400 < expiry < now + 20 * 365 * 86400, (name, expiry)
+
+
+def test_bytes_of_a_tcp_tunnel_are_counted_while_it_runs(group, tmp_path):
+    """porthole_bytes_total counts what TCP tunnels carry too, before the connection ends."""
+    import socket
+    import threading
+    echo = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = echo.accept()
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                conn.sendall(data * 2)  # twice what came in goes back
+    threading.Thread(target=serve, daemon=True).start()
+    relay = group.relay("--metrics-addr", "127.0.0.1:0", "--json")
+    address = metrics_address(relay)
+    tcp = group.agent(relay, "tcp", echo.getsockname()[1])
+    port = int(tcp.ready["url"].rsplit(":", 1)[1])
+
+    def bytes_now():
+        text = scrape(address)
+        return (sample(text, 'porthole_bytes_total{direction="in"}'),
+                sample(text, 'porthole_bytes_total{direction="out"}'))
+    before_in, before_out = bytes_now()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as visitor:
+        visitor.sendall(b"x" * 50_000)
+        got = 0
+        while got < 100_000:
+            got += len(visitor.recv(65536))
+        # Still open: counted as it went, not when the connection ends.
+        wait_until(lambda: bytes_now()[1] - before_out >= 100_000,
+                   message="the bytes sent to the visitor are counted")
+        after_in, after_out = bytes_now()
+    assert after_in - before_in == 50_000, (before_in, after_in)
+    assert after_out - before_out == 100_000, (before_out, after_out)
+    echo.close()
