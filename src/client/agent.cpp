@@ -313,6 +313,9 @@ private:
 
         auto s = std::make_shared<session_state>(std::move(stream), io_.get_executor());
         s->id = welcome->session_id;
+        // The relay numbers tunnels per relay: an id of the last session could name another
+        // tunnel now. Each gets its new id with TUNNEL_OPENED (ids start at 1).
+        for (auto& t : tunnels_) t.tunnel_id = 0;
         // A relay without tokens hands the key over; with tokens, it comes from the token.
         s->data_key = welcome->open_data_key != protocol::key32{}
                           ? welcome->open_data_key
@@ -515,6 +518,14 @@ private:
         counted.done();
         if (!s->closed) open_data_connections(s, 1);
         tunnel_state* t = tunnel_by_id(start->tunnel_id);
+        // A relay may hand a visitor to a pooled connection the instant a tunnel opens (one that
+        // held visitors for its client to come back does), before TUNNEL_OPENED has arrived on
+        // the control connection: wait a moment for it.
+        for (int tries = 0; !t && tries < 200 && !s->closed; ++tries) {
+            asio::steady_timer pause(io_, std::chrono::milliseconds(10));
+            co_await pause.async_wait(use_tuple);
+            t = tunnel_by_id(start->tunnel_id);
+        }
         if (!t) {
             const protocol::message failed = protocol::stream_failed{"unknown tunnel"};
             co_await net::write_frame(stream, failed, connect_timeout);
