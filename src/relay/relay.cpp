@@ -222,6 +222,7 @@ public:
         relay_gauges g;
         control_.read_gauges(g);
         g.visitor_connections = ctx_.active_visitors;
+        if (admin_server_) g.admin_auth_failures = admin_server_->auth_failures();
         if (control_.tls())
             g.certificates.push_back(
                 {"control", net::not_after(  // Asio's native_handle() is not const; it reads

@@ -77,6 +77,10 @@ std::string write_metrics(const observe::relay_counters& counters,
                "Client sessions that took back names or ports a lease or an older session held.");
     out.sample("porthole_reconnects_total", {}, counters.reconnects);
 
+    out.family("porthole_admin_auth_failures_total", "counter",
+               "Requests to the TCP admin listener refused for a missing or wrong token.");
+    out.sample("porthole_admin_auth_failures_total", {}, gauges.admin_auth_failures);
+
     out.family("porthole_config_reloads_total", "counter",
                "Config reloads (SIGHUP, porthole admin reload), by result.");
     out.sample("porthole_config_reloads_total", {{"result", "ok"}}, counters.reloads_ok);

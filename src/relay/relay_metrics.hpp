@@ -31,6 +31,7 @@ struct relay_gauges {
         double not_after = 0;  // seconds since the epoch
     };
     std::vector<certificate> certificates;
+    std::uint64_t admin_auth_failures = 0;  // TCP admin requests without the right token
 };
 
 // `site_labels[i]`: site i's label (its first host).

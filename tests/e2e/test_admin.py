@@ -218,6 +218,9 @@ def test_tcp_needs_the_bearer_token(make_relay, files):
     if within_a_second:
         assert relay_log(relay).count(line) <= 2, relay_log(relay)
     assert call(port, "GET", "/api/clients", token=ADMIN_TOKEN).json()["clients"] == []
+    # the five misses above, in the metrics
+    metrics = call(port, "GET", "/metrics", token=ADMIN_TOKEN).body
+    assert "\nporthole_admin_auth_failures_total 5\n" in metrics, metrics[-2000:]
 
     p = admin_cli("--addr", "127.0.0.1:%d" % port, "--token-file", files / "admin-token", "tokens")
     assert p.returncode == 0 and "first client" in p.stdout, p.stderr
