@@ -2,10 +2,10 @@
 
 #include "config/site_config.hpp"
 #include "core/printable.hpp"
-#include "http/message_head.hpp"
+#include "http/whole_response.hpp"
 #include "net/frame_io.hpp"
 #include "policy/jwt_auth.hpp"
-#include "upstream/backend_connect.hpp"
+#include "upstream/one_request.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,7 +23,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::size_t max_jwks_body = 1024 * 1024;
-constexpr std::size_t max_jwks_head = 64 * 1024;
 constexpr auto connect_timeout = 5s;
 constexpr auto fetch_timeout = 10s;  // connect, request and the whole answer
 constexpr auto first_retry = std::chrono::milliseconds(1s);
@@ -38,31 +37,12 @@ std::string seconds_text(std::chrono::milliseconds d) {
 
 tl::expected<std::optional<std::string>, std::string> fetched_body(std::string_view bytes, bool eof,
                                                                    std::size_t max_body) {
-    http::framer<false> parser(max_jwks_head, false);
-    http::body_capture body;
-    body.limit = max_body;
-    parser.capture_body(&body);
-    boost::beast::error_code ec;
-    std::string_view rest = bytes;
-    while (!parser.is_done()) {
-        const std::size_t used = parser.put(asio::const_buffer(rest.data(), rest.size()), ec);
-        if (ec == boost::beast::http::error::need_more) break;
-        if (ec) return tl::unexpected(fmt::format("a malformed HTTP response ({})", ec.message()));
-        if (parser.is_header_done() && parser.head().status != 200)
-            return tl::unexpected(fmt::format("the server answered {}", parser.head().status));
-        if (body.truncated() || used == 0) break;
-        rest.remove_prefix(used);
-    }
-    ec = {};
-    if (body.truncated())
-        return tl::unexpected(fmt::format("the answer is over {} bytes", max_body));
-    if (!parser.is_done() && eof && parser.is_header_done() && parser.need_eof()) {
-        parser.put_eof(ec);
-        if (ec) return tl::unexpected(fmt::format("a malformed HTTP response ({})", ec.message()));
-    }
-    if (parser.is_done()) return std::optional<std::string>(std::move(body.data));
-    if (eof) return tl::unexpected(std::string("the server closed before its answer was whole"));
-    return std::optional<std::string>();
+    auto got = http::read_whole_response(bytes, eof, max_body);
+    if (!got) return tl::unexpected(got.error());
+    if (!*got) return std::optional<std::string>();
+    if ((*got)->head.status != 200)
+        return tl::unexpected(fmt::format("the server answered {}", (*got)->head.status));
+    return std::optional<std::string>(std::move((*got)->body));
 }
 
 class jwks_fetcher : public std::enable_shared_from_this<jwks_fetcher> {
@@ -149,34 +129,16 @@ private:
 
     // The response body, or why there is none.
     asio::awaitable<tl::expected<std::string, std::string>> fetch() {
-        auto conn = co_await upstream::connect_backend(origin_, addresses_, connect_timeout,
-                                                       tls_ ? &*tls_ : nullptr);
-        if (!conn) co_return tl::unexpected(conn.error());
-        const bool https = origin_.kind == config::upstream_member::scheme::https;
-        const bool default_port = origin_.port == (https ? 443 : 80);
-        const std::string host = origin_.host.find(':') != std::string::npos
-                                     ? fmt::format("[{}]", origin_.host)
-                                     : origin_.host;
-        const std::string request = fmt::format(
-            "GET {} HTTP/1.1\r\nHost: {}{}\r\nAccept: application/jwk-set+json, "
-            "application/json\r\nUser-Agent: porthole/" PORTHOLE_VERSION
-            "\r\nConnection: close\r\n\r\n",
-            target_, host, default_port ? std::string() : fmt::format(":{}", origin_.port));
-        if (auto [ec, n] = co_await conn->write(asio::buffer(request)); ec)
-            co_return tl::unexpected(ec.message());
-        std::string bytes;
-        char buf[16 * 1024];
-        for (;;) {
-            auto [ec, n] = co_await conn->read_some(asio::buffer(buf));
-            bytes.append(buf, n);
-            const bool eof = net::is_end_of_stream(ec);
-            if (ec && !eof) co_return tl::unexpected(ec.message());
-            auto body = fetched_body(bytes, eof, max_jwks_body);
-            if (!body) co_return tl::unexpected(body.error());
-            if (*body) co_return std::move(**body);
-            if (bytes.size() > max_jwks_head + max_jwks_body + 64 * 1024)
-                co_return tl::unexpected(std::string("the answer is too large"));
-        }
+        upstream::one_request_spec spec;
+        spec.target = target_;
+        spec.headers = "Accept: application/jwk-set+json, application/json\r\n";
+        spec.max_body = max_jwks_body;
+        auto got = co_await upstream::one_request(origin_, addresses_, tls_ ? &*tls_ : nullptr,
+                                                  spec, connect_timeout);
+        if (!got) co_return tl::unexpected(got.error());
+        if (got->head.status != 200)
+            co_return tl::unexpected(fmt::format("the server answered {}", got->head.status));
+        co_return std::move(got->body);
     }
 
     std::string url_;
