@@ -180,6 +180,31 @@ CERTIFICATES FOR VISITORS
       string, a directory; default none; --tls-self-signed. Development: keep a local CA there
       (made on first use) and serve certificates signed by it.
 
+AUTOMATIC CERTIFICATES (ACME)
+
+  [acme]
+  email = "ops@example.com"
+      string; default none; --acme-email. The account's contact. [acme] (or the flag) turns it
+      on: the relay gets a certificate from the CA, on demand, the first time a visitor asks
+      for DOMAIN, a site's host or the name of a tunnel a client holds (never for other names).
+      Needs https_addr; DNS of each name must point at this relay.
+  ca = "letsencrypt"
+      string; default "letsencrypt"; --acme-ca. Or "letsencrypt-staging", or a directory URL.
+  ca_root = "/etc/porthole/acme-ca.pem"
+      string, a PEM file; default none; --acme-ca-root. An extra trusted root for the CA's own
+      HTTPS (a private CA).
+  state_dir = "/var/lib/porthole"
+      string, a directory; default $STATE_DIRECTORY or ~/.local/state/porthole; --state-dir.
+      The account key and the certificates (keys 0600), reused after a restart.
+  challenges = ["http-01", "tls-alpn-01"]
+      list; default both, in that order. http-01 is answered on http_addr (port 80 for the
+      CA), tls-alpn-01 on https_addr (port 443).
+  renew_after = 0.667
+      fraction of a certificate's lifetime; default 0.667. When it is renewed.
+  eab_kid = "..."
+  eab_hmac = "..."
+      strings; default none. External Account Binding, for CAs that require it.
+
 CLIENT TRANSPORT
 
   control_tls = "auto"

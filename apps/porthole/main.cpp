@@ -47,6 +47,7 @@ struct server_flags {
     std::string config_file, domain, http_addr, control_addr, tcp_ports, tokens_file;
     std::string control_tls, control_cert, control_key;
     std::string https_addr, tls_self_signed;
+    std::string acme_email, acme_ca, acme_ca_root, state_dir;
     std::string access_log, access_log_format, metrics_addr;
     std::vector<std::string> tls_certs, tls_keys;
     bool redirect_https = false;
@@ -249,6 +250,18 @@ tl::expected<porthole::config::server_config, std::string> build_server_config(
         cfg.tls_keys = f.tls_keys;
     }
     if (cmd.count("--tls-self-signed")) cfg.tls_self_signed_dir = f.tls_self_signed;
+    if (cmd.count("--acme-email") || cmd.count("--acme-ca") || cmd.count("--acme-ca-root") ||
+        cmd.count("--state-dir")) {
+        if (!cfg.acme) cfg.acme.emplace();
+        if (cmd.count("--acme-email")) cfg.acme->email = f.acme_email;
+        if (cmd.count("--acme-ca")) {
+            auto url = porthole::config::acme_directory(f.acme_ca);
+            if (!url) return tl::unexpected("--acme-ca: " + url.error());
+            cfg.acme->ca = *url;
+        }
+        if (cmd.count("--acme-ca-root")) cfg.acme->ca_root = f.acme_ca_root;
+        if (cmd.count("--state-dir")) cfg.acme->state_dir = f.state_dir;
+    }
     if (f.redirect_https) cfg.redirect_https = true;
     if (cmd.count("--control-tls")) cfg.control_tls = f.control_tls;
     if (cmd.count("--control-cert")) cfg.control_cert = f.control_cert;
@@ -559,8 +572,8 @@ int main(int argc, char** argv) {
                        "(default 300; upgraded connections such as WebSockets have none)")
         ->check(CLI::Range(1, 86400));
     server->add_option("--https-addr", sf.https_addr,
-                       "public HTTPS listener HOST:PORT (needs --tls-cert/--tls-key or "
-                       "--tls-self-signed)");
+                       "public HTTPS listener HOST:PORT (needs --tls-cert/--tls-key, "
+                       "--tls-self-signed or --acme-email)");
     server->add_option("--tls-cert", sf.tls_certs,
                        "PEM certificate chain for visitors (e.g. for *.DOMAIN); repeatable, chosen "
                        "by SNI, the first is the default");
@@ -568,6 +581,17 @@ int main(int argc, char** argv) {
     server->add_option("--tls-self-signed", sf.tls_self_signed,
                        "keep a local CA in DIR and serve a certificate for DOMAIN and *.DOMAIN "
                        "signed by it (for development; prints how to trust it)");
+    server->add_option("--acme-email", sf.acme_email,
+                       "get certificates for DOMAIN, its tunnels and sites from an ACME CA (Let's "
+                       "Encrypt by default), on demand; the account's contact address");
+    server->add_option("--acme-ca", sf.acme_ca,
+                       "the ACME CA: letsencrypt (default), letsencrypt-staging or a directory URL");
+    server->add_option("--acme-ca-root", sf.acme_ca_root,
+                       "an extra trusted root (PEM) for the ACME CA's own HTTPS (a private CA)")
+        ->check(CLI::ExistingFile);
+    server->add_option("--state-dir", sf.state_dir,
+                       "where the ACME account and certificates are kept (default "
+                       "$STATE_DIRECTORY or ~/.local/state/porthole)");
     server->add_flag("--redirect-https", sf.redirect_https,
                      "answer plain HTTP with a 308 redirect to https://");
     server->add_option("--control-tls", sf.control_tls,

@@ -442,6 +442,9 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
             });
         } else if (key == "metrics_token_file") {
             result = str().map([&](std::string v) { cfg.metrics_token_file = std::move(v); });
+        } else if (key == "acme") {
+            if (!cfg.acme) cfg.acme.emplace();
+            result = load_acme(node, path, *cfg.acme);
         } else if (key == "access_log") {
             result = load_access_log(node, path).map([&](observe::access_log_settings s) {
                 cfg.access_log = std::move(s);
@@ -470,7 +473,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
                  "accept_proxy_protocol", "metrics_addr", "metrics_token_file",
                  "metrics_tunnel_labels", "access_log", "admin_socket", "admin_addr",
-                 "admin_token", "admin_token_file", "admin_hosts"}));
+                 "admin_token", "admin_token_file", "admin_hosts", "acme"}));
         }
         if (!result) return result;
     }
@@ -560,9 +563,19 @@ tl::expected<void, std::string> validate(const server_config& cfg) {
     if (!cfg.https_addr && (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty()))
         return tl::unexpected(std::string("certificates for visitors need --https-addr"));
     if (cfg.redirect_https && (!cfg.https_addr || (cfg.tls_certs.empty() &&
-                                                   cfg.tls_self_signed_dir.empty())))
+                                                   cfg.tls_self_signed_dir.empty() && !cfg.acme)))
         return tl::unexpected(std::string(
-            "--redirect-https needs --https-addr with --tls-cert/--tls-key or --tls-self-signed"));
+            "--redirect-https needs --https-addr with --tls-cert/--tls-key, --tls-self-signed or "
+            "--acme-email"));
+    if (cfg.acme && !cfg.https_addr)
+        return tl::unexpected(std::string(
+            "acme (--acme-email) gets certificates for visitors' HTTPS: it needs --https-addr "
+            "(443 on a public relay)"));
+    if (cfg.acme && (cfg.domain == "localhost" || cfg.domain.find('.') == std::string::npos))
+        return tl::unexpected(fmt::format(
+            "acme (--acme-email): a CA certifies only public DNS names, and --domain is '{}': "
+            "set --domain to the name whose DNS points at this relay",
+            cfg.domain));
     if (cfg.control_cert.empty() != cfg.control_key.empty())
         return tl::unexpected(std::string("--control-cert and --control-key go together"));
     if (!http::valid_domain(cfg.domain))

@@ -1,5 +1,6 @@
 #pragma once
 // The relay's settings: defaults, TOML file, tokens file, validation. Errors name FILE:LINE.
+#include "config/acme_config.hpp"
 #include "config/endpoint.hpp"
 #include "config/site_config.hpp"
 #include "observe/access_log_settings.hpp"
@@ -71,6 +72,7 @@ struct server_config {
     std::vector<std::string> tls_keys;
     std::string tls_self_signed_dir;  // non-empty: a local CA and *.DOMAIN certificate live here
     bool redirect_https = false;  // plain HTTP answers 308 to https://
+    std::optional<acme_config> acme{};  // certificates from an ACME CA, on demand
 
     // Reverse proxy: [[sites]] by host and path, [[tcp_sites]] by listening address.
     site_set sites;

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <optional>
+#include <string_view>
 
 namespace porthole::net {
 namespace {
@@ -50,28 +51,60 @@ private:
 constexpr std::size_t record_header = 5;
 constexpr std::size_t max_hello = 16 * 1024;
 
-std::optional<std::string> server_name(cursor extensions) {
+struct hello_extensions {
+    std::optional<std::string> name;
+    bool acme_tls = false;
+    bool malformed = false;
+};
+
+bool offers_acme_tls(cursor body) {
+    static constexpr std::string_view acme_tls = "acme-tls/1";
+    cursor list(body.sub(body.u16()));
+    while (list.left() >= 1) {
+        auto protocol = list.sub(list.u8());
+        if (!list.ok()) return false;
+        if (std::string_view(reinterpret_cast<const char*>(protocol.data()), protocol.size()) ==
+            acme_tls)
+            return true;
+    }
+    return false;
+}
+
+std::optional<std::string> host_name(cursor body) {
+    cursor list(body.sub(body.u16()));
+    while (list.left() >= 3) {
+        const unsigned name_type = list.u8();
+        auto name = list.sub(list.u16());
+        if (!list.ok()) return std::nullopt;
+        if (name_type != 0 || name.empty()) continue;
+        std::string host;
+        for (auto c : name) {
+            if (c < 0x21 || c > 0x7e) return std::nullopt;
+            host.push_back(static_cast<char>(std::tolower(c)));
+        }
+        return host;
+    }
+    return std::nullopt;
+}
+
+// server_name (extension 0, RFC 6066) and whether ALPN (16, RFC 7301) offers acme-tls/1.
+hello_extensions read_extensions(cursor extensions) {
+    hello_extensions out;
     while (extensions.left() >= 4) {
         const unsigned type = extensions.u16();
         cursor body(extensions.sub(extensions.u16()));
-        if (!extensions.ok()) return std::nullopt;
-        if (type != 0) continue;  // server_name is extension 0 (RFC 6066)
-        cursor list(body.sub(body.u16()));
-        while (list.left() >= 3) {
-            const unsigned name_type = list.u8();
-            auto name = list.sub(list.u16());
-            if (!list.ok()) return std::nullopt;
-            if (name_type != 0 || name.empty()) continue;
-            std::string host;
-            for (auto c : name) {
-                if (c < 0x21 || c > 0x7e) return std::nullopt;
-                host.push_back(static_cast<char>(std::tolower(c)));
+        if (!extensions.ok()) return out;  // what came before stands
+        if (type == 0 && !out.name) {
+            out.name = host_name(body);
+            if (!out.name) {
+                out.malformed = true;
+                return out;
             }
-            return host;
+        } else if (type == 16) {
+            out.acme_tls = offers_acme_tls(body);
         }
-        return std::nullopt;
     }
-    return std::nullopt;
+    return out;
 }
 
 }  // namespace
@@ -98,9 +131,9 @@ client_hello_sni find_sni(std::span<const std::uint8_t> bytes) {
     if (!hello.ok() || hello.left() < 2) return {status::absent, {}};
     cursor extensions(hello.sub(hello.u16()));
     if (!hello.ok()) return {status::absent, {}};
-    auto name = server_name(extensions);
-    if (!name) return {status::absent, {}};
-    return {status::found, std::move(*name)};
+    auto found = read_extensions(extensions);
+    if (found.malformed || !found.name) return {status::absent, {}};
+    return {status::found, std::move(*found.name), found.acme_tls};
 }
 
 }  // namespace porthole::net

@@ -1,6 +1,7 @@
 #pragma once
 // The server name (SNI) in the first bytes of a TLS connection, read without terminating TLS so
-// the relay can route a passthrough tunnel. Pure: bytes in, verdict out.
+// the relay can route a passthrough tunnel, and whether it is an ACME TLS-ALPN-01 validation.
+// Pure: bytes in, verdict out.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -10,6 +11,7 @@ namespace porthole::net {
 struct client_hello_sni {
     enum class status { need_more, found, absent, not_tls } what;
     std::string name;  // lowercase, when found
+    bool acme_tls = false;  // ALPN offers acme-tls/1 (a TLS-ALPN-01 validation, RFC 8737)
 };
 
 // `bytes` is what the visitor sent so far (the ClientHello may span several TLS records only in

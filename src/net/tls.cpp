@@ -1,5 +1,6 @@
 #include "net/tls.hpp"
 
+#include "core/openssl_owned.hpp"
 #include "protocol/auth.hpp"
 
 #include <fmt/format.h>
@@ -22,24 +23,8 @@ namespace porthole::net {
 namespace {
 
 namespace ssl = boost::asio::ssl;
-
-template <auto Free>
-struct free_with {
-    template <class T>
-    void operator()(T* p) const {
-        Free(p);
-    }
-};
-template <class T, auto Free>
-using owned = std::unique_ptr<T, free_with<Free>>;
-
-std::string openssl_error() {
-    const unsigned long e = ERR_get_error();
-    if (e == 0) return "unknown TLS error";
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    return buf;
-}
+using core::openssl_error;
+using core::owned;
 
 void harden(ssl::context& ctx) {
     ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -209,14 +194,20 @@ tl::expected<std::unique_ptr<https_certificates>, std::string> https_certificate
         auto ca = load_local_ca(self_signed_dir);
         if (!ca) return tl::unexpected(ca.error());
         out->ca_ = std::make_shared<local_ca>(local_ca{std::move(ca->first), std::move(ca->second)});
-        out->domain_ = domain;
         out->ca_file_ = self_signed_dir + "/ca.pem";
         // *.DOMAIN serves most clients; names it cannot cover (one-label domains such as
         // localhost, where clients refuse the wildcard) get their own certificate on first use.
         if (auto ok = out->mint({domain, "*." + domain}); !ok) return tl::unexpected(ok.error());
     }
-    if (out->entries_.size() > 1 || out->ca_)
-        SSL_CTX_set_tlsext_servername_callback(out->context().native_handle(), on_server_name);
+    if (out->entries_.empty()) {
+        auto fallback = make_server_tls("", "", {domain, "*." + domain});
+        if (!fallback) return tl::unexpected(fallback.error());
+        add(std::move(fallback->context));
+        out->fallback_ = true;
+    }
+    out->domain_ = domain;
+    // Always: a certificate_source may be set later.
+    SSL_CTX_set_tlsext_servername_callback(out->context().native_handle(), on_server_name);
     SSL_CTX_set_tlsext_servername_arg(out->context().native_handle(), out.get());
     return out;
 }
@@ -228,6 +219,11 @@ int https_certificates::on_server_name(SSL* ssl, int*, void* arg) {
     std::string host(name);
     for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     auto use = [&](entry& e) { SSL_set_SSL_CTX(ssl, e.context.native_handle()); };
+    if (self->source_)
+        if (SSL_CTX* got = self->source_->context_for(host)) {
+            SSL_set_SSL_CTX(ssl, got);
+            return SSL_TLSEXT_ERR_OK;
+        }
     // Exact names first (minted ones), then wildcards.
     for (auto& e : self->entries_)
         if (std::find(e.names.begin(), e.names.end(), host) != e.names.end()) {
@@ -354,6 +350,45 @@ tl::expected<server_tls, std::string> server_tls_from_pem(const std::string& cer
     return out;
 }
 
+tl::expected<ssl::context, std::string> https_context_from_pem(const std::string& chain_pem,
+                                                              const std::string& key_pem) {
+    ssl::context ctx(ssl::context::tls_server);
+    harden(ctx);
+    SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_http11, nullptr);
+    boost::system::error_code ec;
+    ctx.use_certificate_chain(boost::asio::buffer(chain_pem), ec);
+    if (!ec) ctx.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
+    if (ec || SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+        return tl::unexpected("the certificate does not load: " +
+                              (ec ? ec.message() : openssl_error()));
+    return ctx;
+}
+
+namespace {
+int select_acme_tls(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                    unsigned inlen, void*) {
+    static const unsigned char acme_tls[] = {10, 'a', 'c', 'm', 'e', '-', 't', 'l', 's', '/', '1'};
+    unsigned char* selected = nullptr;
+    if (SSL_select_next_proto(&selected, outlen, acme_tls, sizeof acme_tls, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;  // RFC 8737 section 3: acme-tls/1 or nothing
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+}  // namespace
+
+tl::expected<ssl::context, std::string> acme_challenge_context(const std::string& cert_pem,
+                                                              const std::string& key_pem) {
+    ssl::context ctx(ssl::context::tls_server);
+    harden(ctx);
+    SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_acme_tls, nullptr);
+    boost::system::error_code ec;
+    ctx.use_certificate_chain(boost::asio::buffer(cert_pem), ec);
+    if (!ec) ctx.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
+    if (ec) return tl::unexpected("the challenge certificate does not load: " + ec.message());
+    return ctx;
+}
+
 tl::expected<ssl::context, std::string> make_client_tls(const client_trust& trust) {
     ssl::context ctx(ssl::context::tls_client);
     harden(ctx);
@@ -418,11 +453,22 @@ double not_after(SSL_CTX* ctx) {
     return static_cast<double>(timegm(&tm));
 }
 
+bool https_certificates::covers(const std::string& host) const {
+    if (ca_) return false;  // self-signed is for development: a real certificate is better
+    for (const auto& e : entries_) {
+        if (fallback_ && &e == &entries_.front()) continue;
+        for (const auto& pattern : e.names)
+            if (pattern == host || name_matches(pattern, host)) return true;
+    }
+    return false;
+}
+
 std::vector<std::pair<std::string, double>> https_certificates::expiries() const {
     std::vector<std::pair<std::string, double>> out;
     for (const auto& e : entries_) {
         // Self-signed mode mints one per name visitors ask for: the labels stay bounded.
         if (out.size() == 100) break;
+        if (fallback_ && &e == &entries_.front()) continue;  // made at load, never presented as real
         out.emplace_back(e.names.empty() ? std::string("default") : e.names.front(),
                          not_after(const_cast<boost::asio::ssl::context&>(e.context)
                                        .native_handle()));

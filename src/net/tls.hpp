@@ -30,8 +30,25 @@ tl::expected<std::pair<std::string, std::string>, std::string> pem_of(server_tls
 tl::expected<server_tls, std::string> server_tls_from_pem(const std::string& cert_pem,
                                                           const std::string& key_pem);
 
+// Certificates got while the relay runs (ACME), consulted by SNI before the configured ones.
+class certificate_source {
+public:
+    virtual ~certificate_source() = default;
+    // The context serving `host` (lowercase), or nullptr.
+    virtual SSL_CTX* context_for(const std::string& host) = 0;
+};
+
+// A context for visitors' HTTPS from a PEM chain and key: hardened, ALPN http/1.1.
+tl::expected<boost::asio::ssl::context, std::string> https_context_from_pem(
+    const std::string& chain_pem, const std::string& key_pem);
+// The context a TLS-ALPN-01 challenge is answered with (RFC 8737): ALPN acme-tls/1 only.
+tl::expected<boost::asio::ssl::context, std::string> acme_challenge_context(
+    const std::string& cert_pem, const std::string& key_pem);
+
 // HTTPS for visitors: one context per certificate, picked by SNI (exact or wildcard name), the
-// first as default; ALPN http/1.1.
+// first as default; ALPN http/1.1. With neither certificates nor a self-signed directory, the
+// default is a self-signed certificate for DOMAIN and *.DOMAIN made at load (a fallback for
+// names a certificate_source has nothing for yet).
 class https_certificates {
 public:
     // From PEM chain/key pairs, or from a local CA kept in `self_signed_dir` (made on first use)
@@ -42,6 +59,10 @@ public:
 
     boost::asio::ssl::context& context() { return entries_.front().context; }
     const std::string& ca_file() const { return ca_file_; }  // set for self-signed
+    // Whether a configured certificate (not the fallback, not self-signed) serves `host`.
+    bool covers(const std::string& host) const;
+    // Asked first for every server name; `source` outlives this.
+    void set_source(certificate_source* source) { source_ = source; }
     // Each certificate's first DNS name and when it expires (seconds since the epoch), for
     // the first 100.
     std::vector<std::pair<std::string, double>> expiries() const;
@@ -60,6 +81,8 @@ private:
     std::shared_ptr<local_ca> ca_;
     std::string domain_;
     std::string ca_file_;
+    certificate_source* source_ = nullptr;
+    bool fallback_ = false;  // the default entry is the self-signed fallback
 };
 
 struct client_trust {

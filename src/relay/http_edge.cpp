@@ -1,5 +1,6 @@
 #include "relay/http_edge.hpp"
 
+#include "acme/cert_issuer.hpp"
 #include "http/forward_exchange.hpp"
 #include "http/host_route.hpp"
 #include "http/shaped_endpoint.hpp"
@@ -30,6 +31,8 @@ using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
+
+constexpr std::string_view acme_challenge_path = "/.well-known/acme-challenge/";
 
 // How long a visitor waits for the client of a leased name to come back.
 constexpr auto client_return_wait = 3s;
@@ -356,6 +359,20 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     }
     const std::string& from = behind_proxy ? behind : peer;
     tally.record.visitor = from;
+    // An ACME server validating an HTTP-01 challenge of an order under way: before the HTTPS
+    // redirect (CAs follow it, but the answer is the same) and before any route.
+    if (ctx_.acme && head.method == "GET" && head.target.starts_with(acme_challenge_path)) {
+        const std::string_view token =
+            std::string_view(head.target).substr(acme_challenge_path.size());
+        if (const std::string* answer = ctx_.acme->answers().http_answer(token)) {
+            const std::string response =
+                http::relay_response(200, "OK", *answer, "text/plain");
+            visitor.answered = 200;
+            co_await write_all(visitor, response, 10s);
+            visitor.conn.shutdown_send();
+            co_return false;
+        }
+    }
     if (cfg.redirect_https && !visitor_https && host) {
         const auto colon = host->rfind(':');
         const std::string bare =

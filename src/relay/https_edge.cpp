@@ -1,5 +1,6 @@
 #include "relay/https_edge.hpp"
 
+#include "acme/cert_issuer.hpp"
 #include "http/host_route.hpp"
 #include "net/client_hello.hpp"
 #include "net/frame_io.hpp"
@@ -85,6 +86,18 @@ asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::s
     co_await net::pump(visitor_stream, *stream, ctx_.counters.carried);
 }
 
+// An ACME server validating a TLS-ALPN-01 challenge: the handshake is the whole answer.
+asio::awaitable<void> https_edge::answer_tls_alpn(tcp::socket socket,
+                                                  std::shared_ptr<asio::ssl::context> challenge,
+                                                  clock::time_point deadline) {
+    net::tls_socket tls(std::move(socket), *challenge);
+    auto done =
+        co_await net::within(tls.handshake(net::tls_socket::role::server), deadline - clock::now());
+    if (done && !*done) spdlog::debug("acme: answered a tls-alpn-01 validation");
+    net::stream closing(std::move(tls));
+    closing.close();
+}
+
 // Counted from accept, before a byte is read: idle sockets count against the address too.
 asio::awaitable<void> https_edge::serve(tcp::socket socket) {
     const auto origin =
@@ -98,6 +111,12 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
     // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
     const auto deadline = clock::now() + ctx_.cfg.header_timeout;
     const auto hello = co_await peek_client_hello(socket, deadline);
+    if (hello.what == net::client_hello_sni::status::found && hello.acme_tls && ctx_.acme) {
+        if (auto challenge = ctx_.acme->answers().tls_alpn_context(hello.name)) {
+            co_await answer_tls_alpn(std::move(socket), challenge, deadline);
+            co_return;
+        }
+    }
     if (hello.what == net::client_hello_sni::status::found) {
         if (auto name = http::tunnel_name_for_host(hello.name, ctx_.cfg.domain)) {
             if (auto* group = registry_.local(protocol::tunnel_kind::tls, *name)) {
@@ -109,6 +128,13 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
         }
     }
     if (!ctx_.https || clock::now() >= deadline) co_return;  // a passthrough-only HTTPS port
+    // A name the relay serves but holds no certificate for yet: its order first (bounded by the
+    // handshake's deadline), so this very handshake gets the certificate.
+    if (ctx_.acme && hello.what == net::client_hello_sni::status::found &&
+        !ctx_.https->covers(hello.name)) {
+        const auto wait_until = deadline - std::chrono::seconds(1);
+        co_await ctx_.acme->ensure(hello.name, wait_until);
+    }
     net::tls_socket tls(std::move(socket), ctx_.https->context());
     auto done =
         co_await net::within(tls.handshake(net::tls_socket::role::server), deadline - clock::now());

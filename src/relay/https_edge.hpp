@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <tl/expected.hpp>
 
 namespace porthole::relay {
@@ -27,6 +28,9 @@ public:
 private:
     boost::asio::awaitable<void> accept();
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> answer_tls_alpn(
+        boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> challenge,
+        clock::time_point deadline);
     boost::asio::awaitable<void> pass_through(boost::asio::ip::tcp::socket visitor,
                                               const std::string& from, std::shared_ptr<tunnel> t);
 

@@ -1,9 +1,11 @@
 #include "relay/relay.hpp"
 
+#include "acme/cert_issuer.hpp"
 #include "admin/admin_server.hpp"
 #include "core/heap_trim.hpp"
 #include "core/service_notify.hpp"
 #include "core/fd_channel.hpp"
+#include "http/host_route.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
@@ -81,8 +83,10 @@ class relay {
 public:
     relay(asio::io_context& io, config::server_config& cfg, config_source reload,
           std::vector<std::string> command, std::optional<net::server_tls> tls,
-          std::unique_ptr<net::https_certificates> https)
-        : cfg_(cfg), reload_source_(std::move(reload)), https_(std::move(https)), ctx_(io, cfg, https_.get()),
+          std::unique_ptr<net::https_certificates> https,
+          std::shared_ptr<acme::cert_issuer> acme)
+        : cfg_(cfg), reload_source_(std::move(reload)), https_(std::move(https)),
+          acme_(std::move(acme)), ctx_(io, cfg, https_.get()),
           registry_(cfg.lease_grace, "local"), tcp_(ctx_), tunnels_(ctx_, registry_),
           control_(ctx_, registry_, std::move(tls),
                    [this](std::shared_ptr<tunnel> t) { tcp_.serve_tunnel(std::move(t)); }),
@@ -104,7 +108,10 @@ public:
           reopen_signal_(io, SIGUSR1), reload_signal_(io, SIGHUP),
           sweep_(io),
           upgrader_(io, std::move(command), {[this] { return handoff_state(); },
-                                             [this] { replaced(); }}) {}
+                                             [this] { replaced(); }}) {
+        ctx_.acme = acme_.get();
+        if (https_ && acme_) https_->set_source(acme_.get());
+    }
 
     tl::expected<void, std::string> listen() {
         auto built = ctx_.jwks.add(cfg_.tunnel_policies);
@@ -180,6 +187,10 @@ public:
             for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
         tcp_.start_sites();
         ctx_.jwks.start(ctx_.io.get_executor());
+        if (acme_) {
+            acme_->set_wanted([this](const std::string& name) { return wants_certificate(name); });
+            acme_->start(ctx_.io.get_executor());
+        }
         ctx_.spawn(sweep());
         signals_.async_wait([this](error_code ec, int sig) {
             if (!ec)
@@ -230,6 +241,14 @@ public:
                                     .native_handle())});
         if (https_)
             for (auto& [name, expiry] : https_->expiries()) g.certificates.push_back({name, expiry});
+        if (acme_) {
+            // One label per name: a relay with many tunnels has a certificate for each.
+            for (auto& [name, expiry] : acme_->expiries())
+                if (g.certificates.size() < 200) g.certificates.push_back({name, expiry});
+            const auto& c = acme_->counters();
+            g.acme_orders = std::array<std::uint64_t, 4>{c.issued, c.renewed, c.failed,
+                                                         c.over_budget};
+        }
         std::vector<std::string> site_labels;
         for (const auto& s : sites_->sites()) {
             site_labels.push_back(s->hosts.front());
@@ -294,6 +313,17 @@ private:
         begin_shutdown("upgraded, a new relay serves", "relay upgrading", std::chrono::seconds(1));
     }
 
+    // Whether `name` may get a certificate from the ACME CA: the relay's domain, an exact host of
+    // a site, or the name of an HTTP tunnel a client serves or holds by a lease. Nobody's name
+    // costs no order: a visitor cannot make the relay spend its rate limits on random names.
+    bool wants_certificate(const std::string& name) {
+        if (name == cfg_.domain) return true;
+        if (const auto* site = sites_->find_site(name))
+            return std::find(site->hosts.begin(), site->hosts.end(), name) != site->hosts.end();
+        const auto tunnel = http::tunnel_name_for_host(name, cfg_.domain);
+        return tunnel && (tunnels_.serving(*tunnel) || registry_.name_held(*tunnel, clock::now()));
+    }
+
     // What `systemctl status` shows once the relay serves.
     std::string status_text() const {
         const auto http = http_.local_endpoint();
@@ -328,11 +358,13 @@ private:
         if (!built) return tl::unexpected(built.error());
         // Certificates, read again: a renewed file under the same path is the usual change.
         std::unique_ptr<net::https_certificates> https;
-        if (next.https_addr && (!next.tls_certs.empty() || !next.tls_self_signed_dir.empty())) {
+        if (next.https_addr &&
+            (!next.tls_certs.empty() || !next.tls_self_signed_dir.empty() || next.acme)) {
             auto loaded = net::https_certificates::load(next.tls_certs, next.tls_keys,
                                                         next.tls_self_signed_dir, next.domain);
             if (!loaded) return tl::unexpected(loaded.error());
             https = std::move(*loaded);
+            if (acme_) https->set_source(acme_.get());
         }
         std::optional<net::server_tls> control_tls;
         if (control_.tls() && !(next.control_cert.empty() && cfg_.control_cert.empty())) {
@@ -645,6 +677,7 @@ private:
                         std::chrono::seconds idle_grace) {
         if (ctx_.draining) return;
         ctx_.draining = true;
+        if (acme_) acme_->stop();
         core::notify_stopping("draining");
         spdlog::info("{}: draining (up to {} s)", why, cfg_.shutdown_timeout.count());
         signals_.async_wait([this](error_code ec, int) {
@@ -703,6 +736,7 @@ private:
     config_source reload_source_;
     std::uint64_t generation_ = 1;
     std::unique_ptr<net::https_certificates> https_;  // set when visitors may use HTTPS
+    std::shared_ptr<acme::cert_issuer> acme_;  // set when certificates come from an ACME CA
     // Sets a reload replaced, with when: SNI callbacks of handshakes under way may read them.
     std::vector<std::pair<clock::time_point, std::unique_ptr<net::https_certificates>>>
         retired_https_;
@@ -772,15 +806,30 @@ int run(config::server_config cfg, config_source reload, start_options start) {
         tls.emplace(std::move(*made));
     }
     std::unique_ptr<net::https_certificates> https;
-    if (cfg.https_addr && (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty())) {
+    if (cfg.https_addr &&
+        (!cfg.tls_certs.empty() || !cfg.tls_self_signed_dir.empty() || cfg.acme)) {
         auto loaded = net::https_certificates::load(cfg.tls_certs, cfg.tls_keys,
                                                     cfg.tls_self_signed_dir, cfg.domain);
         if (!loaded) return refuse(loaded.error());
         https = std::move(*loaded);
     }
+    std::shared_ptr<acme::cert_issuer> acme;
+    if (cfg.acme) {
+        acme::issuer_settings settings;
+        settings.client = acme::client_settings{cfg.acme->email, cfg.acme->ca,
+                                                cfg.acme->challenges, cfg.acme->eab_kid,
+                                                cfg.acme->eab_hmac};
+        settings.state_dir = cfg.acme->state_dir.empty() ? config::default_state_dir()
+                                                         : cfg.acme->state_dir;
+        settings.ca_root = cfg.acme->ca_root;
+        settings.renew_after = cfg.acme->renew_after;
+        auto made = acme::cert_issuer::make(std::move(settings));
+        if (!made) return refuse(made.error());
+        acme = std::move(*made);
+    }
     relay_io io;
     relay r(io, cfg, std::move(reload), std::move(start.command), std::move(tls),
-            std::move(https));
+            std::move(https), std::move(acme));
     r.adopt(given);
     if (auto ok = r.listen(); !ok) return refuse(ok.error());
     if (start.takeover) core::notify_main_pid();  // before READY=1: this is the unit's process now

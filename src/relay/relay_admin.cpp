@@ -132,6 +132,16 @@ json config_document(const config::server_config& cfg) {
         {"tls_certificates", std::move(tls_certificates)},
         {"tls_self_signed_dir", cfg.tls_self_signed_dir},
         {"redirect_https", cfg.redirect_https},
+        {"acme", cfg.acme ? json{{"email", cfg.acme->email},
+                                 {"ca", cfg.acme->ca},
+                                 {"ca_root", cfg.acme->ca_root},
+                                 {"state_dir", cfg.acme->state_dir},
+                                 {"challenges", cfg.acme->challenges},
+                                 {"renew_after", cfg.acme->renew_after},
+                                 {"eab_kid", cfg.acme->eab_kid},
+                                 {"eab_hmac", cfg.acme->eab_hmac.empty() ? json(nullptr)
+                                                                         : json(redacted)}}
+                          : json(nullptr)},
         {"trusted_proxies", cfg.trusted_proxies},
         {"accept_proxy_protocol", cfg.accept_proxy_protocol},
         {"admin_socket", cfg.admin_socket.value_or("")},

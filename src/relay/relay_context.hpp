@@ -28,6 +28,10 @@
 #include <string>
 #include <unordered_map>
 
+namespace porthole::acme {
+class cert_issuer;
+}
+
 namespace porthole::relay {
 
 struct relay_context;
@@ -91,6 +95,7 @@ struct relay_context {
     boost::asio::io_context& io;
     const config::server_config& cfg;
     net::https_certificates* https;  // set when visitors may use HTTPS
+    acme::cert_issuer* acme = nullptr;  // set when certificates come from an ACME CA
     net::network_list trusted_proxies;  // load balancers whose forwarded addresses are believed
     std::uint16_t http_port = 0;
     std::uint16_t https_port = 0;  // 0: no HTTPS listener (TLS tunnels are refused)

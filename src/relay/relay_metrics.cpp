@@ -81,6 +81,16 @@ std::string write_metrics(const observe::relay_counters& counters,
                "Requests to the TCP admin listener refused for a missing or wrong token.");
     out.sample("porthole_admin_auth_failures_total", {}, gauges.admin_auth_failures);
 
+    if (gauges.acme_orders) {
+        out.family("porthole_acme_orders_total", "counter",
+                   "ACME certificate orders by result: issued (a name's first), renewed, failed, "
+                   "over_budget (refused to stay within the CA's rate limits).");
+        const char* results[] = {"issued", "renewed", "failed", "over_budget"};
+        for (std::size_t i = 0; i < 4; ++i)
+            out.sample("porthole_acme_orders_total", {{"result", results[i]}},
+                       (*gauges.acme_orders)[i]);
+    }
+
     out.family("porthole_config_reloads_total", "counter",
                "Config reloads (SIGHUP, porthole admin reload), by result.");
     out.sample("porthole_config_reloads_total", {{"result", "ok"}}, counters.reloads_ok);

@@ -6,6 +6,7 @@
 #include "observe/relay_counters.hpp"
 
 #include <array>
+#include <optional>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -32,6 +33,8 @@ struct relay_gauges {
     };
     std::vector<certificate> certificates;
     std::uint64_t admin_auth_failures = 0;  // TCP admin requests without the right token
+    // ACME orders by result: issued, renewed, failed, over_budget; written when ACME is on.
+    std::optional<std::array<std::uint64_t, 4>> acme_orders{};
 };
 
 // `site_labels[i]`: site i's label (its first host).

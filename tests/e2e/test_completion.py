@@ -446,10 +446,16 @@ def test_help_server_config_names_every_relay_key():
     assert {"domain", "tokens", "max_header_bytes", "max_unauthenticated", "cert", "key"} <= keys
     text = run("help", "server-config").stdout
     tables = {"tls_certificates", "sites", "tcp_sites"}
-    missing = sorted(k for k in keys - tables - {"tunnel_policy", "policies"}
+    missing = sorted(k for k in keys - tables - {"tunnel_policy", "policies", "acme"}
                      if not documented(k, text))
     assert not missing, "not in `porthole help server-config`: %s" % missing
     assert "[tunnel_policy]" in text and "[[tunnel_policy.policies]]" in text
+    assert "[acme]" in text
+    acme_source = (REPO / "src" / "config" / "acme_config.cpp").read_text()
+    acme_keys = set(re.findall(r'key == "(\w+)"', acme_source))
+    assert {"email", "ca", "challenges", "renew_after"} <= acme_keys
+    missing = sorted(k for k in acme_keys if not documented(k, text))
+    assert not missing, "[acme] keys not in `porthole help server-config`: %s" % missing
     for table in tables | {"sites.routes"}:
         assert "[[%s]]" % table in text, table
 

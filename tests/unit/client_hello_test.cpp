@@ -21,8 +21,20 @@ void put16(std::vector<std::uint8_t>& v, std::size_t n) {
 }
 
 // A minimal TLS 1.2/1.3-style ClientHello record, with a server_name extension when `sni` is set.
-std::vector<std::uint8_t> client_hello(const std::string& sni) {
+std::vector<std::uint8_t> client_hello(const std::string& sni,
+                                       const std::vector<std::string>& alpn = {}) {
     std::vector<std::uint8_t> ext;
+    if (!alpn.empty()) {
+        std::vector<std::uint8_t> list;
+        for (const auto& p : alpn) {
+            list.push_back(static_cast<std::uint8_t>(p.size()));
+            for (char c : p) list.push_back(static_cast<std::uint8_t>(c));
+        }
+        put16(ext, 16);  // application_layer_protocol_negotiation, before the name
+        put16(ext, list.size() + 2);
+        put16(ext, list.size());
+        append(ext, list);
+    }
     if (!sni.empty()) {
         put16(ext, 0);  // server_name
         put16(ext, sni.size() + 5);
@@ -65,6 +77,18 @@ TEST(FindSni, FindsTheNameLowercased) {
     auto r = find_sni(hello);
     EXPECT_EQ(r.what, status::found);
     EXPECT_EQ(r.name, "svc.example.com");
+}
+
+TEST(FindSni, SeesAnAcmeTlsAlpnValidation) {
+    auto r = find_sni(client_hello("a.example.com", {"acme-tls/1"}));
+    EXPECT_EQ(r.what, status::found);
+    EXPECT_EQ(r.name, "a.example.com");
+    EXPECT_TRUE(r.acme_tls);
+    r = find_sni(client_hello("a.example.com", {"h2", "http/1.1"}));
+    EXPECT_EQ(r.what, status::found);
+    EXPECT_FALSE(r.acme_tls);
+    EXPECT_FALSE(find_sni(client_hello("a.example.com", {"acme-tls/12"})).acme_tls);
+    EXPECT_FALSE(find_sni(client_hello("a.example.com")).acme_tls);
 }
 
 TEST(FindSni, EveryPrefixNeedsMore) {

@@ -1,0 +1,155 @@
+"""Automatic HTTPS: certificates from a real ACME server (Pebble), on demand, for tunnel names the
+relay serves; HTTP-01 and TLS-ALPN-01; stored and reused; renewed without a failed request."""
+import re
+import threading
+
+from acme_ca import Pebble, certificate_text, served_certificate
+from helpers import BIN, curl, free_port, wait_until
+from test_metrics import metrics_address
+
+DOMAIN = "porthole.test"
+
+
+def acme_relay(group, tmp_path, pebble, *extra, challenges=("http-01", "tls-alpn-01"),
+               renew_after=None, state="state"):
+    config = tmp_path / "relay.toml"
+    lines = ["[acme]", 'challenges = [%s]' % ", ".join('"%s"' % c for c in challenges)]
+    if renew_after is not None:
+        lines.append("renew_after = %r" % renew_after)
+    config.write_text("\n".join(lines) + "\n")
+    relay = group.relay("--config", config, "--https-addr", "127.0.0.1:%d" % pebble.tls_port,
+                        "--acme-email", "ops@porthole.test", "--acme-ca", pebble.directory,
+                        "--acme-ca-root", pebble.tls_cert, "--state-dir", tmp_path / state,
+                        "--metrics-addr", "127.0.0.1:0", "--json", *extra,
+                        http_port=pebble.http_port, domain=DOMAIN)
+    relay.https_port = pebble.tls_port
+    return relay
+
+
+def https_url(relay, name):
+    return "https://%s.%s:%d" % (name, DOMAIN, relay.https_port)
+
+
+def acme_orders(relay):
+    text = curl("http://%s/metrics" % metrics_address(relay)).text
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^porthole_acme_orders_total\{result="(\w+)"\} (\d+)$', text, re.M)}
+
+
+def new_pebble(group, tmp_path, name="pebble"):
+    return Pebble(group, tmp_path / name, http_port=free_port(), tls_port=free_port())
+
+
+def test_http01_certificate_on_demand_for_a_live_tunnel_only(group, origin, tmp_path):
+    pebble = new_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",))
+    group.agent(relay, "http", origin.port, "--subdomain", "app")
+    root = pebble.root(tmp_path / "root.pem")
+    # The first visitor's handshake waits for the order and gets the new certificate.
+    r = curl(https_url(relay, "app") + "/", "--cacert", root)
+    assert r.status == 200 and r.body == b"hello from origin\n", (r, relay.proc.describe())
+    cert = certificate_text(served_certificate(relay.https_port, "app." + DOMAIN))
+    assert "Pebble" in cert and "DNS:app.porthole.test" in cert, cert
+    assert acme_orders(relay)["issued"] == 1
+    assert pebble.orders() == 1
+    # A name nobody holds costs no order: the visitor gets the fallback certificate.
+    r = curl(https_url(relay, "nobody") + "/", "--cacert", root)
+    assert r.returncode != 0, r
+    assert pebble.orders() == 1
+    assert acme_orders(relay)["issued"] == 1
+    # Later visitors are served from the installed certificate: no second order.
+    for _ in range(3):
+        assert curl(https_url(relay, "app") + "/", "--cacert", root).status == 200
+    assert pebble.orders() == 1
+
+
+def test_tls_alpn01_and_restart_reuses_the_stored_certificate(group, origin, tmp_path):
+    pebble = new_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("tls-alpn-01",))
+    group.agent(relay, "http", origin.port, "--subdomain", "alpn")
+    root = pebble.root(tmp_path / "root.pem")
+    r = curl(https_url(relay, "alpn") + "/", "--cacert", root)
+    assert r.status == 200, (r, relay.proc.describe())
+    first = served_certificate(relay.https_port, "alpn." + DOMAIN)
+    key_files = list((tmp_path / "state" / "acme").rglob("*.key"))
+    assert key_files and all(f.stat().st_mode & 0o077 == 0 for f in key_files), key_files
+    # A restarted relay serves the stored certificate: Pebble takes no new order.
+    relay.restart()
+    wait_until(lambda: curl(https_url(relay, "alpn") + "/", "--cacert", root).status == 200,
+               timeout=15, message="the reconnected tunnel should serve the stored certificate")
+    assert served_certificate(relay.https_port, "alpn." + DOMAIN) == first
+    assert pebble.orders() == 1
+    assert acme_orders(relay).get("issued", 0) == 0
+
+
+def test_renewal_swaps_the_certificate_without_a_failed_request(group, origin, tmp_path):
+    pebble = new_pebble(group, tmp_path)
+    # Pebble's certificates live for years: a tiny fraction makes the renewal due in seconds.
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",), renew_after=2e-8)
+    group.agent(relay, "http", origin.port, "--subdomain", "renew")
+    root = pebble.root(tmp_path / "root.pem")
+    assert curl(https_url(relay, "renew") + "/", "--cacert", root).status == 200
+    first = served_certificate(relay.https_port, "renew." + DOMAIN)
+    failures = []
+    stop = threading.Event()
+
+    def visit():
+        while not stop.is_set():
+            r = curl(https_url(relay, "renew") + "/", "--cacert", root, timeout=10)
+            if r.status != 200:
+                failures.append(r)
+
+    visitors = [threading.Thread(target=visit) for _ in range(2)]
+    for v in visitors:
+        v.start()
+    try:
+        wait_until(lambda: acme_orders(relay).get("renewed", 0) >= 1, timeout=30,
+                   message="the certificate should be renewed")
+        wait_until(lambda: served_certificate(relay.https_port, "renew." + DOMAIN) != first,
+                   timeout=10, message="the renewed certificate should be served")
+    finally:
+        stop.set()
+        for v in visitors:
+            v.join()
+    assert not failures, failures[:3]
+
+
+def test_ca_unreachable_keeps_serving_and_retries(group, origin, tmp_path):
+    pebble = new_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",))
+    group.agent(relay, "http", origin.port, "--subdomain", "kept")
+    group.agent(relay, "http", origin.port, "--subdomain", "later")
+    root = pebble.root(tmp_path / "root.pem")
+    assert curl(https_url(relay, "kept") + "/", "--cacert", root).status == 200
+    pebble.stop()
+    # The certificate it has keeps serving; a new name gets the fallback, and the failure is
+    # logged with when the relay tries again.
+    assert curl(https_url(relay, "kept") + "/", "--cacert", root).status == 200
+    assert curl(https_url(relay, "later") + "/", "--cacert", root).returncode != 0
+    wait_until(lambda: acme_orders(relay).get("failed", 0) >= 1, timeout=10)
+    assert "no certificate for later.porthole.test" in relay.proc.stderr_text()
+    assert "trying again" in relay.proc.stderr_text()
+    assert relay.proc.alive()
+    # Plain HTTP is not affected.
+    assert curl(relay.url("later") + "/").status == 200
+
+
+def test_acme_flag_errors(group, tmp_path):
+    def fails(*args):
+        p = group.spawn("relay", [BIN, "server", "--http-addr", "127.0.0.1:%d" % free_port(),
+                                  "--control-addr", "127.0.0.1:%d" % free_port(), *args])
+        assert p.wait_exit(10) == 2
+        return p.stderr_text()
+
+    assert "needs --https-addr" in fails("--domain", DOMAIN, "--acme-email", "a@b.test")
+    assert "public DNS names" in fails("--https-addr", "127.0.0.1:%d" % free_port(),
+                                       "--acme-email", "a@b.test")
+    assert "letsencrypt-staging" in fails("--domain", DOMAIN, "--https-addr",
+                                          "127.0.0.1:%d" % free_port(), "--acme-ca", "http://x")
+    config = tmp_path / "bad.toml"
+    config.write_text('[acme]\nemail = "a@b.test"\nchallenges = ["dns-01"]\n')
+    out = fails("--config", config, "--domain", DOMAIN, "--https-addr",
+                "127.0.0.1:%d" % free_port())
+    assert "bad.toml:3" in out and "dns-01" in out, out
+    config.write_text('[acme]\nemal = "a@b.test"\n')
+    assert "did you mean 'email'" in fails("--config", config)
