@@ -204,6 +204,17 @@ AUTOMATIC CERTIFICATES (ACME)
   eab_kid = "..."
   eab_hmac = "..."
       strings; default none. External Account Binding, for CAs that require it.
+  dns = { rfc2136 = { server = "ns1.example.com:53", zone = "example.com",
+          tsig_name = "acme", tsig_alg = "hmac-sha256", tsig_secret = "BASE64" } }
+      table; default none. DNS-01 by RFC 2136 updates signed with TSIG (BIND, Knot, PowerDNS).
+      With dns or dns_hook, DOMAIN and *.DOMAIN are one certificate, ordered at start: every
+      tunnel is served by it, with no order per name. Adds dns-01 to challenges.
+  dns_hook = "/usr/local/bin/acme-dns"
+      string, a command; default none. DNS-01 through any provider's tool: run as
+      HOOK add|remove _acme-challenge.NAME VALUE; exit status 0 is success.
+  dns_wait = "30s"
+      duration; default 0. Time for secondaries to catch up after publishing, before the CA
+      looks.
 
 CLIENT TRANSPORT
 

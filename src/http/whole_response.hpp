@@ -13,7 +13,7 @@ namespace porthole::http {
 
 struct whole_response {
     message_head head;  // status and header fields
-    std::string body;  // decoded
+    std::string body;   // decoded
 };
 
 // From `bytes`, all that arrived (`eof`: the server has closed): nullopt while more are needed;

@@ -823,6 +823,8 @@ int run(config::server_config cfg, config_source reload, start_options start) {
                                                          : cfg.acme->state_dir;
         settings.ca_root = cfg.acme->ca_root;
         settings.renew_after = cfg.acme->renew_after;
+        settings.dns = cfg.acme->dns;
+        settings.domain = cfg.domain;
         auto made = acme::cert_issuer::make(std::move(settings));
         if (!made) return refuse(made.error());
         acme = std::move(*made);

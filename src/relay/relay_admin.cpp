@@ -140,7 +140,16 @@ json config_document(const config::server_config& cfg) {
                                  {"renew_after", cfg.acme->renew_after},
                                  {"eab_kid", cfg.acme->eab_kid},
                                  {"eab_hmac", cfg.acme->eab_hmac.empty() ? json(nullptr)
-                                                                         : json(redacted)}}
+                                                                         : json(redacted)},
+                                 {"dns_hook", cfg.acme->dns ? cfg.acme->dns->hook : ""},
+                                 {"dns_rfc2136",
+                                  cfg.acme->dns && cfg.acme->dns->rfc2136
+                                      ? json{{"server", cfg.acme->dns->rfc2136->server},
+                                             {"zone", cfg.acme->dns->rfc2136->zone},
+                                             {"tsig_name", cfg.acme->dns->rfc2136->tsig_name},
+                                             {"tsig_alg", cfg.acme->dns->rfc2136->tsig_alg},
+                                             {"tsig_secret", redacted}}
+                                      : json(nullptr)}}
                           : json(nullptr)},
         {"trusted_proxies", cfg.trusted_proxies},
         {"accept_proxy_protocol", cfg.accept_proxy_protocol},

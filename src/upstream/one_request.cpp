@@ -17,11 +17,11 @@ asio::awaitable<tl::expected<http::whole_response, std::string>> one_request(
     const bool default_port = origin.port == (https ? 443 : 80);
     const std::string host =
         origin.host.find(':') != std::string::npos ? fmt::format("[{}]", origin.host) : origin.host;
-    std::string request = fmt::format(
-        "{} {} HTTP/1.1\r\nHost: {}{}\r\nUser-Agent: porthole/" PORTHOLE_VERSION
-        "\r\n{}Connection: close\r\n",
-        spec.method, spec.target, host,
-        default_port ? std::string() : fmt::format(":{}", origin.port), spec.headers);
+    std::string request =
+        fmt::format("{} {} HTTP/1.1\r\nHost: {}{}\r\nUser-Agent: porthole/" PORTHOLE_VERSION
+                    "\r\n{}Connection: close\r\n",
+                    spec.method, spec.target, host,
+                    default_port ? std::string() : fmt::format(":{}", origin.port), spec.headers);
     if (!spec.body.empty() || spec.method == "POST")
         request += fmt::format("Content-Length: {}\r\n", spec.body.size());
     request += "\r\n";

@@ -3,7 +3,7 @@ relay serves; HTTP-01 and TLS-ALPN-01; stored and reused; renewed without a fail
 import re
 import threading
 
-from acme_ca import Pebble, certificate_text, served_certificate
+from acme_ca import Knot, Pebble, certificate_text, distinct_ports, served_certificate
 from helpers import BIN, curl, free_port, wait_until
 from test_metrics import metrics_address
 
@@ -11,9 +11,10 @@ DOMAIN = "porthole.test"
 
 
 def acme_relay(group, tmp_path, pebble, *extra, challenges=("http-01", "tls-alpn-01"),
-               renew_after=None, state="state"):
+               renew_after=None, state="state", acme_lines=()):
     config = tmp_path / "relay.toml"
     lines = ["[acme]", 'challenges = [%s]' % ", ".join('"%s"' % c for c in challenges)]
+    lines += list(acme_lines)
     if renew_after is not None:
         lines.append("renew_after = %r" % renew_after)
     config.write_text("\n".join(lines) + "\n")
@@ -37,7 +38,8 @@ def acme_orders(relay):
 
 
 def new_pebble(group, tmp_path, name="pebble"):
-    return Pebble(group, tmp_path / name, http_port=free_port(), tls_port=free_port())
+    http_port, tls_port = distinct_ports(2)
+    return Pebble(group, tmp_path / name, http_port=http_port, tls_port=tls_port)
 
 
 def test_http01_certificate_on_demand_for_a_live_tunnel_only(group, origin, tmp_path):
@@ -134,6 +136,73 @@ def test_ca_unreachable_keeps_serving_and_retries(group, origin, tmp_path):
     assert curl(relay.url("later") + "/").status == 200
 
 
+def dns_pebble(group, tmp_path):
+    knot = Knot(group, tmp_path / "knot", DOMAIN)
+    http_port, tls_port = distinct_ports(2)
+    pebble = Pebble(group, tmp_path / "pebble", http_port=http_port, tls_port=tls_port,
+                    dns_server=knot.server)
+    return knot, pebble
+
+
+def many_tunnels(group, relay, origin, tmp_path, count):
+    config = tmp_path / "tunnels.toml"
+    config.write_text("".join(
+        '[tunnels.t%d]\ntype = "http"\ntarget = %d\nsubdomain = "t%d"\n' % (i, origin.port, i)
+        for i in range(count)))
+    client = group.spawn("agent-start", [BIN, "start", "--all", "--config", config, "--server",
+                                         relay.server, "--json", "--inspect=false"])
+    wait_until(lambda: sum(1 for e in client.events if e.get("event") == "ready") == count,
+               timeout=30, message="every tunnel should be ready")
+    return client
+
+
+def test_dns01_wildcard_serves_fifty_tunnels_with_one_order(group, origin, tmp_path):
+    knot, pebble = dns_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("dns-01",), acme_lines=[
+        'dns = { rfc2136 = { server = "%s", zone = "%s", tsig_name = "%s", '
+        'tsig_alg = "hmac-sha256", tsig_secret = "%s" } }'
+        % (knot.server, DOMAIN, knot.key_name, knot.secret)])
+    root = pebble.root(tmp_path / "root.pem")
+    # Ordered at start, before any visitor: DOMAIN and *.DOMAIN in one certificate.
+    wait_until(lambda: acme_orders(relay).get("issued", 0) == 1, timeout=30,
+               message="the wildcard certificate should be issued at start\n%s"
+               % relay.proc.describe())
+    many_tunnels(group, relay, origin, tmp_path, 50)
+    for i in range(50):
+        r = curl(https_url(relay, "t%d" % i) + "/", "--cacert", root)
+        assert r.status == 200 and r.body == b"hello from origin\n", (i, r)
+    cert = certificate_text(served_certificate(relay.https_port, "t7." + DOMAIN))
+    assert "DNS:*.porthole.test" in cert and "DNS:porthole.test" in cert, cert
+    assert pebble.orders() == 1
+    assert acme_orders(relay)["issued"] == 1
+    # The challenge's TXT records were removed once the CA had checked them.
+    assert not knot.txt("_acme-challenge." + DOMAIN)
+
+
+def test_dns_hook_publishes_through_an_operator_command(group, origin, tmp_path):
+    knot, pebble = dns_pebble(group, tmp_path)
+    hook = knot.hook_script(tmp_path / "dns-hook")
+    relay = acme_relay(group, tmp_path, pebble, challenges=("dns-01",),
+                       acme_lines=['dns_hook = "%s"' % hook])
+    group.agent(relay, "http", origin.port, "--subdomain", "hooked")
+    root = pebble.root(tmp_path / "root.pem")
+    wait_until(lambda: curl(https_url(relay, "hooked") + "/", "--cacert", root).status == 200,
+               timeout=30, message="the wildcard should serve the tunnel\n%s" % relay.proc.describe())
+    assert pebble.orders() == 1
+    assert not knot.txt("_acme-challenge." + DOMAIN)
+
+
+def test_dns01_with_a_wrong_tsig_secret_says_why(group, origin, tmp_path):
+    knot, pebble = dns_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("dns-01",), acme_lines=[
+        'dns = { rfc2136 = { server = "%s", zone = "%s", tsig_name = "%s", tsig_secret = "%s" } }'
+        % (knot.server, DOMAIN, knot.key_name, "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldA==")])
+    wait_until(lambda: "refused TSIG key acme" in relay.proc.stderr_text(), timeout=30,
+               message="the refusal should be logged\n%s" % relay.proc.describe())
+    assert "d3Jvbmcg" not in relay.proc.stderr_text()  # the secret is never logged
+    assert acme_orders(relay).get("failed", 0) >= 1
+
+
 def test_acme_flag_errors(group, tmp_path):
     def fails(*args):
         p = group.spawn("relay", [BIN, "server", "--http-addr", "127.0.0.1:%d" % free_port(),
@@ -150,6 +219,10 @@ def test_acme_flag_errors(group, tmp_path):
     config.write_text('[acme]\nemail = "a@b.test"\nchallenges = ["dns-01"]\n')
     out = fails("--config", config, "--domain", DOMAIN, "--https-addr",
                 "127.0.0.1:%d" % free_port())
-    assert "bad.toml:3" in out and "dns-01" in out, out
+    assert "bad.toml:1" in out and "dns_hook" in out and "rfc2136" in out, out
+    config.write_text('[acme]\ndns = { rfc2136 = { server = "127.0.0.1", zone = "x" } }\n')
+    out = fails("--config", config, "--domain", DOMAIN, "--https-addr",
+                "127.0.0.1:%d" % free_port())
+    assert "bad.toml:2" in out and "tsig_name" in out, out
     config.write_text('[acme]\nemal = "a@b.test"\n')
     assert "did you mean 'email'" in fails("--config", config)
