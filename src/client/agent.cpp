@@ -241,6 +241,8 @@ private:
         if (!tls_) co_return net::stream(std::move(*socket));
         net::tls_socket tls(std::move(*socket), *tls_);
         net::configure_client_stream(tls.native_handle(), trust_, cfg_.server.host);
+        // What tells a relay's HTTPS port (443 through a strict firewall) that a client calls.
+        net::offer_control_alpn(tls.native_handle());
         auto done = co_await net::within(tls.handshake(net::tls_socket::role::client),
                                          connect_timeout);
         if (!done) co_return tl::unexpected(std::string("TLS handshake timed out"));

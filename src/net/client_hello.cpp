@@ -54,17 +54,18 @@ constexpr std::size_t max_hello = 16 * 1024;
 struct hello_extensions {
     std::optional<std::string> name;
     bool acme_tls = false;
+    bool control = false;
     bool malformed = false;
 };
 
-bool offers_acme_tls(cursor body) {
-    static constexpr std::string_view acme_tls = "acme-tls/1";
+// Whether the ALPN list offers `wanted`.
+bool offers(cursor body, std::string_view wanted) {
     cursor list(body.sub(body.u16()));
     while (list.left() >= 1) {
         auto protocol = list.sub(list.u8());
         if (!list.ok()) return false;
         if (std::string_view(reinterpret_cast<const char*>(protocol.data()), protocol.size()) ==
-            acme_tls)
+            wanted)
             return true;
     }
     return false;
@@ -87,7 +88,8 @@ std::optional<std::string> host_name(cursor body) {
     return std::nullopt;
 }
 
-// server_name (extension 0, RFC 6066) and whether ALPN (16, RFC 7301) offers acme-tls/1.
+// server_name (extension 0, RFC 6066) and whether ALPN (16, RFC 7301) offers acme-tls/1 or
+// porthole/1.
 hello_extensions read_extensions(cursor extensions) {
     hello_extensions out;
     while (extensions.left() >= 4) {
@@ -101,7 +103,8 @@ hello_extensions read_extensions(cursor extensions) {
                 return out;
             }
         } else if (type == 16) {
-            out.acme_tls = offers_acme_tls(body);
+            out.acme_tls = offers(body, "acme-tls/1");
+            out.control = offers(body, "porthole/1");
         }
     }
     return out;
@@ -133,7 +136,7 @@ client_hello_sni find_sni(std::span<const std::uint8_t> bytes) {
     if (!hello.ok()) return {status::absent, {}};
     auto found = read_extensions(extensions);
     if (found.malformed || !found.name) return {status::absent, {}};
-    return {status::found, std::move(*found.name), found.acme_tls};
+    return {status::found, std::move(*found.name), found.acme_tls, found.control};
 }
 
 }  // namespace porthole::net

@@ -445,6 +445,11 @@ void configure_client_stream(SSL* ssl, const client_trust& trust, const std::str
     }
 }
 
+void offer_control_alpn(SSL* ssl) {
+    static const unsigned char protos[] = {10, 'p', 'o', 'r', 't', 'h', 'o', 'l', 'e', '/', '1'};
+    SSL_set_alpn_protos(ssl, protos, sizeof protos);
+}
+
 double not_after(SSL_CTX* ctx) {
     X509* cert = SSL_CTX_get0_certificate(ctx);
     if (!cert) return 0;

@@ -97,6 +97,11 @@ tl::expected<boost::asio::ssl::context, std::string> make_client_tls(const clien
 // connection. `trust` must outlive its handshake.
 void configure_client_stream(SSL* ssl, const client_trust& trust, const std::string& host);
 
+// ALPN "porthole/1": a client's connection to the relay, which the relay's HTTPS port tells from a
+// visitor's by it.
+inline constexpr std::string_view control_alpn = "porthole/1";
+void offer_control_alpn(SSL* ssl);
+
 // When the certificate a context serves expires, in seconds since the epoch; 0 without one.
 double not_after(SSL_CTX* ctx);
 

@@ -80,7 +80,11 @@ struct control_port::handshake_result {
 
 // Until it has proved itself, a connection holds a place in the handshake gate, reads only
 // small frames and has one deadline for everything from accept to its proof.
-asio::awaitable<void> control_port::serve(tcp::socket socket) {
+asio::awaitable<void> control_port::serve_from_https(tcp::socket socket, asio::ssl::context& tls) {
+    co_await serve(std::move(socket), &tls);
+}
+
+asio::awaitable<void> control_port::serve(tcp::socket socket, asio::ssl::context* tls) {
     const std::string from = net::peer_ip(socket);
     asio::steady_timer deadline(ctx_.io, ctx_.cfg.handshake_timeout);
     auto place = gate_.admit(net::address_group(from), [&deadline] { deadline.cancel(); });
@@ -91,8 +95,7 @@ asio::awaitable<void> control_port::serve(tcp::socket socket) {
                          from, ctx_.gate_per_ip, handshake_log_.suppressed_note());
         co_return;
     }
-    auto done = co_await (handshake(std::move(socket)) ||
-                          deadline.async_wait(use_tuple));
+    auto done = co_await (handshake(std::move(socket), tls) || deadline.async_wait(use_tuple));
     if (done.index() == 1) {
         const bool evicted = deadline.expiry() > clock::now();
         if (handshake_log_.allow(clock::now()))
@@ -117,10 +120,11 @@ asio::awaitable<void> control_port::serve(tcp::socket socket) {
 }
 
 // TLS first when the transport is encrypted, then the first frame says what the connection is.
-asio::awaitable<control_port::handshake_result> control_port::handshake(tcp::socket socket) {
+asio::awaitable<control_port::handshake_result> control_port::handshake(tcp::socket socket,
+                                                                        asio::ssl::context* via) {
     std::optional<net::stream> accepted;
-    if (tls_) {
-        net::tls_socket tls(std::move(socket), tls_->context);
+    if (via || tls_) {
+        net::tls_socket tls(std::move(socket), via ? *via : tls_->context);
         const error_code ec = co_await tls.handshake(net::tls_socket::role::server);
         if (ec) co_return handshake_result("TLS handshake failed: " + ec.message());
         accepted.emplace(std::move(tls));

@@ -30,6 +30,10 @@ public:
 
     tl::expected<void, std::string> listen();
     void start();
+    // A client that came to the HTTPS port (ALPN porthole/1): its TLS is that port's, with the
+    // certificate SNI picks there (the relay's ACME one), then it is served as here.
+    boost::asio::awaitable<void> serve_from_https(boost::asio::ip::tcp::socket socket,
+                                                  boost::asio::ssl::context& tls);
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
     int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
     const std::optional<net::server_tls>& tls() const { return tls_; }
@@ -64,8 +68,11 @@ private:
     struct authenticated;
 
     boost::asio::awaitable<void> accept();
-    boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
-    boost::asio::awaitable<handshake_result> handshake(boost::asio::ip::tcp::socket socket);
+    // `tls`: the context of its handshake, else the control port's own (or none).
+    boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket,
+                                       boost::asio::ssl::context* tls = nullptr);
+    boost::asio::awaitable<handshake_result> handshake(boost::asio::ip::tcp::socket socket,
+                                                       boost::asio::ssl::context* tls);
     boost::asio::awaitable<handshake_result> authenticate_session(net::stream stream,
                                                                   protocol::hello hello);
     boost::asio::awaitable<handshake_result> authenticate_data(net::stream stream,

@@ -135,6 +135,10 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
         const auto wait_until = deadline - std::chrono::seconds(1);
         co_await ctx_.acme->ensure(hello.name, wait_until);
     }
+    if (control_ && hello.what == net::client_hello_sni::status::found && hello.control) {
+        control_(std::move(socket));
+        co_return;
+    }
     net::tls_socket tls(std::move(socket), ctx_.https->context());
     auto done =
         co_await net::within(tls.handshake(net::tls_socket::role::server), deadline - clock::now());

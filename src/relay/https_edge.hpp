@@ -11,12 +11,20 @@
 #include <boost/asio/ssl/context.hpp>
 #include <tl/expected.hpp>
 
+#include <functional>
+
 namespace porthole::relay {
 
 class https_edge {
 public:
     https_edge(relay_context& ctx, tunnel_registry& registry, http_edge& http)
         : ctx_(ctx), registry_(registry), http_(http), acceptor_(ctx.io) {}
+
+    // Clients whose ClientHello offers ALPN porthole/1 go to `control` (a relay with a control
+    // port); unset, they are visitors like any other.
+    void set_control(std::function<void(boost::asio::ip::tcp::socket)> control) {
+        control_ = std::move(control);
+    }
 
     tl::expected<void, std::string> listen();
     void start();
@@ -38,6 +46,7 @@ private:
     tunnel_registry& registry_;
     http_edge& http_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    std::function<void(boost::asio::ip::tcp::socket)> control_;
 };
 
 }  // namespace porthole::relay

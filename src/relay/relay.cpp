@@ -111,6 +111,11 @@ public:
                                              [this] { replaced(); }}) {
         ctx_.acme = acme_.get();
         if (https_ && acme_) https_->set_source(acme_.get());
+        if (cfg.control_enabled)
+            https_edge_.set_control([this](tcp::socket s) {
+                if (ctx_.https && !ctx_.draining)
+                    ctx_.spawn(control_.serve_from_https(std::move(s), ctx_.https->context()));
+            });
     }
 
     tl::expected<void, std::string> listen() {

@@ -1,7 +1,10 @@
 """Automatic HTTPS: certificates from a real ACME server (Pebble), on demand, for tunnel names the
 relay serves; HTTP-01 and TLS-ALPN-01; stored and reused; renewed without a failed request."""
+import os
 import re
 import threading
+
+import pytest
 
 from acme_ca import Knot, Pebble, certificate_text, distinct_ports, served_certificate
 from helpers import BIN, curl, free_port, wait_until
@@ -226,3 +229,29 @@ def test_acme_flag_errors(group, tmp_path):
     assert "bad.toml:2" in out and "tsig_name" in out, out
     config.write_text('[acme]\nemal = "a@b.test"\n')
     assert "did you mean 'email'" in fails("--config", config)
+
+
+def test_client_reaches_the_relay_on_its_https_port_by_alpn(group, origin, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("a private /etc/hosts for the client (unshare -m) needs root")
+    pebble = new_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",))
+    root = pebble.root(tmp_path / "root.pem")
+    # The client knows the relay by its public name, which resolves to loopback only for it.
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 %s\n" % DOMAIN)
+    client = group.spawn("agent-443", [
+        "unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts,
+        BIN, "http", origin.port, "--server", "%s:%d" % (DOMAIN, relay.https_port),
+        "--tls", "on", "--server-ca", root, "--subdomain", "via443", "--json",
+        "--inspect=false"])
+    ready = client.wait_event("ready", timeout=30)
+    assert ready["url"] == https_url(relay, "via443")
+    # The relay's own certificate for its domain was ordered for the client's handshake, and
+    # the client verified it against the CA's root: no fingerprint to copy.
+    cert = certificate_text(served_certificate(relay.https_port, DOMAIN))
+    assert "Pebble" in cert and "DNS:porthole.test" in cert, cert
+    r = curl(https_url(relay, "via443") + "/", "--cacert", root)
+    assert r.status == 200 and r.body == b"hello from origin\n", r
+    # Visitors on the same port are not mistaken for clients.
+    assert curl(https_url(relay, "nobody") + "/", "-k").status == 404

@@ -91,6 +91,15 @@ TEST(FindSni, SeesAnAcmeTlsAlpnValidation) {
     EXPECT_FALSE(find_sni(client_hello("a.example.com")).acme_tls);
 }
 
+TEST(FindSni, SeesAClientByItsAlpn) {
+    auto r = find_sni(client_hello("relay.example.com", {"porthole/1"}));
+    EXPECT_EQ(r.what, status::found);
+    EXPECT_TRUE(r.control);
+    EXPECT_FALSE(r.acme_tls);
+    EXPECT_FALSE(find_sni(client_hello("relay.example.com", {"http/1.1"})).control);
+    EXPECT_FALSE(find_sni(client_hello("relay.example.com", {"porthole/2"})).control);
+}
+
 TEST(FindSni, EveryPrefixNeedsMore) {
     const auto hello = client_hello("svc.localhost");
     for (std::size_t n = 0; n < hello.size(); ++n)
