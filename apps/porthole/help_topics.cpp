@@ -56,6 +56,10 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
   subdomain = "myapp"
       string (http, tls); default: a random name. Ask for myapp.DOMAIN: 1-63 characters a-z,
       0-9 and '-', not starting or ending with '-'.
+  domain = "app.example.com"
+      string (http, tls); default none; --domain. Serve a domain of your own instead: its DNS
+      points at the relay, and the relay's custom_domains lets your token use it. The relay
+      gets its certificate (ACME). Not with subdomain.
   group = "a-long-random-group-key"
       string (http, tls); default none; --group. Join a tunnel group: clients with the same
       token, subdomain and group key all hold the name, and the relay balances visitors over
@@ -181,6 +185,11 @@ CERTIFICATES FOR VISITORS
       (made on first use) and serve certificates signed by it.
 
 AUTOMATIC CERTIFICATES (ACME)
+
+  custom_domains = { "verifier:HEX" = ["*.customer.com", "app.example.org"] }
+      table of token entries (as in tokens) to lists of domains; default none. The domains of
+      their own a token's clients may serve (--domain): exact, or *.SUFFIX for any name under
+      SUFFIX. The relay gets their certificates by ACME when visitors come.
 
   [acme]
   email = "ops@example.com"

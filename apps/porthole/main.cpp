@@ -81,7 +81,7 @@ struct output_flags {
 };
 
 struct client_flags {
-    std::string target, server = "127.0.0.1:7835", token, token_file, subdomain, group,
+    std::string target, server = "127.0.0.1:7835", token, token_file, subdomain, domain, group,
         host_header = "preserve";
     std::vector<std::string> routes;
     int remote_port = 0;
@@ -358,6 +358,12 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
         if (!name) fail("--subdomain: " + name.error());
         t.subdomain = std::move(*name);
     }
+    if (!f.domain.empty()) {
+        if (!f.subdomain.empty()) fail("--domain and --subdomain: a tunnel has one name; pick one");
+        auto domain = porthole::http::custom_domain_from_user(f.domain);
+        if (!domain) fail("--domain: " + domain.error());
+        t.subdomain = std::move(*domain);  // a name with a dot is a custom domain to the relay
+    }
     t.group = f.group;
     if (!t.group.empty() && t.subdomain.empty())
         fail("--group: a tunnel group shares a name; give it with --subdomain NAME");
@@ -445,6 +451,10 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
     add_transport_flags(cmd, f.transport);
     if (kind != tunnel_kind::tcp) {
         cmd.add_option("--subdomain", f.subdomain, "ask for NAME.DOMAIN (default: a random name)");
+        cmd.add_option("--domain", f.domain,
+                       "serve a domain of your own (its DNS points at the relay), if the relay "
+                       "lets your token use it (custom_domains); HTTPS by ACME on the relay")
+            ->type_name("HOST");
         cmd.add_option("--group", f.group,
                        "join the tunnel group KEY: clients with the same token, --subdomain and "
                        "KEY share the name and the relay balances visitors over them")

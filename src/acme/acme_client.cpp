@@ -157,7 +157,12 @@ asio::awaitable<tl::expected<void, order_failure>> acme_client::authorize(
             fmt::format("the authorization of {} is {}", authz->identifier, authz->status)});
     const challenge* chosen = nullptr;
     for (const auto& wanted : settings_.challenges) {
-        if (wanted == "dns-01" && !settings_.dns) continue;
+        // DNS-01 publishes in the relay's own zone: for its domain and the names under it.
+        if (wanted == "dns-01" &&
+            (!settings_.dns ||
+             (!settings_.dns_domain.empty() && authz->identifier != settings_.dns_domain &&
+              !authz->identifier.ends_with("." + settings_.dns_domain))))
+            continue;
         // A wildcard is proven only by DNS-01 (RFC 8555 section 7.1.3).
         if (authz->wildcard && wanted != "dns-01") continue;
         for (const auto& c : authz->challenges)

@@ -30,6 +30,7 @@ struct client_settings {
     std::string eab_hmac;
     dns_publisher* dns = nullptr;           // DNS-01's records; nullptr: no DNS-01
     std::chrono::milliseconds dns_wait{0};  // after publishing, before telling the CA
+    std::string dns_domain{};  // DNS-01 only for this domain and names under it (its zone)
 };
 
 struct order_failure {

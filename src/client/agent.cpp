@@ -411,7 +411,9 @@ private:
     // After a relay restart the client asks for exactly what it had, so URLs stay the same.
     static void remember_assignment(tunnel_state& t) {
         if (t.spec.kind != tunnel_kind::tcp) {
-            t.spec.subdomain = first_label(t.url);
+            // A custom domain (a name with a dot) is asked for again as it is.
+            if (t.spec.subdomain.find('.') == std::string::npos)
+                t.spec.subdomain = first_label(t.url);
         } else {
             // A relay's URL that does not end in a port leaves the request as it was.
             const auto colon = t.url.rfind(':');

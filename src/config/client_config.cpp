@@ -131,10 +131,24 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
         if (key == "subdomain" && named) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
+            if (!t.subdomain.empty())
+                return tl::unexpected(fmt::format(
+                    "{}: a tunnel has a subdomain or a domain, not both", at(path, node)));
             auto name = http::subdomain_from_user(*v);
             if (!name)
                 return tl::unexpected(fmt::format("{}: subdomain {}", at(path, node), name.error()));
             t.subdomain = std::move(*name);
+        } else if (key == "domain" && named) {
+            // A custom domain rides in the name field: a name with a dot is one.
+            auto v = string_of(path, key, node);
+            if (!v) return tl::unexpected(v.error());
+            if (!t.subdomain.empty())
+                return tl::unexpected(fmt::format(
+                    "{}: a tunnel has a subdomain or a domain, not both", at(path, node)));
+            auto domain = http::custom_domain_from_user(*v);
+            if (!domain)
+                return tl::unexpected(fmt::format("{}: domain {}", at(path, node), domain.error()));
+            t.subdomain = std::move(*domain);
         } else if (key == "group" && named) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
@@ -170,21 +184,23 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
                                                   at(path, node)));
             t.remote_port = static_cast<std::uint16_t>(*v);
         } else if (key == "subdomain" || key == "host_header" || key == "routes" ||
-                   key == "remote_port" || key == "group" || key == "policies") {
+                   key == "remote_port" || key == "group" || key == "policies" ||
+                   key == "domain") {
             return tl::unexpected(fmt::format(
                 "{}: '{}' does not apply to a {} tunnel ({})", at(path, node), key, *type_text,
                 key == "remote_port" ? "only tcp tunnels have a public port"
-                : key == "subdomain" || key == "group" ? "only http and tls tunnels have a name"
+                : key == "subdomain" || key == "group" || key == "domain"
+                    ? "only http and tls tunnels have a name"
                 : key == "policies" ? "the relay does not read a tcp or tls tunnel's bytes"
                                     : "only http tunnels read HTTP"));
         } else {
             const std::string in = fmt::format(" in a {} tunnel", *type_text);
             return tl::unexpected(
                 http    ? unknown_key(at(path, node), key, in,
-                                      {"type", "target", "subdomain", "group", "host_header",
-                                       "routes", "policies"})
+                                      {"type", "target", "subdomain", "domain", "group",
+                                       "host_header", "routes", "policies"})
                 : named ? unknown_key(at(path, node), key, in,
-                                      {"type", "target", "subdomain", "group"})
+                                      {"type", "target", "subdomain", "domain", "group"})
                         : unknown_key(at(path, node), key, in, {"type", "target", "remote_port"}));
         }
     }

@@ -336,6 +336,50 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                     cfg.bound_names.emplace_back(std::move(*bound), *token);
                 }
             }
+        } else if (key == "custom_domains") {
+            // custom_domains = { "sha256:HEX" = ["*.customer.com", "app.example.org"] }
+            const auto* table = node.as_table();
+            if (!table) {
+                result = tl::unexpected(fmt::format(
+                    "{}: 'custom_domains' must be a table of \"token, verifier:HEX or "
+                    "sha256:HEX\" = [\"app.example.com\", \"*.customer.com\"]",
+                    at));
+            } else {
+                for (auto&& entry : *table) {
+                    const std::string who(entry.first.str());
+                    const toml::node& value = entry.second;
+                    auto token = protocol::parse_token_entry(who);
+                    if (!token) {
+                        result = tl::unexpected(fmt::format(
+                            "{}: custom_domains: {}", where(path, value), token.error()));
+                        break;
+                    }
+                    const auto* list = value.as_array();
+                    std::vector<std::string> patterns;
+                    for (std::size_t i = 0; list && i < list->size(); ++i) {
+                        const auto p = (*list)[i].value_exact<std::string>();
+                        const std::string bare =
+                            p && p->starts_with("*.") ? p->substr(2) : p.value_or("");
+                        if (!p || bare.find('.') == std::string::npos ||
+                            !http::valid_domain(bare)) {
+                            result = tl::unexpected(fmt::format(
+                                "{}: custom_domains: '{}' is not a domain (\"app.example.com\") "
+                                "or a wildcard (\"*.customer.com\")",
+                                where(path, (*list)[i]), p.value_or("?")));
+                            break;
+                        }
+                        patterns.push_back(*p);
+                    }
+                    if (!result) break;
+                    if (!list || patterns.empty()) {
+                        result = tl::unexpected(fmt::format(
+                            "{}: custom_domains: give the token a list of domains",
+                            where(path, value)));
+                        break;
+                    }
+                    cfg.custom_domains.emplace_back(*token, std::move(patterns));
+                }
+            }
         } else if (key == "reserved_names") {
             const auto* arr = node.as_array();
             if (!arr) {
@@ -468,7 +512,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "max_tunnels_per_token", "max_connections_per_ip", "max_connections_per_tunnel",
                  "max_pending_streams", "max_new_connections_per_second", "max_header_bytes",
                  "max_unauthenticated", "max_unauthenticated_per_ip", "max_sessions_per_token",
-                 "max_control_frames_per_second", "bound_names", "control_tls", "control_cert",
+                 "max_control_frames_per_second", "bound_names", "custom_domains", "control_tls",
+                 "control_cert",
                  "control_key", "https_addr", "tls_certificates", "tls_self_signed_dir",
                  "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
                  "accept_proxy_protocol", "metrics_addr", "metrics_token_file",

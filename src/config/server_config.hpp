@@ -56,6 +56,9 @@ struct server_config {
     std::uint32_t max_control_frames_per_second = 100;
     // Names only one token may take: name -> that token's verifier.
     std::vector<std::pair<std::string, protocol::verifier>> bound_names;
+    // Domains of their own a token's tunnels may serve (--domain): verifier -> patterns
+    // ("app.example.com", "*.customer.com").
+    std::vector<std::pair<protocol::verifier, std::vector<std::string>>> custom_domains{};
     bool json = false;
     // `porthole proxy`: no control port and no tunnels, only the sites.
     bool control_enabled = true;

@@ -85,6 +85,41 @@ std::optional<std::string> tunnel_name_for_host(std::string_view host, std::stri
 
 bool valid_name(std::string_view name) { return valid_label(name, false); }
 
+std::optional<std::string> bare_host(std::string_view host) {
+    if (host.size() > 255) return std::nullopt;
+    if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+        const auto port = host.substr(colon + 1);
+        if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return std::nullopt;
+        host = host.substr(0, colon);
+    }
+    if (host.ends_with('.')) host.remove_suffix(1);
+    std::string name(host);
+    std::transform(name.begin(), name.end(), name.begin(), lower);
+    if (!valid_domain(name)) return std::nullopt;
+    return name;
+}
+
+tl::expected<std::string, std::string> custom_domain_from_user(std::string_view text) {
+    std::string name(text);
+    std::transform(name.begin(), name.end(), name.begin(), lower);
+    if (name.ends_with('.')) name.pop_back();
+    if (name.find('.') == std::string::npos || !valid_domain(name))
+        return tl::unexpected(fmt::format(
+            "'{}' is not a domain name such as app.example.com (for a name under the relay's "
+            "domain, use --subdomain)",
+            text));
+    return name;
+}
+
+bool custom_domain_allowed(std::string_view pattern, std::string_view name) {
+    if (pattern.starts_with("*.")) {
+        const auto suffix = pattern.substr(1);  // ".example.com"
+        return name.size() > suffix.size() && name.ends_with(suffix);
+    }
+    return pattern == name;
+}
+
 std::optional<std::string> name_problem(std::string_view name) {
     if (valid_name(name)) return std::nullopt;
     if (has_ace_prefix(name) && ldh_label(name, false))

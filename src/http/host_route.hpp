@@ -22,6 +22,15 @@ std::optional<std::string> name_problem(std::string_view name);
 tl::expected<std::string, std::string> subdomain_from_user(std::string_view text);
 bool valid_domain(std::string_view domain);
 
+// A Host (or SNI) as a whole DNS name: the port and a final dot gone, lowercase; nullopt when it
+// is not a valid domain name. What a custom domain is looked up by.
+std::optional<std::string> bare_host(std::string_view host);
+// A custom domain a client asks for (--domain): a DNS name of two labels or more, lowercase;
+// the error says why not.
+tl::expected<std::string, std::string> custom_domain_from_user(std::string_view text);
+// Whether `name` matches `pattern`: equal, or "*.suffix" with any labels before ".suffix".
+bool custom_domain_allowed(std::string_view pattern, std::string_view name);
+
 // A fresh random name: 8 characters of [a-z0-9], starting with a letter.
 std::string random_name();
 

@@ -444,9 +444,15 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                       "this relay has no HTTPS port (--https-addr) for TLS tunnels");
     if (req.kind == tunnel_kind::http || req.kind == tunnel_kind::tls) {
         std::string name = req.name;
-        if (!name.empty() && !http::valid_name(name))
+        // A name with a dot is a custom domain (--domain); without, a subdomain of the relay's.
+        const bool custom = name.find('.') != std::string::npos;
+        if (custom) {
+            if (auto problem = custom_domain_problem(name, s->token))
+                return refuse(protocol::error_code::bad_name, std::move(*problem));
+        } else if (!name.empty() && !http::valid_name(name)) {
             return refuse(protocol::error_code::bad_name,
                           core::printable(*http::name_problem(name)));
+        }
         if (std::find(ctx_.cfg.reserved_names.begin(), ctx_.cfg.reserved_names.end(), name) !=
             ctx_.cfg.reserved_names.end())
             return refuse(protocol::error_code::bad_name,
@@ -515,6 +521,25 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
     else
         spdlog::info("session {}: tunnel {} -> {}", s->id_hex.substr(0, 8), t->url, t->target);
     s->send(protocol::tunnel_opened{req.request_id, t->id, t->url});
+}
+
+std::optional<std::string> control_port::custom_domain_problem(
+    const std::string& domain, const protocol::verifier& token) const {
+    if (!http::valid_domain(domain) || domain.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
+                                           std::string::npos)
+        return fmt::format("'{}' is not a lowercase domain name", core::printable(domain));
+    const std::string& own = ctx_.cfg.domain;
+    if (domain == own || (domain.size() > own.size() && domain.ends_with("." + own)))
+        return fmt::format("'{}' is under this relay's domain: ask for it with --subdomain",
+                           domain);
+    for (const auto& [who, patterns] : ctx_.cfg.custom_domains) {
+        if (!protocol::equal_constant_time(who, token)) continue;
+        for (const auto& p : patterns)
+            if (http::custom_domain_allowed(p, domain)) return std::nullopt;
+    }
+    return fmt::format("this relay does not let your token serve '{}': its operator lists the "
+                       "domains a token may use in custom_domains",
+                       domain);
 }
 
 tl::expected<std::uint16_t, std::string> control_port::bind_tunnel_port(tunnel& t, std::uint16_t wanted,

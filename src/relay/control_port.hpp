@@ -83,6 +83,9 @@ private:
     boost::asio::awaitable<void> refuse(net::stream& stream, protocol::error_code code,
                                         std::string message);
 
+    // Why this session's token may not serve custom domain `domain`; nullopt when it may.
+    std::optional<std::string> custom_domain_problem(const std::string& domain,
+                                                     const protocol::verifier& token) const;
     boost::asio::awaitable<void> run_session(new_session n, std::string from);
     boost::asio::awaitable<void> write_session(std::shared_ptr<session> s);
     boost::asio::awaitable<void> heartbeat_session(std::shared_ptr<session> s);

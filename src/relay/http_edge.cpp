@@ -401,6 +401,12 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                              sites_->find_site(host_text), sites_};
         if (!cache.site) {
             auto name = host ? http::tunnel_name_for_host(*host, cfg.domain) : std::nullopt;
+            if (!name && host) {
+                // A custom domain some client serves (or holds by a lease) is its tunnel's name.
+                if (auto whole = http::bare_host(*host);
+                    whole && (tunnels_.serving(*whole) || registry_.name_held(*whole, clock::now())))
+                    name = std::move(whole);
+            }
             if (!name) {
                 std::string message = fmt::format(
                     "porthole: this relay serves tunnels at NAME.{}; '{}' is not one", cfg.domain,

@@ -118,7 +118,9 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
         }
     }
     if (hello.what == net::client_hello_sni::status::found) {
-        if (auto name = http::tunnel_name_for_host(hello.name, ctx_.cfg.domain)) {
+        auto name = http::tunnel_name_for_host(hello.name, ctx_.cfg.domain);
+        if (!name && registry_.local(protocol::tunnel_kind::tls, hello.name)) name = hello.name;
+        if (name) {
             if (auto* group = registry_.local(protocol::tunnel_kind::tls, *name)) {
                 if (auto t = group->pick()) {
                     co_await pass_through(std::move(socket), guard.ip, std::move(t));

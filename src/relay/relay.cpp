@@ -325,8 +325,12 @@ private:
         if (name == cfg_.domain) return true;
         if (const auto* site = sites_->find_site(name))
             return std::find(site->hosts.begin(), site->hosts.end(), name) != site->hosts.end();
-        const auto tunnel = http::tunnel_name_for_host(name, cfg_.domain);
-        return tunnel && (tunnels_.serving(*tunnel) || registry_.name_held(*tunnel, clock::now()));
+        // A tunnel's own name under the domain, or a custom domain a client serves.
+        const auto tunnel = name.find('.') == std::string::npos
+                                ? std::nullopt
+                                : http::tunnel_name_for_host(name, cfg_.domain);
+        const std::string& held = tunnel ? *tunnel : name;
+        return tunnels_.serving(held) || registry_.name_held(held, clock::now());
     }
 
     // What `systemctl status` shows once the relay serves.
@@ -420,6 +424,7 @@ private:
         cfg_.tokens_file = std::move(next.tokens_file);
         admin_.load_tokens();
         cfg_.bound_names = std::move(next.bound_names);
+        cfg_.custom_domains = std::move(next.custom_domains);
         cfg_.reserved_names = std::move(next.reserved_names);
         cfg_.max_tunnels_per_client = next.max_tunnels_per_client;
         cfg_.max_tunnels_per_token = next.max_tunnels_per_token;

@@ -85,16 +85,19 @@ void relay_context::refused_connection(observe::refusal why, std::string_view vi
 }
 
 std::string relay_context::http_url(const std::string& name) const {
+    // A custom domain is its own host; a name is one label under the relay's domain.
+    const std::string host = name.find('.') != std::string::npos ? name : name + "." + cfg.domain;
     if (https)
-        return https_port == 443 ? fmt::format("https://{}.{}", name, cfg.domain)
-                                 : fmt::format("https://{}.{}:{}", name, cfg.domain, https_port);
-    return http_port == 80 ? fmt::format("http://{}.{}", name, cfg.domain)
-                           : fmt::format("http://{}.{}:{}", name, cfg.domain, http_port);
+        return https_port == 443 ? fmt::format("https://{}", host)
+                                 : fmt::format("https://{}:{}", host, https_port);
+    return http_port == 80 ? fmt::format("http://{}", host)
+                           : fmt::format("http://{}:{}", host, http_port);
 }
 
 std::string relay_context::tls_url(const std::string& name) const {
-    return https_port == 443 ? fmt::format("tls://{}.{}", name, cfg.domain)
-                             : fmt::format("tls://{}.{}:{}", name, cfg.domain, https_port);
+    const std::string host = name.find('.') != std::string::npos ? name : name + "." + cfg.domain;
+    return https_port == 443 ? fmt::format("tls://{}", host)
+                             : fmt::format("tls://{}:{}", host, https_port);
 }
 
 boost::asio::awaitable<void> accept_connections(

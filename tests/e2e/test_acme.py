@@ -2,6 +2,7 @@
 relay serves; HTTP-01 and TLS-ALPN-01; stored and reused; renewed without a failed request."""
 import os
 import re
+import subprocess
 import threading
 
 import pytest
@@ -14,9 +15,10 @@ DOMAIN = "porthole.test"
 
 
 def acme_relay(group, tmp_path, pebble, *extra, challenges=("http-01", "tls-alpn-01"),
-               renew_after=None, state="state", acme_lines=()):
+               renew_after=None, state="state", acme_lines=(), top_lines=()):
     config = tmp_path / "relay.toml"
-    lines = ["[acme]", 'challenges = [%s]' % ", ".join('"%s"' % c for c in challenges)]
+    lines = list(top_lines) + [
+        "[acme]", 'challenges = [%s]' % ", ".join('"%s"' % c for c in challenges)]
     lines += list(acme_lines)
     if renew_after is not None:
         lines.append("renew_after = %r" % renew_after)
@@ -255,3 +257,31 @@ def test_client_reaches_the_relay_on_its_https_port_by_alpn(group, origin, tmp_p
     assert r.status == 200 and r.body == b"hello from origin\n", r
     # Visitors on the same port are not mistaken for clients.
     assert curl(https_url(relay, "nobody") + "/", "-k").status == 404
+
+
+def test_custom_domain_from_a_client_gets_its_certificate(group, origin, tmp_path):
+    token = "custom-domain-token-0123456789abcdef"
+    verifier = subprocess.run([BIN, "token", "verifier"], input=token + "\n", text=True,
+                              capture_output=True, check=True).stdout.strip()
+    pebble = new_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",), top_lines=[
+        'tokens = ["%s"]' % verifier,
+        'custom_domains = { "%s" = ["*.customer.test"] }' % verifier])
+    root = pebble.root(tmp_path / "root.pem")
+    agent = group.agent(relay, "http", origin.port, "--domain", "App.Customer.test",
+                        token=token)
+    assert agent.ready["url"] == "https://app.customer.test:%d" % relay.https_port
+    # The first visitor's handshake gets a certificate for the client's own domain.
+    r = curl("https://app.customer.test:%d/" % relay.https_port, "--cacert", root)
+    assert r.status == 200 and r.body == b"hello from origin\n", (r, relay.proc.describe())
+    cert = certificate_text(served_certificate(relay.https_port, "app.customer.test"))
+    assert "DNS:app.customer.test" in cert and "Pebble" in cert, cert
+    assert curl("http://app.customer.test:%d/" % relay.http_port).status == 200
+    # A domain the token may not use, and one under the relay's own domain, are refused.
+    for domain, why in (("shop.other.test", "does not let your token serve"),
+                        ("x.porthole.test", "under this relay's domain")):
+        other = group.agent(relay, "http", origin.port, "--domain", domain, token=token,
+                            wait_ready=False)
+        assert other.wait_exit(10) == 1
+        assert why in other.stderr_text() + other.stdout_text(), other.describe()
+    assert pebble.orders() == 1

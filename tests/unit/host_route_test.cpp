@@ -223,5 +223,28 @@ TEST(ValidNameIdna, DoubleHyphenInPlacesThreeAndFourIsForPunycodeOnly) {
     EXPECT_TRUE(valid_name("a--b"));  // "--" elsewhere is fine
 }
 
+TEST(CustomDomain, BareHostLowercasesAndDropsThePort) {
+    EXPECT_EQ(bare_host("App.Customer.COM:8443"), "app.customer.com");
+    EXPECT_EQ(bare_host("app.customer.com."), "app.customer.com");
+    EXPECT_EQ(bare_host("app.customer.com:x"), std::nullopt);
+    EXPECT_EQ(bare_host("bad_host.com"), std::nullopt);
+}
+
+TEST(CustomDomain, FromUserNeedsTwoLabels) {
+    EXPECT_EQ(custom_domain_from_user("App.Example.com"), "app.example.com");
+    EXPECT_FALSE(custom_domain_from_user("myapp"));
+    EXPECT_FALSE(custom_domain_from_user("a..b"));
+    EXPECT_FALSE(custom_domain_from_user("-a.example.com"));
+}
+
+TEST(CustomDomain, PatternsMatchExactlyOrUnderTheSuffix) {
+    EXPECT_TRUE(custom_domain_allowed("app.example.com", "app.example.com"));
+    EXPECT_FALSE(custom_domain_allowed("app.example.com", "x.app.example.com"));
+    EXPECT_TRUE(custom_domain_allowed("*.customer.com", "shop.customer.com"));
+    EXPECT_TRUE(custom_domain_allowed("*.customer.com", "a.b.customer.com"));
+    EXPECT_FALSE(custom_domain_allowed("*.customer.com", "customer.com"));
+    EXPECT_FALSE(custom_domain_allowed("*.customer.com", "evilcustomer.com"));
+}
+
 }  // namespace
 }  // namespace porthole::http

@@ -364,5 +364,30 @@ TEST(ServerConfigLimits, OutOfRangeLimitNamesKeyAndLine) {
     EXPECT_NE(ok.error().find("max_connections_per_ip"), std::string::npos) << ok.error();
 }
 
+TEST(ServerConfigAcme, CustomDomainsAndAcmeTablesLoad) {
+    server_config cfg;
+    auto ok = load_server_text(
+        "custom_domains = { \"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\""
+        " = [\"*.customer.com\", \"app.example.org\"] }\n"
+        "[acme]\nemail = \"ops@example.com\"\nca = \"letsencrypt-staging\"\n"
+        "dns_hook = \"/usr/local/bin/dns\"\n",
+        "r.toml", cfg);
+    ASSERT_TRUE(ok) << ok.error();
+    ASSERT_EQ(cfg.custom_domains.size(), 1u);
+    EXPECT_EQ(cfg.custom_domains[0].second,
+              (std::vector<std::string>{"*.customer.com", "app.example.org"}));
+    ASSERT_TRUE(cfg.acme);
+    EXPECT_EQ(cfg.acme->ca, letsencrypt_staging_directory);
+    // dns_hook puts dns-01 first among the challenges.
+    EXPECT_EQ(cfg.acme->challenges.front(), "dns-01");
+    server_config bad;
+    auto refused = load_server_text("custom_domains = { \"tok\" = [\"nodot\"] }\n", "r.toml", bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().find("r.toml:1"), std::string::npos) << refused.error();
+    refused = load_server_text("[acme]\nrenew_after = 1.5\n", "r.toml", bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().find("r.toml:2: acme.renew_after"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace porthole::config
