@@ -60,9 +60,8 @@ bool ascii(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
-}  // namespace
-
-std::optional<std::string> tunnel_name_for_host(std::string_view host, std::string_view domain) {
+// A Host without its port and final dot; nullopt when the port is not digits or it is too long.
+std::optional<std::string_view> without_port(std::string_view host) {
     if (host.size() > 255) return std::nullopt;
     if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
         const auto port = host.substr(colon + 1);
@@ -71,6 +70,15 @@ std::optional<std::string> tunnel_name_for_host(std::string_view host, std::stri
         host = host.substr(0, colon);
     }
     if (host.ends_with('.')) host.remove_suffix(1);
+    return host;
+}
+
+}  // namespace
+
+std::optional<std::string> tunnel_name_for_host(std::string_view host, std::string_view domain) {
+    const auto bare = without_port(host);
+    if (!bare) return std::nullopt;
+    host = *bare;
     if (host.size() <= domain.size() + 1) return std::nullopt;
     const auto suffix = host.substr(host.size() - domain.size());
     if (host[host.size() - domain.size() - 1] != '.' ||
@@ -86,15 +94,9 @@ std::optional<std::string> tunnel_name_for_host(std::string_view host, std::stri
 bool valid_name(std::string_view name) { return valid_label(name, false); }
 
 std::optional<std::string> bare_host(std::string_view host) {
-    if (host.size() > 255) return std::nullopt;
-    if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
-        const auto port = host.substr(colon + 1);
-        if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            return std::nullopt;
-        host = host.substr(0, colon);
-    }
-    if (host.ends_with('.')) host.remove_suffix(1);
-    std::string name(host);
+    const auto bare = without_port(host);
+    if (!bare) return std::nullopt;
+    std::string name(*bare);
     std::transform(name.begin(), name.end(), name.begin(), lower);
     if (!valid_domain(name)) return std::nullopt;
     return name;
