@@ -6,6 +6,8 @@
 #include "net/frame_io.hpp"
 
 #include <fmt/format.h>
+// <stdbool.h> first: without it ldns/common.h defines bool, true and false as macros.
+#include <stdbool.h>  // NOLINT(modernize-deprecated-headers)
 #include <ldns/ldns.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>

@@ -14,6 +14,8 @@
 #include <openssl/hmac.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+// <stdbool.h> first: without it ldns/common.h defines bool, true and false as macros.
+#include <stdbool.h>  // NOLINT(modernize-deprecated-headers)
 #include <ldns/ldns.h>
 #include <nlohmann/json.hpp>
 
