@@ -28,7 +28,8 @@ def distinct_ports(count):
 
 
 class Pebble:
-    def __init__(self, group, workdir, http_port, tls_port, env=None, dns_server=None):
+    def __init__(self, group, workdir, http_port, tls_port, env=None, dns_server=None,
+                 eab_keys=None):
         self.group = group
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -41,6 +42,7 @@ class Pebble:
         self.env = {"PEBBLE_VA_NOSLEEP": "1"}
         self.env.update(env or {})
         self.dns_server = dns_server
+        self.eab_keys = eab_keys or {}
         self.dns = None if dns_server else group.spawn("challtestsrv", [
             "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
             "-dns01", "127.0.0.1:%d" % self.dns_port,
@@ -60,7 +62,8 @@ class Pebble:
             "managementListenAddress": "127.0.0.1:%d" % self.management_port,
             "certificate": str(self.tls_cert), "privateKey": str(self.tls_key),
             "httpPort": self.http_port, "tlsPort": self.tls_port,
-            "ocspResponderURL": "", "externalAccountBindingRequired": False}}))
+            "ocspResponderURL": "", "externalAccountBindingRequired": bool(self.eab_keys),
+            "externalAccountMACKeys": self.eab_keys}}))
         self.proc = self.group.spawn("pebble", [
             "pebble", "-config", str(config), "-dnsserver",
             self.dns_server or "127.0.0.1:%d" % self.dns_port],

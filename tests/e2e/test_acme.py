@@ -285,3 +285,23 @@ def test_custom_domain_from_a_client_gets_its_certificate(group, origin, tmp_pat
         assert other.wait_exit(10) == 1
         assert why in other.stderr_text() + other.stdout_text(), other.describe()
     assert pebble.orders() == 1
+
+
+def test_external_account_binding(group, origin, tmp_path):
+    mac_key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    http_port, tls_port = distinct_ports(2)
+    pebble = Pebble(group, tmp_path / "pebble", http_port=http_port, tls_port=tls_port,
+                    eab_keys={"kid-1": mac_key})
+    # Without the binding the CA's requirement is named, with what to set.
+    bare = acme_relay(group, tmp_path, pebble, challenges=("http-01",), state="bare")
+    group.agent(bare, "http", origin.port, "--subdomain", "eab")
+    assert curl(https_url(bare, "eab") + "/", "-k").status == 200  # the fallback certificate
+    assert "eab_kid and eab_hmac" in bare.proc.stderr_text()
+    bare.stop()
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",), state="bound",
+                       acme_lines=['eab_kid = "kid-1"', 'eab_hmac = "%s"' % mac_key])
+    group.agent(relay, "http", origin.port, "--subdomain", "eab")
+    root = pebble.root(tmp_path / "root.pem")
+    r = curl(https_url(relay, "eab") + "/", "--cacert", root)
+    assert r.status == 200, (r, relay.proc.describe())
+    assert mac_key not in relay.proc.stderr_text()
