@@ -41,7 +41,8 @@ struct order_failure {
 
 class acme_client {
 public:
-    acme_client(ca_origin ca, client_settings settings, certificate_store& store);
+    acme_client(std::unique_ptr<ca_transport> ca, client_settings settings,
+                certificate_store& store);
 
     // The directory read and the account known (registered on first use); an
     // error says why not.
@@ -73,7 +74,7 @@ private:
     boost::asio::awaitable<tl::expected<acme::order, order_failure>> poll_order(
         const std::string& url, bool issued);
 
-    ca_origin ca_;
+    std::unique_ptr<ca_transport> ca_;
     client_settings settings_;
     certificate_store& store_;
     std::optional<directory> directory_;

@@ -102,4 +102,23 @@ asio::awaitable<tl::expected<ca_reply, std::string>> exchange(ca_origin& ca, con
     co_return reply_of(std::move(*got));
 }
 
+namespace {
+class https_ca_transport final : public ca_transport {
+public:
+    explicit https_ca_transport(ca_origin ca) : ca_(std::move(ca)) {}
+    asio::awaitable<tl::expected<ca_reply, std::string>> exchange(const std::string& url,
+                                                                  const std::string& body,
+                                                                  bool post) override {
+        co_return co_await acme::exchange(ca_, url, body, post);
+    }
+
+private:
+    ca_origin ca_;
+};
+}  // namespace
+
+std::unique_ptr<ca_transport> https_transport(ca_origin ca) {
+    return std::make_unique<https_ca_transport>(std::move(ca));
+}
+
 }  // namespace porthole::acme

@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <tl/expected.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,12 +29,23 @@ tl::expected<ca_origin, std::string> make_ca_origin(const std::string& directory
 
 struct ca_reply {
     int status = 0;
-    std::string nonce;  // Replay-Nonce
-    std::string location;
-    std::string content_type;
+    std::string nonce{};  // Replay-Nonce
+    std::string location{};
+    std::string content_type{};
     long retry_after = 0;  // seconds, from Retry-After (delta form); 0 when absent
-    std::string body;
+    std::string body{};
 };
+
+// How the ACME client reaches its CA: over HTTPS in the relay, recorded answers in tests.
+class ca_transport {
+public:
+    virtual ~ca_transport() = default;
+    // GET `url` (`post` false, `body` empty) or POST `body` as application/jose+json.
+    virtual boost::asio::awaitable<tl::expected<ca_reply, std::string>> exchange(
+        const std::string& url, const std::string& body, bool post) = 0;
+};
+// The relay's: exchange() below, to `ca`.
+std::unique_ptr<ca_transport> https_transport(ca_origin ca);
 
 // GET `url` (empty `body` and `jose` false) or POST `body` as
 // application/jose+json.

@@ -71,7 +71,7 @@ cert_issuer::cert_issuer(issuer_settings settings, ca_origin ca,
       store_(std::move(store)),
       dns_(std::move(dns)),
       client_(
-          std::move(ca),
+          https_transport(std::move(ca)),
           [&] {
               auto c = settings_.client;
               c.dns = dns_.get();
