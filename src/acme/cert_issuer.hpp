@@ -60,6 +60,8 @@ public:
     void stop();
 
     SSL_CTX* context_for(const std::string& host) override;
+    // Whether a valid certificate serves `host` now (a map lookup: asked per connection).
+    bool serves(const std::string& host) const { return has_valid(certificate_name(host)); }
     // Returns once `host` (lowercase) has a certificate, or its order failed or
     // is refused, or `deadline` passed; starts the order when the name qualifies
     // and none is under way.

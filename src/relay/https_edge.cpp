@@ -133,7 +133,7 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
     // A name the relay serves but holds no certificate for yet: its order first (bounded by the
     // handshake's deadline), so this very handshake gets the certificate.
     if (ctx_.acme && hello.what == net::client_hello_sni::status::found &&
-        !ctx_.https->covers(hello.name)) {
+        !ctx_.acme->serves(hello.name) && !ctx_.https->covers(hello.name)) {
         const auto wait_until = deadline - std::chrono::seconds(1);
         co_await ctx_.acme->ensure(hello.name, wait_until);
     }
