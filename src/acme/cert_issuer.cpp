@@ -124,8 +124,10 @@ void cert_issuer::stop() {
     stopped_ = true;
     for (auto& [name, h] : certs_)
         if (h.renewal) h.renewal->cancel();
-    for (auto& [name, a] : attempts_)
+    for (auto& [name, a] : attempts_) {
         if (a.done) a.done->cancel();
+        if (a.retry) a.retry->cancel();
+    }
 }
 
 bool cert_issuer::has_valid(const std::string& name) const {
@@ -251,11 +253,23 @@ asio::awaitable<void> cert_issuer::run_order(std::shared_ptr<cert_issuer> self, 
                 auto& h = self->certs_[name];
                 h.failures = a.failures;
                 self->schedule_renewal(name);
+            } else if (name.starts_with("*.")) {
+                // The wildcard is the relay's own: tried again without waiting for a visitor.
+                auto timer = std::make_shared<asio::steady_timer>(*self->ex_, wait);
+                a.retry = timer;
+                asio::co_spawn(*self->ex_, retry_when_due(self, name, timer), log_failure);
             }
         }
     }
     a.running = false;
     if (a.done) a.done->cancel();
+}
+
+asio::awaitable<void> cert_issuer::retry_when_due(std::shared_ptr<cert_issuer> self,
+                                                  std::string name,
+                                                  std::shared_ptr<asio::steady_timer> timer) {
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!self->stopped_ && !self->has_valid(name)) self->start_order(name);
 }
 
 bool cert_issuer::start_order(const std::string& name) {

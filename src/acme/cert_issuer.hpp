@@ -86,6 +86,7 @@ private:
     };
     struct attempt {
         std::shared_ptr<boost::asio::steady_timer> done;   // cancelled when the order ends
+        std::shared_ptr<boost::asio::steady_timer> retry;  // the wildcard's next try
         std::chrono::steady_clock::time_point retry_at{};  // after a failure: no order before
         int failures = 0;
         bool running = false;
@@ -94,6 +95,10 @@ private:
     static boost::asio::awaitable<void> run_order(std::shared_ptr<cert_issuer> self,
                                                   std::string name);
     static boost::asio::awaitable<void> renew_when_due(
+        std::shared_ptr<cert_issuer> self, std::string name,
+        std::shared_ptr<boost::asio::steady_timer> timer);
+    // After a failed order of the wildcard: another when `timer` expires.
+    static boost::asio::awaitable<void> retry_when_due(
         std::shared_ptr<cert_issuer> self, std::string name,
         std::shared_ptr<boost::asio::steady_timer> timer);
     bool install(const std::string& name, const pem_pair& pem, bool announce);
