@@ -229,7 +229,7 @@ tl::expected<void, std::string> check_update_reply(const config::rfc2136_config&
     if (!ldns_pkt_tsig(p.get()))
         return tl::unexpected(
             fmt::format("an unsigned reply ({})", known ? known->name : "an error"));
-    const owned<ldns_rdf, ldns_rdf_free> mac(
+    const owned<ldns_rdf, ldns_rdf_deep_free> mac(
         ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, request.mac.size(), request.mac.data()));
     if (!ldns_pkt_tsig_verify(p.get(), reply.data(), reply.size(), dname(server.tsig_name).c_str(),
                               server.tsig_secret.c_str(), mac.get()))
