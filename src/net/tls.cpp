@@ -350,11 +350,18 @@ tl::expected<server_tls, std::string> server_tls_from_pem(const std::string& cer
     return out;
 }
 
-tl::expected<ssl::context, std::string> https_context_from_pem(const std::string& chain_pem,
-                                                              const std::string& key_pem) {
+namespace {
+
+using alpn_select = int (*)(SSL*, const unsigned char**, unsigned char*, const unsigned char*,
+                            unsigned, void*);
+
+// A hardened server context serving the PEM chain and key, choosing ALPN with `select`.
+tl::expected<ssl::context, std::string> server_context_from_pem(const std::string& chain_pem,
+                                                                const std::string& key_pem,
+                                                                alpn_select select) {
     ssl::context ctx(ssl::context::tls_server);
     harden(ctx);
-    SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_http11, nullptr);
+    SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select, nullptr);
     boost::system::error_code ec;
     ctx.use_certificate_chain(boost::asio::buffer(chain_pem), ec);
     if (!ec) ctx.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
@@ -364,7 +371,6 @@ tl::expected<ssl::context, std::string> https_context_from_pem(const std::string
     return ctx;
 }
 
-namespace {
 int select_acme_tls(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                     unsigned inlen, void*) {
     static const unsigned char acme_tls[] = {10, 'a', 'c', 'm', 'e', '-', 't', 'l', 's', '/', '1'};
@@ -375,18 +381,17 @@ int select_acme_tls(SSL*, const unsigned char** out, unsigned char* outlen, cons
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
 }
+
 }  // namespace
+
+tl::expected<ssl::context, std::string> https_context_from_pem(const std::string& chain_pem,
+                                                              const std::string& key_pem) {
+    return server_context_from_pem(chain_pem, key_pem, select_http11);
+}
 
 tl::expected<ssl::context, std::string> acme_challenge_context(const std::string& cert_pem,
                                                               const std::string& key_pem) {
-    ssl::context ctx(ssl::context::tls_server);
-    harden(ctx);
-    SSL_CTX_set_alpn_select_cb(ctx.native_handle(), select_acme_tls, nullptr);
-    boost::system::error_code ec;
-    ctx.use_certificate_chain(boost::asio::buffer(cert_pem), ec);
-    if (!ec) ctx.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
-    if (ec) return tl::unexpected("the challenge certificate does not load: " + ec.message());
-    return ctx;
+    return server_context_from_pem(cert_pem, key_pem, select_acme_tls);
 }
 
 tl::expected<ssl::context, std::string> make_client_tls(const client_trust& trust) {
