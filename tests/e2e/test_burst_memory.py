@@ -16,11 +16,12 @@ BURST = 2000
 # waiting visitor that keeps its buffer; the heap trim has a unit test of its own.
 BOUND_KIB = 16.0
 # KiB of relay peak private memory per visitor during the burst: about 9 on an idle machine when a
-# waiting visitor holds its request's frames only, but 12-13.5 when the suite's other tests share
-# the two CPUs (the burst spreads out and more is under way at once), which is also what a waiting
-# visitor that keeps its read buffer costs on an idle machine. This bound catches what is worse
-# than either; the precise figure is scripts/bench's (docs/performance.md), not a test's.
-PEAK_BOUND_KIB = 16.0
+# waiting visitor holds its request's frames only, 12-13.5 when the suite's other tests share the
+# two CPUs, and up to 17 when they are saturated (the burst spreads out and more is under way at
+# once). A waiting visitor that keeps its 16 KiB read buffer costs about 25 on an idle machine:
+# this bound catches that, and not the noise of a loaded machine. The precise figure is
+# scripts/bench's (docs/performance.md), not a test's.
+PEAK_BOUND_KIB = 20.0
 BODY = b"x" * 1024
 
 
