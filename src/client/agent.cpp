@@ -6,6 +6,7 @@
 #include "core/heap_trim.hpp"
 #include "core/printable.hpp"
 #include "core/service_notify.hpp"
+#include "core/use_tuple.hpp"
 #include "net/connect.hpp"
 #include "net/frame_io.hpp"
 #include "net/pump.hpp"
@@ -35,7 +36,6 @@ using clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using protocol::tunnel_kind;
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto connect_timeout = 10s;
 constexpr auto first_backoff = 200ms;
 constexpr auto max_backoff = 10s;

@@ -9,14 +9,13 @@ namespace porthole::net {
 
 namespace ip = boost::asio::ip;
 
-namespace {
-
-// v4-mapped v6 as v4, so one list entry matches both spellings of a peer.
 ip::address unmapped(const ip::address& a) {
     if (a.is_v6() && a.to_v6().is_v4_mapped())
         return ip::make_address_v4(ip::v4_mapped, a.to_v6());
     return a;
 }
+
+namespace {
 
 bool prefix_matches(const std::uint8_t* a, const std::uint8_t* b, unsigned prefix) {
     const unsigned whole = prefix / 8;

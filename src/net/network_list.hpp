@@ -33,6 +33,10 @@ private:
     std::vector<network> networks_;
 };
 
+// A v4-mapped IPv6 address as the IPv4 address it maps, so both spellings of a peer compare
+// equal; any other address as it is.
+boost::asio::ip::address unmapped(const boost::asio::ip::address& a);
+
 // The visitor behind trusted proxies: walks the X-Forwarded-For chain (`chain`, every line of it
 // joined by commas, then `peer`) from the right and returns the first address not in `trusted`,
 // or the leftmost one when all are; an entry that is not an address ends the walk there (what

@@ -1,5 +1,7 @@
 #include "net/proxy_protocol.hpp"
 
+#include "net/network_list.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -179,11 +181,6 @@ proxy_parse parse_v2(std::string_view bytes, proxy_header& out, std::string& err
     }
     out = header;
     return proxy_parse::done;
-}
-
-ip::address unmapped(const ip::address& a) {
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, a.to_v6());
-    return a;
 }
 
 ip::address as_v6(const ip::address& a) {

@@ -1,5 +1,7 @@
 #include "net/tls_socket.hpp"
 
+#include "core/use_tuple.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -13,7 +15,6 @@
 namespace porthole::net {
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr int ready = 0, want_read = 1, want_write = 2;
 // OpenSSL keeps the descriptor's number, so once the socket is closed (and the number possibly
 // reused by another connection) no call reaches OpenSSL again.

@@ -11,7 +11,7 @@
 namespace porthole::observe {
 namespace {
 
-using json = nlohmann::ordered_json;  // headers keep the order they were sent in
+using ojson = nlohmann::ordered_json;  // headers keep the order they were sent in
 
 std::string timestamp(std::chrono::system_clock::time_point t) {
     const auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(t);
@@ -21,8 +21,8 @@ std::string timestamp(std::chrono::system_clock::time_point t) {
 
 std::string version_text(unsigned v) { return v == 10 ? "HTTP/1.0" : "HTTP/1.1"; }
 
-json headers_json(std::string_view raw_head) {
-    json out = json::object();
+ojson headers_json(std::string_view raw_head) {
+    ojson out = ojson::object();
     for (auto& f : http::fields_of(raw_head)) out[f.name].push_back(std::move(f.value));
     return out;
 }
@@ -37,11 +37,11 @@ std::string reason_of(const std::string& raw_head) {
     return second == std::string_view::npos ? std::string() : std::string(line.substr(second + 1));
 }
 
-json frame_to_json(const captured_frame& f) {
+ojson frame_to_json(const captured_frame& f) {
     const auto name = http::opcode_name(f.frame.opcode);
     return {{"dir", f.outbound ? "out" : "in"},
             {"time", timestamp(f.time)},
-            {"opcode", name.empty() ? json(f.frame.opcode) : json(std::string(name))},
+            {"opcode", name.empty() ? ojson(f.frame.opcode) : ojson(std::string(name))},
             {"fin", f.frame.fin},
             {"compressed", f.frame.compressed},
             {"size", f.frame.size},
@@ -50,8 +50,8 @@ json frame_to_json(const captured_frame& f) {
             {"truncated", f.frame.truncated}};
 }
 
-json record_to_json(const exchange_record& r) {
-    json out{{"uri", "/api/requests/http/" + r.id},
+ojson record_to_json(const exchange_record& r) {
+    ojson out{{"uri", "/api/requests/http/" + r.id},
              {"id", r.id},
              {"tunnel_name", r.tunnel_name},
              {"remote_addr", r.remote_addr},
@@ -80,7 +80,7 @@ json record_to_json(const exchange_record& r) {
             {"body_truncated", r.response_body.truncated()}};
     }
     if (r.websocket) {
-        json frames = json::array();
+        ojson frames = ojson::array();
         for (const auto& f : r.websocket->frames) frames.push_back(frame_to_json(f));
         out["websocket"] = {{"frames", std::move(frames)},
                             {"frames_dropped", r.websocket->frames_dropped}};
@@ -228,7 +228,7 @@ void capture_store::notify(event e, const exchange_record* r, const captured_fra
 }
 
 // Header values may hold any bytes: invalid UTF-8 is replaced rather than refused.
-static std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+static std::string dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
 std::string record_json(const exchange_record& r) { return dump(record_to_json(r)); }
 
@@ -243,13 +243,13 @@ std::string records_json(const std::vector<std::shared_ptr<exchange_record>>& re
 }
 
 std::string frame_json(const exchange_record& r, const captured_frame& f) {
-    return dump(json{{"id", r.id}, {"frame", frame_to_json(f)}});
+    return dump(ojson{{"id", r.id}, {"frame", frame_to_json(f)}});
 }
 
 std::string tunnels_json(const std::vector<tunnel_info>& tunnels) {
-    json list = json::array();
+    ojson list = ojson::array();
     for (const auto& t : tunnels) {
-        json entry{{"name", t.name},
+        ojson entry{{"name", t.name},
                    {"public_url", t.public_url},
                    {"proto", t.proto},
                    {"config", {{"addr", t.addr}, {"inspect", t.proto == "http" || t.proto == "https"}}}};
@@ -258,7 +258,7 @@ std::string tunnels_json(const std::vector<tunnel_info>& tunnels) {
                                 {"http", {{"count", t.metrics->requests}}}};
         list.push_back(std::move(entry));
     }
-    return dump(json{{"tunnels", std::move(list)}, {"uri", "/api/tunnels"}});
+    return dump(ojson{{"tunnels", std::move(list)}, {"uri", "/api/tunnels"}});
 }
 
 std::string base64_encode(std::string_view bytes) {

@@ -1,7 +1,10 @@
 #include "observe/local_http.hpp"
 
+#include "core/use_tuple.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -34,16 +37,17 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using unix_socket = asio::local::stream_protocol;
 using error_code = boost::system::error_code;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // From being ready for a request (idle keep-alive time included) to having its whole head.
 constexpr auto head_timeout = std::chrono::seconds(10);
 constexpr auto body_timeout = std::chrono::seconds(30);
 constexpr auto write_timeout = std::chrono::seconds(30);
 
-template <class Protocol>
-using stream_of =
-    beast::basic_stream<Protocol, asio::any_io_executor, beast::unlimited_rate_policy>;
+// TCP and Unix-socket connections are served as one stream type: the HTTP code is compiled once.
+using any_socket = asio::generic::stream_protocol::socket;
+using http_stream =
+    beast::basic_stream<asio::generic::stream_protocol, asio::any_io_executor,
+                        beast::unlimited_rate_policy>;
 using beast_request = bhttp::request<bhttp::string_body>;
 using beast_response = bhttp::response<bhttp::string_body>;
 
@@ -313,7 +317,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
                 continue;
             }
             asio::co_spawn(io,
-                           serve<Protocol>(stream_of<Protocol>(std::move(socket)), std::move(from),
+                           serve(http_stream(any_socket(std::move(socket))), std::move(from),
                                            connection_slot(self)),
                            [name = opts.name](std::exception_ptr e) {
                                if (e) spdlog::debug("{}: a connection failed unexpectedly", name);
@@ -353,8 +357,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
         return std::nullopt;
     }
 
-    template <class Protocol>
-    asio::awaitable<void> serve(stream_of<Protocol> stream, peer from, connection_slot) {
+    asio::awaitable<void> serve(http_stream stream, peer from, connection_slot) {
         beast::flat_buffer buffer;
         while (!stopped) {
             bhttp::request_parser<bhttp::string_body> parser;

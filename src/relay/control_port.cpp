@@ -1,6 +1,7 @@
 #include "relay/control_port.hpp"
 
 #include "core/printable.hpp"
+#include "core/use_tuple.hpp"
 #include "http/host_route.hpp"
 #include "net/address_group.hpp"
 #include "net/frame_io.hpp"
@@ -25,8 +26,7 @@ using namespace asio::experimental::awaitable_operators;
 using protocol::tunnel_kind;
 
 namespace {
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto frame_write_timeout = 10s;  // a frame to a client that does not take it
+constexpr auto control_frame_timeout = 10s;  // a frame to a client that does not take it
 }  // namespace
 
 control_port::control_port(relay_context& ctx, tunnel_registry& registry,
@@ -143,7 +143,7 @@ asio::awaitable<control_port::handshake_result> control_port::handshake(tcp::soc
 asio::awaitable<void> control_port::refuse(net::stream& stream, protocol::error_code code,
                              std::string message) {
     const protocol::message frame = protocol::error{code, std::move(message)};
-    co_await net::write_frame(stream, frame, frame_write_timeout);
+    co_await net::write_frame(stream, frame, control_frame_timeout);
 }
 
 asio::awaitable<control_port::handshake_result> control_port::authenticate_session(net::stream stream,
@@ -317,7 +317,7 @@ std::optional<control_port::authenticated> control_port::authenticate(const prot
 }
 
 asio::awaitable<void> control_port::write_session(std::shared_ptr<session> s) {
-    const auto ec = co_await s->out.run(s->control, frame_write_timeout);
+    const auto ec = co_await s->out.run(s->control, control_frame_timeout);
     if (ec && !s->closed) {
         spdlog::info("session {} ended: write failed: {}", s->id_hex.substr(0, 8), ec.message());
         close_session(*s);

@@ -1,6 +1,7 @@
 #include "relay/https_edge.hpp"
 
 #include "acme/cert_issuer.hpp"
+#include "core/use_tuple.hpp"
 #include "http/host_route.hpp"
 #include "net/client_hello.hpp"
 #include "net/frame_io.hpp"
@@ -21,7 +22,6 @@ using error_code = boost::system::error_code;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // The ClientHello, peeked (left in the socket): its server name picks a passthrough tunnel.
 asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket,

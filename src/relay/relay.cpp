@@ -4,6 +4,7 @@
 #include "admin/admin_server.hpp"
 #include "core/heap_trim.hpp"
 #include "core/service_notify.hpp"
+#include "core/use_tuple.hpp"
 #include "core/fd_channel.hpp"
 #include "http/host_route.hpp"
 #include "relay/control_port.hpp"
@@ -39,7 +40,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using namespace std::chrono_literals;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // The names a self-signed control certificate is made for.
 std::vector<std::string> control_names(const config::server_config& cfg) {

@@ -1,6 +1,7 @@
 #include "relay/upgrader.hpp"
 
 #include "core/fd_channel.hpp"
+#include "core/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,7 +30,6 @@ namespace {
 
 namespace asio = boost::asio;
 using error_code = boost::system::error_code;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr int child_channel_fd = 3;
 
 struct spawned {

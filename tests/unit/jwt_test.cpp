@@ -6,6 +6,7 @@
 #include "policy/jwks.hpp"
 #include "policy/jwks_fetch.hpp"
 #include "policy/jwt_auth.hpp"
+#include "site_policy_text.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -546,14 +547,8 @@ TEST(JwtAuth, ClaimValuesAsFieldValues) {
 
 // -- config ------------------------------------------------------------------------------------
 
-std::string config_error(const std::string& policy_table) {
-    config::server_config cfg;
-    const std::string text =
-        "[[sites]]\nhosts = [\"a.example\"]\nupstream = [\"http://127.0.0.1:9\"]\n"
-        "[[sites.policies]]\ntype = \"jwt\"\n" +
-        policy_table;
-    auto r = config::load_server_text(text, "p.toml", cfg);
-    return r ? std::string() : r.error();
+std::string jwt_config_error(const std::string& policy_table) {
+    return test::site_policy_error("type = \"jwt\"\n" + policy_table);
 }
 
 const config::jwt_settings* loaded(const std::string& policy_table, config::server_config& cfg) {
@@ -595,10 +590,10 @@ TEST(JwtConfig, DefaultsAndKeySources) {
     ASSERT_TRUE(s);
     EXPECT_EQ(s->jwks, standard_jwks().dump());
     std::ofstream(file) << "{\"keys\": [{\"kty\": \"oct\", \"k\": \"AA\"}]}";
-    EXPECT_NE(config_error("jwks_file = \"" + file.string() + "\"\n").find("p.toml:6: jwks_file"),
+    EXPECT_NE(jwt_config_error("jwks_file = \"" + file.string() + "\"\n").find("p.toml:6: jwks_file"),
               std::string::npos);
     std::ofstream(file) << "{\"keys\": ";
-    EXPECT_NE(config_error("jwks_file = \"" + file.string() + "\"\n").find("not JSON"),
+    EXPECT_NE(jwt_config_error("jwks_file = \"" + file.string() + "\"\n").find("not JSON"),
               std::string::npos);
     std::filesystem::remove_all(dir);
 }
@@ -608,38 +603,38 @@ TEST(JwtConfig, ErrorsNameTheLineAndAFix) {
     const auto says = [](const std::string& error, std::string_view what) {
         return error.find(what) != std::string::npos;
     };
-    EXPECT_TRUE(says(config_error(""), "p.toml:4: this jwt policy needs its keys"));
-    EXPECT_TRUE(says(config_error(url + "algorithms = [\"RS256\", \"PS256\"]\n"),
+    EXPECT_TRUE(says(jwt_config_error(""), "p.toml:4: this jwt policy needs its keys"));
+    EXPECT_TRUE(says(jwt_config_error(url + "algorithms = [\"RS256\", \"PS256\"]\n"),
                      "p.toml:7: 'algorithms': unknown algorithm \"PS256\""));
-    EXPECT_TRUE(says(config_error(url + "algorithms = [\"none\"]\n"), "never accepted"));
-    EXPECT_TRUE(says(config_error(url + "algorithms = []\n"), "non-empty"));
+    EXPECT_TRUE(says(jwt_config_error(url + "algorithms = [\"none\"]\n"), "never accepted"));
+    EXPECT_TRUE(says(jwt_config_error(url + "algorithms = []\n"), "non-empty"));
     EXPECT_TRUE(
-        says(config_error("secret = \"short\"\n"), "p.toml:6: 'secret' must be at least 32"));
+        says(jwt_config_error("secret = \"short\"\n"), "p.toml:6: 'secret' must be at least 32"));
     EXPECT_TRUE(
-        says(config_error("secret = \"" + secret + "\"\nalgorithms = [\"HS256\", \"RS256\"]\n"),
+        says(jwt_config_error("secret = \"" + secret + "\"\nalgorithms = [\"HS256\", \"RS256\"]\n"),
              "p.toml:7: a jwt policy with a secret checks HS256 only"));
-    EXPECT_TRUE(says(config_error(url + "algorithms = [\"HS256\"]\n"), "p.toml:7: HS256 needs"));
-    EXPECT_TRUE(says(config_error(url + "secret = \"" + secret + "\"\n"), "one of jwks_file"));
+    EXPECT_TRUE(says(jwt_config_error(url + "algorithms = [\"HS256\"]\n"), "p.toml:7: HS256 needs"));
+    EXPECT_TRUE(says(jwt_config_error(url + "secret = \"" + secret + "\"\n"), "one of jwks_file"));
     EXPECT_TRUE(
-        says(config_error("jwks_url = \"ftp://idp.example/jwks\"\n"),
+        says(jwt_config_error("jwks_url = \"ftp://idp.example/jwks\"\n"),
              "p.toml:6: 'jwks_url': 'ftp://idp.example/jwks' is not an http:// or https://"));
-    EXPECT_TRUE(says(config_error("jwks_url = \"https://idp.example/jwks#x\"\n"), "fragment"));
-    EXPECT_TRUE(says(config_error("jwks_url = \"https://user@idp.example/jwks\"\n"), "user"));
-    EXPECT_TRUE(says(config_error("secret = \"" + secret + "\"\njwks_refresh = \"1m\"\n"),
+    EXPECT_TRUE(says(jwt_config_error("jwks_url = \"https://idp.example/jwks#x\"\n"), "fragment"));
+    EXPECT_TRUE(says(jwt_config_error("jwks_url = \"https://user@idp.example/jwks\"\n"), "user"));
+    EXPECT_TRUE(says(jwt_config_error("secret = \"" + secret + "\"\njwks_refresh = \"1m\"\n"),
                      "p.toml:7: jwks_refresh is how often jwks_url is fetched"));
-    EXPECT_TRUE(says(config_error(url + "jwks_refresh = \"500ms\"\n"), "at least \"1s\""));
+    EXPECT_TRUE(says(jwt_config_error(url + "jwks_refresh = \"500ms\"\n"), "at least \"1s\""));
     EXPECT_TRUE(
-        says(config_error(url + "leeway = \"soon\"\n"), "p.toml:7: 'leeway' must be a duration"));
+        says(jwt_config_error(url + "leeway = \"soon\"\n"), "p.toml:7: 'leeway' must be a duration"));
     EXPECT_TRUE(
-        says(config_error(url + "claims_to_headers = { sub = \"Host\" }\n"), "cannot be edited"));
-    EXPECT_TRUE(says(config_error(url + "claims_to_headers = { sub = \"X User\" }\n"),
+        says(jwt_config_error(url + "claims_to_headers = { sub = \"Host\" }\n"), "cannot be edited"));
+    EXPECT_TRUE(says(jwt_config_error(url + "claims_to_headers = { sub = \"X User\" }\n"),
                      "not a header field name"));
-    EXPECT_TRUE(says(config_error(url + "audience = \"\"\n"), "non-empty"));
-    EXPECT_TRUE(says(config_error(url + "jwks_fil = \"x\"\n"), "did you mean 'jwks_file'"));
-    EXPECT_TRUE(says(config_error("jwks_file = \"/nonexistent/porthole-keys.json\"\n"),
+    EXPECT_TRUE(says(jwt_config_error(url + "audience = \"\"\n"), "non-empty"));
+    EXPECT_TRUE(says(jwt_config_error(url + "jwks_fil = \"x\"\n"), "did you mean 'jwks_file'"));
+    EXPECT_TRUE(says(jwt_config_error("jwks_file = \"/nonexistent/porthole-keys.json\"\n"),
                      "p.toml:6: /nonexistent/porthole-keys.json: cannot open"));
     EXPECT_EQ(
-        config_error(url + "jwks_refresh = \"1s\"\nleeway = 0\nissuer = \"https://idp.example/\"\n"
+        jwt_config_error(url + "jwks_refresh = \"1s\"\nleeway = 0\nissuer = \"https://idp.example/\"\n"
                            "audience = \"shop-api\"\nalgorithms = [\"ES256\"]\n"),
         "");
 }
