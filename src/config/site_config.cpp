@@ -427,6 +427,8 @@ tl::expected<std::vector<std::string>, std::string> site_reader::hosts(const tom
             host = *ip;
         } else if (const auto ip = ip_literal(host)) {
             host = *ip;
+        } else if (*text == "*") {
+            // every Host no other site has (route_table::find_site tries it last)
         } else if (host.starts_with("*.")) {
             const std::string_view rest = std::string_view(host).substr(2);
             if (!http::valid_domain(rest) || ip_literal(rest))

@@ -417,6 +417,13 @@ TEST(SiteConfig, HealthStatus) {
 
 // Hosts
 
+TEST(SiteConfig, AStarSiteTakesEveryOtherHost) {
+    auto r = load("[[sites]]\nhosts = [\"*\"]\nupstream = [\"http://h\"]\n"
+                  "[[sites]]\nhosts = [\"a.example\"]\nupstream = [\"http://h\"]\n");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->sites[0].hosts, std::vector<std::string>{"*"});
+}
+
 TEST(SiteConfig, HostsAreNormalized) {
     auto r = load(R"(
 [[sites]]
@@ -430,7 +437,7 @@ upstream = ["http://h"]
 }
 
 TEST(SiteConfig, BadHosts) {
-    for (const char* bad : {"", "a..com", "*.*.a.com", "a.*.com", "*", "*.", "*a.com",
+    for (const char* bad : {"", "a..com", "*.*.a.com", "a.*.com", "**", "*.", "*a.com",
                             "shop.com:8080", "under_score.com", "-a.com", "a b.com", "[10.0.0.1]",
                             "*.10.0.0.1", "http://a.com"}) {
         const std::string text = fmt::format(
