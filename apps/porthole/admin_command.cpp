@@ -127,6 +127,15 @@ CLI::App* add_admin_command(CLI::App& app, admin_flags& f) {
         "revoke", "remove a token from the tokens file; its clients are disconnected at once");
     revoke->fallthrough();
     revoke->add_option("DIGEST", f.digest, "12 or more hex digits of its digest")->required();
+    auto* cache = sub("cache", "each cache's size and counts; cache purge URL drops stored "
+                               "responses");
+    cache->require_subcommand(0, 1);
+    auto* purge = cache->add_subcommand(
+        "purge", "drop the stored responses of URL (https://host/path, or host/path for both "
+                 "schemes) from every cache");
+    purge->fallthrough();
+    purge->add_option("URL", f.url, "the URL, or with --prefix every URL it starts")->required();
+    purge->add_flag("--prefix", f.prefix, "drop every URL that starts with URL");
     sub("kick", "disconnect a client; it reconnects and gets its names back")
         ->add_option("ID", f.id, "8 or more hex digits of its id")
         ->required();
@@ -162,6 +171,9 @@ int run_admin(const CLI::App& admin, const admin_flags& f) {
             method = "DELETE";
             path = "/api/tokens/" + path_segment(f.digest);
         }
+    } else if (name == "cache" && !cmd->get_subcommands().empty()) {
+        method = "DELETE";
+        path = fmt::format("/api/cache?{}={}", f.prefix ? "prefix" : "url", path_segment(f.url));
     } else if (name == "kick") {
         method = "DELETE";
         path = "/api/clients/" + path_segment(f.id);
@@ -204,8 +216,12 @@ int run_admin(const CLI::App& admin, const admin_flags& f) {
         if (name == "tunnels") std::cout << admin::tunnels_table(doc, now);
         if (name == "sites") std::cout << admin::sites_table(doc);
         if (name == "tokens") std::cout << admin::tokens_table(doc);
+        if (name == "cache") std::cout << admin::caches_table(doc);
         return 0;
     }
+    if (name == "cache")
+        std::cout << fmt::format("purged {} stored response(s)\n", doc.value("purged", 0));
+    else
     if (name == "kick")
         std::cout << fmt::format("closed {} ({}); its client reconnects and gets them back\n",
                                  doc.value("closed", "").substr(0, 8),

@@ -7,9 +7,10 @@
 namespace porthole::cli {
 
 struct admin_flags {
-    std::string socket, addr, token_file, label, id, name, digest, binary;
+    std::string socket, addr, token_file, label, id, name, digest, binary, url;
     int wait = 30;
     bool json = false;
+    bool prefix = false;  // cache purge --prefix
 };
 
 CLI::App* add_admin_command(CLI::App& app, admin_flags& f);

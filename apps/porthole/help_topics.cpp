@@ -333,10 +333,23 @@ SITES: THE RELAY AS A REVERSE PROXY
   error_pages = { 404 = "errors/404.html", 502 = "errors/down.html" }
       in [[sites]] or [tunnel_policy]: the body of the relay's own answers by status (400-599),
       read at start from files relative to this one (at most 1 MiB each).
+  cache = { memory = "256MiB", max_object = "8MiB", default_ttl = 0 }
+      in [[sites]] (one cache its routes share), [[sites.routes]] (the route's own) or
+      [tunnel_policy] (one for every tunnel): an RFC 9111 shared cache in memory. Responses
+      are stored as their Cache-Control, Expires, Vary and Last-Modified allow; fresh ones are
+      served with Age and Cache-Status, stale ones validated with the stored ETag or
+      Last-Modified; concurrent misses for one URL make one upstream request. Keys:
+      enabled = true; memory = "256MiB" (the budget, least recently used evicted first);
+      max_object = "8MiB" (larger responses pass uncached); default_ttl = 0 (seconds, or "10m":
+      freshness for storable responses that state none, else 10% of their Last-Modified age);
+      store_set_cookie = false (responses that set cookies are not stored unless true);
+      stale_when_offline = false (true: serve stale while no upstream answers, and while a
+      tunnel's client is away and its name still leased). `porthole help cache` has more.
   [tunnel_policy]
       rules for every HTTP tunnel (a Host NAME.DOMAIN that no site claims):
       [[tunnel_policy.policies]] tables like the ones above, run before the tunnel owner's own,
-      forbid = ["respond", ...]: policy types a tunnel's owner may not set, and error_pages.
+      forbid = ["respond", ...]: policy types a tunnel's owner may not set, error_pages, and
+      cache.
 
   [[tcp_sites]]
   listen = "0.0.0.0:5432"
@@ -630,7 +643,62 @@ A tunnel's owner sees each request a relay policy answered in the client's inspe
 events, with "policy": TYPE (credentials the visitor sent are redacted on the relay).
 )TEXT";
 
-constexpr std::array<help_topic, 6> topics{{
+constexpr std::string_view cache_text = R"TEXT(The relay's HTTP cache: an RFC 9111 shared cache in memory, per site, per route or
+for every tunnel. docs/caching.md has the whole design.
+
+  [[sites]]
+  hosts = ["shop.example.com"]
+  upstream = ["http://10.0.0.5:8080"]
+  cache = { memory = "256MiB", max_object = "8MiB" }
+
+  [tunnel_policy]
+  cache = { memory = "64MiB", stale_when_offline = true }
+
+Keys (every one optional): enabled = true, memory = "256MiB", max_object = "8MiB",
+default_ttl = 0, store_set_cookie = false, stale_when_offline = false. A [[sites.routes]] table
+with its own cache = { ... } (or cache = { enabled = false }) overrides its site's.
+
+What is stored: responses to GET with a final status other than 206 and 304, unless the request
+or the response says no-store, the response is private or varies on *, the request carried
+Authorization (stored only with public, s-maxage or must-revalidate), or the response sets a
+cookie (store_set_cookie = true allows it). A response needs explicit freshness (max-age,
+s-maxage, Expires, public) unless its status is heuristically cacheable (200, 203, 204, 300,
+301, 308, 404, 405, 410, 414, 501). s-maxage, then max-age, then Expires - Date decide how long
+it is fresh; without them, default_ttl, else 10% of the time since Last-Modified (at most a day).
+
+What is served: a fresh stored response matching the URL and the Vary fields, with Age and
+Cache-Status ("porthole; hit; ttl=N"); HEAD from a stored GET; the visitor's own If-None-Match
+and If-Modified-Since answered 304; one byte range answered 206 (416 outside the body). The
+request's no-cache, max-age, min-fresh and max-stale are followed; so are the response's
+no-cache, must-revalidate, proxy-revalidate and stale-while-revalidate (the stale response is
+served at once and refreshed behind the visitor). A stale response with an ETag or
+Last-Modified is validated: the relay asks the upstream with If-None-Match or
+If-Modified-Since, and a 304 renews what is stored ("porthole; fwd=stale; fwd-status=304").
+Concurrent misses for one URL wait for the first one's response (up to 30 s).
+CDN-Cache-Control (RFC 9213), when a response has it, takes Cache-Control's place here.
+
+When the upstream fails (no connection, no answer, or a 5xx), a stale response within the
+response's or the request's stale-if-error is served instead; stale_when_offline = true serves
+any stored response when no upstream can be reached, and for a tunnel while its client is away
+and its name is still leased (never past must-revalidate, proxy-revalidate, s-maxage or
+no-cache) (raise lease_grace to keep a laptop's site up while it sleeps). A tunnel's stored
+responses belong to the client holding the name: another client taking the name later starts
+from nothing. An unsafe method (POST, PUT, DELETE, PATCH) answered below 400 drops the stored
+responses of its URL and of same-host URLs in Location and Content-Location.
+
+Admin: porthole admin cache (sizes and counts), porthole admin cache purge URL [--prefix];
+GET /api/cache and DELETE /api/cache?url=URL or ?prefix=URL on the admin API. URL is
+"https://host/path?query", or "host/path" for both schemes. Metrics:
+porthole_cache_requests_total{cache,result}, porthole_cache_stored_bytes{cache},
+porthole_cache_entries{cache}.
+
+Not yet: a disk tier (disk = { ... } is refused), a client's --cache, compression of cached
+responses on a route with the compress policy (hits are sent as stored).
+)TEXT";
+
+constexpr std::array<help_topic, 7> topics{{
+    {"cache", "the relay's HTTP cache: what is stored and served, stale answers, purge",
+     cache_text},
     {"config", "the client config file porthole.toml: every key, its type and default",
      config_text},
     {"server-config", "the relay's --config file: every key, its type, default and flag",

@@ -154,8 +154,10 @@ local_http::reply handle(admin_server::state& st, const local_http::request& req
     if (!req.path.starts_with("/api/"))
         return local_http::error_reply(404, "no such page or API: " + req.path);
     const std::string limit = req.query("limit");
-    const api_answer a = admin::handle(
-        st.relay, api_request{req.method, req.path, req.body, limit, req.from.describe()});
+    const std::string url = req.query("url");
+    const std::string prefix = req.query("prefix");
+    const api_answer a = admin::handle(st.relay, api_request{req.method, req.path, req.body, limit,
+                                                             req.from.describe(), url, prefix});
     return local_http::json_reply(a.status, a.body);
 }
 

@@ -155,6 +155,14 @@ api_answer get(relay_control& relay, const api_request& req, std::size_t limit) 
     if (path == "/api/sites") return answer(200, sites_json(relay.sites()));
     if (path == "/api/config") return {200, relay.config_json() + "\n"};
     if (path == "/api/recent") return answer(200, recent_json(relay.recent(), limit));
+    if (path == "/api/cache")
+        return answer(200, list("caches", relay.caches(), limit, [](const cache_info& c) {
+                          return json{{"name", c.name},       {"bytes", c.bytes},
+                                      {"entries", c.entries}, {"memory", c.memory},
+                                      {"hits", c.hits},       {"misses", c.misses},
+                                      {"stale", c.stale},     {"revalidated", c.revalidated},
+                                      {"stores", c.stores},   {"collapsed", c.collapsed}};
+                      }));
     if (path == "/api/tokens")
         return answer(200, list("tokens", relay.tokens(), limit, [](const token_info& t) {
                           return json{{"digest", t.digest},
@@ -199,6 +207,13 @@ api_answer change(relay_control& relay, const api_request& req) {
         return answer(200, {{"generation", reloaded.generation}, {"changes", reloaded.message}});
     }
     if (req.method != "DELETE") return error(405, "this API takes GET, POST or DELETE");
+    if (path == "/api/cache") {
+        if (req.url.empty() == req.prefix.empty())
+            return error(400, "name what to purge: ?url=https://host/path or ?prefix=host/path");
+        const bool prefix = !req.prefix.empty();
+        const std::string what(prefix ? req.prefix : req.url);
+        return answer(200, {{"purged", relay.purge_cache(what, prefix, req.who)}});
+    }
     if (path.starts_with(clients)) {
         const std::string id(path.substr(clients.size()));
         if (!hex_of_at_least(id, 8))

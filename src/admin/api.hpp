@@ -15,6 +15,8 @@ struct api_request {
     std::string_view body;
     std::string_view limit;  // ?limit=, "" when not given
     std::string who;  // "uid 1000 (pid 4242)" or "127.0.0.1:51234", for log lines
+    std::string_view url{};     // ?url= (DELETE /api/cache)
+    std::string_view prefix{};  // ?prefix= (DELETE /api/cache)
 };
 
 struct api_answer {

@@ -76,6 +76,16 @@ struct sites_info {
     std::vector<tcp_site_info> tcp_sites{};
 };
 
+// One cache: a site's (its first host, and the route's path when the route has its own) or
+// the tunnels' ("tunnels").
+struct cache_info {
+    std::string name{};
+    std::size_t bytes = 0;
+    std::size_t entries = 0;
+    std::size_t memory = 0;  // its budget
+    std::uint64_t hits = 0, misses = 0, stale = 0, revalidated = 0, stores = 0, collapsed = 0;
+};
+
 struct token_info {
     std::string digest{};  // the verifier's first 16 hex digits
     std::string source{};  // "/var/lib/porthole/tokens:3", "relay.toml:9", "--token"
@@ -159,6 +169,11 @@ public:
     // A prefix of 12+ hex digits of a verifier.
     virtual revoke_result revoke_token(const std::string& digest_prefix,
                                        const std::string& who) = 0;
+    virtual std::vector<cache_info> caches() const = 0;
+    // Drops stored responses from every cache: `url` ("https://host/path", or "host/path" for
+    // both schemes), or every URL that starts with it when `prefix`. How many went.
+    virtual std::size_t purge_cache(const std::string& url, bool prefix,
+                                    const std::string& who) = 0;
     // Reads the config again and applies all of it or none (SIGHUP does the same).
     virtual reload_result reload(const std::string& who) = 0;
     // Starts `binary` ("": the relay's own program file) with the relay's arguments, hands it the

@@ -155,4 +155,14 @@ std::string tokens_table(const json& doc) {
     return format_table(rows) + truncated_note(doc);
 }
 
+std::string caches_table(const json& doc) {
+    std::vector<std::vector<std::string>> rows{
+        {"CACHE", "ENTRIES", "BYTES", "MEMORY", "HITS", "MISSES", "STALE", "REVALIDATED"}};
+    for (const auto& c : items(doc, "caches"))
+        rows.push_back({text(c, "name"), text(c, "entries"), text(c, "bytes"), text(c, "memory"),
+                        text(c, "hits"), text(c, "misses"), text(c, "stale"),
+                        text(c, "revalidated")});
+    return format_table(rows) + truncated_note(doc);
+}
+
 }  // namespace porthole::admin

@@ -59,10 +59,14 @@ tl::expected<void, std::string> load_tunnel_policy(const toml::node& n, const st
             auto pages = load_error_pages(v, path);
             if (!pages) return tl::unexpected(pages.error());
             cfg.tunnel_error_pages = std::move(*pages);
+        } else if (key == "cache") {
+            auto cache = load_cache(v, path, "tunnel_policy.cache");
+            if (!cache) return tl::unexpected(cache.error());
+            cfg.tunnel_cache = *cache;
         } else {
             return tl::unexpected(
                 unknown_key(where(path, v), key, " in [tunnel_policy]",
-                            {"policies", "forbid", "error_pages"}));
+                            {"policies", "forbid", "error_pages", "cache"}));
         }
     }
     return {};

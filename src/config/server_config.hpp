@@ -59,6 +59,8 @@ struct server_config {
     // Domains of their own a token's tunnels may serve (--domain): verifier -> patterns
     // ("app.example.com", "*.customer.com").
     std::vector<std::pair<protocol::verifier, std::vector<std::string>>> custom_domains{};
+    // [tunnel_policy] cache: one shared cache in front of every tunnel's route.
+    std::optional<cache_config> tunnel_cache{};
     bool json = false;
     // `porthole proxy`: no control port and no tunnels, only the sites.
     bool control_enabled = true;

@@ -499,6 +499,8 @@ tl::expected<route_config, std::string> site_reader::route(const toml::table& t,
         } else if (key == "hosts") {
             done = tl::unexpected(fmt::format(
                 "{}: 'hosts' belongs to the [[sites]] table, not to one of its routes", at(node)));
+        } else if (key == "cache") {
+            done = load_cache(node, path_, "cache").map([&](auto c) { r.cache = c; });
         } else if (key == "policies") {
             done = load_policies(node, path_, "sites.routes.policies").map([&](auto p) {
                 r.policies = std::move(p);
@@ -509,7 +511,8 @@ tl::expected<route_config, std::string> site_reader::route(const toml::table& t,
             if (!*applied)
                 done = tl::unexpected(unknown_key(
                     at(node), key, " in [[sites.routes]]",
-                    {"path", "strip_prefix", "upstream", "policies", "lb_policy", "cookie_name",
+                    {"path", "strip_prefix", "upstream", "policies", "cache", "lb_policy",
+                     "cookie_name",
                      "health_path",
                      "health_interval", "health_timeout", "health_status", "rise", "fall",
                      "max_fails", "eject_time", "connect_timeout", "upstream_timeout", "max_tries",
@@ -544,6 +547,8 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
             });
         } else if (key == "error_pages") {
             done = load_error_pages(node, path_).map([&](auto p) { s.pages = std::move(p); });
+        } else if (key == "cache") {
+            done = load_cache(node, path_, "cache").map([&](auto c) { s.cache = c; });
         } else if (key == "upstream") {
             done = members(site_kind::http, node).map([&](auto m) {
                 defaults.settings.members = std::move(m);
@@ -564,7 +569,8 @@ tl::expected<site_config, std::string> site_reader::site(const toml::table& t) {
             if (!*applied)
                 done = tl::unexpected(unknown_key(
                     at(node), key, " in [[sites]]",
-                    {"hosts", "routes", "upstream", "policies", "error_pages", "lb_policy",
+                    {"hosts", "routes", "upstream", "policies", "error_pages", "cache",
+                     "lb_policy",
                      "cookie_name",
                      "health_path",
                      "health_interval", "health_timeout", "health_status", "rise", "fall",

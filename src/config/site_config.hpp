@@ -2,6 +2,7 @@
 // The reverse-proxy half of the relay's config: [[sites]] (HTTP, by host and path) and
 // [[tcp_sites]] (L4, by listening address), each route ending in an upstream pool of members:
 // http:// and https:// backends, unix: sockets and tunnel:NAME (the clients holding that name).
+#include "config/cache_config.hpp"
 #include "config/endpoint.hpp"
 #include "config/error_pages.hpp"
 #include "config/policy_config.hpp"
@@ -78,6 +79,7 @@ struct route_config {
     upstream_settings upstream;
     std::size_t line = 0;  // where the route starts in its file, for later checks
     std::vector<policy_config> policies;  // [[sites.routes.policies]], after the site's
+    std::optional<cache_config> cache{};  // its own cache; else the site's, if any
 };
 
 struct site_config {
@@ -86,6 +88,7 @@ struct site_config {
     std::size_t line = 0;
     std::vector<policy_config> policies;  // [[sites.policies]]: every route's, first
     error_pages pages{};  // error_pages: bodies for the relay's own answers, by status
+    std::optional<cache_config> cache{};  // one cache every route without its own shares
 };
 
 struct tcp_site_config {

@@ -224,7 +224,22 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
         const unsigned status = response.head().status;
         const bool final_response = status >= 200 || status == 101;
         const std::string_view head = view(upstream_in).substr(0, head_size);
-        if (final_response && options.observer) options.observer->final_head(response, head);
+        // An observer may keep the body, take the response away from the visitor (then it goes
+        // nowhere), or add fields.
+        discard_endpoint nowhere;
+        forward_endpoint* to_visitor = &visitor;
+        std::string_view add_fields = options.add_fields;
+        std::string added;
+        if (final_response && options.observer) {
+            options.observer->final_head(response, head);
+            if (body_capture* sink = options.observer->body_sink()) response.capture_body(sink);
+            result.swallowed = status != 101 && options.observer->swallow();
+            if (result.swallowed) to_visitor = &nowhere;
+            if (const auto extra = options.observer->extra_fields(); !extra.empty()) {
+                added = std::string(add_fields).append(extra);
+                add_fields = added;
+            }
+        }
         response.eager(true);
         const header_edits* edits = options.edits;
         header_edits transformed;  // the route's edits and a transform's
@@ -239,7 +254,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
             transformed.add.push_back({"Connection", "close"});
             edits = &transformed;
         }
-        if (final_response && status != 101 && options.transform) {
+        if (final_response && status != 101 && options.transform && !result.swallowed) {
             if (options.edits && !closing) transformed = *options.edits;
             edits = &transformed;
             content_encoder* encoder = options.transform->begin(response, head, transformed);
@@ -256,7 +271,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
                     transformed.add.push_back({"Connection", "close"});
                 }
                 const bool close = says_close(head);
-                std::string edited = edit_head(head, transformed, options.add_fields);
+                std::string edited = edit_head(head, transformed, add_fields);
                 upstream_in.consume(head_size);
                 const bool complete =
                     co_await forward_encoded(response, upstream, upstream_in, visitor, *encoder,
@@ -287,15 +302,15 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
         }
         const auto bytes = view(upstream_in);
         const bool edited_head = final_response && status != 101 &&
-                                 (!options.add_fields.empty() || (edits && !edits->empty()));
+                                 (!add_fields.empty() || (edits && !edits->empty()));
         std::string edited;
         if (edited_head) {
             static const header_edits none;
-            edited = edit_head(head, edits ? *edits : none, options.add_fields);
+            edited = edit_head(head, edits ? *edits : none, add_fields);
         }
         const std::string_view head_bytes =
             edited_head ? std::string_view(edited) : bytes.substr(0, head_size);
-        if (!co_await visitor.write(head_bytes, bytes.substr(head_size, body_size))) {
+        if (!co_await to_visitor->write(head_bytes, bytes.substr(head_size, body_size))) {
             visitor.cancel();
             co_return result;
         }
@@ -309,7 +324,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
             }
             if (used > 0) {
                 // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
-                const bool sent = co_await visitor.write(view(upstream_in).substr(0, used), {});
+                const bool sent = co_await to_visitor->write(view(upstream_in).substr(0, used), {});
                 if (!sent) break;
                 upstream_in.consume(used);
                 continue;

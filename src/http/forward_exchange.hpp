@@ -82,6 +82,7 @@ struct response_result {
     bool reusable = false;                        // and the upstream connection too
     bool malformed = false;                       // refused before a byte reached the visitor
     bool timed_out = false;                       // no byte within first_byte_timeout
+    bool swallowed = false;  // the observer kept the final response from the visitor
     std::string problem;                          // why a malformed response was refused
 };
 
@@ -91,6 +92,13 @@ class response_observer {
 public:
     virtual ~response_observer() = default;
     virtual void final_head(http::framer<false>& response, std::string_view head) = 0;
+    // Asked after final_head. Where the body goes as it is decoded (a cache keeping it); null:
+    // nowhere.
+    virtual body_capture* body_sink() { return nullptr; }
+    // The response is read to its end but not forwarded: the caller answers instead.
+    virtual bool swallow() const { return false; }
+    // Whole lines (each ending in CRLF) added to the forwarded head.
+    virtual std::string_view extra_fields() const { return {}; }
 };
 
 struct response_options {

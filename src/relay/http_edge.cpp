@@ -1,6 +1,7 @@
 #include "relay/http_edge.hpp"
 
 #include "acme/cert_issuer.hpp"
+#include "cache/http_cache.hpp"
 #include "http/forward_exchange.hpp"
 #include "http/host_route.hpp"
 #include "http/shaped_endpoint.hpp"
@@ -58,6 +59,47 @@ std::string_view cookie_value(const http::message_head& head, std::string_view n
     }
     return {};
 }
+// A stored response as the answer to `request`: whole, a 304, a range, or 416. False when the
+// connection is done.
+asio::awaitable<bool> answer_from_cache(watched_socket& visitor,
+                                        const cache::stored_response& stored,
+                                        const http::framer<true>& request, std::uint64_t age,
+                                        std::string cache_status, bool draining,
+                                        std::chrono::seconds timeout) {
+    const http::message_head& head = request.head();
+    const cache::answer_shape shape = cache::shape_answer(stored, head);
+    const bool goes_on = request.keep_alive() && !draining;
+    const std::string answer_head =
+        cache::answer_head(stored, shape, {age, cache_status, !goes_on, head.version});
+    const bool bodiless = head.method == "HEAD" || shape.status == 304 || shape.status == 416;
+    const std::string_view body =
+        bodiless ? std::string_view()
+                 : std::string_view(stored.body).substr(shape.first, shape.length);
+    visitor.answered = shape.status;
+    const bool sent = co_await write_all(visitor, answer_head, timeout, body);
+    if (!sent || !goes_on) {
+        visitor.conn.shutdown_send();
+        co_return false;
+    }
+    co_return true;
+}
+
+bool unsafe(std::string_view method) {
+    return method != "GET" && method != "HEAD" && method != "OPTIONS" && method != "TRACE";
+}
+
+// Ends a collapsed fetch however the exchange ends: requests waiting for it look again.
+struct fetch_guard {
+    cache::http_cache* cache = nullptr;
+    std::string key;
+    fetch_guard() = default;
+    fetch_guard(const fetch_guard&) = delete;
+    fetch_guard& operator=(const fetch_guard&) = delete;
+    ~fetch_guard() {
+        if (cache) cache->end_fetch(key);
+    }
+};
+
 }  // namespace
 
 // The upstream connection a visitor connection holds: for one exchange (a backend's goes back
@@ -218,6 +260,11 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
     }
+    if (r->cache != ctx_.tunnel_cache) {
+        auto changed = std::make_shared<route::route>(*r);
+        changed->cache = ctx_.tunnel_cache;
+        r = std::move(changed);
+    }
     return r;
 }
 
@@ -276,6 +323,79 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
         if (!co_await exchange(visitor, in, up, cache, guard, https, behind_proxy)) break;
     }
     // A connection still held here is a dedicated one, done with: it closes.
+}
+
+asio::awaitable<bool> http_edge::answer_offline(watched_socket& visitor,
+                                                const http::framer<true>& request, bool https,
+                                                std::string_view host, const std::string& holder,
+                                                request_tally& tally) {
+    const http::message_head& head = request.head();
+    cache::http_cache& c = *ctx_.tunnel_cache;
+    if (head.method != "GET" && head.method != "HEAD") co_return false;
+    const std::string key =
+        cache::http_cache::key_of(https, host, http::origin_form(head.target), holder);
+    const auto found = c.lookup(key, head, cache::epoch_now());
+    if (!found.stored) co_return false;
+    const cache::request_facts asked = cache::facts_of(head);
+    const bool fresh = found.verdict.verdict == cache::use::fresh;
+    const std::uint64_t stale_for =
+        found.verdict.ttl < 0 ? static_cast<std::uint64_t>(-found.verdict.ttl) : 0;
+    if (!fresh &&
+        !cache::usable_on_error(found.stored->facts, asked, stale_for,
+                                c.settings().stale_when_offline))
+        co_return false;
+    ++(fresh ? c.counts().hits : c.counts().stale);
+    std::string status = fresh ? fmt::format("porthole; hit; ttl={}", found.verdict.ttl)
+                               : std::string("porthole; hit; detail=tunnel-offline");
+    tally.responded(cache::shape_answer(*found.stored, head).status);
+    co_await answer_from_cache(visitor, *found.stored, request, found.verdict.age,
+                               std::move(status), ctx_.draining, ctx_.cfg.idle_timeout);
+    co_return true;
+}
+
+asio::awaitable<void> http_edge::refresh_behind(std::shared_ptr<upstream::pool> pool,
+                                                std::shared_ptr<cache::http_cache> shared_cache,
+                                                refresh_request request) {
+    fetch_guard fetch;
+    fetch.cache = shared_cache.get();
+    fetch.key = request.key;
+    upstream::tried_list tried;
+    const upstream::request_facts facts{request.visitor_ip, {}, nullptr, nullptr};
+    auto c = co_await pool->connect(facts, request.visitor_ip, tried);
+    if (!c) co_return;  // the next request after the window validates
+    upstream_link up(std::move(*c), pool, ctx_);
+    request.head.method = "GET";  // a HEAD's refresh stores the whole response
+    request.edits.remove.emplace_back("if-none-match");
+    request.edits.remove.emplace_back("if-modified-since");
+    request.edits.remove.emplace_back("range");
+    request.edits.remove.emplace_back("if-range");
+    if (const std::string* etag = request.stale->find("etag"))
+        request.edits.add.push_back({"If-None-Match", *etag});
+    if (const std::string* modified = request.stale->find("last-modified"))
+        request.edits.add.push_back({"If-Modified-Since", *modified});
+    const std::string forwarded = http::forward_request_head(
+        request.head, {request.visitor_ip, request.https ? "https" : "http", up.host_header,
+                       up.target, false, request.strip, request.behind_proxy, &request.edits,
+                       request.target_override});
+    const bool sent = co_await write_all(up.stream, forwarded, ctx_.cfg.idle_timeout);
+    if (!sent) {
+        pool->finish(up.take(), upstream::outcome::failed, false);
+        co_return;
+    }
+    cache::response_recorder recorder(*shared_cache, request.key, request.head, request.stale,
+                                      false, "stale");
+    http::discard_endpoint nowhere;
+    watched_endpoint to_upstream(up.stream, ctx_.cfg.idle_timeout);
+    http::response_options options{false, {}, nullptr, std::nullopt, &recorder};
+    if (pool->settings().upstream_timeout)
+        options.first_byte_timeout = *pool->settings().upstream_timeout;
+    const auto outcome = co_await http::forward_response(to_upstream, up.in, nowhere, options);
+    recorder.finish(outcome.state == response_state::complete);
+    const auto verdict = outcome.state == response_state::none ? upstream::outcome::failed
+                         : outcome.status >= 500              ? upstream::outcome::server_error
+                                                              : upstream::outcome::ok;
+    pool->finish(up.take(), verdict,
+                 outcome.reusable && outcome.state == response_state::complete);
 }
 
 asio::awaitable<void> http_edge::wait_for_client(const std::string& name) {
@@ -415,6 +535,19 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 tally.refused(observe::refusal::unknown_host);
                 co_await reply_and_close(visitor, 404, "Not Found", std::move(message), pages_of());
                 co_return false;
+            }
+            // A tunnel whose client is away: what its cache holds answers, when it may.
+            if (!tunnels_.serving(*name) && ctx_.tunnel_cache && request.is_done()) {
+                const std::string holder = registry_.name_holder(*name, clock::now());
+                if (!holder.empty()) {
+                    const bool answered = co_await answer_offline(visitor, request, visitor_https,
+                                                                  host_text, holder, tally);
+                    if (answered) {
+                        const bool goes_on = request.keep_alive() && !ctx_.draining;
+                        cache = cached_route{};
+                        co_return goes_on;
+                    }
+                }
             }
             if (!tunnels_.serving(*name) && registry_.name_held(*name, clock::now()))
                 co_await wait_for_client(*name);
@@ -559,6 +692,107 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     std::optional<policy::response_compressor> compressor;
     if (policy_edits && policy_edits->compress)
         compressor.emplace(*policy_edits->compress, head, request.upgrade());
+    // cache: a stored response may answer here; a GET that misses is recorded on its way to the
+    // visitor, and concurrent misses for one key wait for the first one's response.
+    cache::http_cache* const shared_cache = r->cache.get();
+    std::optional<cache::response_recorder> recorder;
+    fetch_guard fetch;
+    http::header_edits validation;  // the route's request edits, and the conditional fields
+    cache::entry stale_stand_in;    // served instead of an upstream failure
+    bool stale_on_5xx = false;      // and instead of a 5xx
+    if (shared_cache && !request.upgrade()) {
+        const bool reads = (head.method == "GET" || head.method == "HEAD") && request.is_done() &&
+                           !request.chunked() && request.content_length().value_or(0) == 0;
+        // A tunnel's responses are its holder's (the client, or its group).
+        const std::string scope =
+            cache.tunnel ? registry_.name_holder(r->pool->member(0).host, clock::now())
+                         : std::string();
+        const std::string key = cache::http_cache::key_of(visitor_https, host_text,
+                                                          http::origin_form(head.target), scope);
+        if (reads) {
+            auto found = shared_cache->lookup(key, head, cache::epoch_now());
+            if (!found.stored && shared_cache->fetching(key)) {
+                ++shared_cache->counts().collapsed;
+                co_await shared_cache->wait_for(key, 30s);
+                found = shared_cache->lookup(key, head, cache::epoch_now());
+            }
+            if (found.stored && found.verdict.verdict == cache::use::stale_revalidate &&
+                !shared_cache->fetching(key)) {
+                refresh_request again{head,
+                                      from,
+                                      visitor_https,
+                                      r->strip_prefix && !r->path.empty() ? r->path.size() : 0,
+                                      behind_proxy,
+                                      request_edits ? *request_edits : http::header_edits{},
+                                      policy_edits ? policy_edits->target : std::string(),
+                                      key,
+                                      found.stored};
+                shared_cache->begin_fetch(key, visitor.conn.socket().get_executor());
+                ctx_.spawn(refresh_behind(r->pool, r->cache, std::move(again)));
+            }
+            if (found.stored && found.verdict.verdict != cache::use::validate) {
+                const bool fresh = found.verdict.verdict == cache::use::fresh;
+                ++(fresh ? shared_cache->counts().hits : shared_cache->counts().stale);
+                const std::string status =
+                    fresh ? fmt::format("porthole; hit; ttl={}", found.verdict.ttl)
+                          : fmt::format("porthole; hit; ttl={}; detail=stale", found.verdict.ttl);
+                tally.responded(cache::shape_answer(*found.stored, head).status);
+                co_return co_await answer_from_cache(visitor, *found.stored, request,
+                                                     found.verdict.age, status, ctx_.draining,
+                                                     cfg.idle_timeout);
+            }
+            const cache::request_facts asked = cache::facts_of(head);
+            if (asked.cc.only_if_cached && !found.stored) {
+                tally.responded(504);
+                co_await reply_and_close(visitor, 504, "Gateway Timeout",
+                                         "porthole: only-if-cached, and nothing is stored for "
+                                         "this request",
+                                         pages_of());
+                co_return false;
+            }
+            ++shared_cache->counts().misses;
+            if (found.stored) {
+                const std::uint64_t stale_for =
+                    found.verdict.ttl < 0 ? static_cast<std::uint64_t>(-found.verdict.ttl) : 0;
+                // stale_when_offline covers an upstream that cannot be reached; a 5xx only
+                // stale-if-error.
+                if (cache::usable_on_error(found.stored->facts, asked, stale_for,
+                                           shared_cache->settings().stale_when_offline))
+                    stale_stand_in = found.stored;
+                stale_on_5xx = cache::usable_on_error(found.stored->facts, asked, stale_for);
+                // Validation: the upstream answers 304 when what is stored is still right.
+                const std::string* etag = found.stored->find("etag");
+                const std::string* modified = found.stored->find("last-modified");
+                if (etag || modified) {
+                    if (request_edits) validation = *request_edits;
+                    validation.remove.emplace_back("if-none-match");
+                    validation.remove.emplace_back("if-modified-since");
+                    if (etag) validation.add.push_back({"If-None-Match", *etag});
+                    if (modified) validation.add.push_back({"If-Modified-Since", *modified});
+                    request_edits = &validation;
+                }
+            } else if (head.method == "GET") {
+                shared_cache->begin_fetch(key, visitor.conn.socket().get_executor());
+                fetch.cache = shared_cache;
+                fetch.key = key;
+            }
+            recorder.emplace(*shared_cache, key, head, found.stored, stale_on_5xx, found.miss);
+        } else if (unsafe(head.method)) {
+            recorder.emplace(*shared_cache, key, head, nullptr, false, "method");
+            recorder->invalidate_after(visitor_https, host_text, http::origin_form(head.target),
+                                       scope);
+        }
+    }
+    // What a stale stand-in answers in place of an upstream's failure.
+    const auto answer_stale = [&](std::string_view why) {
+        ++shared_cache->counts().stale;
+        const auto age = cache::current_age(stale_stand_in->facts, stale_stand_in->request_time,
+                                            stale_stand_in->response_time, cache::epoch_now());
+        tally.responded(cache::shape_answer(*stale_stand_in, head).status);
+        std::string status = fmt::format("porthole; hit; detail={}", why);
+        return answer_from_cache(visitor, *stale_stand_in, request, age, std::move(status),
+                                 ctx_.draining, cfg.idle_timeout);
+    };
     const std::shared_ptr<upstream::pool>& pool = r->pool;
     const auto& settings = pool->settings();
 
@@ -594,6 +828,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             const upstream::request_facts facts{from, affinity_cookie, &guard.source,
                                                 &guard.destination};
             auto c = co_await pool->connect(facts, from, tried);
+            if (!c && stale_stand_in) co_return co_await answer_stale("stale-if-error");
             if (!c) {
                 const unsigned status = c.error().status;
                 if (status == 502) tally.failed(observe::upstream_failure::connect);
@@ -645,6 +880,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                        std::nullopt, nullptr};
         if (settings.upstream_timeout) options.first_byte_timeout = *settings.upstream_timeout;
         options.close_visitor = &ctx_.draining;
+        if (recorder) options.observer = &*recorder;
         if (compressor) {
             options.transform = &*compressor;
             options.visitor_http10 = head.version == 10;
@@ -686,6 +922,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             const std::size_t member = up->member;
             up.reset();
             if (retriable && !outcome.timed_out && another_try(tunnel)) continue;
+            if (stale_stand_in) co_return co_await answer_stale("stale-if-error");
             const std::string what =
                 tunnel ? fmt::format("tunnel '{}'", pool->member(member).host)
                        : fmt::format("the upstream of {}", host_text);
@@ -709,6 +946,24 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         }
         const auto verdict =
             outcome.status >= 500 ? upstream::outcome::server_error : upstream::outcome::ok;
+        if (recorder) recorder->finish(outcome.state == response_state::complete && body.done);
+        if (outcome.swallowed) {
+            // A 304 renewed what is stored, or a 5xx gave way to a stale response.
+            pool->finish(up->take(), verdict, outcome.reusable && body.done);
+            up.reset();
+            if (!recorder->renewed()) co_return co_await answer_stale("stale-if-error");
+            ++shared_cache->counts().hits;
+            const cache::stored_response& renewed = *recorder->stored();
+            const auto age = cache::current_age(renewed.facts, renewed.request_time,
+                                                renewed.response_time, cache::epoch_now());
+            std::string status = fmt::format("porthole; fwd=stale; fwd-status=304; ttl={}",
+                                             static_cast<std::int64_t>(renewed.lifetime) -
+                                                 static_cast<std::int64_t>(age));
+            tally.responded(cache::shape_answer(renewed, head).status);
+            co_return co_await answer_from_cache(visitor, renewed, request, age,
+                                                 std::move(status), ctx_.draining,
+                                                 cfg.idle_timeout);
+        }
         tally.responded(outcome.state == response_state::upgraded ? 101 : outcome.status);
         tally.record.upgraded = outcome.state == response_state::upgraded;
         if (outcome.state == response_state::upgraded && body.done) {

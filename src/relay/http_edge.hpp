@@ -5,6 +5,7 @@
 // from the route's pool and the request and response forwarded exactly as framed. Only a route
 // whose policies judge the body (verify_webhook) reads the whole body first. The edge does not
 // know whether that connection goes to a tunnel's client or to a backend.
+#include "cache/http_cache.hpp"
 #include "http/header_edits.hpp"
 #include "http/message_head.hpp"
 #include "net/io_buffer.hpp"
@@ -25,6 +26,8 @@
 #include <unordered_map>
 
 namespace porthole::relay {
+
+class request_tally;  // relay/request_tally.hpp
 
 class http_edge {
 public:
@@ -50,12 +53,34 @@ public:
 private:
     struct upstream_link;
     struct cached_route;
+    // A stale response served within stale-while-revalidate is refreshed behind the visitor's
+    // back: the request as it would have gone upstream, with the stored validators.
+    struct refresh_request {
+        http::message_head head;
+        std::string visitor_ip;
+        bool https = false;
+        std::size_t strip = 0;
+        bool behind_proxy = false;
+        http::header_edits edits;
+        std::string target_override;
+        std::string key;
+        std::shared_ptr<const cache::stored_response> stale;
+    };
+    boost::asio::awaitable<void> refresh_behind(std::shared_ptr<upstream::pool> pool,
+                                                std::shared_ptr<cache::http_cache> cache,
+                                                refresh_request request);
 
     boost::asio::awaitable<void> accept();
     boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket);
     // A tunnel whose client holds its name by a lease is reconnecting (a network change, a relay
     // upgrade): its visitors wait up to client_return_wait for it rather than get a 502.
     boost::asio::awaitable<void> wait_for_client(const std::string& name);
+    // A visitor of a tunnel whose client is away, answered from the tunnels' cache when it holds
+    // the response (fresh, or stale with stale_when_offline or stale-if-error); false when not.
+    boost::asio::awaitable<bool> answer_offline(watched_socket& visitor,
+                                                const http::framer<true>& request, bool https,
+                                                std::string_view host, const std::string& holder,
+                                                request_tally& tally);
     boost::asio::awaitable<bool> exchange(watched_socket& visitor, net::io_buffer& in,
                                           std::optional<upstream_link>& up, cached_route& cache,
                                           const visit_guard& guard, bool https,

@@ -48,6 +48,14 @@ public:
                !(it->second.lease_until && *it->second.lease_until <= now);
     }
 
+    // Who holds it, in a session or by an unexpired lease; null when nobody does.
+    const owner_key* holder(const Key& key, clock::time_point now) const {
+        auto it = entries_.find(key);
+        if (it == entries_.end() || (it->second.lease_until && *it->second.lease_until <= now))
+            return nullptr;
+        return &it->second.owner;
+    }
+
     // True while held by a session or by an unexpired lease.
     bool held(const Key& key, clock::time_point now) const {
         auto it = entries_.find(key);

@@ -20,6 +20,10 @@ public:
     bool name_held(const std::string& name, clock::time_point now) const override {
         return names_.held(name, now);
     }
+    owner_key name_holder(const std::string& name, clock::time_point now) const override {
+        const owner_key* holder = names_.holder(name, now);
+        return holder ? *holder : owner_key();
+    }
     bool claim_port(std::uint16_t port, const owner_key& holder, clock::time_point now) override {
         return ports_.claim(port, holder, now);
     }

@@ -2,19 +2,19 @@
 
 #include "acme/cert_issuer.hpp"
 #include "admin/admin_server.hpp"
+#include "core/fd_channel.hpp"
 #include "core/heap_trim.hpp"
 #include "core/service_notify.hpp"
 #include "core/use_tuple.hpp"
-#include "core/fd_channel.hpp"
 #include "http/host_route.hpp"
 #include "relay/control_port.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
-#include "relay/reload_plan.hpp"
 #include "relay/metrics_listener.hpp"
 #include "relay/relay_admin.hpp"
 #include "relay/relay_context.hpp"
+#include "relay/reload_plan.hpp"
 #include "relay/tcp_edge.hpp"
 #include "relay/tunnel_members.hpp"
 #include "relay/upgrader.hpp"
@@ -58,6 +58,9 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
         route::site built{s.hosts, {}, s.pages, site_index};
         // One of each site-wide step for all its routes: a site's rate limit counts them together.
         const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
+        std::shared_ptr<cache::http_cache> site_cache;
+        if (s.cache && s.cache->enabled)
+            site_cache = std::make_shared<cache::http_cache>(cache::settings_from(*s.cache));
         for (const auto& r : s.routes) {
             auto route = std::make_shared<route::route>();
             route->path = r.path;
@@ -71,6 +74,12 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
             auto pool = upstream::pool::make(name, r.upstream, &tunnels);
             if (!pool) return tl::unexpected(fmt::format("site {}: {}", name, pool.error()));
             route->pool = std::move(*pool);
+            if (r.cache)
+                route->cache = r.cache->enabled ? std::make_shared<cache::http_cache>(
+                                                      cache::settings_from(*r.cache))
+                                                : nullptr;
+            else
+                route->cache = site_cache;
             built.routes.push_back(std::move(route));
         }
         table.add(std::move(built));
@@ -254,6 +263,7 @@ public:
             g.acme_orders = std::array<std::uint64_t, 4>{c.issued, c.renewed, c.failed,
                                                          c.over_budget};
         }
+        g.caches = admin_.caches();
         std::vector<std::string> site_labels;
         for (const auto& s : sites_->sites()) {
             site_labels.push_back(s->hosts.front());
@@ -444,6 +454,7 @@ private:
         cfg_.tunnel_policies = std::move(next.tunnel_policies);
         cfg_.tunnel_policy_forbid = std::move(next.tunnel_policy_forbid);
         cfg_.tunnel_error_pages = std::move(next.tunnel_error_pages);
+        cfg_.tunnel_cache = next.tunnel_cache;
         cfg_.trusted_proxies = std::move(next.trusted_proxies);
         cfg_.accept_proxy_protocol = next.accept_proxy_protocol;
         ctx_.config_changed();

@@ -1,6 +1,7 @@
 #include "relay/relay_admin.hpp"
 
 #include "admin/api.hpp"
+#include "core/printable.hpp"
 #include "observe/capture_store.hpp"
 
 #include <fmt/format.h>
@@ -310,6 +311,46 @@ std::vector<admin::tunnel_info> relay_admin::tunnels() const {
         out.push_back(std::move(info));
     }
     return out;
+}
+
+namespace {
+
+// Every cache once, with a name for it: a site's (its first host, and a route's path when the
+// route has a cache of its own) and the tunnels'.
+template <class F>
+void for_each_cache(const route::route_table& table, cache::http_cache* tunnels, F&& f) {
+    for (const auto& s : table.sites()) {
+        const cache::http_cache* site_cache = nullptr;
+        for (const auto& r : s->routes) {
+            if (!r->cache || r->cache.get() == site_cache) continue;
+            const bool own = s->routes.size() > 1 && !r->path.empty();
+            if (!own) site_cache = r->cache.get();
+            f(own ? s->hosts.front() + r->path : s->hosts.front(), *r->cache);
+        }
+    }
+    if (tunnels) f(std::string("tunnels"), *tunnels);
+}
+
+}  // namespace
+
+std::vector<admin::cache_info> relay_admin::caches() const {
+    std::vector<admin::cache_info> out;
+    for_each_cache(*sites_, ctx_.tunnel_cache.get(),
+                   [&](const std::string& name, const cache::http_cache& c) {
+                       const auto& n = c.counts();
+                       out.push_back({name, c.bytes(), c.entries(), c.settings().memory, n.hits,
+                                      n.misses, n.stale, n.revalidated, n.stores, n.collapsed});
+                   });
+    return out;
+}
+
+std::size_t relay_admin::purge_cache(const std::string& url, bool prefix, const std::string& who) {
+    std::size_t purged = 0;
+    for_each_cache(*sites_, ctx_.tunnel_cache.get(),
+                   [&](const std::string&, cache::http_cache& c) { purged += c.purge(url, prefix); });
+    spdlog::info("admin: {} purged {} cached response{} ({} {})", who, purged,
+                 purged == 1 ? "" : "s", prefix ? "prefix" : "url", core::printable(url));
+    return purged;
 }
 
 admin::sites_info relay_admin::sites() const {

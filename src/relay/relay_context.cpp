@@ -48,6 +48,11 @@ void relay_context::config_changed() {
         std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8));
     gate_total = std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4));
     gate_per_ip = std::min(cfg.max_unauthenticated_per_ip, gate_total);
+    if (!cfg.tunnel_cache || !cfg.tunnel_cache->enabled)
+        tunnel_cache.reset();
+    else if (!tunnel_cache || tunnel_cache_config != *cfg.tunnel_cache)
+        tunnel_cache = std::make_shared<cache::http_cache>(cache::settings_from(*cfg.tunnel_cache));
+    if (cfg.tunnel_cache) tunnel_cache_config = *cfg.tunnel_cache;
 }
 
 std::uint32_t relay_context::hold_tunnel_label(const std::string& name) {

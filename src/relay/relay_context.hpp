@@ -11,6 +11,7 @@
 #include "observe/label_slots.hpp"
 #include "observe/recent_events.hpp"
 #include "observe/relay_counters.hpp"
+#include "cache/http_cache.hpp"
 #include "policy/jwks_fetch.hpp"
 #include "relay/handoff.hpp"
 #include "relay/lease_table.hpp"
@@ -118,6 +119,10 @@ struct relay_context {
     std::uint32_t gate_per_ip = 0;
     core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
     policy::jwks_sources jwks;  // the key rings of jwt policies with a jwks_url
+    // [tunnel_policy] cache: shared by every tunnel's route; kept over a reload that leaves its
+    // settings as they were.
+    std::shared_ptr<cache::http_cache> tunnel_cache;
+    config::cache_config tunnel_cache_config;  // what tunnel_cache was made from
     // Metrics: what this loop counted, and the tunnel names that have a label of their own.
     observe::label_slots tunnel_labels;
     observe::relay_counters counters;

@@ -91,6 +91,31 @@ std::string write_metrics(const observe::relay_counters& counters,
                        (*gauges.acme_orders)[i]);
     }
 
+    if (!gauges.caches.empty()) {
+        out.family("porthole_cache_requests_total", "counter",
+                   "Requests a cache saw, by result: hit (fresh), stale (served stale: max-stale, "
+                   "stale-if-error, stale-while-revalidate), revalidated (a 304 renewed it), miss "
+                   "(went upstream), collapsed (waited for another's miss).");
+        for (const auto& c : gauges.caches) {
+            const std::pair<const char*, std::uint64_t> results[] = {
+                {"hit", c.hits},
+                {"stale", c.stale},
+                {"revalidated", c.revalidated},
+                {"miss", c.misses},
+                {"collapsed", c.collapsed}};
+            for (const auto& [result, n] : results)
+                out.sample("porthole_cache_requests_total", {{"cache", c.name}, {"result", result}},
+                           n);
+        }
+        out.family("porthole_cache_stored_bytes", "gauge",
+                   "Bytes of responses a cache holds now, against its memory budget.");
+        for (const auto& c : gauges.caches)
+            out.sample("porthole_cache_stored_bytes", {{"cache", c.name}}, c.bytes);
+        out.family("porthole_cache_entries", "gauge", "Responses a cache holds now.");
+        for (const auto& c : gauges.caches)
+            out.sample("porthole_cache_entries", {{"cache", c.name}}, c.entries);
+    }
+
     out.family("porthole_config_reloads_total", "counter",
                "Config reloads (SIGHUP, porthole admin reload), by result.");
     out.sample("porthole_config_reloads_total", {{"result", "ok"}}, counters.reloads_ok);

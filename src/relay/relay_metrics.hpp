@@ -1,6 +1,7 @@
 #pragma once
 // One scrape of the relay: the counters its loop kept and the gauges read from its parts at
 // this moment, written in the Prometheus text format. Nothing here runs per request.
+#include "admin/relay_control.hpp"
 #include "observe/label_slots.hpp"
 #include "observe/process_stats.hpp"
 #include "observe/relay_counters.hpp"
@@ -35,6 +36,7 @@ struct relay_gauges {
     std::uint64_t admin_auth_failures = 0;  // TCP admin requests without the right token
     // ACME orders by result: issued, renewed, failed, over_budget; written when ACME is on.
     std::optional<std::array<std::uint64_t, 4>> acme_orders{};
+    std::vector<admin::cache_info> caches{};  // every site's and the tunnels' cache
 };
 
 // `site_labels[i]`: site i's label (its first host).

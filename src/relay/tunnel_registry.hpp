@@ -40,6 +40,8 @@ public:
     virtual bool claim_name(const std::string& name, const owner_key& holder,
                             clock::time_point now) = 0;
     virtual bool name_held(const std::string& name, clock::time_point now) const = 0;
+    // Who holds NAME now (a client or its group), by a session or a lease; empty when free.
+    virtual owner_key name_holder(const std::string& name, clock::time_point now) const = 0;
     virtual bool claim_port(std::uint16_t port, const owner_key& holder, clock::time_point now) = 0;
     virtual bool port_held(std::uint16_t port, clock::time_point now) const = 0;
     virtual bool port_held_by(std::uint16_t port, const owner_key& holder,

@@ -1,6 +1,7 @@
 #pragma once
 // A route: where a request that matched a site's host and path goes. An ordered policy chain
 // runs first (each step may answer the request itself), then the upstream pool takes it.
+#include "cache/http_cache.hpp"
 #include "policy/chain.hpp"
 #include "upstream/upstream_pool.hpp"
 
@@ -15,6 +16,7 @@ struct route {
     bool strip_prefix = false;
     policy::chain policies;  // the site's steps, then the route's own
     std::shared_ptr<upstream::pool> pool;
+    std::shared_ptr<cache::http_cache> cache;  // null: responses pass uncached
     // Where its requests are counted: the site's index in the config, or the tunnel name's
     // label slot (observe::label_slots).
     std::uint32_t metric_slot = 0;

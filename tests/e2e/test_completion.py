@@ -24,7 +24,7 @@ from helpers import BIN, REPO
 
 SUBCOMMANDS = {"version", "help", "server", "proxy", "http", "tcp", "tls", "start", "config",
                "token", "completion", "manpage", "admin"}
-TOPICS = ["config", "server-config", "admin", "inspector", "routing"]
+TOPICS = ["config", "server-config", "admin", "inspector", "routing", "cache"]
 LOG_LEVELS = {"trace", "debug", "info", "warn", "error", "off"}
 
 # Options whose value is a file, per command, and the one whose value is a directory.
@@ -458,6 +458,12 @@ def test_help_server_config_names_every_relay_key():
     assert not missing, "[acme] keys not in `porthole help server-config`: %s" % missing
     for table in tables | {"sites.routes"}:
         assert "[[%s]]" % table in text, table
+    cache_source = (REPO / "src" / "config" / "cache_config.cpp").read_text()
+    cache_keys = set(re.findall(r'key == "(\w+)"', cache_source)) - {"disk"}
+    assert {"memory", "max_object", "default_ttl", "stale_when_offline"} <= cache_keys
+    for page in (text, run("help", "cache").stdout):
+        missing = sorted(k for k in cache_keys if not documented(k, page))
+        assert not missing, "cache keys not documented: %s" % missing
 
 
 def test_help_inspector_and_routing():

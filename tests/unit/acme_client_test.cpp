@@ -38,7 +38,7 @@ public:
     std::optional<stored_account> account;
 };
 
-std::string decode(const std::string& b64) { return policy::base64url_decode(b64).value_or(""); }
+std::string from_base64url(const std::string& b64) { return policy::base64url_decode(b64).value_or(""); }
 
 // A certificate for the CSR's key and names, signed by a throwaway CA key: what a CA returns.
 std::string issue_for(const std::string& csr_der) {
@@ -78,11 +78,11 @@ public:
         json payload;
         if (post) {
             const auto jws = json::parse(body);
-            const auto header = json::parse(decode(jws["protected"]));
+            const auto header = json::parse(from_base64url(jws["protected"]));
             EXPECT_EQ(header["url"], url);
             EXPECT_EQ(header["nonce"], last_nonce) << path;
             EXPECT_EQ(header.contains("kid"), path != "/new-acct") << path;
-            const std::string text = decode(jws["payload"]);
+            const std::string text = from_base64url(jws["payload"]);
             if (!text.empty()) payload = json::parse(text);
         }
         auto it = routes.find(path);
@@ -183,7 +183,7 @@ struct fixture {
                 200, ++order_polls < 2 ? order_json("processing") : order_json("valid", true));
         };
         r["/finalize/1"] = [this](const json& p) {
-            certificate = issue_for(decode(p["csr"]));
+            certificate = issue_for(from_base64url(p["csr"]));
             finalized = true;
             return json_reply(200, order_json("processing"));
         };

@@ -31,6 +31,11 @@ public:
         if (id != "3f2a9c1e") return {outcome::not_found, "no client", {}, {}};
         return {outcome::done, {}, "3f2a9c1e5b7d4a60c1e2f3a4b5c6d7e8", {"http:d7f2a"}};
     }
+    std::vector<cache_info> caches() const override { return {{"shop.test", 10, 1}}; }
+    std::size_t purge_cache(const std::string& url, bool prefix, const std::string&) override {
+        last_ = (prefix ? "prefix " : "url ") + url;
+        return 2;
+    }
     release_result release(const std::string& name, const std::string&) override {
         last_ = name;
         return {outcome::conflict, "kick its client first"};
@@ -108,6 +113,24 @@ TEST(AdminApi, RecentIsNewestFirstAndStopsAtTheLimit) {
     ASSERT_EQ(doc["events"].size(), 1u);
     EXPECT_EQ(doc["events"][0]["reason"], "basic_auth");
     EXPECT_TRUE(doc["truncated"]);
+}
+
+TEST(AdminApi, CacheStatsAndPurges) {
+    fake_relay r;
+    auto a = ask(r, "GET", "/api/cache");
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(json::parse(a.body)["caches"][0]["name"], "shop.test");
+    const auto purge = [&](std::string_view url, std::string_view prefix) {
+        return handle(r, api_request{"DELETE", "/api/cache", {}, {}, "uid 0", url, prefix});
+    };
+    a = purge("https://shop.test/a", {});
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(json::parse(a.body)["purged"], 2);
+    EXPECT_EQ(r.last_, "url https://shop.test/a");
+    EXPECT_EQ(purge({}, "shop.test/img/").status, 200);
+    EXPECT_EQ(r.last_, "prefix shop.test/img/");
+    EXPECT_EQ(purge({}, {}).status, 400);
+    EXPECT_EQ(purge("a", "b").status, 400);
 }
 
 TEST(AdminApi, KickStatuses) {

@@ -1,0 +1,225 @@
+#include "cache/http_cache.hpp"
+
+#include "cache/memory_store.hpp"
+#include "http/header_edits.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace porthole::cache {
+
+namespace {
+
+using boost::beast::iequals;
+
+std::string lowercase(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// The same-host path of a Location or Content-Location value ("/x", or "http[s]://host/x" when
+// its host is `host`); empty for another host's.
+std::string_view same_host_target(std::string_view value, std::string_view host) {
+    if (value.starts_with('/')) return value.starts_with("//") ? std::string_view() : value;
+    for (const std::string_view scheme : {"http://", "https://"}) {
+        if (value.size() < scheme.size() || !iequals(value.substr(0, scheme.size()), scheme))
+            continue;
+        std::string_view rest = value.substr(scheme.size());
+        const auto slash = rest.find('/');
+        const std::string_view authority = rest.substr(0, slash);
+        if (!iequals(authority, host)) return {};
+        return slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    }
+    return {};
+}
+
+std::string cache_status_field(std::string_view value) {
+    return fmt::format("Cache-Status: {}\r\n", value);
+}
+
+}  // namespace
+
+cache_settings settings_from(const config::cache_config& c) {
+    cache_settings s;
+    s.memory = c.memory;
+    s.max_entry = c.max_object;
+    s.rules.default_ttl = c.default_ttl;
+    s.rules.store_set_cookie = c.store_set_cookie;
+    s.stale_when_offline = c.stale_when_offline;
+    return s;
+}
+
+std::int64_t epoch_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+http_cache::http_cache(const cache_settings& settings)
+    : settings_(settings),
+      store_(std::make_unique<memory_store>(settings.memory, settings.max_entry)) {}
+
+std::string http_cache::key_of(bool https, std::string_view host, std::string_view target,
+                               std::string_view scope) {
+    std::string h = lowercase(host);
+    if (h.ends_with(https ? ":443" : ":80")) h.resize(h.size() - (https ? 4 : 3));
+    if (scope.empty()) return fmt::format("{}://{}{}", https ? "https" : "http", h, target);
+    return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope);
+}
+
+found http_cache::lookup(const std::string& key, const http::message_head& request,
+                         std::int64_t now) {
+    found f;
+    const auto variants = store_->find(key);
+    if (variants.empty()) {
+        f.miss = "uri-miss";
+        return f;
+    }
+    for (const auto& v : variants) {
+        if (!vary_matches(*v, request)) continue;
+        f.stored = v;
+        const auto age = current_age(v->facts, v->request_time, v->response_time, now);
+        f.verdict = judge(v->facts, facts_of(request), v->lifetime, age);
+        if (f.verdict.verdict == use::validate)
+            f.miss = facts_of(request).cc.no_cache || facts_of(request).pragma_no_cache
+                         ? "request"
+                         : "stale";
+        return f;
+    }
+    f.miss = "vary-miss";
+    return f;
+}
+
+boost::asio::awaitable<void> http_cache::wait_for(const std::string& key,
+                                                  std::chrono::steady_clock::duration limit) {
+    const auto it = pending_.find(key);
+    if (it == pending_.end()) co_return;
+    const std::shared_ptr<boost::asio::steady_timer> done = it->second;
+    boost::asio::steady_timer bound(done->get_executor(), limit);
+    // The fetch's timer is cancelled when it ends; the bound cancels the wait on it.
+    bound.async_wait([done](const boost::system::error_code& ec) {
+        if (!ec) done->cancel();
+    });
+    co_await done->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    bound.cancel();
+}
+
+void http_cache::begin_fetch(const std::string& key, const boost::asio::any_io_executor& ex) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(ex);
+    // Until end_fetch cancels it (time_point::max() would overflow in the timer queue).
+    timer->expires_after(std::chrono::hours(24));
+    pending_.emplace(key, std::move(timer));
+}
+
+void http_cache::end_fetch(const std::string& key) {
+    const auto it = pending_.find(key);
+    if (it == pending_.end()) return;
+    it->second->cancel();
+    pending_.erase(it);
+}
+
+void http_cache::store(const std::string& key, entry e) {
+    if (store_->put(key, std::move(e))) ++counts_.stores;
+}
+
+void http_cache::invalidate(bool https, std::string_view host, std::string_view target,
+                            std::string_view scope, std::string_view response_head) {
+    store_->remove(key_of(https, host, target, scope));
+    http::for_each_field(response_head, [&](std::string_view name, std::string_view value) {
+        if (!iequals(name, "location") && !iequals(name, "content-location")) return;
+        const std::string_view path = same_host_target(value, host);
+        if (!path.empty()) store_->remove(key_of(https, host, path, scope));
+    });
+}
+
+std::size_t http_cache::purge(std::string_view url, bool prefix) {
+    std::vector<std::string> keys;
+    if (url.starts_with("http://") || url.starts_with("https://")) {
+        keys.emplace_back(url);
+    } else {
+        keys.push_back("http://" + std::string(url));
+        keys.push_back("https://" + std::string(url));
+    }
+    std::size_t n = 0;
+    // A URL's keys: its own, and its scoped ones (" @" cannot be part of a URL).
+    for (const auto& k : keys)
+        n += prefix ? store_->remove_prefix(k) : store_->remove(k) + store_->remove_prefix(k + " @");
+    return n;
+}
+
+response_recorder::response_recorder(http_cache& cache, std::string key,
+                                     const http::message_head& request, entry validating,
+                                     bool stale_on_error, std::string_view miss)
+    : cache_(cache), key_(std::move(key)), request_(request),
+      request_facts_(facts_of(request)), validating_(std::move(validating)),
+      stale_on_error_(stale_on_error), miss_(miss), request_time_(epoch_now()) {}
+
+void response_recorder::invalidate_after(bool https, std::string_view host,
+                                         std::string_view target, std::string_view scope) {
+    invalidating_ = invalidation{https, std::string(host), std::string(target), std::string(scope)};
+}
+
+void response_recorder::final_head(http::framer<false>& response, std::string_view head) {
+    const unsigned status = response.head().status;
+    const std::int64_t now = epoch_now();
+    if (invalidating_) {
+        const auto& i = *invalidating_;
+        if (status < 400) cache_.invalidate(i.https, i.host, i.target, i.scope, head);
+        cache_status_ = cache_status_field("porthole; fwd=method");
+        return;
+    }
+    if (status == 304 && validating_) {
+        // Our own conditional request's answer: the stored response is renewed and served.
+        auto renewed = std::make_shared<stored_response>(*validating_);
+        refresh(*renewed, http::fields_of(head), request_time_, now, cache_.settings().rules);
+        validating_ = renewed;
+        cache_.store(key_, validating_);
+        ++cache_.counts().revalidated;
+        swallowed_ = renewed_ = true;
+        return;
+    }
+    if (status >= 500 && validating_ && stale_on_error_) {
+        swallowed_ = true;
+        return;
+    }
+    const auto fields = http::fields_of(head);
+    pending_ = std::make_unique<stored_response>();
+    pending_->status = status;
+    pending_->facts = facts_of(status, fields);
+    const auto refusal =
+        refusal_to_store(request_.method, request_facts_, pending_->facts, cache_.settings().rules);
+    const auto length = response.content_length();
+    storing_ = !refusal && (!length || *length <= cache_.settings().max_entry);
+    if (!storing_) {
+        pending_.reset();
+        cache_status_ = cache_status_field(fmt::format("porthole; fwd={}", miss_));
+        return;
+    }
+    const std::uint64_t received_age = pending_->facts.age;  // Age is not a stored field
+    pending_->fields = storable_fields(fields, now);
+    pending_->facts = facts_of(status, pending_->fields);
+    pending_->facts.age = received_age;
+    pending_->lifetime = freshness_lifetime(pending_->facts, cache_.settings().rules);
+    pending_->request_time = request_time_;
+    pending_->response_time = now;
+    pending_->vary_values = vary_values(pending_->facts.vary, request_);
+    body_.limit = cache_.settings().max_entry;
+    cache_status_ = cache_status_field(fmt::format("porthole; fwd={}; stored", miss_));
+}
+
+void response_recorder::finish(bool complete) {
+    if (!storing_ || !pending_) return;
+    storing_ = false;
+    if (!complete || body_.truncated()) return;
+    pending_->body = std::move(body_.data);
+    cache_.store(key_, entry(std::move(pending_)));
+}
+
+}  // namespace porthole::cache
