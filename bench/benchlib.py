@@ -832,7 +832,8 @@ PATHS = [("direct", "direct"), ("porthole", "porthole"), ("porthole_noinspect", 
          ("porthole_group", "porthole group of 2 (--inspect=false)"), ("porthole_tls", "porthole TLS"), ("ssh", "ssh -R"),
          ("nginx", "nginx (1 worker)"), ("nginx_auto", "nginx (auto)"),
          ("porthole_proxy", "porthole proxy (one hop)"), ("haproxy", "HAProxy (nbthread 1)"),
-         ("caddy", "Caddy (GOMAXPROCS=1)")]
+         ("caddy", "Caddy (GOMAXPROCS=1)"), ("porthole_cached", "porthole server, site cache"),
+         ("nginx_cached", "nginx proxy_cache (1 worker)")]
 LABEL = dict(PATHS)
 RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthole", "nginx"),
           ("porthole/nginx auto", "porthole", "nginx_auto"), ("porthole/ssh", "porthole", "ssh"),
@@ -841,11 +842,14 @@ RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthol
           ("group of 2/1 client", "porthole_group", "porthole_noinspect")]
 ONE_HOP_RATIOS = [("proxy/nginx", "porthole_proxy", "nginx"), ("proxy/nginx auto", "porthole_proxy", "nginx_auto"),
                   ("proxy/HAProxy", "porthole_proxy", "haproxy"), ("proxy/Caddy", "porthole_proxy", "caddy")]
+CACHED_RATIOS = [("cached porthole/nginx", "porthole_cached", "nginx_cached")]
 # The report's tables: the tunnels against ssh -R and nginx, then the one-hop reverse proxies.
 TABLES = [
     ("Tunnels", ["direct", "porthole", "porthole_noinspect", "porthole_group", "porthole_tls", "ssh", "nginx", "nginx_auto"], RATIOS),
     ("One-hop reverse proxies (no tunnel client): porthole proxy = the relay proxying straight to the origin",
      ["direct", "porthole_proxy", "nginx", "nginx_auto", "haproxy", "caddy"], ONE_HOP_RATIOS),
+    ("Cached responses: each cache in front of the same origin, every request after the first a hit",
+     ["direct", "porthole_cached", "nginx_cached"], CACHED_RATIOS),
 ]
 
 
@@ -1153,7 +1157,7 @@ def cmd_report(a):
     ph = data["porthole"]
     ratios = {}
     for key, _, _, _, _ in FIGURES:
-        ratios[key] = {name: ratio(figs[a_].get(key), figs[b_].get(key)) for name, a_, b_ in RATIOS + ONE_HOP_RATIOS}
+        ratios[key] = {name: ratio(figs[a_].get(key), figs[b_].get(key)) for name, a_, b_ in RATIOS + ONE_HOP_RATIOS + CACHED_RATIOS}
     tg = targets(data, figs)
     smoke = data.get("mode") == "smoke"
 
