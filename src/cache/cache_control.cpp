@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 
@@ -156,6 +157,44 @@ std::optional<std::int64_t> epoch_of(std::tm& tm) {
 }
 
 }  // namespace
+
+std::optional<directives> parse_cdn_directives(std::string_view value) {
+    const auto key_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+               c == '.' || c == '*';
+    };
+    std::string_view rest = value;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view member = trim(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        // an empty member, a trailing comma included
+        if (member.empty() || (comma != std::string_view::npos && trim(rest).empty()))
+            return std::nullopt;
+        const auto eq = member.find('=');
+        const std::string_view key = member.substr(0, eq);
+        if (key.empty() || !((key[0] >= 'a' && key[0] <= 'z') || key[0] == '*') ||
+            !std::all_of(key.begin(), key.end(), key_char))
+            return std::nullopt;
+        if (eq == std::string_view::npos) continue;
+        const std::string_view v = member.substr(eq + 1);
+        const bool integer = !v.empty() && v.size() <= 15 &&
+                             std::all_of(v.begin(), v.end(), [](char c) {
+                                 return c >= '0' && c <= '9';
+                             });
+        const bool seconds = key == "max-age" || key == "s-maxage" ||
+                             key == "stale-while-revalidate" || key == "stale-if-error";
+        if (seconds && !integer) return std::nullopt;
+        // Other members' values: an integer, a token, a boolean or a quoted string.
+        const bool token = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) ||
+                   std::string_view("*_-.:/%+!#$&'^`|~?").find(c) != std::string_view::npos;
+        });
+        const bool quoted = v.size() >= 2 && v.front() == '"' && v.back() == '"';
+        if (!integer && !token && !quoted) return std::nullopt;
+    }
+    return parse_directives(value);
+}
 
 std::optional<std::int64_t> parse_http_date(std::string_view s) {
     s = trim(s);

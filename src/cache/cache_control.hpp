@@ -33,6 +33,10 @@ struct directives {
 };
 
 directives parse_directives(std::string_view value);
+// CDN-Cache-Control (RFC 9213) is a Structured Fields dictionary: a member that is not one (a
+// bad key, a delta-seconds directive whose value is not an integer) makes the whole field
+// ignored (nullopt), and Cache-Control decides.
+std::optional<directives> parse_cdn_directives(std::string_view value);
 
 // Seconds since the epoch of an IMF-fixdate, an RFC 850 date or an asctime() date; nullopt for
 // anything else.

@@ -65,7 +65,9 @@ response_facts facts_of(unsigned status, const std::vector<http::field>& fields)
     }
     // CDN-Cache-Control (RFC 9213) speaks to caches like this one: it takes Cache-Control's
     // place here, and goes on to the visitor unchanged.
-    r.cc = parse_directives(cdn ? cdn_cache_control : cache_control);
+    std::optional<directives> targeted;
+    if (cdn) targeted = parse_cdn_directives(cdn_cache_control);
+    r.cc = targeted ? *targeted : parse_directives(cache_control);
     r.vary = vary_names(vary);
     return r;
 }

@@ -952,7 +952,6 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             pool->finish(up->take(), verdict, outcome.reusable && body.done);
             up.reset();
             if (!recorder->renewed()) co_return co_await answer_stale("stale-if-error");
-            ++shared_cache->counts().hits;
             const cache::stored_response& renewed = *recorder->stored();
             const auto age = cache::current_age(renewed.facts, renewed.request_time,
                                                 renewed.response_time, cache::epoch_now());

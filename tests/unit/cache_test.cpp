@@ -162,6 +162,12 @@ TEST(Freshness, CdnCacheControlTakesCacheControlsPlace) {
                                   {"CDN-Cache-Control", "private"}});
     EXPECT_TRUE(r.cc.private_);
     EXPECT_FALSE(r.cc.max_age);
+    // not a Structured Fields dictionary, or a number as a string: ignored, Cache-Control decides
+    for (const char* bad : {"max-age=10000, &&&&&", "max-age=\"10000\"", "Max-Age=5", "max-age=5,"}) {
+        const auto f = response(200, {{"Cache-Control", "no-store"}, {"CDN-Cache-Control", bad}});
+        EXPECT_TRUE(f.cc.no_store) << bad;
+        EXPECT_FALSE(f.cc.max_age) << bad;
+    }
 }
 
 TEST(Freshness, CurrentAgeCountsAgeDelayAndResidence) {
