@@ -833,7 +833,7 @@ PATHS = [("direct", "direct"), ("porthole", "porthole"), ("porthole_noinspect", 
          ("nginx", "nginx (1 worker)"), ("nginx_auto", "nginx (auto)"),
          ("porthole_proxy", "porthole proxy (one hop)"), ("haproxy", "HAProxy (nbthread 1)"),
          ("caddy", "Caddy (GOMAXPROCS=1)"), ("porthole_cached", "porthole server, site cache"),
-         ("nginx_cached", "nginx proxy_cache (1 worker)")]
+         ("nginx_cached", "nginx proxy_cache (1 worker)"), ("varnish", "Varnish (1 thread pool)")]
 LABEL = dict(PATHS)
 RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthole", "nginx"),
           ("porthole/nginx auto", "porthole", "nginx_auto"), ("porthole/ssh", "porthole", "ssh"),
@@ -842,14 +842,15 @@ RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthol
           ("group of 2/1 client", "porthole_group", "porthole_noinspect")]
 ONE_HOP_RATIOS = [("proxy/nginx", "porthole_proxy", "nginx"), ("proxy/nginx auto", "porthole_proxy", "nginx_auto"),
                   ("proxy/HAProxy", "porthole_proxy", "haproxy"), ("proxy/Caddy", "porthole_proxy", "caddy")]
-CACHED_RATIOS = [("cached porthole/nginx", "porthole_cached", "nginx_cached")]
+CACHED_RATIOS = [("cached porthole/nginx", "porthole_cached", "nginx_cached"),
+                 ("cached porthole/Varnish", "porthole_cached", "varnish")]
 # The report's tables: the tunnels against ssh -R and nginx, then the one-hop reverse proxies.
 TABLES = [
     ("Tunnels", ["direct", "porthole", "porthole_noinspect", "porthole_group", "porthole_tls", "ssh", "nginx", "nginx_auto"], RATIOS),
     ("One-hop reverse proxies (no tunnel client): porthole proxy = the relay proxying straight to the origin",
      ["direct", "porthole_proxy", "nginx", "nginx_auto", "haproxy", "caddy"], ONE_HOP_RATIOS),
     ("Cached responses: each cache in front of the same origin, every request after the first a hit",
-     ["direct", "porthole_cached", "nginx_cached"], CACHED_RATIOS),
+     ["direct", "porthole_cached", "nginx_cached", "varnish"], CACHED_RATIOS),
 ]
 
 
@@ -889,7 +890,8 @@ def machine_info():
             "mem_total_mib": mem, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "tools": {"wrk": ver(["wrk", "--version"]), "iperf3": ver(["iperf3", "--version"]),
                       "nginx": ver(["nginx", "-v"]), "ssh": ver(["ssh", "-V"]),
-                      "haproxy": ver(["haproxy", "-v"]), "caddy": ver(["caddy", "version"])}}
+                      "haproxy": ver(["haproxy", "-v"]), "caddy": ver(["caddy", "version"]),
+                      "varnish": ver(["/usr/sbin/varnishd", "-V"])}}
 
 
 def fmt(v, digits=0):
