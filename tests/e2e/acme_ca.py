@@ -49,26 +49,36 @@ class Pebble:
             "-management", "127.0.0.1:%d" % self.dns_management_port,
             "-http01", "", "-https01", "", "-tlsalpn01", ""])
         self.proc = None
-        self.start()
+        self.start(may_move=True)
 
     @property
     def directory(self):
         return "https://127.0.0.1:%d/dir" % self.port
 
-    def start(self):
-        config = self.dir / "pebble.json"
-        config.write_text(json.dumps({"pebble": {
-            "listenAddress": "127.0.0.1:%d" % self.port,
-            "managementListenAddress": "127.0.0.1:%d" % self.management_port,
-            "certificate": str(self.tls_cert), "privateKey": str(self.tls_key),
-            "httpPort": self.http_port, "tlsPort": self.tls_port,
-            "ocspResponderURL": "", "externalAccountBindingRequired": bool(self.eab_keys),
-            "externalAccountMACKeys": self.eab_keys}}))
-        self.proc = self.group.spawn("pebble", [
-            "pebble", "-config", str(config), "-dnsserver",
-            self.dns_server or "127.0.0.1:%d" % self.dns_port],
-            env=self.env)
-        wait_until(self._answers, timeout=20, message="pebble should serve its directory")
+    def start(self, may_move=False):
+        """Starts Pebble; on its first start (`may_move`), a port another test took between being
+        chosen and being bound is chosen again (tests run side by side)."""
+        for attempt in range(3):
+            config = self.dir / "pebble.json"
+            config.write_text(json.dumps({"pebble": {
+                "listenAddress": "127.0.0.1:%d" % self.port,
+                "managementListenAddress": "127.0.0.1:%d" % self.management_port,
+                "certificate": str(self.tls_cert), "privateKey": str(self.tls_key),
+                "httpPort": self.http_port, "tlsPort": self.tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": bool(self.eab_keys),
+                "externalAccountMACKeys": self.eab_keys}}))
+            self.proc = self.group.spawn("pebble", [
+                "pebble", "-config", str(config), "-dnsserver",
+                self.dns_server or "127.0.0.1:%d" % self.dns_port],
+                env=self.env)
+            try:
+                wait_until(self._answers, timeout=20, message="pebble should serve its directory")
+                return self
+            except AssertionError:
+                taken = "address already in use" in self.proc.stderr_text()
+                if not (may_move and taken and attempt < 2):
+                    raise
+                self.port, self.management_port = distinct_ports(2)
         return self
 
     def stop(self):
