@@ -14,17 +14,13 @@ from helpers import free_port, make_cert, wait_until
 
 
 def distinct_ports(count):
-    """`count` free loopback ports, all different (each socket is held until every port is known)."""
-    held = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
+    """`count` free loopback ports, all different."""
+    ports = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 class Pebble:

@@ -33,11 +33,18 @@ def unquarantined_env():
             "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"}
 
 
+_port_rng = random.Random()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing uses right now, chosen below the ephemeral range (32768 and up,
+    the first 21000 ports of it taken by free_port_range): a port the kernel hands out as port 0
+    can become another connection's source port before the test binds it."""
+    for _ in range(1000):
+        port = _port_rng.randrange(10000, 21000)
+        if port_is_free(port):
+            return port
+    raise RuntimeError("no free port found")
 
 
 def port_is_free(port):
