@@ -335,7 +335,8 @@ SITES: THE RELAY AS A REVERSE PROXY
       read at start from files relative to this one (at most 1 MiB each).
   cache = { memory = "256MiB", max_object = "8MiB", default_ttl = 0 }
       in [[sites]] (one cache its routes share), [[sites.routes]] (the route's own) or
-      [tunnel_policy] (one for every tunnel): an RFC 9111 shared cache in memory. Responses
+      [tunnel_policy] (one for every tunnel): an RFC 9111 shared cache, in memory and
+      optionally on disk. Responses
       are stored as their Cache-Control, Expires, Vary and Last-Modified allow; fresh ones are
       served with Age and Cache-Status, stale ones validated with the stored ETag or
       Last-Modified; concurrent misses for one URL make one upstream request. Keys:
@@ -344,7 +345,9 @@ SITES: THE RELAY AS A REVERSE PROXY
       freshness for storable responses that state none, else 10% of their Last-Modified age);
       store_set_cookie = false (responses that set cookies are not stored unless true);
       stale_when_offline = false (true: serve stale while no upstream answers, and while a
-      tunnel's client is away and its name still leased). `porthole help cache` has more.
+      tunnel's client is away and its name still leased); disk = { path = "/var/cache/porthole/
+      NAME", size = "1GiB" } (keep responses on disk too, across restarts: an absolute
+      directory per cache). `porthole help cache` has more.
   [tunnel_policy]
       rules for every HTTP tunnel (a Host NAME.DOMAIN that no site claims):
       [[tunnel_policy.policies]] tables like the ones above, run before the tunnel owner's own,
@@ -643,20 +646,31 @@ A tunnel's owner sees each request a relay policy answered in the client's inspe
 events, with "policy": TYPE (credentials the visitor sent are redacted on the relay).
 )TEXT";
 
-constexpr std::string_view cache_text = R"TEXT(The relay's HTTP cache: an RFC 9111 shared cache in memory, per site, per route or
-for every tunnel. docs/caching.md has the whole design.
+constexpr std::string_view cache_text = R"TEXT(The relay's HTTP cache: an RFC 9111 shared cache in memory and optionally on disk, per
+site, per route or for every tunnel. docs/caching.md has the whole design.
 
   [[sites]]
   hosts = ["shop.example.com"]
   upstream = ["http://10.0.0.5:8080"]
-  cache = { memory = "256MiB", max_object = "8MiB" }
+  cache = { memory = "256MiB", max_object = "8MiB",
+            disk = { path = "/var/cache/porthole/shop", size = "10GiB" } }
 
   [tunnel_policy]
   cache = { memory = "64MiB", stale_when_offline = true }
 
 Keys (every one optional): enabled = true, memory = "256MiB", max_object = "8MiB",
-default_ttl = 0, store_set_cookie = false, stale_when_offline = false. A [[sites.routes]] table
-with its own cache = { ... } (or cache = { enabled = false }) overrides its site's.
+default_ttl = 0, store_set_cookie = false, stale_when_offline = false, disk (none). A
+[[sites.routes]] table with its own cache = { ... } (or cache = { enabled = false }) overrides
+its site's.
+
+The disk tier: disk = { path = "DIR", size = "1GiB" } keeps every stored response in DIR too
+(an absolute path, its own for each cache; made mode 0700 if missing; the packaged service may
+write under /var/cache/porthole). Memory holds the most recently used; what it let go is read
+back from disk. Restarts, crashes and reloads keep what is on disk. Each file carries its
+length and a CRC-32: one cut short or damaged is deleted when read, never served. size bounds
+the files (least recently used deleted first). A failed write (a full disk) turns disk writes
+off for a minute, logged; the cache goes on in memory. A second relay on the same DIR is
+refused at start.
 
 What is stored: responses to GET with a final status other than 206 and 304, unless the request
 or the response says no-store, the response is private or varies on *, the request carried
@@ -690,10 +704,12 @@ Admin: porthole admin cache (sizes and counts), porthole admin cache purge URL [
 GET /api/cache and DELETE /api/cache?url=URL or ?prefix=URL on the admin API. URL is
 "https://host/path?query", or "host/path" for both schemes. Metrics:
 porthole_cache_requests_total{cache,result}, porthole_cache_stored_bytes{cache},
-porthole_cache_entries{cache}.
+porthole_cache_entries{cache}; with a disk tier, porthole_cache_disk_bytes{cache},
+porthole_cache_disk_entries{cache}, porthole_cache_disk_reads_total{cache} and
+porthole_cache_disk_errors_total{cache,kind=corrupt|write}.
 
-Not yet: a disk tier (disk = { ... } is refused), a client's --cache, compression of cached
-responses on a route with the compress policy (hits are sent as stored).
+Not yet: a client's --cache, compression of cached responses on a route with the compress
+policy (hits are sent as stored).
 )TEXT";
 
 constexpr std::array<help_topic, 7> topics{{

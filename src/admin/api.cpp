@@ -157,11 +157,18 @@ api_answer get(relay_control& relay, const api_request& req, std::size_t limit) 
     if (path == "/api/recent") return answer(200, recent_json(relay.recent(), limit));
     if (path == "/api/cache")
         return answer(200, list("caches", relay.caches(), limit, [](const cache_info& c) {
-                          return json{{"name", c.name},       {"bytes", c.bytes},
-                                      {"entries", c.entries}, {"memory", c.memory},
-                                      {"hits", c.hits},       {"misses", c.misses},
-                                      {"stale", c.stale},     {"revalidated", c.revalidated},
-                                      {"stores", c.stores},   {"collapsed", c.collapsed}};
+                          json j{{"name", c.name},       {"bytes", c.bytes},
+                                 {"entries", c.entries}, {"memory", c.memory},
+                                 {"hits", c.hits},       {"misses", c.misses},
+                                 {"stale", c.stale},     {"revalidated", c.revalidated},
+                                 {"stores", c.stores},   {"collapsed", c.collapsed},
+                                 {"disk", nullptr}};
+                          if (c.disk_size > 0)
+                              j["disk"] = {{"bytes", c.disk_bytes},     {"entries", c.disk_entries},
+                                           {"size", c.disk_size},       {"reads", c.disk_reads},
+                                           {"corrupt", c.disk_corrupt}, {"failed_writes", c.disk_failed},
+                                           {"writing", c.disk_writing}};
+                          return j;
                       }));
     if (path == "/api/tokens")
         return answer(200, list("tokens", relay.tokens(), limit, [](const token_info& t) {

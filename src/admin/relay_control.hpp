@@ -84,6 +84,10 @@ struct cache_info {
     std::size_t entries = 0;
     std::size_t memory = 0;  // its budget
     std::uint64_t hits = 0, misses = 0, stale = 0, revalidated = 0, stores = 0, collapsed = 0;
+    // The disk tier, when there is one (disk_size 0: none).
+    std::size_t disk_bytes = 0, disk_entries = 0, disk_size = 0;
+    std::uint64_t disk_reads = 0, disk_corrupt = 0, disk_failed = 0;
+    bool disk_writing = true;  // false while a failed write keeps it off
 };
 
 struct token_info {

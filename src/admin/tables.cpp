@@ -156,12 +156,20 @@ std::string tokens_table(const json& doc) {
 }
 
 std::string caches_table(const json& doc) {
-    std::vector<std::vector<std::string>> rows{
-        {"CACHE", "ENTRIES", "BYTES", "MEMORY", "HITS", "MISSES", "STALE", "REVALIDATED"}};
-    for (const auto& c : items(doc, "caches"))
+    std::vector<std::vector<std::string>> rows{{"CACHE", "ENTRIES", "BYTES", "MEMORY", "HITS",
+                                                "MISSES", "STALE", "REVALIDATED", "DISK"}};
+    for (const auto& c : items(doc, "caches")) {
+        // DISK: its entries, bytes of its size, and "off" while a failed write keeps it off.
+        std::string disk = "-";
+        if (c.contains("disk") && c["disk"].is_object()) {
+            const json& d = c["disk"];
+            disk = text(d, "entries") + " / " + text(d, "bytes") + " of " + text(d, "size");
+            if (d.value("writing", true) == false) disk += " (off)";
+        }
         rows.push_back({text(c, "name"), text(c, "entries"), text(c, "bytes"), text(c, "memory"),
                         text(c, "hits"), text(c, "misses"), text(c, "stale"),
-                        text(c, "revalidated")});
+                        text(c, "revalidated"), disk});
+    }
     return format_table(rows) + truncated_note(doc);
 }
 

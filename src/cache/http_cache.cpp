@@ -1,12 +1,14 @@
 #include "cache/http_cache.hpp"
 
 #include "cache/memory_store.hpp"
+#include "cache/tiered_store.hpp"
 #include "http/header_edits.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,6 +42,16 @@ std::string_view same_host_target(std::string_view value, std::string_view host)
     return {};
 }
 
+// 128 bits of SHA-256, in hex: a scope's stand-in in keys, which reach disk and admin pages.
+std::string scope_digest(std::string_view scope) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(scope.data(), scope.size(), md, &n, EVP_sha256(), nullptr);
+    std::string out;
+    for (unsigned i = 0; i < 16; ++i) out += fmt::format("{:02x}", md[i]);
+    return out;
+}
+
 std::string cache_status_field(std::string_view value) {
     return fmt::format("Cache-Status: {}\r\n", value);
 }
@@ -62,16 +74,30 @@ std::int64_t epoch_now() {
         .count();
 }
 
-http_cache::http_cache(const cache_settings& settings)
-    : settings_(settings),
-      store_(std::make_unique<memory_store>(settings.memory, settings.max_entry)) {}
+tl::expected<std::shared_ptr<http_cache>, std::string> make_cache(const config::cache_config& c) {
+    std::shared_ptr<disk_store> disk;
+    if (c.disk) {
+        auto opened = disk_store::open(c.disk->path, c.disk->size, c.max_object);
+        if (!opened) return tl::unexpected(opened.error());
+        disk = std::move(*opened);
+    }
+    return std::make_shared<http_cache>(settings_from(c), std::move(disk));
+}
+
+http_cache::http_cache(const cache_settings& settings, std::shared_ptr<disk_store> disk)
+    : settings_(settings), disk_(std::move(disk)) {
+    if (disk_)
+        store_ = std::make_unique<tiered_store>(settings.memory, settings.max_entry, disk_);
+    else
+        store_ = std::make_unique<memory_store>(settings.memory, settings.max_entry);
+}
 
 std::string http_cache::key_of(bool https, std::string_view host, std::string_view target,
                                std::string_view scope) {
     std::string h = lowercase(host);
     if (h.ends_with(https ? ":443" : ":80")) h.resize(h.size() - (https ? 4 : 3));
     if (scope.empty()) return fmt::format("{}://{}{}", https ? "https" : "http", h, target);
-    return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope);
+    return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope_digest(scope));
 }
 
 found http_cache::lookup(const std::string& key, const http::message_head& request,

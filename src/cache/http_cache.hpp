@@ -3,6 +3,7 @@
 // records a response from the upstream while it goes to the visitor, folds a 304 into what is
 // stored, invalidates after unsafe methods, and makes concurrent misses for one key wait for the
 // first one's response (request collapsing). The edge decides what to do with each verdict.
+#include "cache/disk_store.hpp"
 #include "cache/freshness.hpp"
 #include "cache/response_store.hpp"
 #include "config/cache_config.hpp"
@@ -30,6 +31,11 @@ struct cache_settings {
 
 cache_settings settings_from(const config::cache_config& c);
 
+class http_cache;
+// The cache `c` describes, its disk tier opened (or taken over from the cache it replaces on a
+// reload). Fails when the disk tier's directory cannot be used.
+tl::expected<std::shared_ptr<http_cache>, std::string> make_cache(const config::cache_config& c);
+
 // Seconds since the epoch, the clock the freshness rules use.
 std::int64_t epoch_now();
 
@@ -50,11 +56,12 @@ struct found {
 
 class http_cache {
 public:
-    explicit http_cache(const cache_settings& settings);
+    // With `disk`, responses are kept on disk too (tiered_store).
+    explicit http_cache(const cache_settings& settings, std::shared_ptr<disk_store> disk = nullptr);
 
-    // "scheme://host/target": host lowercased, without a default port; then " @SCOPE" when
-    // there is one (a tunnel's holder: another client taking the name later never gets what
-    // this one's site answered).
+    // "scheme://host/target": host lowercased, without a default port; then " @" and a digest
+    // of `scope` when there is one (a tunnel's holder: another client taking the name later
+    // never gets what this one's site answered; the holder's identity is not kept itself).
     static std::string key_of(bool https, std::string_view host, std::string_view target,
                               std::string_view scope = {});
 
@@ -81,9 +88,12 @@ public:
     const counters& counts() const { return counts_; }
     std::size_t bytes() const { return store_->bytes(); }
     std::size_t entries() const { return store_->entries(); }
+    // The disk tier; null without one.
+    const disk_store* disk() const { return disk_.get(); }
 
 private:
     cache_settings settings_;
+    std::shared_ptr<disk_store> disk_;
     std::unique_ptr<response_store> store_;
     counters counts_;
     std::unordered_map<std::string, std::shared_ptr<boost::asio::steady_timer>> pending_;

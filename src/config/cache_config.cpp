@@ -7,6 +7,47 @@
 
 namespace porthole::config {
 
+namespace {
+
+constexpr std::string_view disk_example = "{ path = \"/var/cache/porthole/site\", size = \"10GiB\" }";
+
+tl::expected<cache_disk_config, std::string> load_disk(const toml::node& n, const std::string& at,
+                                                       std::string_view where) {
+    const auto* table = n.as_table();
+    if (!table)
+        return tl::unexpected(
+            fmt::format("{}: {}.disk must be a table such as {}", at, where, disk_example));
+    cache_disk_config d;
+    d.at = at;
+    for (auto&& [k, v] : *table) {
+        const std::string_view key = k.str();
+        const auto text = v.value_exact<std::string>();
+        if (key == "path") {
+            if (!text || text->empty() || !text->starts_with('/'))
+                return tl::unexpected(fmt::format(
+                    "{}: {}.disk.path must be an absolute directory path such as "
+                    "\"/var/cache/porthole/site\"",
+                    at, where));
+            d.path = *text;
+        } else if (key == "size") {
+            const auto size = text ? parse_size(*text) : tl::unexpected(std::string("no text"));
+            if (!size || *size == 0)
+                return tl::unexpected(fmt::format(
+                    "{}: {}.disk.size must be a size such as \"10GiB\"", at, where));
+            d.size = *size;
+        } else {
+            return tl::unexpected(
+                unknown_key(at, key, fmt::format(" in {}.disk", where), {"path", "size"}));
+        }
+    }
+    if (d.path.empty())
+        return tl::unexpected(fmt::format("{}: {}.disk needs a path, as in {}", at, where,
+                                          disk_example));
+    return d;
+}
+
+}  // namespace
+
 tl::expected<cache_config, std::string> load_cache(const toml::node& n, const std::string& path,
                                                    std::string_view where) {
     const auto at_of = [&](const toml::node& v) {
@@ -44,18 +85,20 @@ tl::expected<cache_config, std::string> load_cache(const toml::node& n, const st
                     where));
             c.default_ttl = static_cast<std::uint64_t>(ttl->count() / 1000);
         } else if (key == "disk") {
-            return tl::unexpected(fmt::format(
-                "{}: {}.disk: this relay caches in memory only; remove the disk table and size "
-                "the memory tier with memory = \"...\"",
-                at, where));
+            auto disk = load_disk(v, at, where);
+            if (!disk) return tl::unexpected(disk.error());
+            c.disk = std::move(*disk);
         } else {
             return tl::unexpected(unknown_key(at, key, fmt::format(" in {}", where),
                                               {"enabled", "memory", "max_object", "default_ttl",
-                                               "store_set_cookie", "stale_when_offline"}));
+                                               "store_set_cookie", "stale_when_offline", "disk"}));
         }
     }
     if (c.max_object > c.memory)
         return tl::unexpected(fmt::format("{}: {}.max_object is larger than {}.memory",
+                                          at_of(n), where, where));
+    if (c.disk && c.max_object > c.disk->size)
+        return tl::unexpected(fmt::format("{}: {}.max_object is larger than {}.disk.size",
                                           at_of(n), where, where));
     return c;
 }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace toml {
@@ -16,6 +17,14 @@ class node;
 
 namespace porthole::config {
 
+// disk = { path = "...", size = "10GiB" }: the disk tier (docs/caching.md).
+struct cache_disk_config {
+    std::string path;                  // a directory the relay owns, one per cache
+    std::size_t size = 1ull << 30;     // bytes of files kept, least recently used evicted
+    std::string at;                    // FILE:LINE of the table, for errors
+    bool operator==(const cache_disk_config& o) const { return path == o.path && size == o.size; }
+};
+
 struct cache_config {
     bool enabled = true;                // a table turns it on unless it says enabled = false
     std::size_t memory = 256u << 20;    // memory: bytes for every stored response
@@ -23,6 +32,7 @@ struct cache_config {
     std::uint64_t default_ttl = 0;      // seconds given to storable responses that state none
     bool store_set_cookie = false;      // store responses that set cookies
     bool stale_when_offline = false;    // serve stale while no upstream can be reached
+    std::optional<cache_disk_config> disk{};
     bool operator==(const cache_config&) const = default;
 };
 

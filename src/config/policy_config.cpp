@@ -3,6 +3,7 @@
 #include "config/client_config.hpp"
 #include "config/site_config.hpp"
 #include "config/toml_source.hpp"
+#include "http/token_char.hpp"
 #include "net/network_list.hpp"
 #include "policy/jwks.hpp"
 
@@ -24,10 +25,7 @@ using result = tl::expected<void, std::string>;
 // A verify_webhook body is held in memory while it is checked.
 constexpr std::uint64_t max_webhook_body = 64 << 20;
 
-bool token_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+using http::token_char;
 
 std::string lowercase(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(),

@@ -7,6 +7,8 @@
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
 #include <fmt/format.h>
+
+#include <filesystem>
 #include "config/toml.hpp"
 
 #include <cstdlib>
@@ -604,7 +606,34 @@ bool server_config::control_tls_enabled() const {
     return control_tls == "on" || (control_tls == "auto" && !is_loopback_host(control_addr.host));
 }
 
+namespace {
+
+bool same_directory(const std::string& a, const std::string& b) {
+    const auto normal = [](const std::string& p) {
+        auto n = std::filesystem::path(p).lexically_normal();
+        return n.has_filename() ? n : n.parent_path();
+    };
+    return normal(a) == normal(b);
+}
+
+}  // namespace
+
 tl::expected<void, std::string> validate(const server_config& cfg) {
+    // Each cache's disk tier in a directory of its own: two would evict each other's files.
+    std::vector<const cache_disk_config*> disks;
+    const auto add_disk = [&](const std::optional<cache_config>& c) { if (c && c->enabled && c->disk) disks.push_back(&*c->disk); };
+    add_disk(cfg.tunnel_cache);
+    for (const auto& s : cfg.sites.sites) {
+        add_disk(s.cache);
+        for (const auto& r : s.routes) add_disk(r.cache);
+    }
+    for (std::size_t i = 0; i < disks.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (same_directory(disks[i]->path, disks[j]->path))
+                return tl::unexpected(fmt::format(
+                    "{}: cache disk path {} is also the one at {}: give each cache its own "
+                    "directory",
+                    disks[i]->at, disks[i]->path, disks[j]->at));
     if (cfg.control_tls != "auto" && cfg.control_tls != "on" && cfg.control_tls != "off")
         return tl::unexpected(fmt::format("--control-tls '{}': use auto, on or off", cfg.control_tls));
     if (cfg.tls_certs.size() != cfg.tls_keys.size())

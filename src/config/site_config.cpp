@@ -2,6 +2,7 @@
 
 #include "config/toml_source.hpp"
 #include "http/host_route.hpp"
+#include "http/token_char.hpp"
 #include "http/path_route.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -69,10 +70,7 @@ std::string text_of(milliseconds d) {
     return fmt::format("{}ms", d.count());
 }
 
-bool token_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+using http::token_char;
 
 // A pool's settings while its site and route tables are read: a route starts from a copy of
 // its site's.

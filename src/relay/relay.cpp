@@ -59,8 +59,11 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
         // One of each site-wide step for all its routes: a site's rate limit counts them together.
         const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
         std::shared_ptr<cache::http_cache> site_cache;
-        if (s.cache && s.cache->enabled)
-            site_cache = std::make_shared<cache::http_cache>(cache::settings_from(*s.cache));
+        if (s.cache && s.cache->enabled) {
+            auto made = cache::make_cache(*s.cache);
+            if (!made) return tl::unexpected(fmt::format("site {}: {}", s.hosts.front(), made.error()));
+            site_cache = std::move(*made);
+        }
         for (const auto& r : s.routes) {
             auto route = std::make_shared<route::route>();
             route->path = r.path;
@@ -74,12 +77,14 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
             auto pool = upstream::pool::make(name, r.upstream, &tunnels);
             if (!pool) return tl::unexpected(fmt::format("site {}: {}", name, pool.error()));
             route->pool = std::move(*pool);
-            if (r.cache)
-                route->cache = r.cache->enabled ? std::make_shared<cache::http_cache>(
-                                                      cache::settings_from(*r.cache))
-                                                : nullptr;
-            else
-                route->cache = site_cache;
+            route->cache = site_cache;
+            if (r.cache && !r.cache->enabled) {
+                route->cache = nullptr;
+            } else if (r.cache) {
+                auto made = cache::make_cache(*r.cache);
+                if (!made) return tl::unexpected(fmt::format("site {}: {}", name, made.error()));
+                route->cache = std::move(*made);
+            }
             built.routes.push_back(std::move(route));
         }
         table.add(std::move(built));
@@ -142,6 +147,9 @@ public:
         }
         built = build_sites(cfg_.sites, tunnels_, ctx_.jwks, *sites_);
         if (!built) return built;
+        auto tunnel_cache = ctx_.tunnel_cache_for(cfg_.tunnel_cache);
+        if (!tunnel_cache) return tl::unexpected(tunnel_cache.error());
+        ctx_.use_tunnel_cache(std::move(*tunnel_cache), cfg_.tunnel_cache);
         built = tcp_.listen_sites(cfg_.sites.tcp_sites);
         if (!built) return built;
         // Before the public listeners: once clients and visitors can connect, so can the admin.
@@ -375,6 +383,8 @@ private:
         auto table = std::make_shared<route::route_table>();
         built = build_sites(next.sites, tunnels_, ctx_.jwks, *table);
         if (!built) return tl::unexpected(built.error());
+        auto tunnel_cache = ctx_.tunnel_cache_for(next.tunnel_cache);
+        if (!tunnel_cache) return tl::unexpected(tunnel_cache.error());
         // Certificates, read again: a renewed file under the same path is the usual change.
         std::unique_ptr<net::https_certificates> https;
         if (next.https_addr &&
@@ -455,6 +465,7 @@ private:
         cfg_.tunnel_policy_forbid = std::move(next.tunnel_policy_forbid);
         cfg_.tunnel_error_pages = std::move(next.tunnel_error_pages);
         cfg_.tunnel_cache = next.tunnel_cache;
+        ctx_.use_tunnel_cache(std::move(*tunnel_cache), cfg_.tunnel_cache);
         cfg_.trusted_proxies = std::move(next.trusted_proxies);
         cfg_.accept_proxy_protocol = next.accept_proxy_protocol;
         ctx_.config_changed();

@@ -338,8 +338,19 @@ std::vector<admin::cache_info> relay_admin::caches() const {
     for_each_cache(*sites_, ctx_.tunnel_cache.get(),
                    [&](const std::string& name, const cache::http_cache& c) {
                        const auto& n = c.counts();
-                       out.push_back({name, c.bytes(), c.entries(), c.settings().memory, n.hits,
-                                      n.misses, n.stale, n.revalidated, n.stores, n.collapsed});
+                       admin::cache_info info{name, c.bytes(), c.entries(), c.settings().memory,
+                                              n.hits, n.misses, n.stale, n.revalidated, n.stores,
+                                              n.collapsed};
+                       if (const auto* d = c.disk()) {
+                           info.disk_bytes = d->bytes();
+                           info.disk_entries = d->entries();
+                           info.disk_size = d->budget();
+                           info.disk_reads = d->counts().reads;
+                           info.disk_corrupt = d->counts().corrupt;
+                           info.disk_failed = d->counts().failed;
+                           info.disk_writing = d->writing();
+                       }
+                       out.push_back(std::move(info));
                    });
     return out;
 }

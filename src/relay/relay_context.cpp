@@ -48,11 +48,20 @@ void relay_context::config_changed() {
         std::min(cfg.max_connections_per_ip, std::max<std::uint32_t>(descriptors / 4, 8));
     gate_total = std::min(cfg.max_unauthenticated, std::max<std::uint32_t>(descriptors / 8, 4));
     gate_per_ip = std::min(cfg.max_unauthenticated_per_ip, gate_total);
-    if (!cfg.tunnel_cache || !cfg.tunnel_cache->enabled)
-        tunnel_cache.reset();
-    else if (!tunnel_cache || tunnel_cache_config != *cfg.tunnel_cache)
-        tunnel_cache = std::make_shared<cache::http_cache>(cache::settings_from(*cfg.tunnel_cache));
-    if (cfg.tunnel_cache) tunnel_cache_config = *cfg.tunnel_cache;
+}
+
+tl::expected<std::shared_ptr<cache::http_cache>, std::string> relay_context::tunnel_cache_for(
+    const std::optional<config::cache_config>& next) const {
+    if (!next || !next->enabled) return nullptr;
+    if (tunnel_cache && tunnel_cache_config == *next) return tunnel_cache;
+    return cache::make_cache(*next).map_error(
+        [](std::string e) { return "tunnel_policy.cache: " + e; });
+}
+
+void relay_context::use_tunnel_cache(std::shared_ptr<cache::http_cache> c,
+                                     const std::optional<config::cache_config>& made_from) {
+    tunnel_cache = std::move(c);
+    if (made_from) tunnel_cache_config = *made_from;
 }
 
 std::uint32_t relay_context::hold_tunnel_label(const std::string& name) {

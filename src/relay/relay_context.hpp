@@ -123,6 +123,12 @@ struct relay_context {
     // settings as they were.
     std::shared_ptr<cache::http_cache> tunnel_cache;
     config::cache_config tunnel_cache_config;  // what tunnel_cache was made from
+    // The tunnels' cache for `next` ([tunnel_policy] cache): the one in use when its settings
+    // did not change, null for none. Fails when its disk tier cannot be opened.
+    tl::expected<std::shared_ptr<cache::http_cache>, std::string> tunnel_cache_for(
+        const std::optional<config::cache_config>& next) const;
+    void use_tunnel_cache(std::shared_ptr<cache::http_cache> c,
+                          const std::optional<config::cache_config>& made_from);
     // Metrics: what this loop counted, and the tunnel names that have a label of their own.
     observe::label_slots tunnel_labels;
     observe::relay_counters counters;

@@ -114,6 +114,39 @@ std::string write_metrics(const observe::relay_counters& counters,
         out.family("porthole_cache_entries", "gauge", "Responses a cache holds now.");
         for (const auto& c : gauges.caches)
             out.sample("porthole_cache_entries", {{"cache", c.name}}, c.entries);
+        if (std::any_of(gauges.caches.begin(), gauges.caches.end(),
+                        [](const admin::cache_info& c) { return c.disk_size > 0; })) {
+            struct disk_family {
+                const char* name;
+                const char* type;
+                const char* help;
+                std::uint64_t (*value)(const admin::cache_info&);
+            };
+            const disk_family families[] = {
+                {"porthole_cache_disk_bytes", "gauge",
+                 "Bytes of files a cache's disk tier holds now, against its size.",
+                 [](const admin::cache_info& c) -> std::uint64_t { return c.disk_bytes; }},
+                {"porthole_cache_disk_entries", "gauge", "Responses a cache's disk tier holds now.",
+                 [](const admin::cache_info& c) -> std::uint64_t { return c.disk_entries; }},
+                {"porthole_cache_disk_reads_total", "counter",
+                 "Responses read back from a cache's disk tier (memory had let them go).",
+                 [](const admin::cache_info& c) -> std::uint64_t { return c.disk_reads; }}};
+            for (const auto& f : families) {
+                out.family(f.name, f.type, f.help);
+                for (const auto& c : gauges.caches)
+                    if (c.disk_size > 0) out.sample(f.name, {{"cache", c.name}}, f.value(c));
+            }
+            out.family("porthole_cache_disk_errors_total", "counter",
+                       "Disk tier problems, by kind: corrupt (a file that failed its checks, "
+                       "dropped), write (a failed write; the tier is off for a minute).");
+            for (const auto& c : gauges.caches) {
+                if (c.disk_size == 0) continue;
+                out.sample("porthole_cache_disk_errors_total",
+                           {{"cache", c.name}, {"kind", "corrupt"}}, c.disk_corrupt);
+                out.sample("porthole_cache_disk_errors_total",
+                           {{"cache", c.name}, {"kind", "write"}}, c.disk_failed);
+            }
+        }
     }
 
     out.family("porthole_config_reloads_total", "counter",

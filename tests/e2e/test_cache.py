@@ -4,10 +4,13 @@ checked with curl and raw sockets against an origin that counts what reaches it.
 Each test names the RFC 9111 behaviour a user relies on: a fresh response served without the
 origin, Vary, what is never stored, validation with a 304, the visitor's own conditional and
 range requests, invalidation by unsafe methods, request collapsing, stale-if-error with the
-origin gone, a tunnel's site answering while its client is away, purge, metrics.
+origin gone, a tunnel's site answering while its client is away, purge, metrics; and the disk
+tier: kept across a crash and a reload, a damaged entry dropped, a full disk degrading to memory.
 """
 import http.server
 import json
+import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -16,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import BIN, wait_until
+from helpers import BIN, Relay, wait_until
 from test_metrics import metrics_address, sample, scrape
 from test_policies import assert_refused_at_marked_line, site, start_relay
 
@@ -359,6 +362,103 @@ def test_purge_through_the_admin_command_and_the_metrics(group, tmp_path, origin
     assert sample(text, 'porthole_cache_requests_total{cache="%s",result="hit"}' % HOST) == 5
     assert sample(text, 'porthole_cache_entries{cache="%s"}' % HOST) == 3
     assert sample(text, 'porthole_cache_stored_bytes{cache="%s"}' % HOST) > 0
+
+
+def disk_files(directory):
+    """{path: bytes} of the entry files of a disk tier."""
+    out = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if name != "lock":
+                with open(os.path.join(root, name), "rb") as f:
+                    out[os.path.join(root, name)] = f.read()
+    return out
+
+
+def test_the_disk_tier_survives_a_crash_and_a_reload_and_drops_a_damaged_entry(
+        group, tmp_path, origin):
+    cache_dir = tmp_path / "cache"
+    relay = start_relay(group, tmp_path, cached_site(
+        origin, '{ memory = "16MiB", disk = { path = "%s", size = "64MiB" } }' % cache_dir))
+    _, _, kept = get(relay, "/kept?cc=max-age=600&size=20000")
+    _, _, damaged = get(relay, "/damaged?cc=max-age=600")
+    assert len(disk_files(cache_dir)) == 2
+    relay.proc.signal(signal.SIGKILL)  # a crash: nothing is flushed or closed in order
+    relay.proc.wait_exit()
+    # One byte of one entry changes on disk, as a bad sector or a stray write would do.
+    for path, data in disk_files(cache_dir).items():
+        if b"/damaged?" in data:
+            with open(path, "r+b") as f:
+                f.seek(len(data) - 3)
+                f.write(b"X")
+    relay.start()
+    status, fields, body = get(relay, "/kept?cc=max-age=600&size=20000")
+    assert status == 200 and body == kept
+    assert fields["cache-status"].startswith("porthole; hit"), fields
+    assert origin.counts["/kept"] == 1
+    # The damaged entry is not served: it is fetched again and the file is replaced.
+    status, fields, body = get(relay, "/damaged?cc=max-age=600")
+    assert status == 200 and fields["cache-status"] == "porthole; fwd=uri-miss; stored"
+    assert body != damaged and origin.counts["/damaged"] == 2
+    assert "failed its checks" in relay.proc.stderr_text()
+    # A reload builds the site's cache anew; the disk tier carries what it held over.
+    start = len(relay.proc.stderr_text())
+    relay.proc.signal(signal.SIGHUP)
+    wait_until(lambda: "config reloaded" in relay.proc.stderr_text()[start:],
+               message="the relay reloads")
+    _, fields, _ = get(relay, "/kept?cc=max-age=600&size=20000")
+    assert fields["cache-status"].startswith("porthole; hit"), fields
+    assert origin.counts["/kept"] == 1
+
+
+class TmpfsRelay(Relay):
+    """A relay in a mount namespace of its own where `directory` is a tmpfs of `size`."""
+
+    def __init__(self, group, directory, size, extra):
+        self.directory, self.size = directory, size
+        super().__init__(group, extra=extra)
+
+    @property
+    def args(self):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs -o size=%s tmpfs "$0" && exec "$@"' % self.size,
+                str(self.directory)] + super().args
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="mounting a small tmpfs takes root")
+def test_a_full_disk_turns_the_disk_tier_off_and_the_cache_goes_on_in_memory(
+        group, tmp_path, origin):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    config = tmp_path / "relay.toml"
+    # The operator gave the tier 1 GiB on a file system that has 256 KiB.
+    config.write_text("metrics_addr = \"127.0.0.1:0\"\n" + cached_site(
+        origin, '{ memory = "16MiB", disk = { path = "%s", size = "1GiB" } }' % cache_dir))
+    sock = tmp_path / "admin.sock"
+    relay = TmpfsRelay(group, cache_dir, "256k",
+                       ["--config", str(config), "--json", "--admin-socket", str(sock)])
+    paths = ["/full%d?cc=max-age=600&size=60000" % i for i in range(8)]
+    bodies = []
+    for p in paths:
+        status, _, body = get(relay, p)
+        assert status == 200 and len(body) == 60000
+        bodies.append(body)
+    for p, body in zip(paths, bodies):
+        status, fields, again = get(relay, p)
+        assert status == 200 and again == body
+        assert fields["cache-status"].startswith("porthole; hit"), (p, fields)
+    assert all(origin.counts["/full%d" % i] == 1 for i in range(8))
+    assert "writing to disk failed (No space left on device)" in relay.proc.stderr_text()
+    out = subprocess.run([BIN, "admin", "--socket", str(sock), "--json", "cache"],
+                         capture_output=True, text=True, timeout=10)
+    disk = json.loads(out.stdout)["caches"][0]["disk"]
+    assert disk["writing"] is False and disk["failed_writes"] == 1
+    assert 0 < disk["entries"] < 8
+    text = scrape(metrics_address(relay))
+    assert sample(text, 'porthole_cache_disk_errors_total{cache="%s",kind="write"}' % HOST) == 1
+    assert sample(text, 'porthole_cache_disk_entries{cache="%s"}' % HOST) == disk["entries"]
+    assert sample(text, 'porthole_cache_entries{cache="%s"}' % HOST) == 8
 
 
 def test_a_bad_cache_table_is_refused_naming_its_line(tmp_path):

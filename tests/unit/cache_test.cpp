@@ -366,7 +366,11 @@ TEST(HttpCache, KeysLookupsAndInvalidation) {
     EXPECT_EQ(c.purge("shop.test/", true), 1u);
     EXPECT_EQ(c.entries(), 0u);
     // A tunnel's entries are its holder's; a purge by URL reaches them too.
-    EXPECT_EQ(http_cache::key_of(false, "a.relay", "/x", "c1"), "http://a.relay/x @c1");
+    // The holder's identity is kept as a digest only.
+    const std::string scoped = http_cache::key_of(false, "a.relay", "/x", "c1");
+    EXPECT_TRUE(scoped.starts_with("http://a.relay/x @")) << scoped;
+    EXPECT_EQ(scoped.size(), std::string("http://a.relay/x @").size() + 32);
+    EXPECT_EQ(scoped.find("c1"), std::string::npos);
     c.store(http_cache::key_of(false, "a.relay", "/x", "c1"), e);
     EXPECT_EQ(c.lookup(http_cache::key_of(false, "a.relay", "/x", "c2"), get(), epoch_now()).miss,
               "uri-miss");
@@ -388,7 +392,33 @@ TEST(CacheConfig, KeysAndTheirErrors) {
               std::string::npos);
     EXPECT_NE(load("{ memory = \"1MiB\", max_object = \"2MiB\" }").find("larger than"),
               std::string::npos);
-    EXPECT_NE(load("{ disk = { path = \"/tmp\" } }").find("memory only"), std::string::npos);
+    EXPECT_EQ(load("{ disk = { path = \"/var/cache/p\", size = \"2GiB\" } }"), "");
+    EXPECT_NE(load("{ disk = { path = \"cache\" } }").find("p.toml:4: cache.disk.path must be an "
+                                                         "absolute directory path"),
+              std::string::npos);
+    EXPECT_NE(load("{ disk = { size = \"1GiB\" } }").find("cache.disk needs a path"),
+              std::string::npos);
+    EXPECT_NE(load("{ disk = { path = \"/c\", size = \"big\" } }").find("disk.size must be a size"),
+              std::string::npos);
+    EXPECT_NE(load("{ disk = { path = \"/c\", sise = \"1GiB\" } }").find("did you mean 'size'"),
+              std::string::npos);
+    EXPECT_NE(load("{ max_object = \"2MiB\", disk = { path = \"/c\", size = \"1MiB\" } }")
+                  .find("larger than cache.disk.size"),
+              std::string::npos);
+    // Two caches in one directory would evict each other's files.
+    config::server_config cfg;
+    const auto r = config::load_server_text(
+        "[tunnel_policy]\ncache = { disk = { path = \"/var/cache/p/\" } }\n"
+        "[[sites]]\nhosts = [\"a.example\"]\nupstream = [\"http://127.0.0.1:9\"]\n"
+        "cache = { disk = { path = \"/var/cache/p\" } }\n",
+        "p.toml", cfg);
+    ASSERT_TRUE(r);
+    const auto checked = config::validate(cfg);
+    ASSERT_FALSE(checked);
+    EXPECT_NE(checked.error().find("p.toml:6: cache disk path /var/cache/p is also the one at "
+                                   "p.toml:2"),
+              std::string::npos)
+        << checked.error();
 }
 
 }  // namespace
