@@ -85,6 +85,11 @@ TUNNELS: one [tunnels.NAME] table each; NAME is what `porthole start NAME` takes
       line: --basic-auth USER:PASSWORD, --allow-ip CIDR, --deny-ip CIDR, --rate-limit N/PERIOD,
       --https-only, --verify-webhook PROVIDER:SECRET, --compress. Needs a relay of protocol
       version 3.
+  cache = false
+      true (http): the relay keeps this tunnel's responses in its tunnel cache as their
+      Cache-Control allows, and serves them while this client is away and its name leased (a
+      laptop's site stays up while it sleeps). The relay needs [tunnel_policy] cache. On the
+      command line: --cache.
 
 EXAMPLE
 
@@ -345,14 +350,15 @@ SITES: THE RELAY AS A REVERSE PROXY
       freshness for storable responses that state none, else 10% of their Last-Modified age);
       store_set_cookie = false (responses that set cookies are not stored unless true);
       stale_when_offline = false (true: serve stale while no upstream answers, and while a
-      tunnel's client is away and its name still leased); disk = { path = "/var/cache/porthole/
-      NAME", size = "1GiB" } (keep responses on disk too, across restarts: an absolute
-      directory per cache). `porthole help cache` has more.
+      tunnel's client is away and its name still leased); opt_in = false ([tunnel_policy]
+      only: true caches only tunnels whose owner asks with --cache); disk = { path =
+      "/var/cache/porthole/NAME", size = "1GiB" } (keep responses on disk too, across
+      restarts: an absolute directory per cache). `porthole help cache` has more.
   [tunnel_policy]
       rules for every HTTP tunnel (a Host NAME.DOMAIN that no site claims):
       [[tunnel_policy.policies]] tables like the ones above, run before the tunnel owner's own,
-      forbid = ["respond", ...]: policy types a tunnel's owner may not set, error_pages, and
-      cache.
+      forbid = ["respond", ...]: policy types a tunnel's owner may not set ("cache": an owner
+      may not ask for the cache with --cache), error_pages, and cache.
 
   [[tcp_sites]]
   listen = "0.0.0.0:5432"
@@ -658,8 +664,9 @@ site, per route or for every tunnel. docs/caching.md has the whole design.
   [tunnel_policy]
   cache = { memory = "64MiB", stale_when_offline = true }
 
-Keys (every one optional): enabled = true, memory = "256MiB", max_object = "8MiB",
-default_ttl = 0, store_set_cookie = false, stale_when_offline = false, disk (none). A
+Keys (every one optional): enabled = true, memory = "256MiB", max_object = "8MiB" (at most
+memory), default_ttl = 0, store_set_cookie = false, stale_when_offline = false, opt_in = false,
+disk (none). A
 [[sites.routes]] table with its own cache = { ... } (or cache = { enabled = false }) overrides
 its site's.
 
@@ -697,7 +704,14 @@ any stored response when no upstream can be reached, and for a tunnel while its 
 and its name is still leased (never past must-revalidate, proxy-revalidate, s-maxage or
 no-cache) (raise lease_grace to keep a laptop's site up while it sleeps). A tunnel's stored
 responses belong to the client holding the name: another client taking the name later starts
-from nothing. An unsafe method (POST, PUT, DELETE, PATCH) answered below 400 drops the stored
+from nothing.
+
+A tunnel's owner: porthole http 8000 --cache (cache = true in [tunnels.NAME]) asks for the
+tunnels' cache and consents to stale answers while away: what is stored for the tunnel is then
+served while its client is away, as stale_when_offline would (within the same limits). With
+opt_in = true in [tunnel_policy] cache, only such tunnels are cached; without, every tunnel is.
+A relay without [tunnel_policy] cache, or with forbid = ["cache"], refuses the tunnel and says
+why. An unsafe method (POST, PUT, DELETE, PATCH) answered below 400 drops the stored
 responses of its URL and of same-host URLs in Location and Content-Location.
 
 Admin: porthole admin cache (sizes and counts), porthole admin cache purge URL [--prefix];
@@ -708,8 +722,8 @@ porthole_cache_entries{cache}; with a disk tier, porthole_cache_disk_bytes{cache
 porthole_cache_disk_entries{cache}, porthole_cache_disk_reads_total{cache} and
 porthole_cache_disk_errors_total{cache,kind=corrupt|write}.
 
-Not yet: a client's --cache, compression of cached responses on a route with the compress
-policy (hits are sent as stored).
+Not yet: compression of cached responses on a route with the compress policy (hits are sent
+as stored).
 )TEXT";
 
 constexpr std::array<help_topic, 7> topics{{

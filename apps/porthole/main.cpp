@@ -488,6 +488,9 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
         cmd.add_flag("--compress", f.policies.compress,
                      "the relay compresses text responses (zstd, br or gzip, as the visitor's "
                      "Accept-Encoding allows)");
+        cmd.add_flag("--cache", f.policies.cache,
+                     "the relay caches responses as their Cache-Control allows, and serves them "
+                     "while this client is away (the relay needs [tunnel_policy] cache)");
     }
     if (kind == tunnel_kind::http)
         cmd.add_option("--host-header", f.host_header,

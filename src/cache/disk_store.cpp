@@ -169,6 +169,7 @@ std::string disk_store::encode(const std::string& key, const stored_response& e)
     put_u64(header, static_cast<std::uint64_t>(e.request_time));
     put_u64(header, static_cast<std::uint64_t>(e.response_time));
     put_u64(header, e.facts.age);
+    put_u32(header, e.serve_offline ? 1u : 0u);  // flags
     put_u32(header, static_cast<std::uint32_t>(e.fields.size()));
     for (const auto& f : e.fields) {
         put_text(header, f.name);
@@ -210,6 +211,9 @@ std::optional<disk_store::decoded> disk_store::decode(std::string_view bytes) {
     e->request_time = static_cast<std::int64_t>(r.u(8));
     e->response_time = static_cast<std::int64_t>(r.u(8));
     const std::uint64_t age = r.u(8);
+    const std::uint64_t flags = r.u(4);
+    if (flags > 1) return std::nullopt;
+    e->serve_offline = flags == 1;
     for (auto n = r.u(4); r.ok && n > 0; --n) {
         std::string name = r.text();
         std::string value = r.text();

@@ -6,6 +6,10 @@
 // evicting the least recently used key (after a restart: the least recently written). A write
 // that fails (a full disk) turns the tier off for a minute: the cache goes on in memory.
 //
+// A file: "PHCACHE1", the header's length (4 bytes), the body's (8), a CRC-32 of header and body
+// (4), then the header (key, status, lifetime, request and response time, received Age, flags,
+// fields, Vary values; integers little-endian, texts after their 4-byte length) and the body.
+//
 // Reads and writes are plain system calls on the relay's thread, as nginx's are: small entries
 // come from the page cache; the largest is max_object.
 #include "cache/response_store.hpp"

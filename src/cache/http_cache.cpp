@@ -205,6 +205,7 @@ void response_recorder::final_head(http::framer<false>& response, std::string_vi
         // Our own conditional request's answer: the stored response is renewed and served.
         auto renewed = std::make_shared<stored_response>(*validating_);
         refresh(*renewed, http::fields_of(head), request_time_, now, cache_.settings().rules);
+        renewed->serve_offline = serve_offline_;
         validating_ = renewed;
         cache_.store(key_, validating_);
         ++cache_.counts().revalidated;
@@ -236,6 +237,7 @@ void response_recorder::final_head(http::framer<false>& response, std::string_vi
     pending_->request_time = request_time_;
     pending_->response_time = now;
     pending_->vary_values = vary_values(pending_->facts.vary, request_);
+    pending_->serve_offline = serve_offline_;
     body_.limit = cache_.settings().max_entry;
     cache_status_ = cache_status_field(fmt::format("porthole; fwd={}; stored", miss_));
 }

@@ -119,6 +119,9 @@ public:
     void invalidate_after(bool https, std::string_view host, std::string_view target,
                           std::string_view scope);
 
+    // Marks what it stores as servable while a tunnel's client is away (the owner's --cache).
+    void serve_offline(bool yes) { serve_offline_ = yes; }
+
     // After the exchange: stores the response when it came whole.
     void finish(bool complete);
     // What the edge answers with when the response was swallowed (renewed or stale).
@@ -137,6 +140,7 @@ private:
     bool storing_ = false;
     bool swallowed_ = false;
     bool renewed_ = false;
+    bool serve_offline_ = false;
     struct invalidation {
         bool https;
         std::string host, target, scope;

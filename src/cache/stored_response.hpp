@@ -24,6 +24,9 @@ struct stored_response {
     std::int64_t response_time = 0;
     // The request's values of the fields the response varies on, normalized, by name.
     std::vector<std::pair<std::string, std::string>> vary_values;
+    // Stored for a tunnel whose owner asked for the cache (--cache): may be served while the
+    // client is away, as the operator's stale_when_offline allows for everything.
+    bool serve_offline = false;
 
     std::size_t bytes() const;  // what it costs the store, roughly
     const std::string* find(std::string_view name) const;

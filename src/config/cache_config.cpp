@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace porthole::config {
 
 namespace {
@@ -59,16 +61,24 @@ tl::expected<cache_config, std::string> load_cache(const toml::node& n, const st
             "{}: {} must be a table such as {{ memory = \"256MiB\", default_ttl = \"0s\" }}",
             at_of(n), where));
     cache_config c;
+    bool max_object_given = false;
     for (auto&& [k, v] : *table) {
         const std::string_view key = k.str();
         const std::string at = at_of(v);
-        if (key == "enabled" || key == "store_set_cookie" || key == "stale_when_offline") {
+        if (key == "enabled" || key == "store_set_cookie" || key == "stale_when_offline" ||
+            key == "opt_in") {
             const auto b = v.value_exact<bool>();
             if (!b)
                 return tl::unexpected(
                     fmt::format("{}: {}.{} must be true or false", at, where, key));
-            (key == "enabled" ? c.enabled
+            if (key == "opt_in" && where != "tunnel_policy.cache")
+                return tl::unexpected(fmt::format(
+                    "{}: {}.opt_in is for [tunnel_policy] cache (tunnels whose owner runs "
+                    "--cache); a site's cache is on with its table",
+                    at, where));
+            (key == "enabled"            ? c.enabled
              : key == "store_set_cookie" ? c.store_set_cookie
+             : key == "opt_in"           ? c.opt_in
                                          : c.stale_when_offline) = *b;
         } else if (key == "memory" || key == "max_object") {
             const auto text = v.value_exact<std::string>();
@@ -77,6 +87,7 @@ tl::expected<cache_config, std::string> load_cache(const toml::node& n, const st
                 return tl::unexpected(fmt::format(
                     "{}: {}.{} must be a size such as \"256MiB\" or \"8MiB\"", at, where, key));
             (key == "memory" ? c.memory : c.max_object) = *size;
+            if (key == "max_object") max_object_given = true;
         } else if (key == "default_ttl") {
             const auto ttl = duration_value(v, std::chrono::hours(24 * 365));
             if (!ttl)
@@ -91,8 +102,14 @@ tl::expected<cache_config, std::string> load_cache(const toml::node& n, const st
         } else {
             return tl::unexpected(unknown_key(at, key, fmt::format(" in {}", where),
                                               {"enabled", "memory", "max_object", "default_ttl",
-                                               "store_set_cookie", "stale_when_offline", "disk"}));
+                                               "store_set_cookie", "stale_when_offline", "opt_in",
+                                               "disk"}));
         }
+    }
+    // The default max_object shrinks to a smaller budget; one written out must fit.
+    if (!max_object_given) {
+        c.max_object = std::min(c.max_object, c.memory);
+        if (c.disk) c.max_object = std::min(c.max_object, c.disk->size);
     }
     if (c.max_object > c.memory)
         return tl::unexpected(fmt::format("{}: {}.max_object is larger than {}.memory",

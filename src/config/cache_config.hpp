@@ -32,6 +32,7 @@ struct cache_config {
     std::uint64_t default_ttl = 0;      // seconds given to storable responses that state none
     bool store_set_cookie = false;      // store responses that set cookies
     bool stale_when_offline = false;    // serve stale while no upstream can be reached
+    bool opt_in = false;  // tunnel_policy.cache: only tunnels whose owner asks (--cache)
     std::optional<cache_disk_config> disk{};
     bool operator==(const cache_config&) const = default;
 };

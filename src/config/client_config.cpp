@@ -123,6 +123,7 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
     if (!ep) return tl::unexpected(ep.error());
     t.target = *ep;
 
+    bool cache = false;
     for (auto&& [key_node, node] : table) {
         const std::string_view key = key_node.str();
         if (key == "type" || key == "target") continue;
@@ -173,6 +174,14 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
             auto text = policies_from_file(node, path, name);
             if (!text) return tl::unexpected(text.error());
             t.policies = std::move(*text);
+        } else if (key == "cache" && http) {
+            const auto on = node.value_exact<bool>();
+            if (!on)
+                return tl::unexpected(fmt::format(
+                    "{}: cache must be true or false (true: the relay caches this tunnel's "
+                    "responses and serves them while the client is away)",
+                    at(path, node)));
+            cache = *on;
         } else if (key == "host_header" && http) {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
@@ -185,20 +194,21 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
             t.remote_port = static_cast<std::uint16_t>(*v);
         } else if (key == "subdomain" || key == "host_header" || key == "routes" ||
                    key == "remote_port" || key == "group" || key == "policies" ||
-                   key == "domain") {
+                   key == "domain" || key == "cache") {
             return tl::unexpected(fmt::format(
                 "{}: '{}' does not apply to a {} tunnel ({})", at(path, node), key, *type_text,
                 key == "remote_port" ? "only tcp tunnels have a public port"
                 : key == "subdomain" || key == "group" || key == "domain"
                     ? "only http and tls tunnels have a name"
-                : key == "policies" ? "the relay does not read a tcp or tls tunnel's bytes"
+                : key == "policies" || key == "cache"
+                    ? "the relay does not read a tcp or tls tunnel's bytes"
                                     : "only http tunnels read HTTP"));
         } else {
             const std::string in = fmt::format(" in a {} tunnel", *type_text);
             return tl::unexpected(
                 http    ? unknown_key(at(path, node), key, in,
                                       {"type", "target", "subdomain", "domain", "group",
-                                       "host_header", "routes", "policies"})
+                                       "host_header", "routes", "policies", "cache"})
                 : named ? unknown_key(at(path, node), key, in,
                                       {"type", "target", "subdomain", "domain", "group"})
                         : unknown_key(at(path, node), key, in, {"type", "target", "remote_port"}));
@@ -209,6 +219,7 @@ tl::expected<tunnel_spec, std::string> tunnel_of(const std::string& path, const 
             "{}: a tunnel group needs a name: add subdomain = \"NAME\" (the name the group "
             "shares)",
             t.group_at));
+    if (cache) t.policies = with_cache(t.policies);
     return t;
 }
 

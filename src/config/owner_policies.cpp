@@ -109,9 +109,16 @@ tl::expected<std::string, std::string> policies_from_flags(const owner_policy_fl
                                        {"secret", f.verify_webhook.substr(colon + 1)}});
     }
     if (f.compress) policies.push_back(toml::table{{"type", "compress"}});
-    return checked(policies,
-                   "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only, "
-                   "--verify-webhook, --compress");
+    auto text = checked(policies,
+                        "--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only, "
+                        "--verify-webhook, --compress");
+    if (text && f.cache) text = with_cache(*text);
+    return text;
+}
+
+std::string with_cache(const std::string& text) {
+    // A top-level key goes before the [[policies]] tables.
+    return "cache = true\n" + text;
 }
 
 tl::expected<std::string, std::string> policies_from_file(const toml::node& n,

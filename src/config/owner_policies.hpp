@@ -1,8 +1,8 @@
 #pragma once
 // A tunnel owner's policies as the client sends them to the relay: TOML text of [[policies]]
-// tables, from flags (--basic-auth, --allow-ip, --deny-ip, --rate-limit, --https-only,
-// --verify-webhook, --compress) or from a
-// [[tunnels.NAME.policies]] array, checked here with the relay's own parser so that mistakes show
+// tables, and `cache = true`, from flags (--basic-auth, --allow-ip, --deny-ip, --rate-limit,
+// --https-only, --verify-webhook, --compress, --cache) or from a [[tunnels.NAME.policies]]
+// array and `cache = true` in [tunnels.NAME], checked here with the relay's own parser so that mistakes show
 // at start. Passwords given on the command line are hashed (bcrypt) here: only hashes leave.
 #include <tl/expected.hpp>
 
@@ -24,6 +24,7 @@ struct owner_policy_flags {
     bool https_only = false;
     std::string verify_webhook;  // PROVIDER:SECRET
     bool compress = false;  // a compress table with its defaults
+    bool cache = false;     // --cache: cache = true, the relay's tunnel cache for this tunnel
 };
 
 // The [[policies]] text for the flags; empty when none is given. Errors name the flag. In a
@@ -37,6 +38,9 @@ tl::expected<std::string, std::string> policies_from_flags(const owner_policy_fl
 tl::expected<std::string, std::string> policies_from_file(const toml::node& n,
                                                           const std::string& path,
                                                           const std::string& name);
+
+// `text` (as made above) with `cache = true` added: the owner asks for the relay's cache.
+std::string with_cache(const std::string& text);
 
 // The policy text as it goes on the wire: at most this long.
 inline constexpr std::size_t max_policy_text = 4096;

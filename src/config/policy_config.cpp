@@ -1012,15 +1012,25 @@ tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::
     return out;
 }
 
-tl::expected<std::vector<policy_config>, std::string> load_owner_policies(
+tl::expected<owner_settings, std::string> load_owner_policies(
     std::string_view text, const std::string& name, const std::vector<std::string>& forbidden) {
     auto file = parse_toml(text, name);
     if (!file) return tl::unexpected(file.error());
-    std::vector<policy_config> out;
+    owner_settings settings;
+    auto& out = settings.policies;
     for (auto&& [k, v] : *file) {
+        const std::string at = fmt::format("{}:{}", name, v.source().begin.line);
+        if (k.str() == "cache") {
+            const auto on = v.value_exact<bool>();
+            if (!on) return tl::unexpected(fmt::format("{}: cache must be true or false", at));
+            if (*on && std::find(forbidden.begin(), forbidden.end(), "cache") != forbidden.end())
+                return tl::unexpected(fmt::format(
+                    "{}: this relay does not let a tunnel's owner turn its cache on", at));
+            settings.cache = *on;
+            continue;
+        }
         if (k.str() != "policies")
-            return tl::unexpected(unknown_key(fmt::format("{}:{}", name, v.source().begin.line),
-                                              k.str(), "", {"policies"}));
+            return tl::unexpected(unknown_key(at, k.str(), "", {"policies", "cache"}));
         auto read = load_policies(v, name, "policies", true);
         if (!read) return tl::unexpected(read.error());
         for (auto& p : *read) {
@@ -1032,7 +1042,7 @@ tl::expected<std::vector<policy_config>, std::string> load_owner_policies(
             out.push_back(std::move(p));
         }
     }
-    return out;
+    return settings;
 }
 
 bool is_policy_type(std::string_view type) {

@@ -155,10 +155,18 @@ tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::
                                                                     std::string_view name,
                                                                     bool from_owner = false);
 
-// A tunnel owner's policies as the client sends them: TOML text of [[policies]] tables, named
-// `name` in errors. Keys that would make the relay read a file or fetch a URL are refused, and
-// so are the types in `forbidden`.
-tl::expected<std::vector<policy_config>, std::string> load_owner_policies(
+// What a tunnel's owner asks of the relay for it: policies, and whether the relay's tunnel
+// cache keeps its responses (and serves them while the client is away).
+struct owner_settings {
+    std::vector<policy_config> policies;
+    bool cache = false;
+};
+
+// A tunnel owner's settings as the client sends them: TOML text of [[policies]] tables and
+// `cache = true`, named `name` in errors. Keys that would make the relay read a file or fetch a
+// URL are refused, and so are the types in `forbidden` ("cache" among them: the owner may not
+// ask for the cache).
+tl::expected<owner_settings, std::string> load_owner_policies(
     std::string_view text, const std::string& name, const std::vector<std::string>& forbidden);
 
 bool is_policy_type(std::string_view type);

@@ -51,10 +51,10 @@ tl::expected<void, std::string> load_tunnel_policy(const toml::node& n, const st
             cfg.tunnel_policy_forbid.clear();
             for (auto&& item : *arr) {
                 const auto type = item.value_exact<std::string>();
-                if (!type || !is_policy_type(*type))
+                if (!type || (!is_policy_type(*type) && *type != "cache"))
                     return tl::unexpected(fmt::format(
-                        "{}: 'forbid' takes policy types ({})", where(path, item),
-                        policy_type_names()));
+                        "{}: 'forbid' takes policy types ({}) and cache (an owner's --cache)",
+                        where(path, item), policy_type_names()));
                 cfg.tunnel_policy_forbid.push_back(*type);
             }
         } else if (key == "error_pages") {

@@ -386,6 +386,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
     if (ctx_.draining) return refuse(protocol::error_code::shutting_down, "relay is shutting down");
     // The owner's policies, checked before anything is claimed.
     std::vector<config::policy_config> policies;
+    bool owner_cache = false;
     if (!req.policies.empty()) {
         if (req.kind != tunnel_kind::http)
             return refuse(protocol::error_code::bad_policy,
@@ -394,7 +395,12 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         auto parsed = config::load_owner_policies(req.policies, "tunnel policies",
                                                   ctx_.cfg.tunnel_policy_forbid);
         if (!parsed) return refuse(protocol::error_code::bad_policy, core::printable(parsed.error()));
-        policies = std::move(*parsed);
+        policies = std::move(parsed->policies);
+        owner_cache = parsed->cache;
+        if (owner_cache && !ctx_.tunnel_cache)
+            return refuse(protocol::error_code::bad_policy,
+                          "this relay has no cache for tunnels ([tunnel_policy] cache): run the "
+                          "tunnel without --cache");
     }
     if (s->tunnels.size() >= ctx_.cfg.max_tunnels_per_client)
         return refuse(protocol::error_code::limit,
@@ -495,6 +501,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                           name));
             t->policy_text = req.policies;
             t->policies = std::make_shared<const policy::chain>(policy::build_chain(policies));
+            t->owner_cache = owner_cache;
         } else if (const tunnel_group* peers = registry_.local(req.kind, name);
                    peers && !peers->members.empty() && !peers->members.front()->policy_text.empty()) {
             return refuse(protocol::error_code::bad_policy,

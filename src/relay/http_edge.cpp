@@ -260,9 +260,16 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
     }
-    if (r->cache != ctx_.tunnel_cache) {
+    // The tunnels' cache, unless it is opt-in and this owner did not ask (--cache).
+    const bool owner_cache =
+        serving && !serving->members.empty() && serving->members.front()->owner_cache;
+    const auto& wanted = ctx_.tunnel_cache && (owner_cache || !ctx_.tunnel_cache_config.opt_in)
+                             ? ctx_.tunnel_cache
+                             : nullptr;
+    if (r->cache != wanted || r->serve_offline != owner_cache) {
         auto changed = std::make_shared<route::route>(*r);
-        changed->cache = ctx_.tunnel_cache;
+        changed->cache = wanted;
+        changed->serve_offline = owner_cache;
         r = std::move(changed);
     }
     return r;
@@ -342,7 +349,7 @@ asio::awaitable<bool> http_edge::answer_offline(watched_socket& visitor,
         found.verdict.ttl < 0 ? static_cast<std::uint64_t>(-found.verdict.ttl) : 0;
     if (!fresh &&
         !cache::usable_on_error(found.stored->facts, asked, stale_for,
-                                c.settings().stale_when_offline))
+                                c.settings().stale_when_offline || found.stored->serve_offline))
         co_return false;
     ++(fresh ? c.counts().hits : c.counts().stale);
     std::string status = fresh ? fmt::format("porthole; hit; ttl={}", found.verdict.ttl)
@@ -384,6 +391,7 @@ asio::awaitable<void> http_edge::refresh_behind(std::shared_ptr<upstream::pool> 
     }
     cache::response_recorder recorder(*shared_cache, request.key, request.head, request.stale,
                                       false, "stale");
+    recorder.serve_offline(request.stale->serve_offline);
     http::discard_endpoint nowhere;
     watched_endpoint to_upstream(up.stream, ctx_.cfg.idle_timeout);
     http::response_options options{false, {}, nullptr, std::nullopt, &recorder};
@@ -757,7 +765,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 // stale_when_offline covers an upstream that cannot be reached; a 5xx only
                 // stale-if-error.
                 if (cache::usable_on_error(found.stored->facts, asked, stale_for,
-                                           shared_cache->settings().stale_when_offline))
+                                           shared_cache->settings().stale_when_offline ||
+                                               found.stored->serve_offline))
                     stale_stand_in = found.stored;
                 stale_on_5xx = cache::usable_on_error(found.stored->facts, asked, stale_for);
                 // Validation: the upstream answers 304 when what is stored is still right.
@@ -777,6 +786,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 fetch.key = key;
             }
             recorder.emplace(*shared_cache, key, head, found.stored, stale_on_5xx, found.miss);
+            recorder->serve_offline(r->serve_offline);
         } else if (unsafe(head.method)) {
             recorder.emplace(*shared_cache, key, head, nullptr, false, "method");
             recorder->invalidate_after(visitor_https, host_text, http::origin_form(head.target),

@@ -37,6 +37,7 @@ struct tunnel {
     std::string group;  // empty, or the group key several clients serve the name under
     std::string policy_text;  // the owner's [[policies]] as sent (http)
     std::shared_ptr<const policy::chain> policies;  // built from it; null when none
+    bool owner_cache = false;  // the owner's cache = true (--cache): cached, served while away
     owner_key holder;  // who holds the name or port: the client, or its group
     std::weak_ptr<session> owner;
     std::chrono::system_clock::time_point opened{};

@@ -17,6 +17,9 @@ struct route {
     policy::chain policies;  // the site's steps, then the route's own
     std::shared_ptr<upstream::pool> pool;
     std::shared_ptr<cache::http_cache> cache;  // null: responses pass uncached
+    // A tunnel whose owner asked for the cache (--cache): what it stores may also be served
+    // while the client is away, as stale_when_offline would.
+    bool serve_offline = false;
     // Where its requests are counted: the site's index in the config, or the tunnel name's
     // label slot (observe::label_slots).
     std::uint32_t metric_slot = 0;

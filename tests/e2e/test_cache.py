@@ -338,6 +338,51 @@ def test_a_tunnels_site_keeps_answering_while_its_client_is_away(group, tmp_path
     assert origin.counts["/post"] == 1
 
 
+def test_an_owners_cache_flag_keeps_a_laptops_site_up_while_it_is_offline(
+        group, tmp_path, origin):
+    # Tunnels are cached only when their owner asks, and the operator serves nothing stale.
+    toml = ("lease_grace = 600\n[tunnel_policy]\n"
+            "cache = { memory = \"16MiB\", opt_in = true }\n")
+    relay = start_relay(group, tmp_path, toml)
+    group.agent(relay, "http", origin.port, "--subdomain", "plain")
+    laptop = group.agent(relay, "http", origin.port, "--subdomain", "blog", "--cache")
+
+    def fetch(name, path):
+        r = subprocess.run(["curl", "-s", "-i", "--max-time", "10", relay.url(name) + path],
+                           capture_output=True, timeout=15).stdout
+        head, _, body = r.partition(b"\r\n\r\n")
+        return head.decode("latin-1"), body
+
+    for _ in range(2):
+        head, _ = fetch("plain", "/plain?cc=max-age=60")
+        assert "Cache-Status" not in head
+    assert origin.counts["/plain"] == 2  # not asked for: not cached
+    _, page = fetch("blog", "/index?cc=max-age=1")
+    head, _ = fetch("blog", "/index?cc=max-age=1")
+    assert "porthole; hit" in head
+    laptop.signal(signal.SIGKILL)  # the laptop sleeps: its name stays leased
+    time.sleep(1.2)
+    head, again = fetch("blog", "/index?cc=max-age=1")
+    assert head.startswith("HTTP/1.1 200") and again == page
+    assert "detail=tunnel-offline" in head
+    assert origin.counts["/index"] == 1
+
+
+def test_an_owners_cache_flag_is_refused_where_the_relay_has_none_or_forbids_it(
+        group, tmp_path, origin):
+    for toml, message in (
+            ("", "this relay has no cache for tunnels ([tunnel_policy] cache)"),
+            ('[tunnel_policy]\nforbid = ["cache"]\ncache = { memory = "1MiB" }\n',
+             "this relay does not let a tunnel's owner turn its cache on")):
+        relay = start_relay(group, tmp_path, toml)
+        refused = group.agent(relay, "http", origin.port, "--subdomain", "c", "--cache",
+                              wait_ready=False)
+        assert refused.popen.wait(10) != 0
+        err = refused.stderr_text() + "\n".join(refused.lines)
+        assert message in err, err
+        relay.stop()
+
+
 def test_purge_through_the_admin_command_and_the_metrics(group, tmp_path, origin):
     sock = tmp_path / "admin.sock"
     relay = start_relay(group, tmp_path, "metrics_addr = \"127.0.0.1:0\"\n" + cached_site(origin),

@@ -392,6 +392,7 @@ TEST(CacheConfig, KeysAndTheirErrors) {
               std::string::npos);
     EXPECT_NE(load("{ memory = \"1MiB\", max_object = \"2MiB\" }").find("larger than"),
               std::string::npos);
+    EXPECT_EQ(load("{ memory = \"1MiB\" }"), "");  // the default max_object shrinks to fit
     EXPECT_EQ(load("{ disk = { path = \"/var/cache/p\", size = \"2GiB\" } }"), "");
     EXPECT_NE(load("{ disk = { path = \"cache\" } }").find("p.toml:4: cache.disk.path must be an "
                                                          "absolute directory path"),

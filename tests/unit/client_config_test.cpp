@@ -1,4 +1,6 @@
 #include "config/client_config.hpp"
+#include "config/owner_policies.hpp"
+#include "config/policy_config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -38,6 +40,40 @@ routes = [
     EXPECT_EQ(routes[0].path, "/api");
     EXPECT_EQ(routes[0].target.port, 8000);
     EXPECT_EQ(routes[1].target.host, "127.0.0.2");
+}
+
+TEST(ClientConfig, CacheAsksTheRelayForItsTunnelCacheAlongsidePolicies) {
+    auto file = load_client_text(R"([tunnels.blog]
+type = "http"
+target = 8000
+cache = true
+[[tunnels.blog.policies]]
+type = "https_only"
+)",
+                                 "p.toml");
+    ASSERT_TRUE(file) << file.error();
+    const std::string& text = file->tunnels[0].policies;
+    const auto read = load_owner_policies(text, "sent", {});
+    ASSERT_TRUE(read) << read.error() << "\n" << text;
+    EXPECT_TRUE(read->cache);
+    ASSERT_EQ(read->policies.size(), 1u);
+    // The flag makes the same text; a relay that forbids it says so.
+    owner_policy_flags flags;
+    flags.cache = true;
+    const auto from_flag = policies_from_flags(flags, "");
+    ASSERT_TRUE(from_flag);
+    EXPECT_TRUE(load_owner_policies(*from_flag, "sent", {})->cache);
+    const auto forbidden = load_owner_policies(*from_flag, "sent", {"cache"});
+    ASSERT_FALSE(forbidden);
+    EXPECT_NE(forbidden.error().find("does not let a tunnel's owner turn its cache on"),
+              std::string::npos);
+    const auto tcp = load_client_text("[tunnels.db]\ntype = \"tcp\"\ntarget = 5432\ncache = true\n",
+                                      "p.toml");
+    ASSERT_FALSE(tcp);
+    EXPECT_NE(tcp.error().find("p.toml:4: 'cache' does not apply to a tcp tunnel"),
+              std::string::npos)
+        << tcp.error();
+    EXPECT_FALSE(load_client_text("[tunnels.w]\ntype = \"http\"\ntarget = 1\ncache = 1\n", "p.toml"));
 }
 
 TEST(ClientConfig, ArrayOfTablesRoutesWorkToo) {

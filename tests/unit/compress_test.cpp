@@ -677,8 +677,9 @@ TEST(CompressConfig, TheClientFlagMakesACompressTable) {
     EXPECT_NE(text->find("type = 'compress'"), std::string::npos) << *text;
     auto read = config::load_owner_policies(*text, "owner", {});
     ASSERT_TRUE(read);
-    ASSERT_EQ(read->size(), 1u);
-    EXPECT_EQ(config::type_of(read->front()), "compress");
+    ASSERT_EQ(read->policies.size(), 1u);
+    EXPECT_EQ(config::type_of(read->policies.front()), "compress");
+    EXPECT_FALSE(read->cache);
     EXPECT_FALSE(config::load_owner_policies(*text, "owner", {"compress"}));
 }
 
