@@ -826,6 +826,119 @@ def cmd_reconnect(a):
 
 
 # ---------------------------------------------------------------------------------------------
+# offload: a static site's requests that still reach a tunnel's local service with --cache
+
+def _static_site(root, pages, images):
+    """A static site as a site generator leaves it: HTML pages (revalidated on every request),
+    fingerprinted CSS, JS and fonts (immutable for a year), and images with no Cache-Control at
+    all (heuristic freshness from Last-Modified, a month old)."""
+    files = {}
+    for i in range(pages):
+        files[f"/page{i}.html"] = 2000 + 300 * (i % 7)
+    for name, size in (("/assets/app.3f9a1c.css", 40000), ("/assets/app.8d21be.js", 120000),
+                       ("/assets/vendor.c0ffee.js", 300000), ("/assets/inter.5b7e2a.woff2", 90000)):
+        files[name] = size
+    for i in range(images):
+        files[f"/images/photo{i}.jpg"] = 20000 + 1000 * (i % 50)
+    month_ago = time.time() - 30 * 86400
+    for path, size in files.items():
+        full = os.path.join(root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(bytes((i * 31 + size) % 251 for i in range(size)))
+        os.utime(full, (month_ago, month_ago))
+    return files
+
+
+def _zipf_pick(rng, n, s=1.1):
+    weights = [1 / (k + 1) ** s for k in range(n)]
+    return rng.choices(range(n), weights)[0]
+
+
+def cmd_offload(a):
+    import http.client
+    import http.server
+    import threading
+    root = tempfile.mkdtemp(prefix="porthole-offload-")
+    files = _static_site(root, a.pages, a.images)
+    counts = {}
+    lock = threading.Lock()
+
+    class Origin(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def __init__(self, *args, **kw):
+            super().__init__(*args, directory=root, **kw)
+
+        def log_message(self, *args):
+            pass
+
+        def end_headers(self):
+            if self.path.endswith(".html"):
+                self.send_header("Cache-Control", "public, max-age=0, must-revalidate")
+            elif self.path.startswith("/assets/"):
+                self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+            super().end_headers()
+
+        def send_response(self, code, message=None):
+            host = self.headers.get("Host", "").split(":")[0]
+            size = files.get(self.path, 0) if code == 200 else 0
+            with lock:
+                c = counts.setdefault(host, {"requests": 0, "bytes": 0, "not_modified": 0})
+                c["requests"] += 1
+                c["bytes"] += size
+                c["not_modified"] += code == 304
+            super().send_response(code, message)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", a.origin_port), Origin)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page_count, image_count = a.pages, a.images
+    assets = [p for p in files if p.startswith("/assets/")]
+    visitors = {}
+    failures = []
+    try:
+        for host in (a.plain_host, a.cached_host):
+            rng = random.Random(20261207)  # the same visits through both tunnels
+            conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=30)
+            n = 0
+            for _ in range(a.visits):
+                page = f"/page{_zipf_pick(rng, page_count)}.html"
+                images = {f"/images/photo{_zipf_pick(rng, image_count)}.jpg" for _ in range(4)}
+                for path in [page] + assets + sorted(images):
+                    conn.request("GET", path, headers={"Host": host})
+                    r = conn.getresponse()
+                    body = r.read()
+                    n += 1
+                    if r.status != 200 or len(body) != files[path]:
+                        failures.append(f"offload: {host}{path} answered {r.status}, {len(body)} bytes")
+                        break
+            conn.close()
+            visitors[host] = n
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(root, ignore_errors=True)
+    plain = counts.get(a.plain_host.split(":")[0], {"requests": 0, "bytes": 0, "not_modified": 0})
+    cached = counts.get(a.cached_host.split(":")[0], {"requests": 0, "bytes": 0, "not_modified": 0})
+    result = {"visits": a.visits, "requests": visitors.get(a.cached_host, 0),
+              "origin_requests_plain": plain["requests"], "origin_requests_cached": cached["requests"],
+              "origin_bytes_plain": plain["bytes"], "origin_bytes_cached": cached["bytes"],
+              "origin_304_cached": cached["not_modified"],
+              "requests_offloaded_pct": round(100 * (1 - cached["requests"] / plain["requests"]), 1)
+              if plain["requests"] else None,
+              "bytes_offloaded_pct": round(100 * (1 - cached["bytes"] / plain["bytes"]), 1)
+              if plain["bytes"] else None}
+    data = load(a.state)
+    put(data, "porthole.offload", result)
+    data["failures"].extend(failures[:3])
+    save(a.state, data)
+    print(f"  offload        {result['origin_requests_cached']} of {result['requests']} requests reached the "
+          f"service with --cache, {result['origin_requests_plain']} without", file=sys.stderr)
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------------------------
 # report
 
 PATHS = [("direct", "direct"), ("porthole", "porthole"), ("porthole_noinspect", "porthole --inspect=false"),
@@ -1271,6 +1384,14 @@ def cmd_report(a):
             tn.get("spawn_baseline_seconds"), 2)
         row("  relay RSS with them registered", tn["relay_rss_kib"] / 1024, 1, "MiB")
         row("  relay RSS per tunnel", tn["relay_kib_per_tunnel"], 1, "KiB")
+    of = ph.get("offload")
+    if of:
+        row(f"tunnel cache offload: a static site's {of['requests']} requests ({of['visits']} page visits) "
+            "reaching the local service without --cache", of["origin_requests_plain"], 0)
+        row(f"  with --cache (of which {of['origin_304_cached']} were 304 revalidations of HTML)",
+            of["origin_requests_cached"], 0)
+        row("  requests offloaded", of["requests_offloaded_pct"], 1, "%")
+        row("  bytes offloaded", of["bytes_offloaded_pct"], 1, "%")
     rc = ph.get("reconnect")
     if rc:
         trials = ", ".join(fmt(t["ms"], 0) + (f" (client back-off {t['client_backoff_ms']})"
@@ -1520,6 +1641,11 @@ def main():
     p.add_argument("--down-ms", type=float, default=None); p.add_argument("--timeout", type=float, default=15)
     p.add_argument("--client-out", default=None)
     p.set_defaults(f=cmd_reconnect)
+    p = sub.add_parser("offload"); p.add_argument("state")
+    p.add_argument("--port", type=int, required=True); p.add_argument("--origin-port", type=int, required=True)
+    p.add_argument("--cached-host", required=True); p.add_argument("--plain-host", required=True)
+    p.add_argument("--visits", type=int, default=300); p.add_argument("--pages", type=int, default=20)
+    p.add_argument("--images", type=int, default=100); p.set_defaults(f=cmd_offload)
     p = sub.add_parser("report"); p.add_argument("state"); p.add_argument("--md", required=True)
     p.add_argument("--monitor", default=None)
     p.add_argument("--json", required=True); p.set_defaults(f=cmd_report)
