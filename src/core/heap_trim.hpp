@@ -1,9 +1,10 @@
 #pragma once
-// Memory a burst of connections took and then freed goes back to the OS. glibc gives back only
-// the top of its heap by itself: pages freed inside it, between the state of connections that
-// stay open, stay resident until malloc_trim. A process calls heap_trim::tick() about once a
-// second; it trims only when the free heap has grown by a threshold since its lowest point, so
-// steady traffic pays one mallinfo2() a second and nothing per request.
+// Memory a burst of connections took and then freed goes back to the OS. The allocator keeps
+// freed pages for reuse (jemalloc for a second, glibc for good when they sit inside its heap);
+// a process calls heap_trim::tick() about once a second, and it gives them back (jemalloc's
+// purge, or glibc's malloc_trim) only when the free resident memory has grown by a threshold
+// since its lowest point, so steady traffic pays one statistics read a second and nothing per
+// request.
 #include <algorithm>
 #include <cstddef>
 #include <limits>
