@@ -40,7 +40,7 @@ class watched_endpoint final : public http::forward_endpoint {
 public:
     watched_endpoint(watched_socket& s, std::chrono::seconds timeout) : s_(s), timeout_(timeout) {}
     boost::asio::awaitable<bool> read_more(net::io_buffer& in) override {
-        return relay::read_more(s_, in, timeout_);
+        return ::porthole::relay::read_more(s_, in, timeout_);
     }
     boost::asio::awaitable<bool> write(std::string_view bytes, std::string_view more) override {
         return write_all(s_, bytes, timeout_, more);
