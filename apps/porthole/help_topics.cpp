@@ -666,9 +666,8 @@ site, per route or for every tunnel. docs/caching.md has the whole design.
 
 Keys (every one optional): enabled = true, memory = "256MiB", max_object = "8MiB" (at most
 memory), default_ttl = 0, store_set_cookie = false, stale_when_offline = false, opt_in = false,
-disk (none). A
-[[sites.routes]] table with its own cache = { ... } (or cache = { enabled = false }) overrides
-its site's.
+disk (none). A [[sites.routes]] table with its own cache = { ... } (or cache = { enabled =
+false }) overrides its site's.
 
 The disk tier: disk = { path = "DIR", size = "1GiB" } keeps every stored response in DIR too
 (an absolute path, its own for each cache; made mode 0700 if missing; the packaged service may
@@ -704,15 +703,15 @@ any stored response when no upstream can be reached, and for a tunnel while its 
 and its name is still leased (never past must-revalidate, proxy-revalidate, s-maxage or
 no-cache) (raise lease_grace to keep a laptop's site up while it sleeps). A tunnel's stored
 responses belong to the client holding the name: another client taking the name later starts
-from nothing.
+from nothing. An unsafe method (POST, PUT, DELETE, PATCH) answered below 400 drops the stored
+responses of its URL and of same-host URLs in Location and Content-Location.
 
 A tunnel's owner: porthole http 8000 --cache (cache = true in [tunnels.NAME]) asks for the
 tunnels' cache and consents to stale answers while away: what is stored for the tunnel is then
 served while its client is away, as stale_when_offline would (within the same limits). With
 opt_in = true in [tunnel_policy] cache, only such tunnels are cached; without, every tunnel is.
 A relay without [tunnel_policy] cache, or with forbid = ["cache"], refuses the tunnel and says
-why. An unsafe method (POST, PUT, DELETE, PATCH) answered below 400 drops the stored
-responses of its URL and of same-host URLs in Location and Content-Location.
+why.
 
 Admin: porthole admin cache (sizes and counts), porthole admin cache purge URL [--prefix];
 GET /api/cache and DELETE /api/cache?url=URL or ?prefix=URL on the admin API. URL is

@@ -20,21 +20,22 @@ namespace porthole::core {
 namespace {
 
 #if PORTHOLE_JEMALLOC
-// Bytes resident but not allocated: what a burst left behind.
-std::size_t free_resident() {
+std::size_t read_size(const char* name) {
+    std::size_t v = 0;
+    std::size_t len = sizeof v;
+    return mallctl(name, &v, &len, nullptr, 0) == 0 ? v : 0;
+}
+
+// Bytes of unused dirty pages: exactly what a purge gives back.
+std::size_t dirty_bytes() {
     std::uint64_t epoch = 1;
     std::size_t len = sizeof epoch;
     mallctl("epoch", &epoch, &len, &epoch, len);  // refreshes the statistics
-    std::size_t resident = 0, allocated = 0;
-    len = sizeof resident;
-    mallctl("stats.resident", &resident, &len, nullptr, 0);
-    len = sizeof allocated;
-    mallctl("stats.allocated", &allocated, &len, nullptr, 0);
-    return resident > allocated ? resident - allocated : 0;
+    // "stats.arenas.<MALLCTL_ARENAS_ALL>.pdirty": dirty pages, every arena.
+    return read_size("stats.arenas.4096.pdirty") * read_size("arenas.page");
 }
 
 void give_back() {
-    // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena's unused dirty pages back to the system.
     mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
 }
 #else
@@ -45,10 +46,20 @@ void give_back() { malloc_trim(0); }
 }  // namespace
 
 bool heap_trim::tick() {
+#if PORTHOLE_JEMALLOC
+    // jemalloc says what a purge would give back: purge when that is worth it. (Its own decay
+    // gives dirty pages back only as later allocations pass by, so an idle relay would keep
+    // them.)
+    (void)policy_;
+    if (dirty_bytes() < threshold_) return false;
+    give_back();
+    return true;
+#else
     if (!policy_.due(free_resident())) return false;
     give_back();
     policy_.trimmed(free_resident());
     return true;
+#endif
 }
 
 }  // namespace porthole::core

@@ -1,10 +1,10 @@
 #pragma once
 // Memory a burst of connections took and then freed goes back to the OS. The allocator keeps
 // freed pages for reuse (jemalloc for a second, glibc for good when they sit inside its heap);
-// a process calls heap_trim::tick() about once a second, and it gives them back (jemalloc's
-// purge, or glibc's malloc_trim) only when the free resident memory has grown by a threshold
-// since its lowest point, so steady traffic pays one statistics read a second and nothing per
-// request.
+// a process calls heap_trim::tick() about once a second, and it gives them back: jemalloc's
+// purge when its unused dirty pages reach a threshold, glibc's malloc_trim when the free heap
+// has grown by the threshold since its lowest point. Steady traffic pays one statistics read a
+// second and nothing per request.
 #include <algorithm>
 #include <cstddef>
 #include <limits>
@@ -31,12 +31,14 @@ private:
 class heap_trim {
 public:
     static constexpr std::size_t default_threshold = 2 * 1024 * 1024;
-    explicit heap_trim(std::size_t threshold = default_threshold) : policy_(threshold) {}
+    explicit heap_trim(std::size_t threshold = default_threshold)
+        : threshold_(threshold), policy_(threshold) {}
     // True when it trimmed.
     bool tick();
 
 private:
-    trim_policy policy_;
+    std::size_t threshold_;
+    trim_policy policy_;  // glibc's
 };
 
 }  // namespace porthole::core

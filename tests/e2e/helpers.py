@@ -1,4 +1,5 @@
 """Process and network helpers for the porthole end-to-end tests (stdlib only)."""
+import collections
 import json
 import os
 import random
@@ -34,15 +35,19 @@ def unquarantined_env():
 
 
 _port_rng = random.Random()
+_ports_given = collections.deque(maxlen=4000)  # not handed out again while a test may still bind it
 
 
 def free_port():
     """A TCP port that nothing uses right now, chosen below the ephemeral range (32768 and up,
     the first 21000 ports of it taken by free_port_range): a port the kernel hands out as port 0
-    can become another connection's source port before the test binds it."""
+    can become another connection's source port before the test binds it. A port this process
+    handed out lately is not handed out again: two picked back to back (a relay's HTTP and
+    control ports) are free alike until the relay binds them."""
     for _ in range(1000):
         port = _port_rng.randrange(10000, 21000)
-        if port_is_free(port):
+        if port not in _ports_given and port_is_free(port):
+            _ports_given.append(port)
             return port
     raise RuntimeError("no free port found")
 
