@@ -42,13 +42,17 @@ std::string_view same_host_target(std::string_view value, std::string_view host)
     return {};
 }
 
-// 128 bits of SHA-256, in hex: a scope's stand-in in keys, which reach disk and admin pages.
-std::string scope_digest(std::string_view scope) {
+// 128 bits of SHA-256, in hex.
+std::string digest_of(std::string_view text) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    EVP_Digest(scope.data(), scope.size(), md, &n, EVP_sha256(), nullptr);
-    std::string out;
-    for (unsigned i = 0; i < 16; ++i) out += fmt::format("{:02x}", md[i]);
+    EVP_Digest(text.data(), text.size(), md, &n, EVP_sha256(), nullptr);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(32, '0');
+    for (unsigned i = 0; i < 16; ++i) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
     return out;
 }
 
@@ -97,7 +101,17 @@ std::string http_cache::key_of(bool https, std::string_view host, std::string_vi
     std::string h = lowercase(host);
     if (h.ends_with(https ? ":443" : ":80")) h.resize(h.size() - (https ? 4 : 3));
     if (scope.empty()) return fmt::format("{}://{}{}", https ? "https" : "http", h, target);
-    return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope_digest(scope));
+    return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope);
+}
+
+const std::string& http_cache::scope_of(const std::string& holder) {
+    if (holder.empty()) {
+        static const std::string none;
+        return none;
+    }
+    if (const auto it = scopes_.find(holder); it != scopes_.end()) return it->second;
+    if (scopes_.size() >= 4096) scopes_.clear();  // holders come and go; keep the table small
+    return scopes_.emplace(holder, digest_of(holder)).first->second;
 }
 
 found http_cache::lookup(const std::string& key, const http::message_head& request,

@@ -59,11 +59,15 @@ public:
     // With `disk`, responses are kept on disk too (tiered_store).
     explicit http_cache(const cache_settings& settings, std::shared_ptr<disk_store> disk = nullptr);
 
-    // "scheme://host/target": host lowercased, without a default port; then " @" and a digest
-    // of `scope` when there is one (a tunnel's holder: another client taking the name later
-    // never gets what this one's site answered; the holder's identity is not kept itself).
+    // "scheme://host/target": host lowercased, without a default port; then " @SCOPE" when
+    // there is one (scope_of a tunnel's holder: another client taking the name later never gets
+    // what this one's site answered).
     static std::string key_of(bool https, std::string_view host, std::string_view target,
                               std::string_view scope = {});
+    // The scope of a tunnel's holder: 128 bits of SHA-256 in hex, so that keys (which reach disk
+    // and admin pages) never hold the holder's identity. Remembered per holder: a request
+    // through a cached tunnel pays a hash lookup, not a digest.
+    const std::string& scope_of(const std::string& holder);
 
     found lookup(const std::string& key, const http::message_head& request, std::int64_t now);
 
@@ -97,6 +101,7 @@ private:
     std::unique_ptr<response_store> store_;
     counters counts_;
     std::unordered_map<std::string, std::shared_ptr<boost::asio::steady_timer>> pending_;
+    std::unordered_map<std::string, std::string> scopes_;  // holder -> scope_of, bounded
 };
 
 // Records the final response of one forwarded GET for the cache (as the forwarding core's

@@ -340,7 +340,7 @@ asio::awaitable<bool> http_edge::answer_offline(watched_socket& visitor,
     cache::http_cache& c = *ctx_.tunnel_cache;
     if (head.method != "GET" && head.method != "HEAD") co_return false;
     const std::string key =
-        cache::http_cache::key_of(https, host, http::origin_form(head.target), holder);
+        cache::http_cache::key_of(https, host, http::origin_form(head.target), c.scope_of(holder));
     const auto found = c.lookup(key, head, cache::epoch_now());
     if (!found.stored) co_return false;
     const cache::request_facts asked = cache::facts_of(head);
@@ -712,9 +712,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         const bool reads = (head.method == "GET" || head.method == "HEAD") && request.is_done() &&
                            !request.chunked() && request.content_length().value_or(0) == 0;
         // A tunnel's responses are its holder's (the client, or its group).
-        const std::string scope =
-            cache.tunnel ? registry_.name_holder(r->pool->member(0).host, clock::now())
-                         : std::string();
+        std::string scope;
+        if (cache.tunnel)
+            scope = shared_cache->scope_of(
+                registry_.name_holder(r->pool->member(0).host, clock::now()));
         const std::string key = cache::http_cache::key_of(visitor_https, host_text,
                                                           http::origin_form(head.target), scope);
         if (reads) {

@@ -367,12 +367,17 @@ TEST(HttpCache, KeysLookupsAndInvalidation) {
     EXPECT_EQ(c.entries(), 0u);
     // A tunnel's entries are its holder's; a purge by URL reaches them too.
     // The holder's identity is kept as a digest only.
-    const std::string scoped = http_cache::key_of(false, "a.relay", "/x", "c1");
+    const std::string scoped = http_cache::key_of(false, "a.relay", "/x", c.scope_of("c1"));
     EXPECT_TRUE(scoped.starts_with("http://a.relay/x @")) << scoped;
     EXPECT_EQ(scoped.size(), std::string("http://a.relay/x @").size() + 32);
     EXPECT_EQ(scoped.find("c1"), std::string::npos);
-    c.store(http_cache::key_of(false, "a.relay", "/x", "c1"), e);
-    EXPECT_EQ(c.lookup(http_cache::key_of(false, "a.relay", "/x", "c2"), get(), epoch_now()).miss,
+    EXPECT_EQ(c.scope_of("c1"), c.scope_of("c1"));
+    EXPECT_NE(c.scope_of("c1"), c.scope_of("c2"));
+    EXPECT_EQ(c.scope_of(""), "");
+    c.store(scoped, e);
+    EXPECT_EQ(c.lookup(http_cache::key_of(false, "a.relay", "/x", c.scope_of("c2")), get(),
+                       epoch_now())
+                  .miss,
               "uri-miss");
     EXPECT_EQ(c.purge("http://a.relay/x", false), 1u);
 }
