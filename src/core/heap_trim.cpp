@@ -50,8 +50,7 @@ bool heap_trim::tick() {
     // jemalloc says what a purge would give back: purge when that is worth it. (Its own decay
     // gives dirty pages back only as later allocations pass by, so an idle relay would keep
     // them.)
-    (void)policy_;
-    if (dirty_bytes() < threshold_) return false;
+    if (dirty_bytes() < policy_.threshold()) return false;
     give_back();
     return true;
 #else

@@ -22,6 +22,7 @@ public:
     }
     // Pages given back still count as free heap: the next trim waits for a new low and rise.
     void trimmed(std::size_t free_bytes) { low_ = free_bytes; }
+    std::size_t threshold() const { return threshold_; }
 
 private:
     std::size_t threshold_;
@@ -31,14 +32,12 @@ private:
 class heap_trim {
 public:
     static constexpr std::size_t default_threshold = 2 * 1024 * 1024;
-    explicit heap_trim(std::size_t threshold = default_threshold)
-        : threshold_(threshold), policy_(threshold) {}
+    explicit heap_trim(std::size_t threshold = default_threshold) : policy_(threshold) {}
     // True when it trimmed.
     bool tick();
 
 private:
-    std::size_t threshold_;
-    trim_policy policy_;  // glibc's
+    trim_policy policy_;
 };
 
 }  // namespace porthole::core
