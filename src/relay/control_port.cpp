@@ -284,7 +284,7 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
             break;
         }
         if (auto* open = std::get_if<protocol::open_tunnel>(&*frame)) {
-            open_tunnel(s, *open);
+            co_await open_tunnel(s, std::move(*open));
         } else if (auto* p = std::get_if<protocol::ping>(&*frame)) {
             s->send(protocol::pong{p->opaque});
         } else if (auto* pong = std::get_if<protocol::pong>(&*frame)) {
@@ -370,7 +370,8 @@ void control_port::close_session(session& s) {
 
 
 
-void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol::open_tunnel& req) {
+asio::awaitable<void> control_port::open_tunnel(std::shared_ptr<session> s,
+                                               protocol::open_tunnel req) {
     auto refuse = [&](protocol::error_code code, std::string message) {
         if (s->log.allow(clock::now()))
             spdlog::info("session {}: tunnel refused: {}{}", s->id_hex.substr(0, 8), message,
@@ -381,35 +382,35 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         return std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
     };
     if (!printable_ascii(req.target) || !printable_ascii(req.host_header))
-        return refuse(protocol::error_code::protocol,
+        co_return refuse(protocol::error_code::protocol,
                       "the tunnel's target and host header must be printable ASCII");
-    if (ctx_.draining) return refuse(protocol::error_code::shutting_down, "relay is shutting down");
+    if (ctx_.draining) co_return refuse(protocol::error_code::shutting_down, "relay is shutting down");
     // The owner's policies, checked before anything is claimed.
     std::vector<config::policy_config> policies;
     bool owner_cache = false;
     if (!req.policies.empty()) {
         if (req.kind != tunnel_kind::http)
-            return refuse(protocol::error_code::bad_policy,
+            co_return refuse(protocol::error_code::bad_policy,
                           "policies are for http tunnels: the relay does not read a tcp or tls "
                           "tunnel's bytes");
         auto parsed = config::load_owner_policies(req.policies, "tunnel policies",
                                                   ctx_.cfg.tunnel_policy_forbid);
-        if (!parsed) return refuse(protocol::error_code::bad_policy, core::printable(parsed.error()));
+        if (!parsed) co_return refuse(protocol::error_code::bad_policy, core::printable(parsed.error()));
         policies = std::move(parsed->policies);
         owner_cache = parsed->cache;
         if (owner_cache && !ctx_.tunnel_cache)
-            return refuse(protocol::error_code::bad_policy,
+            co_return refuse(protocol::error_code::bad_policy,
                           "this relay has no cache for tunnels ([tunnel_policy] cache): run the "
                           "tunnel without --cache");
     }
     if (s->tunnels.size() >= ctx_.cfg.max_tunnels_per_client)
-        return refuse(protocol::error_code::limit,
+        co_return refuse(protocol::error_code::limit,
                       fmt::format("this relay allows at most {} tunnels per client",
                                   ctx_.cfg.max_tunnels_per_client));
     // Only a relay with tokens can tell who is who; without, clients are limited one by one.
     const std::string token_hex = protocol::to_hex(s->token);
     if (tokens_required_ && tunnels_per_token_[token_hex] >= ctx_.cfg.max_tunnels_per_token)
-        return refuse(protocol::error_code::limit,
+        co_return refuse(protocol::error_code::limit,
                       fmt::format("this token may hold at most {} tunnels on this relay",
                                   ctx_.cfg.max_tunnels_per_token));
     const bool in_group = !req.group.empty();
@@ -419,16 +420,16 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
                             });
         if (!digest)
-            return refuse(protocol::error_code::protocol,
+            co_return refuse(protocol::error_code::protocol,
                           "a tunnel group is named by 64 lowercase hex digits");
         if (req.kind == tunnel_kind::tcp)
-            return refuse(protocol::error_code::bad_name,
+            co_return refuse(protocol::error_code::bad_name,
                           "tunnel groups are for http and tls tunnels; a tcp port has one client");
         if (req.name.empty())
-            return refuse(protocol::error_code::bad_name,
+            co_return refuse(protocol::error_code::bad_name,
                           "a tunnel group shares a name: ask for one (--subdomain NAME)");
         if (!tokens_required_ && !config::is_loopback_host(ctx_.cfg.control_addr.host))
-            return refuse(protocol::error_code::unauthorized,
+            co_return refuse(protocol::error_code::unauthorized,
                           "this relay has no tokens, so it cannot tell who may join a tunnel "
                           "group: give the relay a tokens file (--token-file) and the clients "
                           "a token");
@@ -446,7 +447,7 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                             ctx_.cfg.max_new_connections_per_second);
     const auto now = clock::now();
     if (req.kind == tunnel_kind::tls && ctx_.https_port == 0)
-        return refuse(protocol::error_code::port_unavailable,
+        co_return refuse(protocol::error_code::port_unavailable,
                       "this relay has no HTTPS port (--https-addr) for TLS tunnels");
     if (req.kind == tunnel_kind::http || req.kind == tunnel_kind::tls) {
         std::string name = req.name;
@@ -454,14 +455,14 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
         const bool custom = name.find('.') != std::string::npos;
         if (custom) {
             if (auto problem = custom_domain_problem(name, s->token))
-                return refuse(protocol::error_code::bad_name, std::move(*problem));
+                co_return refuse(protocol::error_code::bad_name, std::move(*problem));
         } else if (!name.empty() && !http::valid_name(name)) {
-            return refuse(protocol::error_code::bad_name,
+            co_return refuse(protocol::error_code::bad_name,
                           core::printable(*http::name_problem(name)));
         }
         if (std::find(ctx_.cfg.reserved_names.begin(), ctx_.cfg.reserved_names.end(), name) !=
             ctx_.cfg.reserved_names.end())
-            return refuse(protocol::error_code::bad_name,
+            co_return refuse(protocol::error_code::bad_name,
                           fmt::format("the subdomain '{}' is reserved on this relay", name));
         if (name.empty()) {
             do name = http::random_name();
@@ -471,47 +472,50 @@ void control_port::open_tunnel(const std::shared_ptr<session>& s, const protocol
                                       [&](const auto& b) { return b.first == name; });
             bound != ctx_.cfg.bound_names.end() &&
             !protocol::equal_constant_time(bound->second, s->token))
-            return refuse(protocol::error_code::name_taken,
+            co_return refuse(protocol::error_code::name_taken,
                           fmt::format("the subdomain '{}' is bound to another token", name));
         if (std::any_of(s->tunnels.begin(), s->tunnels.end(), [&](const auto& open) {
                 return open.second->kind == req.kind && open.second->name == name;
             }))
-            return refuse(protocol::error_code::name_taken,
+            co_return refuse(protocol::error_code::name_taken,
                           fmt::format("the subdomain '{}' is already open by this client", name));
+        // A group's members judge its visitors alike, or one member could weaken the rest.
+        if (const tunnel_group* peers = registry_.local(req.kind, name);
+            peers && !peers->members.empty() && peers->members.front()->policy_text != req.policies)
+            co_return refuse(protocol::error_code::bad_policy,
+                             fmt::format("the other clients of the group serving '{}' set {}"
+                                         "policies; give every member the same",
+                                         name, req.policies.empty() ? "" : "other "));
+        t->name = name;
+        if (!req.policies.empty()) {
+            t->policy_text = req.policies;
+            t->policies = std::make_shared<const policy::chain>(policy::build_chain(policies));
+            t->owner_cache = owner_cache;
+        }
         const bool leased = registry_.name_held(name, now) && !registry_.local(req.kind, name);
-        if (!registry_.claim_name(name, t->holder, now))
-            return refuse(protocol::error_code::name_taken,
+        const bool held_before = registry_.name_holder(name, now) == t->holder;
+        const bool claimed = co_await registry_.claim_name(*t, now);
+        if (!claimed)
+            co_return refuse(protocol::error_code::name_taken,
                           in_group ? fmt::format("the subdomain '{}' is in use by another client "
                                                  "or group (a group's clients share its token "
                                                  "and key)",
                                                  name)
                                    : fmt::format("the subdomain '{}' is in use by another client",
                                                  name));
-        t->name = name;
+        if (s->closed) {  // it went away while the claim was asked
+            if (!held_before) registry_.drop_name(name, t->holder);
+            co_return;
+        }
         if (leased) s->count_reconnect(ctx_.counters.reconnects);
         t->url = req.kind == tunnel_kind::http ? ctx_.http_url(name) : ctx_.tls_url(name);
-        if (!req.policies.empty()) {
-            // A group's members judge its visitors alike, or one member could weaken the rest.
-            const tunnel_group* peers = registry_.local(req.kind, name);
-            if (peers && !peers->members.empty() &&
-                peers->members.front()->policy_text != req.policies)
-                return refuse(protocol::error_code::bad_policy,
-                              fmt::format("the other clients of the group serving '{}' set other "
-                                          "policies; give every member the same",
-                                          name));
-            t->policy_text = req.policies;
-            t->policies = std::make_shared<const policy::chain>(policy::build_chain(policies));
-            t->owner_cache = owner_cache;
-        } else if (const tunnel_group* peers = registry_.local(req.kind, name);
-                   peers && !peers->members.empty() && !peers->members.front()->policy_text.empty()) {
-            return refuse(protocol::error_code::bad_policy,
-                          fmt::format("the other clients of the group serving '{}' set policies; "
-                                      "give every member the same",
-                                      name));
-        }
     } else {
-        auto port = bind_tunnel_port(*t, req.port, t->holder, now);
-        if (!port) return refuse(protocol::error_code::port_unavailable, port.error());
+        auto port = co_await bind_tunnel_port(*t, req.port, t->holder, now);
+        if (!port) co_return refuse(protocol::error_code::port_unavailable, port.error());
+        if (s->closed) {
+            registry_.drop_port(*port, t->holder);
+            co_return;
+        }
         t->port = *port;
         t->url = fmt::format("tcp://{}:{}", ctx_.cfg.domain, t->port);
     }
@@ -549,42 +553,44 @@ std::optional<std::string> control_port::custom_domain_problem(
                        domain);
 }
 
-tl::expected<std::uint16_t, std::string> control_port::bind_tunnel_port(tunnel& t, std::uint16_t wanted,
-                                                          const owner_key& owner,
-                                                          clock::time_point now) {
+asio::awaitable<tl::expected<std::uint16_t, std::string>> control_port::bind_tunnel_port(
+    tunnel& t, std::uint16_t wanted, owner_key owner, clock::time_point now) {
     const auto range = ctx_.cfg.tcp_ports;
-    auto try_port = [&](std::uint16_t port) -> tl::expected<void, std::string> {
+    // The port is claimed, then bound; a port this client held or leased before stays its own
+    // whatever happens to this request.
+    const auto try_port = [&](std::uint16_t port) -> asio::awaitable<tl::expected<void, std::string>> {
         if (registry_.local_port(port) && registry_.port_held_by(port, owner, now))
-            return tl::unexpected(fmt::format("port {} is already open by this client", port));
-        // A port this client holds or leases stays its own whatever happens to this request.
+            co_return tl::unexpected(fmt::format("port {} is already open by this client", port));
         const bool held_before = registry_.port_held_by(port, owner, now);
-        if (!registry_.claim_port(port, owner, now))
-            return tl::unexpected(fmt::format("port {} is in use by another client", port));
+        const bool claimed = co_await registry_.claim_port(port, owner, now);
+        if (!claimed)
+            co_return tl::unexpected(fmt::format("port {} is in use by another client", port));
         tcp::acceptor a(ctx_.io);
         auto bound = ctx_.listen(a, {ctx_.cfg.http_addr.host, port}, "tcp tunnel");
         if (!bound) {
             if (!held_before) registry_.drop_port(port, owner);
-            return bound;
+            co_return bound;
         }
         t.acceptor.emplace(std::move(a));
-        return {};
+        co_return tl::expected<void, std::string>{};
     };
     if (wanted != 0) {
         if (!range.contains(wanted))
-            return tl::unexpected(fmt::format("port {} is outside this relay's range {}",
-                                              wanted, range.to_string()));
-        auto r = try_port(wanted);
-        if (!r) return tl::unexpected(r.error());
-        return wanted;
+            co_return tl::unexpected(fmt::format("port {} is outside this relay's range {}",
+                                                 wanted, range.to_string()));
+        auto r = co_await try_port(wanted);
+        if (!r) co_return tl::unexpected(r.error());
+        co_return wanted;
     }
     const unsigned span = unsigned{range.high} - range.low + 1;
     const unsigned start = protocol::random_bytes<16>()[0] * 257u % span;
     for (unsigned i = 0; i < span; ++i) {
         const auto port = static_cast<std::uint16_t>(range.low + (start + i) % span);
         if (registry_.port_held(port, now)) continue;
-        if (try_port(port)) return port;
+        auto r = co_await try_port(port);
+        if (r) co_return port;
     }
-    return tl::unexpected(fmt::format("no free port left in {}", range.to_string()));
+    co_return tl::unexpected(fmt::format("no free port left in {}", range.to_string()));
 }
 
 

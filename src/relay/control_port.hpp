@@ -92,10 +92,10 @@ private:
     void close_session(session& s);
     core::log_limiter& session_log(const std::string& token_hex);
 
-    void open_tunnel(const std::shared_ptr<session>& s, const protocol::open_tunnel& req);
-    tl::expected<std::uint16_t, std::string> bind_tunnel_port(tunnel& t, std::uint16_t wanted,
-                                                              const owner_key& holder,
-                                                              clock::time_point now);
+    boost::asio::awaitable<void> open_tunnel(std::shared_ptr<session> s,
+                                             protocol::open_tunnel req);
+    boost::asio::awaitable<tl::expected<std::uint16_t, std::string>> bind_tunnel_port(
+        tunnel& t, std::uint16_t wanted, owner_key holder, clock::time_point now);
 
     relay_context& ctx_;
     tunnel_registry& registry_;

@@ -13,9 +13,18 @@ public:
     local_registry(clock::duration lease_grace, std::string node)
         : names_(lease_grace), ports_(lease_grace), node_(std::move(node)) {}
 
-    bool claim_name(const std::string& name, const owner_key& holder,
-                    clock::time_point now) override {
+    boost::asio::awaitable<bool> claim_name(const tunnel& t, clock::time_point now) override {
+        co_return claim_name_now(t.name, t.holder, now);
+    }
+    bool claim_name_now(const std::string& name, const owner_key& holder, clock::time_point now) {
         return names_.claim(name, holder, now);
+    }
+    void drop_name(const std::string& name, const owner_key& holder) override {
+        names_.drop(name, holder);
+    }
+    bool name_held_by(const std::string& name, const owner_key& holder,
+                      clock::time_point now) const {
+        return names_.held_by(name, holder, now);
     }
     bool name_held(const std::string& name, clock::time_point now) const override {
         return names_.held(name, now);
@@ -24,8 +33,16 @@ public:
         const owner_key* holder = names_.holder(name, now);
         return holder ? *holder : owner_key();
     }
-    bool claim_port(std::uint16_t port, const owner_key& holder, clock::time_point now) override {
+    boost::asio::awaitable<bool> claim_port(std::uint16_t port, const owner_key& holder,
+                                            clock::time_point now) override {
+        co_return claim_port_now(port, holder, now);
+    }
+    bool claim_port_now(std::uint16_t port, const owner_key& holder, clock::time_point now) {
         return ports_.claim(port, holder, now);
+    }
+    owner_key port_holder(std::uint16_t port, clock::time_point now) const {
+        const owner_key* holder = ports_.holder(port, now);
+        return holder ? *holder : owner_key();
     }
     bool port_held(std::uint16_t port, clock::time_point now) const override {
         return ports_.held(port, now);
@@ -45,6 +62,8 @@ public:
                                         const std::string& name) const override;
     tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) override;
     std::shared_ptr<tunnel> local_port(std::uint16_t port) const override;
+    std::optional<remote_tunnel> remote(const std::string&) const override { return std::nullopt; }
+    boost::asio::awaitable<void> learn(const std::string&, bool) override { co_return; }
     void for_each_port(const std::function<void(tunnel&)>& f) override;
 
     void expire(clock::time_point now) override {

@@ -7,9 +7,12 @@
 #include "relay/lease_table.hpp"
 #include "relay/session.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,23 +34,34 @@ struct tunnel_group {
     std::shared_ptr<tunnel> pick();
 };
 
+// Where another relay of a cluster serves a name, as this relay last learnt it.
+struct remote_tunnel {
+    std::string node;  // the relay that holds it
+    std::string link;  // HOST:PORT of that relay's link
+    bool serving = false;  // false: held by a lease (its client is away, or its relay is)
+    std::shared_ptr<const policy::chain> policies;  // the owner's; null when none
+};
+
 class tunnel_registry {
 public:
     virtual ~tunnel_registry() = default;
 
     // Names (http and tls tunnels share them) and ports are claimed by a holder: the client, or
-    // the group it joins. A claim succeeds when free, expired, or already the holder's.
-    virtual bool claim_name(const std::string& name, const owner_key& holder,
-                            clock::time_point now) = 0;
+    // the group it joins. A claim succeeds when free, expired, or already the holder's. A name
+    // is claimed for the tunnel `t` is to be (its kind, name, holder and owner's policies); a
+    // registry several relays share asks its store, hence the wait.
+    virtual boost::asio::awaitable<bool> claim_name(const tunnel& t, clock::time_point now) = 0;
     virtual bool name_held(const std::string& name, clock::time_point now) const = 0;
     // Who holds NAME now (a client or its group), by a session or a lease; empty when free.
     virtual owner_key name_holder(const std::string& name, clock::time_point now) const = 0;
-    virtual bool claim_port(std::uint16_t port, const owner_key& holder, clock::time_point now) = 0;
+    virtual boost::asio::awaitable<bool> claim_port(std::uint16_t port, const owner_key& holder,
+                                                    clock::time_point now) = 0;
     virtual bool port_held(std::uint16_t port, clock::time_point now) const = 0;
     virtual bool port_held_by(std::uint16_t port, const owner_key& holder,
                               clock::time_point now) const = 0;
-    // Gives up a claim that came to nothing (the port could not be bound).
+    // Give up a claim that came to nothing (the port could not be bound, the client left).
     virtual void drop_port(std::uint16_t port, const owner_key& holder) = 0;
+    virtual void drop_name(const std::string& name, const owner_key& holder) = 0;
 
     // An opened tunnel serves its name or port from now on.
     virtual void add(const std::shared_ptr<tunnel>& t) = 0;
@@ -61,6 +75,11 @@ public:
     // The tunnels of this relay serving NAME; nullptr when none.
     virtual tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) = 0;
     virtual std::shared_ptr<tunnel> local_port(std::uint16_t port) const = 0;
+    // Where another relay serves NAME (http), as last learnt; nullopt on a relay of its own.
+    virtual std::optional<remote_tunnel> remote(const std::string& name) const = 0;
+    // Brings what remote() knows of NAME up to date when it is not fresh: one question to the
+    // shared store at most. `stale`: the last answer proved wrong (its relay did not serve it).
+    virtual boost::asio::awaitable<void> learn(const std::string& name, bool stale = false) = 0;
     virtual void for_each_port(const std::function<void(tunnel&)>& f) = 0;
 
     // Leases past their grace end.
