@@ -26,8 +26,9 @@ Sizes     a whole number of bytes, or a string with a unit: B, KB, KiB, MB, MiB,
 TOP-LEVEL KEYS
 
   server = "relay.example.com:7835"
-      string HOST:PORT; default "127.0.0.1:7835". The relay's control address.
-      --server and PORTHOLE_SERVER win over it.
+      string HOST:PORT; default "127.0.0.1:7835". The relay's control address; the relays of a
+      cluster as a list ("a.example.com:7835,b.example.com:7835"), tried in turn when the one
+      in use goes away. --server and PORTHOLE_SERVER win over it.
   token = "a-long-random-token"
       string; default none. The token the relay expects. --token, --token-file and
       PORTHOLE_TOKEN win over it. Keep this file chmod 600, or use token_file.
@@ -229,6 +230,25 @@ AUTOMATIC CERTIFICATES (ACME)
   dns_wait = "30s"
       duration; default 0. Time for secondaries to catch up after publishing, before the CA
       looks.
+
+A CLUSTER OF RELAYS
+
+  cluster = { redis = "redis://127.0.0.1:6379/0", node_id = "relay-a",
+              advertise = "10.0.0.1:7837", secret_file = "/etc/porthole/cluster.key" }
+      table; default none (a relay of its own). Several relays behind one DNS name share one
+      tunnel registry in Redis: a name or port is held through one relay at a time, and a
+      visitor who reaches another relay is carried to it over the link. Every relay of a
+      cluster has the same domain, tokens and sites; only node_id and advertise differ.
+      Clients list the relays (--server a:7835,b:7835) and move on when theirs goes away.
+      redis: redis://[:PASSWORD@]HOST:PORT/DB or unix:///PATH?db=N.
+      node_id: this relay's name in the registry, 1-63 of a-z, 0-9 and '-'.
+      advertise: HOST:PORT where the other relays reach this one's link.
+      link_addr: where the link listens; default 0.0.0.0 and advertise's port.
+      secret_file: the cluster's shared secret, one line of 32 characters or more (openssl
+      rand -hex 32), mode 0600; the link is TLS 1.3 keyed by it.
+      redis_password_file: the Redis password (AUTH), when the URL holds none.
+      Redis unreachable: each relay serves what it holds and takes new tunnels locally, and
+      claims them all again when Redis returns.
 
 CLIENT TRANSPORT
 

@@ -37,6 +37,15 @@ using porthole::config::endpoint;
     std::exit(2);
 }
 
+// --server HOST:PORT[,HOST:PORT...]: `server` is the first, `servers` all of them.
+void set_servers(porthole::config::agent_config& cfg, const std::string& flag,
+                 const std::string& value) {
+    auto list = porthole::config::parse_server_list(value);
+    if (!list) fail(fmt::format("{}: {}", flag, list.error()));
+    cfg.server = list->front();
+    cfg.servers = std::move(*list);
+}
+
 endpoint endpoint_flag(const std::string& flag, const std::string& value) {
     auto ep = porthole::config::parse_endpoint(value);
     if (!ep) fail(fmt::format("{}: {}", flag, ep.error()));
@@ -343,8 +352,7 @@ porthole::client::agent_config build_client_config(const CLI::App& cmd,
                                                    porthole::protocol::tunnel_kind kind,
                                                    const client_flags& f) {
     porthole::client::agent_config cfg;
-    cfg.server = endpoint_flag("--server", f.server);
-    if (cfg.server.port == 0) fail("--server: the relay's port may not be 0");
+    set_servers(cfg, "--server", f.server);
     cfg.token = client_token(cmd, f.token, f.token_file, nullptr, cfg.server);
     apply_output(cmd, f.output, {}, cfg);
     apply_transport(f.transport, cfg);
@@ -405,12 +413,14 @@ porthole::config::agent_config build_start_config(const CLI::App& cmd, const sta
     apply_output(cmd, f.output, file.inspect, cfg);
     apply_transport(f.transport, cfg);
     const char* env_server = std::getenv("PORTHOLE_SERVER");
-    if (cmd.count("--server"))
-        cfg.server = endpoint_flag("--server", f.server);
-    else if (env_server && *env_server)
-        cfg.server = endpoint_flag("PORTHOLE_SERVER", env_server);
-    else if (file.server)
-        cfg.server = *file.server;
+    if (cmd.count("--server")) {
+        set_servers(cfg, "--server", f.server);
+    } else if (env_server && *env_server) {
+        set_servers(cfg, "PORTHOLE_SERVER", env_server);
+    } else if (file.server) {
+        cfg.server = file.server->front();
+        cfg.servers = *file.server;
+    }
     cfg.token = client_token(cmd, f.token, f.token_file, &file, cfg.server);
 
     std::string defined;
@@ -442,7 +452,8 @@ void add_client_flags(CLI::App& cmd, client_flags& f, porthole::protocol::tunnel
                    kind == tunnel_kind::http ? "local service: PORT, HOST:PORT or http://HOST:PORT"
                                              : "local service: PORT or HOST:PORT")
         ->required();
-    cmd.add_option("--server", f.server, "relay control address HOST:PORT")
+    cmd.add_option("--server", f.server,
+                   "relay control address HOST:PORT; a cluster's relays as a list, tried in turn")
         ->envname("PORTHOLE_SERVER")
         ->capture_default_str();
     cmd.add_option("--token", f.token, std::string(token_help));

@@ -182,6 +182,11 @@ public:
     int exit_code() const { return exit_code_; }
 
 private:
+    // The relay this client uses now: one of --server's list, in turn.
+    const config::endpoint& relay() const {
+        return cfg_.servers.empty() ? cfg_.server : cfg_.servers[relay_index_];
+    }
+
     // Tells the relay this client is leaving for good (its names are freed at once, not leased),
     // then stops; a relay that does not read the goodbye within a second is not waited for.
     void stop() {
@@ -213,6 +218,20 @@ private:
             bool was_ready = false;
             const session_end end = co_await run_session(was_ready);
             if (stopping_ || end.how == ending::stopped) break;
+            // With a list of relays, the next one is tried: an unreachable relay, or one that
+            // went away, is another relay's turn (every relay of a cluster serves the names).
+            const std::size_t relays = std::max<std::size_t>(1, cfg_.servers.size());
+            const bool unreachable = end.cause == reconnect_reason::unreachable;
+            if (relays > 1 && (end.how == ending::lost || unreachable)) {
+                relay_index_ = (relay_index_ + 1) % relays;
+                if (end.how == ending::fatal && ++unreachable_in_row_ < relays) continue;
+                if (end.how == ending::fatal) {
+                    report_error(fmt::format("none of the {} relays answered; the last: {}",
+                                             relays, end.reason));
+                    exit_code_ = 1;
+                    break;
+                }
+            }
             if (end.how == ending::fatal) {
                 report_error(end.reason);
                 exit_code_ = 1;
@@ -221,6 +240,7 @@ private:
             if (was_ready) {
                 backoff = first_backoff;
                 attempt = 1;
+                unreachable_in_row_ = 0;
             }
             // Full jitter in [backoff/2, backoff]: a relay restart is not hit by every client at once.
             std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
@@ -236,11 +256,12 @@ private:
 
     // A connection to the relay, with TLS when the transport is encrypted.
     asio::awaitable<tl::expected<net::stream, std::string>> connect_relay() {
-        auto socket = co_await net::connect(cfg_.server, connect_timeout);
+        const config::endpoint& to = relay();
+        auto socket = co_await net::connect(to, connect_timeout);
         if (!socket) co_return tl::unexpected(socket.error());
         if (!tls_) co_return net::stream(std::move(*socket));
         net::tls_socket tls(std::move(*socket), *tls_);
-        net::configure_client_stream(tls.native_handle(), trust_, cfg_.server.host);
+        net::configure_client_stream(tls.native_handle(), trust_, to.host);
         // What tells a relay's HTTPS port (443 through a strict firewall) that a client calls.
         net::offer_control_alpn(tls.native_handle());
         auto done = co_await net::within(tls.handshake(net::tls_socket::role::client),
@@ -265,7 +286,7 @@ private:
     }
 
     asio::awaitable<session_end> run_session(bool& was_ready) {
-        const std::string relay_name = cfg_.server.to_string();
+        const std::string relay_name = relay().to_string();
         auto transport = co_await connect_relay();
         if (!transport) {
             const auto reason = fmt::format("cannot reach the relay at {}: {}", relay_name,
@@ -832,6 +853,8 @@ private:
     bool ever_connected_ = false;
     bool stopping_ = false;
     int exit_code_ = 0;
+    std::size_t relay_index_ = 0;  // which of cfg_.servers is in use
+    std::size_t unreachable_in_row_ = 0;  // relays of the list that did not answer, in a row
 };
 
 // One thread. destroy_pending() shuts the services down, which destroys every handler still

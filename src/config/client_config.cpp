@@ -251,9 +251,10 @@ tl::expected<client_file, std::string> load_client_text(std::string_view text,
         if (key == "server") {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());
-            auto ep = parse_endpoint(*v);
-            if (!ep) return tl::unexpected(fmt::format("{}: server: {}", at(path, node), ep.error()));
-            file.server = *ep;
+            auto list = parse_server_list(*v);
+            if (!list)
+                return tl::unexpected(fmt::format("{}: server: {}", at(path, node), list.error()));
+            file.server = std::move(*list);
         } else if (key == "token" || key == "token_file") {
             auto v = string_of(path, key, node);
             if (!v) return tl::unexpected(v.error());

@@ -48,7 +48,10 @@ struct inspect_settings {
 };
 
 struct agent_config {
-    endpoint server{"127.0.0.1", 7835};
+    endpoint server{"127.0.0.1", 7835};  // the first relay to try
+    // Every relay to try, `server` first: relays of one cluster; when the one in use goes
+    // away, the client goes on with the next (--server a:7835,b:7835).
+    std::vector<endpoint> servers{};
     std::string token;
     std::vector<tunnel_spec> tunnels;
     bool json = false;  // one JSON event per line on stdout instead of text
@@ -70,7 +73,7 @@ struct agent_config {
 };
 
 struct client_file {
-    std::optional<endpoint> server;
+    std::optional<std::vector<endpoint>> server;
     std::optional<std::string> token;
     std::optional<std::string> token_file;  // a relative path is taken from the file's directory
     inspect_settings inspect;

@@ -25,6 +25,21 @@ std::string endpoint::to_string() const {
 
 std::string port_range::to_string() const { return fmt::format("{}-{}", low, high); }
 
+tl::expected<std::vector<endpoint>, std::string> parse_server_list(std::string_view text) {
+    std::vector<endpoint> out;
+    for (;;) {
+        const auto comma = text.find(',');
+        auto one = parse_endpoint(text.substr(0, comma));
+        if (!one) return tl::unexpected(one.error());
+        if (one->port == 0)
+            return tl::unexpected(fmt::format("'{}': the relay's port may not be 0",
+                                              text.substr(0, comma)));
+        out.push_back(std::move(*one));
+        if (comma == std::string_view::npos) return out;
+        text.remove_prefix(comma + 1);
+    }
+}
+
 tl::expected<endpoint, std::string> parse_endpoint(std::string_view text) {
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos || colon == 0)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace porthole::config {
 
@@ -30,6 +31,9 @@ tl::expected<endpoint, std::string> parse_endpoint(std::string_view text);
 tl::expected<port_range, std::string> parse_port_range(std::string_view text);
 // A client target: PORT (on 127.0.0.1), HOST:PORT or http://HOST[:PORT].
 tl::expected<endpoint, std::string> parse_target(std::string_view text);
+
+// Relays to try in turn: HOST:PORT[,HOST:PORT...]; no port may be 0.
+tl::expected<std::vector<endpoint>, std::string> parse_server_list(std::string_view text);
 
 bool is_loopback_host(std::string_view host);
 

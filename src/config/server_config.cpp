@@ -495,6 +495,8 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
         } else if (key == "acme") {
             if (!cfg.acme) cfg.acme.emplace();
             result = load_acme(node, path, *cfg.acme);
+        } else if (key == "cluster") {
+            result = load_cluster(node, path).map([&](cluster_config c) { cfg.cluster = std::move(c); });
         } else if (key == "access_log") {
             result = load_access_log(node, path).map([&](observe::access_log_settings s) {
                 cfg.access_log = std::move(s);
@@ -524,7 +526,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
                  "accept_proxy_protocol", "metrics_addr", "metrics_token_file",
                  "metrics_tunnel_labels", "access_log", "admin_socket", "admin_addr",
-                 "admin_token", "admin_token_file", "admin_hosts", "acme"}));
+                 "admin_token", "admin_token_file", "admin_hosts", "acme", "cluster"}));
         }
         if (!result) return result;
     }

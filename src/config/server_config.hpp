@@ -1,6 +1,7 @@
 #pragma once
 // The relay's settings: defaults, TOML file, tokens file, validation. Errors name FILE:LINE.
 #include "config/acme_config.hpp"
+#include "config/cluster_config.hpp"
 #include "config/endpoint.hpp"
 #include "config/site_config.hpp"
 #include "observe/access_log_settings.hpp"
@@ -78,6 +79,8 @@ struct server_config {
     std::string tls_self_signed_dir;  // non-empty: a local CA and *.DOMAIN certificate live here
     bool redirect_https = false;  // plain HTTP answers 308 to https://
     std::optional<acme_config> acme{};  // certificates from an ACME CA, on demand
+    // One of several relays sharing a tunnel registry in Redis (docs/design-scale.md).
+    std::optional<cluster_config> cluster{};
 
     // Reverse proxy: [[sites]] by host and path, [[tcp_sites]] by listening address.
     site_set sites;

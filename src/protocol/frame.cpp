@@ -111,6 +111,10 @@ template <class Io> void fields(Io& io, data_auth& m) { io(m.proof); }
 template <class Io> void fields(Io& io, stream_start& m) { io(m.tunnel_id); io(m.visitor); }
 template <class Io> void fields(Io&, stream_ready&) {}
 template <class Io> void fields(Io& io, stream_failed& m) { io(m.message); }
+template <class Io> void fields(Io& io, link_open& m) {
+    io(m.kind); io(m.name); io(m.port); io(m.visitor);
+}
+template <class Io> void fields(Io& io, link_ready& m) { io(m.host_header); io(m.target); }
 template <class Io> void fields(Io& io, policy_answered& m) {
     io(m.tunnel_id); io(m.status); io(m.policy); io(m.visitor); io(m.request_head);
     io(m.response_head); io(m.response_body);
@@ -124,7 +128,7 @@ constexpr frame_type type_of(const message& m) {
         frame_type::ping,           frame_type::pong,         frame_type::goaway,
         frame_type::data_hello,     frame_type::stream_start, frame_type::stream_ready,
         frame_type::stream_failed,  frame_type::data_challenge, frame_type::data_auth,
-        frame_type::policy_answered,
+        frame_type::policy_answered, frame_type::link_open,  frame_type::link_ready,
     };
     static_assert(std::size(types) == std::variant_size_v<message>);
     return types[m.index()];
@@ -184,7 +188,7 @@ tl::expected<message, std::string> decode_as(std::uint8_t type, reader& r) {
                                               "bytes",
                                               type, max_string));
         if (!r.done()) return tl::unexpected(fmt::format("frame type {} has trailing bytes", type));
-        if constexpr (std::is_same_v<M, open_tunnel>) {
+        if constexpr (std::is_same_v<M, open_tunnel> || std::is_same_v<M, link_open>) {
             if (m.kind != tunnel_kind::http && m.kind != tunnel_kind::tcp &&
                 m.kind != tunnel_kind::tls)
                 return tl::unexpected(fmt::format("unknown tunnel kind {}", int(m.kind)));

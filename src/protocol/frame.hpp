@@ -46,6 +46,8 @@ enum class frame_type : std::uint8_t {
     stream_failed = 23,
     data_challenge = 24,
     data_auth = 25,
+    link_open = 30,  // relay to relay, on the cluster link
+    link_ready = 31,
 };
 
 enum class error_code : std::uint16_t {
@@ -154,10 +156,24 @@ struct stream_failed {
     std::string message;
 };
 
+// Relay -> relay, on a cluster link connection: carry this visitor to the tunnel serving `name`
+// (http, tls) or `port` (tcp) on the relay that holds it. Answered LINK_READY once the client has
+// reached its service (the bytes that follow are the visitor's), or STREAM_FAILED.
+struct link_open {
+    tunnel_kind kind = tunnel_kind::http;
+    std::string name;
+    std::uint16_t port = 0;
+    std::string visitor;
+};
+struct link_ready {
+    std::string host_header;  // the tunnel's, for the edge that forwards the request
+    std::string target;
+};
+
 using message = std::variant<hello, challenge, auth, welcome, error, open_tunnel, tunnel_opened,
                              tunnel_refused, pool_want, ping, pong, goaway, data_hello, stream_start,
                              stream_ready, stream_failed, data_challenge, data_auth,
-                             policy_answered>;
+                             policy_answered, link_open, link_ready>;
 
 // Whole frame: 4-byte length, type, payload. Strings longer than max_string bytes are truncated.
 std::string encode(const message& m);

@@ -234,8 +234,11 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
     auto& entry = tunnel_routes_[name];
     auto& r = entry.route;
     const tunnel_group* serving = registry_.local(protocol::tunnel_kind::http, name);
+    const bool here = serving && !serving->members.empty();
+    // Served by another relay of a cluster: its owner's policies as that relay published them.
+    const auto remote = here ? std::nullopt : registry_.remote(name);
     std::shared_ptr<const policy::chain> owner =
-        serving && !serving->members.empty() ? serving->members.front()->policies : nullptr;
+        here ? serving->members.front()->policies : remote ? remote->policies : nullptr;
     if (r && owner != entry.owner_policies) {
         auto changed = std::make_shared<route::route>(*r);
         changed->policies = entry.relay_policies;
@@ -261,11 +264,12 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
                                                    &tunnels_, std::nullopt);
     }
     // The tunnels' cache, unless it is opt-in and this owner did not ask (--cache).
-    const bool owner_cache =
-        serving && !serving->members.empty() && serving->members.front()->owner_cache;
-    const auto& wanted = ctx_.tunnel_cache && (owner_cache || !ctx_.tunnel_cache_config.opt_in)
-                             ? ctx_.tunnel_cache
-                             : nullptr;
+    // A tunnel another relay holds is cached there, not here (its holder is not known here).
+    const bool owner_cache = here && serving->members.front()->owner_cache;
+    const auto& wanted =
+        ctx_.tunnel_cache && !remote && (owner_cache || !ctx_.tunnel_cache_config.opt_in)
+            ? ctx_.tunnel_cache
+            : nullptr;
     if (r->cache != wanted || r->serve_offline != owner_cache) {
         auto changed = std::make_shared<route::route>(*r);
         changed->cache = wanted;
@@ -413,6 +417,7 @@ asio::awaitable<void> http_edge::wait_for_client(const std::string& name) {
            clock::now() < until && !ctx_.draining) {
         t.expires_after(20ms);
         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await registry_.learn(name);  // its client may come back through another relay
     }
 }
 
@@ -531,8 +536,9 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             auto name = host ? http::tunnel_name_for_host(*host, cfg.domain) : std::nullopt;
             if (!name && host) {
                 // A custom domain some client serves (or holds by a lease) is its tunnel's name.
-                if (auto whole = http::bare_host(*host);
-                    whole && (tunnels_.serving(*whole) || registry_.name_held(*whole, clock::now())))
+                auto whole = http::bare_host(*host);
+                if (whole) co_await registry_.learn(*whole);
+                if (whole && (tunnels_.serving(*whole) || registry_.name_held(*whole, clock::now())))
                     name = std::move(whole);
             }
             if (!name) {
@@ -544,6 +550,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 co_await reply_and_close(visitor, 404, "Not Found", std::move(message), pages_of());
                 co_return false;
             }
+            // Not served here: another relay of a cluster may serve it.
+            co_await registry_.learn(*name);
             // A tunnel whose client is away: what its cache holds answers, when it may.
             if (!tunnels_.serving(*name) && ctx_.tunnel_cache && request.is_done()) {
                 const std::string holder = registry_.name_holder(*name, clock::now());

@@ -1,6 +1,8 @@
 #include "relay/relay.hpp"
 
 #include "acme/cert_issuer.hpp"
+#include "cluster/cluster_registry.hpp"
+#include "cluster/relay_link.hpp"
 #include "admin/admin_server.hpp"
 #include "core/fd_channel.hpp"
 #include "core/heap_trim.hpp"
@@ -101,7 +103,13 @@ public:
           std::shared_ptr<acme::cert_issuer> acme)
         : cfg_(cfg), reload_source_(std::move(reload)), https_(std::move(https)),
           acme_(std::move(acme)), ctx_(io, cfg, https_.get()),
-          registry_(cfg.lease_grace, "local"), tcp_(ctx_), tunnels_(ctx_, registry_),
+          local_(cfg.lease_grace, cfg.cluster ? cfg.cluster->node_id : "local"),
+          cluster_(cfg.cluster ? std::make_unique<cluster::cluster_registry>(
+                                     io, local_, *cfg.cluster, cfg.lease_grace,
+                                     cfg.tunnel_policy_forbid, ctx_.tunnels_changed)
+                               : nullptr),
+          registry_(cluster_ ? static_cast<tunnel_registry&>(*cluster_) : local_), tcp_(ctx_),
+          tunnels_(ctx_, registry_),
           control_(ctx_, registry_, std::move(tls),
                    [this](std::shared_ptr<tunnel> t) { tcp_.serve_tunnel(std::move(t)); }),
           http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_),
@@ -125,6 +133,18 @@ public:
                                              [this] { replaced(); }}) {
         ctx_.acme = acme_.get();
         if (https_ && acme_) https_->set_source(acme_.get());
+        if (cluster_) {
+            link_ = std::make_unique<cluster::relay_link>(ctx_, registry_, tunnels_, *cfg.cluster);
+            tunnels_.use_link(link_.get());
+            // Its client reconnected through another relay: this session is a stale one.
+            cluster_->on_lost = [](const tunnel& t, const std::string& why) {
+                auto s = t.owner.lock();
+                if (!s || s->closed) return;
+                spdlog::info("session {} ended: {} ({})", s->id_hex.substr(0, 8), why,
+                             t.name.empty() ? fmt::format("port {}", t.port) : t.name);
+                s->close(*s);
+            };
+        }
         if (cfg.control_enabled)
             https_edge_.set_control([this](tcp::socket s) {
                 if (ctx_.https && !ctx_.draining)
@@ -159,6 +179,10 @@ public:
             bound = control_.listen();
             if (!bound) return bound;
         }
+        if (link_) {
+            bound = link_->listen();
+            if (!bound) return bound;
+        }
         bound = http_.listen();
         if (!bound) return bound;
         if (cfg_.https_addr) {
@@ -187,7 +211,7 @@ public:
     // names and ports its clients hold, leased to them.
     void adopt(handoff::state& given) {
         ctx_.inherited = handoff::inherited(std::move(given.listeners));
-        registry_.adopt(given.leases, clock::now());
+        local_.adopt(given.leases, clock::now());
     }
 
     // `control_later`: a relay taking over accepts on the control port only once the relay it
@@ -201,6 +225,10 @@ public:
                          "the configured {} and {})",
                          ctx_.descriptors, ctx_.max_connections_per_ip, ctx_.gate_total,
                          cfg_.max_connections_per_ip, cfg_.max_unauthenticated);
+        if (cluster_) {
+            ctx_.spawn(cluster_->run());
+            link_->start();
+        }
         if (cfg_.control_enabled && !control_later) control_.start();
         http_.start();
         if (https_edge_.listening()) https_edge_.start();
@@ -272,6 +300,10 @@ public:
                                                          c.over_budget};
         }
         g.caches = admin_.caches();
+        if (cluster_)
+            g.cluster = relay_gauges::cluster_state{cluster_->degraded(), cluster_->lookups(),
+                                                    link_->carried_out(), link_->carried_in(),
+                                                    link_->refused()};
         std::vector<std::string> site_labels;
         for (const auto& s : sites_->sites()) {
             site_labels.push_back(s->hosts.front());
@@ -309,7 +341,7 @@ private:
             if (cfg_.admin_addr)
                 add("admin tcp", cfg_.admin_addr->to_string(), admin_server_->tcp_fd());
         }
-        s.leases = registry_.handover_leases(clock::now(), cfg_.lease_grace);
+        s.leases = local_.handover_leases(clock::now(), cfg_.lease_grace);
         if (control_.tls() && cfg_.control_cert.empty()) {
             // Asio's native_handle() is not const; pem_of only reads.
             auto pem = net::pem_of(const_cast<net::server_tls&>(*control_.tls()));
@@ -729,6 +761,7 @@ private:
             for (const auto& r : s->routes) r->pool->stop();
         ctx_.jwks.stop();
         tcp_.stop_sites();
+        if (cluster_) cluster_->stop();  // its keys expire; its clients claim them elsewhere
         registry_.for_each_port([&](tunnel& t) {
             if (t.acceptor) t.acceptor->close(ec);
         });
@@ -773,7 +806,9 @@ private:
     std::vector<std::pair<clock::time_point, std::unique_ptr<net::https_certificates>>>
         retired_https_;
     relay_context ctx_;
-    local_registry registry_;
+    local_registry local_;  // this relay's tunnels
+    std::unique_ptr<cluster::cluster_registry> cluster_;  // set in a cluster: local_ and Redis
+    tunnel_registry& registry_;  // cluster_, or local_ on a relay of its own
     tcp_edge tcp_;
     tunnel_members tunnels_;
     control_port control_;
@@ -781,6 +816,7 @@ private:
     http_edge http_;
     https_edge https_edge_;
     std::optional<metrics_listener> metrics_;
+    std::unique_ptr<cluster::relay_link> link_;  // set in a cluster
     relay_admin admin_;
     std::unique_ptr<admin::admin_server> admin_server_;
     asio::signal_set signals_;

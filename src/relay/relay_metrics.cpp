@@ -81,6 +81,25 @@ std::string write_metrics(const observe::relay_counters& counters,
                "Requests to the TCP admin listener refused for a missing or wrong token.");
     out.sample("porthole_admin_auth_failures_total", {}, gauges.admin_auth_failures);
 
+    if (gauges.cluster) {
+        const auto& c = *gauges.cluster;
+        out.family("porthole_cluster_degraded", "gauge",
+                   "1 while this relay cannot reach the cluster's Redis: it serves what it holds "
+                   "and takes new tunnels locally.");
+        out.sample("porthole_cluster_degraded", {}, std::uint64_t{c.degraded ? 1u : 0u});
+        out.family("porthole_cluster_lookups_total", "counter",
+                   "Questions to Redis about a name another relay may hold.");
+        out.sample("porthole_cluster_lookups_total", {}, c.lookups);
+        out.family("porthole_cluster_carried_total", "counter",
+                   "Visitor connections carried over the inter-relay link: out (to the relay "
+                   "holding the tunnel) and in (from another relay).");
+        out.sample("porthole_cluster_carried_total", {{"direction", "out"}}, c.carried_out);
+        out.sample("porthole_cluster_carried_total", {{"direction", "in"}}, c.carried_in);
+        out.family("porthole_cluster_link_refused_total", "counter",
+                   "Link connections refused: no cluster secret, or no handshake in time.");
+        out.sample("porthole_cluster_link_refused_total", {}, c.link_refused);
+    }
+
     if (gauges.acme_orders) {
         out.family("porthole_acme_orders_total", "counter",
                    "ACME certificate orders by result: issued (a name's first), renewed, failed, "

@@ -37,6 +37,16 @@ struct relay_gauges {
     // ACME orders by result: issued, renewed, failed, over_budget; written when ACME is on.
     std::optional<std::array<std::uint64_t, 4>> acme_orders{};
     std::vector<admin::cache_info> caches{};  // every site's and the tunnels' cache
+    // In a cluster: whether Redis is unreachable, registry lookups, visitors carried over the
+    // link to another relay and from one, link connections refused.
+    struct cluster_state {
+        bool degraded = false;
+        std::uint64_t lookups = 0;
+        std::uint64_t carried_out = 0;
+        std::uint64_t carried_in = 0;
+        std::uint64_t link_refused = 0;
+    };
+    std::optional<cluster_state> cluster{};
 };
 
 // `site_labels[i]`: site i's label (its first host).

@@ -41,6 +41,7 @@ reload_plan plan_reload(const config::server_config& old, const config::server_c
     check(old.control_tls == next.control_tls, "control_tls");
     check(old.lease_grace == next.lease_grace, "lease_grace");
     check(old.acme == next.acme, "acme");
+    check(old.cluster == next.cluster, "cluster");
     check(same_tcp_sites(old.sites.tcp_sites, next.sites.tcp_sites), "tcp_sites");
     check(old.metrics_addr == next.metrics_addr, "metrics_addr");
     check(old.metrics_token_file == next.metrics_token_file, "metrics_token_file");

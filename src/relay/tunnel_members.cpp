@@ -1,5 +1,6 @@
 #include "relay/tunnel_members.hpp"
 
+#include "cluster/relay_link.hpp"
 #include "relay/tunnel_stream.hpp"
 
 #include <fmt/format.h>
@@ -10,6 +11,12 @@ namespace asio = boost::asio;
 using failure = upstream::open_failure;
 
 bool tunnel_members::serving(const std::string& name) {
+    if (serving_here(name)) return true;
+    const auto remote = link_ ? registry_.remote(name) : std::nullopt;
+    return remote && remote->serving;
+}
+
+bool tunnel_members::serving_here(const std::string& name) {
     auto* group = registry_.local(protocol::tunnel_kind::http, name);
     if (!group) return false;
     return std::any_of(group->members.begin(), group->members.end(), [](const auto& t) {
@@ -19,6 +26,28 @@ bool tunnel_members::serving(const std::string& name) {
 }
 
 asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_members::open(
+    const std::string& name, const std::string& visitor) {
+    if (!link_ || serving_here(name)) co_return co_await open_local(name, visitor);
+    // Held by another relay: carried there. An answer that proved wrong (that relay is gone, or
+    // no longer holds the name) is learnt again once.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const auto remote = registry_.remote(name);
+        if (!remote || !remote->serving) break;
+        protocol::link_open what{protocol::tunnel_kind::http, name, 0, visitor};
+        const std::string peer = remote->link;
+        auto carried = co_await link_->open(peer, std::move(what));
+        if (carried) co_return std::move(*carried);
+        if (attempt == 1)
+            co_return tl::unexpected(failure{
+                502, fmt::format("porthole: tunnel '{}' could not take the request: {}", name,
+                                 carried.error())});
+        co_await registry_.learn(name, true);
+    }
+    co_return tl::unexpected(
+        failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
+}
+
+asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_members::open_local(
     const std::string& name, const std::string& visitor) {
     // A group's client that cannot take the stream (it died, and its session has not noticed
     // yet) lets the next client try: nothing reached an application, so any request may move.

@@ -6,6 +6,10 @@
 #include "relay/tunnel_registry.hpp"
 #include "upstream/upstream_pool.hpp"
 
+namespace porthole::cluster {
+class relay_link;
+}
+
 namespace porthole::relay {
 
 class tunnel_members final : public upstream::tunnel_source {
@@ -13,13 +17,23 @@ public:
     tunnel_members(relay_context& ctx, tunnel_registry& registry)
         : ctx_(ctx), registry_(registry) {}
 
+    // In a cluster: a name another relay holds is reached over the link to it.
+    void use_link(cluster::relay_link* link) { link_ = link; }
+
+    // Served here, or by another relay of the cluster.
     bool serving(const std::string& name) override;
     boost::asio::awaitable<tl::expected<upstream::tunnel_connection, upstream::open_failure>>
     open(const std::string& name, const std::string& visitor) override;
+    // Only by the clients of this relay: what a link connection from another relay asks for.
+    boost::asio::awaitable<tl::expected<upstream::tunnel_connection, upstream::open_failure>>
+    open_local(const std::string& name, const std::string& visitor);
 
 private:
+    bool serving_here(const std::string& name);
+
     relay_context& ctx_;
     tunnel_registry& registry_;
+    cluster::relay_link* link_ = nullptr;
 };
 
 }  // namespace porthole::relay

@@ -65,7 +65,23 @@ std::vector<message> samples() {
         data_auth{pattern<32>(170)},
         policy_answered{7, 429, "rate_limit", "203.0.113.7", "GET / HTTP/1.1\r\n\r\n",
                         "HTTP/1.1 429 Too Many Requests\r\n\r\n", "slow down\n"},
+        link_open{tunnel_kind::http, "blog", 0, "203.0.113.7"},
+        link_ready{"rewrite", "127.0.0.1:3000"},
     };
+}
+
+TEST(FrameRoundTrip, LinkOpenAndItsUnknownKind) {
+    const link_open in{tunnel_kind::tcp, "", 20001, "198.51.100.4"};
+    link_open out;
+    ASSERT_NO_FATAL_FAILURE(round_trip(in, out));
+    EXPECT_EQ(out.kind, tunnel_kind::tcp);
+    EXPECT_EQ(out.port, 20001);
+    EXPECT_EQ(out.visitor, "198.51.100.4");
+    std::string bad = encode(message{in});
+    bad[5] = 9;  // the kind: no such tunnel kind
+    const auto body = std::span<const std::uint8_t>(
+        reinterpret_cast<const std::uint8_t*>(bad.data()) + header_size, bad.size() - header_size);
+    EXPECT_FALSE(decode_body(body));
 }
 
 TEST(FrameRoundTrip, Hello) {
@@ -331,7 +347,7 @@ TEST(FrameEncode, WireLayoutIsBigEndianInFieldOrder) {
 
 TEST(FrameEncode, FrameTypeNumbersMatchTheProtocol) {
     const std::vector<std::uint8_t> expected = {1,  2,  3,  4,  5,  6,  7,  8,  9,
-                                                10, 11, 12, 20, 21, 22, 23, 24, 25, 13};
+                                                10, 11, 12, 20, 21, 22, 23, 24, 25, 13, 30, 31};
     const auto all = samples();
     ASSERT_EQ(all.size(), expected.size());
     for (std::size_t i = 0; i < all.size(); ++i)

@@ -1,6 +1,7 @@
 // The Redis connection the cluster registry stands on, against a real redis-server on a unix
 // socket of its own: replies of each kind, an atomic Lua claim, many commands at once, a server
 // that goes away and comes back, addresses and their errors.
+#include "cluster/cluster_registry.hpp"
 #include "cluster/redis_link.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -249,6 +250,96 @@ TEST_F(RedisServer, APasswordAndADatabaseAreSentOnConnect) {
         const auto r = co_await db0.command(args18);
         EXPECT_TRUE(r && r->integer == 0);  // SELECT 5 put it elsewhere
         (void)wrong;
+    });
+}
+
+
+// The cluster registry over this server: two relays claiming one name at the same moment, round
+// after round, and exactly one wins each time; the winner's record names it.
+TEST_F(RedisServer, TwoRelaysClaimingOneNameAtOnceNeverBothWin) {
+    run([&](asio::io_context& io) -> asio::awaitable<void> {
+        config::cluster_config a_cfg;
+        a_cfg.redis = "unix://" + socket_;
+        a_cfg.node_id = "relay-a";
+        a_cfg.advertise = {"127.0.0.1", 1};
+        config::cluster_config b_cfg = a_cfg;
+        b_cfg.node_id = "relay-b";
+        b_cfg.advertise = {"127.0.0.1", 2};
+        relay::local_registry a_local(std::chrono::seconds(30), "relay-a");
+        relay::local_registry b_local(std::chrono::seconds(30), "relay-b");
+        std::uint64_t changed = 0;
+        cluster_registry a(io, a_local, a_cfg, std::chrono::seconds(30), {}, changed);
+        cluster_registry b(io, b_local, b_cfg, std::chrono::seconds(30), {}, changed);
+        const auto a_up = co_await a.connect();
+        const auto b_up = co_await b.connect();
+        EXPECT_TRUE(a_up && b_up);
+        redis_link check(io.get_executor(), address());
+        const auto check_up = co_await check.connect();
+        EXPECT_TRUE(check_up);
+        int a_won = 0;
+        int b_won = 0;
+        std::string last_winner;
+        for (int round = 0; round < 100; ++round) {
+            relay::tunnel ta;
+            ta.name = "race" + std::to_string(round);
+            ta.holder = "holder-a";
+            relay::tunnel tb;
+            tb.name = ta.name;
+            tb.holder = "holder-b";
+            int done = 0;
+            bool got_a = false;
+            bool got_b = false;
+            const auto now = relay::clock::now();
+            asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+                got_a = co_await a.claim_name(ta, now);
+                ++done;
+            }, asio::detached);
+            asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+                got_b = co_await b.claim_name(tb, now);
+                ++done;
+            }, asio::detached);
+            asio::steady_timer wait(io);
+            while (done < 2) {
+                wait.expires_after(std::chrono::milliseconds(1));
+                co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+            EXPECT_NE(got_a, got_b) << "round " << round;
+            (got_a ? a_won : b_won) += 1;
+            last_winner = got_a ? ta.holder : tb.holder;
+            std::vector<std::string> args{"HGET", "porthole:name:" + ta.name, "node"};
+            const auto owner = co_await check.command(args);
+            EXPECT_TRUE(owner && owner->text == (got_a ? "relay-a" : "relay-b"));
+            // The loser keeps nothing of it locally.
+            EXPECT_EQ((got_a ? b_local : a_local).name_held(ta.name, now), false);
+        }
+        EXPECT_EQ(a_won + b_won, 100);
+        // The holder of race99 through a third relay takes it over (its client moving there);
+        // another holder does not.
+        relay::tunnel moved;
+        moved.name = "race99";
+        moved.holder = last_winner;
+        relay::local_registry c_local(std::chrono::seconds(30), "relay-c");
+        config::cluster_config c_cfg = a_cfg;
+        c_cfg.node_id = "relay-c";
+        cluster_registry c(io, c_local, c_cfg, std::chrono::seconds(30), {}, changed);
+        const auto c_up = co_await c.connect();
+        EXPECT_TRUE(c_up);
+        const bool took = co_await c.claim_name(moved, relay::clock::now());
+        EXPECT_TRUE(took);
+        std::vector<std::string> node_of{"HGET", "porthole:name:race99", "node"};
+        const auto now_at = co_await check.command(node_of);
+        EXPECT_TRUE(now_at && now_at->text == "relay-c");
+        relay::tunnel stranger;
+        stranger.name = moved.name;
+        stranger.holder = "holder-x";
+        relay::local_registry d_local(std::chrono::seconds(30), "relay-d");
+        config::cluster_config d_cfg = a_cfg;
+        d_cfg.node_id = "relay-d";
+        cluster_registry d(io, d_local, d_cfg, std::chrono::seconds(30), {}, changed);
+        const auto d_up = co_await d.connect();
+        EXPECT_TRUE(d_up);
+        const bool refused = co_await d.claim_name(stranger, relay::clock::now());
+        EXPECT_FALSE(refused);
     });
 }
 

@@ -46,7 +46,6 @@ protected:
 
     server_config cfg;
 
-private:
     fs::path dir_;
 };
 
@@ -119,6 +118,44 @@ TEST_F(ServerConfig, LoadAppendsTokens) {
     ASSERT_EQ(cfg.tokens.size(), 2u);
     EXPECT_EQ(cfg.tokens[0], protocol::verifier_of(protocol::key_of_token("existing")));
     EXPECT_EQ(cfg.tokens[1], protocol::verifier_of(protocol::key_of_token("new")));
+}
+
+TEST_F(ServerConfig, ClusterTableIsReadAndItsErrorsNameTheKey) {
+    const std::string secret = write("cluster.key", std::string(64, 'k') + "\n");
+    fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+    const std::string path = write(
+        "relay.toml", "cluster = { redis = \"redis://127.0.0.1:6390/2\", node_id = \"relay-a\", "
+                      "advertise = \"10.0.0.1:7837\", secret_file = \"cluster.key\" }\n");
+    auto r = load_server_file(path, cfg);
+    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(cfg.cluster);
+    EXPECT_EQ(cfg.cluster->node_id, "relay-a");
+    EXPECT_EQ(cfg.cluster->advertise.to_string(), "10.0.0.1:7837");
+    EXPECT_EQ(cfg.cluster->link_addr.to_string(), "0.0.0.0:7837");  // advertise's port
+    EXPECT_EQ(cfg.cluster->secret, std::string(64, 'k'));  // relative to the file
+    const auto refused = [&](const std::string& table, const std::string& part) {
+        server_config fresh;
+        auto e = load_server_file(write("bad.toml", "cluster = " + table + "\n"), fresh);
+        ASSERT_FALSE(e) << table;
+        expect_contains(e.error(), part);
+        EXPECT_EQ(e.error().find(std::string(64, 'k')), std::string::npos);  // never the secret
+    };
+    const std::string rest = "advertise = \"h:1\", secret_file = \"cluster.key\"";
+    refused("{ redis = \"http://x\", node_id = \"a\", " + rest + " }", "cluster.redis");
+    refused("{ redis = \"redis://h\", node_id = \"Relay_A\", " + rest + " }", "node_id");
+    refused("{ redis = \"redis://h\", " + rest + " }", "cluster needs node_id");
+    refused("{ redis = \"redis://h\", node_id = \"a\", advertise = \"h:1\", "
+            "secret_file = \"nope.key\" }",
+            "nope.key");
+    refused("{ redis = \"redis://h\", node_id = \"a\", " + rest + ", nodeid = \"b\" }",
+            "did you mean 'node_id'");
+    write("short.key", "too-short\n");
+    fs::permissions(dir_ / "short.key", fs::perms::owner_read | fs::perms::owner_write);
+    refused("{ redis = \"redis://h\", node_id = \"a\", advertise = \"h:1\", "
+            "secret_file = \"short.key\" }",
+            "at least 32");
+    fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+    refused("{ redis = \"redis://h\", node_id = \"a\", " + rest + " }", "chmod 600");
 }
 
 TEST_F(ServerConfig, UnknownKeyNamesFileLineAndKey) {

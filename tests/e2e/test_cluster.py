@@ -1,0 +1,247 @@
+"""A cluster of relays (README "Several relays"): three relays share one redis-server on loopback.
+Every tunnel is reached through every relay, carried over the inter-relay link to the relay that
+holds it; a name is never held through two relays at once; a client whose relay is killed comes
+back through another and is served again at every relay; the link refuses a peer without the
+cluster secret."""
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+import websockets
+
+from helpers import accepts, curl, free_port, wait_until
+
+TOKEN = "cluster-test-token-0123456789abcdef"
+
+
+@pytest.fixture
+def redis(group, tmp_path):
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        pytest.fail("redis-server/redis-cli not installed (run scripts/install-deps)")
+
+    class Redis:
+        def __init__(self):
+            self.port = free_port()
+            self.dir = tmp_path / "redis"
+            self.dir.mkdir()
+            self.proc = None
+            self.start()
+
+        def start(self):
+            self.proc = group.spawn("redis", [
+                "redis-server", "--port", self.port, "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"])
+            wait_until(lambda: accepts(self.port) or not self.proc.alive(), 10)
+            assert self.proc.alive(), self.proc.describe()
+
+        def cli(self, *args):
+            out = subprocess.run(["redis-cli", "-p", str(self.port)] + [str(a) for a in args],
+                                 capture_output=True, text=True, timeout=10)
+            return out.stdout.strip()
+
+        def kill(self):
+            self.proc.signal(signal.SIGKILL)
+            self.proc.wait_exit()
+
+    return Redis()
+
+
+@pytest.fixture
+def cluster(group, tmp_path, redis):
+    """cluster(n) -> n relays of one cluster, each with its own config file."""
+    secret = tmp_path / "cluster.key"
+    secret.write_text(os.urandom(32).hex() + "\n")
+    secret.chmod(0o600)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN + "\n")
+    made = []
+
+    def make(n=3, secret_file=secret):
+        relays = []
+        for i in range(n):
+            node = "relay-%s" % "abcdefgh"[len(made) + i]
+            link, metrics = free_port(), free_port()
+            config = tmp_path / ("%s.toml" % node)
+            config.write_text(
+                'tokens_file = "%s"\nlease_grace = 30\nmetrics_addr = "127.0.0.1:%d"\n'
+                'cluster = { redis = "redis://127.0.0.1:%d/0", node_id = "%s", '
+                'advertise = "127.0.0.1:%d", secret_file = "%s" }\n'
+                % (tokens, metrics, redis.port, node, link, secret_file))
+            r = group.relay("--config", str(config))
+            r.node, r.link_port, r.config, r.metrics_port = node, link, config, metrics
+            wait_until(lambda: accepts(link), 10, message="%s's link listens" % node)
+            relays.append(r)
+        made.extend(relays)
+        return relays
+
+    return make
+
+
+def get(relay, name, path="/", timeout=10):
+    return curl("http://127.0.0.1:%d%s" % (relay.http_port, path), "-H",
+                "Host: %s.localhost" % name, timeout=timeout)
+
+
+def served_everywhere(relays, name, status=200):
+    def ok():
+        return all(get(r, name).status == status for r in relays)
+    wait_until(ok, 10, message="%s answers %d at every relay" % (name, status))
+
+
+def test_every_tunnel_is_reached_through_every_relay(group, cluster, origin, redis):
+    relays = cluster(3)
+    agents = []
+    for i, r in enumerate(relays):
+        agents.append(group.agent(r, "http", origin.server_port, "--subdomain", "app%d" % i,
+                                  token=TOKEN))
+    for i in range(3):
+        served_everywhere(relays, "app%d" % i)
+    # The registry in Redis names the holding relay, and a digest, never the token.
+    for i, r in enumerate(relays):
+        assert redis.cli("HGET", "porthole:name:app%d" % i, "node") == r.node
+        assert TOKEN not in redis.cli("HGETALL", "porthole:name:app%d" % i)
+    # The request reached the origin through the link with the visitor's own head intact.
+    r = curl("http://127.0.0.1:%d/headers" % relays[2].http_port, "-H", "Host: app0.localhost")
+    assert r.status == 200, r
+    assert r.json()["headers"]["host"] == "app0.localhost"
+    # A name nobody holds is a 404 at every relay.
+    for r in relays:
+        assert get(r, "nobody").status == 404
+    # The hops are counted at both ends.
+    out = metric(relays[2], 'porthole_cluster_carried_total{direction="out"}')
+    assert out and float(out.split()[-1]) >= 2, out
+    inbound = metric(relays[0], 'porthole_cluster_carried_total{direction="in"}')
+    assert inbound and float(inbound.split()[-1]) >= 2, inbound
+    assert metric(relays[0], "porthole_cluster_degraded").endswith(" 0")
+
+
+def test_a_large_body_and_a_websocket_cross_the_link(group, cluster, origin, ws_origin):
+    relays = cluster(2)
+    group.agent(relays[0], "http", origin.server_port, "--subdomain", "big", token=TOKEN)
+    served_everywhere(relays, "big")
+    r = curl("http://127.0.0.1:%d/bytes?n=5000000" % relays[1].http_port, "-H",
+             "Host: big.localhost", "-o", "/dev/null", "-w", "%{size_download}")
+    assert r.status == 200
+    group.agent(relays[0], "http", ws_origin, "--subdomain", "ws", token=TOKEN)
+    wait_until(lambda: get(relays[1], "ws").status in (400, 426), 10)
+
+    async def run():
+        sock = socket.create_connection(("127.0.0.1", relays[1].http_port))
+        async with websockets.connect("ws://ws.localhost/", sock=sock) as ws:
+            for m in ("across the link", "x" * 100000):
+                await ws.send(m)
+                assert await asyncio.wait_for(ws.recv(), 10) == m
+
+    asyncio.run(run())
+
+
+def test_a_name_claimed_through_two_relays_at_once_has_one_owner(group, cluster, origin):
+    a, b = cluster(2)
+    # Two clients with different ids race for one name through two relays, many rounds.
+    for round_ in range(20):
+        name = "race%d" % round_
+        one = group.agent(a, "http", origin.server_port, "--subdomain", name, token=TOKEN,
+                          wait_ready=False)
+        two = group.agent(b, "http", origin.server_port, "--subdomain", name, token=TOKEN,
+                          wait_ready=False)
+        got = []
+        for p in (one, two):
+            wait_until(lambda: p.events and p.events[-1].get("event") in ("ready", "error")
+                       or not p.alive(), 15)
+            got.append(p.events[-1].get("event") if p.events else "exited")
+        assert sorted(got).count("ready") == 1, (name, got, one.describe(), two.describe())
+        one.stop()
+        two.stop()
+
+
+def test_a_client_whose_relay_is_killed_is_served_again_through_another(group, cluster, origin):
+    a, b, c = cluster(3)
+    agent = group.agent("%s,%s" % (a.server, b.server), "http", origin.server_port,
+                        "--subdomain", "moves", token=TOKEN)
+    served_everywhere([a, b, c], "moves")
+    a.proc.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: get(c, "moves", timeout=3).status == 200, 15,
+               message="the tunnel is served again through another relay")
+    took = time.monotonic() - killed
+    assert get(b, "moves").status == 200
+    print("served again %.2f s after kill -9" % took)
+
+
+def test_the_link_refuses_a_peer_without_the_cluster_secret(group, cluster, tmp_path, origin):
+    a, = cluster(1)
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(os.urandom(32).hex() + "\n")
+    wrong.chmod(0o600)
+    intruder, = cluster(1, secret_file=wrong)
+    group.agent(a, "http", origin.server_port, "--subdomain", "guarded", token=TOKEN)
+    assert get(a, "guarded").status == 200
+    r = get(intruder, "guarded")
+    assert r.status == 502, r
+    wait_until(lambda: "cluster link: refused a connection" in a.proc.stderr_text(), 10)
+    # A plain TCP peer gets nothing either.
+    with socket.create_connection(("127.0.0.1", a.link_port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: guarded.localhost\r\n\r\n")
+        s.settimeout(5)
+        try:
+            data = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+        assert b"HTTP/1.1" not in data
+
+
+def metric(relay_obj, name):
+    text = curl("http://127.0.0.1:%d/metrics" % relay_obj.metrics_port).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return line
+    return None
+
+
+def test_a_redis_restart_under_load_loses_no_request(group, cluster, origin, redis):
+    a, b = cluster(2)
+    group.agent(a, "http", origin.server_port, "--subdomain", "steady", token=TOKEN)
+    served_everywhere([a, b], "steady")
+    failures, count = [], [0]
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            for r in (a, b):
+                got = get(r, "steady", timeout=5)
+                count[0] += 1
+                if got.status != 200:
+                    failures.append((r.node, got.status, got.body[:200]))
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        redis.kill()
+        wait_until(lambda: "is unreachable" in a.proc.stderr_text(), 10,
+                   message="relay-a logs that Redis is away")
+        # Degraded: a new tunnel is taken locally all the same.
+        late = group.agent(b, "http", origin.server_port, "--subdomain", "late", token=TOKEN)
+        assert get(b, "late").status == 200
+        time.sleep(1)
+        redis.start()
+        wait_until(lambda: "is back" in a.proc.stderr_text() and "is back" in b.proc.stderr_text(),
+                   10, message="both relays log that Redis is back")
+        # Reconciled: the registry holds both names again, each with its relay.
+        wait_until(lambda: redis.cli("HGET", "porthole:name:steady", "node") == a.node
+                   and redis.cli("HGET", "porthole:name:late", "node") == b.node, 10)
+        served_everywhere([a, b], "late")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert count[0] > 20
+    assert failures == [], failures[:5]
+    assert late.alive()
