@@ -825,6 +825,148 @@ def cmd_reconnect(a):
     return 0 if elapsed is not None else 1
 
 
+
+# ---------------------------------------------------------------------------------------------
+# cluster: two relays sharing a redis-server; the added latency of the inter-relay hop, and the
+# time from kill -9 of the relay holding a tunnel to its first request served through the other
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _latencies(port, host, path, n):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        conn.request("GET", path, headers={"Host": host})
+        r = conn.getresponse()
+        r.read()
+        out.append((time.perf_counter() - t) * 1e6)
+        if r.status != 200:
+            raise RuntimeError(f"status {r.status} from port {port}")
+    conn.close()
+    out.sort()
+    return out
+
+
+def cmd_cluster(a):
+    work = tempfile.mkdtemp(prefix="porthole-cluster-")
+    procs = {}
+
+    def spawn(name, args):
+        out = open(os.path.join(work, name + ".log"), "w")
+        procs[name] = subprocess.Popen([str(x) for x in args], stdout=out, stderr=subprocess.STDOUT)
+        return procs[name]
+
+    def wait_port(port, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                time.sleep(0.02)
+        return False
+
+    redis_port, = _free_ports(1)
+    spawn("redis", ["redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", work])
+    if not wait_port(redis_port):
+        raise RuntimeError("redis-server did not start")
+    secret = os.path.join(work, "cluster.key")
+    with open(secret, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(secret, 0o600)
+    relays = {}
+
+    def start_relay(node):
+        if node not in relays:
+            http, ctl, link = _free_ports(3)
+            cfg = os.path.join(work, node + ".toml")
+            with open(cfg, "w") as f:
+                f.write(f'cluster = {{ redis = "redis://127.0.0.1:{redis_port}/0", node_id = "{node}", '
+                        f'advertise = "127.0.0.1:{link}", secret_file = "{secret}" }}\n')
+            relays[node] = {"http": http, "ctl": ctl, "cfg": cfg}
+        r = relays[node]
+        spawn(node, [a.bin, "--log-level", "warn", "server", "--domain", "localhost",
+                     "--http-addr", f"127.0.0.1:{r['http']}", "--control-addr", f"127.0.0.1:{r['ctl']}",
+                     "--tcp-ports", "%d-%d" % tuple(_free_ports(1) * 2), "--config", r["cfg"]])
+        if not (wait_port(r["http"]) and wait_port(r["ctl"])):
+            raise RuntimeError(f"relay {node} did not start")
+
+    result = {"requests": a.requests}
+    try:
+        for node in ("relay-a", "relay-b"):
+            start_relay(node)
+        servers = ",".join(f"127.0.0.1:{relays[n]['ctl']}" for n in ("relay-a", "relay-b"))
+        spawn("client", [a.bin, "--log-level", "warn", "http", a.origin_port, "--server", servers,
+                         "--json", "--inspect=false", "--subdomain", "hop"])
+        host = "hop.localhost"
+        end = time.time() + 10
+        while not (_http_ok(relays["relay-b"]["http"], host, a.path, 1.0)
+                   and _http_ok(relays["relay-a"]["http"], host, a.path, 1.0)):
+            if time.time() > end:
+                raise RuntimeError("the tunnel was not served by both relays")
+            time.sleep(0.05)
+        # Warm both paths, then alternate rounds: through the relay holding the tunnel, and
+        # through the other one (the hop).
+        _latencies(relays["relay-a"]["http"], host, a.path, 200)
+        _latencies(relays["relay-b"]["http"], host, a.path, 200)
+        direct, hop = [], []
+        for _ in range(3):
+            direct += _latencies(relays["relay-a"]["http"], host, a.path, a.requests // 3)
+            hop += _latencies(relays["relay-b"]["http"], host, a.path, a.requests // 3)
+        direct.sort()
+        hop.sort()
+        q = lambda xs, p: xs[min(len(xs) - 1, int(len(xs) * p))]
+        result.update({
+            "direct_median_us": round(q(direct, 0.5), 1), "direct_p99_us": round(q(direct, 0.99), 1),
+            "hop_median_us": round(q(hop, 0.5), 1), "hop_p99_us": round(q(hop, 0.99), 1),
+        })
+        result["hop_added_median_us"] = round(result["hop_median_us"] - result["direct_median_us"], 1)
+        # Failover: kill -9 the relay holding the tunnel; poll the other until it serves again.
+        # Then start the killed one again, and the next trial kills the other.
+        trials = []
+        holder, other = "relay-a", "relay-b"
+        for _ in range(a.trials):
+            procs[holder].kill()
+            t0 = time.time()
+            procs[holder].wait()
+            served = None
+            while time.time() - t0 < 15:
+                if _http_ok(relays[other]["http"], host, a.path, 1.0):
+                    served = (time.time() - t0) * 1e3
+                    break
+                time.sleep(0.01)
+            trials.append(round(served, 1) if served is not None else None)
+            start_relay(holder)
+            end = time.time() + 10
+            while not _http_ok(relays[holder]["http"], host, a.path, 1.0) and time.time() < end:
+                time.sleep(0.05)
+            holder, other = other, holder
+        result["failover_ms"] = trials
+        ok = [t for t in trials if t is not None]
+        result["failover_max_ms"] = max(ok) if ok else None
+    finally:
+        _stop_all(list(procs.values()))
+    data = load(a.state)
+    put(data, "porthole.cluster", result)
+    if any(t is None for t in result.get("failover_ms", [None])):
+        data["failures"].append("cluster: a tunnel was not served again after its relay was killed")
+    save(a.state, data)
+    print(f"  cluster        hop +{result.get('hop_added_median_us')} us median; "
+          f"failover {result.get('failover_ms')} ms", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # offload: a static site's requests that still reach a tunnel's local service with --cache
 
@@ -1392,6 +1534,16 @@ def cmd_report(a):
             of["origin_requests_cached"], 0)
         row("  requests offloaded", of["requests_offloaded_pct"], 1, "%")
         row("  bytes offloaded", of["bytes_offloaded_pct"], 1, "%")
+    cl = ph.get("cluster")
+    if cl:
+        row(f"cluster of two relays: request latency through the relay holding the tunnel, median "
+            f"({cl['requests']} kept-alive requests)", cl["direct_median_us"], 0, "µs")
+        row("  through the other relay (the inter-relay hop), median", cl["hop_median_us"], 0, "µs")
+        row("  added by the hop, median", cl["hop_added_median_us"], 0, "µs")
+        row("  p99 without / with the hop", f"{fmt(cl['direct_p99_us'])} / {fmt(cl['hop_p99_us'])}",
+            unit="µs")
+        row("  failover: kill -9 of the holding relay → first 200 through the other (ms, each trial)",
+            ", ".join(fmt(t, 0) for t in cl["failover_ms"]))
     rc = ph.get("reconnect")
     if rc:
         trials = ", ".join(fmt(t["ms"], 0) + (f" (client back-off {t['client_backoff_ms']})"
@@ -1646,6 +1798,10 @@ def main():
     p.add_argument("--cached-host", required=True); p.add_argument("--plain-host", required=True)
     p.add_argument("--visits", type=int, default=300); p.add_argument("--pages", type=int, default=20)
     p.add_argument("--images", type=int, default=100); p.set_defaults(f=cmd_offload)
+    p = sub.add_parser("cluster"); p.add_argument("state")
+    p.add_argument("--bin", required=True); p.add_argument("--origin-port", type=int, required=True)
+    p.add_argument("--path", default="/1k"); p.add_argument("--requests", type=int, default=3000)
+    p.add_argument("--trials", type=int, default=3); p.set_defaults(f=cmd_cluster)
     p = sub.add_parser("report"); p.add_argument("state"); p.add_argument("--md", required=True)
     p.add_argument("--monitor", default=None)
     p.add_argument("--json", required=True); p.set_defaults(f=cmd_report)

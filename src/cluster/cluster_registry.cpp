@@ -368,9 +368,15 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
 
 void cluster_registry::expire(clock::time_point now) {
     local_.expire(now);
-    // While Redis is away what was last learnt stands: nothing better can be known.
+    // An answer that a relay serves a name stays until it proves wrong (its link fails, or
+    // that relay no longer has the tunnel; the next visitor learns again then) or is looked up
+    // again: connections kept alive to it ask nothing more of Redis. "Nobody" and "leased"
+    // answers go after a while; max_known bounds the rest. While Redis is away, what was last
+    // learnt stands: nothing better can be known.
     if (degraded_) return;
-    std::erase_if(remote_, [&](const auto& kv) { return kv.second.fresh_until + 10s < now; });
+    std::erase_if(remote_, [&](const auto& kv) {
+        return kv.second.fresh_until + 10s < now && !(kv.second.where && kv.second.where->serving);
+    });
 }
 
 relay::lease_table<std::string>::end_result cluster_registry::end_name_lease(

@@ -74,6 +74,7 @@ void configure(asio::ssl::context& tls, const psk_key* key, bool server) {
     SSL_CTX_set_app_data(ctx, const_cast<psk_key*>(key));
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);  // nothing unasked on an idle connection: no resumption
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (server)
         SSL_CTX_set_psk_server_callback(ctx, server_psk);
@@ -116,6 +117,8 @@ asio::awaitable<void> relay_link::accept() {
 // the peer's pool for a visitor, then carries it to the tunnel's client.
 asio::awaitable<void> relay_link::serve(tcp::socket socket) {
     const std::string from = net::peer_ip(socket);
+    boost::system::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);  // a visitor's small writes leave at once
     net::tls_socket tls(std::move(socket), server_tls_);
     asio::steady_timer deadline(ctx_.io, handshake_timeout);
     auto shaken = co_await (tls.handshake(net::tls_socket::role::server) ||
