@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+#include <map>
 #include <set>
 
 namespace porthole::cluster {
@@ -80,6 +82,26 @@ local v = redis.call('HMGET', KEYS[1], 'node', 'state', 'policies', 'cache')
 if not v[1] then return {} end
 local link = redis.call('GET', ARGV[1] .. v[1])
 return {v[1], v[2] or '', v[3] or '', v[4] or '', link or ''}
+)lua";
+
+// This relay's heartbeat: its link address and its TCP tunnels' ports, and the same of every
+// relay alive, so that each relay listens on the others' ports too. ARGV: node, TTL in ms,
+// advertise, ports ("20001,20002"). Answers node, link, ports for each live relay.
+constexpr std::string_view beat_script = R"lua(
+local node, ttl = ARGV[1], ARGV[2]
+redis.call('SADD', 'porthole:nodes', node)
+redis.call('SET', 'porthole:node:' .. node, ARGV[3], 'PX', ttl)
+redis.call('SET', 'porthole:ports:' .. node, ARGV[4], 'PX', ttl)
+local out = {}
+for _, n in ipairs(redis.call('SMEMBERS', 'porthole:nodes')) do
+  local link = redis.call('GET', 'porthole:node:' .. n)
+  if link then
+    out[#out + 1] = n
+    out[#out + 1] = link
+    out[#out + 1] = redis.call('GET', 'porthole:ports:' .. n) or ''
+  end
+end
+return out
 )lua";
 
 std::string name_key(const std::string& name) { return "porthole:name:" + name; }
@@ -156,12 +178,38 @@ asio::awaitable<void> cluster_registry::heartbeat() {
         auto r = co_await connect();
         if (!r) co_return;
     }
-    std::vector<std::string> node_args{"SET", std::string(node_prefix) + cfg_.node_id,
-                                       cfg_.advertise.to_string(), "PX", millis(node_ttl)};
-    auto set = co_await redis_.command(std::move(node_args));
-    if (!set) {
-        set_degraded(true, set.error());
+    std::string ports;
+    local_.for_each_port([&](relay::tunnel& t) {
+        if (auto s = t.owner.lock(); s && !s->closed)
+            ports += (ports.empty() ? "" : ",") + std::to_string(t.port);
+    });
+    std::vector<std::string> beat_args{"EVAL", std::string(beat_script), "0", cfg_.node_id,
+                                       millis(node_ttl), cfg_.advertise.to_string(),
+                                       std::move(ports)};
+    auto nodes = co_await redis_.command(std::move(beat_args));
+    if (!nodes) {
+        set_degraded(true, nodes.error());
         co_return;
+    }
+    if (on_ports) {
+        // The other relays' TCP tunnel ports, where this relay holds none of its own.
+        std::map<std::uint16_t, std::string> remote_ports;
+        const auto& e = nodes->elements;
+        for (std::size_t i = 0; i + 2 < e.size(); i += 3) {
+            if (e[i].text == cfg_.node_id) continue;
+            std::string_view list = e[i + 2].text;
+            while (!list.empty()) {
+                const auto comma = list.find(',');
+                const auto item = list.substr(0, comma);
+                unsigned port = 0;
+                const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), port);
+                if (ec == std::errc() && end == item.data() + item.size() && port > 0 &&
+                    port <= 65535 && !local_.local_port(static_cast<std::uint16_t>(port)))
+                    remote_ports[static_cast<std::uint16_t>(port)] = e[i + 1].text;
+                list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+            }
+        }
+        on_ports(remote_ports);
     }
     // Every name and port a session of this relay holds, claimed again: refreshed, or taken back
     // after Redis was away.
@@ -264,6 +312,7 @@ asio::awaitable<bool> cluster_registry::claim_port(std::uint16_t port, const own
         if (!before) local_.drop_port(port, who);
         co_return false;
     }
+    if (on_port_claimed) on_port_claimed(port);  // this relay listens on it for its own client now
     co_return true;
 }
 

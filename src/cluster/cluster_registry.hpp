@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <functional>
+#include <map>
 #include <unordered_map>
 
 namespace porthole::cluster {
@@ -38,6 +39,11 @@ public:
     // Called when the heartbeat finds that a tunnel of this relay is held elsewhere now (its
     // client reconnected through another relay, or a claim made while Redis was away lost).
     std::function<void(const relay::tunnel&, const std::string& why)> on_lost;
+    // Each heartbeat: the TCP tunnel ports other relays hold, and the link of each, so that this
+    // relay listens on them too.
+    std::function<void(const std::map<std::uint16_t, std::string>&)> on_ports;
+    // A port this relay's client claimed: whatever listened on it for another relay must go.
+    std::function<void(std::uint16_t)> on_port_claimed;
 
     boost::asio::awaitable<bool> claim_name(const relay::tunnel& t, clock::time_point now) override;
     bool name_held(const std::string& name, clock::time_point now) const override;

@@ -105,6 +105,71 @@ void relay_link::close() {
     boost::system::error_code ec;
     acceptor_.close(ec);
     idle_.clear();
+    for (auto& [port, p] : ports_) p->acceptor.close(ec);
+    ports_.clear();
+}
+
+void relay_link::serve_remote_ports(const std::map<std::uint16_t, std::string>& ports) {
+    if (!acceptor_.is_open()) return;
+    boost::system::error_code ec;
+    for (auto it = ports_.begin(); it != ports_.end();) {
+        auto listed = ports.find(it->first);
+        if (listed == ports.end()) {
+            it->second->acceptor.close(ec);
+            it = ports_.erase(it);
+            continue;
+        }
+        it->second->link = listed->second;  // the port moved with its client
+        ++it;
+    }
+    for (const auto& [port, link] : ports) {
+        if (ports_.contains(port) || !ctx_.cfg.tcp_ports.contains(port)) continue;
+        auto p = std::make_shared<remote_port>(ctx_.io);
+        // Another process may hold the port here; the next heartbeat tries again.
+        if (!ctx_.listen(p->acceptor, {ctx_.cfg.http_addr.host, port}, "cluster tcp port")) continue;
+        p->link = link;
+        ports_[port] = p;
+        ctx_.spawn(accept_port(p, port));
+    }
+}
+
+void relay_link::drop_port(std::uint16_t port) {
+    auto it = ports_.find(port);
+    if (it == ports_.end()) return;
+    boost::system::error_code ec;
+    it->second->acceptor.close(ec);
+    ports_.erase(it);
+}
+
+asio::awaitable<void> relay_link::accept_port(std::shared_ptr<remote_port> p, std::uint16_t port) {
+    // Named, holding no shared_ptr of its own: `p` lives in this frame while it accepts.
+    const std::shared_ptr<remote_port>& held = p;
+    const std::function<void(tcp::socket)> serve = [this, &held, port](tcp::socket s) {
+        ctx_.spawn(carry_tcp(std::move(s), held, port));
+    };
+    co_await relay::accept_connections(p->acceptor, "cluster tcp port", serve);
+}
+
+// A visitor of a TCP tunnel another relay holds: carried there whole.
+asio::awaitable<void> relay_link::carry_tcp(tcp::socket visitor, std::shared_ptr<remote_port> p,
+                                            std::uint16_t port) {
+    const relay::visit_guard guard(ctx_, net::peer_ip(visitor));
+    if (!guard.within_limit) {
+        ctx_.refused_connection(observe::refusal::connections_per_ip, guard.ip,
+                                fmt::format("tcp:{}", port));
+        co_return;
+    }
+    protocol::link_open what{protocol::tunnel_kind::tcp, {}, port, guard.ip};
+    const std::string peer = p->link;
+    auto carried = co_await open(peer, std::move(what));
+    if (!carried) {
+        if (ctx_.visitor_log.allow(relay::clock::now()))
+            spdlog::info("tcp {}: visitor {} dropped: {}{}", port, guard.ip, carried.error(),
+                         ctx_.visitor_log.suppressed_note());
+        co_return;
+    }
+    net::stream visitor_stream(std::move(visitor));
+    co_await net::pump(visitor_stream, carried->stream, ctx_.counters.carried);
 }
 
 asio::awaitable<void> relay_link::accept() {

@@ -20,6 +20,8 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include <array>
+#include <map>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -41,6 +43,12 @@ public:
     boost::asio::awaitable<tl::expected<upstream::tunnel_connection, std::string>> open(
         std::string peer, protocol::link_open what);
 
+    // Listens on the TCP tunnel ports other relays hold (port -> their link), each visitor
+    // carried there; ports no longer listed close. A port this relay's client claims is dropped
+    // first (drop_port).
+    void serve_remote_ports(const std::map<std::uint16_t, std::string>& ports);
+    void drop_port(std::uint16_t port);
+
     // For the admin API and metrics.
     std::uint64_t carried_out() const { return carried_out_; }
     std::uint64_t carried_in() const { return carried_in_; }
@@ -51,6 +59,14 @@ private:
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
     boost::asio::awaitable<tl::expected<net::stream, std::string>> connect(const std::string& peer);
     boost::asio::awaitable<void> refill(std::string peer);
+    struct remote_port {
+        explicit remote_port(boost::asio::io_context& io) : acceptor(io) {}
+        boost::asio::ip::tcp::acceptor acceptor;
+        std::string link;  // the holding relay's
+    };
+    boost::asio::awaitable<void> accept_port(std::shared_ptr<remote_port> p, std::uint16_t port);
+    boost::asio::awaitable<void> carry_tcp(boost::asio::ip::tcp::socket visitor,
+                                           std::shared_ptr<remote_port> p, std::uint16_t port);
 
     relay::relay_context& ctx_;
     relay::tunnel_registry& registry_;
@@ -62,6 +78,7 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     std::unordered_map<std::string, std::vector<net::stream>> idle_;  // by peer
     std::unordered_map<std::string, unsigned> filling_;  // connects under way, by peer
+    std::map<std::uint16_t, std::shared_ptr<remote_port>> ports_;  // other relays' TCP ports
     core::log_limiter log_{20};
     std::uint64_t carried_out_ = 0;
     std::uint64_t carried_in_ = 0;

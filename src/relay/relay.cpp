@@ -144,6 +144,10 @@ public:
                              t.name.empty() ? fmt::format("port {}", t.port) : t.name);
                 s->close(*s);
             };
+            cluster_->on_ports = [this](const std::map<std::uint16_t, std::string>& ports) {
+                if (!ctx_.draining) link_->serve_remote_ports(ports);
+            };
+            cluster_->on_port_claimed = [this](std::uint16_t port) { link_->drop_port(port); };
         }
         if (cfg.control_enabled)
             https_edge_.set_control([this](tcp::socket s) {
@@ -761,7 +765,10 @@ private:
             for (const auto& r : s->routes) r->pool->stop();
         ctx_.jwks.stop();
         tcp_.stop_sites();
-        if (cluster_) cluster_->stop();  // its keys expire; its clients claim them elsewhere
+        if (cluster_) {
+            cluster_->stop();  // its keys expire; its clients claim them elsewhere
+            link_->close();
+        }
         registry_.for_each_port([&](tunnel& t) {
             if (t.acceptor) t.acceptor->close(ec);
         });

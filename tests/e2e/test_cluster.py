@@ -4,6 +4,7 @@ holds it; a name is never held through two relays at once; a client whose relay 
 back through another and is served again at every relay; the link refuses a peer without the
 cluster secret."""
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ import time
 import pytest
 import websockets
 
-from helpers import accepts, curl, free_port, wait_until
+from origin import pattern_sha256
+from helpers import BIN, Relay, accepts, curl, free_port, free_port_range, wait_until
 
 TOKEN = "cluster-test-token-0123456789abcdef"
 
@@ -53,6 +55,32 @@ def redis(group, tmp_path):
     return Redis()
 
 
+class ClusterRelay(Relay):
+    """A relay on an address of its own (127.0.0.N): relays of a cluster listen on the same
+    TCP tunnel ports, as on machines of their own."""
+
+    def __init__(self, group, host, tcp_ports, extra):
+        self.host = host
+        super().__init__(group, extra=extra, tcp_ports=tcp_ports)
+
+    @property
+    def args(self):
+        return [BIN, "server", "--domain", self.domain,
+                "--http-addr", "%s:%d" % (self.host, self.http_port),
+                "--control-addr", "%s:%d" % (self.host, self.control_port),
+                "--tcp-ports", "%d-%d" % (self.tcp_low, self.tcp_high)] + self.extra
+
+    @property
+    def server(self):
+        return "%s:%d" % (self.host, self.control_port)
+
+    def wait_listening(self, timeout=10):
+        wait_until(lambda: not self.proc.alive() or (accepts(self.control_port, self.host)
+                                                     and accepts(self.http_port, self.host)),
+                   timeout, message="relay listens")
+        assert self.proc.alive(), self.proc.describe()
+
+
 @pytest.fixture
 def cluster(group, tmp_path, redis):
     """cluster(n) -> n relays of one cluster, each with its own config file."""
@@ -62,6 +90,7 @@ def cluster(group, tmp_path, redis):
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKEN + "\n")
     made = []
+    tcp_range = free_port_range()  # the same on every relay, as a cluster's config has it
 
     def make(n=3, secret_file=secret):
         relays = []
@@ -74,7 +103,8 @@ def cluster(group, tmp_path, redis):
                 'cluster = { redis = "redis://127.0.0.1:%d/0", node_id = "%s", '
                 'advertise = "127.0.0.1:%d", secret_file = "%s" }\n'
                 % (tokens, metrics, redis.port, node, link, secret_file))
-            r = group.relay("--config", str(config))
+            r = ClusterRelay(group, "127.0.0.%d" % (len(made) + i + 1), tcp_range,
+                             ["--config", str(config)])
             r.node, r.link_port, r.config, r.metrics_port = node, link, config, metrics
             wait_until(lambda: accepts(link), 10, message="%s's link listens" % node)
             relays.append(r)
@@ -84,9 +114,10 @@ def cluster(group, tmp_path, redis):
     return make
 
 
-def get(relay, name, path="/", timeout=10):
-    return curl("http://127.0.0.1:%d%s" % (relay.http_port, path), "-H",
-                "Host: %s.localhost" % name, timeout=timeout)
+def get(relay, name, path="/", timeout=10, *args):
+    """GET through one relay, at its own address (curl's --resolve would say 127.0.0.1)."""
+    return curl("http://%s.localhost:%d%s" % (name, relay.http_port, path), "--connect-to",
+                "::%s:%d" % (relay.host, relay.http_port), *args, timeout=timeout)
 
 
 def served_everywhere(relays, name, status=200):
@@ -108,9 +139,9 @@ def test_every_tunnel_is_reached_through_every_relay(group, cluster, origin, red
         assert redis.cli("HGET", "porthole:name:app%d" % i, "node") == r.node
         assert TOKEN not in redis.cli("HGETALL", "porthole:name:app%d" % i)
     # The request reached the origin through the link with the visitor's own head intact.
-    r = curl("http://127.0.0.1:%d/headers" % relays[2].http_port, "-H", "Host: app0.localhost")
+    r = get(relays[2], "app0", "/headers")
     assert r.status == 200, r
-    assert r.json()["headers"]["host"] == "app0.localhost"
+    assert r.json()["headers"]["host"] == "app0.localhost:%d" % relays[2].http_port
     # A name nobody holds is a 404 at every relay.
     for r in relays:
         assert get(r, "nobody").status == 404
@@ -126,14 +157,14 @@ def test_a_large_body_and_a_websocket_cross_the_link(group, cluster, origin, ws_
     relays = cluster(2)
     group.agent(relays[0], "http", origin.server_port, "--subdomain", "big", token=TOKEN)
     served_everywhere(relays, "big")
-    r = curl("http://127.0.0.1:%d/bytes?n=5000000" % relays[1].http_port, "-H",
-             "Host: big.localhost", "-o", "/dev/null", "-w", "%{size_download}")
+    r = get(relays[1], "big", "/bytes?n=5000000", 30)
     assert r.status == 200
+    assert hashlib.sha256(r.body).hexdigest() == pattern_sha256(5000000)
     group.agent(relays[0], "http", ws_origin, "--subdomain", "ws", token=TOKEN)
     wait_until(lambda: get(relays[1], "ws").status in (400, 426), 10)
 
     async def run():
-        sock = socket.create_connection(("127.0.0.1", relays[1].http_port))
+        sock = socket.create_connection((relays[1].host, relays[1].http_port))
         async with websockets.connect("ws://ws.localhost/", sock=sock) as ws:
             for m in ("across the link", "x" * 100000):
                 await ws.send(m)
@@ -187,7 +218,7 @@ def test_the_link_refuses_a_peer_without_the_cluster_secret(group, cluster, tmp_
     assert r.status == 502, r
     wait_until(lambda: "cluster link: refused a connection" in a.proc.stderr_text(), 10)
     # A plain TCP peer gets nothing either.
-    with socket.create_connection(("127.0.0.1", a.link_port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", a.link_port), timeout=5) as s:  # link on 0.0.0.0
         s.sendall(b"GET / HTTP/1.1\r\nHost: guarded.localhost\r\n\r\n")
         s.settimeout(5)
         try:
@@ -245,3 +276,30 @@ def test_a_redis_restart_under_load_loses_no_request(group, cluster, origin, red
     assert count[0] > 20
     assert failures == [], failures[:5]
     assert late.alive()
+
+
+
+def redis_ping(host, port):
+    out = subprocess.run(["redis-cli", "-h", host, "-p", str(port), "PING"],
+                         capture_output=True, text=True, timeout=10)
+    return out.stdout.strip() == "PONG"
+
+
+def test_a_tcp_tunnel_is_reached_through_every_relay(group, cluster, redis):
+    relays = cluster(3)
+    a = relays[0]
+    # The service behind the tunnel: redis itself (PING -> PONG).
+    agent = group.agent("%s,%s" % (a.server, relays[1].server), "tcp", redis.port, token=TOKEN)
+    port = int(agent.ready["url"].rsplit(":", 1)[1])
+    assert redis.cli("HGET", "porthole:port:%d" % port, "node") == a.node
+    # Every relay listens on the port within a heartbeat and carries visitors to relay-a.
+    for r in relays:
+        wait_until(lambda: redis_ping(r.host, port), 10,
+                   message="PING through %s answered" % r.node)
+    # Its relay killed, the client claims the port through the next relay; every relay left
+    # serves it again.
+    a.proc.signal(signal.SIGKILL)
+    for r in relays[1:]:
+        wait_until(lambda: redis_ping(r.host, port), 10,
+                   message="PING through %s answered after the failover" % r.node)
+    assert redis.cli("HGET", "porthole:port:%d" % port, "node") == relays[1].node
