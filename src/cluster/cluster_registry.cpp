@@ -30,32 +30,35 @@ constexpr auto fresh_other = 250ms;  // ... when it says "nobody" or "held, not 
 constexpr std::size_t max_known = 10000;  // other relays' names remembered at most
 
 // Claims or refreshes keys, each for one holder, atomically. KEYS: the keys. ARGV: this node, the
-// TTL in ms, "1" to refresh (a key this node no longer holds stays lost), then for each key its
-// holder digest, the owner's policies and "1" when the owner asked for the cache. A key is taken
-// when absent or held by the same holder (a client reconnecting through any relay); a refresh
-// does not take back a key its holder moved to another relay. Answers 1 (held) or 0 per key.
+// TTL in ms, "1" to refresh, then for each key its holder digest, the owner's policies, "1" when
+// the owner asked for the cache, and when its tunnel opened (ms since the epoch). A key is taken
+// when absent or held by the same holder (a client reconnecting through any relay). A refresh
+// does not take back a key its holder moved to another relay; a key two holders claimed (each
+// through its relay while Redis was away) goes to the tunnel opened first. Answers 1 (held) or 0
+// per key.
 constexpr std::string_view claim_script = R"lua(
 local node, ttl, refresh = ARGV[1], ARGV[2], ARGV[3] == '1'
 local out = {}
 for i, key in ipairs(KEYS) do
-  local holder, policies, cache = ARGV[1 + 3 * i], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
+  local holder, policies, cache, since = ARGV[4 * i], ARGV[1 + 4 * i], ARGV[2 + 4 * i], ARGV[3 + 4 * i]
   local h = redis.call('HGET', key, 'holder')
-  if h and h ~= holder then
-    out[i] = 0
-  elseif refresh and h then
-    if redis.call('HGET', key, 'node') ~= node then
-      out[i] = 0
-    else
-      redis.call('HSET', key, 'state', 'live')
-      redis.call('PEXPIRE', key, ttl)
-      out[i] = 1
-    end
-  else
+  local take = not h or (h == holder and not refresh)
+  if h and h ~= holder and refresh then
+    local theirs = tonumber(redis.call('HGET', key, 'since') or '')
+    take = theirs ~= nil and tonumber(since) < theirs
+  end
+  if take then
     redis.call('DEL', key)
     redis.call('HSET', key, 'holder', holder, 'node', node, 'state', 'live',
-               'policies', policies, 'cache', cache)
+               'policies', policies, 'cache', cache, 'since', since)
     redis.call('PEXPIRE', key, ttl)
     out[i] = 1
+  elseif h == holder and redis.call('HGET', key, 'node') == node then
+    redis.call('HSET', key, 'state', 'live')
+    redis.call('PEXPIRE', key, ttl)
+    out[i] = 1
+  else
+    out[i] = 0
   end
 end
 return out
@@ -115,6 +118,13 @@ std::string holder_digest(const owner_key& holder) {
     EVP_Digest(holder.data(), holder.size(), md, &n, EVP_sha256(), nullptr);
     return protocol::to_hex(std::span<const std::uint8_t>(md, n));
 }
+
+// A time in ms since the epoch: of two claims of one name, the older tunnel's wins.
+std::string epoch_millis(std::chrono::system_clock::time_point t) {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+std::string since_of(const relay::tunnel& t) { return epoch_millis(t.opened); }
 
 std::string millis(clock::duration d) {
     return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
@@ -231,6 +241,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
         args.push_back(holder_digest(t.holder));
         args.push_back(t.policy_text);
         args.push_back(t.owner_cache ? "1" : "0");
+        args.push_back(since_of(t));
     });
     if (keys.empty()) co_return;
     std::vector<std::string> command{"EVAL", std::string(claim_script),
@@ -264,8 +275,8 @@ asio::awaitable<void> cluster_registry::heartbeat() {
 }
 
 asio::awaitable<std::optional<bool>> cluster_registry::claim_key(std::string key, owner_key holder,
-                                                                 std::string policies,
-                                                                 bool cache) {
+                                                                 std::string policies, bool cache,
+                                                                 std::string since) {
     if (!redis_.connected() && clock::now() >= next_connect_) (void)co_await connect();
     if (!redis_.connected()) co_return std::nullopt;
     std::vector<std::string> command{"EVAL",
@@ -277,7 +288,8 @@ asio::awaitable<std::optional<bool>> cluster_registry::claim_key(std::string key
                                      "0",
                                      holder_digest(holder),
                                      std::move(policies),
-                                     cache ? "1" : "0"};
+                                     cache ? "1" : "0",
+                                     std::move(since)};
     auto reply = co_await redis_.command(std::move(command));
     if (!reply) {
         set_degraded(true, reply.error());
@@ -291,7 +303,8 @@ asio::awaitable<bool> cluster_registry::claim_name(const relay::tunnel& t, clock
     if (!local_.claim_name_now(t.name, t.holder, now)) co_return false;
     const std::string name = t.name;
     const owner_key holder = t.holder;
-    auto held = co_await claim_key(name_key(name), holder, t.policy_text, t.owner_cache);
+    auto held = co_await claim_key(name_key(name), holder, t.policy_text, t.owner_cache,
+                                   since_of(t));
     if (held && !*held) {
         if (!before) local_.drop_name(name, holder);
         co_return false;
@@ -307,7 +320,8 @@ asio::awaitable<bool> cluster_registry::claim_port(std::uint16_t port, const own
     const bool before = local_.port_held_by(port, holder, now);
     const owner_key who = holder;
     if (!local_.claim_port_now(port, who, now)) co_return false;
-    auto held = co_await claim_key(port_key(port), who, std::string(), false);
+    auto held = co_await claim_key(port_key(port), who, std::string(), false,
+                                   epoch_millis(std::chrono::system_clock::now()));
     if (held && !*held) {
         if (!before) local_.drop_port(port, who);
         co_return false;

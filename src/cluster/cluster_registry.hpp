@@ -102,7 +102,8 @@ private:
     // One claim (or refresh) of `key` in Redis: true when this relay holds it now; nullopt when
     // Redis did not answer.
     boost::asio::awaitable<std::optional<bool>> claim_key(std::string key, owner_key holder,
-                                                          std::string policies, bool cache);
+                                                          std::string policies, bool cache,
+                                                          std::string since);
     void release_key(std::string key, const owner_key& holder, bool leaving);
     boost::asio::awaitable<void> heartbeat();
     void set_degraded(bool on, std::string_view why);

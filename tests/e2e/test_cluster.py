@@ -303,3 +303,24 @@ def test_a_tcp_tunnel_is_reached_through_every_relay(group, cluster, redis):
         wait_until(lambda: redis_ping(r.host, port), 10,
                    message="PING through %s answered after the failover" % r.node)
     assert redis.cli("HGET", "porthole:port:%d" % port, "node") == relays[1].node
+
+
+def test_a_name_taken_twice_while_redis_was_away_goes_to_the_older_tunnel(group, cluster, origin,
+                                                                           redis):
+    a, b = cluster(2)
+    redis.kill()
+    first = group.agent(a, "http", origin.server_port, "--subdomain", "twice", token=TOKEN)
+    second = group.agent(b, "http", origin.server_port, "--subdomain", "twice", token=TOKEN)
+    for r in (a, b):  # both took it locally, degraded
+        wait_until(lambda: "is unreachable" in r.proc.stderr_text(), 5,
+                   message="%s logs that Redis is away" % r.node)
+    redis.start()
+    wait_until(lambda: redis.cli("HGET", "porthole:name:twice", "node") == a.node, 10,
+               message="the older tunnel's relay holds the name in Redis")
+    wait_until(lambda: "another relay of the cluster holds its name" in b.proc.stderr_text(), 10,
+               message="relay-b ends the session that lost the name")
+    served_everywhere([a, b], "twice")
+    # The client that lost it is told why when it asks again.
+    wait_until(lambda: "in use by another client" in second.stdout_text() + second.stderr_text(),
+               15, message="the losing client hears why")
+    assert first.alive()
