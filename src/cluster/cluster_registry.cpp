@@ -31,7 +31,8 @@ constexpr std::size_t max_known = 10000;  // other relays' names remembered at m
 
 // Claims or refreshes keys, each for one holder, atomically. KEYS: the keys. ARGV: this node, the
 // TTL in ms, "1" to refresh, then for each key its holder digest, the owner's policies, "1" when
-// the owner asked for the cache, and when its tunnel opened (ms since the epoch). A key is taken
+// the owner asked for the cache, and when its tunnel opened (ms since the epoch); after those,
+// each key's tunnel kind (1 http, 2 tcp, 3 tls). A key is taken
 // when absent or held by the same holder (a client reconnecting through any relay). A refresh
 // does not take back a key its holder moved to another relay; a key two holders claimed (each
 // through its relay while Redis was away) goes to the tunnel opened first. Answers 1 (held) or 0
@@ -50,7 +51,7 @@ for i, key in ipairs(KEYS) do
   if take then
     redis.call('DEL', key)
     redis.call('HSET', key, 'holder', holder, 'node', node, 'state', 'live',
-               'policies', policies, 'cache', cache, 'since', since)
+               'policies', policies, 'cache', cache, 'since', since, 'kind', ARGV[3 + 4 * #KEYS + i])
     redis.call('PEXPIRE', key, ttl)
     out[i] = 1
   elseif h == holder and redis.call('HGET', key, 'node') == node then
@@ -81,10 +82,10 @@ return 1
 // Who holds a name, and where that relay's link is (empty when the relay is gone).
 // KEYS[1]: the name's key. ARGV[1]: the prefix of node keys.
 constexpr std::string_view lookup_script = R"lua(
-local v = redis.call('HMGET', KEYS[1], 'node', 'state', 'policies', 'cache')
+local v = redis.call('HMGET', KEYS[1], 'node', 'state', 'policies', 'cache', 'kind')
 if not v[1] then return {} end
 local link = redis.call('GET', ARGV[1] .. v[1])
-return {v[1], v[2] or '', v[3] or '', v[4] or '', link or ''}
+return {v[1], v[2] or '', v[3] or '', v[4] or '', link or '', v[5] or '1'}
 )lua";
 
 // This relay's heartbeat: its link address and its TCP tunnels' ports, and the same of every
@@ -226,6 +227,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     std::vector<std::string> keys;
     std::vector<std::vector<const relay::tunnel*>> tunnels;
     std::vector<std::string> args;
+    std::vector<std::string> kinds;
     std::set<std::string> seen;
     local_.for_each_tunnel([&](const relay::tunnel& t) {
         auto s = t.owner.lock();
@@ -242,6 +244,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
         args.push_back(t.policy_text);
         args.push_back(t.owner_cache ? "1" : "0");
         args.push_back(since_of(t));
+        kinds.push_back(std::to_string(static_cast<int>(t.kind)));
     });
     if (keys.empty()) co_return;
     std::vector<std::string> command{"EVAL", std::string(claim_script),
@@ -251,6 +254,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     command.push_back(millis(node_ttl + lease_grace_));
     command.push_back("1");
     command.insert(command.end(), args.begin(), args.end());
+    command.insert(command.end(), kinds.begin(), kinds.end());
     auto reply = co_await redis_.command(std::move(command));
     if (!reply) {
         set_degraded(true, reply.error());
@@ -276,7 +280,8 @@ asio::awaitable<void> cluster_registry::heartbeat() {
 
 asio::awaitable<std::optional<bool>> cluster_registry::claim_key(std::string key, owner_key holder,
                                                                  std::string policies, bool cache,
-                                                                 std::string since) {
+                                                                 std::string since,
+                                                                 tunnel_kind kind) {
     if (!redis_.connected() && clock::now() >= next_connect_) (void)co_await connect();
     if (!redis_.connected()) co_return std::nullopt;
     std::vector<std::string> command{"EVAL",
@@ -289,8 +294,14 @@ asio::awaitable<std::optional<bool>> cluster_registry::claim_key(std::string key
                                      holder_digest(holder),
                                      std::move(policies),
                                      cache ? "1" : "0",
-                                     std::move(since)};
+                                     std::move(since),
+                                     std::to_string(static_cast<int>(kind))};
     auto reply = co_await redis_.command(std::move(command));
+    if (!reply && redis_.connected()) {
+        // Redis answered, with an error: the claim is refused, never taken on trust.
+        spdlog::error("cluster: Redis refused a claim: {}", reply.error());
+        co_return false;
+    }
     if (!reply) {
         set_degraded(true, reply.error());
         co_return std::nullopt;
@@ -304,7 +315,7 @@ asio::awaitable<bool> cluster_registry::claim_name(const relay::tunnel& t, clock
     const std::string name = t.name;
     const owner_key holder = t.holder;
     auto held = co_await claim_key(name_key(name), holder, t.policy_text, t.owner_cache,
-                                   since_of(t));
+                                   since_of(t), t.kind);
     if (held && !*held) {
         if (!before) local_.drop_name(name, holder);
         co_return false;
@@ -321,7 +332,8 @@ asio::awaitable<bool> cluster_registry::claim_port(std::uint16_t port, const own
     const owner_key who = holder;
     if (!local_.claim_port_now(port, who, now)) co_return false;
     auto held = co_await claim_key(port_key(port), who, std::string(), false,
-                                   epoch_millis(std::chrono::system_clock::now()));
+                                   epoch_millis(std::chrono::system_clock::now()),
+                                   tunnel_kind::tcp);
     if (held && !*held) {
         if (!before) local_.drop_port(port, who);
         co_return false;
@@ -385,7 +397,7 @@ std::optional<relay::remote_tunnel> cluster_registry::remote(const std::string& 
 }
 
 asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stale) {
-    if (local_.local(tunnel_kind::http, name)) co_return;
+    if (local_.local(tunnel_kind::http, name) || local_.local(tunnel_kind::tls, name)) co_return;
     const auto now = clock::now();
     if (auto it = remote_.find(name); it != remote_.end() && !stale && it->second.fresh_until > now)
         co_return;
@@ -400,9 +412,10 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
     }
     known k;
     const auto& e = reply->elements;
-    if (e.size() == 5 && e[0].text != cfg_.node_id) {
+    if (e.size() == 6 && e[0].text != cfg_.node_id) {
         relay::remote_tunnel where;
         where.node = e[0].text;
+        where.kind = e[5].text == "3" ? tunnel_kind::tls : tunnel_kind::http;
         where.link = e[4].text;
         where.serving = e[1].text == "live" && !where.link.empty();
         k.policy_text = e[2].text;
@@ -422,6 +435,7 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
     const bool same = slot.where.has_value() == k.where.has_value() &&
                       (!k.where || (slot.where->node == k.where->node &&
                                     slot.where->serving == k.where->serving &&
+                                    slot.where->kind == k.where->kind &&
                                     slot.where->link == k.where->link &&
                                     slot.policy_text == k.policy_text));
     if (same && slot.where && k.where) k.where->policies = slot.where->policies;

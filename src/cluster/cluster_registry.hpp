@@ -103,7 +103,8 @@ private:
     // Redis did not answer.
     boost::asio::awaitable<std::optional<bool>> claim_key(std::string key, owner_key holder,
                                                           std::string policies, bool cache,
-                                                          std::string since);
+                                                          std::string since,
+                                                          protocol::tunnel_kind kind);
     void release_key(std::string key, const owner_key& holder, bool leaving);
     boost::asio::awaitable<void> heartbeat();
     void set_degraded(bool on, std::string_view why);

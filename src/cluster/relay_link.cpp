@@ -221,10 +221,16 @@ asio::awaitable<void> relay_link::serve(tcp::socket socket) {
             carried.emplace(std::move(*c));
         else
             failure = c.error().message;
-    } else if (open->kind == protocol::tunnel_kind::tcp) {
-        auto t = registry_.local_port(open->port);
+    } else {
+        // tcp: the tunnel of the port; tls: the next client of the name (passthrough).
+        std::shared_ptr<relay::tunnel> t;
+        if (open->kind == protocol::tunnel_kind::tcp) {
+            t = registry_.local_port(open->port);
+        } else if (auto* group = registry_.local(protocol::tunnel_kind::tls, open->name)) {
+            t = group->pick();
+        }
         if (!t) {
-            failure = fmt::format("porthole: no tunnel holds port {} on this relay", open->port);
+            failure = "porthole: no tunnel of this relay serves it";
         } else if (t->active >= ctx_.cfg.max_connections_per_tunnel ||
                    !t->new_connections.take(relay::clock::now())) {
             failure = "porthole: this tunnel is at its connection limit";
@@ -237,8 +243,6 @@ asio::awaitable<void> relay_link::serve(tcp::socket socket) {
             else
                 failure = s.error();
         }
-    } else {
-        failure = "porthole: the link does not carry this kind of tunnel";
     }
     if (!carried) {
         const protocol::message no = protocol::stream_failed{failure};

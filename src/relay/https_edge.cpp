@@ -126,6 +126,15 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
                     co_await pass_through(std::move(socket), guard.ip, std::move(t));
                     co_return;
                 }
+            } else if (tunnels_) {
+                // Another relay of a cluster may hold it: carried there still encrypted.
+                co_await registry_.learn(*name);
+                auto carried = co_await tunnels_->open_remote_tls(*name, guard.ip);
+                if (carried) {
+                    net::stream visitor_stream(std::move(socket));
+                    co_await net::pump(visitor_stream, *carried, ctx_.counters.carried);
+                    co_return;
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 // relay's certificates) and served by the HTTP edge.
 #include "relay/http_edge.hpp"
 #include "relay/relay_context.hpp"
+#include "relay/tunnel_members.hpp"
 #include "relay/tunnel_registry.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -19,6 +20,8 @@ class https_edge {
 public:
     https_edge(relay_context& ctx, tunnel_registry& registry, http_edge& http)
         : ctx_(ctx), registry_(registry), http_(http), acceptor_(ctx.io) {}
+    // In a cluster: passthrough tunnels another relay holds are carried there.
+    void use_tunnels(tunnel_members* tunnels) { tunnels_ = tunnels; }
 
     // Clients whose ClientHello offers ALPN porthole/1 go to `control` (a relay with a control
     // port); unset, they are visitors like any other.
@@ -45,6 +48,7 @@ private:
     relay_context& ctx_;
     tunnel_registry& registry_;
     http_edge& http_;
+    tunnel_members* tunnels_ = nullptr;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::function<void(boost::asio::ip::tcp::socket)> control_;
 };

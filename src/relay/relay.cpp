@@ -136,6 +136,7 @@ public:
         if (cluster_) {
             link_ = std::make_unique<cluster::relay_link>(ctx_, registry_, tunnels_, *cfg.cluster);
             tunnels_.use_link(link_.get());
+            https_edge_.use_tunnels(&tunnels_);
             // Its client reconnected through another relay: this session is a stale one.
             cluster_->on_lost = [](const tunnel& t, const std::string& why) {
                 auto s = t.owner.lock();

@@ -4,6 +4,7 @@
 #include "relay/tunnel_stream.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace porthole::relay {
 
@@ -13,7 +14,7 @@ using failure = upstream::open_failure;
 bool tunnel_members::serving(const std::string& name) {
     if (serving_here(name)) return true;
     const auto remote = link_ ? registry_.remote(name) : std::nullopt;
-    return remote && remote->serving;
+    return remote && remote->serving && remote->kind == protocol::tunnel_kind::http;
 }
 
 bool tunnel_members::serving_here(const std::string& name) {
@@ -32,7 +33,7 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
     // no longer holds the name) is learnt again once.
     for (int attempt = 0; attempt < 2; ++attempt) {
         const auto remote = registry_.remote(name);
-        if (!remote || !remote->serving) break;
+        if (!remote || !remote->serving || remote->kind != protocol::tunnel_kind::http) break;
         protocol::link_open what{protocol::tunnel_kind::http, name, 0, visitor};
         const std::string peer = remote->link;
         auto carried = co_await link_->open(peer, std::move(what));
@@ -45,6 +46,24 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
     }
     co_return tl::unexpected(
         failure{502, fmt::format("porthole: no client of tunnel '{}' is connected", name)});
+}
+
+asio::awaitable<std::optional<net::stream>> tunnel_members::open_remote_tls(
+    const std::string& name, const std::string& visitor) {
+    const auto remote = link_ ? registry_.remote(name) : std::nullopt;
+    if (!remote || !remote->serving || remote->kind != protocol::tunnel_kind::tls)
+        co_return std::nullopt;
+    protocol::link_open what{protocol::tunnel_kind::tls, name, 0, visitor};
+    const std::string peer = remote->link;
+    auto carried = co_await link_->open(peer, std::move(what));
+    if (!carried) {
+        co_await registry_.learn(name, true);
+        if (ctx_.visitor_log.allow(clock::now()))
+            spdlog::info("tls {}: visitor {} dropped: {}{}", name, visitor, carried.error(),
+                         ctx_.visitor_log.suppressed_note());
+        co_return std::nullopt;
+    }
+    co_return std::move(carried->stream);
 }
 
 asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_members::open_local(

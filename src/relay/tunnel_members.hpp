@@ -24,6 +24,10 @@ public:
     bool serving(const std::string& name) override;
     boost::asio::awaitable<tl::expected<upstream::tunnel_connection, upstream::open_failure>>
     open(const std::string& name, const std::string& visitor) override;
+    // A TLS passthrough tunnel another relay holds: the link connection to it, ready for the
+    // visitor's still-encrypted bytes; nullopt (logged) when none could be had.
+    boost::asio::awaitable<std::optional<net::stream>> open_remote_tls(const std::string& name,
+                                                                       const std::string& visitor);
     // Only by the clients of this relay: what a link connection from another relay asks for.
     boost::asio::awaitable<tl::expected<upstream::tunnel_connection, upstream::open_failure>>
     open_local(const std::string& name, const std::string& visitor);

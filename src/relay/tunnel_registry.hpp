@@ -39,6 +39,7 @@ struct remote_tunnel {
     std::string node;  // the relay that holds it
     std::string link;  // HOST:PORT of that relay's link
     bool serving = false;  // false: held by a lease (its client is away, or its relay is)
+    protocol::tunnel_kind kind = protocol::tunnel_kind::http;  // http, or tls (passthrough)
     std::shared_ptr<const policy::chain> policies;  // the owner's; null when none
 };
 
@@ -75,7 +76,7 @@ public:
     // The tunnels of this relay serving NAME; nullptr when none.
     virtual tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) = 0;
     virtual std::shared_ptr<tunnel> local_port(std::uint16_t port) const = 0;
-    // Where another relay serves NAME (http), as last learnt; nullopt on a relay of its own.
+    // Where another relay serves NAME (http or tls), as last learnt; nullopt on a relay of its own.
     virtual std::optional<remote_tunnel> remote(const std::string& name) const = 0;
     // Brings what remote() knows of NAME up to date when it is not fresh: one question to the
     // shared store at most. `stale`: the last answer proved wrong (its relay did not serve it).

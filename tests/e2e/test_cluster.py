@@ -18,7 +18,7 @@ import pytest
 import websockets
 
 from origin import pattern_sha256
-from helpers import BIN, Relay, accepts, curl, free_port, free_port_range, wait_until
+from helpers import BIN, Relay, make_cert, accepts, curl, free_port, free_port_range, wait_until
 
 TOKEN = "cluster-test-token-0123456789abcdef"
 
@@ -92,7 +92,7 @@ def cluster(group, tmp_path, redis):
     made = []
     tcp_range = free_port_range()  # the same on every relay, as a cluster's config has it
 
-    def make(n=3, secret_file=secret):
+    def make(n=3, secret_file=secret, https=False):
         relays = []
         for i in range(n):
             node = "relay-%s" % "abcdefgh"[len(made) + i]
@@ -103,8 +103,13 @@ def cluster(group, tmp_path, redis):
                 'cluster = { redis = "redis://127.0.0.1:%d/0", node_id = "%s", '
                 'advertise = "127.0.0.1:%d", secret_file = "%s" }\n'
                 % (tokens, metrics, redis.port, node, link, secret_file))
-            r = ClusterRelay(group, "127.0.0.%d" % (len(made) + i + 1), tcp_range,
-                             ["--config", str(config)])
+            host = "127.0.0.%d" % (len(made) + i + 1)
+            extra = ["--config", str(config)]
+            https_port = free_port() if https else None
+            if https:
+                extra += ["--https-addr", "%s:%d" % (host, https_port)]
+            r = ClusterRelay(group, host, tcp_range, extra)
+            r.https_port = https_port
             r.node, r.link_port, r.config, r.metrics_port = node, link, config, metrics
             wait_until(lambda: accepts(link), 10, message="%s's link listens" % node)
             relays.append(r)
@@ -324,3 +329,18 @@ def test_a_name_taken_twice_while_redis_was_away_goes_to_the_older_tunnel(group,
     wait_until(lambda: "in use by another client" in second.stdout_text() + second.stderr_text(),
                15, message="the losing client hears why")
     assert first.alive()
+
+
+def test_a_tls_passthrough_tunnel_is_reached_through_every_relay(group, cluster, tmp_path):
+    cert, key = make_cert(tmp_path, "svc.localhost")
+    service_port = free_port()
+    group.spawn("s_server", ["openssl", "s_server", "-accept", "127.0.0.1:%d" % service_port,
+                             "-cert", str(cert), "-key", str(key), "-www", "-quiet"])
+    wait_until(lambda: accepts(service_port), 10, message="openssl s_server did not start")
+    relays = cluster(2, https=True)
+    group.agent(relays[0], "tls", service_port, "--subdomain", "svc", token=TOKEN)
+    for r in relays:
+        # The visitor verifies the service's own certificate: neither relay decrypted.
+        got = curl("https://svc.localhost:%d/" % r.https_port, "--cacert", str(cert),
+                   "--connect-to", "::%s:%d" % (r.host, r.https_port))
+        assert got.status == 200 and b"s_server" in got.body, (r.node, got)
