@@ -390,10 +390,9 @@ bool cluster_registry::name_held(const std::string& name, clock::time_point now)
     return it != remote_.end() && it->second.where;
 }
 
-std::optional<relay::remote_tunnel> cluster_registry::remote(const std::string& name) const {
+const relay::remote_tunnel* cluster_registry::remote(const std::string& name) const {
     auto it = remote_.find(name);
-    if (it == remote_.end()) return std::nullopt;
-    return it->second.where;
+    return it == remote_.end() || !it->second.where ? nullptr : &*it->second.where;
 }
 
 asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stale) {

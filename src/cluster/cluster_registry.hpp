@@ -76,7 +76,7 @@ public:
     void for_each_port(const std::function<void(relay::tunnel&)>& f) override {
         local_.for_each_port(f);
     }
-    std::optional<relay::remote_tunnel> remote(const std::string& name) const override;
+    const relay::remote_tunnel* remote(const std::string& name) const override;
     boost::asio::awaitable<void> learn(const std::string& name, bool stale) override;
 
     void expire(clock::time_point now) override;

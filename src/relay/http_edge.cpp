@@ -236,7 +236,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
     const tunnel_group* serving = registry_.local(protocol::tunnel_kind::http, name);
     const bool here = serving && !serving->members.empty();
     // Served by another relay of a cluster: its owner's policies as that relay published them.
-    const auto remote = here ? std::nullopt : registry_.remote(name);
+    const remote_tunnel* remote = here ? nullptr : registry_.remote(name);
     std::shared_ptr<const policy::chain> owner =
         here ? serving->members.front()->policies : remote ? remote->policies : nullptr;
     if (r && owner != entry.owner_policies) {
@@ -537,7 +537,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             if (!name && host) {
                 // A custom domain some client serves (or holds by a lease) is its tunnel's name.
                 auto whole = http::bare_host(*host);
-                if (whole) co_await registry_.learn(*whole);
+                if (whole && !tunnels_.serving(*whole)) co_await registry_.learn(*whole);
                 if (whole && (tunnels_.serving(*whole) || registry_.name_held(*whole, clock::now())))
                     name = std::move(whole);
             }
@@ -551,7 +551,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                 co_return false;
             }
             // Not served here: another relay of a cluster may serve it.
-            co_await registry_.learn(*name);
+            if (!tunnels_.serving(*name)) co_await registry_.learn(*name);
             // A tunnel whose client is away: what its cache holds answers, when it may.
             if (!tunnels_.serving(*name) && ctx_.tunnel_cache && request.is_done()) {
                 const std::string holder = registry_.name_holder(*name, clock::now());

@@ -62,7 +62,7 @@ public:
                                         const std::string& name) const override;
     tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) override;
     std::shared_ptr<tunnel> local_port(std::uint16_t port) const override;
-    std::optional<remote_tunnel> remote(const std::string&) const override { return std::nullopt; }
+    const remote_tunnel* remote(const std::string&) const override { return nullptr; }
     boost::asio::awaitable<void> learn(const std::string&, bool) override { co_return; }
     void for_each_port(const std::function<void(tunnel&)>& f) override;
 

@@ -13,7 +13,7 @@ using failure = upstream::open_failure;
 
 bool tunnel_members::serving(const std::string& name) {
     if (serving_here(name)) return true;
-    const auto remote = link_ ? registry_.remote(name) : std::nullopt;
+    const remote_tunnel* remote = link_ ? registry_.remote(name) : nullptr;
     return remote && remote->serving && remote->kind == protocol::tunnel_kind::http;
 }
 
@@ -32,7 +32,7 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
     // Held by another relay: carried there. An answer that proved wrong (that relay is gone, or
     // no longer holds the name) is learnt again once.
     for (int attempt = 0; attempt < 2; ++attempt) {
-        const auto remote = registry_.remote(name);
+        const remote_tunnel* remote = registry_.remote(name);
         if (!remote || !remote->serving || remote->kind != protocol::tunnel_kind::http) break;
         protocol::link_open what{protocol::tunnel_kind::http, name, 0, visitor};
         const std::string peer = remote->link;
@@ -50,7 +50,7 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
 
 asio::awaitable<std::optional<net::stream>> tunnel_members::open_remote_tls(
     const std::string& name, const std::string& visitor) {
-    const auto remote = link_ ? registry_.remote(name) : std::nullopt;
+    const remote_tunnel* remote = link_ ? registry_.remote(name) : nullptr;
     if (!remote || !remote->serving || remote->kind != protocol::tunnel_kind::tls)
         co_return std::nullopt;
     protocol::link_open what{protocol::tunnel_kind::tls, name, 0, visitor};

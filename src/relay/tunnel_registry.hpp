@@ -76,8 +76,9 @@ public:
     // The tunnels of this relay serving NAME; nullptr when none.
     virtual tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) = 0;
     virtual std::shared_ptr<tunnel> local_port(std::uint16_t port) const = 0;
-    // Where another relay serves NAME (http or tls), as last learnt; nullopt on a relay of its own.
-    virtual std::optional<remote_tunnel> remote(const std::string& name) const = 0;
+    // Where another relay serves NAME (http or tls), as last learnt; null on a relay of its own.
+    // Valid until the next learn(): copy what must outlive a wait.
+    virtual const remote_tunnel* remote(const std::string& name) const = 0;
     // Brings what remote() knows of NAME up to date when it is not fresh: one question to the
     // shared store at most. `stale`: the last answer proved wrong (its relay did not serve it).
     virtual boost::asio::awaitable<void> learn(const std::string& name, bool stale = false) = 0;
