@@ -13,6 +13,17 @@
 namespace porthole::config {
 namespace {
 
+TEST(ClientConfig, ServerMayListTheRelaysOfACluster) {
+    auto file = load_client_text("server = \"a.example.com:7835,b.example.com:7835\"\n", "p.toml");
+    ASSERT_TRUE(file) << file.error();
+    ASSERT_TRUE(file->server);
+    ASSERT_EQ(file->server->size(), 2u);
+    EXPECT_EQ((*file->server)[1].host, "b.example.com");
+    auto bad = load_client_text("server = \"a.example.com:7835,nonsense\"\n", "p.toml");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("p.toml:1: server:"), std::string::npos) << bad.error();
+}
+
 TEST(ClientConfig, ReadsRoutesAndInspectorSettings) {
     auto file = load_client_text(R"(
 server = "relay.example.com:7835"

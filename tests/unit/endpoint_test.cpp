@@ -39,6 +39,24 @@ TEST(ParseEndpoint, PortBounds) {
     EXPECT_FALSE(parse_endpoint("h:65536"));
 }
 
+TEST(ParseServerList, OneOrSeveralRelaysInOrder) {
+    auto one = parse_server_list("relay.example.com:7835");
+    ASSERT_TRUE(one) << one.error();
+    ASSERT_EQ(one->size(), 1u);
+    auto three = parse_server_list("a.example.com:7835,[::1]:7000,10.0.0.3:7835");
+    ASSERT_TRUE(three) << three.error();
+    ASSERT_EQ(three->size(), 3u);
+    EXPECT_EQ((*three)[1].to_string(), "[::1]:7000");
+    EXPECT_EQ((*three)[2].host, "10.0.0.3");
+    for (const char* bad : {"", "a:1,", ",a:1", "a:1,,b:2", "a:0", "a:1,b"}) {
+        const auto r = parse_server_list(bad);
+        EXPECT_FALSE(r) << "'" << bad << "'";
+    }
+    const auto zero = parse_server_list("a:1,b:0");
+    ASSERT_FALSE(zero);
+    EXPECT_NE(zero.error().find("port may not be 0"), std::string::npos) << zero.error();
+}
+
 TEST(ParseEndpoint, Errors) {
     for (const char* text : {"nonsense", "", "1.2.3.4:", ":80", "::1:80", "host:99999",
                              "host:abc", "host:-1", "host:+80", "host:80x", "host: 80",
