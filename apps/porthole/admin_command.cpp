@@ -117,6 +117,7 @@ CLI::App* add_admin_command(CLI::App& app, admin_flags& f) {
     sub("tunnels", "the tunnels served and the names and ports leased");
     sub("sites", "the configured sites and each member's health");
     sub("config", "the relay's effective config, secrets redacted");
+    sub("cluster", "a relay of a cluster: Redis, the relays alive and their TCP ports, the link");
     auto* tokens = sub("tokens", "the accepted tokens; tokens add, tokens revoke DIGEST");
     tokens->require_subcommand(0, 1);
     auto* add = tokens->add_subcommand(
@@ -217,6 +218,7 @@ int run_admin(const CLI::App& admin, const admin_flags& f) {
         if (name == "sites") std::cout << admin::sites_table(doc);
         if (name == "tokens") std::cout << admin::tokens_table(doc);
         if (name == "cache") std::cout << admin::caches_table(doc);
+        if (name == "cluster") std::cout << admin::cluster_table(doc);
         return 0;
     }
     if (name == "cache")

@@ -424,6 +424,8 @@ COMMANDS
   porthole admin sites                 the configured sites and each member's health
   porthole admin config                the effective config, secrets as "<redacted>"
   porthole admin tokens                the accepted tokens: digest, label, sessions, source
+  porthole admin cluster               a relay of a cluster: Redis reachable or not, the relays
+                                       alive, their links and TCP ports, visitors carried
   porthole admin kick ID               disconnect a client (8+ hex digits of its id): its names
                                        become leases, it reconnects and gets them back
   porthole admin release NAME          free a leased NAME or tcp:PORT now
@@ -449,7 +451,7 @@ answered.
 
 HTTP API (JSON)
 
-  GET    /api/clients, /api/tunnels, /api/sites, /api/config, /api/tokens
+  GET    /api/clients, /api/tunnels, /api/sites, /api/config, /api/tokens, /api/cluster
   DELETE /api/clients/ID               kick; 404 unknown, 409 an ambiguous prefix
   DELETE /api/leases/NAME              NAME or tcp:PORT; 409 while a session holds it
   POST   /api/tokens                   {"label": "ci-runner"} -> 201 {"token", "digest",

@@ -170,6 +170,21 @@ api_answer get(relay_control& relay, const api_request& req, std::size_t limit) 
                                            {"writing", c.disk_writing}};
                           return j;
                       }));
+    if (path == "/api/cluster") {
+        const auto c = relay.cluster();
+        if (!c)
+            return error(404, "this relay is not in a cluster (its config has no cluster table)");
+        json relays = json::array();
+        for (const auto& r : c->relays)
+            relays.push_back({{"node", r.node}, {"link", r.link}, {"ports", r.ports}});
+        return answer(200, {{"node", c->node},
+                            {"redis", c->redis},
+                            {"degraded", c->degraded},
+                            {"relays", std::move(relays)},
+                            {"lookups", c->lookups},
+                            {"carried", {{"out", c->carried_out}, {"in", c->carried_in}}},
+                            {"link_refused", c->link_refused}});
+    }
     if (path == "/api/tokens")
         return answer(200, list("tokens", relay.tokens(), limit, [](const token_info& t) {
                           return json{{"digest", t.digest},

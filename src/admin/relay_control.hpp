@@ -90,6 +90,22 @@ struct cache_info {
     bool disk_writing = true;  // false while a failed write keeps it off
 };
 
+struct cluster_info {
+    std::string node{};  // this relay's node_id
+    std::string redis{};  // where Redis is, without a password
+    bool degraded = false;  // Redis unreachable: claims are taken locally
+    struct peer {
+        std::string node{};
+        std::string link{};  // its advertise address
+        std::string ports{};  // its TCP tunnels' ports, "20001,20002"
+    };
+    std::vector<peer> relays{};  // alive at the last heartbeat, this one included
+    std::uint64_t lookups = 0;  // questions to Redis about names other relays may hold
+    std::uint64_t carried_out = 0;  // visitors carried over the link to the holding relay
+    std::uint64_t carried_in = 0;  // ... and from other relays
+    std::uint64_t link_refused = 0;  // link connections without the secret
+};
+
 struct token_info {
     std::string digest{};  // the verifier's first 16 hex digits
     std::string source{};  // "/var/lib/porthole/tokens:3", "relay.toml:9", "--token"
@@ -174,6 +190,9 @@ public:
     virtual revoke_result revoke_token(const std::string& digest_prefix,
                                        const std::string& who) = 0;
     virtual std::vector<cache_info> caches() const = 0;
+    // A relay of a cluster: itself, Redis, and the relays alive at its last heartbeat; nullopt
+    // on a relay of its own.
+    virtual std::optional<cluster_info> cluster() const { return std::nullopt; }
     // Drops stored responses from every cache: `url` ("https://host/path", or "host/path" for
     // both schemes), or every URL that starts with it when `prefix`. How many went.
     virtual std::size_t purge_cache(const std::string& url, bool prefix,

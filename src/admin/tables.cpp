@@ -173,4 +173,23 @@ std::string caches_table(const json& doc) {
     return format_table(rows) + truncated_note(doc);
 }
 
+std::string cluster_table(const json& doc) {
+    std::string out = fmt::format("node {}, Redis at {}: {}\n", text(doc, "node"), text(doc, "redis"),
+                                  doc.value("degraded", false)
+                                      ? "unreachable (degraded: claims are taken locally)"
+                                      : "ok");
+    std::vector<std::vector<std::string>> rows{{"RELAY", "LINK", "TCP PORTS"}};
+    for (const auto& r : items(doc, "relays")) {
+        const std::string ports = r.value("ports", "");
+        rows.push_back({text(r, "node"), text(r, "link"), ports.empty() ? "-" : ports});
+    }
+    out += format_table(rows);
+    const json carried = doc.value("carried", json::object());
+    out += fmt::format("carried over the link: {} out, {} in; {} lookups; {} link connections "
+                       "refused\n",
+                       carried.value("out", 0), carried.value("in", 0), doc.value("lookups", 0),
+                       doc.value("link_refused", 0));
+    return out;
+}
+
 }  // namespace porthole::admin

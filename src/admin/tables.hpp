@@ -23,5 +23,6 @@ std::string tunnels_table(const nlohmann::json& doc, std::int64_t now);
 std::string sites_table(const nlohmann::json& doc);
 std::string tokens_table(const nlohmann::json& doc);
 std::string caches_table(const nlohmann::json& doc);
+std::string cluster_table(const nlohmann::json& doc);
 
 }  // namespace porthole::admin

@@ -202,6 +202,10 @@ asio::awaitable<void> cluster_registry::heartbeat() {
         set_degraded(true, nodes.error());
         co_return;
     }
+    nodes_.clear();
+    for (std::size_t i = 0; i + 2 < nodes->elements.size(); i += 3)
+        nodes_.push_back({nodes->elements[i].text, nodes->elements[i + 1].text,
+                          nodes->elements[i + 2].text});
     if (on_ports) {
         // The other relays' TCP tunnel ports, where this relay holds none of its own.
         std::map<std::uint16_t, std::string> remote_ports;

@@ -92,6 +92,12 @@ public:
     // For the admin API and metrics.
     std::size_t remote_known() const { return remote_.size(); }
     std::uint64_t lookups() const { return lookups_; }
+    struct node_seen {
+        std::string node, link, ports;  // ports: "20001,20002"
+    };
+    // The relays alive at the last heartbeat, this one included.
+    const std::vector<node_seen>& nodes() const { return nodes_; }
+    std::string redis_address() const { return redis_.address().describe(); }
 
 private:
     struct known {
@@ -122,6 +128,7 @@ private:
     bool stopped_ = false;
     std::uint64_t lookups_ = 0;
     std::unordered_map<std::string, known> remote_;  // other relays' names, by name
+    std::vector<node_seen> nodes_;
 };
 
 }  // namespace porthole::cluster

@@ -149,6 +149,14 @@ public:
                 if (!ctx_.draining) link_->serve_remote_ports(ports);
             };
             cluster_->on_port_claimed = [this](std::uint16_t port) { link_->drop_port(port); };
+            admin_.cluster_state = [this] {
+                admin::cluster_info c{cluster_->node(),   cluster_->redis_address(),
+                                      cluster_->degraded(), {},
+                                      cluster_->lookups(), link_->carried_out(),
+                                      link_->carried_in(), link_->refused()};
+                for (const auto& n : cluster_->nodes()) c.relays.push_back({n.node, n.link, n.ports});
+                return std::optional<admin::cluster_info>(std::move(c));
+            };
         }
         if (cfg.control_enabled)
             https_edge_.set_control([this](tcp::socket s) {

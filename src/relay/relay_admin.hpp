@@ -35,6 +35,11 @@ public:
     admin::kick_result kick(const std::string& id_prefix, const std::string& who) override;
     admin::release_result release(const std::string& name, const std::string& who) override;
     std::vector<admin::cache_info> caches() const override;
+    std::optional<admin::cluster_info> cluster() const override {
+        return cluster_state ? cluster_state() : std::nullopt;
+    }
+    // Set in a cluster: what cluster() answers.
+    std::function<std::optional<admin::cluster_info>()> cluster_state;
     std::size_t purge_cache(const std::string& url, bool prefix, const std::string& who) override;
     admin::new_token add_token(const std::string& label, const std::string& who) override;
     admin::revoke_result revoke_token(const std::string& digest_prefix,

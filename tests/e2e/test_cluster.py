@@ -5,6 +5,7 @@ back through another and is served again at every relay; the link refuses a peer
 cluster secret."""
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -104,12 +105,15 @@ def cluster(group, tmp_path, redis):
                 'advertise = "127.0.0.1:%d", secret_file = "%s" }\n'
                 % (tokens, metrics, redis.port, node, link, secret_file))
             host = "127.0.0.%d" % (len(made) + i + 1)
-            extra = ["--config", str(config)]
+            admin_dir = tmp_path / ("%s-admin" % node)
+            admin_dir.mkdir()
+            extra = ["--config", str(config), "--admin-socket", str(admin_dir / "admin.sock")]
             https_port = free_port() if https else None
             if https:
                 extra += ["--https-addr", "%s:%d" % (host, https_port)]
             r = ClusterRelay(group, host, tcp_range, extra)
             r.https_port = https_port
+            r.admin_socket = admin_dir / "admin.sock"
             r.node, r.link_port, r.config, r.metrics_port = node, link, config, metrics
             wait_until(lambda: accepts(link), 10, message="%s's link listens" % node)
             relays.append(r)
@@ -156,6 +160,19 @@ def test_every_tunnel_is_reached_through_every_relay(group, cluster, origin, red
     inbound = metric(relays[0], 'porthole_cluster_carried_total{direction="in"}')
     assert inbound and float(inbound.split()[-1]) >= 2, inbound
     assert metric(relays[0], "porthole_cluster_degraded").endswith(" 0")
+    # The admin API and command show the cluster as this relay sees it.
+    def admin(r, *args):
+        return subprocess.run([BIN, "admin", "--socket", str(r.admin_socket)] + list(args),
+                              capture_output=True, text=True, timeout=10)
+    wait_until(lambda: len(json.loads(admin(relays[1], "--json", "cluster").stdout)["relays"]) == 3,
+               5, message="relay-b sees three relays alive")
+    doc = json.loads(admin(relays[1], "--json", "cluster").stdout)
+    assert doc["node"] == "relay-b" and doc["degraded"] is False
+    assert sorted(x["node"] for x in doc["relays"]) == ["relay-a", "relay-b", "relay-c"]
+    assert "redis://" not in doc["redis"] and str(redis.port) in doc["redis"]
+    table = admin(relays[2], "cluster").stdout
+    assert "RELAY" in table and "relay-a" in table and ": ok" in table, table
+    assert "carried over the link: " in table
 
 
 def test_a_large_body_and_a_websocket_cross_the_link(group, cluster, origin, ws_origin):
