@@ -229,21 +229,15 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     // Every name and port a session of this relay holds, claimed again: refreshed, or taken back
     // after Redis was away.
     std::vector<std::string> keys;
-    std::vector<std::vector<const relay::tunnel*>> tunnels;
     std::vector<std::string> args;
     std::vector<std::string> kinds;
-    std::set<std::string> seen;
+    std::set<std::string> seen;  // a group's members share their name's key
     local_.for_each_tunnel([&](const relay::tunnel& t) {
         auto s = t.owner.lock();
         if (!s || s->closed) return;
         std::string key = t.kind == tunnel_kind::tcp ? port_key(t.port) : name_key(t.name);
-        if (!seen.insert(key).second) {
-            for (std::size_t i = 0; i < keys.size(); ++i)
-                if (keys[i] == key) tunnels[i].push_back(&t);
-            return;
-        }
+        if (!seen.insert(key).second) return;
         keys.push_back(std::move(key));
-        tunnels.push_back({&t});
         args.push_back(holder_digest(t.holder));
         args.push_back(t.policy_text);
         args.push_back(t.owner_cache ? "1" : "0");
@@ -379,13 +373,6 @@ void cluster_registry::remove(const relay::tunnel& t, bool leaving, clock::time_
     // The name stays this relay's while another of its tunnels serves it.
     if (local_.local(tunnel_kind::http, t.name) || local_.local(tunnel_kind::tls, t.name)) return;
     release_key(name_key(t.name), t.holder, leaving);
-}
-
-std::vector<relay::tunnel_location> cluster_registry::locate(tunnel_kind kind,
-                                                             const std::string& name) const {
-    auto found = local_.locate(kind, name);
-    for (auto& l : found) l.node = cfg_.node_id;
-    return found;
 }
 
 bool cluster_registry::name_held(const std::string& name, clock::time_point now) const {

@@ -65,8 +65,11 @@ public:
     void add(const std::shared_ptr<relay::tunnel>& t) override { local_.add(t); }
     void remove(const relay::tunnel& t, bool leaving, clock::time_point now) override;
 
+    // This relay's tunnels (its local_registry carries the node_id).
     std::vector<relay::tunnel_location> locate(protocol::tunnel_kind kind,
-                                               const std::string& name) const override;
+                                               const std::string& name) const override {
+        return local_.locate(kind, name);
+    }
     relay::tunnel_group* local(protocol::tunnel_kind kind, const std::string& name) override {
         return local_.local(kind, name);
     }
