@@ -43,8 +43,15 @@ psk_key derive_psk(const std::string& secret) {
     return k;
 }
 
+// The key hangs on the context under an ex_data index of its own: Asio keeps its verify
+// callback in the context's app data (index 0) and deletes whatever it finds there.
+int key_index() {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
 const psk_key* key_of(SSL* ssl) {
-    return static_cast<const psk_key*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    return static_cast<const psk_key*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), key_index()));
 }
 
 unsigned int server_psk(SSL* ssl, const char* identity, unsigned char* psk,
@@ -71,7 +78,7 @@ void configure(asio::ssl::context& tls, const psk_key* key, bool server) {
     SSL_CTX* ctx = tls.native_handle();
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256");
-    SSL_CTX_set_app_data(ctx, const_cast<psk_key*>(key));
+    SSL_CTX_set_ex_data(ctx, key_index(), const_cast<psk_key*>(key));
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(ctx, 0);  // nothing unasked on an idle connection: no resumption
