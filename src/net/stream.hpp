@@ -13,6 +13,7 @@
 #include <array>
 #include <span>
 #include <tuple>
+#include <utility>
 #include <variant>
 
 namespace porthole::net {
@@ -24,6 +25,26 @@ using error_code = boost::system::error_code;
 // As much of `bufs` as the socket takes without blocking (0 when it takes none or fails; the
 // asynchronous write that follows reports the error).
 std::size_t try_send(tcp::socket& s, std::span<const asio::const_buffer> bufs);
+
+// A connection taken off its event loop, to be served by another (a relay's threads hand a
+// connection over once, never per request): the descriptor, and the TLS state when it has one.
+// Whoever holds it must adopt() it or let it go, which closes it.
+struct released_stream {
+    released_stream() = default;
+    released_stream(int fd, bool v6, SSL* ssl) : fd(fd), v6(v6), ssl(ssl) {}
+    released_stream(released_stream&& o) noexcept
+        : fd(std::exchange(o.fd, -1)), v6(o.v6), ssl(std::exchange(o.ssl, nullptr)) {}
+    released_stream& operator=(released_stream&& o) noexcept {
+        std::swap(fd, o.fd);
+        std::swap(v6, o.v6);
+        std::swap(ssl, o.ssl);
+        return *this;
+    }
+    ~released_stream();
+    int fd = -1;
+    bool v6 = false;
+    SSL* ssl = nullptr;
+};
 
 class stream {
 public:
@@ -73,6 +94,12 @@ public:
         return std::get<tls_socket>(s_).next_layer();
     }
     bool is_tls() const { return std::holds_alternative<tls_socket>(s_); }
+
+    // Off this event loop, on the thread that runs it: no operation may be pending. The stream
+    // is left closed.
+    released_stream release();
+    // The connection served from now by the event loop of `ex`, on that loop's thread.
+    static stream adopt(released_stream r, const asio::any_io_executor& ex);
     tls_socket& tls() { return std::get<tls_socket>(s_); }
 
     // Half-close. Over TLS this is a TCP FIN without close_notify: both ends treat the truncation

@@ -26,6 +26,9 @@ public:
     enum class role { client, server };
 
     tls_socket(tcp::socket socket, asio::ssl::context& context);
+    // A connection whose TLS state another event loop began (stream::released): `ssl` is now
+    // this socket's, already bound to `socket`'s descriptor.
+    tls_socket(tcp::socket socket, SSL* ssl) : socket_(std::move(socket)), ssl_(ssl) {}
 
     // The handshake; errors are OpenSSL's (asio::error::get_ssl_category()) or the socket's.
     asio::awaitable<error_code> handshake(role r);
@@ -42,6 +45,8 @@ public:
     bool has_pending() const { return SSL_has_pending(ssl_.get()) == 1; }
 
     SSL* native_handle() { return ssl_.get(); }
+    // Gives up the TLS state to the caller (who frees it, or hands it to another tls_socket).
+    SSL* release_ssl() { return ssl_.release(); }
     tcp::socket& next_layer() { return socket_; }
 
 private:
