@@ -260,6 +260,15 @@ CLIENT TRANSPORT
       strings, files; default: a self-signed certificate made at start, whose fingerprint is
       printed for clients to pin; --control-cert, --control-key. Give both or neither.
 
+EVENT LOOPS
+
+  threads = 1
+      1 to 64, default 1; --threads. Event loops, one thread each. The first serves
+      everything; each other one listens on the HTTP and HTTPS addresses too (SO_REUSEPORT)
+      and serves site routes with no cache, no tunnel member and no rate_limit, basic_auth,
+      jwt or bandwidth policy, handing any other connection to the first loop once. A change
+      needs a restart.
+
 TIMEOUTS (seconds)
 
   lease_grace = 60

@@ -62,7 +62,7 @@ struct server_flags {
     bool redirect_https = false;
     std::vector<std::string> tokens;
     std::string admin_socket, admin_addr, admin_token_file;
-    int lease_grace = 0, shutdown_timeout = 0, header_timeout = 0, idle_timeout = 0;
+    int lease_grace = 0, shutdown_timeout = 0, header_timeout = 0, idle_timeout = 0, threads = 0;
     bool json = false;
 };
 
@@ -248,6 +248,7 @@ tl::expected<porthole::config::server_config, std::string> build_server_config(
         if (auto ok = porthole::config::load_tokens_file(f.tokens_file, cfg); !ok)
             return tl::unexpected(ok.error());
     if (cmd.count("--lease-grace")) cfg.lease_grace = std::chrono::seconds(f.lease_grace);
+    if (cmd.count("--threads")) cfg.threads = static_cast<std::uint32_t>(f.threads);
     if (cmd.count("--shutdown-timeout"))
         cfg.shutdown_timeout = std::chrono::seconds(f.shutdown_timeout);
     if (cmd.count("--header-timeout")) cfg.header_timeout = std::chrono::seconds(f.header_timeout);
@@ -583,6 +584,10 @@ int main(int argc, char** argv) {
     server->add_option("--lease-grace", sf.lease_grace,
                        "seconds a dropped client keeps its names and ports (default 60)")
         ->check(CLI::Range(1, 86400));
+    server->add_option("--threads", sf.threads,
+                       "event loops, one thread each (default 1; the first serves everything, the "
+                       "others plain-HTTP site routes)")
+        ->check(CLI::Range(1, 64));
     server->add_option("--shutdown-timeout", sf.shutdown_timeout,
                        "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")
         ->check(CLI::Range(0, 3600));

@@ -96,6 +96,7 @@ constexpr limit_key limit_keys[] = {
     {"max_sessions_per_token", &server_config::max_sessions_per_token, 1, many},
     {"max_control_frames_per_second", &server_config::max_control_frames_per_second, 1, many},
     {"metrics_tunnel_labels", &server_config::metrics_tunnel_labels, 0, 10000},
+    {"threads", &server_config::threads, 1, 64},
 };
 
 const limit_key* find_limit(std::string_view key) {
@@ -526,7 +527,7 @@ tl::expected<void, std::string> load_server_text(std::string_view text, const st
                  "redirect_https", "sites", "tcp_sites", "tunnel_policy", "trusted_proxies",
                  "accept_proxy_protocol", "metrics_addr", "metrics_token_file",
                  "metrics_tunnel_labels", "access_log", "admin_socket", "admin_addr",
-                 "admin_token", "admin_token_file", "admin_hosts", "acme", "cluster"}));
+                 "admin_token", "admin_token_file", "admin_hosts", "acme", "cluster", "threads"}));
         }
         if (!result) return result;
     }

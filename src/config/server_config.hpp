@@ -111,6 +111,9 @@ struct server_config {
     std::optional<endpoint> metrics_addr;
     std::string metrics_token_file;  // bearer token Prometheus sends; needed off loopback
     std::uint32_t metrics_tunnel_labels = 200;
+    // Event loops, one thread each: the first serves everything, the others the HTTP edge's
+    // routes that any loop may serve (docs/architecture.md#threads).
+    std::uint32_t threads = 1;
     std::optional<observe::access_log_settings> access_log;
 };
 

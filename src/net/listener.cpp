@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 namespace porthole::net {
 
@@ -14,7 +15,7 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 tl::expected<void, std::string> listen_on(tcp::acceptor& a, const config::endpoint& at,
-                                          std::string_view what) {
+                                          std::string_view what, bool shared) {
     error_code ec;
     auto address = asio::ip::make_address(at.host == "localhost" ? "127.0.0.1" : at.host, ec);
     if (ec)
@@ -23,6 +24,11 @@ tl::expected<void, std::string> listen_on(tcp::acceptor& a, const config::endpoi
     tcp::endpoint ep(address, at.port);
     a.open(ep.protocol(), ec);
     if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && shared) {
+        const int on = 1;
+        if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+            ec = error_code(errno, asio::error::get_system_category());
+    }
     if (!ec) a.bind(ep, ec);
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {

@@ -13,8 +13,11 @@ namespace porthole::net {
 
 // Binds and listens on `at` ("localhost" is 127.0.0.1); `what` names the listener in errors:
 // "cannot listen on 0.0.0.0:80 (http): address already in use".
+// `shared`: SO_REUSEPORT, so that each of a relay's event loops listens on `at` with a socket
+// of its own and the kernel spreads connections over them.
 tl::expected<void, std::string> listen_on(boost::asio::ip::tcp::acceptor& a,
-                                          const config::endpoint& at, std::string_view what);
+                                          const config::endpoint& at, std::string_view what,
+                                          bool shared = false);
 
 // After a failed accept (EMFILE and friends): a warning and a short pause instead of a spin;
 // the listener recovers by itself.

@@ -224,6 +224,7 @@ int https_certificates::on_server_name(SSL* ssl, int*, void* arg) {
             SSL_set_SSL_CTX(ssl, got);
             return SSL_TLSEXT_ERR_OK;
         }
+    const std::lock_guard lock(self->mutex_);
     // Exact names first (minted ones), then wildcards.
     for (auto& e : self->entries_)
         if (std::find(e.names.begin(), e.names.end(), host) != e.names.end()) {
@@ -465,6 +466,7 @@ double not_after(SSL_CTX* ctx) {
 
 bool https_certificates::covers(const std::string& host) const {
     if (ca_) return false;  // self-signed is for development: a real certificate is better
+    const std::lock_guard lock(mutex_);
     for (const auto& e : entries_) {
         if (fallback_ && &e == &entries_.front()) continue;
         for (const auto& pattern : e.names)
@@ -475,6 +477,7 @@ bool https_certificates::covers(const std::string& host) const {
 
 std::vector<std::pair<std::string, double>> https_certificates::expiries() const {
     std::vector<std::pair<std::string, double>> out;
+    const std::lock_guard lock(mutex_);
     for (const auto& e : entries_) {
         // Self-signed mode mints one per name visitors ask for: the labels stay bounded.
         if (out.size() == 100) break;

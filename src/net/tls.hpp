@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -83,6 +84,9 @@ private:
     std::string ca_file_;
     certificate_source* source_ = nullptr;
     bool fallback_ = false;  // the default entry is the self-signed fallback
+    // The relay's event loops all handshake with this set, and self-signed mode adds to it
+    // during a handshake: entries_ is read and written under this lock, once per handshake.
+    mutable std::mutex mutex_;
 };
 
 struct client_trust {

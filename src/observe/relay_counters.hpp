@@ -6,6 +6,7 @@
 #include "observe/label_slots.hpp"
 #include "observe/request_counts.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -68,6 +69,21 @@ struct relay_counters {
     std::uint64_t access_log_dropped = 0;
 
     void refused(refusal r) { ++refusals[static_cast<std::size_t>(r)]; }
+    // Another event loop's counts added to these (its sites in the same config order).
+    void add(const relay_counters& o) {
+        for (std::size_t i = 0; i < std::min(tunnels.size(), o.tunnels.size()); ++i)
+            tunnels[i].add(o.tunnels[i]);
+        for (std::size_t i = 0; i < std::min(sites.size(), o.sites.size()); ++i)
+            sites[i].add(o.sites[i]);
+        unrouted.add(o.unrouted);
+        bytes_in += o.bytes_in;
+        bytes_out += o.bytes_out;
+        carried.in += o.carried.in;
+        carried.out += o.carried.out;
+        for (std::size_t i = 0; i < refusals.size(); ++i) refusals[i] += o.refusals[i];
+        for (std::size_t i = 0; i < upstream_failures.size(); ++i)
+            upstream_failures[i] += o.upstream_failures[i];
+    }
     void failed(upstream_failure f) { ++upstream_failures[static_cast<std::size_t>(f)]; }
 };
 

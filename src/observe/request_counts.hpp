@@ -47,6 +47,12 @@ struct request_counts {
         ++by_class[code_class(status)];
         duration.add(d);
     }
+    void add(const request_counts& o) {
+        for (std::size_t i = 0; i < by_class.size(); ++i) by_class[i] += o.by_class[i];
+        for (std::size_t i = 0; i < duration.counts.size(); ++i)
+            duration.counts[i] += o.duration.counts[i];
+        duration.sum_us += o.duration.sum_us;
+    }
 };
 
 }  // namespace porthole::observe

@@ -14,6 +14,7 @@ public:
     explicit bandwidth(const config::bandwidth_settings& s);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "bandwidth"; }
+    bool keeps_state() const override { return true; }
 
 private:
     std::shared_ptr<net::byte_shaper> up_, down_;  // null: that direction is not shaped

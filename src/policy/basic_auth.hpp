@@ -16,6 +16,7 @@ public:
     explicit basic_auth(const config::basic_auth_settings& s);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "basic_auth"; }
+    bool keeps_state() const override { return true; }
 
 private:
     bool verified(std::string_view user, std::string_view password);

@@ -52,6 +52,7 @@ public:
              std::function<clock::time_point()> now = clock::now);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "jwt"; }
+    bool keeps_state() const override { return true; }
 
     // The claims of a token that passes every check, else which check failed.
     tl::expected<nlohmann::json, std::string_view> verify(std::string_view token);

@@ -61,6 +61,9 @@ public:
     virtual std::optional<answer> on_body(request_context&, std::string_view) {
         return std::nullopt;
     }
+    // It keeps state across requests (counts, caches, keys it fetches): its route is served by
+    // the relay's first event loop alone, where that state lives (docs/architecture.md#threads).
+    virtual bool keeps_state() const { return false; }
 };
 
 // The bytes of `a` as a response; no body for a HEAD request; `close` says Connection: close.

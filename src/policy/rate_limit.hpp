@@ -21,6 +21,7 @@ public:
                         std::function<clock::time_point()> now = clock::now);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "rate_limit"; }
+    bool keeps_state() const override { return true; }
 
     // What one request under `key` gets at `now`: nullopt when it passes, else the 429.
     std::optional<answer> take(const std::string& key, clock::time_point now);

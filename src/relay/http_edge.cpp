@@ -146,8 +146,8 @@ http_edge::http_edge(relay_context& ctx, tunnel_registry& registry,
                      const std::shared_ptr<route::route_table>& sites)
     : ctx_(ctx), registry_(registry), tunnels_(tunnels), sites_(sites), acceptor_(ctx.io) {}
 
-tl::expected<void, std::string> http_edge::listen() {
-    auto bound = ctx_.listen(acceptor_, ctx_.cfg.http_addr, "http");
+tl::expected<void, std::string> http_edge::listen(bool shared) {
+    auto bound = ctx_.listen(acceptor_, ctx_.cfg.http_addr, "http", shared);
     if (bound) ctx_.http_port = acceptor_.local_endpoint().port();
     return bound;
 }
@@ -170,6 +170,21 @@ asio::awaitable<void> http_edge::serve_plain(tcp::socket socket) {
     if (!origin) co_return;
     const visit_guard guard(ctx_, *origin);
     co_await serve(net::stream(std::move(socket)), guard, false);
+}
+
+void http_edge::adopt(handed_visitor v) { ctx_.spawn(serve_handed(std::move(v))); }
+
+asio::awaitable<void> http_edge::serve_handed(handed_visitor v) {
+    const visit_guard guard(ctx_, v);
+    auto stream = net::stream::adopt(std::move(v.conn), ctx_.io.get_executor());
+    co_await serve(std::move(stream), guard, v.https, std::move(v.already));
+}
+
+bool http_edge::serves_here(const http::message_head& head, std::string_view host) const {
+    if (ctx_.cfg.acme && head.target.starts_with(acme_challenge_path)) return false;
+    const route::site* site = sites_->find_site(host);
+    const route::route* r = site ? route::route_for(*site, head.target) : nullptr;
+    return r && r->any_loop;
 }
 
 asio::awaitable<bool> http_edge::read_whole_body(watched_socket& visitor,
@@ -293,7 +308,8 @@ void http_edge::forget_idle_tunnel_routes() {
     });
 }
 
-asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& guard, bool https) {
+asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& guard, bool https,
+                                       std::string already) {
     const std::string& from = guard.ip;
     // A load balancer of trusted_proxies: the visitor is who it says, in X-Forwarded-For.
     const bool behind_proxy = ctx_.trusted_proxies.contains(from);
@@ -305,6 +321,10 @@ asio::awaitable<void> http_edge::serve(net::stream stream, const visit_guard& gu
         co_return;
     }
     net::io_buffer in;
+    if (!already.empty()) {
+        in.commit(asio::buffer_copy(in.prepare(already.size()), asio::buffer(already)));
+        already = std::string();
+    }
     std::optional<upstream_link> up;
     cached_route cache;
     for (bool first = true;; first = false) {
@@ -436,11 +456,13 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     std::optional<http::rejection> raw_head_problem;
     const auto head_deadline = clock::now() + cfg.header_timeout;
     error_code ec;
+    std::size_t head_size = 0;  // on a worker loop: the head stays in `in` until it is routed
     for (;;) {
         const std::size_t used = request.put(in.data(), ec);
         if (request.is_header_done())
             raw_head_problem = http::check_raw_head(view(in).substr(0, used));
-        in.consume(used);
+        if (hand_over_ && request.is_header_done()) head_size = used;
+        else in.consume(used);
         if (request.is_header_done() || (ec && ec != beast::http::error::need_more)) break;
         const auto left =
             std::chrono::duration_cast<std::chrono::seconds>(head_deadline - clock::now());
@@ -476,8 +498,19 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         co_return false;
     }
     const http::message_head& head = request.head();
-    tally.head(head);
     const std::string* host = head.find("host");
+    if (hand_over_) {
+        // A worker loop serves the routes any loop may; the first loop serves the rest.
+        if (!serves_here(head, host ? std::string_view(*host) : std::string_view())) {
+            const std::string_view bytes = view(in);
+            handed_visitor v{visitor.conn.release(), std::string(bytes), guard.ip, guard.source,
+                             guard.destination, https};
+            hand_over_(std::move(v));
+            co_return false;
+        }
+        in.consume(head_size);
+    }
+    tally.head(head);
     // Behind a trusted proxy the visitor is the first address of X-Forwarded-For, from the
     // right, that is not a trusted proxy, and its X-Forwarded-Proto says what the visitor used.
     bool visitor_https = https;

@@ -19,6 +19,7 @@
 #include <tl/expected.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,13 +30,22 @@ namespace porthole::relay {
 
 class request_tally;  // relay/request_tally.hpp
 
+
 class http_edge {
 public:
     // `sites`: the relay's route table, which a reload replaces.
     http_edge(relay_context& ctx, tunnel_registry& registry, upstream::tunnel_source& tunnels,
               const std::shared_ptr<route::route_table>& sites);
 
-    tl::expected<void, std::string> listen();
+    // `shared`: one listener per event loop (SO_REUSEPORT).
+    tl::expected<void, std::string> listen(bool shared = false);
+    // A worker loop's edge: a request for a route it may not serve (relay/worker.hpp) hands its
+    // connection over to `to_first` and it is served there from then on.
+    void hand_over_to(hand_over_fn to_first) { hand_over_ = std::move(to_first); }
+    // On the first loop: a connection a worker handed over.
+    void adopt(handed_visitor v);
+    // Whether `host` is a configured site's (the HTTPS edge of a worker terminates its TLS).
+    bool has_site(std::string_view host) const { return sites_->find_site(host) != nullptr; }
     void start();
     void stop_accepting();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
@@ -43,7 +53,9 @@ public:
     int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
 
     // Serves a visitor connection (plain, or TLS the HTTPS edge terminated) until it ends.
-    boost::asio::awaitable<void> serve(net::stream stream, const visit_guard& guard, bool https);
+    // `already`: bytes of it read before (by a loop that handed it over).
+    boost::asio::awaitable<void> serve(net::stream stream, const visit_guard& guard, bool https,
+                                       std::string already = {});
 
     // Drops the routes of tunnel names no client serves any more (the sweeper calls it).
     void forget_idle_tunnel_routes();
@@ -71,6 +83,9 @@ private:
                                                 refresh_request request);
 
     boost::asio::awaitable<void> accept();
+    boost::asio::awaitable<void> serve_handed(handed_visitor v);
+    // On a worker loop: whether this request's route is one the loop may serve.
+    bool serves_here(const http::message_head& head, std::string_view host) const;
     boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket);
     // A tunnel whose client holds its name by a lease is reconnecting (a network change, a relay
     // upgrade): its visitors wait up to client_return_wait for it rather than get a 502.
@@ -108,6 +123,7 @@ private:
         std::shared_ptr<const policy::chain> owner_policies;
     };
     std::unordered_map<std::string, tunnel_route_entry> tunnel_routes_;
+    hand_over_fn hand_over_;  // set on a worker loop
 };
 
 }  // namespace porthole::relay

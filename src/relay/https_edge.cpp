@@ -47,8 +47,8 @@ asio::awaitable<net::client_hello_sni> peek_client_hello(tcp::socket& socket,
 }
 }  // namespace
 
-tl::expected<void, std::string> https_edge::listen() {
-    auto bound = ctx_.listen(acceptor_, *ctx_.cfg.https_addr, "https");
+tl::expected<void, std::string> https_edge::listen(bool shared) {
+    auto bound = ctx_.listen(acceptor_, *ctx_.cfg.https_addr, "https", shared);
     if (bound) ctx_.https_port = acceptor_.local_endpoint().port();
     return bound;
 }
@@ -108,9 +108,31 @@ asio::awaitable<void> https_edge::serve(tcp::socket socket) {
         ctx_.refused_connection(observe::refusal::connections_per_ip, guard.ip);
         co_return;
     }
+    co_await serve_admitted(std::move(socket), guard);
+}
+
+void https_edge::adopt(handed_visitor v) { ctx_.spawn(serve_handed(std::move(v))); }
+
+asio::awaitable<void> https_edge::serve_handed(handed_visitor v) {
+    const visit_guard guard(ctx_, v);
+    auto stream = net::stream::adopt(std::move(v.conn), ctx_.io.get_executor());
+    co_await serve_admitted(std::move(stream.socket()), guard);
+}
+
+asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit_guard& guard) {
     // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
     const auto deadline = clock::now() + ctx_.cfg.header_timeout;
     const auto hello = co_await peek_client_hello(socket, deadline);
+    // A worker loop terminates TLS for configured sites (with certificates from files or
+    // self-signed; ACME's are the first loop's) and hands everything else over untouched.
+    if (hand_over_ && !(hello.what == net::client_hello_sni::status::found && !hello.acme_tls &&
+                        !hello.control && !ctx_.cfg.acme && ctx_.https &&
+                        http_.has_site(hello.name))) {
+        net::stream whole(std::move(socket));
+        hand_over_(handed_visitor{whole.release(), {}, guard.ip, guard.source, guard.destination,
+                                  true});
+        co_return;
+    }
     if (hello.what == net::client_hello_sni::status::found && hello.acme_tls && ctx_.acme) {
         if (auto challenge = ctx_.acme->answers().tls_alpn_context(hello.name)) {
             co_await answer_tls_alpn(std::move(socket), challenge, deadline);

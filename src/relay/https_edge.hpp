@@ -29,7 +29,13 @@ public:
         control_ = std::move(control);
     }
 
-    tl::expected<void, std::string> listen();
+    // `shared`: one listener per event loop (SO_REUSEPORT).
+    tl::expected<void, std::string> listen(bool shared = false);
+    // A worker loop's edge: a connection for anything but a configured site (a TLS tunnel, an
+    // HTTP tunnel, an ACME validation, a client) goes to `to_first` before its handshake.
+    void hand_over_to(hand_over_fn to_first) { hand_over_ = std::move(to_first); }
+    // On the first loop: a connection a worker handed over, its ClientHello not yet read.
+    void adopt(handed_visitor v);
     void start();
     void stop_accepting();
     bool listening() const { return acceptor_.is_open(); }
@@ -39,6 +45,9 @@ public:
 private:
     boost::asio::awaitable<void> accept();
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> serve_handed(handed_visitor v);
+    boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket socket,
+                                                const visit_guard& guard);
     boost::asio::awaitable<void> answer_tls_alpn(
         boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> challenge,
         clock::time_point deadline);
@@ -51,6 +60,7 @@ private:
     tunnel_members* tunnels_ = nullptr;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::function<void(boost::asio::ip::tcp::socket)> control_;
+    hand_over_fn hand_over_;  // set on a worker loop
 };
 
 }  // namespace porthole::relay

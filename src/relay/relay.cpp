@@ -17,12 +17,15 @@
 #include "relay/relay_admin.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/reload_plan.hpp"
+#include "relay/site_builder.hpp"
 #include "relay/tcp_edge.hpp"
 #include "relay/tunnel_members.hpp"
 #include "relay/upgrader.hpp"
+#include "relay/worker.hpp"
 #include "route/route_table.hpp"
 
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
@@ -48,50 +51,6 @@ std::vector<std::string> control_names(const config::server_config& cfg) {
     std::vector<std::string> names{cfg.domain};
     if (cfg.control_addr.host != cfg.domain) names.push_back(cfg.control_addr.host);
     return names;
-}
-
-// The pools and routes of the configured sites. Fails on an https member's CA file.
-tl::expected<void, std::string> build_sites(const config::site_set& sites,
-                                            upstream::tunnel_source& tunnels,
-                                            const policy::jwks_sources& jwks,
-                                            route::route_table& table) {
-    for (const auto& s : sites.sites) {
-        const auto site_index = static_cast<std::uint32_t>(table.sites().size());
-        route::site built{s.hosts, {}, s.pages, site_index};
-        // One of each site-wide step for all its routes: a site's rate limit counts them together.
-        const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
-        std::shared_ptr<cache::http_cache> site_cache;
-        if (s.cache && s.cache->enabled) {
-            auto made = cache::make_cache(*s.cache);
-            if (!made) return tl::unexpected(fmt::format("site {}: {}", s.hosts.front(), made.error()));
-            site_cache = std::move(*made);
-        }
-        for (const auto& r : s.routes) {
-            auto route = std::make_shared<route::route>();
-            route->path = r.path;
-            route->strip_prefix = r.strip_prefix;
-            route->metric_slot = site_index;
-            route->policies = site_policies;
-            for (auto& p : policy::build_chain(r.policies, &jwks))
-                route->policies.push_back(std::move(p));
-            const std::string name = r.path.empty() ? s.hosts.front()
-                                                    : fmt::format("{}{}", s.hosts.front(), r.path);
-            auto pool = upstream::pool::make(name, r.upstream, &tunnels);
-            if (!pool) return tl::unexpected(fmt::format("site {}: {}", name, pool.error()));
-            route->pool = std::move(*pool);
-            route->cache = site_cache;
-            if (r.cache && !r.cache->enabled) {
-                route->cache = nullptr;
-            } else if (r.cache) {
-                auto made = cache::make_cache(*r.cache);
-                if (!made) return tl::unexpected(fmt::format("site {}: {}", name, made.error()));
-                route->cache = std::move(*made);
-            }
-            built.routes.push_back(std::move(route));
-        }
-        table.add(std::move(built));
-    }
-    return {};
 }
 
 // The relay: its parts, wired; signals, the sweeper, draining and stop.
@@ -178,7 +137,7 @@ public:
             if (!log) return tl::unexpected(log.error());
             ctx_.access_log = std::move(*log);
         }
-        built = build_sites(cfg_.sites, tunnels_, ctx_.jwks, *sites_);
+        built = build_sites(cfg_.sites, &tunnels_, ctx_.jwks, *sites_, true);
         if (!built) return built;
         auto tunnel_cache = ctx_.tunnel_cache_for(cfg_.tunnel_cache);
         if (!tunnel_cache) return tl::unexpected(tunnel_cache.error());
@@ -196,10 +155,25 @@ public:
             bound = link_->listen();
             if (!bound) return bound;
         }
-        bound = http_.listen();
+        bound = http_.listen(cfg_.threads > 1);
         if (!bound) return bound;
         if (cfg_.https_addr) {
-            bound = https_edge_.listen();
+            bound = https_edge_.listen(cfg_.threads > 1);
+            if (!bound) return bound;
+        }
+        for (std::uint32_t i = 1; i < cfg_.threads; ++i) {
+            // What a worker loop does not serve comes here, to be served on this thread.
+            auto to_http = [this](handed_visitor v) {
+                asio::post(ctx_.io, [this, v = std::move(v)]() mutable { http_.adopt(std::move(v)); });
+            };
+            auto to_https = [this](handed_visitor v) {
+                asio::post(ctx_.io,
+                           [this, v = std::move(v)]() mutable { https_edge_.adopt(std::move(v)); });
+            };
+            workers_.push_back(std::make_unique<worker>(i, cfg_, ctx_.visitors, https_.get(),
+                                                        ctx_.https_port, std::move(to_http),
+                                                        std::move(to_https)));
+            bound = workers_.back()->listen();
             if (!bound) return bound;
         }
         if (cfg_.metrics_addr) {
@@ -244,6 +218,7 @@ public:
         }
         if (cfg_.control_enabled && !control_later) control_.start();
         http_.start();
+        for (auto& w : workers_) w->start();
         if (https_edge_.listening()) https_edge_.start();
         if (metrics_) metrics_->start();
         for (const auto& s : sites_->sites())
@@ -295,7 +270,7 @@ public:
     std::string metrics_text() {
         relay_gauges g;
         control_.read_gauges(g);
-        g.visitor_connections = ctx_.active_visitors;
+        g.visitor_connections = visitors();
         if (admin_server_) g.admin_auth_failures = admin_server_->auth_failures();
         if (control_.tls())
             g.certificates.push_back(
@@ -325,7 +300,9 @@ public:
                     g.upstream.push_back({s->hosts.front(), r->pool->member(i).url,
                                           r->pool->available(i)});
         }
-        return write_metrics(ctx_.counters, ctx_.tunnel_labels, site_labels, g,
+        observe::relay_counters counted = ctx_.counters;
+        for (const auto& w : workers_) counted.add(w->counters());
+        return write_metrics(counted, ctx_.tunnel_labels, site_labels, g,
                              observe::read_process_stats(),
                              ctx_.access_log ? ctx_.access_log->dropped_lines() : 0);
     }
@@ -426,7 +403,7 @@ private:
         }
         if (!built) return tl::unexpected(built.error());
         auto table = std::make_shared<route::route_table>();
-        built = build_sites(next.sites, tunnels_, ctx_.jwks, *table);
+        built = build_sites(next.sites, &tunnels_, ctx_.jwks, *table, true);
         if (!built) return tl::unexpected(built.error());
         auto tunnel_cache = ctx_.tunnel_cache_for(next.tunnel_cache);
         if (!tunnel_cache) return tl::unexpected(tunnel_cache.error());
@@ -514,6 +491,7 @@ private:
         cfg_.trusted_proxies = std::move(next.trusted_proxies);
         cfg_.accept_proxy_protocol = next.accept_proxy_protocol;
         ctx_.config_changed();
+        for (auto& w : workers_) w->reload(cfg_, https_.get());
         http_.forget_tunnel_routes();
         ++ctx_.tunnels_changed;
         ++generation_;
@@ -555,6 +533,7 @@ private:
         reopen_signal_.async_wait([this](error_code ec, int) {
             if (ec) return;
             if (ctx_.access_log) ctx_.access_log->reopen();
+            for (auto& w : workers_) w->reopen_log();
             wait_for_reopen();
         });
     }
@@ -765,6 +744,7 @@ private:
         });
         error_code ec;
         http_.stop_accepting();
+        for (auto& w : workers_) w->drain(idle_grace);
         https_edge_.stop_accepting();
         if (metrics_) metrics_->stop_accepting();
         sweep_.cancel();
@@ -801,16 +781,24 @@ private:
         // Visitors, the answer to `porthole admin upgrade` that asked for this drain, and for a
         // moment the clients: they leave once they have read GOAWAY, and know why.
         const auto clients_until = clock::now() + 500ms;
-        while ((ctx_.active_visitors > 0 || (admin_server_ && admin_server_->answering()) ||
+        while ((visitors() > 0 || (admin_server_ && admin_server_->answering()) ||
                 (control_.session_count() > 0 && clock::now() < clients_until)) &&
                clock::now() < deadline) {
             t.expires_after(20ms);
             co_await t.async_wait(use_tuple);
         }
-        if (ctx_.active_visitors > 0)
-            spdlog::warn("{} visitor connections still open at the deadline", ctx_.active_visitors);
+        if (visitors() > 0)
+            spdlog::warn("{} visitor connections still open at the deadline", visitors());
         control_.close_all();
+        for (auto& w : workers_) w->stop();
         ctx_.io.stop();
+    }
+
+    // Visitor connections open on every event loop (the workers' as of their last second).
+    std::size_t visitors() const {
+        std::size_t n = ctx_.active_visitors;
+        for (const auto& w : workers_) n += w->active_visitors();
+        return n;
     }
 
     config::server_config& cfg_;  // the live config: a reload changes what may change in place
@@ -841,14 +829,19 @@ private:
     asio::steady_timer sweep_;
     core::heap_trim heap_;
     upgrader upgrader_;
+    // The other event loops (threads > 1): last, so that they stop before what they hand to.
+    std::vector<std::unique_ptr<worker>> workers_;
 };
 
-// One thread and no resolver: the scheduler and reactor need no locks. destroy_pending() shuts
-// the services down, which destroys every handler still queued or waiting, and with them the
-// coroutine frames suspended in them.
+// The first event loop, without a resolver: alone, its scheduler and reactor need no locks.
+// destroy_pending() shuts the services down, which destroys every handler still queued or
+// waiting, and with them the coroutine frames suspended in them.
 class relay_io : public asio::io_context {
 public:
-    relay_io() : asio::io_context(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE) {}
+    // With other event loops (`threads`), they post to this one: the scheduler locks.
+    explicit relay_io(bool posted_to)
+        : asio::io_context(posted_to ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO
+                                     : BOOST_ASIO_CONCURRENCY_HINT_UNSAFE) {}
     void destroy_pending() { shutdown(); }
 };
 
@@ -913,7 +906,7 @@ int run(config::server_config cfg, config_source reload, start_options start) {
         if (!made) return refuse(made.error());
         acme = std::move(*made);
     }
-    relay_io io;
+    relay_io io(cfg.threads > 1);
     relay r(io, cfg, std::move(reload), std::move(start.command), std::move(tls),
             std::move(https), std::move(acme));
     r.adopt(given);

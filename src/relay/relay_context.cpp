@@ -72,9 +72,9 @@ std::uint32_t relay_context::hold_tunnel_label(const std::string& name) {
 
 tl::expected<void, std::string> relay_context::listen(tcp::acceptor& a,
                                                      const config::endpoint& at,
-                                                     std::string_view role) {
+                                                     std::string_view role, bool shared) {
     const auto fd = inherited.take(role, at.to_string());
-    if (!fd) return net::listen_on(a, at, role);
+    if (!fd) return net::listen_on(a, at, role, shared);
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ::getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -133,16 +133,22 @@ boost::asio::awaitable<void> accept_connections(
     }
 }
 
-visit_guard::visit_guard(relay_context& ctx, std::string ip)
+visit_guard::visit_guard(relay_context& ctx, std::string ip, bool admitted)
     : ctx(ctx), ip(std::move(ip)), counted_as(net::address_group(this->ip)) {
     ++ctx.active_visitors;
-    within_limit = ++ctx.per_ip[counted_as] <= ctx.max_connections_per_ip;
+    within_limit = ctx.visitors->open(counted_as) <= ctx.max_connections_per_ip || admitted;
 }
 
 visit_guard::visit_guard(relay_context& ctx, const net::proxy_header& origin)
     : visit_guard(ctx, origin.source.address().to_string()) {
     source = origin.source;
     destination = origin.destination;
+}
+
+visit_guard::visit_guard(relay_context& ctx, const handed_visitor& v)
+    : visit_guard(ctx, v.ip, true) {
+    source = v.source;
+    destination = v.destination;
 }
 
 asio::awaitable<std::optional<net::proxy_header>> connection_origin(relay_context& ctx,
@@ -176,8 +182,7 @@ asio::awaitable<std::optional<net::proxy_header>> connection_origin(relay_contex
 
 visit_guard::~visit_guard() {
     --ctx.active_visitors;
-    if (auto it = ctx.per_ip.find(counted_as); it != ctx.per_ip.end() && --it->second == 0)
-        ctx.per_ip.erase(it);
+    ctx.visitors->close(counted_as);
 }
 
 }  // namespace porthole::relay

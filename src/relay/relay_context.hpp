@@ -15,6 +15,7 @@
 #include "policy/jwks_fetch.hpp"
 #include "relay/handoff.hpp"
 #include "relay/lease_table.hpp"
+#include "relay/visitor_table.hpp"
 
 #include "net/stream.hpp"
 
@@ -81,8 +82,10 @@ struct relay_context {
 
     // Listens on `at` for `role` ("http", "tcp tunnel"...; it names the listener in errors): on
     // the socket the relay this one replaced handed over for them, when there is one.
+    // `shared`: one listener per event loop on `at` (SO_REUSEPORT).
     tl::expected<void, std::string> listen(boost::asio::ip::tcp::acceptor& a,
-                                           const config::endpoint& at, std::string_view role);
+                                           const config::endpoint& at, std::string_view role,
+                                           bool shared = false);
 
     // A visitor turned away before any request of its was read (a connection limit): counted,
     // and kept among the recent events.
@@ -110,8 +113,9 @@ struct relay_context {
     clock::time_point now = clock::now();  // refreshed by the sweeper: deadlines are coarse
     watch_list watched;  // read and write deadlines, checked each second
 
-    std::size_t active_visitors = 0;  // for draining
-    std::unordered_map<std::string, std::uint32_t> per_ip;  // open visitor connections
+    std::size_t active_visitors = 0;  // on this event loop, for draining
+    // Open visitor connections per address: one table for all the relay's event loops.
+    std::shared_ptr<visitor_table> visitors = std::make_shared<visitor_table>();
     // The limits that protect descriptors, no larger than the descriptor limit allows.
     std::uint32_t descriptors;
     std::uint32_t max_connections_per_ip = 0;
@@ -157,11 +161,25 @@ boost::asio::awaitable<std::optional<net::proxy_header>> connection_origin(
     std::string_view what);
 
 // Counts a visitor connection for shutdown and for the per-address limit.
+// A visitor connection a worker loop hands to the first one (relay/worker.hpp): the bytes it
+// read, and who the visitor is.
+struct handed_visitor {
+    net::released_stream conn;
+    std::string already;  // read, not yet answered: the first loop reads them first
+    std::string ip;
+    boost::asio::ip::tcp::endpoint source, destination;
+    bool https = false;  // TLS the worker's HTTPS edge terminated (conn holds its state)
+};
+using hand_over_fn = std::function<void(handed_visitor)>;
+
 struct visit_guard {
-    visit_guard(relay_context& ctx, std::string ip);
+    // `admitted`: another event loop let the connection in already (it was handed over).
+    visit_guard(relay_context& ctx, std::string ip, bool admitted = false);
     // From its origin: `ip` is the origin's source address; `source` and `destination` are kept
     // for a PROXY header toward a backend.
     visit_guard(relay_context& ctx, const net::proxy_header& origin);
+    // A connection another loop admitted and handed over.
+    visit_guard(relay_context& ctx, const handed_visitor& v);
     ~visit_guard();
     visit_guard(const visit_guard&) = delete;
     visit_guard& operator=(const visit_guard&) = delete;

@@ -46,6 +46,7 @@ reload_plan plan_reload(const config::server_config& old, const config::server_c
     check(old.metrics_addr == next.metrics_addr, "metrics_addr");
     check(old.metrics_token_file == next.metrics_token_file, "metrics_token_file");
     check(old.metrics_tunnel_labels == next.metrics_tunnel_labels, "metrics_tunnel_labels");
+    check(old.threads == next.threads, "threads");
     check(old.access_log == next.access_log, "access_log");
     // The handshake gate and each session's data pool are sized when they are made.
     check(old.max_unauthenticated == next.max_unauthenticated, "max_unauthenticated");

@@ -1,0 +1,69 @@
+#include "relay/site_builder.hpp"
+
+#include "cache/http_cache.hpp"
+#include "policy/chain.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace porthole::relay {
+
+tl::expected<void, std::string> build_sites(const config::site_set& sites,
+                                            upstream::tunnel_source* tunnels,
+                                            const policy::jwks_sources& jwks,
+                                            route::route_table& table, bool first_loop) {
+    for (const auto& s : sites.sites) {
+        const auto site_index = static_cast<std::uint32_t>(table.sites().size());
+        route::site built{s.hosts, {}, s.pages, site_index};
+        // One of each site-wide step for all its routes: a site's rate limit counts them together.
+        const policy::chain site_policies = policy::build_chain(s.policies, &jwks);
+        std::shared_ptr<cache::http_cache> site_cache;
+        const bool site_cached = s.cache && s.cache->enabled;
+        if (site_cached && first_loop) {
+            auto made = cache::make_cache(*s.cache);
+            if (!made) return tl::unexpected(fmt::format("site {}: {}", s.hosts.front(), made.error()));
+            site_cache = std::move(*made);
+        }
+        for (const auto& r : s.routes) {
+            auto route = std::make_shared<route::route>();
+            route->path = r.path;
+            route->strip_prefix = r.strip_prefix;
+            route->metric_slot = site_index;
+            route->policies = site_policies;
+            for (auto& p : policy::build_chain(r.policies, &jwks))
+                route->policies.push_back(std::move(p));
+            const std::string name = r.path.empty() ? s.hosts.front()
+                                                    : fmt::format("{}{}", s.hosts.front(), r.path);
+            auto pool = upstream::pool::make(name, r.upstream, tunnels);
+            if (!pool) return tl::unexpected(fmt::format("site {}: {}", name, pool.error()));
+            route->pool = std::move(*pool);
+            route->cache = site_cache;
+            bool cached = site_cached;
+            if (r.cache && !r.cache->enabled) {
+                route->cache = nullptr;
+                cached = false;
+            } else if (r.cache) {
+                cached = true;
+                if (first_loop) {
+                    auto made = cache::make_cache(*r.cache);
+                    if (!made)
+                        return tl::unexpected(fmt::format("site {}: {}", name, made.error()));
+                    route->cache = std::move(*made);
+                }
+            }
+            route->any_loop =
+                !cached &&
+                std::none_of(route->policies.begin(), route->policies.end(),
+                             [](const auto& p) { return p->keeps_state(); }) &&
+                std::none_of(r.upstream.members.begin(), r.upstream.members.end(), [](const auto& m) {
+                    return m.kind == config::upstream_member::scheme::tunnel;
+                });
+            built.routes.push_back(std::move(route));
+        }
+        table.add(std::move(built));
+    }
+    return {};
+}
+
+}  // namespace porthole::relay

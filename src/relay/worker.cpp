@@ -1,0 +1,157 @@
+#include "relay/worker.hpp"
+
+#include "core/use_tuple.hpp"
+#include "relay/site_builder.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+namespace porthole::relay {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+worker::worker(unsigned index, const config::server_config& cfg,
+               std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
+               std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https)
+    // Other threads post to it (the first loop's reload, drain and stop); its sockets are its own.
+    : index_(index), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), cfg_(cfg), ctx_(io_, cfg_, https),
+      registry_(cfg.lease_grace, "local"), tunnels_(ctx_, registry_),
+      http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_), sweep_(io_),
+      published_(ctx_.counters) {
+    ctx_.visitors = std::move(visitors);
+    ctx_.https_port = https_port;
+    http_.hand_over_to(std::move(to_http));
+    https_edge_.hand_over_to(std::move(to_https));
+}
+
+worker::~worker() { stop(); }
+
+tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build() {
+    auto table = std::make_shared<route::route_table>();
+    auto built = build_sites(cfg_.sites, nullptr, ctx_.jwks, *table, false);
+    if (!built) return tl::unexpected(built.error());
+    return table;
+}
+
+tl::expected<void, std::string> worker::listen() {
+    auto table = build();
+    if (!table) return tl::unexpected(table.error());
+    sites_ = std::move(*table);
+    if (cfg_.access_log) {
+        auto log = observe::access_log::open(*cfg_.access_log);
+        if (!log) return tl::unexpected(log.error());
+        ctx_.access_log = std::move(*log);
+    }
+    auto bound = http_.listen(true);
+    if (bound && cfg_.https_addr) bound = https_edge_.listen(true);
+    return bound;
+}
+
+void worker::start() {
+    for (const auto& s : sites_->sites())
+        for (const auto& r : s->routes) r->pool->start_checks(io_.get_executor());
+    http_.start();
+    if (https_edge_.listening()) https_edge_.start();
+    ctx_.spawn(sweep());
+    thread_ = std::thread([this] {
+        // Named for top -H and /proc/PID/task/*/comm.
+        pthread_setname_np(pthread_self(), fmt::format("porthole-loop{}", index_).c_str());
+        io_.run();
+    });
+}
+
+void worker::reload(config::server_config next, net::https_certificates* https) {
+    asio::post(io_, [this, next = std::move(next), https]() mutable {
+        cfg_ = std::move(next);
+        ctx_.https = https;
+        auto table = build();
+        if (!table) {  // the first loop built the same table: only a file gone since fails
+            spdlog::error("reload on event loop: {}", table.error());
+            return;
+        }
+        std::vector<observe::request_counts> site_counts((*table)->sites().size());
+        for (std::size_t i = 0; i < (*table)->sites().size(); ++i)
+            for (std::size_t j = 0; j < sites_->sites().size(); ++j)
+                if (sites_->sites()[j]->hosts.front() == (*table)->sites()[i]->hosts.front())
+                    site_counts[i] = ctx_.counters.sites[j];
+        for (const auto& s : sites_->sites())
+            for (const auto& r : s->routes) r->pool->stop();
+        sites_ = std::move(*table);
+        ctx_.counters.sites = std::move(site_counts);
+        for (const auto& s : sites_->sites())
+            for (const auto& r : s->routes) r->pool->start_checks(io_.get_executor());
+        ctx_.config_changed();
+    });
+}
+
+void worker::drain(std::chrono::seconds idle_grace) {
+    asio::post(io_, [this, idle_grace] {
+        ctx_.draining = true;
+        http_.stop_accepting();
+        https_edge_.stop_accepting();
+        sweep_.cancel();
+        for (const auto& s : sites_->sites())
+            for (const auto& r : s->routes) r->pool->stop();
+        ctx_.spawn(close_idle_after(idle_grace));
+    });
+}
+
+asio::awaitable<void> worker::close_idle_after(std::chrono::seconds grace) {
+    asio::steady_timer t(io_);
+    if (grace.count() > 0) {
+        t.expires_after(grace);
+        co_await t.async_wait(use_tuple);
+    }
+    ctx_.closing_idle = true;
+    boost::system::error_code ec;
+    for (auto& w : ctx_.watched)
+        if (w.idle) w.conn.socket().cancel(ec);
+    // Deadlines go on being enforced while the last requests finish.
+    while (ctx_.active_visitors > 0) {
+        t.expires_after(1s);
+        co_await t.async_wait(use_tuple);
+        ctx_.now = clock::now();
+        for (auto& w : ctx_.watched)
+            if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
+        active_.store(ctx_.active_visitors, std::memory_order_relaxed);
+    }
+    active_.store(0, std::memory_order_relaxed);
+}
+
+void worker::stop() {
+    if (!thread_.joinable()) return;
+    io_.stop();
+    thread_.join();
+    // Connections still suspended hold guards that give back what they counted.
+    io_.destroy_pending();
+}
+
+void worker::reopen_log() {
+    if (ctx_.access_log) ctx_.access_log->reopen();
+}
+
+observe::relay_counters worker::counters() const {
+    const std::lock_guard lock(published_mutex_);
+    return published_;
+}
+
+// Once a second: deadlines, the access log's buffer, and what the first loop's metrics read.
+asio::awaitable<void> worker::sweep() {
+    while (!ctx_.draining) {
+        sweep_.expires_after(1s);
+        co_await sweep_.async_wait(use_tuple);
+        ctx_.now = clock::now();
+        boost::system::error_code ec;
+        for (auto& w : ctx_.watched)
+            if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
+        if (ctx_.access_log) ctx_.access_log->flush();
+        active_.store(ctx_.active_visitors, std::memory_order_relaxed);
+        const std::lock_guard lock(published_mutex_);
+        published_ = ctx_.counters;
+    }
+}
+
+}  // namespace porthole::relay

@@ -1,0 +1,87 @@
+#pragma once
+// One more event loop of a relay (`threads` > 1), on a thread of its own: its own listeners on
+// the HTTP and HTTPS addresses (SO_REUSEPORT: the kernel spreads connections over the loops),
+// its own copy
+// of the config and of the sites' route table (upstream pools, health checks, policies), its own
+// counters and access-log buffer. It serves the routes any loop may serve (route::any_loop),
+// terminating TLS for configured sites; a request for anything else hands its connection to the
+// first loop, once, and it stays there (before the handshake for HTTPS that is not a site's).
+// Everything but the constructor and listen() is called from the first loop's thread.
+#include "config/server_config.hpp"
+#include "observe/relay_counters.hpp"
+#include "relay/http_edge.hpp"
+#include "relay/https_edge.hpp"
+#include "relay/local_registry.hpp"
+#include "relay/relay_context.hpp"
+#include "relay/tunnel_members.hpp"
+#include "route/route_table.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <tl/expected.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace porthole::relay {
+
+class worker {
+public:
+    // `visitors`: the relay's connections per address; `to_first`: the first loop's adoption.
+    // `index`: 1 for the second loop, and so on (its thread is named porthole-loopN).
+    // `https`: the relay's certificates (null: no HTTPS). `to_http` and `to_https`: the first
+    // loop's HTTP edge and HTTPS edge adopting what this one hands over.
+    worker(unsigned index, const config::server_config& cfg,
+           std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
+           std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https);
+    ~worker();
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // Builds the routes and listens; before start().
+    tl::expected<void, std::string> listen();
+    void start();
+    // A reload the first loop applied: this loop takes `next` as its config, and the
+    // certificates it read again.
+    void reload(config::server_config next, net::https_certificates* https);
+    // Stops accepting; kept-alive connections close when idle after `idle_grace`.
+    void drain(std::chrono::seconds idle_grace);
+    // Ends the loop and its thread.
+    void stop();
+    void reopen_log();
+
+    // Its visitor connections open now, and its counters as of the last second.
+    std::size_t active_visitors() const { return active_.load(std::memory_order_relaxed); }
+    observe::relay_counters counters() const;
+
+private:
+    boost::asio::awaitable<void> sweep();
+    boost::asio::awaitable<void> close_idle_after(std::chrono::seconds grace);
+    tl::expected<std::shared_ptr<route::route_table>, std::string> build();
+
+    // destroy_pending(): the coroutine frames still suspended go while what they use exists.
+    struct loop_io : boost::asio::io_context {
+        using io_context::io_context;
+        void destroy_pending() { shutdown(); }
+    };
+    unsigned index_;
+    loop_io io_;
+    config::server_config cfg_;
+    relay_context ctx_;
+    local_registry registry_;  // empty: tunnels are the first loop's
+    tunnel_members tunnels_;
+    std::shared_ptr<route::route_table> sites_ = std::make_shared<route::route_table>();
+    http_edge http_;
+    https_edge https_edge_;
+    boost::asio::steady_timer sweep_;
+    std::thread thread_;
+    std::atomic<std::size_t> active_{0};
+    mutable std::mutex published_mutex_;
+    observe::relay_counters published_;  // guarded by published_mutex_
+};
+
+}  // namespace porthole::relay

@@ -1,0 +1,161 @@
+"""A relay with `threads = 2`: a second event loop listens on the HTTP address too (SO_REUSEPORT)
+and serves the routes any loop may serve; a tunnel, an unknown host, and a route whose policies
+keep state are handed to the first loop, once per connection, with the bytes already read.
+
+Visitors open a new connection per request so the kernel spreads them over both loops. That the
+second loop served is read from its thread's CPU time (/proc/PID/task, thread porthole-loop1)."""
+import http.client
+import os
+import signal
+import ssl
+import time
+import urllib.request
+
+from helpers import free_port, make_cert, wait_until
+from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
+
+
+def loop_cpu_ticks(pid):
+    """utime + stime of each thread of `pid`, by thread name."""
+    ticks = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            stat = f.read()
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks[name] = ticks.get(name, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def metric(port, prefix):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(prefix))
+
+
+def config(metrics_port, *sites):
+    return 'threads = 2\nmetrics_addr = "127.0.0.1:%d"\n' % metrics_port + "".join(sites)
+
+
+def test_two_loops_serve_sites_and_hand_tunnels_and_stateful_routes_to_the_first(
+        group, tmp_path, backend, make_agent):
+    web, tun = backend("web"), backend("tun")
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, config(
+        metrics_port,
+        site([HOST], [{"upstream": "[%s]" % http_url(web)}]),
+        site(["limited.test"], [{"upstream": "[%s]" % http_url(web)}],
+             policies='[{ type = "rate_limit", rate = "1/h", burst = 10, key = "ip" }]')))
+    make_agent(relay, "http", tun.port, "--subdomain", "preview")
+    assert "porthole-loop1" in loop_cpu_ticks(relay.pid)
+
+    answers = [get(relay.http_port, "/s/%d" % i) for i in range(600)]
+    assert tally(answers) == {"web": 600}
+    assert loop_cpu_ticks(relay.pid)["porthole-loop1"] > 0, "the second loop served nothing"
+    # The counters of both loops add up in /metrics (a worker publishes each second).
+    wait_until(lambda: metric(metrics_port,
+                              'porthole_requests_total{site="%s",code_class="2xx"}' % HOST) == 600,
+               5)
+
+    # A tunnel: every request reaches the client whichever loop accepted it.
+    tunnel_host = "preview.localhost:%d" % relay.http_port
+    assert tally(get(relay.http_port, "/t/%d" % i, host=tunnel_host) for i in range(40)) == \
+        {"tun": 40}
+    # An unknown host is the first loop's 404.
+    assert {get(relay.http_port, "/u", host="nobody.localhost").status for _ in range(10)} == {404}
+    # rate_limit keeps one count for the relay, not one per loop: exactly the burst passes.
+    statuses = [get(relay.http_port, "/r/%d" % i, host="limited.test").status for i in range(30)]
+    assert statuses.count(200) == 10 and statuses.count(429) == 20, statuses
+
+
+def test_a_reload_reaches_the_second_loop_and_sigterm_stops_both(group, tmp_path, backend):
+    a, b = backend("a"), backend("b")
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, config(
+        metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(a)}])))
+    assert tally(get(relay.http_port, "/%d" % i) for i in range(40)) == {"a": 40}
+    (tmp_path / "relay.toml").write_text(config(
+        metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(b)}])))
+    relay.proc.signal(signal.SIGHUP)
+    wait_until(lambda: "config reloaded" in relay.proc.stderr_text(), 10)
+    # Posted to the second loop right after the first applied it.
+    wait_until(lambda: tally(get(relay.http_port, "/%d" % i) for i in range(40)) == {"b": 40}, 5)
+
+    start = time.monotonic()
+    relay.proc.signal(signal.SIGTERM)
+    assert relay.proc.wait_exit(15) == 0
+    assert time.monotonic() - start < 5
+
+
+def test_a_kept_alive_connection_moves_to_the_first_loop_for_a_route_that_keeps_state(
+        group, tmp_path, backend):
+    """One connection: requests for a route any loop serves, then for a rate-limited one, then
+    the first again. Wherever it was accepted, each is answered, in order, on the one connection."""
+    web = backend("web")
+    relay = start_relay(group, tmp_path, config(free_port(), site([HOST], [
+        {"path": '"/limited"', "upstream": "[%s]" % http_url(web),
+         "policies": '[{ type = "rate_limit", rate = "1/h", burst = 5, key = "ip" }]'},
+        {"upstream": "[%s]" % http_url(web)}])))
+    for _ in range(10):  # some of these connections land on the second loop
+        v = Visitor(relay.http_port)
+        try:
+            got = [v.get(p).status for p in ("/a", "/limited/x", "/b", "/limited/y")]
+        finally:
+            v.close()
+        assert got[0] == 200 and got[1] in (200, 429) and got[2] == 200, got
+    statuses = [get(relay.http_port, "/limited/%d" % i).status for i in range(10)]
+    assert statuses.count(200) == 0 and statuses.count(429) == 10, statuses
+
+
+def test_https_sites_are_terminated_on_both_loops_and_other_names_reach_the_first(
+        group, tmp_path, backend, make_agent):
+    web, tun = backend("web"), backend("tun")
+    cert, key = make_cert(tmp_path, HOST)
+    https_port = free_port()
+    path = tmp_path / "relay.toml"
+    path.write_text(config(free_port(), site([HOST], [
+        {"path": '"/limited"', "upstream": "[%s]" % http_url(web),
+         "policies": '[{ type = "rate_limit", rate = "1/h", burst = 1000, key = "ip" }]'},
+        {"upstream": "[%s]" % http_url(web)}]))
+        .replace("threads = 2\n", 'threads = 2\nhttps_addr = "127.0.0.1:%d"\n'
+                 'tls_certificates = [{ cert = "%s", key = "%s" }]\n' % (https_port, cert, key)))
+    relay = group.relay("--config", str(path))
+    make_agent(relay, "http", tun.port, "--subdomain", "preview")
+    verified = ssl.create_default_context(cafile=str(cert))
+
+    def https_get(paths, host=HOST, context=verified):
+        conn = http.client.HTTPSConnection("127.0.0.1", https_port, timeout=5, context=context)
+        try:
+            out = []
+            for p in paths:
+                conn.request("GET", p, headers={"Host": host})
+                r = conn.getresponse()
+                out.append((r.status, r.getheader("X-Backend")))
+                r.read()
+            return out
+        finally:
+            conn.close()
+
+    # SNI names the host while the connection goes to 127.0.0.1.
+    def wrap_for(host, context):
+        original = context.wrap_socket
+
+        def wrap(sock, *a, **kw):
+            kw["server_hostname"] = host
+            return original(sock, *a, **kw)
+        context.wrap_socket = wrap
+        return context
+
+    wrap_for(HOST, verified)
+    before = loop_cpu_ticks(relay.pid)["porthole-loop1"]
+    for i in range(200):
+        assert https_get(["/s/%d" % i]) == [(200, "web")]
+    assert loop_cpu_ticks(relay.pid)["porthole-loop1"] > before, "the second loop did no TLS"
+    # A kept-alive TLS connection whose second request is the first loop's: handed over with its
+    # TLS state, then answered there.
+    for _ in range(10):
+        assert https_get(["/a", "/limited/1", "/b"]) == [(200, "web")] * 3
+    # Another name (a tunnel) goes to the first loop before its handshake.
+    unverified = wrap_for("preview.localhost", ssl._create_unverified_context())
+    for i in range(20):
+        assert https_get(["/t/%d" % i], host="preview.localhost", context=unverified) == \
+            [(200, "tun")]
