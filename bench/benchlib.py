@@ -1087,6 +1087,7 @@ PATHS = [("direct", "direct"), ("porthole", "porthole"), ("porthole_noinspect", 
          ("porthole_group", "porthole group of 2 (--inspect=false)"), ("porthole_tls", "porthole TLS"), ("ssh", "ssh -R"),
          ("nginx", "nginx (1 worker)"), ("nginx_auto", "nginx (auto)"),
          ("porthole_proxy", "porthole proxy (one hop)"), ("haproxy", "HAProxy (nbthread 1)"),
+         ("porthole_proxy_t2", "porthole proxy --threads 2"), ("haproxy_t2", "HAProxy (nbthread 2)"),
          ("caddy", "Caddy (GOMAXPROCS=1)"), ("porthole_cached", "porthole server, site cache"),
          ("nginx_cached", "nginx proxy_cache (1 worker)"), ("varnish", "Varnish (1 thread pool)")]
 LABEL = dict(PATHS)
@@ -1097,6 +1098,9 @@ RATIOS = [("porthole/direct", "porthole", "direct"), ("porthole/nginx", "porthol
           ("group of 2/1 client", "porthole_group", "porthole_noinspect")]
 ONE_HOP_RATIOS = [("proxy/nginx", "porthole_proxy", "nginx"), ("proxy/nginx auto", "porthole_proxy", "nginx_auto"),
                   ("proxy/HAProxy", "porthole_proxy", "haproxy"), ("proxy/Caddy", "porthole_proxy", "caddy")]
+THREADS_RATIOS = [("threads 2/threads 1", "porthole_proxy_t2", "porthole_proxy"),
+                  ("threads 2/nginx auto", "porthole_proxy_t2", "nginx_auto"),
+                  ("threads 2/HAProxy nbthread 2", "porthole_proxy_t2", "haproxy_t2")]
 CACHED_RATIOS = [("cached porthole/nginx", "porthole_cached", "nginx_cached"),
                  ("cached porthole/Varnish", "porthole_cached", "varnish")]
 # The report's tables: the tunnels against ssh -R and nginx, then the one-hop reverse proxies.
@@ -1104,6 +1108,8 @@ TABLES = [
     ("Tunnels", ["direct", "porthole", "porthole_noinspect", "porthole_group", "porthole_tls", "ssh", "nginx", "nginx_auto"], RATIOS),
     ("One-hop reverse proxies (no tunnel client): porthole proxy = the relay proxying straight to the origin",
      ["direct", "porthole_proxy", "nginx", "nginx_auto", "haproxy", "caddy"], ONE_HOP_RATIOS),
+    ("Two cores: the one-hop proxies with two event loops, workers or threads each",
+     ["direct", "porthole_proxy", "porthole_proxy_t2", "nginx_auto", "haproxy_t2"], THREADS_RATIOS),
     ("Cached responses: each cache in front of the same origin, every request after the first a hit",
      ["direct", "porthole_cached", "nginx_cached", "varnish"], CACHED_RATIOS),
 ]
@@ -1349,6 +1355,19 @@ def targets(data, figs):
             f"{a_pp * 1e3:+.0f} µs vs {a_ng * 1e3:+.0f} µs"
             + (f"; HAProxy {hp[key] * 1e3:+.0f} µs" if isinstance(hp.get(key), float) else "")
             + ("; judged on the pinned row: unpinned, cross-CPU wake-ups dominate" if key == "added_p50_c1_ms" else ""))
+
+    # Two event loops: the work per request stays what it is at one, and req/s meets the peers'
+    # two workers or threads on the same two cores.
+    p2, na, h2 = figs.get("porthole_proxy_t2", {}), figs.get("nginx_auto", {}), figs.get("haproxy_t2", {})
+    c1, c2 = pp.get("cpu_path_us"), p2.get("cpu_path_us")
+    r = ratio(c2, c1)
+    add("threads: CPU per request at 64 conns, porthole proxy --threads 2 vs --threads 1", r, "≤ 1.05×",
+        None if r is None else r <= 1.05, "×",
+        f"{c2:.1f} vs {c1:.1f} µs" if isinstance(c1, float) and isinstance(c2, float) else "")
+    for peer, name in ((na, "nginx (worker_processes auto = 2)"), (h2, "HAProxy (nbthread 2)")):
+        r = ratio(p2.get("rps_c64"), peer.get("rps_c64"))
+        add(f"threads: HTTP req/s, 1 KiB, 64 conns, porthole proxy --threads 2 vs {name}", r, "≥ 1.0×",
+            None if r is None else r >= 1.0, "×", f"{fmt(p2.get('rps_c64'))} vs {fmt(peer.get('rps_c64'))} req/s")
     return t
 
 

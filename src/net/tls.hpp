@@ -58,7 +58,10 @@ public:
         const std::vector<std::string>& certs, const std::vector<std::string>& keys,
         const std::string& self_signed_dir, const std::string& domain);
 
-    boost::asio::ssl::context& context() { return entries_.front().context; }
+    boost::asio::ssl::context& context() {
+        const std::lock_guard lock(mutex_);  // a handshake on another loop may be adding one
+        return entries_.front().context;
+    }
     const std::string& ca_file() const { return ca_file_; }  // set for self-signed
     // Whether a configured certificate (not the fallback, not self-signed) serves `host`.
     bool covers(const std::string& host) const;

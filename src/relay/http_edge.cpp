@@ -180,9 +180,13 @@ asio::awaitable<void> http_edge::serve_handed(handed_visitor v) {
     co_await serve(std::move(stream), guard, v.https, std::move(v.already));
 }
 
-bool http_edge::serves_here(const http::message_head& head, std::string_view host) const {
+bool http_edge::serves_here(const http::message_head& head, std::string_view host,
+                            const cached_route& cache) const {
     if (ctx_.cfg.acme && head.target.starts_with(acme_challenge_path)) return false;
-    const route::site* site = sites_->find_site(host);
+    // A kept-alive connection's next request for the same host: the site it found already.
+    const bool known = cache.valid && cache.host == host &&
+                       cache.tunnels_changed == ctx_.tunnels_changed;
+    const route::site* site = known ? cache.site : sites_->find_site(host);
     const route::route* r = site ? route::route_for(*site, head.target) : nullptr;
     return r && r->any_loop;
 }
@@ -501,7 +505,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     const std::string* host = head.find("host");
     if (hand_over_) {
         // A worker loop serves the routes any loop may; the first loop serves the rest.
-        if (!serves_here(head, host ? std::string_view(*host) : std::string_view())) {
+        if (!serves_here(head, host ? std::string_view(*host) : std::string_view(), cache)) {
             const std::string_view bytes = view(in);
             handed_visitor v{visitor.conn.release(), std::string(bytes), guard.ip, guard.source,
                              guard.destination, https};

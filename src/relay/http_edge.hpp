@@ -85,7 +85,8 @@ private:
     boost::asio::awaitable<void> accept();
     boost::asio::awaitable<void> serve_handed(handed_visitor v);
     // On a worker loop: whether this request's route is one the loop may serve.
-    bool serves_here(const http::message_head& head, std::string_view host) const;
+    bool serves_here(const http::message_head& head, std::string_view host,
+                     const cached_route& cache) const;
     boost::asio::awaitable<void> serve_plain(boost::asio::ip::tcp::socket socket);
     // A tunnel whose client holds its name by a lease is reconnecting (a network change, a relay
     // upgrade): its visitors wait up to client_return_wait for it rather than get a 502.

@@ -84,6 +84,7 @@ void worker::reload(config::server_config next, net::https_certificates* https) 
         for (const auto& s : sites_->sites())
             for (const auto& r : s->routes) r->pool->start_checks(io_.get_executor());
         ctx_.config_changed();
+        ++ctx_.tunnels_changed;  // kept-alive connections look their routes up in the new table
     });
 }
 

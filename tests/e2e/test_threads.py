@@ -73,12 +73,18 @@ def test_a_reload_reaches_the_second_loop_and_sigterm_stops_both(group, tmp_path
     relay = start_relay(group, tmp_path, config(
         metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(a)}])))
     assert tally(get(relay.http_port, "/%d" % i) for i in range(40)) == {"a": 40}
+    # Kept-alive connections opened before the reload, on either loop, use the new table after.
+    kept = [Visitor(relay.http_port) for _ in range(10)]
+    assert {v.get("/before").backend for v in kept} == {"a"}
     (tmp_path / "relay.toml").write_text(config(
         metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(b)}])))
     relay.proc.signal(signal.SIGHUP)
     wait_until(lambda: "config reloaded" in relay.proc.stderr_text(), 10)
     # Posted to the second loop right after the first applied it.
     wait_until(lambda: tally(get(relay.http_port, "/%d" % i) for i in range(40)) == {"b": 40}, 5)
+    assert {v.get("/after").backend for v in kept} == {"b"}
+    for v in kept:
+        v.close()
 
     start = time.monotonic()
     relay.proc.signal(signal.SIGTERM)
@@ -159,3 +165,17 @@ def test_https_sites_are_terminated_on_both_loops_and_other_names_reach_the_firs
     for i in range(20):
         assert https_get(["/t/%d" % i], host="preview.localhost", context=unverified) == \
             [(200, "tun")]
+
+
+def test_connections_per_address_are_counted_over_both_loops(group, tmp_path, backend):
+    web = backend("web")
+    relay = start_relay(group, tmp_path, "max_connections_per_ip = 4\n" + config(
+        free_port(), site([HOST], [{"upstream": "[%s]" % http_url(web)}])))
+    visitors = [Visitor(relay.http_port) for _ in range(10)]
+    try:
+        statuses = sorted(v.get("/").status for v in visitors)
+        # Whichever loop each connection landed on, four in all are let in.
+        assert statuses == [200] * 4 + [429] * 6, statuses
+    finally:
+        for v in visitors:
+            v.close()

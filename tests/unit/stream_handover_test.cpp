@@ -58,7 +58,7 @@ void hand_over(bool tls) {
         ASSERT_TRUE(client) << client.error();
         client_ctx.emplace(std::move(*client));
     }
-    loop a, b;
+    loop b, a;  // a posts to b: b goes last
     tcp::acceptor acceptor(a.io, {asio::ip::make_address("127.0.0.1"), 0});
     const auto at = acceptor.local_endpoint();
     std::promise<std::string> served;  // what loop b read and from which thread it answered
