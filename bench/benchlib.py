@@ -1433,7 +1433,7 @@ def cmd_report(a):
     ph = data["porthole"]
     ratios = {}
     for key, _, _, _, _ in FIGURES:
-        ratios[key] = {name: ratio(figs[a_].get(key), figs[b_].get(key)) for name, a_, b_ in RATIOS + ONE_HOP_RATIOS + CACHED_RATIOS}
+        ratios[key] = {name: ratio(figs[a_].get(key), figs[b_].get(key)) for name, a_, b_ in RATIOS + ONE_HOP_RATIOS + THREADS_RATIOS + CACHED_RATIOS}
     tg = targets(data, figs)
     smoke = data.get("mode") == "smoke"
 
