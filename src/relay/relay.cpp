@@ -34,6 +34,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include <unistd.h>
@@ -161,6 +162,10 @@ public:
             bound = https_edge_.listen(cfg_.threads > 1);
             if (!bound) return bound;
         }
+        // Port 0 in the config is any free port: the other loops share the one the first got.
+        config::server_config loop_cfg = cfg_;
+        loop_cfg.http_addr.port = ctx_.http_port;
+        if (loop_cfg.https_addr) loop_cfg.https_addr->port = ctx_.https_port;
         for (std::uint32_t i = 1; i < cfg_.threads; ++i) {
             // What a worker loop does not serve comes here, to be served on this thread.
             auto to_http = [this](handed_visitor v) {
@@ -170,7 +175,7 @@ public:
                 asio::post(ctx_.io,
                            [this, v = std::move(v)]() mutable { https_edge_.adopt(std::move(v)); });
             };
-            workers_.push_back(std::make_unique<worker>(i, cfg_, ctx_.visitors, https_.get(),
+            workers_.push_back(std::make_unique<worker>(i, loop_cfg, ctx_.visitors, https_.get(),
                                                         ctx_.https_port, std::move(to_http),
                                                         std::move(to_https)));
             bound = workers_.back()->listen();
@@ -221,8 +226,7 @@ public:
         for (auto& w : workers_) w->start();
         if (https_edge_.listening()) https_edge_.start();
         if (metrics_) metrics_->start();
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
+        start_checks(*sites_, ctx_.io.get_executor());
         tcp_.start_sites();
         ctx_.jwks.start(ctx_.io.get_executor());
         if (acme_) {
@@ -428,17 +432,7 @@ private:
 
         // Commit, in this one turn of the loop. Requests under way keep the table and routes
         // they hold; the next request of a kept-alive connection looks its route up again.
-        std::vector<observe::request_counts> site_counts(table->sites().size());
-        for (std::size_t i = 0; i < table->sites().size(); ++i)
-            for (std::size_t j = 0; j < sites_->sites().size(); ++j)
-                if (sites_->sites()[j]->hosts.front() == table->sites()[i]->hosts.front())
-                    site_counts[i] = ctx_.counters.sites[j];
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->stop();
-        sites_ = std::move(table);
-        ctx_.counters.sites = std::move(site_counts);
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->start_checks(ctx_.io.get_executor());
+        replace_sites(sites_, std::move(table), ctx_.counters.sites, ctx_.io.get_executor());
         ctx_.jwks.start(ctx_.io.get_executor());
 
         // A handshake under way keeps the certificates it began with: the old set stays until
@@ -750,8 +744,7 @@ private:
         sweep_.cancel();
         reopen_signal_.cancel();
         reload_signal_.cancel();
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->stop();
+        stop_pools(*sites_);
         ctx_.jwks.stop();
         tcp_.stop_sites();
         if (cluster_) {
@@ -781,7 +774,8 @@ private:
         // Visitors, the answer to `porthole admin upgrade` that asked for this drain, and for a
         // moment the clients: they leave once they have read GOAWAY, and know why.
         const auto clients_until = clock::now() + 500ms;
-        while ((visitors() > 0 || (admin_server_ && admin_server_->answering()) ||
+        while ((ctx_.active_visitors > 0 || !workers_drained() ||
+                (admin_server_ && admin_server_->answering()) ||
                 (control_.session_count() > 0 && clock::now() < clients_until)) &&
                clock::now() < deadline) {
             t.expires_after(20ms);
@@ -794,6 +788,10 @@ private:
         ctx_.io.stop();
     }
 
+    bool workers_drained() const {
+        return std::all_of(workers_.begin(), workers_.end(),
+                           [](const auto& w) { return w->drained(); });
+    }
     // Visitor connections open on every event loop (the workers' as of their last second).
     std::size_t visitors() const {
         std::size_t n = ctx_.active_visitors;

@@ -66,4 +66,29 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
     return {};
 }
 
+void start_checks(const route::route_table& table, const boost::asio::any_io_executor& ex) {
+    for (const auto& s : table.sites())
+        for (const auto& r : s->routes) r->pool->start_checks(ex);
+}
+
+void stop_pools(const route::route_table& table) {
+    for (const auto& s : table.sites())
+        for (const auto& r : s->routes) r->pool->stop();
+}
+
+void replace_sites(std::shared_ptr<route::route_table>& current,
+                   std::shared_ptr<route::route_table> next,
+                   std::vector<observe::request_counts>& site_counts,
+                   const boost::asio::any_io_executor& ex) {
+    std::vector<observe::request_counts> carried(next->sites().size());
+    for (std::size_t i = 0; i < next->sites().size(); ++i)
+        for (std::size_t j = 0; j < current->sites().size() && j < site_counts.size(); ++j)
+            if (current->sites()[j]->hosts.front() == next->sites()[i]->hosts.front())
+                carried[i] = site_counts[j];
+    stop_pools(*current);
+    current = std::move(next);
+    site_counts = std::move(carried);
+    start_checks(*current, ex);
+}
+
 }  // namespace porthole::relay

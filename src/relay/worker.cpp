@@ -29,15 +29,16 @@ worker::worker(unsigned index, const config::server_config& cfg,
 
 worker::~worker() { stop(); }
 
-tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build() {
+tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build(
+    const config::site_set& sites) {
     auto table = std::make_shared<route::route_table>();
-    auto built = build_sites(cfg_.sites, nullptr, ctx_.jwks, *table, false);
+    auto built = build_sites(sites, nullptr, ctx_.jwks, *table, false);
     if (!built) return tl::unexpected(built.error());
     return table;
 }
 
 tl::expected<void, std::string> worker::listen() {
-    auto table = build();
+    auto table = build(cfg_.sites);
     if (!table) return tl::unexpected(table.error());
     sites_ = std::move(*table);
     if (cfg_.access_log) {
@@ -51,8 +52,7 @@ tl::expected<void, std::string> worker::listen() {
 }
 
 void worker::start() {
-    for (const auto& s : sites_->sites())
-        for (const auto& r : s->routes) r->pool->start_checks(io_.get_executor());
+    start_checks(*sites_, io_.get_executor());
     http_.start();
     if (https_edge_.listening()) https_edge_.start();
     ctx_.spawn(sweep());
@@ -65,24 +65,15 @@ void worker::start() {
 
 void worker::reload(config::server_config next, net::https_certificates* https) {
     asio::post(io_, [this, next = std::move(next), https]() mutable {
-        cfg_ = std::move(next);
-        ctx_.https = https;
-        auto table = build();
+        ctx_.https = https;  // the set it replaced goes soon, whatever happens here
+        auto table = build(next.sites);
         if (!table) {  // the first loop built the same table: only a file gone since fails
-            spdlog::error("reload on event loop: {}", table.error());
+            spdlog::error("reload on event loop {}: {}; it keeps the config it had", index_,
+                          table.error());
             return;
         }
-        std::vector<observe::request_counts> site_counts((*table)->sites().size());
-        for (std::size_t i = 0; i < (*table)->sites().size(); ++i)
-            for (std::size_t j = 0; j < sites_->sites().size(); ++j)
-                if (sites_->sites()[j]->hosts.front() == (*table)->sites()[i]->hosts.front())
-                    site_counts[i] = ctx_.counters.sites[j];
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->stop();
-        sites_ = std::move(*table);
-        ctx_.counters.sites = std::move(site_counts);
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->start_checks(io_.get_executor());
+        cfg_ = std::move(next);
+        replace_sites(sites_, std::move(*table), ctx_.counters.sites, io_.get_executor());
         ctx_.config_changed();
         ++ctx_.tunnels_changed;  // kept-alive connections look their routes up in the new table
     });
@@ -94,8 +85,7 @@ void worker::drain(std::chrono::seconds idle_grace) {
         http_.stop_accepting();
         https_edge_.stop_accepting();
         sweep_.cancel();
-        for (const auto& s : sites_->sites())
-            for (const auto& r : s->routes) r->pool->stop();
+        stop_pools(*sites_);
         ctx_.spawn(close_idle_after(idle_grace));
     });
 }
@@ -112,7 +102,7 @@ asio::awaitable<void> worker::close_idle_after(std::chrono::seconds grace) {
         if (w.idle) w.conn.socket().cancel(ec);
     // Deadlines go on being enforced while the last requests finish.
     while (ctx_.active_visitors > 0) {
-        t.expires_after(1s);
+        t.expires_after(20ms);
         co_await t.async_wait(use_tuple);
         ctx_.now = clock::now();
         for (auto& w : ctx_.watched)
@@ -120,6 +110,7 @@ asio::awaitable<void> worker::close_idle_after(std::chrono::seconds grace) {
         active_.store(ctx_.active_visitors, std::memory_order_relaxed);
     }
     active_.store(0, std::memory_order_relaxed);
+    drained_.store(true, std::memory_order_release);
 }
 
 void worker::stop() {

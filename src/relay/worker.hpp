@@ -54,14 +54,17 @@ public:
     void stop();
     void reopen_log();
 
-    // Its visitor connections open now, and its counters as of the last second.
+    // Its visitor connections open as of the last second, and its counters.
     std::size_t active_visitors() const { return active_.load(std::memory_order_relaxed); }
+    // Draining, it has closed its last visitor connection.
+    bool drained() const { return drained_.load(std::memory_order_acquire); }
     observe::relay_counters counters() const;
 
 private:
     boost::asio::awaitable<void> sweep();
     boost::asio::awaitable<void> close_idle_after(std::chrono::seconds grace);
-    tl::expected<std::shared_ptr<route::route_table>, std::string> build();
+    tl::expected<std::shared_ptr<route::route_table>, std::string> build(
+        const config::site_set& sites);
 
     // destroy_pending(): the coroutine frames still suspended go while what they use exists.
     struct loop_io : boost::asio::io_context {
@@ -80,6 +83,7 @@ private:
     boost::asio::steady_timer sweep_;
     std::thread thread_;
     std::atomic<std::size_t> active_{0};
+    std::atomic<bool> drained_{false};
     mutable std::mutex published_mutex_;
     observe::relay_counters published_;  // guarded by published_mutex_
 };

@@ -5,13 +5,14 @@ keep state are handed to the first loop, once per connection, with the bytes alr
 Visitors open a new connection per request so the kernel spreads them over both loops. That the
 second loop served is read from its thread's CPU time (/proc/PID/task, thread porthole-loop1)."""
 import http.client
+import json
 import os
 import signal
 import ssl
 import time
 import urllib.request
 
-from helpers import free_port, make_cert, wait_until
+from helpers import BIN, free_port, make_cert, wait_until
 from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
 
 
@@ -179,3 +180,14 @@ def test_connections_per_address_are_counted_over_both_loops(group, tmp_path, ba
     finally:
         for v in visitors:
             v.close()
+
+
+def test_porthole_proxy_threads_on_any_free_port(group, backend):
+    """--listen with port 0: the second loop listens on the port the first one got."""
+    web = backend("web")
+    p = group.spawn("proxy", [BIN, "proxy", "--threads", "2", "--listen", "127.0.0.1:0", "--json",
+                              "http://127.0.0.1:%d" % web.port])
+    line = wait_until(lambda: next((l for l in p.lines if '"listening"' in l), None), 10)
+    port = int(json.loads(line)["http"].rsplit(":", 1)[1])
+    assert tally(get(port, "/%d" % i) for i in range(400)) == {"web": 400}
+    assert loop_cpu_ticks(p.pid)["porthole-loop1"] > 0, "the second loop served nothing"
