@@ -238,7 +238,8 @@ A CLUSTER OF RELAYS
       table; default none (a relay of its own). Several relays behind one DNS name share one
       tunnel registry in Redis: a name or port is held through one relay at a time, and a
       visitor who reaches another relay is carried to it over the link. Every relay of a
-      cluster has the same domain, tokens and sites; only node_id and advertise differ.
+      cluster has the same domain, tokens and sites; only node_id and advertise differ (a
+      relay whose config differs is logged). Per-token limits count every relay's.
       Clients list the relays (--server a:7835,b:7835) and move on when theirs goes away.
       redis: redis://[:PASSWORD@]HOST:PORT/DB or unix:///PATH?db=N.
       node_id: this relay's name in the registry, 1-63 of a-z, 0-9 and '-'.
@@ -288,7 +289,8 @@ a TCP visitor is closed)
   max_tunnels_per_client = 64
       default 64. Tunnels one client session may open.
   max_tunnels_per_token = 256
-      default 256. Tunnels open at once across every client using the same token.
+      default 256. Tunnels open at once across every client using the same token (in a cluster,
+      on every relay).
   max_connections_per_ip = 1024
       default 1024. Open visitor connections from one address.
   max_connections_per_tunnel = 4096
@@ -307,7 +309,8 @@ a TCP visitor is closed)
   handshake_timeout = 5
       default 5. Seconds from a control-port connection's accept to its proof.
   max_sessions_per_token = 32
-      default 32. Clients connected at once with one token (a reconnect replaces its old session).
+      default 32. Clients connected at once with one token (a reconnect replaces its old session;
+      in a cluster, on every relay).
   max_control_frames_per_second = 100
       default 100 (a burst of twice as many). A client that sends more is disconnected.
   The per-address limits are capped by the descriptor limit: max_connections_per_ip at a quarter
@@ -434,7 +437,8 @@ COMMANDS
   porthole admin config                the effective config, secrets as "<redacted>"
   porthole admin tokens                the accepted tokens: digest, label, sessions, source
   porthole admin cluster               a relay of a cluster: Redis reachable or not, the relays
-                                       alive, their links and TCP ports, visitors carried
+                                       alive, their links, TCP ports and whether their config
+                                       matches, visitors carried
   porthole admin kick ID               disconnect a client (8+ hex digits of its id): its names
                                        become leases, it reconnects and gets them back
   porthole admin release NAME          free a leased NAME or tcp:PORT now

@@ -176,12 +176,16 @@ api_answer get(relay_control& relay, const api_request& req, std::size_t limit) 
             return error(404, "this relay is not in a cluster (its config has no cluster table)");
         json relays = json::array();
         for (const auto& r : c->relays)
-            relays.push_back({{"node", r.node}, {"link", r.link}, {"ports", r.ports}});
+            relays.push_back({{"node", r.node},
+                              {"link", r.link},
+                              {"ports", r.ports},
+                              {"config", r.same_config ? "same" : "differs"}});
         return answer(200, {{"node", c->node},
                             {"redis", c->redis},
                             {"degraded", c->degraded},
                             {"relays", std::move(relays)},
                             {"lookups", c->lookups},
+                            {"events", c->events},
                             {"carried", {{"out", c->carried_out}, {"in", c->carried_in}}},
                             {"link_refused", c->link_refused}});
     }

@@ -98,9 +98,11 @@ struct cluster_info {
         std::string node{};
         std::string link{};  // its advertise address
         std::string ports{};  // its TCP tunnels' ports, "20001,20002"
+        bool same_config = true;  // tokens, sites, domain and per-token limits as this relay's
     };
     std::vector<peer> relays{};  // alive at the last heartbeat, this one included
     std::uint64_t lookups = 0;  // questions to Redis about names other relays may hold
+    std::uint64_t events = 0;  // changes heard on the channel porthole:events
     std::uint64_t carried_out = 0;  // visitors carried over the link to the holding relay
     std::uint64_t carried_in = 0;  // ... and from other relays
     std::uint64_t link_refused = 0;  // link connections without the secret

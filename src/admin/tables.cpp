@@ -178,17 +178,18 @@ std::string cluster_table(const json& doc) {
                                   doc.value("degraded", false)
                                       ? "unreachable (degraded: claims are taken locally)"
                                       : "ok");
-    std::vector<std::vector<std::string>> rows{{"RELAY", "LINK", "TCP PORTS"}};
+    std::vector<std::vector<std::string>> rows{{"RELAY", "LINK", "TCP PORTS", "CONFIG"}};
     for (const auto& r : items(doc, "relays")) {
         const std::string ports = r.value("ports", "");
-        rows.push_back({text(r, "node"), text(r, "link"), ports.empty() ? "-" : ports});
+        rows.push_back({text(r, "node"), text(r, "link"), ports.empty() ? "-" : ports,
+                        text(r, "config")});
     }
     out += format_table(rows);
     const json carried = doc.value("carried", json::object());
-    out += fmt::format("carried over the link: {} out, {} in; {} lookups; {} link connections "
-                       "refused\n",
+    out += fmt::format("carried over the link: {} out, {} in; {} lookups; {} changes heard; {} "
+                       "link connections refused\n",
                        carried.value("out", 0), carried.value("in", 0), doc.value("lookups", 0),
-                       doc.value("link_refused", 0));
+                       doc.value("events", 0), doc.value("link_refused", 0));
     return out;
 }
 

@@ -36,13 +36,13 @@ constexpr std::size_t max_known = 10000;  // other relays' names remembered at m
 // when absent or held by the same holder (a client reconnecting through any relay). A refresh
 // does not take back a key its holder moved to another relay; a key two holders claimed (each
 // through its relay while Redis was away) goes to the tunnel opened first. Answers 1 (held) or 0
-// per key.
+// per key. A key that changes relay or state is announced on the channel of changes.
 constexpr std::string_view claim_script = R"lua(
 local node, ttl, refresh = ARGV[1], ARGV[2], ARGV[3] == '1'
 local out = {}
 for i, key in ipairs(KEYS) do
   local holder, policies, cache, since = ARGV[4 * i], ARGV[1 + 4 * i], ARGV[2 + 4 * i], ARGV[3 + 4 * i]
-  local h = redis.call('HGET', key, 'holder')
+  local h, was_node, was_state = unpack(redis.call('HMGET', key, 'holder', 'node', 'state'))
   local take = not h or (h == holder and not refresh)
   if h and h ~= holder and refresh then
     local theirs = tonumber(redis.call('HGET', key, 'since') or '')
@@ -54,11 +54,15 @@ for i, key in ipairs(KEYS) do
                'policies', policies, 'cache', cache, 'since', since, 'kind', ARGV[3 + 4 * #KEYS + i])
     redis.call('PEXPIRE', key, ttl)
     out[i] = 1
-  elseif h == holder and redis.call('HGET', key, 'node') == node then
+  elseif h == holder and was_node == node then
     redis.call('HSET', key, 'state', 'live')
     redis.call('PEXPIRE', key, ttl)
     out[i] = 1
-  else
+  end
+  if out[i] == 1 and (was_node ~= node or was_state ~= 'live') then
+    redis.call('PUBLISH', 'porthole:events', 'claim ' .. key .. ' ' .. node)
+  end
+  if not out[i] then
     out[i] = 0
   end
 end
@@ -76,6 +80,7 @@ else
   redis.call('HSET', KEYS[1], 'state', 'leased')
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
+redis.call('PUBLISH', 'porthole:events', 'release ' .. KEYS[1] .. ' ' .. ARGV[2])
 return 1
 )lua";
 
@@ -88,14 +93,26 @@ local link = redis.call('GET', ARGV[1] .. v[1])
 return {v[1], v[2] or '', v[3] or '', v[4] or '', link or '', v[5] or '1'}
 )lua";
 
-// This relay's heartbeat: its link address and its TCP tunnels' ports, and the same of every
-// relay alive, so that each relay listens on the others' ports too. ARGV: node, TTL in ms,
-// advertise, ports ("20001,20002"). Answers node, link, ports for each live relay.
+// This relay's heartbeat: its link address, its TCP tunnels' ports and its count of sessions
+// and tunnels per token; and the link and ports of every relay alive, so that each relay listens
+// on the others' ports too. ARGV: node, TTL in ms, advertise, ports ("20001,20002"), the digest
+// of its shared config, then pairs of a token field and its count. Answers node, link, ports and
+// config digest for each live relay. A change of this relay's ports is announced; a relay whose
+// key expired leaves the set.
 constexpr std::string_view beat_script = R"lua(
 local node, ttl = ARGV[1], ARGV[2]
 redis.call('SADD', 'porthole:nodes', node)
 redis.call('SET', 'porthole:node:' .. node, ARGV[3], 'PX', ttl)
-redis.call('SET', 'porthole:ports:' .. node, ARGV[4], 'PX', ttl)
+local ports_key = 'porthole:ports:' .. node
+if redis.call('GET', ports_key) ~= ARGV[4] then
+  redis.call('PUBLISH', 'porthole:events', 'ports ' .. node)
+end
+redis.call('SET', ports_key, ARGV[4], 'PX', ttl)
+redis.call('SET', 'porthole:digest:' .. node, ARGV[5], 'PX', ttl)
+local tokens_key = 'porthole:tokens:' .. node
+redis.call('DEL', tokens_key)
+for i = 6, #ARGV - 1, 2 do redis.call('HSET', tokens_key, ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', tokens_key, ttl)
 local out = {}
 for _, n in ipairs(redis.call('SMEMBERS', 'porthole:nodes')) do
   local link = redis.call('GET', 'porthole:node:' .. n)
@@ -103,12 +120,37 @@ for _, n in ipairs(redis.call('SMEMBERS', 'porthole:nodes')) do
     out[#out + 1] = n
     out[#out + 1] = link
     out[#out + 1] = redis.call('GET', 'porthole:ports:' .. n) or ''
+    out[#out + 1] = redis.call('GET', 'porthole:digest:' .. n) or ''
+  else
+    redis.call('SREM', 'porthole:nodes', n)
   end
 end
 return out
 )lua";
 
-std::string name_key(const std::string& name) { return "porthole:name:" + name; }
+// One more session or tunnel of a token, against its limit across the live relays. ARGV: node,
+// the token's field, this relay's count with the new one, the limit, the TTL in ms. Answers -1
+// and records this relay's count when within the limit (so that a relay asking next counts it),
+// else the other relays' count.
+constexpr std::string_view admit_script = R"lua(
+local node, field = ARGV[1], ARGV[2]
+local mine, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local others = 0
+for _, n in ipairs(redis.call('SMEMBERS', 'porthole:nodes')) do
+  if n ~= node and redis.call('EXISTS', 'porthole:node:' .. n) == 1 then
+    others = others + tonumber(redis.call('HGET', 'porthole:tokens:' .. n, field) or '0')
+  end
+end
+if others + mine > limit then return others end
+redis.call('HSET', 'porthole:tokens:' .. node, field, mine)
+redis.call('PEXPIRE', 'porthole:tokens:' .. node, ARGV[5])
+return -1
+)lua";
+
+constexpr std::string_view events_channel = "porthole:events";
+
+constexpr std::string_view name_prefix = "porthole:name:";
+std::string name_key(const std::string& name) { return std::string(name_prefix) + name; }
 std::string port_key(std::uint16_t port) { return fmt::format("porthole:port:{}", port); }
 constexpr std::string_view node_prefix = "porthole:node:";
 
@@ -118,6 +160,12 @@ std::string holder_digest(const owner_key& holder) {
     unsigned int n = 0;
     EVP_Digest(holder.data(), holder.size(), md, &n, EVP_sha256(), nullptr);
     return protocol::to_hex(std::span<const std::uint8_t>(md, n));
+}
+
+// A token's field in a relay's counts: a digest of it, never the token's own verifier.
+std::string token_field(const std::string& token_hex, relay::tunnel_registry::token_count what) {
+    return holder_digest("token:" + token_hex) +
+           (what == relay::tunnel_registry::token_count::tunnels ? ":t" : ":s");
 }
 
 // A time in ms since the epoch: of two claims of one name, the older tunnel's wins.
@@ -144,7 +192,8 @@ cluster_registry::cluster_registry(asio::io_context& io, relay::local_registry& 
                                    const config::cluster_config& cfg, clock::duration lease_grace,
                                    std::vector<std::string> forbid, std::uint64_t& changed)
     : io_(io), local_(local), cfg_(cfg), lease_grace_(lease_grace), forbid_(std::move(forbid)),
-      changed_(changed), redis_(io.get_executor(), address_of(cfg), 1s), beat_(io) {}
+      changed_(changed), redis_(io.get_executor(), address_of(cfg), 1s),
+      events_(io.get_executor(), address_of(cfg), 1s), beat_(io) {}
 
 void cluster_registry::set_degraded(bool on, std::string_view why) {
     if (on == degraded_) return;
@@ -166,13 +215,64 @@ asio::awaitable<tl::expected<void, std::string>> cluster_registry::connect() {
         co_return r;
     }
     set_degraded(false, {});
+    co_await subscribe();
     co_return r;
+}
+
+asio::awaitable<void> cluster_registry::subscribe() {
+    auto up = co_await events_.connect();
+    if (up)
+        up = co_await events_.subscribe(std::string(events_channel),
+                                        [this](std::string_view m) { on_event(m); });
+    if (!up) {
+        spdlog::warn("cluster: no channel of changes ({}): other relays' tunnels are looked up "
+                     "again as answers age",
+                     up.error());
+        co_return;
+    }
+    // Changes may have gone by unheard: what other relays hold is looked up afresh.
+    if (!remote_.empty()) {
+        remote_.clear();
+        ++changed_;
+    }
+}
+
+// "claim KEY NODE" and "release KEY NODE" for a name's or port's key; "ports NODE" when a
+// relay's TCP tunnel ports changed.
+void cluster_registry::on_event(std::string_view message) {
+    ++events_seen_;
+    const auto first = message.find(' ');
+    if (first == std::string_view::npos) return;
+    const std::string_view verb = message.substr(0, first);
+    std::string_view rest = message.substr(first + 1);
+    if (verb == "ports") {
+        if (rest != cfg_.node_id) beat_now();  // learn its ports, and listen on them, now
+        return;
+    }
+    const auto second = rest.find(' ');
+    if (second == std::string_view::npos || (verb != "claim" && verb != "release")) return;
+    const std::string_view key = rest.substr(0, second);
+    if (rest.substr(second + 1) == cfg_.node_id || !key.starts_with(name_prefix)) return;
+    const std::string name(key.substr(name_prefix.size()));
+    if (remote_.erase(name) > 0) ++changed_;  // the next visitor asks Redis
+    // A name this relay serves was claimed elsewhere: its client came back through another
+    // relay. The heartbeat finds out which of this relay's sessions is stale.
+    if (verb == "claim" &&
+        (local_.local(tunnel_kind::http, name) || local_.local(tunnel_kind::tls, name)))
+        beat_now();
+}
+
+void cluster_registry::beat_now() {
+    beat_soon_ = true;
+    beat_.cancel();
 }
 
 asio::awaitable<void> cluster_registry::run() {
     while (!stopped_) {
+        beat_soon_ = false;
         co_await heartbeat();
         if (stopped_) break;
+        if (beat_soon_) continue;
         beat_.expires_after(beat);
         co_await beat_.async_wait(use_tuple);
     }
@@ -181,6 +281,7 @@ asio::awaitable<void> cluster_registry::run() {
 void cluster_registry::stop() {
     stopped_ = true;
     beat_.cancel();
+    events_.close();
 }
 
 asio::awaitable<void> cluster_registry::heartbeat() {
@@ -188,6 +289,8 @@ asio::awaitable<void> cluster_registry::heartbeat() {
         if (clock::now() < next_connect_) co_return;
         auto r = co_await connect();
         if (!r) co_return;
+    } else if (!events_.connected()) {
+        co_await subscribe();
     }
     std::string ports;
     local_.for_each_port([&](relay::tunnel& t) {
@@ -197,20 +300,45 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     std::vector<std::string> beat_args{"EVAL", std::string(beat_script), "0", cfg_.node_id,
                                        millis(node_ttl), cfg_.advertise.to_string(),
                                        std::move(ports)};
+    const std::string digest = shared_config ? holder_digest(shared_config()).substr(0, 16) : "";
+    beat_args.push_back(digest);
+    if (token_counts)
+        for (const auto& t : token_counts()) {
+            if (t.tunnels > 0) {
+                beat_args.push_back(token_field(t.token_hex, token_count::tunnels));
+                beat_args.push_back(std::to_string(t.tunnels));
+            }
+            if (t.sessions > 0) {
+                beat_args.push_back(token_field(t.token_hex, token_count::sessions));
+                beat_args.push_back(std::to_string(t.sessions));
+            }
+        }
     auto nodes = co_await redis_.command(std::move(beat_args));
     if (!nodes) {
         set_degraded(true, nodes.error());
         co_return;
     }
     nodes_.clear();
-    for (std::size_t i = 0; i + 2 < nodes->elements.size(); i += 3)
-        nodes_.push_back({nodes->elements[i].text, nodes->elements[i + 1].text,
-                          nodes->elements[i + 2].text});
+    for (std::size_t i = 0; i + 3 < nodes->elements.size(); i += 4) {
+        const auto& e = nodes->elements;
+        const std::string& theirs = e[i + 3].text;
+        nodes_.push_back({e[i].text, e[i + 1].text, e[i + 2].text, theirs.empty() || theirs == digest});
+        if (nodes_.back().same_config) {
+            differing_.erase(e[i].text);
+        } else if (auto& warned = differing_[e[i].text]; warned != theirs) {
+            warned = theirs;
+            spdlog::warn("cluster: relay {} has another config than this one (tokens, sites, "
+                         "domain or per-token limits; digest {} against {}): every relay of a "
+                         "cluster needs the same, or visitors and clients are served differently "
+                         "at each",
+                         e[i].text, theirs, digest);
+        }
+    }
     if (on_ports) {
         // The other relays' TCP tunnel ports, where this relay holds none of its own.
         std::map<std::uint16_t, std::string> remote_ports;
         const auto& e = nodes->elements;
-        for (std::size_t i = 0; i + 2 < e.size(); i += 3) {
+        for (std::size_t i = 0; i + 3 < e.size(); i += 4) {
             if (e[i].text == cfg_.node_id) continue;
             std::string_view list = e[i + 2].text;
             while (!list.empty()) {
@@ -337,6 +465,7 @@ asio::awaitable<bool> cluster_registry::claim_port(std::uint16_t port, const own
         co_return false;
     }
     if (on_port_claimed) on_port_claimed(port);  // this relay listens on it for its own client now
+    if (held) beat_now();  // the other relays learn the port is this relay's at once
     co_return true;
 }
 
@@ -368,6 +497,7 @@ void cluster_registry::remove(const relay::tunnel& t, bool leaving, clock::time_
     local_.remove(t, leaving, now);
     if (t.kind == tunnel_kind::tcp) {
         release_key(port_key(t.port), t.holder, leaving);
+        beat_now();  // its port leaves this relay's list
         return;
     }
     // The name stays this relay's while another of its tunnels serves it.
@@ -462,6 +592,31 @@ relay::lease_table<std::string>::end_result cluster_registry::end_port_lease(
     if (r == relay::lease_table<std::string>::end_result::ended && !holder.empty())
         release_key(port_key(port), holder, true);
     return r;
+}
+
+asio::awaitable<std::optional<std::uint32_t>> cluster_registry::admit_token(
+    const std::string& token_hex, token_count what, std::uint32_t local_after,
+    std::uint32_t limit) {
+    // Redis away: this relay's own count decides (degraded, like its claims).
+    if (!redis_.connected()) co_return std::nullopt;
+    std::vector<std::string> command{"EVAL",
+                                     std::string(admit_script),
+                                     "0",
+                                     cfg_.node_id,
+                                     token_field(token_hex, what),
+                                     std::to_string(local_after),
+                                     std::to_string(limit),
+                                     millis(node_ttl)};
+    auto reply = co_await redis_.command(std::move(command));
+    if (!reply) {
+        if (redis_.connected())
+            spdlog::error("cluster: Redis refused a per-token count: {}", reply.error());
+        else
+            set_degraded(true, reply.error());
+        co_return std::nullopt;
+    }
+    if (reply->kind != redis_reply::type::integer || reply->integer < 0) co_return std::nullopt;
+    co_return static_cast<std::uint32_t>(reply->integer);
 }
 
 }  // namespace porthole::cluster

@@ -44,6 +44,16 @@ public:
     std::function<void(const std::map<std::uint16_t, std::string>&)> on_ports;
     // A port this relay's client claimed: whatever listened on it for another relay must go.
     std::function<void(std::uint16_t)> on_port_claimed;
+    // This relay's sessions and tunnels per token, written to Redis each heartbeat so that the
+    // per-token limits count every relay's.
+    struct token_tally {
+        std::string token_hex;
+        std::uint32_t tunnels = 0, sessions = 0;
+    };
+    std::function<std::vector<token_tally>()> token_counts;
+    // What every relay must have alike (tokens, sites, limits), as text: its digest goes with
+    // the heartbeat, and a relay whose digest differs is logged and shown.
+    std::function<std::string()> shared_config;
 
     boost::asio::awaitable<bool> claim_name(const relay::tunnel& t, clock::time_point now) override;
     bool name_held(const std::string& name, clock::time_point now) const override;
@@ -91,12 +101,17 @@ public:
                                                                clock::time_point now) override;
     relay::lease_table<std::string>::end_result end_port_lease(std::uint16_t port,
                                                                clock::time_point now) override;
+    boost::asio::awaitable<std::optional<std::uint32_t>> admit_token(
+        const std::string& token_hex, token_count what, std::uint32_t local_after,
+        std::uint32_t limit) override;
 
     // For the admin API and metrics.
     std::size_t remote_known() const { return remote_.size(); }
     std::uint64_t lookups() const { return lookups_; }
+    std::uint64_t events() const { return events_seen_; }  // changes heard on the channel
     struct node_seen {
         std::string node, link, ports;  // ports: "20001,20002"
+        bool same_config = true;  // its digest of the shared config is this relay's
     };
     // The relays alive at the last heartbeat, this one included.
     const std::vector<node_seen>& nodes() const { return nodes_; }
@@ -117,6 +132,12 @@ private:
     void release_key(std::string key, const owner_key& holder, bool leaving);
     boost::asio::awaitable<void> heartbeat();
     void set_degraded(bool on, std::string_view why);
+    // The channel of changes: subscribed on a connection of its own (a subscriber takes no
+    // other command); what was cached while it was down is forgotten.
+    boost::asio::awaitable<void> subscribe();
+    void on_event(std::string_view message);
+    // The next heartbeat now: a TCP port moved, or a name of this relay was claimed elsewhere.
+    void beat_now();
 
     boost::asio::io_context& io_;
     relay::local_registry& local_;
@@ -125,13 +146,17 @@ private:
     std::vector<std::string> forbid_;
     std::uint64_t& changed_;
     redis_link redis_;
+    redis_link events_;
     boost::asio::steady_timer beat_;
+    bool beat_soon_ = false;
     clock::time_point next_connect_{};
     bool degraded_ = false;
     bool stopped_ = false;
     std::uint64_t lookups_ = 0;
+    std::uint64_t events_seen_ = 0;
     std::unordered_map<std::string, known> remote_;  // other relays' names, by name
     std::vector<node_seen> nodes_;
+    std::map<std::string, std::string> differing_;  // node -> the digest last warned about
 };
 
 }  // namespace porthole::cluster

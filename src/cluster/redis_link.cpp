@@ -33,6 +33,13 @@ struct pending {
     std::optional<tl::expected<redis_reply, std::string>> result;
 };
 
+// A subscription: hiredis calls back with the confirmation, then with each message, and once
+// with no reply when the connection ends. It lives as long as the link's state.
+struct subscription {
+    std::function<void(std::string_view)> on_message;
+    std::shared_ptr<pending> confirming;
+};
+
 redis_reply converted(const redisReply& r) {
     redis_reply out;
     switch (r.type) {
@@ -148,6 +155,7 @@ struct redis_link::state : std::enable_shared_from_this<state> {
     bool connected = false;
     std::string lost;  // why the connection ended
     std::shared_ptr<pending> connecting;
+    std::unique_ptr<subscription> subscribed;
 
     void arm_read() {
         if (!want_read || read_armed || !socket || !ac) return;
@@ -228,6 +236,36 @@ struct redis_link::state : std::enable_shared_from_this<state> {
             p.result = converted(*reply);
         p.done.cancel();
     }
+    static void on_published(redisAsyncContext* ac, void* r, void* privdata) {
+        auto& sub = *static_cast<subscription*>(privdata);
+        const auto* reply = static_cast<const redisReply*>(r);
+        const auto confirm = [&](tl::expected<redis_reply, std::string> result) {
+            if (!sub.confirming) return;
+            sub.confirming->result = std::move(result);
+            sub.confirming->done.cancel();
+            sub.confirming.reset();
+        };
+        if (!reply) {
+            confirm(tl::unexpected(std::string(ac && ac->err ? ac->errstr
+                                                             : "the connection to Redis ended")));
+            return;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+            confirm(tl::unexpected(std::string(reply->str, reply->len)));
+            return;
+        }
+        // ["subscribe", channel, count] or ["message", channel, payload].
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+            reply->element[0]->type != REDIS_REPLY_STRING)
+            return;
+        const std::string_view what(reply->element[0]->str, reply->element[0]->len);
+        if (what == "subscribe") {
+            confirm(converted(*reply));
+        } else if (what == "message" && reply->element[2]->type == REDIS_REPLY_STRING &&
+                   sub.on_message) {
+            sub.on_message(std::string_view(reply->element[2]->str, reply->element[2]->len));
+        }
+    }
 };
 
 redis_link::redis_link(asio::any_io_executor ex, redis_address address,
@@ -241,6 +279,7 @@ void redis_link::close() {
     if (state_->ac) redisAsyncFree(state_->ac);  // fails what is pending; calls cleanup
     state_->ac = nullptr;
     state_->connected = false;
+    state_->subscribed.reset();
 }
 
 bool redis_link::connected() const { return state_->connected; }
@@ -327,6 +366,36 @@ asio::awaitable<tl::expected<redis_reply, std::string>> redis_link::command(
         co_return tl::unexpected(fmt::format("Redis at {} did not answer within {} ms",
                                              address_.describe(), timeout_.count()));
     co_return std::move(*p->result);
+}
+
+asio::awaitable<tl::expected<void, std::string>> redis_link::subscribe(
+    std::string channel, std::function<void(std::string_view)> on_message) {
+    if (!state_->connected || !state_->ac)
+        co_return tl::unexpected(fmt::format("not connected to Redis at {}", address_.describe()));
+    auto p = std::make_shared<pending>(ex_);
+    state_->subscribed = std::make_unique<subscription>(subscription{std::move(on_message), p});
+    const char* argv[] = {"SUBSCRIBE", channel.c_str()};
+    const std::size_t lengths[] = {9, channel.size()};
+    if (redisAsyncCommandArgv(state_->ac, &state::on_published, state_->subscribed.get(), 2, argv,
+                              lengths) != REDIS_OK) {
+        state_->subscribed.reset();
+        co_return tl::unexpected(fmt::format("Redis at {}: SUBSCRIBE could not be queued",
+                                             address_.describe()));
+    }
+    p->done.expires_after(timeout_);
+    co_await p->done.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!p->result) {
+        close();
+        co_return tl::unexpected(fmt::format("Redis at {} did not confirm SUBSCRIBE within {} ms",
+                                             address_.describe(), timeout_.count()));
+    }
+    if (!*p->result) {
+        close();
+        co_return tl::unexpected(
+            fmt::format("Redis at {}: SUBSCRIBE {}: {}", address_.describe(), channel,
+                        p->result->error()));
+    }
+    co_return tl::expected<void, std::string>{};
 }
 
 }  // namespace porthole::cluster

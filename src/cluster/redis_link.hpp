@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -57,11 +58,18 @@ public:
     boost::asio::awaitable<tl::expected<redis_reply, std::string>> command(
         std::vector<std::string> args);
 
+    // Turns this connection into a subscriber of `channel` (it takes no other command after):
+    // each message's payload goes to `on_message`, on the loop, until the connection ends
+    // (connected() is false then; connect() and subscribe again).
+    boost::asio::awaitable<tl::expected<void, std::string>> subscribe(
+        std::string channel, std::function<void(std::string_view)> on_message);
+
     const redis_address& address() const { return address_; }
+    // Ends the connection; what is under way fails.
+    void close();
 
 private:
     struct state;
-    void close();
 
     boost::asio::any_io_executor ex_;
     redis_address address_;

@@ -231,6 +231,21 @@ asio::awaitable<void> control_port::run_session(new_session n, std::string from)
                                         open));
             co_return;
         }
+        // A relay of a cluster counts the other relays' sessions too.
+        if (const auto others = co_await registry_.admit_token(
+                token_hex, tunnel_registry::token_count::sessions, open + 1,
+                ctx_.cfg.max_sessions_per_token)) {
+            if (handshake_log_.allow(clock::now()))
+                spdlog::info("client {} refused: its token has {} sessions open here and {} on "
+                             "the cluster's other relays (max_sessions_per_token){}",
+                             from, open, *others, handshake_log_.suppressed_note());
+            co_await refuse(n.stream, protocol::error_code::limit,
+                            fmt::format("this token already has {} clients connected to this "
+                                        "relay and {} to the cluster's other relays "
+                                        "(max_sessions_per_token)",
+                                        open, *others));
+            co_return;
+        }
     }
     auto s = std::make_shared<session>(std::move(n.stream), ctx_.io.get_executor(),
                                        ctx_.cfg.max_control_frames_per_second,
@@ -409,10 +424,22 @@ asio::awaitable<void> control_port::open_tunnel(std::shared_ptr<session> s,
                                   ctx_.cfg.max_tunnels_per_client));
     // Only a relay with tokens can tell who is who; without, clients are limited one by one.
     const std::string token_hex = protocol::to_hex(s->token);
-    if (tokens_required_ && tunnels_per_token_[token_hex] >= ctx_.cfg.max_tunnels_per_token)
-        co_return refuse(protocol::error_code::limit,
-                      fmt::format("this token may hold at most {} tunnels on this relay",
-                                  ctx_.cfg.max_tunnels_per_token));
+    if (tokens_required_) {
+        const std::uint32_t here = tunnels_per_token_[token_hex];
+        if (here >= ctx_.cfg.max_tunnels_per_token)
+            co_return refuse(protocol::error_code::limit,
+                             fmt::format("this token may hold at most {} tunnels on this relay",
+                                         ctx_.cfg.max_tunnels_per_token));
+        // A relay of a cluster counts the other relays' tunnels too.
+        if (const auto others = co_await registry_.admit_token(
+                token_hex, tunnel_registry::token_count::tunnels, here + 1,
+                ctx_.cfg.max_tunnels_per_token))
+            co_return refuse(protocol::error_code::limit,
+                             fmt::format("this token may hold at most {} tunnels across the "
+                                         "cluster's relays; {} are here and {} on the others",
+                                         ctx_.cfg.max_tunnels_per_token, here, *others));
+        if (s->closed) co_return;
+    }
     const bool in_group = !req.group.empty();
     if (in_group) {
         const bool digest = req.group.size() == 64 &&

@@ -42,6 +42,14 @@ public:
     // Sessions, their tunnels by kind and their data pools, for a metrics scrape.
     void read_gauges(relay_gauges& g) const;
     std::size_t session_count() const { return sessions_.size(); }
+    // Sessions and tunnels per token (hex of its verifier), for the per-token limits of a
+    // cluster. Empty on a relay without tokens.
+    const std::unordered_map<std::string, std::uint32_t>& sessions_per_token() const {
+        return sessions_per_token_;
+    }
+    const std::unordered_map<std::string, std::uint32_t>& tunnels_per_token() const {
+        return tunnels_per_token_;
+    }
 
     // Draining: no new clients or tunnels; every session is told GOAWAY and its idle data
     // connections close.

@@ -122,4 +122,9 @@ void local_registry::adopt(const std::vector<handoff::lease>& leases, clock::tim
     }
 }
 
+boost::asio::awaitable<std::optional<std::uint32_t>> local_registry::admit_token(
+    const std::string&, token_count, std::uint32_t, std::uint32_t) {
+    co_return std::nullopt;
+}
+
 }  // namespace porthole::relay

@@ -89,6 +89,10 @@ public:
         // The two tables' results are the same three values.
         return static_cast<lease_table<std::string>::end_result>(ports_.end_lease(port, now));
     }
+    // No other relay holds anything: this relay's own count is the whole.
+    boost::asio::awaitable<std::optional<std::uint32_t>> admit_token(const std::string&,
+                                                                     token_count, std::uint32_t,
+                                                                     std::uint32_t) override;
 
 private:
     using group_map = std::unordered_map<std::string, tunnel_group>;

@@ -109,12 +109,29 @@ public:
                 if (!ctx_.draining) link_->serve_remote_ports(ports);
             };
             cluster_->on_port_claimed = [this](std::uint16_t port) { link_->drop_port(port); };
+            cluster_->shared_config = [this] { return admin_.shared_config(); };
+            cluster_->token_counts = [this] {
+                std::map<std::string, cluster::cluster_registry::token_tally> by_token;
+                for (const auto& [token, n] : control_.tunnels_per_token()) {
+                    by_token[token].token_hex = token;
+                    by_token[token].tunnels = n;
+                }
+                for (const auto& [token, n] : control_.sessions_per_token()) {
+                    by_token[token].token_hex = token;
+                    by_token[token].sessions = n;
+                }
+                std::vector<cluster::cluster_registry::token_tally> out;
+                for (auto& [token, t] : by_token) out.push_back(std::move(t));
+                return out;
+            };
             admin_.cluster_state = [this] {
                 admin::cluster_info c{cluster_->node(),   cluster_->redis_address(),
                                       cluster_->degraded(), {},
-                                      cluster_->lookups(), link_->carried_out(),
+                                      cluster_->lookups(), cluster_->events(),
+                                      link_->carried_out(),
                                       link_->carried_in(), link_->refused()};
-                for (const auto& n : cluster_->nodes()) c.relays.push_back({n.node, n.link, n.ports});
+                for (const auto& n : cluster_->nodes())
+                    c.relays.push_back({n.node, n.link, n.ports, n.same_config});
                 return std::optional<admin::cluster_info>(std::move(c));
             };
         }
@@ -294,8 +311,8 @@ public:
         g.caches = admin_.caches();
         if (cluster_)
             g.cluster = relay_gauges::cluster_state{cluster_->degraded(), cluster_->lookups(),
-                                                    link_->carried_out(), link_->carried_in(),
-                                                    link_->refused()};
+                                                    cluster_->events(),   link_->carried_out(),
+                                                    link_->carried_in(),  link_->refused()};
         std::vector<std::string> site_labels;
         for (const auto& s : sites_->sites()) {
             site_labels.push_back(s->hosts.front());

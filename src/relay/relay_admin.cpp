@@ -401,6 +401,26 @@ std::vector<admin::token_info> relay_admin::tokens() const {
     return out;
 }
 
+std::string relay_admin::shared_config() const {
+    const json doc = config_document(ctx_.cfg);
+    std::vector<std::string> tokens;
+    for (const auto& v : control_.tokens()) tokens.push_back(protocol::to_hex(v));
+    std::sort(tokens.begin(), tokens.end());
+    json tcp_sites = json::array();
+    for (const auto& t : doc["tcp_sites"])  // the listen address is each relay's own
+        tcp_sites.push_back({{"port", ctx_.cfg.sites.tcp_sites[tcp_sites.size()].listen.port},
+                             {"members", t["members"]}});
+    const json shared{{"domain", doc["domain"]},
+                      {"tokens", tokens},
+                      {"max_tunnels_per_token", doc["max_tunnels_per_token"]},
+                      {"max_sessions_per_token", doc["max_sessions_per_token"]},
+                      {"reserved_names", doc["reserved_names"]},
+                      {"tcp_ports", doc["tcp_ports"]},
+                      {"sites", doc["sites"]},
+                      {"tcp_sites", std::move(tcp_sites)}};
+    return shared.dump();
+}
+
 std::string relay_admin::config_json() const {
     json doc = config_document(ctx_.cfg);
     doc["source"] = ctx_.cfg.config_file.empty() ? json(nullptr) : json(ctx_.cfg.config_file);

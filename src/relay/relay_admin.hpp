@@ -49,6 +49,10 @@ public:
                  admin::upgrade_done done) override;
     // The config's tokens and where each came from, read again (after a reload).
     void load_tokens();
+    // What every relay of a cluster must have alike, as text to compare by its digest: the
+    // domain, the accepted tokens (their verifiers), the per-token limits, the reserved names,
+    // the TCP port range and the sites (hosts, routes, members).
+    std::string shared_config() const;
 
 private:
     // A live token and where it came from.

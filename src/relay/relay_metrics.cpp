@@ -90,6 +90,10 @@ std::string write_metrics(const observe::relay_counters& counters,
         out.family("porthole_cluster_lookups_total", "counter",
                    "Questions to Redis about a name another relay may hold.");
         out.sample("porthole_cluster_lookups_total", {}, c.lookups);
+        out.family("porthole_cluster_events_total", "counter",
+                   "Changes heard on the cluster's channel (a name or port claimed or released "
+                   "through any relay, a relay's TCP ports).");
+        out.sample("porthole_cluster_events_total", {}, c.events);
         out.family("porthole_cluster_carried_total", "counter",
                    "Visitor connections carried over the inter-relay link: out (to the relay "
                    "holding the tunnel) and in (from another relay).");

@@ -42,6 +42,7 @@ struct relay_gauges {
     struct cluster_state {
         bool degraded = false;
         std::uint64_t lookups = 0;
+        std::uint64_t events = 0;
         std::uint64_t carried_out = 0;
         std::uint64_t carried_in = 0;
         std::uint64_t link_refused = 0;

@@ -100,6 +100,16 @@ public:
                                                                 clock::time_point now) = 0;
     virtual lease_table<std::string>::end_result end_port_lease(std::uint16_t port,
                                                                 clock::time_point now) = 0;
+
+    // The per-token limits (max_tunnels_per_token, max_sessions_per_token) across every relay
+    // sharing the registry. The relay checks its own count first; then this says whether one
+    // more, `local_after` being this relay's count with it, stays within `limit` with what the
+    // other relays hold: nullopt when it does, else their count. On a relay of its own there are
+    // no others.
+    enum class token_count { tunnels, sessions };
+    virtual boost::asio::awaitable<std::optional<std::uint32_t>> admit_token(
+        const std::string& token_hex, token_count what, std::uint32_t local_after,
+        std::uint32_t limit) = 0;
 };
 
 }  // namespace porthole::relay

@@ -93,7 +93,7 @@ def cluster(group, tmp_path, redis):
     made = []
     tcp_range = free_port_range()  # the same on every relay, as a cluster's config has it
 
-    def make(n=3, secret_file=secret, https=False):
+    def make(n=3, secret_file=secret, https=False, extra_config=""):
         relays = []
         for i in range(n):
             node = "relay-%s" % "abcdefgh"[len(made) + i]
@@ -103,7 +103,7 @@ def cluster(group, tmp_path, redis):
                 'tokens_file = "%s"\nlease_grace = 30\nmetrics_addr = "127.0.0.1:%d"\n'
                 'cluster = { redis = "redis://127.0.0.1:%d/0", node_id = "%s", '
                 'advertise = "127.0.0.1:%d", secret_file = "%s" }\n'
-                % (tokens, metrics, redis.port, node, link, secret_file))
+                % (tokens, metrics, redis.port, node, link, secret_file) + extra_config)
             host = "127.0.0.%d" % (len(made) + i + 1)
             admin_dir = tmp_path / ("%s-admin" % node)
             admin_dir.mkdir()
@@ -361,3 +361,80 @@ def test_a_tls_passthrough_tunnel_is_reached_through_every_relay(group, cluster,
         got = curl("https://svc.localhost:%d/" % r.https_port, "--cacert", str(cert),
                    "--connect-to", "::%s:%d" % (r.host, r.https_port))
         assert got.status == 200 and b"s_server" in got.body, (r.node, got)
+
+
+def test_changes_are_announced_on_the_channel_and_heard_by_every_relay(group, cluster, origin,
+                                                                       redis):
+    a, b = cluster(2)
+    heard = group.spawn("subscriber", ["redis-cli", "-p", str(redis.port), "--raw", "SUBSCRIBE",
+                                       "porthole:events"])
+    wait_until(lambda: "porthole:events" in heard.stdout_text(), 10,
+               message="redis-cli subscribed")
+    agent = group.agent(b, "http", origin.server_port, "--subdomain", "heard", token=TOKEN)
+    wait_until(lambda: "claim porthole:name:heard relay-b" in heard.stdout_text(), 10,
+               message="the claim is announced")
+    # relay-a learns the name, and keeps the answer while relay-b serves it.
+    served_everywhere([a, b], "heard")
+    # The client stops cleanly: its name is released and announced, and relay-a, which heard
+    # it, forgets where it was served.
+    agent.stop()
+    wait_until(lambda: "release porthole:name:heard relay-b" in heard.stdout_text(), 10,
+               message="the release is announced")
+    wait_until(lambda: float(metric(a, "porthole_cluster_events_total").split()[-1]) >= 2, 10,
+               message="relay-a heard the claim and the release")
+    assert get(a, "heard").status == 404
+    # The same name through relay-a now: relay-b hears it and sends its visitors there.
+    group.agent(a, "http", origin.server_port, "--subdomain", "heard", token=TOKEN)
+    wait_until(lambda: "claim porthole:name:heard relay-a" in heard.stdout_text(), 10)
+    served_everywhere([a, b], "heard")
+    # A TCP tunnel's port is announced with its relay's list, and the other relay listens on it.
+    group.agent(a, "tcp", origin.server_port, token=TOKEN)
+    wait_until(lambda: "ports relay-a" in heard.stdout_text(), 10,
+               message="relay-a's new port list is announced")
+    assert "token" not in heard.stdout_text().replace("porthole:events", "")
+
+
+def test_per_token_limits_count_every_relay(group, cluster, origin, redis):
+    a, b, c = cluster(3, extra_config="max_tunnels_per_token = 2\n")
+    one = group.agent(a, "http", origin.server_port, "--subdomain", "first", token=TOKEN)
+    group.agent(b, "http", origin.server_port, "--subdomain", "second", token=TOKEN)
+    # relay-c holds none of this token's tunnels; the other two hold the limit.
+    third = group.agent(c, "http", origin.server_port, "--subdomain", "third", token=TOKEN,
+                        wait_ready=False)
+    assert third.wait_exit(15) != 0
+    assert "at most 2 tunnels across the cluster's relays; 0 are here and 2 on the others" in \
+        third.stderr_text(), third.describe()
+    # Counts are digests in Redis, never the token.
+    assert TOKEN not in redis.cli("HGETALL", "porthole:tokens:relay-a")
+    # One tunnel goes: its relay's count drops at the next heartbeat, and a tunnel fits again.
+    one.stop()
+    def fits():
+        p = group.agent(c, "http", origin.server_port, "--subdomain", "third", token=TOKEN,
+                        wait_ready=False)
+        wait_until(lambda: p.events and p.events[-1].get("event") in ("ready", "error")
+                   or not p.alive(), 15)
+        return p.alive() and p.events[-1].get("event") == "ready"
+    wait_until(fits, 10, message="a tunnel fits once relay-a's count dropped")
+
+
+def test_per_token_session_limit_counts_every_relay(group, cluster, origin):
+    a, b, c = cluster(3, extra_config="max_sessions_per_token = 2\n")
+    group.agent(a, "http", origin.server_port, token=TOKEN)
+    group.agent(b, "http", origin.server_port, token=TOKEN)
+    third = group.agent(c, "http", origin.server_port, token=TOKEN, wait_ready=False)
+    assert third.wait_exit(15) != 0
+    assert ("this token already has 0 clients connected to this relay and 2 to the cluster's "
+            "other relays (max_sessions_per_token)") in third.stderr_text(), third.describe()
+
+
+def test_a_relay_whose_config_differs_is_logged_and_shown(group, cluster, origin):
+    a, b = cluster(2)
+    c, = cluster(1, extra_config="max_tunnels_per_token = 7\n")
+    wait_until(lambda: "relay relay-c has another config than this one" in a.proc.stderr_text(),
+               10, message="relay-a warns of relay-c's config")
+    out = subprocess.run([BIN, "admin", "--socket", str(a.admin_socket), "--json", "cluster"],
+                         capture_output=True, text=True, timeout=10).stdout
+    seen = {r["node"]: r["config"] for r in json.loads(out)["relays"]}
+    assert seen == {"relay-a": "same", "relay-b": "same", "relay-c": "differs"}, seen
+    assert "relay relay-b has another config" not in a.proc.stderr_text()
+

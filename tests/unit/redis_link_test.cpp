@@ -214,6 +214,40 @@ TEST_F(RedisServer, AServerThatGoesAwayFailsCommandsAndAReconnectWorks) {
     });
 }
 
+TEST_F(RedisServer, ASubscriberHearsEachMessageUntilTheServerGoesAway) {
+    run([&](asio::io_context& io) -> asio::awaitable<void> {
+        redis_link publisher(io.get_executor(), address());
+        redis_link subscriber(io.get_executor(), address(), std::chrono::milliseconds(2000));
+        EXPECT_TRUE(co_await publisher.connect());
+        EXPECT_TRUE(co_await subscriber.connect());
+        std::vector<std::string> heard;
+        const auto on = co_await subscriber.subscribe(
+            "porthole:events", [&](std::string_view m) { heard.emplace_back(m); });
+        EXPECT_TRUE(on) << (on ? "" : on.error());
+        const std::vector<std::string> sent{"claim porthole:name:a relay-a",
+                                            std::string("bin\0ary", 7)};
+        for (const auto& m : sent) {
+            std::vector<std::string> publish{"PUBLISH", "porthole:events", m};
+            const auto r = co_await publisher.command(publish);
+            EXPECT_TRUE(r && r->integer == 1);  // one subscriber heard it
+        }
+        std::vector<std::string> other{"PUBLISH", "elsewhere", "not for us"};
+        (void)co_await publisher.command(other);
+        asio::steady_timer wait(io);
+        for (int i = 0; i < 100 && heard.size() < 2; ++i) {
+            wait.expires_after(std::chrono::milliseconds(10));
+            co_await wait.async_wait(asio::use_awaitable);
+        }
+        EXPECT_EQ(heard, sent);  // in order, binary-safe, nothing from another channel
+        stop();
+        for (int i = 0; i < 200 && subscriber.connected(); ++i) {
+            wait.expires_after(std::chrono::milliseconds(10));
+            co_await wait.async_wait(asio::use_awaitable);
+        }
+        EXPECT_FALSE(subscriber.connected());
+    });
+}
+
 TEST_F(RedisServer, APasswordAndADatabaseAreSentOnConnect) {
     run([&](asio::io_context& io) -> asio::awaitable<void> {
         {
