@@ -40,4 +40,8 @@ private:
     trim_policy policy_;
 };
 
+// What the allocator's cache of the calling thread holds goes back to the shared heap (tick()
+// does it for its own thread; other event loops call this about once a second).
+void flush_thread_cache();
+
 }  // namespace porthole::core

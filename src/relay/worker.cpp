@@ -1,5 +1,6 @@
 #include "relay/worker.hpp"
 
+#include "core/heap_trim.hpp"
 #include "core/use_tuple.hpp"
 #include "relay/site_builder.hpp"
 
@@ -140,6 +141,7 @@ asio::awaitable<void> worker::sweep() {
         for (auto& w : ctx_.watched)
             if (w.deadline <= ctx_.now) w.conn.socket().cancel(ec);
         if (ctx_.access_log) ctx_.access_log->flush();
+        core::flush_thread_cache();
         active_.store(ctx_.active_visitors, std::memory_order_relaxed);
         const std::lock_guard lock(published_mutex_);
         published_ = ctx_.counters;
