@@ -357,8 +357,9 @@ SITES: THE RELAY AS A REVERSE PROXY
   connect_timeout = "5s", upstream_timeout = "30s"
       upstream_timeout: default none (streams stay open as long as they flow). A response that
       has not started within it is answered 504.
-  max_idle_per_member = 32
-      kept-alive connections to one backend, reused by later requests.
+  max_idle_per_member = 256
+      kept-alive connections to one backend, reused by later requests; keep it above the
+      requests a member serves at once, or those over it pay a new connection each.
   ca_file = "/etc/porthole/backend-ca.pem"
       the CA https members are verified against; default: the system store.
   Durations are whole seconds or strings: "500ms", "2s", "1m", "1h".

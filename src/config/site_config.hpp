@@ -68,7 +68,10 @@ struct upstream_settings {
     std::chrono::milliseconds connect_timeout{5000};
     std::optional<std::chrono::milliseconds> upstream_timeout;  // off: responses may stream forever
     unsigned max_tries = 3;  // members tried for one request, the first included
-    std::uint32_t max_idle_per_member = 32;  // kept-alive connections to one backend
+    // Kept-alive connections to one backend: more than the concurrent requests it gets, or each
+    // request over the cap closes its connection and a later one opens another (at 64
+    // concurrent requests and a cap of 32, 3 in 10 requests paid a connect and a close).
+    std::uint32_t max_idle_per_member = 256;
     std::string ca_file;  // https members: verified against this PEM; empty: the system store
     proxy_protocol send_proxy_protocol = proxy_protocol::off;
 };

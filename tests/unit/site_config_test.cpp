@@ -241,7 +241,7 @@ send_proxy_protocol = "v1"
     EXPECT_EQ(rest.upstream.policy, lb_policy::least_conn);  // the site's
     EXPECT_EQ(rest.upstream.health.interval, 10s);
     EXPECT_EQ(rest.upstream.max_tries, 2u);
-    EXPECT_EQ(rest.upstream.max_idle_per_member, 32u);  // the default
+    EXPECT_EQ(rest.upstream.max_idle_per_member, 256u);  // the default
     EXPECT_FALSE(rest.upstream.upstream_timeout);
 
     ASSERT_EQ(r->tcp_sites.size(), 1u);
