@@ -225,11 +225,15 @@ asio::awaitable<void> cluster_registry::subscribe() {
         up = co_await events_.subscribe(std::string(events_channel),
                                         [this](std::string_view m) { on_event(m); });
     if (!up) {
-        spdlog::warn("cluster: no channel of changes ({}): other relays' tunnels are looked up "
-                     "again as answers age",
-                     up.error());
+        if (!events_down_)  // once, not at every heartbeat that tries again
+            spdlog::warn("cluster: no channel of changes ({}): other relays' tunnels are looked "
+                         "up again as answers age",
+                         up.error());
+        events_down_ = true;
         co_return;
     }
+    if (events_down_) spdlog::info("cluster: listening to the channel of changes again");
+    events_down_ = false;
     // Changes may have gone by unheard: what other relays hold is looked up afresh.
     if (!remote_.empty()) {
         remote_.clear();

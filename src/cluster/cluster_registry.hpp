@@ -149,6 +149,7 @@ private:
     redis_link events_;
     boost::asio::steady_timer beat_;
     bool beat_soon_ = false;
+    bool events_down_ = false;  // the subscription failed, and that was logged
     clock::time_point next_connect_{};
     bool degraded_ = false;
     bool stopped_ = false;
