@@ -267,8 +267,9 @@ EVENT LOOPS
       1 to 64, default 1; --threads. Event loops, one thread each. The first serves
       everything; each other one listens on the HTTP and HTTPS addresses too (SO_REUSEPORT)
       and serves site routes with no cache, no tunnel member and no rate_limit, basic_auth,
-      jwt or bandwidth policy, handing any other connection to the first loop once. A change
-      needs a restart.
+      jwt or bandwidth policy, and HTTP tunnels with no policy and no cache (the first loop
+      hands it the tunnel's data connection), handing any other connection to the first loop
+      once. A change needs a restart.
 
 TIMEOUTS (seconds)
 

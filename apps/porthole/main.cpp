@@ -587,7 +587,7 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 86400));
     server->add_option("--threads", sf.threads,
                        "event loops, one thread each (default 1; the first serves everything, the "
-                       "others plain-HTTP site routes)")
+                       "others site routes and tunnels that keep no state)")
         ->check(CLI::Range(1, 64));
     server->add_option("--shutdown-timeout", sf.shutdown_timeout,
                        "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")

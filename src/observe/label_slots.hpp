@@ -47,6 +47,12 @@ public:
         held_.erase(it);
     }
 
+    // The slot `name` holds; other_slot() when it holds none.
+    std::uint32_t slot_of(std::string_view name) const {
+        const auto it = held_.find(std::string(name));
+        return it == held_.end() ? other_slot() : it->second.slot;
+    }
+
     std::uint32_t other_slot() const { return static_cast<std::uint32_t>(names_.size()); }
     std::uint32_t slots() const { return other_slot() + 1; }  // with _other
     // The name of a held slot; empty for a free one; "_other" for the shared one.

@@ -67,6 +67,10 @@ struct relay_counters {
     std::uint64_t reconnects = 0;
     std::uint64_t reloads_ok = 0, reloads_refused = 0;
     std::uint64_t access_log_dropped = 0;
+    // threads > 1: visitor connections a worker handed to the first loop, and tunnel data
+    // connections the first loop handed to a worker.
+    std::uint64_t visitors_handed = 0;
+    std::uint64_t data_handed = 0;
 
     void refused(refusal r) { ++refusals[static_cast<std::size_t>(r)]; }
     // Another event loop's counts added to these (its sites in the same config order).
@@ -83,6 +87,8 @@ struct relay_counters {
         for (std::size_t i = 0; i < refusals.size(); ++i) refusals[i] += o.refusals[i];
         for (std::size_t i = 0; i < upstream_failures.size(); ++i)
             upstream_failures[i] += o.upstream_failures[i];
+        visitors_handed += o.visitors_handed;
+        data_handed += o.data_handed;
     }
     void failed(upstream_failure f) { ++upstream_failures[static_cast<std::size_t>(f)]; }
 };

@@ -366,7 +366,7 @@ void control_port::close_session(session& s) {
         registry_.remove(*t, s.leaving, now);
         if (t->kind == protocol::tunnel_kind::http) ctx_.release_tunnel_label(t->name);
     }
-    ++ctx_.tunnels_changed;
+    ctx_.tunnels_did_change();
     const std::string token_hex = protocol::to_hex(s.token);
     if (auto it = tunnels_per_token_.find(token_hex); it != tunnels_per_token_.end()) {
         it->second -= std::min<std::uint32_t>(it->second, s.tunnels.size());
@@ -549,7 +549,7 @@ asio::awaitable<void> control_port::open_tunnel(std::shared_ptr<session> s,
     registry_.add(t);
     // Its request counters exist, at zero, from now: a scrape before the first request sees them.
     if (t->kind == protocol::tunnel_kind::http) ctx_.hold_tunnel_label(t->name);
-    ++ctx_.tunnels_changed;
+    ctx_.tunnels_did_change();
     if (t->acceptor) serve_port_(t);
     s->tunnels[t->id] = t;
     ++tunnels_per_token_[token_hex];

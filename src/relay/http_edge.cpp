@@ -187,8 +187,16 @@ bool http_edge::serves_here(const http::message_head& head, std::string_view hos
     const bool known = cache.valid && cache.host == host &&
                        cache.tunnels_changed == ctx_.tunnels_changed;
     const route::site* site = known ? cache.site : sites_->find_site(host);
-    const route::route* r = site ? route::route_for(*site, head.target) : nullptr;
+    if (!site) return (known && cache.tunnel) || carries_tunnel(host);
+    const route::route* r = route::route_for(*site, head.target);
     return r && r->any_loop;
+}
+
+bool http_edge::carries_tunnel(std::string_view host) const {
+    if (!directory_) return false;
+    auto name = http::tunnel_name_for_host(host, ctx_.cfg.domain);
+    if (!name) name = http::bare_host(host);  // a custom domain
+    return name && (*directory_)->carries(*name);
 }
 
 asio::awaitable<bool> http_edge::read_whole_body(watched_socket& visitor,
@@ -273,7 +281,8 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         settings.max_tries = 3;  // a GET whose client dropped it goes to another (or anew)
         settings.max_fails = 0;  // a tunnel's own answers, 5xx too, pass through as they are
         r = std::make_shared<route::route>();
-        r->metric_slot = ctx_.hold_tunnel_label(name);
+        // A worker counts under the first loop's slot for the name, which holds the label.
+        r->metric_slot = directory_ ? (*directory_)->slot(name) : ctx_.hold_tunnel_label(name);
         entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies, &ctx_.jwks);
         r->policies = entry.relay_policies;
         if (entry.owner_policies)
@@ -299,7 +308,8 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
 }
 
 void http_edge::forget_tunnel_routes() {
-    for (const auto& [name, entry] : tunnel_routes_) ctx_.release_tunnel_label(name);
+    if (!directory_)
+        for (const auto& [name, entry] : tunnel_routes_) ctx_.release_tunnel_label(name);
     tunnel_routes_.clear();
 }
 
@@ -509,6 +519,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             const std::string_view bytes = view(in);
             handed_visitor v{visitor.conn.release(), std::string(bytes), guard.ip, guard.source,
                              guard.destination, https};
+            ++ctx_.counters.visitors_handed;
             hand_over_(std::move(v));
             co_return false;
         }

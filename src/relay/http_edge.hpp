@@ -10,6 +10,7 @@
 #include "http/message_head.hpp"
 #include "net/io_buffer.hpp"
 #include "relay/relay_context.hpp"
+#include "relay/tunnel_directory.hpp"
 #include "relay/tunnel_registry.hpp"
 #include "route/route_table.hpp"
 #include "upstream/upstream_pool.hpp"
@@ -42,10 +43,17 @@ public:
     // A worker loop's edge: a request for a route it may not serve (relay/worker.hpp) hands its
     // connection over to `to_first` and it is served there from then on.
     void hand_over_to(hand_over_fn to_first) { hand_over_ = std::move(to_first); }
+    // A worker loop's edge also serves the tunnels `directory` (the worker's latest) carries.
+    void carry_tunnels_of(const std::shared_ptr<const tunnel_directory>& directory) {
+        directory_ = &directory;
+    }
     // On the first loop: a connection a worker handed over.
     void adopt(handed_visitor v);
-    // Whether `host` is a configured site's (the HTTPS edge of a worker terminates its TLS).
-    bool has_site(std::string_view host) const { return sites_->find_site(host) != nullptr; }
+    // Whether `host` is a configured site's or a tunnel this loop carries (the HTTPS edge of a
+    // worker terminates its TLS).
+    bool has_site(std::string_view host) const {
+        return sites_->find_site(host) != nullptr || carries_tunnel(host);
+    }
     void start();
     void stop_accepting();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
@@ -125,6 +133,9 @@ private:
     };
     std::unordered_map<std::string, tunnel_route_entry> tunnel_routes_;
     hand_over_fn hand_over_;  // set on a worker loop
+    const std::shared_ptr<const tunnel_directory>* directory_ = nullptr;  // on a worker loop
+    // On a worker loop: whether `host` names a tunnel it carries.
+    bool carries_tunnel(std::string_view host) const;
 };
 
 }  // namespace porthole::relay

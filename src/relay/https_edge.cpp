@@ -129,6 +129,7 @@ asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit
                         !hello.control && !ctx_.cfg.acme && ctx_.https &&
                         http_.has_site(hello.name))) {
         net::stream whole(std::move(socket));
+        ++ctx_.counters.visitors_handed;
         hand_over_(handed_visitor{whole.release(), {}, guard.ip, guard.source, guard.destination,
                                   true});
         co_return;

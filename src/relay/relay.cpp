@@ -192,12 +192,17 @@ public:
                 asio::post(ctx_.io,
                            [this, v = std::move(v)]() mutable { https_edge_.adopt(std::move(v)); });
             };
-            workers_.push_back(std::make_unique<worker>(i, loop_cfg, ctx_.visitors, https_.get(),
-                                                        ctx_.https_port, std::move(to_http),
-                                                        std::move(to_https)));
+            workers_.push_back(std::make_unique<worker>(
+                i, loop_cfg, ctx_.visitors, https_.get(), ctx_.https_port, std::move(to_http),
+                std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_}));
             bound = workers_.back()->listen();
             if (!bound) return bound;
         }
+        if (!workers_.empty())
+            ctx_.tell_loops = [this] {
+                const auto directory = tunnel_directory::of(registry_, ctx_);
+                for (auto& w : workers_) w->publish(directory);
+            };
         if (cfg_.metrics_addr) {
             std::string token;
             if (!cfg_.metrics_token_file.empty()) {
@@ -504,7 +509,7 @@ private:
         ctx_.config_changed();
         for (auto& w : workers_) w->reload(cfg_, https_.get());
         http_.forget_tunnel_routes();
-        ++ctx_.tunnels_changed;
+        ctx_.tunnels_did_change();
         ++generation_;
         return fmt::format("sites {} added, {} removed, {} kept; tokens {} added, {} removed ({} "
                            "sessions closed); certificates read again{}",

@@ -110,6 +110,13 @@ struct relay_context {
     // Moves whenever an HTTP tunnel opens or closes: the HTTP edge's cached tunnel routes (and
     // the owner policies they hold) are looked up again.
     std::uint64_t tunnels_changed = 0;
+    // A tunnel opened or closed, or a reload changed what applies to tunnels: tunnels_changed
+    // moves and the other event loops are told (relay/tunnel_directory.hpp).
+    void tunnels_did_change() {
+        ++tunnels_changed;
+        if (tell_loops) tell_loops();
+    }
+    std::function<void()> tell_loops;  // set on the first loop when there are others
     clock::time_point now = clock::now();  // refreshed by the sweeper: deadlines are coarse
     watch_list watched;  // read and write deadlines, checked each second
 

@@ -16,15 +16,18 @@ using namespace std::chrono_literals;
 
 worker::worker(unsigned index, const config::server_config& cfg,
                std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
-               std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https)
+               std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
+               first_loop_tunnels first)
     // Other threads post to it (the first loop's reload, drain and stop); its sockets are its own.
     : index_(index), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), cfg_(cfg), ctx_(io_, cfg_, https),
-      registry_(cfg.lease_grace, "local"), tunnels_(ctx_, registry_),
+      registry_(cfg.lease_grace, "local"),
+      tunnels_(io_.get_executor(), std::move(first), directory_, ctx_.counters.data_handed),
       http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_), sweep_(io_),
       published_(ctx_.counters) {
     ctx_.visitors = std::move(visitors);
     ctx_.https_port = https_port;
     http_.hand_over_to(std::move(to_http));
+    http_.carry_tunnels_of(directory_);
     https_edge_.hand_over_to(std::move(to_https));
 }
 
@@ -77,6 +80,23 @@ void worker::reload(config::server_config next, net::https_certificates* https) 
         replace_sites(sites_, std::move(*table), ctx_.counters.sites, io_.get_executor());
         ctx_.config_changed();
         ++ctx_.tunnels_changed;  // kept-alive connections look their routes up in the new table
+    });
+}
+
+void worker::publish(std::shared_ptr<const tunnel_directory> directory) {
+    asio::post(io_, [this, directory = std::move(directory)]() mutable {
+        // A label slot the first loop gave another name starts from zero here too.
+        const auto& was = directory_->slot_names();
+        const auto& now = directory->slot_names();
+        {
+            const std::lock_guard lock(published_mutex_);
+            for (std::size_t i = 0; i < now.size() && i < ctx_.counters.tunnels.size(); ++i)
+                if (i >= was.size() || was[i] != now[i])
+                    ctx_.counters.tunnels[i] = published_.tunnels[i] = {};
+        }
+        directory_ = std::move(directory);
+        ++ctx_.tunnels_changed;  // kept-alive connections look their tunnels up again
+        http_.forget_tunnel_routes();  // requests under way keep theirs
     });
 }
 

@@ -4,16 +4,19 @@
 // its own copy
 // of the config and of the sites' route table (upstream pools, health checks, policies), its own
 // counters and access-log buffer. It serves the routes any loop may serve (route::any_loop),
-// terminating TLS for configured sites; a request for anything else hands its connection to the
-// first loop, once, and it stays there (before the handshake for HTTPS that is not a site's).
+// terminating TLS for configured sites, and the tunnels the first loop's directory says it may
+// carry, over data connections the first loop hands it (relay/loop_tunnels.hpp); a request for
+// anything else hands its connection to the first loop, once, and it stays there (before the
+// handshake for HTTPS that is neither a site's nor a carried tunnel's).
 // Everything but the constructor and listen() is called from the first loop's thread.
 #include "config/server_config.hpp"
 #include "observe/relay_counters.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
+#include "relay/loop_tunnels.hpp"
 #include "relay/relay_context.hpp"
-#include "relay/tunnel_members.hpp"
+#include "relay/tunnel_directory.hpp"
 #include "route/route_table.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -34,10 +37,12 @@ public:
     // `visitors`: the relay's connections per address; `to_first`: the first loop's adoption.
     // `index`: 1 for the second loop, and so on (its thread is named porthole-loopN).
     // `https`: the relay's certificates (null: no HTTPS). `to_http` and `to_https`: the first
-    // loop's HTTP edge and HTTPS edge adopting what this one hands over.
+    // loop's HTTP edge and HTTPS edge adopting what this one hands over. `first`: where its
+    // tunnels' data connections come from.
     worker(unsigned index, const config::server_config& cfg,
            std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
-           std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https);
+           std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
+           first_loop_tunnels first);
     ~worker();
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
@@ -53,6 +58,8 @@ public:
     // Ends the loop and its thread.
     void stop();
     void reopen_log();
+    // The first loop's tunnels changed: what this loop may carry from now.
+    void publish(std::shared_ptr<const tunnel_directory> directory);
 
     // Its visitor connections open as of the last second, and its counters.
     std::size_t active_visitors() const { return active_.load(std::memory_order_relaxed); }
@@ -76,7 +83,8 @@ private:
     config::server_config cfg_;
     relay_context ctx_;
     local_registry registry_;  // empty: tunnels are the first loop's
-    tunnel_members tunnels_;
+    std::shared_ptr<const tunnel_directory> directory_ = std::make_shared<tunnel_directory>();
+    loop_tunnels tunnels_;
     std::shared_ptr<route::route_table> sites_ = std::make_shared<route::route_table>();
     http_edge http_;
     https_edge https_edge_;

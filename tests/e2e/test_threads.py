@@ -74,6 +74,61 @@ def test_two_loops_serve_sites_and_hand_tunnels_and_stateful_routes_to_the_first
     assert statuses.count(200) == 10 and statuses.count(429) == 20, statuses
 
 
+def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_it(
+        group, tmp_path, backend, make_agent):
+    """A tunnel without policies or cache is served by whichever loop accepted the visitor: the
+    first loop hands a data connection of its client to the second, never the visitor to the
+    first. A tunnel whose owner brings a policy is handed to the first loop, which keeps it."""
+    tun, guarded, web = backend("tun"), backend("guarded"), backend("web")
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, config(
+        metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(web)}]))
+        .replace("threads = 2\n", "threads = 2\nmax_connections_per_tunnel = 4\n"))
+    plain_agent = make_agent(relay, "http", tun.port, "--subdomain", "plain")
+    make_agent(relay, "http", guarded.port, "--subdomain", "guarded", "--allow-ip", "127.0.0.0/8")
+    handovers = 'porthole_loop_handovers_total{what="%s"}'
+    before = loop_cpu_ns(relay.pid)["porthole-loop1"]
+
+    # New connections, one after another: the tunnel's slot each held goes back to the first
+    # loop when the second closes the data connection, or the fifth would be refused (503).
+    plain = "plain.localhost:%d" % relay.http_port
+    answers = [get(relay.http_port, "/p/%d" % i, host=plain) for i in range(300)]
+    assert tally(answers) == {"tun": 300}
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    wait_until(lambda: metric(metrics_port, handovers % "data") > 0, 5)
+    assert metric(metrics_port, handovers % "visitor") == 0
+    # Counted under the tunnel's name whichever loop served it (a worker publishes each second).
+    wait_until(lambda: metric(metrics_port, 'porthole_requests_total{tunnel="plain",'
+                                            'code_class="2xx"}') == 300, 5)
+
+    # The owner's policy keeps the tunnel on the first loop: connections are handed to it.
+    guarded_host = "guarded.localhost:%d" % relay.http_port
+    assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host) for i in range(40)) == \
+        {"guarded": 40}
+    wait_until(lambda: metric(metrics_port, handovers % "visitor") > 0, 5)
+
+    # One kept-alive connection going from a carried tunnel to a site, to the guarded tunnel
+    # and back: each answered, in order, by the right backend.
+    for _ in range(10):
+        v = Visitor(relay.http_port, host=plain)
+        try:
+            got = [v.get("/1").backend]
+            v.host = HOST
+            got.append(v.get("/2").backend)
+            v.host = guarded_host
+            got.append(v.get("/3").backend)
+            v.host = plain
+            got.append(v.get("/4").backend)
+        finally:
+            v.close()
+        assert got == ["tun", "web", "guarded", "tun"], got
+
+    # The client goes: the tunnel is the first loop's 404 on every loop at once.
+    plain_agent.signal(signal.SIGTERM)
+    wait_until(lambda: {get(relay.http_port, "/gone", host=plain).status for _ in range(10)} ==
+               {404}, 10)
+
+
 def test_a_reload_reaches_the_second_loop_and_sigterm_stops_both(group, tmp_path, backend):
     a, b = backend("a"), backend("b")
     metrics_port = free_port()

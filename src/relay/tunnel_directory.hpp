@@ -1,0 +1,39 @@
+#pragma once
+// The first loop's HTTP tunnels as the other event loops see them (threads > 1): the names a
+// worker may carry itself, and the metrics slot of every tunnel label, so what a worker counts
+// adds up under the right name. The first loop builds one after each change and posts it to each
+// worker; nobody changes it after. docs/architecture.md#threads
+#include "relay/relay_context.hpp"
+#include "relay/tunnel_registry.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace porthole::relay {
+
+class tunnel_directory {
+public:
+    // A name any loop may carry: served by a client of this relay, with no policy (the relay's
+    // [tunnel_policy] or its owner's) and no cache in its route, which keep their state on the
+    // first loop.
+    bool carries(const std::string& name) const { return carried_.contains(name); }
+    // Its label's slot (tunnel_labels on the first loop).
+    std::uint32_t slot(const std::string& name) const;
+    // The label of each slot, empty where the slot is free.
+    const std::vector<std::string>& slot_names() const { return slot_names_; }
+
+    // What `registry` and `ctx` of the first loop say now.
+    static std::shared_ptr<const tunnel_directory> of(tunnel_registry& registry,
+                                                      const relay_context& ctx);
+
+private:
+    std::unordered_map<std::string, std::uint32_t> carried_;  // name → slot
+    std::vector<std::string> slot_names_;
+    std::uint32_t other_slot_ = 0;
+};
+
+}  // namespace porthole::relay
