@@ -63,6 +63,16 @@ public:
         if (on_add_) on_add_();
     }
 
+    // An event another event loop kept (threads > 1), kept here as the newest, with its time.
+    void add_kept(recent_event e) {
+        if (ring_.size() < capacity) ring_.emplace_back();
+        e.seq = ++added_;
+        ring_[(added_ - 1) % capacity] = std::move(e);
+        if (on_add_) on_add_();
+    }
+    // The newest event; only after an add.
+    const recent_event& newest() const { return ring_[(added_ - 1) % capacity]; }
+
     // The seq of the newest event; 0 before the first.
     std::uint64_t last_seq() const { return added_; }
 

@@ -194,10 +194,12 @@ public:
             };
             workers_.push_back(std::make_unique<worker>(
                 i, loop_cfg, ctx_.visitors, https_.get(), ctx_.https_port, std::move(to_http),
-                std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_}));
+                std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_},
+                ctx_.recent));
             bound = workers_.back()->listen();
             if (!bound) return bound;
         }
+        if (!workers_.empty()) admin_.all_counters = [this] { return all_counters(); };
         if (!workers_.empty())
             ctx_.tell_loops = [this] {
                 const auto directory = tunnel_directory::of(registry_, ctx_);
@@ -292,6 +294,13 @@ public:
         return result;
     }
 
+    // What every event loop counted, as of now.
+    observe::relay_counters all_counters() {
+        observe::relay_counters counted = ctx_.counters;
+        for (const auto& w : workers_) counted.add(w->counters_now());
+        return counted;
+    }
+
     // One scrape: the counters and what the relay's parts hold now.
     std::string metrics_text() {
         relay_gauges g;
@@ -326,9 +335,7 @@ public:
                     g.upstream.push_back({s->hosts.front(), r->pool->member(i).url,
                                           r->pool->available(i)});
         }
-        observe::relay_counters counted = ctx_.counters;
-        for (const auto& w : workers_) counted.add(w->counters());
-        return write_metrics(counted, ctx_.tunnel_labels, site_labels, g,
+        return write_metrics(all_counters(), ctx_.tunnel_labels, site_labels, g,
                              observe::read_process_stats(),
                              ctx_.access_log ? ctx_.access_log->dropped_lines() : 0);
     }

@@ -431,7 +431,7 @@ std::string relay_admin::config_json() const {
 
 admin::traffic_totals relay_admin::traffic() const {
     admin::traffic_totals t;
-    const auto& counters = ctx_.counters;
+    const observe::relay_counters counters = all_counters ? all_counters() : ctx_.counters;
     const auto add = [&t](const observe::request_counts& c) {
         for (std::size_t i = 0; i < t.by_class.size(); ++i) t.by_class[i] += c.by_class[i];
     };

@@ -38,6 +38,8 @@ public:
     std::optional<admin::cluster_info> cluster() const override {
         return cluster_state ? cluster_state() : std::nullopt;
     }
+    // Set with threads > 1: every loop's counters added up (traffic() reads them).
+    std::function<observe::relay_counters()> all_counters;
     // Set in a cluster: what cluster() answers.
     std::function<std::optional<admin::cluster_info>()> cluster_state;
     std::size_t purge_cache(const std::string& url, bool prefix, const std::string& who) override;

@@ -17,17 +17,23 @@ using namespace std::chrono_literals;
 worker::worker(unsigned index, const config::server_config& cfg,
                std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
                std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
-               first_loop_tunnels first)
+               first_loop_tunnels first, observe::recent_events& first_recent)
     // Other threads post to it (the first loop's reload, drain and stop); its sockets are its own.
     : index_(index), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), cfg_(cfg), ctx_(io_, cfg_, https),
       registry_(cfg.lease_grace, "local"),
-      tunnels_(io_.get_executor(), std::move(first), directory_, ctx_.counters.data_handed),
+      tunnels_(io_.get_executor(), first, directory_, ctx_.counters.data_handed),
       http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_), sweep_(io_),
       published_(ctx_.counters) {
     ctx_.visitors = std::move(visitors);
     ctx_.https_port = https_port;
     http_.hand_over_to(std::move(to_http));
     http_.carry_tunnels_of(directory_);
+    // Each event this loop keeps is kept by the first one too, which the admin API reads.
+    ctx_.recent.on_add([this, to = first.executor, &first_recent] {
+        asio::post(to, [&first_recent, e = ctx_.recent.newest()]() mutable {
+            first_recent.add_kept(std::move(e));
+        });
+    });
     https_edge_.hand_over_to(std::move(to_https));
 }
 
@@ -144,6 +150,21 @@ void worker::stop() {
 
 void worker::reopen_log() {
     if (ctx_.access_log) ctx_.access_log->reopen();
+}
+
+observe::relay_counters worker::counters_now() {
+    if (!thread_.joinable() || io_.stopped()) return counters();
+    auto copied = std::make_shared<std::promise<void>>();
+    auto done = copied->get_future();
+    asio::post(io_, [this, copied] {
+        {
+            const std::lock_guard lock(published_mutex_);
+            published_ = ctx_.counters;
+        }
+        copied->set_value();
+    });
+    done.wait_for(100ms);
+    return counters();
 }
 
 observe::relay_counters worker::counters() const {

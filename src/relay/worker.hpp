@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,11 +39,12 @@ public:
     // `index`: 1 for the second loop, and so on (its thread is named porthole-loopN).
     // `https`: the relay's certificates (null: no HTTPS). `to_http` and `to_https`: the first
     // loop's HTTP edge and HTTPS edge adopting what this one hands over. `first`: where its
-    // tunnels' data connections come from.
+    // tunnels' data connections come from. `first_recent`: the first loop's recent events,
+    // where this loop's go too (posted).
     worker(unsigned index, const config::server_config& cfg,
            std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
            std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
-           first_loop_tunnels first);
+           first_loop_tunnels first, observe::recent_events& first_recent);
     ~worker();
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
@@ -61,7 +63,10 @@ public:
     // The first loop's tunnels changed: what this loop may carry from now.
     void publish(std::shared_ptr<const tunnel_directory> directory);
 
-    // Its visitor connections open as of the last second, and its counters.
+    // Its counters as of now, for a scrape: the first loop waits for this one to copy them
+    // (microseconds; at most 100 ms, then they are the last second's).
+    observe::relay_counters counters_now();
+    // Its visitor connections open as of the last second, and its counters as last published.
     std::size_t active_visitors() const { return active_.load(std::memory_order_relaxed); }
     // Draining, it has closed its last visitor connection.
     bool drained() const { return drained_.load(std::memory_order_acquire); }

@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 from helpers import BIN, free_port, make_cert, wait_until
+from test_admin import call
 from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
 
 
@@ -127,6 +128,29 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
     plain_agent.signal(signal.SIGTERM)
     wait_until(lambda: {get(relay.http_port, "/gone", host=plain).status for _ in range(10)} ==
                {404}, 10)
+
+
+def test_every_loops_counts_and_events_are_in_metrics_and_the_admin_api_at_once(
+        group, tmp_path):
+    """A worker's counters are asked for at each scrape, and its recent events are the first
+    loop's too: nothing waits for a worker's once-a-second copy."""
+    closed = free_port()  # nothing listens: each request is the relay's 502, an error event
+    metrics_port = free_port()
+    sock = tmp_path / "admin.sock"
+    relay = start_relay(group, tmp_path, 'admin_socket = "%s"\n' % sock + config(
+        metrics_port, site([HOST], [{"upstream": '["http://127.0.0.1:%d"]' % closed,
+                                  "max_fails": "0"}])))
+    wait_until(lambda: sock.exists(), 10)
+    before = loop_cpu_ns(relay.pid)["porthole-loop1"]
+    for i in range(40):
+        assert get(relay.http_port, "/down/%d" % i).status == 502
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    assert metric(metrics_port,
+                  'porthole_requests_total{site="%s",code_class="5xx"}' % HOST) == 40
+    events = call(sock, "GET", "/api/recent").json()["events"]
+    assert sorted(e["path"] for e in events) == sorted("/down/%d" % i for i in range(40))
+    assert {(e["kind"], e["reason"], e["status"]) for e in events} == {("error", "connect", 502)}
+    assert [e["seq"] for e in events] == list(range(40, 0, -1))
 
 
 def test_a_reload_reaches_the_second_loop_and_sigterm_stops_both(group, tmp_path, backend):
