@@ -896,8 +896,8 @@ def cmd_cluster(a):
                         f'advertise = "127.0.0.1:{link}", secret_file = "{secret}" }}\n')
             relays[node] = {"http": http, "ctl": ctl, "cfg": cfg}
         r = relays[node]
-        spawn(node, [a.bin, "--log-level", "warn", "server", "--domain", "localhost",
-                     "--http-addr", f"127.0.0.1:{r['http']}", "--control-addr", f"127.0.0.1:{r['ctl']}",
+        spawn(node, [a.bin, "--log-level", "warn", "server", "--threads", "1",
+                     "--domain", "localhost", "--http-addr", f"127.0.0.1:{r['http']}", "--control-addr", f"127.0.0.1:{r['ctl']}",
                      "--tcp-ports", "%d-%d" % tuple(_free_ports(1) * 2), "--config", r["cfg"]])
         if not (wait_port(r["http"]) and wait_port(r["ctl"])):
             raise RuntimeError(f"relay {node} did not start")

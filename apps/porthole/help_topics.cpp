@@ -263,8 +263,9 @@ CLIENT TRANSPORT
 
 EVENT LOOPS
 
-  threads = 1
-      1 to 64, default 1; --threads. Event loops, one thread each. The first serves
+  threads = 2
+      1 to 64, default the number of cores the relay may run on (its CPU affinity);
+      --threads. Event loops, one thread each. The first serves
       everything; each other one listens on the HTTP and HTTPS addresses too (SO_REUSEPORT)
       and serves site routes with no cache, no tunnel member and no rate_limit, basic_auth,
       jwt or bandwidth policy, and HTTP tunnels with no policy and no cache (the first loop

@@ -70,7 +70,7 @@ struct proxy_flags {
     std::string listen = "127.0.0.1:8080";
     std::vector<std::string> upstream;
     std::string lb_policy = "round_robin", health_path, cookie_name, ca_file;
-    int health_interval = 5, upstream_timeout = 0, threads = 1;
+    int health_interval = 5, upstream_timeout = 0, threads = 0;
     bool json = false;
 };
 
@@ -316,7 +316,7 @@ porthole::config::server_config build_proxy_config(const CLI::App& cmd, const pr
     porthole::config::server_config cfg;
     cfg.control_enabled = false;
     cfg.json = f.json;
-    cfg.threads = static_cast<std::uint32_t>(f.threads);
+    if (f.threads > 0) cfg.threads = static_cast<std::uint32_t>(f.threads);
     cfg.http_addr = endpoint_flag("--listen", f.listen);
     porthole::config::route_config route;
     auto& up = route.upstream;
@@ -586,8 +586,8 @@ int main(int argc, char** argv) {
                        "seconds a dropped client keeps its names and ports (default 60)")
         ->check(CLI::Range(1, 86400));
     server->add_option("--threads", sf.threads,
-                       "event loops, one thread each (default 1; the first serves everything, the "
-                       "others site routes and tunnels that keep no state)")
+                       "event loops, one thread each (default: the cores it may use; the first "
+                       "serves everything, the others site routes and tunnels that keep no state)")
         ->check(CLI::Range(1, 64));
     server->add_option("--shutdown-timeout", sf.shutdown_timeout,
                        "seconds to let open requests finish on SIGINT/SIGTERM (default 10)")
@@ -659,7 +659,7 @@ int main(int argc, char** argv) {
         ->required();
     proxy->add_option("--listen", pf.listen, "HOST:PORT to serve HTTP on")->capture_default_str();
     proxy->add_option("--threads", pf.threads,
-                      "event loops, one thread each, all serving (default 1)")
+                      "event loops, one thread each, all serving (default: the cores it may use)")
         ->check(CLI::Range(1, 64));
     proxy->add_option("--lb-policy", pf.lb_policy,
                       "round_robin, least_conn, random_two, ip_hash or cookie")

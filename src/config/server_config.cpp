@@ -11,8 +11,12 @@
 #include <filesystem>
 #include "config/toml.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
+
+#include <sched.h>
 
 namespace porthole::config {
 namespace {
@@ -571,6 +575,14 @@ tl::expected<void, std::string> load_tokens_file(const std::string& path, server
     }
     cfg.tokens_file = path;
     return {};
+}
+
+std::uint32_t usable_cores() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+    return static_cast<std::uint32_t>(std::clamp(n, 1, 64));
 }
 
 std::string default_admin_socket() {

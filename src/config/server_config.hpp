@@ -21,6 +21,10 @@ struct token_origin {
     bool from_tokens_file = false;  // the admin API may revoke it
 };
 
+// The CPUs this process may run on (its affinity mask, which cpusets and taskset narrow), 1 to 64:
+// the default number of event loops.
+std::uint32_t usable_cores();
+
 struct server_config {
     std::string domain = "localhost";
     endpoint http_addr{"127.0.0.1", 8080};
@@ -112,8 +116,9 @@ struct server_config {
     std::string metrics_token_file;  // bearer token Prometheus sends; needed off loopback
     std::uint32_t metrics_tunnel_labels = 200;
     // Event loops, one thread each: the first serves everything, the others the HTTP edge's
-    // routes that any loop may serve (docs/architecture.md#threads).
-    std::uint32_t threads = 1;
+    // routes and tunnels that any loop may serve (docs/architecture.md#threads). Default: the
+    // cores this process may run on.
+    std::uint32_t threads = usable_cores();
     std::optional<observe::access_log_settings> access_log;
 };
 

@@ -196,7 +196,7 @@ public:
                 i, loop_cfg, ctx_.visitors, https_.get(), ctx_.https_port, std::move(to_http),
                 std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_},
                 ctx_.recent));
-            bound = workers_.back()->listen();
+            bound = workers_.back()->listen(sites_);
             if (!bound) return bound;
         }
         if (!workers_.empty()) admin_.all_counters = [this] { return all_counters(); };
@@ -514,7 +514,7 @@ private:
         cfg_.trusted_proxies = std::move(next.trusted_proxies);
         cfg_.accept_proxy_protocol = next.accept_proxy_protocol;
         ctx_.config_changed();
-        for (auto& w : workers_) w->reload(cfg_, https_.get());
+        for (auto& w : workers_) w->reload(cfg_, https_.get(), sites_);
         http_.forget_tunnel_routes();
         ctx_.tunnels_did_change();
         ++generation_;

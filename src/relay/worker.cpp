@@ -40,15 +40,28 @@ worker::worker(unsigned index, const config::server_config& cfg,
 worker::~worker() { stop(); }
 
 tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build(
-    const config::site_set& sites) {
+    const config::site_set& sites, const route::route_table& first_sites) {
     auto table = std::make_shared<route::route_table>();
     auto built = build_sites(sites, nullptr, ctx_.jwks, *table, false);
     if (!built) return tl::unexpected(built.error());
+    // Built from the same config, site for site and route for route: the first loop checks.
+    // Each loop's rotations start at a different member, so the loops' first requests spread.
+    const auto& mine = table->sites();
+    const auto& first = first_sites.sites();
+    for (const auto& s : mine)
+        for (const auto& r : s->routes) r->pool->stagger(index_);
+    for (std::size_t i = 0; i < mine.size() && i < first.size(); ++i) {
+        if (mine[i]->hosts != first[i]->hosts || mine[i]->routes.size() != first[i]->routes.size())
+            continue;
+        for (std::size_t j = 0; j < mine[i]->routes.size(); ++j)
+            mine[i]->routes[j]->pool->follow_checks_of(*first[i]->routes[j]->pool);
+    }
     return table;
 }
 
-tl::expected<void, std::string> worker::listen() {
-    auto table = build(cfg_.sites);
+tl::expected<void, std::string> worker::listen(
+    std::shared_ptr<const route::route_table> first_sites) {
+    auto table = build(cfg_.sites, *first_sites);
     if (!table) return tl::unexpected(table.error());
     sites_ = std::move(*table);
     if (cfg_.access_log) {
@@ -73,10 +86,12 @@ void worker::start() {
     });
 }
 
-void worker::reload(config::server_config next, net::https_certificates* https) {
-    asio::post(io_, [this, next = std::move(next), https]() mutable {
+void worker::reload(config::server_config next, net::https_certificates* https,
+                    std::shared_ptr<const route::route_table> first_sites) {
+    asio::post(io_, [this, next = std::move(next), https,
+                     first_sites = std::move(first_sites)]() mutable {
         ctx_.https = https;  // the set it replaced goes soon, whatever happens here
-        auto table = build(next.sites);
+        auto table = build(next.sites, *first_sites);
         if (!table) {  // the first loop built the same table: only a file gone since fails
             spdlog::error("reload on event loop {}: {}; it keeps the config it had", index_,
                           table.error());

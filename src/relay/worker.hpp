@@ -49,12 +49,14 @@ public:
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
 
-    // Builds the routes and listens; before start().
-    tl::expected<void, std::string> listen();
+    // Builds the routes and listens; before start(). `first_sites`: the first loop's table,
+    // whose pools run the active health checks this loop's pools follow.
+    tl::expected<void, std::string> listen(std::shared_ptr<const route::route_table> first_sites);
     void start();
     // A reload the first loop applied: this loop takes `next` as its config, and the
     // certificates it read again.
-    void reload(config::server_config next, net::https_certificates* https);
+    void reload(config::server_config next, net::https_certificates* https,
+                std::shared_ptr<const route::route_table> first_sites);
     // Stops accepting; kept-alive connections close when idle after `idle_grace`.
     void drain(std::chrono::seconds idle_grace);
     // Ends the loop and its thread.
@@ -76,7 +78,7 @@ private:
     boost::asio::awaitable<void> sweep();
     boost::asio::awaitable<void> close_idle_after(std::chrono::seconds grace);
     tl::expected<std::shared_ptr<route::route_table>, std::string> build(
-        const config::site_set& sites);
+        const config::site_set& sites, const route::route_table& first_sites);
 
     // destroy_pending(): the coroutine frames still suspended go while what they use exists.
     struct loop_io : boost::asio::io_context {

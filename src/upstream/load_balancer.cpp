@@ -141,6 +141,13 @@ std::optional<std::size_t> load_balancer::pick(std::span<const member_state> mem
     return std::nullopt;
 }
 
+void load_balancer::skip(std::span<const member_state> members, std::size_t picks) {
+    std::vector<member_state> all(members.begin(), members.end());
+    for (auto& m : all) m.available = true;
+    for (std::size_t p = 0; p < picks; ++p) pick_round_robin(eligible{all, {}});
+    next_ = all.empty() ? 0 : picks % all.size();
+}
+
 // nginx's smooth weighted round robin: weights 5:1:1 give a a b a c a a, not a a a a a b c.
 std::optional<std::size_t> load_balancer::pick_round_robin(const eligible& e) {
     std::int64_t total = 0;

@@ -35,6 +35,10 @@ public:
     // Not needed when only active or available change.
     void rebuild(std::span<const member_state> members);
 
+    // Starts the rotation `picks` places on, as if that many requests had been served with
+    // every member available: a relay's event loops begin their rotations at different members.
+    void skip(std::span<const member_state> members, std::size_t picks);
+
     // The index of the member to use, or nullopt when every member is unavailable or in `exclude`
     // (the members already tried for this request). `members` is the list last given to the
     // constructor or rebuild(), with current active/available; indexes past it are ignored.

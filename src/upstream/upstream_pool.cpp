@@ -49,6 +49,14 @@ pool::pool(std::string name, config::upstream_settings settings, tunnel_source* 
       states_(states_of(settings_.members)),
       balancer_(policy_of(settings_.policy), states_) {
     for (const auto& m : settings_.members) members_.emplace_back().spec = m;
+    healthy_ = std::make_shared<std::vector<std::atomic<bool>>>(members_.size());
+    for (auto& h : *healthy_) h.store(true, std::memory_order_relaxed);
+}
+
+void pool::follow_checks_of(const pool& checker) {
+    if (checker.members_.size() != members_.size()) return;
+    healthy_ = checker.healthy_;
+    follows_ = true;
 }
 
 tl::expected<std::shared_ptr<pool>, std::string> pool::make(std::string name,
@@ -74,7 +82,7 @@ bool pool::available(std::size_t i) {
     auto& m = members_[i];
     if (clock::now() < m.ejected_until) return false;  // passive ejection, every kind
     if (m.spec.kind == scheme::tunnel) return tunnels_ && tunnels_->serving(m.spec.host);
-    return m.healthy;
+    return (*healthy_)[i].load(std::memory_order_relaxed);
 }
 
 pool::member_status pool::status(std::size_t i) const {
@@ -84,7 +92,7 @@ pool::member_status pool::status(std::size_t i) const {
         st.health = "ejected";
     else if (m.spec.kind == scheme::tunnel)
         st.health = tunnels_ && tunnels_->serving(m.spec.host) ? "healthy" : "no_client";
-    else if (!m.healthy)
+    else if (!(*healthy_)[i].load(std::memory_order_relaxed))
         st.health = "failing";
     else if (settings_.health.path.empty() && !settings_.health.active)
         st.health = "unchecked";
@@ -190,6 +198,7 @@ void pool::record(std::size_t i, outcome o) {
 }
 
 void pool::start_checks(const asio::any_io_executor& ex) {
+    if (follows_) return;
     for (std::size_t i = 0; i < members_.size(); ++i) {
         const auto kind = members_[i].spec.kind;
         if (kind == scheme::tunnel) continue;
@@ -213,17 +222,18 @@ asio::awaitable<void> pool::check_loop(std::size_t i) {
         const bool ok = co_await probe(i);
         if (*stopped) co_return;
         auto& m = members_[i];
+        auto& healthy = (*healthy_)[i];
         if (ok) {
             m.check_failures = 0;
-            if (!m.healthy && ++m.check_passes >= h.rise) {
-                m.healthy = true;
+            if (!healthy.load(std::memory_order_relaxed) && ++m.check_passes >= h.rise) {
+                healthy.store(true, std::memory_order_relaxed);
                 m.check_passes = 0;
                 spdlog::info("{}: {} is healthy again", name_, m.spec.url);
             }
         } else {
             m.check_passes = 0;
-            if (m.healthy && ++m.check_failures >= h.fall) {
-                m.healthy = false;
+            if (healthy.load(std::memory_order_relaxed) && ++m.check_failures >= h.fall) {
+                healthy.store(false, std::memory_order_relaxed);
                 m.check_failures = 0;
                 m.idle.clear();
                 spdlog::warn("{}: {} failed {} health checks: taken out", name_, m.spec.url,

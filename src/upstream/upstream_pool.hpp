@@ -14,6 +14,7 @@
 #include <tl/expected.hpp>
 
 #include <chrono>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <span>
@@ -121,8 +122,15 @@ public:
     };
     member_status status(std::size_t i) const;
 
-    // Active health checks of the backends, on `ex`, until stop().
+    // Active health checks of the backends, on `ex`, until stop(). A pool that follows
+    // another's checks runs none.
     void start_checks(const boost::asio::any_io_executor& ex);
+    // Another event loop's pool for the same route (same members, in order): this one takes
+    // its checks' verdicts instead of checking too. Before start_checks(); either loop may go
+    // first, the verdicts stay while either pool does.
+    void follow_checks_of(const pool& checker);
+    // The pool of event loop `loop` (0 for the first): its rotation starts that many members on.
+    void stagger(std::size_t loop) { balancer_.skip(states_, loop); }
     void stop();
 
 private:
@@ -133,7 +141,6 @@ private:
         unsigned fails = 0;  // consecutive, for passive ejection
         unsigned ejections = 0;  // in a row: the cool-down doubles with each
         clock::time_point ejected_until{};
-        bool healthy = true;  // the active check's verdict
         unsigned check_passes = 0;
         unsigned check_failures = 0;
     };
@@ -153,6 +160,10 @@ private:
     std::vector<member_state> states_;  // what the balancer reads, index for index
     load_balancer balancer_;
     std::shared_ptr<bool> stopped_ = std::make_shared<bool>(false);
+    // The active checks' verdicts, by member: written by the loop that checks, read by every
+    // loop whose pool follows it (relaxed: a verdict a moment late is as good).
+    std::shared_ptr<std::vector<std::atomic<bool>>> healthy_;
+    bool follows_ = false;
 };
 
 }  // namespace porthole::upstream

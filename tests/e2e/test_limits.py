@@ -51,6 +51,12 @@ def test_max_connections_per_ip(group, tmp_path, origin):
     relay = relay_with(group, tmp_path, "max_connections_per_ip = 3\n")
     agent = group.agent(relay, "http", origin.port)
     held = [socket.create_connection(("127.0.0.1", relay.http_port), timeout=5) for _ in range(3)]
+    # Each answered once, so the relay has taken all three in (on whichever event loop) before
+    # the fourth comes.
+    host = agent.ready["url"].split("://", 1)[1]
+    for s in held:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode())
+        assert read_status(s) == 200
     try:
         with socket.create_connection(("127.0.0.1", relay.http_port), timeout=5) as extra:
             assert read_status(extra) == 429

@@ -13,7 +13,7 @@ import ssl
 import time
 import urllib.request
 
-from helpers import BIN, free_port, make_cert, wait_until
+from helpers import BIN, Relay, free_port, make_cert, wait_until
 from test_admin import call
 from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
 
@@ -151,6 +151,37 @@ def test_every_loops_counts_and_events_are_in_metrics_and_the_admin_api_at_once(
     assert sorted(e["path"] for e in events) == sorted("/down/%d" % i for i in range(40))
     assert {(e["kind"], e["reason"], e["status"]) for e in events} == {("error", "connect", 502)}
     assert [e["seq"] for e in events] == list(range(40, 0, -1))
+
+
+def loops_of(pid):
+    return sorted(n for n in loop_cpu_ns(pid) if n.startswith("porthole-loop"))
+
+
+class PinnedRelay(Relay):
+    """A relay started on CPU 0 only (taskset): its affinity mask holds one core."""
+
+    @property
+    def args(self):
+        return ["taskset", "-c", "0"] + super().args
+
+
+def test_the_relay_runs_one_event_loop_per_core_it_may_use_by_default(group, backend):
+    """No `threads` set: as many loops as CPUs in the relay's affinity mask (the first, plus
+    porthole-loop1... for the others); pinned to one CPU, one loop."""
+    cores = len(os.sched_getaffinity(0))
+    relay = group.relay()
+    assert loops_of(relay.pid) == sorted("porthole-loop%d" % i for i in range(1, cores))
+    web = backend("web")
+    pinned = PinnedRelay(group)
+    assert loops_of(pinned.pid) == []
+    assert get(pinned.http_port, "/", host="nobody.localhost").status == 404
+    # porthole proxy too.
+    proxy = group.spawn("proxy", [BIN, "proxy", "--listen", "127.0.0.1:0", "--json",
+                                  "http://127.0.0.1:%d" % web.port])
+    line = wait_until(lambda: next((l for l in proxy.lines if '"listening"' in l), None), 10)
+    port = int(json.loads(line)["http"].rsplit(":", 1)[1])
+    assert loops_of(proxy.pid) == sorted("porthole-loop%d" % i for i in range(1, cores))
+    assert get(port, "/x").backend == "web"
 
 
 def test_a_reload_reaches_the_second_loop_and_sigterm_stops_both(group, tmp_path, backend):

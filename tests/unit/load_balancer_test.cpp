@@ -62,6 +62,19 @@ TEST(RoundRobin, SplitsByWeightSmoothly) {
     EXPECT_EQ(order, (std::vector<std::size_t>{0, 0, 1, 0, 2, 0, 0}));
 }
 
+TEST(RoundRobin, AStaggeredRotationStartsFurtherOnAndStaysExact) {
+    // Event loop k of a relay starts k places on: two loops' first picks differ.
+    auto members = pool({1, 1, 1});
+    members[0].available = false;  // skipped as if every member could take requests
+    load_balancer second(policy::round_robin, members);
+    second.skip(members, 1);
+    members[0].available = true;
+    for (std::size_t i : {1, 2, 0, 1, 2, 0}) ASSERT_EQ(second.pick(members), i);
+    load_balancer least(policy::least_conn, members);
+    least.skip(members, 2);
+    EXPECT_EQ(least.pick(members), 2U);
+}
+
 TEST(RoundRobin, SkipsUnavailableMembers) {
     auto members = pool({1, 1, 1});
     members[1].available = false;
