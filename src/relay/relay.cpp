@@ -202,8 +202,14 @@ public:
         if (!workers_.empty()) admin_.all_counters = [this] { return all_counters(); };
         if (!workers_.empty())
             ctx_.tell_loops = [this] {
-                const auto directory = tunnel_directory::of(registry_, ctx_);
-                for (auto& w : workers_) w->publish(directory);
+                // Once per turn of this loop however many tunnels changed in it (a burst of
+                // clients registering builds one directory, not one each).
+                if (std::exchange(directory_due_, true)) return;
+                asio::post(ctx_.io, [this] {
+                    directory_due_ = false;
+                    const auto directory = tunnel_directory::of(registry_, ctx_);
+                    for (auto& w : workers_) w->publish(directory);
+                });
             };
         if (cfg_.metrics_addr) {
             std::string token;
@@ -858,6 +864,7 @@ private:
     upgrader upgrader_;
     // The other event loops (threads > 1): last, so that they stop before what they hand to.
     std::vector<std::unique_ptr<worker>> workers_;
+    bool directory_due_ = false;  // a tunnel_directory is to be built and posted to them
 };
 
 // The first event loop, without a resolver: alone, its scheduler and reactor need no locks.
