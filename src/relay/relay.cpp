@@ -196,6 +196,14 @@ public:
                 i, loop_cfg, ctx_.visitors, https_.get(), ctx_.https_port, std::move(to_http),
                 std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_},
                 ctx_.recent));
+            // The relay this one replaces handed over its loops' listeners: one each.
+            std::vector<handoff::listener> given;
+            if (auto fd = ctx_.inherited.take("http", cfg_.http_addr.to_string()))
+                given.push_back({"http", loop_cfg.http_addr.to_string(), *fd});
+            if (cfg_.https_addr)
+                if (auto fd = ctx_.inherited.take("https", cfg_.https_addr->to_string()))
+                    given.push_back({"https", loop_cfg.https_addr->to_string(), *fd});
+            workers_.back()->inherit(handoff::inherited(std::move(given)));
             bound = workers_.back()->listen(sites_);
             if (!bound) return bound;
         }
@@ -356,6 +364,12 @@ private:
         };
         add("http", cfg_.http_addr.to_string(), http_.listener_fd());
         if (cfg_.https_addr) add("https", cfg_.https_addr->to_string(), https_edge_.listener_fd());
+        // The other loops' too: what is queued on them is accepted by the new relay.
+        for (const auto& w : workers_) {
+            add("http", cfg_.http_addr.to_string(), w->http_listener_fd());
+            if (cfg_.https_addr)
+                add("https", cfg_.https_addr->to_string(), w->https_listener_fd());
+        }
         if (cfg_.control_enabled)
             add("control", cfg_.control_addr.to_string(), control_.listener_fd());
         if (metrics_) add("metrics", cfg_.metrics_addr->to_string(), metrics_->listener_fd());

@@ -75,6 +75,10 @@ tl::expected<void, std::string> relay_context::listen(tcp::acceptor& a,
                                                      std::string_view role, bool shared) {
     const auto fd = inherited.take(role, at.to_string());
     if (!fd) return net::listen_on(a, at, role, shared);
+    // A relay with one loop listened without SO_REUSEPORT: set now, the other loops' listeners
+    // may bind the same address beside it.
+    const int one = 1;
+    if (shared) ::setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ::getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);

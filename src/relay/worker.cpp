@@ -71,6 +71,8 @@ tl::expected<void, std::string> worker::listen(
     }
     auto bound = http_.listen(true);
     if (bound && cfg_.https_addr) bound = https_edge_.listen(true);
+    http_fd_ = http_.listener_fd();
+    https_fd_ = https_edge_.listener_fd();
     return bound;
 }
 

@@ -11,6 +11,7 @@
 // Everything but the constructor and listen() is called from the first loop's thread.
 #include "config/server_config.hpp"
 #include "observe/relay_counters.hpp"
+#include "relay/handoff.hpp"
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
@@ -49,6 +50,12 @@ public:
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
 
+    // The listening sockets the relay this one replaces handed over for this loop; before
+    // listen().
+    void inherit(handoff::inherited given) { ctx_.inherited = std::move(given); }
+    // Its listening sockets, for a relay that replaces this one; -1 for none.
+    int http_listener_fd() const { return http_fd_; }
+    int https_listener_fd() const { return https_fd_; }
     // Builds the routes and listens; before start(). `first_sites`: the first loop's table,
     // whose pools run the active health checks this loop's pools follow.
     tl::expected<void, std::string> listen(std::shared_ptr<const route::route_table> first_sites);
@@ -97,6 +104,7 @@ private:
     https_edge https_edge_;
     boost::asio::steady_timer sweep_;
     std::thread thread_;
+    int http_fd_ = -1, https_fd_ = -1;  // set by listen(), open until drain()
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> drained_{false};
     mutable std::mutex published_mutex_;

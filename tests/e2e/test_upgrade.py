@@ -189,9 +189,79 @@ def test_an_upgrade_under_load_drops_nothing(group, tmp_path, backend, origin):
     assert site_load.closes > 0 and tunnel_load.closes > 0
     assert tcp_loop.refused == [] and tcp_loop.unanswered == [], (tcp_loop.refused[:3],
                                                                   tcp_loop.unanswered[:3])
-    assert "handed 4 listening sockets and 2 leases" in stderr, stderr
+    # HTTP (one per event loop: one per core by default), control, admin socket, the TCP port.
+    handed = 3 + len(os.sched_getaffinity(0))
+    assert "handed %d listening sockets and 2 leases" % handed in stderr, stderr
     assert "refused" not in web.stderr_text() and "fingerprint" not in web.stderr_text()
     assert web.alive() and tcp.alive()
+
+
+class FreshLoad(test_reload.Load):
+    """Visitors opening a new connection for each request: one waiting in any event loop's
+    accept queue when the old relay stops accepting must be answered all the same."""
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("GET", self.path, headers={"Host": self.host, "Connection": "close"})
+                r = conn.getresponse()
+                r.read()
+                conn.close()
+                with self.lock:
+                    self.statuses.append(r.status)
+            except (OSError, http.client.HTTPException) as e:
+                with self.lock:
+                    self.errors.append(repr(e))
+
+
+def test_an_upgrade_hands_over_every_event_loops_listener(group, tmp_path, backend, origin):
+    """From one event loop to two (a config that now asks for two, as an older relay's default
+    of one becomes one per core), then from two to two: under new connections to a site and a
+    tunnel, none is refused or reset, and the second upgrade hands over both loops' listeners."""
+    a = backend("a")
+    config = tmp_path / "relay.toml"
+    routes = site([HOST], [to(a, path="/app")])
+    config.write_text("threads = 1\n" + routes)
+    sock = tmp_path / "admin.sock"
+    relay = group.relay("--config", str(config), "--admin-socket", str(sock))
+    group.agent(relay, "http", origin.server_port, "--subdomain", "kept")
+    new_binary = tmp_path / "porthole-new"
+    shutil.copy2(BIN, new_binary)
+    site_load = FreshLoad(relay.http_port, HOST, "/app/x", threads=2)
+    tunnel_load = FreshLoad(relay.http_port, "kept.localhost", "/", threads=2)
+    started = []
+    try:
+        wait_until(lambda: site_load.count() > 30 and tunnel_load.count() > 30,
+                   message="load is running")
+        config.write_text("threads = 2\n" + routes)
+        for old_pid in (relay.pid, None):
+            done = admin(sock, "upgrade", "--binary", str(new_binary), "--wait", "30")
+            assert done.returncode == 0, (done.stdout, done.stderr, relay.proc.describe())
+            started.append(NewRelay(int(re.match(r"upgraded: pid (\d+)", done.stdout).group(1))))
+            old_pid = old_pid or started[-2].pid
+            wait_until(lambda: not alive(old_pid), timeout=15, message="the old relay exits")
+            before = (site_load.count(), tunnel_load.count())
+            wait_until(lambda: site_load.count() > before[0] + 30 and
+                       tunnel_load.count() > before[1] + 30,
+                       message="the new relay carries the load")
+        names = set()
+        for tid in os.listdir("/proc/%d/task" % started[-1].pid):
+            with open("/proc/%d/task/%s/comm" % (started[-1].pid, tid)) as f:
+                names.add(f.read().strip())
+        assert "porthole-loop1" in names, names
+    finally:
+        site_load.stop()
+        tunnel_load.stop()
+        stderr = relay.proc.stderr_text()
+        for r in started:
+            r.stop()
+    assert site_load.errors == [] and tunnel_load.errors == [], (site_load.errors[:3],
+                                                                tunnel_load.errors[:3])
+    assert set(site_load.statuses) == {200} and set(tunnel_load.statuses) == {200}
+    # HTTP, control and the admin socket; then HTTP twice, one per loop.
+    assert "handed 3 listening sockets" in stderr and "handed 4 listening sockets" in stderr, \
+        stderr
 
 
 def test_a_new_relay_that_cannot_serve_leaves_the_old_one_serving(group, tmp_path, backend):
