@@ -207,8 +207,8 @@ public:
             bound = workers_.back()->listen(sites_);
             if (!bound) return bound;
         }
-        if (!workers_.empty()) admin_.all_counters = [this] { return all_counters(); };
-        if (!workers_.empty())
+        if (!workers_.empty()) {
+            admin_.all_counters = [this] { return all_counters(); };
             ctx_.tell_loops = [this] {
                 // Once per turn of this loop however many tunnels changed in it (a burst of
                 // clients registering builds one directory, not one each).
@@ -219,6 +219,7 @@ public:
                     for (auto& w : workers_) w->publish(directory);
                 });
             };
+        }
         if (cfg_.metrics_addr) {
             std::string token;
             if (!cfg_.metrics_token_file.empty()) {
