@@ -116,12 +116,14 @@ void https_edge::adopt(handed_visitor v) { ctx_.spawn(serve_handed(std::move(v))
 asio::awaitable<void> https_edge::serve_handed(handed_visitor v) {
     const visit_guard guard(ctx_, v);
     auto stream = net::stream::adopt(std::move(v.conn), ctx_.io.get_executor());
-    co_await serve_admitted(std::move(stream.socket()), guard);
+    co_await serve_admitted(std::move(stream.socket()), guard, v.deadline);
 }
 
-asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit_guard& guard) {
-    // One deadline for the ClientHello and the handshake: a slow handshake is a slow head.
-    const auto deadline = clock::now() + ctx_.cfg.header_timeout;
+asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit_guard& guard,
+                                                 std::optional<clock::time_point> given) {
+    // One deadline for the ClientHello and the handshake: a slow handshake is a slow head. A
+    // connection another loop handed over keeps the one it had there.
+    const auto deadline = given.value_or(clock::now() + ctx_.cfg.header_timeout);
     const auto hello = co_await peek_client_hello(socket, deadline);
     // A worker loop terminates TLS for configured sites (with certificates from files or
     // self-signed; ACME's are the first loop's) and hands everything else over untouched.
@@ -131,7 +133,7 @@ asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit
         net::stream whole(std::move(socket));
         ++ctx_.counters.visitors_handed;
         hand_over_(handed_visitor{whole.release(), {}, guard.ip, guard.source, guard.destination,
-                                  true});
+                                  true, deadline});
         co_return;
     }
     if (hello.what == net::client_hello_sni::status::found && hello.acme_tls && ctx_.acme) {

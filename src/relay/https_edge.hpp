@@ -13,6 +13,7 @@
 #include <tl/expected.hpp>
 
 #include <functional>
+#include <optional>
 
 namespace porthole::relay {
 
@@ -46,8 +47,10 @@ private:
     boost::asio::awaitable<void> accept();
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
     boost::asio::awaitable<void> serve_handed(handed_visitor v);
+    // `deadline`: for the ClientHello and the handshake together; unset, header_timeout from now.
     boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket socket,
-                                                const visit_guard& guard);
+                                                const visit_guard& guard,
+                                                std::optional<clock::time_point> deadline = {});
     boost::asio::awaitable<void> answer_tls_alpn(
         boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> challenge,
         clock::time_point deadline);

@@ -27,6 +27,7 @@
 
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -176,6 +177,8 @@ struct handed_visitor {
     std::string ip;
     boost::asio::ip::tcp::endpoint source, destination;
     bool https = false;  // TLS the worker's HTTPS edge terminated (conn holds its state)
+    // Handed over before its TLS handshake: when the ClientHello and the handshake must be done.
+    std::optional<clock::time_point> deadline{};
 };
 using hand_over_fn = std::function<void(handed_visitor)>;
 
