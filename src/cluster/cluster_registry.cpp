@@ -202,9 +202,13 @@ void cluster_registry::set_degraded(bool on, std::string_view why) {
         spdlog::warn("cluster: Redis at {} is unreachable ({}): serving this relay's tunnels and "
                      "taking new ones locally until it returns (degraded)",
                      redis_.address().describe(), why);
-    else
+    else {
         spdlog::info("cluster: Redis at {} is back: claiming this relay's names and ports again",
                      redis_.address().describe());
+        // Every other relay claims its names again at its next heartbeat: until then, Redis
+        // answering that nobody holds a name is not to be believed at once.
+        settled_at_ = clock::now() + beat + 250ms;
+    }
 }
 
 asio::awaitable<tl::expected<void, std::string>> cluster_registry::connect() {
@@ -234,11 +238,14 @@ asio::awaitable<void> cluster_registry::subscribe() {
     }
     if (events_down_) spdlog::info("cluster: listening to the channel of changes again");
     events_down_ = false;
-    // Changes may have gone by unheard: what other relays hold is looked up afresh.
-    if (!remote_.empty()) {
-        remote_.clear();
-        ++changed_;
-    }
+    // Changes may have gone by unheard: what other relays hold is looked up afresh. An answer
+    // that a relay serves a name stays: it proves itself on use (a hop that relay refuses learns
+    // again), and Redis, back from a restart, may not hold that relay's claim again yet.
+    const auto before = remote_.size();
+    std::erase_if(remote_, [](const auto& kv) {
+        return !(kv.second.where && kv.second.where->serving);
+    });
+    if (remote_.size() != before) ++changed_;
 }
 
 // "claim KEY NODE" and "release KEY NODE" for a name's or port's key; "ports NODE" when a
@@ -527,9 +534,19 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
         co_return;
     if (!redis_.connected()) co_return;
     ++lookups_;
-    std::vector<std::string> command{"EVAL", std::string(lookup_script), "1", name_key(name),
-                                     std::string(node_prefix)};
-    auto reply = co_await redis_.command(std::move(command));
+    const std::vector<std::string> lookup{"EVAL", std::string(lookup_script), "1", name_key(name),
+                                          std::string(node_prefix)};
+    auto reply = co_await redis_.command(lookup);
+    if (reply && reply->elements.size() != 6 && clock::now() < settled_at_) {
+        // Nobody holds it, says a Redis that came back moments ago: asked again once every
+        // relay has beaten since.
+        asio::steady_timer settle(io_);
+        settle.expires_at(settled_at_);
+        auto settled = settle.async_wait(use_tuple);
+        co_await std::move(settled);
+        if (!redis_.connected()) co_return;
+        reply = co_await redis_.command(lookup);
+    }
     if (!reply) {
         set_degraded(true, reply.error());
         co_return;

@@ -152,6 +152,7 @@ private:
     bool events_down_ = false;  // the subscription failed, and that was logged
     clock::time_point next_connect_{};
     bool degraded_ = false;
+    clock::time_point settled_at_{};  // Redis came back: other relays have claimed again by then
     bool stopped_ = false;
     std::uint64_t lookups_ = 0;
     std::uint64_t events_seen_ = 0;

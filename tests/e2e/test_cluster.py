@@ -258,6 +258,33 @@ def metric(relay_obj, name):
     return None
 
 
+def test_a_relay_back_from_a_redis_restart_first_waits_for_the_others_claims(
+        group, cluster, origin, redis):
+    a, b = cluster(2)
+    group.agent(b, "http", origin.server_port, "--subdomain", "quiet", token=TOKEN)
+    wait_until(lambda: get(b, "quiet").status == 200, 10, message="quiet is served at relay-b")
+    redis.kill()
+    wait_until(lambda: "is unreachable" in a.proc.stderr_text()
+               and "is unreachable" in b.proc.stderr_text(), 10,
+               message="both relays log that Redis is away")
+    # relay-b cannot come back (nor claim `quiet` again) until it is let go on.
+    os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        redis.start()
+        wait_until(lambda: "is back" in a.proc.stderr_text(), 10,
+                   message="relay-a logs that Redis is back")
+        answers = []
+        asking = threading.Thread(target=lambda: answers.append(get(a, "quiet")))
+        asking.start()
+        time.sleep(0.3)
+    finally:
+        os.kill(b.proc.pid, signal.SIGCONT)
+    asking.join(15)
+    # The empty Redis said nobody holds `quiet`: relay-a asked again once every relay had had
+    # its heartbeat, and carried the visitor to relay-b rather than answering 404.
+    assert [r.status for r in answers] == [200], answers
+
+
 def test_a_redis_restart_under_load_loses_no_request(group, cluster, origin, redis):
     a, b = cluster(2)
     group.agent(a, "http", origin.server_port, "--subdomain", "steady", token=TOKEN)
