@@ -135,11 +135,20 @@ bool cert_issuer::has_valid(const std::string& name) const {
     return it != certs_.end() && static_cast<double>(it->second.facts.not_after) > epoch_now();
 }
 
-SSL_CTX* cert_issuer::context_for(const std::string& host) {
-    const auto it = certs_.find(certificate_name(host));
-    if (it == certs_.end() || static_cast<double>(it->second.facts.not_after) <= epoch_now())
-        return nullptr;
-    return it->second.context->native_handle();
+bool cert_issuer::use_for(SSL* ssl, const std::string& host) {
+    const std::string name = certificate_name(host);
+    const std::lock_guard lock(served_mutex_);
+    const auto it = served_.find(name);
+    if (it == served_.end() || it->second.not_after <= epoch_now()) return false;
+    SSL_set_SSL_CTX(ssl, it->second.context->native_handle());
+    return true;
+}
+
+bool cert_issuer::serves(const std::string& host) const {
+    const std::string name = certificate_name(host);
+    const std::lock_guard lock(served_mutex_);
+    const auto it = served_.find(name);
+    return it != served_.end() && it->second.not_after > epoch_now();
 }
 
 std::vector<std::pair<std::string, double>> cert_issuer::expiries() const {
@@ -164,6 +173,10 @@ bool cert_issuer::install(const std::string& name, const pem_pair& pem, bool ann
     h.context = std::make_shared<asio::ssl::context>(std::move(*ctx));
     h.facts = std::move(*facts);
     h.failures = 0;
+    {
+        const std::lock_guard lock(served_mutex_);
+        served_[name] = served{h.context, static_cast<double>(h.facts.not_after)};
+    }
     if (announce)
         spdlog::info("acme: certificate for {} installed, valid until {}", name,
                      date_of(h.facts.not_after));

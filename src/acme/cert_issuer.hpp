@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,9 +60,11 @@ public:
     void start(const boost::asio::any_io_executor& ex);
     void stop();
 
-    SSL_CTX* context_for(const std::string& host) override;
-    // Whether a valid certificate serves `host` now (a map lookup: asked per connection).
-    bool serves(const std::string& host) const { return has_valid(certificate_name(host)); }
+    // From any event loop's handshake: the certificates installed, under a lock of their own.
+    bool use_for(SSL* ssl, const std::string& host) override;
+    // Whether a valid certificate serves `host` now (a map lookup: asked per connection, from
+    // any event loop).
+    bool serves(const std::string& host) const override;
     // Returns once `host` (lowercase) has a certificate, or its order failed or
     // is refused, or `deadline` passed; starts the order when the name qualifies
     // and none is under way.
@@ -120,6 +123,15 @@ private:
     issuer_counters counters_;
     std::function<bool(const std::string&)> wanted_;
     std::map<std::string, held> certs_;
+    // What handshakes on every event loop use: each name's context and when it expires, written
+    // by install() on the issuer's loop, read under the lock anywhere. A context replaced while
+    // a handshake switches to it stays alive: SSL_set_SSL_CTX takes its reference under the lock.
+    struct served {
+        std::shared_ptr<boost::asio::ssl::context> context;
+        double not_after = 0;
+    };
+    mutable std::mutex served_mutex_;
+    std::map<std::string, served> served_;
     std::map<std::string, attempt> attempts_;
     std::optional<boost::asio::any_io_executor> ex_;
     bool stopped_ = false;

@@ -219,11 +219,7 @@ int https_certificates::on_server_name(SSL* ssl, int*, void* arg) {
     std::string host(name);
     for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     auto use = [&](entry& e) { SSL_set_SSL_CTX(ssl, e.context.native_handle()); };
-    if (self->source_)
-        if (SSL_CTX* got = self->source_->context_for(host)) {
-            SSL_set_SSL_CTX(ssl, got);
-            return SSL_TLSEXT_ERR_OK;
-        }
+    if (self->source_ && self->source_->use_for(ssl, host)) return SSL_TLSEXT_ERR_OK;
     const std::lock_guard lock(self->mutex_);
     // Exact names first (minted ones), then wildcards.
     for (auto& e : self->entries_)

@@ -32,11 +32,14 @@ tl::expected<server_tls, std::string> server_tls_from_pem(const std::string& cer
                                                           const std::string& key_pem);
 
 // Certificates got while the relay runs (ACME), consulted by SNI before the configured ones.
+// Every event loop asks, each in its own handshakes: both calls are safe from any thread.
 class certificate_source {
 public:
     virtual ~certificate_source() = default;
-    // The context serving `host` (lowercase), or nullptr.
-    virtual SSL_CTX* context_for(const std::string& host) = 0;
+    // Switches `ssl` to the context serving `host` (lowercase); false when none does.
+    virtual bool use_for(SSL* ssl, const std::string& host) = 0;
+    // Whether a valid certificate serves `host` now.
+    virtual bool serves(const std::string& host) const = 0;
 };
 
 // A context for visitors' HTTPS from a PEM chain and key: hardened, ALPN http/1.1.
@@ -65,6 +68,8 @@ public:
     const std::string& ca_file() const { return ca_file_; }  // set for self-signed
     // Whether a configured certificate (not the fallback, not self-signed) serves `host`.
     bool covers(const std::string& host) const;
+    // Whether the certificate_source (ACME) has a valid certificate for `host` now.
+    bool source_serves(const std::string& host) const { return source_ && source_->serves(host); }
     // Asked first for every server name; `source` outlives this.
     void set_source(certificate_source* source) { source_ = source; }
     // Each certificate's first DNS name and when it expires (seconds since the epoch), for

@@ -125,11 +125,13 @@ asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit
     // connection another loop handed over keeps the one it had there.
     const auto deadline = given.value_or(clock::now() + ctx_.cfg.header_timeout);
     const auto hello = co_await peek_client_hello(socket, deadline);
-    // A worker loop terminates TLS for configured sites (with certificates from files or
-    // self-signed; ACME's are the first loop's) and hands everything else over untouched.
+    // A worker loop terminates TLS for the sites and tunnels it serves, with certificates from
+    // files, self-signed or ACME's once issued, and hands everything else over untouched: a
+    // name still without its ACME certificate goes to the first loop, which orders it.
     if (hand_over_ && !(hello.what == net::client_hello_sni::status::found && !hello.acme_tls &&
-                        !hello.control && !ctx_.cfg.acme && ctx_.https &&
-                        http_.has_site(hello.name))) {
+                        !hello.control && ctx_.https && http_.has_site(hello.name) &&
+                        (!ctx_.cfg.acme || ctx_.https->covers(hello.name) ||
+                         ctx_.https->source_serves(hello.name)))) {
         net::stream whole(std::move(socket));
         ++ctx_.counters.visitors_handed;
         hand_over_(handed_visitor{whole.release(), {}, guard.ip, guard.source, guard.destination,
