@@ -70,31 +70,6 @@ def test_http01_certificate_on_demand_for_a_live_tunnel_only(group, origin, tmp_
     assert pebble.orders() == 1
 
 
-def test_every_event_loop_serves_https_with_the_issued_certificate(group, origin, tmp_path):
-    """Once a name has its certificate, the loop that accepted a visitor finishes the handshake
-    itself: no connection is handed to the first loop, and the second loop serves its share."""
-    from test_threads import loop_cpu_ns, second_loop_worked
-
-    pebble = new_pebble(group, tmp_path)
-    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",), top_lines=["threads = 2"])
-    group.agent(relay, "http", origin.port, "--subdomain", "app")
-    root = pebble.root(tmp_path / "root.pem")
-    assert curl(https_url(relay, "app") + "/", "--cacert", root).status == 200
-    handed = 'porthole_loop_handovers_total{what="visitor"} '
-
-    def visitors_handed():
-        text = curl("http://%s/metrics" % metrics_address(relay)).text
-        return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(handed))
-
-    before, cpu_before = visitors_handed(), loop_cpu_ns(relay.proc.pid)["porthole-loop1"]
-    for _ in range(40):  # a new connection, and so a new handshake, each
-        r = curl(https_url(relay, "app") + "/", "--cacert", root)
-        assert r.status == 200 and r.body == b"hello from origin\n", r
-    assert second_loop_worked(relay.proc.pid, cpu_before), "the second loop served nothing"
-    assert visitors_handed() == before
-    assert pebble.orders() == 1
-
-
 def test_tls_alpn01_and_restart_reuses_the_stored_certificate(group, origin, tmp_path):
     pebble = new_pebble(group, tmp_path)
     relay = acme_relay(group, tmp_path, pebble, challenges=("tls-alpn-01",))

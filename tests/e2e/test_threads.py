@@ -13,7 +13,9 @@ import ssl
 import time
 import urllib.request
 
-from helpers import BIN, Relay, free_port, make_cert, wait_until
+from helpers import BIN, Relay, curl, free_port, make_cert, wait_until
+from test_acme import acme_relay, https_url, new_pebble
+from test_metrics import metrics_address
 from test_admin import call
 from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
 
@@ -308,3 +310,26 @@ def test_porthole_proxy_threads_on_any_free_port(group, backend):
     before = loop_cpu_ns(p.pid)["porthole-loop1"]
     assert tally(get(port, "/%d" % i) for i in range(400)) == {"web": 400}
     assert second_loop_worked(p.pid, before), "the second loop served nothing"
+
+
+def test_every_loop_serves_https_with_an_issued_acme_certificate(group, origin, tmp_path):
+    """Once a name has its certificate, the loop that accepted a visitor finishes the handshake
+    itself: no connection is handed to the first loop, and the second loop serves its share."""
+    pebble = new_pebble(group, tmp_path)
+    relay = acme_relay(group, tmp_path, pebble, challenges=("http-01",), top_lines=["threads = 2"])
+    group.agent(relay, "http", origin.port, "--subdomain", "app")
+    root = pebble.root(tmp_path / "root.pem")
+    assert curl(https_url(relay, "app") + "/", "--cacert", root).status == 200
+    handed = 'porthole_loop_handovers_total{what="visitor"} '
+
+    def visitors_handed():
+        text = curl("http://%s/metrics" % metrics_address(relay)).text
+        return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(handed))
+
+    before, cpu_before = visitors_handed(), loop_cpu_ns(relay.proc.pid)["porthole-loop1"]
+    for _ in range(40):  # a new connection, and so a new handshake, each
+        r = curl(https_url(relay, "app") + "/", "--cacert", root)
+        assert r.status == 200 and r.body == b"hello from origin\n", r
+    assert second_loop_worked(relay.proc.pid, cpu_before), "the second loop served nothing"
+    assert visitors_handed() == before
+    assert pebble.orders() == 1
