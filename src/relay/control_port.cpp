@@ -517,6 +517,8 @@ asio::awaitable<void> control_port::open_tunnel(std::shared_ptr<session> s,
         if (!req.policies.empty()) {
             t->policy_text = req.policies;
             t->policies = std::make_shared<const policy::chain>(policy::build_chain(policies));
+            t->policy_configs =
+                std::make_shared<const std::vector<config::policy_config>>(std::move(policies));
             t->owner_cache = owner_cache;
         }
         const bool leased = registry_.name_held(name, now) && !registry_.local(req.kind, name);

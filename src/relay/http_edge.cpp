@@ -266,6 +266,17 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
     const remote_tunnel* remote = here ? nullptr : registry_.remote(name);
     std::shared_ptr<const policy::chain> owner =
         here ? serving->members.front()->policies : remote ? remote->policies : nullptr;
+    if (directory_) {
+        // A worker builds the owner's steps itself from the directory's copy of them: none keeps
+        // state, and no step object is shared with another thread.
+        const auto& configs = (*directory_)->owner_policies(name);
+        if (configs != entry.owner_configs || !configs)
+            owner = configs ? std::make_shared<const policy::chain>(policy::build_chain(*configs))
+                            : nullptr;
+        else
+            owner = entry.owner_policies;
+        entry.owner_configs = configs;
+    }
     if (r && owner != entry.owner_policies) {
         auto changed = std::make_shared<route::route>(*r);
         changed->policies = entry.relay_policies;
@@ -728,7 +739,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             visitor.answered = answer->status;
             if (answer->status >= 400)
                 if (const auto why = observe::policy_refusal(p->type())) tally.refused(*why);
-            if (cache.tunnel)
+            if (cache.tunnel && notices_)
+                notices_(std::string(tunnel),
+                         policy_notice(0, p->type(), answer->status, from, head, response));
+            else if (cache.tunnel)
                 notify_policy_answer(registry_, std::string(tunnel), p->type(), answer->status,
                                      from, head, response);
             const bool sent = co_await write_all(visitor, response, 10s);

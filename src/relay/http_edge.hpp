@@ -9,6 +9,7 @@
 #include "http/header_edits.hpp"
 #include "http/message_head.hpp"
 #include "net/io_buffer.hpp"
+#include "protocol/frame.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tunnel_directory.hpp"
 #include "relay/tunnel_registry.hpp"
@@ -47,6 +48,10 @@ public:
     void carry_tunnels_of(const std::shared_ptr<const tunnel_directory>& directory) {
         directory_ = &directory;
     }
+    // A worker loop's edge tells a carried tunnel's client of its policies' answers through the
+    // first loop, which holds the session: `to_first` takes the notice and the tunnel's name.
+    using notice_fn = std::function<void(std::string, protocol::policy_answered)>;
+    void tell_policy_answers_through(notice_fn to_first) { notices_ = std::move(to_first); }
     // On the first loop: a connection a worker handed over.
     void adopt(handed_visitor v);
     // Whether `host` is a configured site's or a tunnel this loop carries (the HTTPS edge of a
@@ -130,9 +135,12 @@ private:
         std::shared_ptr<route::route> route;
         policy::chain relay_policies;
         std::shared_ptr<const policy::chain> owner_policies;
+        // On a worker: what the owner's steps were built from (the directory's).
+        std::shared_ptr<const std::vector<config::policy_config>> owner_configs;
     };
     std::unordered_map<std::string, tunnel_route_entry> tunnel_routes_;
     hand_over_fn hand_over_;  // set on a worker loop
+    notice_fn notices_;  // set on a worker loop
     const std::shared_ptr<const tunnel_directory>* directory_ = nullptr;  // on a worker loop
     // On a worker loop: whether `host` names a tunnel it carries.
     bool carries_tunnel(std::string_view host) const;

@@ -15,10 +15,11 @@
 
 namespace porthole::relay {
 
-// The first loop's side: its executor and its tunnel members.
+// The first loop's side: its executor, its tunnel members and its registry.
 struct first_loop_tunnels {
     boost::asio::any_io_executor executor;
     tunnel_members* members = nullptr;
+    tunnel_registry* registry = nullptr;
 };
 
 class loop_tunnels final : public upstream::tunnel_source {

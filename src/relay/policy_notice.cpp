@@ -46,9 +46,12 @@ protocol::policy_answered policy_notice(std::uint32_t tunnel_id, std::string_vie
                                      std::string(body.substr(0, protocol::max_string))};
 }
 
-void notify_policy_answer(tunnel_registry& registry, const std::string& name,
-                          std::string_view policy, unsigned status, std::string_view visitor,
-                          const http::message_head& request, std::string_view response) {
+namespace {
+
+// The first member of `name` whose session hears notices, when its budget and queue allow one
+// now: `make(tunnel_id)` makes the notice only then.
+template <typename Make>
+void deliver(tunnel_registry& registry, const std::string& name, Make&& make) {
     tunnel_group* group = registry.local(protocol::tunnel_kind::http, name);
     if (!group) return;
     for (const auto& t : group->members) {
@@ -57,9 +60,27 @@ void notify_policy_answer(tunnel_registry& registry, const std::string& name,
         if (s->out.pending_bytes() > notice_queue_room ||
             !t->policy_notices.take(core::token_bucket::clock::now()))
             return;
-        s->send(policy_notice(t->id, policy, status, visitor, request, response));
+        s->send(make(t->id));
         return;
     }
+}
+
+}  // namespace
+
+void notify_policy_answer(tunnel_registry& registry, const std::string& name,
+                          std::string_view policy, unsigned status, std::string_view visitor,
+                          const http::message_head& request, std::string_view response) {
+    deliver(registry, name, [&](std::uint32_t id) {
+        return policy_notice(id, policy, status, visitor, request, response);
+    });
+}
+
+void send_policy_notice(tunnel_registry& registry, const std::string& name,
+                        protocol::policy_answered notice) {
+    deliver(registry, name, [&](std::uint32_t id) {
+        notice.tunnel_id = id;
+        return std::move(notice);
+    });
 }
 
 }  // namespace porthole::relay

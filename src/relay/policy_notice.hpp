@@ -25,5 +25,8 @@ protocol::policy_answered policy_notice(std::uint32_t tunnel_id, std::string_vie
 void notify_policy_answer(tunnel_registry& registry, const std::string& name,
                           std::string_view policy, unsigned status, std::string_view visitor,
                           const http::message_head& request, std::string_view response);
+// The same for a notice another event loop made (its tunnel id is set here).
+void send_policy_notice(tunnel_registry& registry, const std::string& name,
+                        protocol::policy_answered notice);
 
 }  // namespace porthole::relay

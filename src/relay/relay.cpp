@@ -194,7 +194,7 @@ public:
             };
             workers_.push_back(std::make_unique<worker>(
                 i, loop_cfg, ctx_.visitors, https_.get(), ctx_.https_port, std::move(to_http),
-                std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_},
+                std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_, &registry_},
                 ctx_.recent));
             // The relay this one replaces handed over its loops' listeners: one each.
             std::vector<handoff::listener> given;

@@ -4,6 +4,7 @@
 #include "core/token_bucket.hpp"
 #include "net/frame_io.hpp"
 #include "net/stream.hpp"
+#include "config/policy_config.hpp"
 #include "policy/chain.hpp"
 #include "protocol/auth.hpp"
 #include "relay/data_pool.hpp"
@@ -37,6 +38,8 @@ struct tunnel {
     std::string group;  // empty, or the group key several clients serve the name under
     std::string policy_text;  // the owner's [[policies]] as sent (http)
     std::shared_ptr<const policy::chain> policies;  // built from it; null when none
+    // The same, parsed: what another event loop builds its own chain from (never changed after).
+    std::shared_ptr<const std::vector<config::policy_config>> policy_configs;
     bool owner_cache = false;  // the owner's cache = true (--cache): cached, served while away
     owner_key holder;  // who holds the name or port: the client, or its group
     std::weak_ptr<session> owner;

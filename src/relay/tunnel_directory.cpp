@@ -1,12 +1,30 @@
 #include "relay/tunnel_directory.hpp"
 
+#include "policy/chain.hpp"
+
+#include <algorithm>
 #include <unordered_set>
 
 namespace porthole::relay {
 
+namespace {
+
+bool keeps_state(const policy::chain& c) {
+    return std::any_of(c.begin(), c.end(), [](const auto& p) { return p->keeps_state(); });
+}
+
+}  // namespace
+
 std::uint32_t tunnel_directory::slot(const std::string& name) const {
     const auto it = carried_.find(name);
-    return it == carried_.end() ? other_slot_ : it->second;
+    return it == carried_.end() ? other_slot_ : it->second.slot;
+}
+
+const tunnel_directory::policy_configs& tunnel_directory::owner_policies(
+    const std::string& name) const {
+    static const policy_configs none;
+    const auto it = carried_.find(name);
+    return it == carried_.end() ? none : it->second.owner;
 }
 
 std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& registry,
@@ -17,23 +35,25 @@ std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& re
     d->slot_names_.reserve(labels.slots());
     for (std::uint32_t i = 0; i < labels.slots(); ++i)
         d->slot_names_.emplace_back(labels.name(i));
-    if (!ctx.cfg.tunnel_policies.empty()) return d;  // every tunnel's route has a policy
-    // A name is carried when none of its clients brings policies or wants the cache, and no TLS
-    // tunnel has it.
+    // Every tunnel's route starts with these: one that keeps state keeps them all on this loop.
+    if (keeps_state(policy::build_chain(ctx.cfg.tunnel_policies, &ctx.jwks))) return d;
+    // A name is carried when none of its clients brings a policy that keeps state or wants the
+    // cache, and no TLS tunnel has it. A group's members all bring the same policies.
     std::unordered_set<std::string> stays;
-    std::unordered_set<std::string> names;
+    std::unordered_map<std::string, policy_configs> names;
     registry.for_each_tunnel([&](const tunnel& t) {
         if (t.kind == protocol::tunnel_kind::tls) stays.insert(t.name);  // its SNI is passed on
         if (t.kind != protocol::tunnel_kind::http) return;
         const bool cached =
             ctx.tunnel_cache && (t.owner_cache || !ctx.tunnel_cache_config.opt_in);
-        const bool policies = t.policies && !t.policies->empty();
+        const bool stateful = t.policies && keeps_state(*t.policies);
         auto s = t.owner.lock();
-        if (cached || policies) stays.insert(t.name);
-        else if (s && !s->closed) names.insert(t.name);
+        if (cached || stateful) stays.insert(t.name);
+        else if (s && !s->closed) names.emplace(t.name, t.policies ? t.policy_configs : nullptr);
     });
-    for (const auto& name : names)
-        if (!stays.contains(name)) d->carried_.emplace(name, labels.slot_of(name));
+    for (auto& [name, owner] : names)
+        if (!stays.contains(name))
+            d->carried_.emplace(name, carried{labels.slot_of(name), std::move(owner)});
     return d;
 }
 

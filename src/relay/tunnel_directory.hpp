@@ -3,6 +3,7 @@
 // worker may carry itself, and the metrics slot of every tunnel label, so what a worker counts
 // adds up under the right name. The first loop builds one after each change and posts it to each
 // worker; nobody changes it after. docs/architecture.md#threads
+#include "config/policy_config.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tunnel_registry.hpp"
 
@@ -17,12 +18,15 @@ namespace porthole::relay {
 
 class tunnel_directory {
 public:
-    // A name any loop may carry: served by a client of this relay, with no policy (the relay's
-    // [tunnel_policy] or its owner's) and no cache in its route, which keep their state on the
-    // first loop.
+    // A name any loop may carry: served by a client of this relay, with no policy that keeps
+    // state (the relay's [tunnel_policy] or its owner's: a rate limit, a password check's cache,
+    // JWKS keys) and no cache in its route, which keep their state on the first loop.
     bool carries(const std::string& name) const { return carried_.contains(name); }
     // Its label's slot (tunnel_labels on the first loop).
     std::uint32_t slot(const std::string& name) const;
+    // The owner's policies of a carried name (null when none): each loop builds its own steps.
+    using policy_configs = std::shared_ptr<const std::vector<config::policy_config>>;
+    const policy_configs& owner_policies(const std::string& name) const;
     // The label of each slot, empty where the slot is free.
     const std::vector<std::string>& slot_names() const { return slot_names_; }
 
@@ -31,7 +35,11 @@ public:
                                                       const relay_context& ctx);
 
 private:
-    std::unordered_map<std::string, std::uint32_t> carried_;  // name → slot
+    struct carried {
+        std::uint32_t slot = 0;
+        policy_configs owner;
+    };
+    std::unordered_map<std::string, carried> carried_;
     std::vector<std::string> slot_names_;
     std::uint32_t other_slot_ = 0;
 };

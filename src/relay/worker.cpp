@@ -2,6 +2,7 @@
 
 #include "core/heap_trim.hpp"
 #include "core/use_tuple.hpp"
+#include "relay/policy_notice.hpp"
 #include "relay/site_builder.hpp"
 
 #include <boost/asio/post.hpp>
@@ -28,6 +29,15 @@ worker::worker(unsigned index, const config::server_config& cfg,
     ctx_.https_port = https_port;
     http_.hand_over_to(std::move(to_http));
     http_.carry_tunnels_of(directory_);
+    // A policy of a carried tunnel answered a visitor: its client hears of it from the first
+    // loop, which holds the session and the tunnel's budget of notices.
+    http_.tell_policy_answers_through(
+        [to = first.executor, registry = first.registry](std::string name,
+                                                         protocol::policy_answered notice) {
+            asio::post(to, [registry, name = std::move(name), notice = std::move(notice)]() mutable {
+                send_policy_notice(*registry, name, std::move(notice));
+            });
+        });
     // Each event this loop keeps is kept by the first one too, which the admin API reads.
     ctx_.recent.on_add([this, to = first.executor, &first_recent] {
         asio::post(to, [&first_recent, e = ctx_.recent.newest()]() mutable {

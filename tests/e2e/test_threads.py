@@ -17,6 +17,7 @@ from helpers import BIN, Relay, curl, free_port, make_cert, wait_until
 from test_acme import acme_relay, https_url, new_pebble
 from test_metrics import metrics_address
 from test_admin import call
+from test_policies import basic
 from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
 
 
@@ -81,14 +82,17 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
         group, tmp_path, backend, make_agent):
     """A tunnel without policies or cache is served by whichever loop accepted the visitor: the
     first loop hands a data connection of its client to the second, never the visitor to the
-    first. A tunnel whose owner brings a policy is handed to the first loop, which keeps it."""
+    first. A tunnel whose owner brings a policy that keeps state (a password check's cache) is
+    handed to the first loop, which keeps it."""
     tun, guarded, web = backend("tun"), backend("guarded"), backend("web")
     metrics_port = free_port()
     relay = start_relay(group, tmp_path, config(
         metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(web)}]))
         .replace("threads = 2\n", "threads = 2\nmax_connections_per_tunnel = 4\n"))
     plain_agent = make_agent(relay, "http", tun.port, "--subdomain", "plain")
-    make_agent(relay, "http", guarded.port, "--subdomain", "guarded", "--allow-ip", "127.0.0.0/8")
+    make_agent(relay, "http", guarded.port, "--subdomain", "guarded",
+               "--basic-auth", "bob:correct-horse-battery")
+    auth = [("Authorization", basic("bob", "correct-horse-battery"))]
     handovers = 'porthole_loop_handovers_total{what="%s"}'
     before = loop_cpu_ns(relay.pid)["porthole-loop1"]
 
@@ -106,8 +110,8 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
 
     # The owner's policy keeps the tunnel on the first loop: connections are handed to it.
     guarded_host = "guarded.localhost:%d" % relay.http_port
-    assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host) for i in range(40)) == \
-        {"guarded": 40}
+    assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host, headers=auth)
+                 for i in range(40)) == {"guarded": 40}
     wait_until(lambda: metric(metrics_port, handovers % "visitor") > 0, 5)
 
     # One kept-alive connection going from a carried tunnel to a site, to the guarded tunnel
@@ -119,7 +123,7 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
             v.host = HOST
             got.append(v.get("/2").backend)
             v.host = guarded_host
-            got.append(v.get("/3").backend)
+            got.append(v.get("/3", headers=auth).backend)
             v.host = plain
             got.append(v.get("/4").backend)
         finally:
@@ -130,6 +134,36 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
     plain_agent.signal(signal.SIGTERM)
     wait_until(lambda: {get(relay.http_port, "/gone", host=plain).status for _ in range(10)} ==
                {404}, 10)
+
+
+def test_a_tunnel_whose_policies_keep_no_state_is_carried_by_every_loop(
+        group, tmp_path, backend, make_agent):
+    """IP rules, the relay's and the owner's, keep no state: the loop that accepted a visitor
+    judges it with steps of its own, and the client hears of each refusal through the first
+    loop, which holds its session."""
+    tun = backend("tun")
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, config(metrics_port) +
+                        '[[tunnel_policy.policies]]\ntype = "ip_deny"\ncidrs = ["127.0.0.3/32"]\n')
+    agent = make_agent(relay, "http", tun.port, "--subdomain", "ruled", "--deny-ip", "127.0.0.2/32")
+    host = "ruled.localhost:%d" % relay.http_port
+    handovers = 'porthole_loop_handovers_total{what="%s"}'
+    before = loop_cpu_ns(relay.pid)["porthole-loop1"]
+    assert tally(get(relay.http_port, "/ok/%d" % i, host=host) for i in range(200)) == {"tun": 200}
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    for source in ("127.0.0.2", "127.0.0.3"):  # the owner's rule, then the relay's
+        assert {get(relay.http_port, "/no/" + source, host=host, source=source).status
+                for _ in range(20)} == {403}
+    assert tun.requests() == 200
+    assert metric(metrics_port, handovers % "visitor") == 0
+    wait_until(lambda: metric(metrics_port, handovers % "data") > 0, 5)
+
+    # Each of the 40 refusals reached the owner's request events, whichever loop made it.
+    def refusals():
+        return [e for e in agent.events if e.get("event") == "request" and e.get("policy")]
+    wait_until(lambda: len(refusals()) == 40, 10, message="40 refusals in the client's events")
+    assert {(e["uri"], e["policy"], e["status"]) for e in refusals()} == \
+        {("/no/127.0.0.2", "ip_deny", 403), ("/no/127.0.0.3", "ip_deny", 403)}
 
 
 def test_every_loops_counts_and_events_are_in_metrics_and_the_admin_api_at_once(
