@@ -67,10 +67,12 @@ struct relay_counters {
     std::uint64_t reconnects = 0;
     std::uint64_t reloads_ok = 0, reloads_refused = 0;
     std::uint64_t access_log_dropped = 0;
-    // threads > 1: visitor connections a worker handed to the first loop, and tunnel data
-    // connections the first loop handed to a worker.
+    // threads > 1: visitor connections a worker handed to the first loop, tunnel data
+    // connections the first loop handed to a worker, and TCP connections (both ends) the first
+    // loop handed to another loop to pump.
     std::uint64_t visitors_handed = 0;
     std::uint64_t data_handed = 0;
+    std::uint64_t pumps_handed = 0;
 
     void refused(refusal r) { ++refusals[static_cast<std::size_t>(r)]; }
     // Another event loop's counts added to these (its sites in the same config order).
@@ -89,6 +91,7 @@ struct relay_counters {
             upstream_failures[i] += o.upstream_failures[i];
         visitors_handed += o.visitors_handed;
         data_handed += o.data_handed;
+        pumps_handed += o.pumps_handed;
     }
     void failed(upstream_failure f) { ++upstream_failures[static_cast<std::size_t>(f)]; }
 };

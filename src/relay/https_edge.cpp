@@ -67,23 +67,17 @@ asio::awaitable<void> https_edge::accept() {
 
 // TLS passthrough: the still-encrypted connection goes to the client as it came.
 asio::awaitable<void> https_edge::pass_through(tcp::socket visitor, const std::string& from,
-                                               std::shared_ptr<tunnel> t) {
-    if (t->active >= ctx_.cfg.max_connections_per_tunnel) {
-        ctx_.refused_connection(observe::refusal::connections_per_tunnel, from, t->name);
-        co_return;
-    }
-    if (!t->new_connections.take(clock::now())) {
-        ctx_.refused_connection(observe::refusal::new_connections_per_tunnel, from, t->name);
-        co_return;
-    }
-    const tunnel_slot slot(t);
-    auto stream = co_await open_tunnel_stream(ctx_, *t, from);
+                                               const std::string& name) {
+    auto opening = carried_ ? carried_->open_tls(name, from) : tunnels_->open_local_tls(name, from);
+    auto stream = co_await std::move(opening);
     if (!stream) {
-        spdlog::info("tls {}: visitor {} dropped: {}", t->name, from, stream.error());
+        if (ctx_.visitor_log.allow(clock::now()))
+            spdlog::info("tls {}: visitor {} dropped: {}{}", name, from, stream.error(),
+                         ctx_.visitor_log.suppressed_note());
         co_return;
     }
     net::stream visitor_stream(std::move(visitor));
-    co_await net::pump(visitor_stream, *stream, ctx_.counters.carried);
+    co_await net::pump(visitor_stream, stream->stream, ctx_.counters.carried);
 }
 
 // An ACME server validating a TLS-ALPN-01 challenge: the handshake is the whole answer.
@@ -128,6 +122,13 @@ asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit
     // A worker loop terminates TLS for the sites and tunnels it serves, with certificates from
     // files, self-signed or ACME's once issued, and hands everything else over untouched: a
     // name still without its ACME certificate goes to the first loop, which orders it.
+    const bool named = hello.what == net::client_hello_sni::status::found;
+    if (carried_ && named && !hello.acme_tls && !hello.control) {
+        if (auto name = carried_->carried_tls_name(hello.name, ctx_.cfg.domain)) {
+            co_await pass_through(std::move(socket), guard.ip, *name);
+            co_return;
+        }
+    }
     if (hand_over_ && !(hello.what == net::client_hello_sni::status::found && !hello.acme_tls &&
                         !hello.control && ctx_.https && http_.has_site(hello.name) &&
                         (!ctx_.cfg.acme || ctx_.https->covers(hello.name) ||
@@ -148,12 +149,11 @@ asio::awaitable<void> https_edge::serve_admitted(tcp::socket socket, const visit
         auto name = http::tunnel_name_for_host(hello.name, ctx_.cfg.domain);
         if (!name && registry_.local(protocol::tunnel_kind::tls, hello.name)) name = hello.name;
         if (name) {
-            if (auto* group = registry_.local(protocol::tunnel_kind::tls, *name)) {
-                if (auto t = group->pick()) {
-                    co_await pass_through(std::move(socket), guard.ip, std::move(t));
-                    co_return;
-                }
-            } else if (tunnels_) {
+            if (registry_.local(protocol::tunnel_kind::tls, *name)) {
+                co_await pass_through(std::move(socket), guard.ip, *name);
+                co_return;
+            }
+            if (tunnels_) {
                 // Another relay of a cluster may hold it: carried there still encrypted.
                 co_await registry_.learn(*name);
                 auto carried = co_await tunnels_->open_remote_tls(*name, guard.ip);

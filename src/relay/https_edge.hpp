@@ -3,6 +3,7 @@
 // through still encrypted to that tunnel's client, anything else is terminated here (with the
 // relay's certificates) and served by the HTTP edge.
 #include "relay/http_edge.hpp"
+#include "relay/loop_tunnels.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tunnel_members.hpp"
 #include "relay/tunnel_registry.hpp"
@@ -21,8 +22,12 @@ class https_edge {
 public:
     https_edge(relay_context& ctx, tunnel_registry& registry, http_edge& http)
         : ctx_(ctx), registry_(registry), http_(http), acceptor_(ctx.io) {}
-    // In a cluster: passthrough tunnels another relay holds are carried there.
+    // On the first loop: passthrough tunnels its clients serve, and in a cluster those another
+    // relay holds, carried there.
     void use_tunnels(tunnel_members* tunnels) { tunnels_ = tunnels; }
+    // On a worker loop: the passthrough tunnels its directory carries, over data connections
+    // the first loop hands it; other TLS tunnels' visitors go to the first loop.
+    void carry_tunnels_of(loop_tunnels* carried) { carried_ = carried; }
 
     // Clients whose ClientHello offers ALPN porthole/1 go to `control` (a relay with a control
     // port); unset, they are visitors like any other.
@@ -54,13 +59,15 @@ private:
     boost::asio::awaitable<void> answer_tls_alpn(
         boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> challenge,
         clock::time_point deadline);
+    // To a client of this relay serving TLS tunnel `name`, on whichever loop this is.
     boost::asio::awaitable<void> pass_through(boost::asio::ip::tcp::socket visitor,
-                                              const std::string& from, std::shared_ptr<tunnel> t);
+                                              const std::string& from, const std::string& name);
 
     relay_context& ctx_;
     tunnel_registry& registry_;
     http_edge& http_;
-    tunnel_members* tunnels_ = nullptr;
+    tunnel_members* tunnels_ = nullptr;  // on the first loop
+    loop_tunnels* carried_ = nullptr;    // on a worker loop
     boost::asio::ip::tcp::acceptor acceptor_;
     std::function<void(boost::asio::ip::tcp::socket)> control_;
     hand_over_fn hand_over_;  // set on a worker loop

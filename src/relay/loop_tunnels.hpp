@@ -12,6 +12,9 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace porthole::relay {
 
@@ -34,6 +37,14 @@ public:
     bool serving(const std::string& name) override { return directory_->carries(name); }
     boost::asio::awaitable<tl::expected<upstream::tunnel_connection, upstream::open_failure>>
     open(const std::string& name, const std::string& visitor) override;
+
+    // The TLS tunnel a ClientHello's server name asks for, when this loop carries it.
+    std::optional<std::string> carried_tls_name(std::string_view server_name,
+                                                std::string_view domain) const;
+    // A data connection of one of its clients, for the visitor's still-encrypted bytes; the
+    // error is for the log.
+    boost::asio::awaitable<tl::expected<upstream::tunnel_connection, std::string>> open_tls(
+        const std::string& name, const std::string& visitor);
 
 private:
     boost::asio::any_io_executor here_;

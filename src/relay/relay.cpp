@@ -92,11 +92,11 @@ public:
           upgrader_(io, std::move(command), {[this] { return handoff_state(); },
                                              [this] { replaced(); }}) {
         ctx_.acme = acme_.get();
+        https_edge_.use_tunnels(&tunnels_);
         if (https_ && acme_) https_->set_source(acme_.get());
         if (cluster_) {
             link_ = std::make_unique<cluster::relay_link>(ctx_, registry_, tunnels_, *cfg.cluster);
             tunnels_.use_link(link_.get());
-            https_edge_.use_tunnels(&tunnels_);
             // Its client reconnected through another relay: this session is a stale one.
             cluster_->on_lost = [](const tunnel& t, const std::string& why) {
                 auto s = t.owner.lock();
@@ -208,6 +208,10 @@ public:
             if (!bound) return bound;
         }
         if (!workers_.empty()) {
+            std::vector<pump_fn> pumps;
+            for (auto& w : workers_)
+                pumps.emplace_back([w = w.get()](handed_pump p) { w->pump(std::move(p)); });
+            tcp_.spread_pumps_over(std::move(pumps));
             admin_.all_counters = [this] { return all_counters(); };
             ctx_.tell_loops = [this] {
                 // Once per turn of this loop however many tunnels changed in it (a burst of

@@ -76,9 +76,11 @@ std::string write_metrics(const observe::relay_counters& counters,
     out.family("porthole_loop_handovers_total", "counter",
                "Connections moved between event loops (threads > 1): visitor, one a worker "
                "loop handed to the first; data, a tunnel's data connection the first loop "
-               "handed to a worker.");
+               "handed to a worker; pump, a TCP connection the first loop accepted and "
+               "connected, handed to another loop to carry.");
     out.sample("porthole_loop_handovers_total", {{"what", "visitor"}}, counters.visitors_handed);
     out.sample("porthole_loop_handovers_total", {{"what", "data"}}, counters.data_handed);
+    out.sample("porthole_loop_handovers_total", {{"what", "pump"}}, counters.pumps_handed);
 
     out.family("porthole_reconnects_total", "counter",
                "Client sessions that took back names or ports a lease or an older session held.");

@@ -40,13 +40,14 @@ asio::awaitable<void> tcp_edge::serve_visitor(tcp::socket visitor, std::shared_p
                          ctx_.visitor_log.suppressed_note());
         co_return;
     }
-    const tunnel_slot slot(t);
+    auto slot = std::make_shared<tunnel_slot>(t);
     auto stream = co_await open_tunnel_stream(ctx_, *t, guard.ip);
     if (!stream) {
         spdlog::info("tcp {}: visitor {} dropped: {}", t->port, guard.ip, stream.error());
         co_return;
     }
     net::stream visitor_stream(std::move(visitor));
+    if (pumps_.hand(ctx_, visitor_stream, *stream, guard.ip, std::move(slot))) co_return;
     co_await net::pump(visitor_stream, *stream, ctx_.counters.carried);
 }
 
@@ -124,10 +125,16 @@ asio::awaitable<void> tcp_edge::serve_site_visitor(tcp::socket visitor, tcp_site
                          up.error().message);
         co_return;
     }
-    net::stream visitor_stream(std::move(visitor));
-    co_await net::pump(visitor_stream, up->stream, ctx_.counters.carried);
     // A byte stream has no verdict of its own: the connect succeeding is the member's health.
-    pool->finish(std::move(*up), upstream::outcome::ok, false);
+    // The member's count of connections drops when the pump ends, on whichever loop it ran.
+    auto backend = std::shared_ptr<upstream::connection>(
+        new upstream::connection(std::move(*up)), [pool](upstream::connection* c) {
+            pool->finish(std::move(*c), upstream::outcome::ok, false);
+            delete c;
+        });
+    net::stream visitor_stream(std::move(visitor));
+    if (pumps_.hand(ctx_, visitor_stream, backend->stream, guard.ip, backend)) co_return;
+    co_await net::pump(visitor_stream, backend->stream, ctx_.counters.carried);
 }
 
 }  // namespace porthole::relay

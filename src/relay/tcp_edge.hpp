@@ -1,8 +1,10 @@
 #pragma once
 // The TCP edge: the visitor listener of each TCP tunnel, a byte pump per visitor to a data
 // connection of the tunnel's client; and the listeners of [[tcp_sites]], a pump per visitor to
-// a member of the site's upstream pool.
+// a member of the site's upstream pool. They run on the first loop, which opens both ends of
+// each connection and may hand its pump to another loop (relay/loop_pumps.hpp).
 #include "config/site_config.hpp"
+#include "relay/loop_pumps.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/session.hpp"
 #include "upstream/upstream_pool.hpp"
@@ -21,6 +23,9 @@ namespace porthole::relay {
 class tcp_edge {
 public:
     explicit tcp_edge(relay_context& ctx) : ctx_(ctx) {}
+
+    // threads > 1: the other loops, which take turns pumping the connections this one opens.
+    void spread_pumps_over(std::vector<pump_fn> others) { pumps_.spread_over(std::move(others)); }
 
     // Accepts visitors on the tunnel's bound acceptor until it closes.
     void serve_tunnel(std::shared_ptr<tunnel> t);
@@ -55,6 +60,7 @@ private:
     boost::asio::awaitable<void> serve_site_visitor(boost::asio::ip::tcp::socket visitor,
                                                     tcp_site& site);
     relay_context& ctx_;
+    loop_pumps pumps_;
     std::deque<tcp_site> sites_;  // a deque: a site's address stays put while it serves
 };
 

@@ -35,7 +35,12 @@ std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& re
     d->slot_names_.reserve(labels.slots());
     for (std::uint32_t i = 0; i < labels.slots(); ++i)
         d->slot_names_.emplace_back(labels.name(i));
-    // Every tunnel's route starts with these: one that keeps state keeps them all on this loop.
+    registry.for_each_tunnel([&](const tunnel& t) {
+        auto s = t.owner.lock();
+        if (t.kind == protocol::tunnel_kind::tls && s && !s->closed) d->carried_tls_.insert(t.name);
+    });
+    // Every HTTP tunnel's route starts with these: one that keeps state keeps them all on this
+    // loop.
     if (keeps_state(policy::build_chain(ctx.cfg.tunnel_policies, &ctx.jwks))) return d;
     // A name is carried when none of its clients brings a policy that keeps state or wants the
     // cache, and no TLS tunnel has it. A group's members all bring the same policies.

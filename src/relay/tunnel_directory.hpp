@@ -1,5 +1,5 @@
 #pragma once
-// The first loop's HTTP tunnels as the other event loops see them (threads > 1): the names a
+// The first loop's HTTP and TLS tunnels as the other event loops see them (threads > 1): the names a
 // worker may carry itself, and the metrics slot of every tunnel label, so what a worker counts
 // adds up under the right name. The first loop builds one after each change and posts it to each
 // worker; nobody changes it after. docs/architecture.md#threads
@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace porthole::relay {
@@ -22,6 +23,9 @@ public:
     // state (the relay's [tunnel_policy] or its owner's: a rate limit, a password check's cache,
     // JWKS keys) and no cache in its route, which keep their state on the first loop.
     bool carries(const std::string& name) const { return carried_.contains(name); }
+    // A TLS passthrough tunnel any loop may carry: served by a client of this relay (nothing of
+    // it keeps state: its bytes pass through).
+    bool carries_tls(const std::string& name) const { return carried_tls_.contains(name); }
     // Its label's slot (tunnel_labels on the first loop).
     std::uint32_t slot(const std::string& name) const;
     // The owner's policies of a carried name (null when none): each loop builds its own steps.
@@ -40,6 +44,7 @@ private:
         policy_configs owner;
     };
     std::unordered_map<std::string, carried> carried_;
+    std::unordered_set<std::string> carried_tls_;
     std::vector<std::string> slot_names_;
     std::uint32_t other_slot_ = 0;
 };

@@ -66,6 +66,25 @@ asio::awaitable<std::optional<net::stream>> tunnel_members::open_remote_tls(
     co_return std::move(carried->stream);
 }
 
+asio::awaitable<tl::expected<upstream::tunnel_connection, std::string>>
+tunnel_members::open_local_tls(const std::string& name, const std::string& visitor) {
+    auto* group = registry_.local(protocol::tunnel_kind::tls, name);
+    std::shared_ptr<tunnel> t = group ? group->pick() : nullptr;
+    if (!t) co_return tl::unexpected(std::string("no client of this tunnel is connected"));
+    if (t->active >= ctx_.cfg.max_connections_per_tunnel) {
+        ctx_.refused_connection(observe::refusal::connections_per_tunnel, visitor, t->name);
+        co_return tl::unexpected(std::string("the tunnel is at its connection limit"));
+    }
+    if (!t->new_connections.take(clock::now())) {
+        ctx_.refused_connection(observe::refusal::new_connections_per_tunnel, visitor, t->name);
+        co_return tl::unexpected(std::string("the tunnel is taking new connections too fast"));
+    }
+    auto slot = std::make_shared<tunnel_slot>(t);
+    auto stream = co_await open_tunnel_stream(ctx_, *t, visitor);
+    if (!stream) co_return tl::unexpected(std::move(stream.error()));
+    co_return upstream::tunnel_connection{std::move(*stream), {}, {}, std::move(slot)};
+}
+
 asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_members::open_local(
     const std::string& name, const std::string& visitor) {
     // A group's client that cannot take the stream (it died, and its session has not noticed

@@ -28,6 +28,11 @@ public:
     // visitor's still-encrypted bytes; nullopt (logged) when none could be had.
     boost::asio::awaitable<std::optional<net::stream>> open_remote_tls(const std::string& name,
                                                                        const std::string& visitor);
+    // A TLS passthrough tunnel a client of this relay serves: a data connection of one of its
+    // clients, for the visitor's still-encrypted bytes (its limits applied, refusals counted).
+    // The error is for the log: nothing can be said to the visitor before TLS.
+    boost::asio::awaitable<tl::expected<upstream::tunnel_connection, std::string>> open_local_tls(
+        const std::string& name, const std::string& visitor);
     // Only by the clients of this relay: what a link connection from another relay asks for.
     boost::asio::awaitable<tl::expected<upstream::tunnel_connection, upstream::open_failure>>
     open_local(const std::string& name, const std::string& visitor);

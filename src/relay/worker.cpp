@@ -45,6 +45,7 @@ worker::worker(unsigned index, const config::server_config& cfg,
         });
     });
     https_edge_.hand_over_to(std::move(to_https));
+    https_edge_.carry_tunnels_of(&tunnels_);
 }
 
 worker::~worker() { stop(); }
@@ -131,6 +132,10 @@ void worker::publish(std::shared_ptr<const tunnel_directory> directory) {
         ++ctx_.tunnels_changed;  // kept-alive connections look their tunnels up again
         http_.forget_tunnel_routes();  // requests under way keep theirs
     });
+}
+
+void worker::pump(handed_pump p) {
+    asio::post(io_, [this, p = std::move(p)]() mutable { run_handed_pump(ctx_, std::move(p)); });
 }
 
 void worker::drain(std::chrono::seconds idle_grace) {

@@ -15,6 +15,7 @@
 #include "relay/http_edge.hpp"
 #include "relay/https_edge.hpp"
 #include "relay/local_registry.hpp"
+#include "relay/loop_pumps.hpp"
 #include "relay/loop_tunnels.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tunnel_directory.hpp"
@@ -69,6 +70,8 @@ public:
     // Ends the loop and its thread.
     void stop();
     void reopen_log();
+    // A TCP connection the first loop opened, for this loop to pump (relay/loop_pumps.hpp).
+    void pump(handed_pump p);
     // The first loop's tunnels changed: what this loop may carry from now.
     void publish(std::shared_ptr<const tunnel_directory> directory);
 

@@ -13,12 +13,13 @@ import ssl
 import time
 import urllib.request
 
-from helpers import BIN, Relay, curl, free_port, make_cert, wait_until
+from helpers import BIN, Relay, accepts, curl, free_port, make_cert, wait_until
 from test_acme import acme_relay, https_url, new_pebble
 from test_metrics import metrics_address
 from test_admin import call
 from test_policies import basic
-from test_reverse_proxy import HOST, Visitor, get, http_url, site, start_relay, tally
+from test_reverse_proxy import (HOST, Visitor, get, http_url, redis_cli, site, start_redis,
+                                start_relay, tally)
 
 
 def loop_cpu_ns(pid):
@@ -367,3 +368,67 @@ def test_every_loop_serves_https_with_an_issued_acme_certificate(group, origin, 
     assert second_loop_worked(relay.proc.pid, cpu_before), "the second loop served nothing"
     assert visitors_handed() == before
     assert pebble.orders() == 1
+
+
+def test_every_loop_pumps_tcp_tunnels_and_tcp_sites_the_first_loop_opens(
+        group, tmp_path, make_agent):
+    """A TCP tunnel's visitor and a [[tcp_sites]] visitor are accepted and connected by the first
+    loop, which hands both ends to the loops in turn to carry the bytes. What it holds for each
+    connection (the tunnel's slot, the backend's count) comes back to it when the pump ends."""
+    _, tunneled = start_redis(group, tmp_path, "redis-tunneled")
+    _, behind_site = start_redis(group, tmp_path, "redis-site")
+    sock = tmp_path / "admin.sock"
+    metrics_port, site_port = free_port(), free_port()
+    relay = start_relay(group, tmp_path, config(metrics_port).replace(
+        "threads = 2\n", 'threads = 2\nmax_connections_per_tunnel = 4\nadmin_socket = "%s"\n'
+        % sock) + '[[tcp_sites]]\nlisten = "127.0.0.1:%d"\nupstream = ["tcp://127.0.0.1:%d"]\n'
+        % (site_port, behind_site))
+    agent = make_agent(relay, "tcp", tunneled)
+    tunnel_port = int(agent.ready["url"].rsplit(":", 1)[1])
+    wait_until(lambda: accepts(site_port) and sock.exists(), 10)
+    before = loop_cpu_ns(relay.pid)["porthole-loop1"]
+
+    # One connection per command, one after another: with four connections allowed per tunnel,
+    # a slot not given back by the loop that pumped would refuse the fifth.
+    value = "v" * 100_000
+    for i in range(60):
+        for port in (tunnel_port, site_port):
+            assert redis_cli(port, "set", "k%d" % i, value) == "OK"
+            assert redis_cli(port, "strlen", "k%d" % i) == str(len(value))
+    assert second_loop_worked(relay.pid, before), "the second loop pumped nothing"
+    # The loops take turns: half of the 240 connections went to the second loop.
+    wait_until(lambda: metric(metrics_port, 'porthole_loop_handovers_total{what="pump"}') == 120,
+               5)
+    assert metric(metrics_port, 'porthole_loop_handovers_total{what="visitor"}') == 0
+
+    def open_counts():
+        tunnels = call(sock, "GET", "/api/tunnels").json()["tunnels"]
+        sites = call(sock, "GET", "/api/sites").json()["tcp_sites"]
+        return ([t["open_connections"] for t in tunnels],
+                [m["active"] for s in sites for m in s["members"]])
+    wait_until(lambda: open_counts() == ([0], [0]), 5, message="every slot given back")
+    # Counted as carried bytes whichever loop pumped them.
+    wait_until(lambda: metric(metrics_port, 'porthole_bytes_total{direction="in"}') >
+               2 * 60 * 100_000, 5)
+
+
+def test_every_loop_passes_tls_tunnels_through(group, tmp_path, make_agent):
+    """A ClientHello naming a TLS tunnel is passed through by the loop that accepted it, over a
+    data connection the first loop hands it: no visitor is handed to the first loop."""
+    cert, key = make_cert(tmp_path, "sealed.localhost")
+    service_port = free_port()
+    group.spawn("s_server", ["openssl", "s_server", "-accept", "127.0.0.1:%d" % service_port,
+                             "-cert", str(cert), "-key", str(key), "-www", "-quiet"])
+    wait_until(lambda: accepts(service_port), 10, message="openssl s_server did not start")
+    https_port, metrics_port = free_port(), free_port()
+    relay = start_relay(group, tmp_path, config(metrics_port).replace(
+        "threads = 2\n", 'threads = 2\nhttps_addr = "127.0.0.1:%d"\n' % https_port))
+    make_agent(relay, "tls", service_port, "--subdomain", "sealed")
+    handovers = 'porthole_loop_handovers_total{what="%s"}'
+    before = loop_cpu_ns(relay.pid)["porthole-loop1"]
+    for _ in range(60):  # a connection each: the kernel spreads them over both loops
+        r = curl("https://sealed.localhost:%d/" % https_port, "--cacert", str(cert))
+        assert r.status == 200 and b"s_server" in r.body, r
+    assert second_loop_worked(relay.pid, before), "the second loop passed nothing through"
+    assert metric(metrics_port, handovers % "visitor") == 0
+    wait_until(lambda: metric(metrics_port, handovers % "data") > 0, 5)
