@@ -267,8 +267,8 @@ EVENT LOOPS
       1 to 64, default the number of cores the relay may run on (its CPU affinity);
       --threads. Event loops, one thread each. The first serves
       everything; each other one listens on the HTTP and HTTPS addresses too (SO_REUSEPORT)
-      and serves site routes with no cache, no tunnel member and no rate_limit, basic_auth,
-      jwt or bandwidth policy, HTTP tunnels with none of those policies and no cache, and TLS
+      and serves site routes with no cache, no tunnel member and no rate_limit, bandwidth or
+      jwt-with-jwks_url policy, HTTP tunnels with none of those policies and no cache, and TLS
       tunnels (the first loop hands it the tunnel's data connection), handing any other
       connection to the first loop once. TCP tunnels and tcp sites are accepted and connected
       by the first loop; the loops take turns carrying their bytes. A change needs a restart.

@@ -16,7 +16,6 @@ public:
     explicit basic_auth(const config::basic_auth_settings& s);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "basic_auth"; }
-    bool keeps_state() const override { return true; }
 
 private:
     bool verified(std::string_view user, std::string_view password);
@@ -26,7 +25,8 @@ private:
     std::string challenge_;   // the WWW-Authenticate line
     bool forward_;
     // Digests of credentials that matched: bcrypt costs milliseconds on the event loop, so a
-    // visitor's repeated requests check once. Bounded; emptied when full.
+    // visitor's repeated requests check once. Bounded; emptied when full. A cache only: each
+    // event loop's copy of the policy keeps its own, so its routes are served by every loop.
     std::unordered_set<std::string> good_;
 };
 

@@ -141,7 +141,8 @@ jwt_auth::jwt_auth(const config::jwt_settings& s, std::shared_ptr<const key_ring
       claims_to_headers_(s.claims_to_headers),
       forward_token_(s.forward_token),
       keys_(std::move(keys)),
-      now_(std::move(now)) {}
+      now_(std::move(now)),
+      fetched_keys_(!s.jwks_url.empty()) {}
 
 bool jwt_auth::signed_by(std::string_view token, const std::string& alg, const std::string& kid,
                          std::string_view& failure) const {

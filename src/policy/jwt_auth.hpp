@@ -52,7 +52,9 @@ public:
              std::function<clock::time_point()> now = clock::now);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "jwt"; }
-    bool keeps_state() const override { return true; }
+    // A jwks_url's key ring is refilled on the first event loop; keys from the config (a
+    // secret, a JWK Set file) are fixed, and each loop's copy keeps its own cache of tokens.
+    bool keeps_state() const override { return fetched_keys_; }
 
     // The claims of a token that passes every check, else which check failed.
     tl::expected<nlohmann::json, std::string_view> verify(std::string_view token);
@@ -74,6 +76,7 @@ private:
     // the keys change.
     std::unordered_set<std::string> verified_;
     std::uint64_t verified_keys_ = 0;
+    bool fetched_keys_;  // from a jwks_url
 };
 
 // A claim's value as a header field value: strings as they are, numbers and booleans as JSON

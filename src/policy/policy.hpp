@@ -61,8 +61,10 @@ public:
     virtual std::optional<answer> on_body(request_context&, std::string_view) {
         return std::nullopt;
     }
-    // It keeps state across requests (counts, caches, keys it fetches): its route is served by
-    // the relay's first event loop alone, where that state lives (docs/architecture.md#threads).
+    // It keeps state across requests that must be one for the whole relay (counts, shared
+    // shapers, keys it fetches): its route is served by the relay's first event loop alone,
+    // where that state lives (docs/architecture.md#threads). A cache each loop's copy may keep
+    // for itself (verified credentials) does not count.
     virtual bool keeps_state() const { return false; }
 };
 

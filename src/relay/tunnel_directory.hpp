@@ -20,8 +20,8 @@ namespace porthole::relay {
 class tunnel_directory {
 public:
     // A name any loop may carry: served by a client of this relay, with no policy that keeps
-    // state (the relay's [tunnel_policy] or its owner's: a rate limit, a password check's cache,
-    // JWKS keys) and no cache in its route, which keep their state on the first loop.
+    // state (the relay's [tunnel_policy] or its owner's: a rate limit, a bandwidth limit, JWKS
+    // keys) and no cache in its route, which keep their state on the first loop.
     bool carries(const std::string& name) const { return carried_.contains(name); }
     // A TLS passthrough tunnel any loop may carry: served by a client of this relay (nothing of
     // it keeps state: its bytes pass through).

@@ -17,7 +17,7 @@ from helpers import BIN, Relay, accepts, curl, free_port, make_cert, wait_until
 from test_acme import acme_relay, https_url, new_pebble
 from test_metrics import metrics_address
 from test_admin import call
-from test_policies import basic
+from test_policies import basic, sha_crypt_line
 from test_reverse_proxy import (HOST, Visitor, get, http_url, redis_cli, site, start_redis,
                                 start_relay, tally)
 
@@ -83,7 +83,7 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
         group, tmp_path, backend, make_agent):
     """A tunnel without policies or cache is served by whichever loop accepted the visitor: the
     first loop hands a data connection of its client to the second, never the visitor to the
-    first. A tunnel whose owner brings a policy that keeps state (a password check's cache) is
+    first. A tunnel whose owner brings a policy that keeps state (a rate limit's counts) is
     handed to the first loop, which keeps it."""
     tun, guarded, web = backend("tun"), backend("guarded"), backend("web")
     metrics_port = free_port()
@@ -91,9 +91,7 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
         metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(web)}]))
         .replace("threads = 2\n", "threads = 2\nmax_connections_per_tunnel = 4\n"))
     plain_agent = make_agent(relay, "http", tun.port, "--subdomain", "plain")
-    make_agent(relay, "http", guarded.port, "--subdomain", "guarded",
-               "--basic-auth", "bob:correct-horse-battery")
-    auth = [("Authorization", basic("bob", "correct-horse-battery"))]
+    make_agent(relay, "http", guarded.port, "--subdomain", "guarded", "--rate-limit", "1000/h")
     handovers = 'porthole_loop_handovers_total{what="%s"}'
     before = loop_cpu_ns(relay.pid)["porthole-loop1"]
 
@@ -111,7 +109,7 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
 
     # The owner's policy keeps the tunnel on the first loop: connections are handed to it.
     guarded_host = "guarded.localhost:%d" % relay.http_port
-    assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host, headers=auth)
+    assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host)
                  for i in range(40)) == {"guarded": 40}
     wait_until(lambda: metric(metrics_port, handovers % "visitor") > 0, 5)
 
@@ -124,7 +122,7 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
             v.host = HOST
             got.append(v.get("/2").backend)
             v.host = guarded_host
-            got.append(v.get("/3", headers=auth).backend)
+            got.append(v.get("/3").backend)
             v.host = plain
             got.append(v.get("/4").backend)
         finally:
@@ -165,6 +163,34 @@ def test_a_tunnel_whose_policies_keep_no_state_is_carried_by_every_loop(
     wait_until(lambda: len(refusals()) == 40, 10, message="40 refusals in the client's events")
     assert {(e["uri"], e["policy"], e["status"]) for e in refusals()} == \
         {("/no/127.0.0.2", "ip_deny", 403), ("/no/127.0.0.3", "ip_deny", 403)}
+
+
+def test_password_checks_are_made_on_every_loop(group, tmp_path, backend, make_agent):
+    """basic_auth keeps only a cache of the credentials it verified: a site route and a tunnel
+    guarded by one are served by whichever loop accepted the visitor, each loop checking the
+    password itself, and a wrong one is refused on every loop."""
+    web, tun = backend("web"), backend("tun")
+    metrics_port = free_port()
+    user = sha_crypt_line("bob", "correct-horse-battery")
+    relay = start_relay(group, tmp_path, config(metrics_port, site(
+        [HOST], [{"upstream": "[%s]" % http_url(web)}],
+        policies='[{ type = "basic_auth", users = ["%s"] }]' % user)))
+    make_agent(relay, "http", tun.port, "--subdomain", "locked",
+               "--basic-auth", "bob:correct-horse-battery")
+    good = [("Authorization", basic("bob", "correct-horse-battery"))]
+    bad = [("Authorization", basic("bob", "wrong-horse"))]
+    tunnel_host = "locked.localhost:%d" % relay.http_port
+    handovers = 'porthole_loop_handovers_total{what="%s"}'
+    before = loop_cpu_ns(relay.pid)["porthole-loop1"]
+    for host, name in ((HOST, "web"), (tunnel_host, "tun")):
+        assert tally(get(relay.http_port, "/ok/%d" % i, host=host, headers=good)
+                     for i in range(150)) == {name: 150}
+        assert {get(relay.http_port, "/no", host=host, headers=bad).status
+                for _ in range(20)} == {401}
+        assert {get(relay.http_port, "/none", host=host).status for _ in range(20)} == {401}
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    assert metric(metrics_port, handovers % "visitor") == 0
+    assert web.requests() == 150 and tun.requests() == 150
 
 
 def test_every_loops_counts_and_events_are_in_metrics_and_the_admin_api_at_once(
