@@ -238,8 +238,8 @@ A CLUSTER OF RELAYS
       table; default none (a relay of its own). Several relays behind one DNS name share one
       tunnel registry in Redis: a name or port is held through one relay at a time, and a
       visitor who reaches another relay is carried to it over the link. Every relay of a
-      cluster has the same domain, tokens and sites; only node_id and advertise differ (a
-      relay whose config differs is logged). Per-token limits count every relay's.
+      cluster has the same domain, tokens, sites and policies; only node_id and advertise
+      differ (a relay whose config differs is logged). Per-token limits count every relay's.
       Clients list the relays (--server a:7835,b:7835) and move on when theirs goes away.
       redis: redis://[:PASSWORD@]HOST:PORT/DB or unix:///PATH?db=N.
       node_id: this relay's name in the registry, 1-63 of a-z, 0-9 and '-'.

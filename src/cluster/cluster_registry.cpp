@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -162,6 +163,16 @@ std::string holder_digest(const owner_key& holder) {
     return protocol::to_hex(std::span<const std::uint8_t>(md, n));
 }
 
+// The digest of what every relay must have alike, keyed with the cluster's secret: a reader of
+// Redis cannot test guesses of the secrets in policies (a webhook's, a JWT's) against it.
+std::string config_digest(const std::string& secret, std::string_view shared) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(shared.data()), shared.size(), md, &n);
+    return protocol::to_hex(std::span<const std::uint8_t>(md, n));
+}
+
 // A token's field in a relay's counts: a digest of it, never the token's own verifier.
 std::string token_field(const std::string& token_hex, relay::tunnel_registry::token_count what) {
     return holder_digest("token:" + token_hex) +
@@ -311,7 +322,8 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     std::vector<std::string> beat_args{"EVAL", std::string(beat_script), "0", cfg_.node_id,
                                        millis(node_ttl), cfg_.advertise.to_string(),
                                        std::move(ports)};
-    const std::string digest = shared_config ? holder_digest(shared_config()).substr(0, 16) : "";
+    const std::string digest =
+        shared_config ? config_digest(cfg_.secret, shared_config()).substr(0, 16) : "";
     beat_args.push_back(digest);
     if (token_counts)
         for (const auto& t : token_counts()) {

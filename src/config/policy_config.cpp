@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <sstream>
 #include <unordered_map>
 
 namespace porthole::config {
@@ -997,6 +998,9 @@ tl::expected<std::vector<policy_config>, std::string> load_policies(const toml::
     for (auto&& item : *arr) {
         auto p = reader.read(*item.as_table(), name);
         if (!p) return tl::unexpected(p.error());
+        std::ostringstream text;
+        text << toml::toml_formatter(*item.as_table());
+        p->source = std::move(text).str();
         // Budgets add up per direction at most twice (site and route, or relay and owner).
         const bool second_bandwidth =
             std::holds_alternative<bandwidth_settings>(p->settings) &&

@@ -145,6 +145,9 @@ using policy_settings =
 struct policy_config {
     policy_settings settings;
     std::size_t line = 0;
+    // The table as TOML, its keys in order: what relays of a cluster compare (a digest of it),
+    // since two policies alike in text act alike.
+    std::string source{};
 };
 
 // `n` must be an array of tables (`[[NAME]]`); `name` is how errors call it ("sites.policies").

@@ -407,9 +407,23 @@ std::string relay_admin::shared_config() const {
     for (const auto& v : control_.tokens()) tokens.push_back(protocol::to_hex(v));
     std::sort(tokens.begin(), tokens.end());
     json tcp_sites = json::array();
-    for (const auto& t : doc["tcp_sites"])  // the listen address is each relay's own
-        tcp_sites.push_back({{"port", ctx_.cfg.sites.tcp_sites[tcp_sites.size()].listen.port},
-                             {"members", t["members"]}});
+    for (const auto& t : ctx_.cfg.sites.tcp_sites) {  // the listen address is each relay's own
+        json members = json::array();
+        for (const auto& m : t.upstream.members) members.push_back(m.url);
+        tcp_sites.push_back({{"port", t.listen.port}, {"members", std::move(members)}});
+    }
+    // Policies as their tables' text: a relay that guards a site differently is told apart.
+    const auto texts = [](const std::vector<config::policy_config>& policies) {
+        json out = json::array();
+        for (const auto& p : policies) out.push_back(p.source);
+        return out;
+    };
+    json policies = json::array();
+    for (const auto& s : ctx_.cfg.sites.sites) {
+        json routes = json::array();
+        for (const auto& r : s.routes) routes.push_back(texts(r.policies));
+        policies.push_back({{"site", texts(s.policies)}, {"routes", std::move(routes)}});
+    }
     const json shared{{"domain", doc["domain"]},
                       {"tokens", tokens},
                       {"max_tunnels_per_token", doc["max_tunnels_per_token"]},
@@ -417,6 +431,8 @@ std::string relay_admin::shared_config() const {
                       {"reserved_names", doc["reserved_names"]},
                       {"tcp_ports", doc["tcp_ports"]},
                       {"sites", doc["sites"]},
+                      {"site_policies", std::move(policies)},
+                      {"tunnel_policies", texts(ctx_.cfg.tunnel_policies)},
                       {"tcp_sites", std::move(tcp_sites)}};
     return shared.dump();
 }

@@ -53,7 +53,8 @@ public:
     void load_tokens();
     // What every relay of a cluster must have alike, as text to compare by its digest: the
     // domain, the accepted tokens (their verifiers), the per-token limits, the reserved names,
-    // the TCP port range and the sites (hosts, routes, members).
+    // the TCP port range, the sites (hosts, routes, members), the sites' and the tunnels'
+    // policies (their TOML tables' text: a file a policy names is compared by its path).
     std::string shared_config() const;
 
 private:

@@ -465,3 +465,23 @@ def test_a_relay_whose_config_differs_is_logged_and_shown(group, cluster, origin
     assert seen == {"relay-a": "same", "relay-b": "same", "relay-c": "differs"}, seen
     assert "relay relay-b has another config" not in a.proc.stderr_text()
 
+
+
+def test_a_relay_whose_site_policies_differ_is_shown_as_differing(group, cluster, origin):
+    """The digest covers the sites' policies as their tables are written, whatever the order of
+    their keys: a relay that guards a site otherwise stands out."""
+    site = ('[[sites]]\nhosts = ["app.test"]\n[[sites.routes]]\nupstream = ["http://127.0.0.1:%d"]\n'
+            '[[sites.policies]]\n' % origin.server_port)
+    a, = cluster(1, extra_config=site + 'type = "ip_allow"\ncidrs = ["10.0.0.0/8"]\n')
+    cluster(1, extra_config=site + 'cidrs = ["10.0.0.0/8"]\ntype = "ip_allow"\n')
+    cluster(1, extra_config=site + 'type = "ip_allow"\ncidrs = ["0.0.0.0/0"]\n')
+    wait_until(lambda: "relay relay-c has another config than this one" in a.proc.stderr_text(),
+               10, message="relay-a warns of relay-c's policies")
+
+    def seen():
+        out = subprocess.run([BIN, "admin", "--socket", str(a.admin_socket), "--json", "cluster"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return {r["node"]: r["config"] for r in json.loads(out)["relays"]}
+    wait_until(lambda: len(seen()) == 3, 10)
+    assert seen() == {"relay-a": "same", "relay-b": "same", "relay-c": "differs"}, seen()
+    assert "relay relay-b has another config" not in a.proc.stderr_text()
