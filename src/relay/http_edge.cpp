@@ -152,11 +152,15 @@ tl::expected<void, std::string> http_edge::listen(bool shared) {
     return bound;
 }
 
-void http_edge::start() { ctx_.spawn(accept()); }
+void http_edge::start() {
+    ctx_.spawn(accept());
+    spare_.start(ctx_, "http", [this](tcp::socket s) { ctx_.spawn(serve_plain(std::move(s))); });
+}
 
 void http_edge::stop_accepting() {
     error_code ec;
     acceptor_.close(ec);
+    spare_.close();
 }
 
 asio::awaitable<void> http_edge::accept() {

@@ -11,6 +11,7 @@
 #include "net/io_buffer.hpp"
 #include "protocol/frame.hpp"
 #include "relay/relay_context.hpp"
+#include "relay/spare_listeners.hpp"
 #include "relay/tunnel_directory.hpp"
 #include "relay/tunnel_registry.hpp"
 #include "route/route_table.hpp"
@@ -64,6 +65,9 @@ public:
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
     // The listening socket, for a relay that replaces this one.
     int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
+    // On the first loop, after listen(): the HTTP listeners the replaced relay had to spare.
+    void take_spare_listeners() { spare_.take(ctx_, "http", ctx_.cfg.http_addr.to_string()); }
+    std::vector<int> spare_listener_fds() { return spare_.fds(); }
 
     // Serves a visitor connection (plain, or TLS the HTTPS edge terminated) until it ends.
     // `already`: bytes of it read before (by a loop that handed it over).
@@ -128,6 +132,7 @@ private:
     upstream::tunnel_source& tunnels_;
     const std::shared_ptr<route::route_table>& sites_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    spare_listeners spare_;
     // The route of each tunnel name visitors asked for lately: one pool with the name as its
     // only member, made once rather than per request; the relay's [tunnel_policy] steps, then
     // the owner's (a new route when the owner's change, on the same pool).

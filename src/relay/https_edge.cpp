@@ -53,11 +53,15 @@ tl::expected<void, std::string> https_edge::listen(bool shared) {
     return bound;
 }
 
-void https_edge::start() { ctx_.spawn(accept()); }
+void https_edge::start() {
+    ctx_.spawn(accept());
+    spare_.start(ctx_, "https", [this](tcp::socket s) { ctx_.spawn(serve(std::move(s))); });
+}
 
 void https_edge::stop_accepting() {
     error_code ec;
     acceptor_.close(ec);
+    spare_.close();
 }
 
 asio::awaitable<void> https_edge::accept() {

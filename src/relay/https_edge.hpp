@@ -5,6 +5,7 @@
 #include "relay/http_edge.hpp"
 #include "relay/loop_tunnels.hpp"
 #include "relay/relay_context.hpp"
+#include "relay/spare_listeners.hpp"
 #include "relay/tunnel_members.hpp"
 #include "relay/tunnel_registry.hpp"
 
@@ -47,6 +48,9 @@ public:
     bool listening() const { return acceptor_.is_open(); }
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
     int listener_fd() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
+    // On the first loop, after listen(): the HTTPS listeners the replaced relay had to spare.
+    void take_spare_listeners() { spare_.take(ctx_, "https", ctx_.cfg.https_addr->to_string()); }
+    std::vector<int> spare_listener_fds() { return spare_.fds(); }
 
 private:
     boost::asio::awaitable<void> accept();
@@ -69,6 +73,7 @@ private:
     tunnel_members* tunnels_ = nullptr;  // on the first loop
     loop_tunnels* carried_ = nullptr;    // on a worker loop
     boost::asio::ip::tcp::acceptor acceptor_;
+    spare_listeners spare_;
     std::function<void(boost::asio::ip::tcp::socket)> control_;
     hand_over_fn hand_over_;  // set on a worker loop
 };

@@ -207,6 +207,9 @@ public:
             bound = workers_.back()->listen(sites_);
             if (!bound) return bound;
         }
+        // The replaced relay had more loops: what it listened with for them is this loop's too.
+        http_.take_spare_listeners();
+        if (cfg_.https_addr) https_edge_.take_spare_listeners();
         if (!workers_.empty()) {
             std::vector<pump_fn> pumps;
             for (auto& w : workers_)
@@ -369,7 +372,12 @@ private:
         };
         add("http", cfg_.http_addr.to_string(), http_.listener_fd());
         if (cfg_.https_addr) add("https", cfg_.https_addr->to_string(), https_edge_.listener_fd());
-        // The other loops' too: what is queued on them is accepted by the new relay.
+        // The other loops' too, and the spares: what is queued on them is accepted by the new
+        // relay.
+        for (int fd : http_.spare_listener_fds()) add("http", cfg_.http_addr.to_string(), fd);
+        if (cfg_.https_addr)
+            for (int fd : https_edge_.spare_listener_fds())
+                add("https", cfg_.https_addr->to_string(), fd);
         for (const auto& w : workers_) {
             add("http", cfg_.http_addr.to_string(), w->http_listener_fd());
             if (cfg_.https_addr)

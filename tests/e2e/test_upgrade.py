@@ -217,8 +217,9 @@ class FreshLoad(test_reload.Load):
 
 def test_an_upgrade_hands_over_every_event_loops_listener(group, tmp_path, backend, origin):
     """From one event loop to two (a config that now asks for two, as an older relay's default
-    of one becomes one per core), then from two to two: under new connections to a site and a
-    tunnel, none is refused or reset, and the second upgrade hands over both loops' listeners."""
+    of one becomes one per core), from two to two, then back to one, and one to one: under new
+    connections to a site and a tunnel, none is refused or reset. Every loop's listener is handed
+    over; a relay with fewer loops accepts on the ones left over too, and hands them on."""
     a = backend("a")
     config = tmp_path / "relay.toml"
     routes = site([HOST], [to(a, path="/app")])
@@ -230,38 +231,42 @@ def test_an_upgrade_hands_over_every_event_loops_listener(group, tmp_path, backe
     shutil.copy2(BIN, new_binary)
     site_load = FreshLoad(relay.http_port, HOST, "/app/x", threads=2)
     tunnel_load = FreshLoad(relay.http_port, "kept.localhost", "/", threads=2)
-    started = []
+    started, loops = [], []
     try:
         wait_until(lambda: site_load.count() > 30 and tunnel_load.count() > 30,
                    message="load is running")
-        config.write_text("threads = 2\n" + routes)
-        for old_pid in (relay.pid, None):
+        for threads in (2, 2, 1, 1):
+            config.write_text("threads = %d\n" % threads + routes)
+            old_pid = started[-1].pid if started else relay.pid
             done = admin(sock, "upgrade", "--binary", str(new_binary), "--wait", "30")
             assert done.returncode == 0, (done.stdout, done.stderr, relay.proc.describe())
             started.append(NewRelay(int(re.match(r"upgraded: pid (\d+)", done.stdout).group(1))))
-            old_pid = old_pid or started[-2].pid
             wait_until(lambda: not alive(old_pid), timeout=15, message="the old relay exits")
             before = (site_load.count(), tunnel_load.count())
             wait_until(lambda: site_load.count() > before[0] + 30 and
                        tunnel_load.count() > before[1] + 30,
                        message="the new relay carries the load")
-        names = set()
-        for tid in os.listdir("/proc/%d/task" % started[-1].pid):
-            with open("/proc/%d/task/%s/comm" % (started[-1].pid, tid)) as f:
-                names.add(f.read().strip())
-        assert "porthole-loop1" in names, names
+            names = set()
+            for tid in os.listdir("/proc/%d/task" % started[-1].pid):
+                with open("/proc/%d/task/%s/comm" % (started[-1].pid, tid)) as f:
+                    names.add(f.read().strip())
+            loops.append(1 + sum(n.startswith("porthole-loop") for n in names))
     finally:
         site_load.stop()
         tunnel_load.stop()
         stderr = relay.proc.stderr_text()
         for r in started:
             r.stop()
+    assert loops == [2, 2, 1, 1], loops
     assert site_load.errors == [] and tunnel_load.errors == [], (site_load.errors[:3],
                                                                 tunnel_load.errors[:3])
     assert set(site_load.statuses) == {200} and set(tunnel_load.statuses) == {200}
-    # HTTP, control and the admin socket; then HTTP twice, one per loop.
-    assert "handed 3 listening sockets" in stderr and "handed 4 listening sockets" in stderr, \
-        stderr
+    # Every relay logs to the same stderr. HTTP, control and the admin socket; then HTTP twice,
+    # one per loop, three times: the relays of two loops, then the one-loop relay with its spare.
+    assert stderr.count("handed 3 listening sockets") == 1, stderr
+    assert stderr.count("handed 4 listening sockets") == 3, stderr
+    # Each one-loop relay after a two-loop one took the second HTTP listener as a spare.
+    assert stderr.count("also accepts on 1 listening socket") == 2, stderr
 
 
 def test_a_new_relay_that_cannot_serve_leaves_the_old_one_serving(group, tmp_path, backend):
