@@ -33,65 +33,113 @@ constexpr std::size_t max_known = 10000;  // other relays' names remembered at m
 // Claims or refreshes keys, each for one holder, atomically. KEYS: the keys. ARGV: this node, the
 // TTL in ms, "1" to refresh, then for each key its holder digest, the owner's policies, "1" when
 // the owner asked for the cache, and when its tunnel opened (ms since the epoch); after those,
-// each key's tunnel kind (1 http, 2 tcp, 3 tls). A key is taken
-// when absent or held by the same holder (a client reconnecting through any relay). A refresh
-// does not take back a key its holder moved to another relay; a key two holders claimed (each
-// through its relay while Redis was away) goes to the tunnel opened first. Answers 1 (held) or 0
-// per key. A key that changes relay or state is announced on the channel of changes.
+// each key's tunnel kind (1 http, 2 tcp, 3 tls); then "1" for each key a tunnel group holds. A
+// key is taken when absent or held by the same holder (a client reconnecting through any relay).
+// A refresh does not take back a key its holder moved to another relay; a key two holders
+// claimed (each through its relay while Redis was away) goes to the tunnel opened first. A
+// group's key that another live relay serves stays that relay's: this one joins it in
+// `porthole:members:KEY` (scored by when its membership expires) and visitors elsewhere are
+// spread over both. Answers 1 (held) or 0 per key. A key that changes relay or state, or gains a
+// relay, is announced on the channel of changes.
 constexpr std::string_view claim_script = R"lua(
 local node, ttl, refresh = ARGV[1], ARGV[2], ARGV[3] == '1'
+local n = #KEYS
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local out = {}
 for i, key in ipairs(KEYS) do
   local holder, policies, cache, since = ARGV[4 * i], ARGV[1 + 4 * i], ARGV[2 + 4 * i], ARGV[3 + 4 * i]
+  local kind, group = ARGV[3 + 4 * n + i], ARGV[3 + 5 * n + i] == '1'
+  local members = 'porthole:members:' .. key
   local h, was_node, was_state = unpack(redis.call('HMGET', key, 'holder', 'node', 'state'))
-  local take = not h or (h == holder and not refresh)
-  if h and h ~= holder and refresh then
-    local theirs = tonumber(redis.call('HGET', key, 'since') or '')
-    take = theirs ~= nil and tonumber(since) < theirs
-  end
-  if take then
-    redis.call('DEL', key)
-    redis.call('HSET', key, 'holder', holder, 'node', node, 'state', 'live',
-               'policies', policies, 'cache', cache, 'since', since, 'kind', ARGV[3 + 4 * #KEYS + i])
-    redis.call('PEXPIRE', key, ttl)
+  if group and h == holder and was_node ~= node and was_state == 'live' and
+     redis.call('EXISTS', 'porthole:node:' .. was_node) == 1 then
+    if redis.call('ZADD', members, now + tonumber(ttl), node) == 1 then
+      redis.call('PUBLISH', 'porthole:events', 'claim ' .. key .. ' ' .. node)
+    end
+    redis.call('PEXPIRE', members, ttl)
     out[i] = 1
-  elseif h == holder and was_node == node then
-    redis.call('HSET', key, 'state', 'live')
-    redis.call('PEXPIRE', key, ttl)
-    out[i] = 1
-  end
-  if out[i] == 1 and (was_node ~= node or was_state ~= 'live') then
-    redis.call('PUBLISH', 'porthole:events', 'claim ' .. key .. ' ' .. node)
-  end
-  if not out[i] then
-    out[i] = 0
+  else
+    local take = not h or (h == holder and (not refresh or group))
+    if h and h ~= holder and refresh then
+      local theirs = tonumber(redis.call('HGET', key, 'since') or '')
+      take = theirs ~= nil and tonumber(since) < theirs
+    end
+    if take then
+      if h ~= holder then redis.call('DEL', members) else redis.call('ZREM', members, node) end
+      redis.call('DEL', key)
+      redis.call('HSET', key, 'holder', holder, 'node', node, 'state', 'live',
+                 'policies', policies, 'cache', cache, 'since', since, 'kind', kind)
+      redis.call('PEXPIRE', key, ttl)
+      out[i] = 1
+    elseif h == holder and was_node == node then
+      redis.call('HSET', key, 'state', 'live')
+      redis.call('PEXPIRE', key, ttl)
+      out[i] = 1
+    end
+    if out[i] == 1 and (was_node ~= node or was_state ~= 'live') then
+      redis.call('PUBLISH', 'porthole:events', 'claim ' .. key .. ' ' .. node)
+    end
+    if not out[i] then
+      out[i] = 0
+    end
   end
 end
 return out
 )lua";
 
 // Gives a key up: deleted (`drop`), or kept as a lease for ARGV[4] ms; only by its holder on
-// the node that holds it. KEYS[1]: the key. ARGV: holder digest, node, drop|lease, grace.
+// the node that holds it. A group's key passes to another live relay serving the group first;
+// a relay serving a group beside the one the key names just leaves its members. KEYS[1]: the
+// key. ARGV: holder digest, node, drop|lease, grace.
 constexpr std::string_view release_script = R"lua(
-if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] or
-   redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then return 0 end
-if ARGV[3] == 'drop' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'state', 'leased')
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local key, node = KEYS[1], ARGV[2]
+local members = 'porthole:members:' .. key
+if redis.call('HGET', key, 'holder') ~= ARGV[1] then return 0 end
+if redis.call('HGET', key, 'node') ~= node then
+  if redis.call('ZREM', members, node) == 0 then return 0 end
+  redis.call('PUBLISH', 'porthole:events', 'release ' .. key .. ' ' .. node)
+  return 1
 end
-redis.call('PUBLISH', 'porthole:events', 'release ' .. KEYS[1] .. ' ' .. ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+for _, other in ipairs(redis.call('ZRANGEBYSCORE', members, now, '+inf')) do
+  if redis.call('EXISTS', 'porthole:node:' .. other) == 1 then
+    redis.call('ZREM', members, other)
+    redis.call('HSET', key, 'node', other, 'state', 'live')
+    redis.call('PUBLISH', 'porthole:events', 'claim ' .. key .. ' ' .. other)
+    return 1
+  end
+end
+redis.call('DEL', members)
+if ARGV[3] == 'drop' then
+  redis.call('DEL', key)
+else
+  redis.call('HSET', key, 'state', 'leased')
+  redis.call('PEXPIRE', key, ARGV[4])
+end
+redis.call('PUBLISH', 'porthole:events', 'release ' .. key .. ' ' .. node)
 return 1
 )lua";
 
-// Who holds a name, and where that relay's link is (empty when the relay is gone).
+// Who holds a name, and where that relay's link is (empty when the relay is gone); then, for a
+// group served through other relays too, each live one and its link.
 // KEYS[1]: the name's key. ARGV[1]: the prefix of node keys.
 constexpr std::string_view lookup_script = R"lua(
 local v = redis.call('HMGET', KEYS[1], 'node', 'state', 'policies', 'cache', 'kind')
 if not v[1] then return {} end
 local link = redis.call('GET', ARGV[1] .. v[1])
-return {v[1], v[2] or '', v[3] or '', v[4] or '', link or '', v[5] or '1'}
+local out = {v[1], v[2] or '', v[3] or '', v[4] or '', link or '', v[5] or '1'}
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+for _, other in ipairs(redis.call('ZRANGEBYSCORE', 'porthole:members:' .. KEYS[1], now, '+inf')) do
+  local l = redis.call('GET', ARGV[1] .. other)
+  if l then
+    out[#out + 1] = other
+    out[#out + 1] = l
+  end
+end
+return out
 )lua";
 
 // This relay's heartbeat: its link address, its TCP tunnels' ports and its count of sessions
@@ -382,6 +430,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     std::vector<std::string> keys;
     std::vector<std::string> args;
     std::vector<std::string> kinds;
+    std::vector<std::string> groups;
     std::set<std::string> seen;  // a group's members share their name's key
     local_.for_each_tunnel([&](const relay::tunnel& t) {
         auto s = t.owner.lock();
@@ -394,6 +443,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
         args.push_back(t.owner_cache ? "1" : "0");
         args.push_back(since_of(t));
         kinds.push_back(std::to_string(static_cast<int>(t.kind)));
+        groups.push_back(t.group.empty() ? "0" : "1");
     });
     if (keys.empty()) co_return;
     std::vector<std::string> command{"EVAL", std::string(claim_script),
@@ -404,6 +454,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
     command.push_back("1");
     command.insert(command.end(), args.begin(), args.end());
     command.insert(command.end(), kinds.begin(), kinds.end());
+    command.insert(command.end(), groups.begin(), groups.end());
     auto reply = co_await redis_.command(std::move(command));
     if (!reply) {
         set_degraded(true, reply.error());
@@ -430,7 +481,7 @@ asio::awaitable<void> cluster_registry::heartbeat() {
 asio::awaitable<std::optional<bool>> cluster_registry::claim_key(std::string key, owner_key holder,
                                                                  std::string policies, bool cache,
                                                                  std::string since,
-                                                                 tunnel_kind kind) {
+                                                                 tunnel_kind kind, bool group) {
     if (!redis_.connected() && clock::now() >= next_connect_) (void)co_await connect();
     if (!redis_.connected()) co_return std::nullopt;
     std::vector<std::string> command{"EVAL",
@@ -444,7 +495,8 @@ asio::awaitable<std::optional<bool>> cluster_registry::claim_key(std::string key
                                      std::move(policies),
                                      cache ? "1" : "0",
                                      std::move(since),
-                                     std::to_string(static_cast<int>(kind))};
+                                     std::to_string(static_cast<int>(kind)),
+                                     group ? "1" : "0"};
     auto reply = co_await redis_.command(std::move(command));
     if (!reply && redis_.connected()) {
         // Redis answered, with an error: the claim is refused, never taken on trust.
@@ -464,7 +516,7 @@ asio::awaitable<bool> cluster_registry::claim_name(const relay::tunnel& t, clock
     const std::string name = t.name;
     const owner_key holder = t.holder;
     auto held = co_await claim_key(name_key(name), holder, t.policy_text, t.owner_cache,
-                                   since_of(t), t.kind);
+                                   since_of(t), t.kind, !t.group.empty());
     if (held && !*held) {
         if (!before) local_.drop_name(name, holder);
         co_return false;
@@ -482,7 +534,7 @@ asio::awaitable<bool> cluster_registry::claim_port(std::uint16_t port, const own
     if (!local_.claim_port_now(port, who, now)) co_return false;
     auto held = co_await claim_key(port_key(port), who, std::string(), false,
                                    epoch_millis(std::chrono::system_clock::now()),
-                                   tunnel_kind::tcp);
+                                   tunnel_kind::tcp, false);
     if (held && !*held) {
         if (!before) local_.drop_port(port, who);
         co_return false;
@@ -549,7 +601,7 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
     const std::vector<std::string> lookup{"EVAL", std::string(lookup_script), "1", name_key(name),
                                           std::string(node_prefix)};
     auto reply = co_await redis_.command(lookup);
-    if (reply && reply->elements.size() != 6 && clock::now() < settled_at_) {
+    if (reply && reply->elements.size() < 6 && clock::now() < settled_at_) {
         // Nobody holds it, says a Redis that came back moments ago: asked again once every
         // relay has beaten since.
         asio::steady_timer settle(io_);
@@ -565,12 +617,15 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
     }
     known k;
     const auto& e = reply->elements;
-    if (e.size() == 6 && e[0].text != cfg_.node_id) {
+    if (e.size() >= 6 && e.size() % 2 == 0 && e[0].text != cfg_.node_id) {
         relay::remote_tunnel where;
         where.node = e[0].text;
         where.kind = e[5].text == "3" ? tunnel_kind::tls : tunnel_kind::http;
         where.link = e[4].text;
-        where.serving = e[1].text == "live" && !where.link.empty();
+        if (!where.link.empty()) where.links.push_back(where.link);
+        for (std::size_t i = 6; i + 1 < e.size(); i += 2)  // a group's other relays
+            if (e[i].text != cfg_.node_id) where.links.push_back(e[i + 1].text);
+        where.serving = e[1].text == "live" && !where.links.empty();
         k.policy_text = e[2].text;
         if (!k.policy_text.empty()) {
             auto parsed = config::load_owner_policies(k.policy_text, "tunnel policies", forbid_);
@@ -590,6 +645,7 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
                                     slot.where->serving == k.where->serving &&
                                     slot.where->kind == k.where->kind &&
                                     slot.where->link == k.where->link &&
+                                    slot.where->links == k.where->links &&
                                     slot.policy_text == k.policy_text));
     if (same && slot.where && k.where) k.where->policies = slot.where->policies;
     slot = std::move(k);

@@ -128,7 +128,7 @@ private:
     boost::asio::awaitable<std::optional<bool>> claim_key(std::string key, owner_key holder,
                                                           std::string policies, bool cache,
                                                           std::string since,
-                                                          protocol::tunnel_kind kind);
+                                                          protocol::tunnel_kind kind, bool group);
     void release_key(std::string key, const owner_key& holder, bool leaving);
     boost::asio::awaitable<void> heartbeat();
     void set_degraded(bool on, std::string_view why);

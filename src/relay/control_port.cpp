@@ -470,6 +470,7 @@ asio::awaitable<void> control_port::open_tunnel(std::shared_ptr<session> s,
     t->opened = std::chrono::system_clock::now();
     // The group's clients hold its name together: the same token and the same group key.
     t->holder = in_group ? token_hex + "/group/" + req.group : s->owner;
+    t->group = req.group.substr(0, 12);
     t->new_connections = core::token_bucket(ctx_.cfg.max_new_connections_per_second,
                                             ctx_.cfg.max_new_connections_per_second);
     const auto now = clock::now();

@@ -35,7 +35,9 @@ struct tunnel {
     std::string target;
     std::string host_header;
     std::string url;
-    std::string group;  // empty, or the group key several clients serve the name under
+    // Empty, or the first 12 hex digits of the digest of the group key several clients serve
+    // the name under: enough to tell groups apart, not to join one.
+    std::string group;
     std::string policy_text;  // the owner's [[policies]] as sent (http)
     std::shared_ptr<const policy::chain> policies;  // built from it; null when none
     // The same, parsed: what another event loop builds its own chain from (never changed after).

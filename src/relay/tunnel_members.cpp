@@ -11,6 +11,12 @@ namespace porthole::relay {
 namespace asio = boost::asio;
 using failure = upstream::open_failure;
 
+// A group served through several relays: visitors are spread over them in turn.
+std::string tunnel_members::next_link(const remote_tunnel& remote) {
+    if (remote.links.empty()) return remote.link;
+    return remote.links[spread_++ % remote.links.size()];
+}
+
 bool tunnel_members::serving(const std::string& name) {
     if (serving_here(name)) return true;
     const remote_tunnel* remote = link_ ? registry_.remote(name) : nullptr;
@@ -35,7 +41,7 @@ asio::awaitable<tl::expected<upstream::tunnel_connection, failure>> tunnel_membe
         const remote_tunnel* remote = registry_.remote(name);
         if (!remote || !remote->serving || remote->kind != protocol::tunnel_kind::http) break;
         protocol::link_open what{protocol::tunnel_kind::http, name, 0, visitor};
-        const std::string peer = remote->link;
+        const std::string peer = next_link(*remote);
         auto carried = co_await link_->open(peer, std::move(what));
         if (carried) co_return std::move(*carried);
         if (attempt == 1)
@@ -54,7 +60,7 @@ asio::awaitable<std::optional<net::stream>> tunnel_members::open_remote_tls(
     if (!remote || !remote->serving || remote->kind != protocol::tunnel_kind::tls)
         co_return std::nullopt;
     protocol::link_open what{protocol::tunnel_kind::tls, name, 0, visitor};
-    const std::string peer = remote->link;
+    const std::string peer = next_link(*remote);
     auto carried = co_await link_->open(peer, std::move(what));
     if (!carried) {
         co_await registry_.learn(name, true);

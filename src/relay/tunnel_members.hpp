@@ -39,10 +39,12 @@ public:
 
 private:
     bool serving_here(const std::string& name);
+    std::string next_link(const remote_tunnel& remote);
 
     relay_context& ctx_;
     tunnel_registry& registry_;
     cluster::relay_link* link_ = nullptr;
+    std::size_t spread_ = 0;  // the turn among a remote group's relays
 };
 
 }  // namespace porthole::relay

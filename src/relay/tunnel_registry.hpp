@@ -37,7 +37,10 @@ struct tunnel_group {
 // Where another relay of a cluster serves a name, as this relay last learnt it.
 struct remote_tunnel {
     std::string node;  // the relay that holds it
-    std::string link;  // HOST:PORT of that relay's link
+    std::string link;  // HOST:PORT of that relay's link; empty when that relay is gone
+    // The links of every live relay serving it: that one's, then, for a tunnel group whose
+    // clients are spread over relays, the others' (not this relay's).
+    std::vector<std::string> links;
     bool serving = false;  // false: held by a lease (its client is away, or its relay is)
     protocol::tunnel_kind kind = protocol::tunnel_kind::http;  // http, or tls (passthrough)
     std::shared_ptr<const policy::chain> policies;  // the owner's; null when none

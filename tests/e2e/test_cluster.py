@@ -485,3 +485,47 @@ def test_a_relay_whose_site_policies_differ_is_shown_as_differing(group, cluster
     wait_until(lambda: len(seen()) == 3, 10)
     assert seen() == {"relay-a": "same", "relay-b": "same", "relay-c": "differs"}, seen()
     assert "relay relay-b has another config" not in a.proc.stderr_text()
+
+
+def test_a_tunnel_group_whose_members_are_on_two_relays_keeps_both(group, cluster, backend,
+                                                                   redis):
+    """Two clients of one group, each through another relay: neither ends the other's session,
+    the name stays held, and visitors at a relay without a member are spread over both. When
+    the relay the name's key names loses its client, the other relay takes the key over."""
+    a, b, c = cluster(3)
+    one, two = backend("one"), backend("two")
+    first = group.agent(a, "http", one.port, "--subdomain", "pool", "--group", "pool-key",
+                        token=TOKEN)
+    served_everywhere([a, b, c], "pool")
+    second = group.agent(b, "http", two.port, "--subdomain", "pool", "--group", "pool-key",
+                         token=TOKEN)
+    # Several heartbeats: a member whose relay lost the name would have its session ended.
+    deadline = time.monotonic() + 4
+    answered = set()
+    while time.monotonic() < deadline:
+        for r in (a, b, c):
+            got = get(r, "pool", "/who")
+            assert got.status == 200, got
+            answered.add(got.text.split(" ", 1)[0])
+    assert first.alive() and second.alive()
+    # One session each, all along.
+    for relay in (a, b):
+        assert "another relay of the cluster holds" not in relay.proc.stderr_text(), \
+            relay.proc.stderr_text()
+    assert [e["event"] for e in first.events + second.events].count("ready") == 2, \
+        first.events + second.events
+    assert answered == {"one", "two"}, answered
+    # Redis names relay-a, and relay-b beside it.
+    assert redis.cli("HGET", "porthole:name:pool", "node") == "relay-a"
+    assert redis.cli("ZRANGE", "porthole:members:porthole:name:pool", "0", "-1") == "relay-b"
+    # relay-c spreads its visitors over both relays.
+    spread = [get(c, "pool", "/spread/%d" % i).text.split(" ", 1)[0] for i in range(20)]
+    assert spread.count("one") >= 5 and spread.count("two") >= 5, spread
+
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit(10) == 0
+    wait_until(lambda: redis.cli("HGET", "porthole:name:pool", "node") == "relay-b", 10,
+               message="relay-b takes the name over")
+    wait_until(lambda: all(get(r, "pool", "/after").text.startswith("two ") for r in (a, b, c)),
+               10, message="every relay reaches the member left")
+    assert second.alive()
