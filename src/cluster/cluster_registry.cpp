@@ -122,14 +122,14 @@ redis.call('PUBLISH', 'porthole:events', 'release ' .. key .. ' ' .. node)
 return 1
 )lua";
 
-// Who holds a name, and where that relay's link is (empty when the relay is gone); then, for a
-// group served through other relays too, each live one and its link.
+// Who holds a name, and where that relay's link is (empty when the relay is gone), and the
+// holder's digest; then, for a group served through other relays too, each live one and its link.
 // KEYS[1]: the name's key. ARGV[1]: the prefix of node keys.
 constexpr std::string_view lookup_script = R"lua(
-local v = redis.call('HMGET', KEYS[1], 'node', 'state', 'policies', 'cache', 'kind')
+local v = redis.call('HMGET', KEYS[1], 'node', 'state', 'policies', 'cache', 'kind', 'holder')
 if not v[1] then return {} end
 local link = redis.call('GET', ARGV[1] .. v[1])
-local out = {v[1], v[2] or '', v[3] or '', v[4] or '', link or '', v[5] or '1'}
+local out = {v[1], v[2] or '', v[3] or '', v[4] or '', link or '', v[5] or '1', v[6] or ''}
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 for _, other in ipairs(redis.call('ZRANGEBYSCORE', 'porthole:members:' .. KEYS[1], now, '+inf')) do
@@ -601,7 +601,7 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
     const std::vector<std::string> lookup{"EVAL", std::string(lookup_script), "1", name_key(name),
                                           std::string(node_prefix)};
     auto reply = co_await redis_.command(lookup);
-    if (reply && reply->elements.size() < 6 && clock::now() < settled_at_) {
+    if (reply && reply->elements.size() < 7 && clock::now() < settled_at_) {
         // Nobody holds it, says a Redis that came back moments ago: asked again once every
         // relay has beaten since.
         asio::steady_timer settle(io_);
@@ -617,13 +617,15 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
     }
     known k;
     const auto& e = reply->elements;
-    if (e.size() >= 6 && e.size() % 2 == 0 && e[0].text != cfg_.node_id) {
+    if (e.size() >= 7 && e.size() % 2 == 1 && e[0].text != cfg_.node_id) {
         relay::remote_tunnel where;
         where.node = e[0].text;
         where.kind = e[5].text == "3" ? tunnel_kind::tls : tunnel_kind::http;
         where.link = e[4].text;
         if (!where.link.empty()) where.links.push_back(where.link);
-        for (std::size_t i = 6; i + 1 < e.size(); i += 2)  // a group's other relays
+        where.owner_cache = e[3].text == "1";
+        where.holder = e[6].text;
+        for (std::size_t i = 7; i + 1 < e.size(); i += 2)  // a group's other relays
             if (e[i].text != cfg_.node_id) where.links.push_back(e[i + 1].text);
         where.serving = e[1].text == "live" && !where.links.empty();
         k.policy_text = e[2].text;
@@ -646,6 +648,8 @@ asio::awaitable<void> cluster_registry::learn(const std::string& name, bool stal
                                     slot.where->kind == k.where->kind &&
                                     slot.where->link == k.where->link &&
                                     slot.where->links == k.where->links &&
+                                    slot.where->holder == k.where->holder &&
+                                    slot.where->owner_cache == k.where->owner_cache &&
                                     slot.policy_text == k.policy_text));
     if (same && slot.where && k.where) k.where->policies = slot.where->policies;
     slot = std::move(k);

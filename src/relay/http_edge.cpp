@@ -306,13 +306,16 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         r->pool = std::make_shared<upstream::pool>("tunnel " + name, std::move(settings),
                                                    &tunnels_, std::nullopt);
     }
-    // The tunnels' cache, unless it is opt-in and this owner did not ask (--cache).
-    // A tunnel another relay holds is cached there, not here (its holder is not known here).
-    const bool owner_cache = here && serving->members.front()->owner_cache;
-    const auto& wanted =
-        ctx_.tunnel_cache && !remote && (owner_cache || !ctx_.tunnel_cache_config.opt_in)
-            ? ctx_.tunnel_cache
-            : nullptr;
+    // The tunnels' cache, unless it is opt-in and this owner did not ask (--cache). A tunnel
+    // another relay of a cluster holds is cached here too, for this relay's visitors, under the
+    // digest of its holder that relay published.
+    const bool owner_cache =
+        here ? serving->members.front()->owner_cache : remote && remote->owner_cache;
+    const bool holder_known = here || (remote && !remote->holder.empty());
+    const auto& wanted = ctx_.tunnel_cache && holder_known &&
+                                 (owner_cache || !ctx_.tunnel_cache_config.opt_in)
+                             ? ctx_.tunnel_cache
+                             : nullptr;
     if (r->cache != wanted || r->serve_offline != owner_cache) {
         auto changed = std::make_shared<route::route>(*r);
         changed->cache = wanted;
@@ -320,6 +323,13 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         r = std::move(changed);
     }
     return r;
+}
+
+std::string http_edge::cache_holder(const std::string& name) const {
+    std::string holder = registry_.name_holder(name, clock::now());
+    if (!holder.empty()) return holder;
+    const remote_tunnel* remote = registry_.remote(name);
+    return remote && !remote->holder.empty() ? "cluster:" + remote->holder : std::string();
 }
 
 void http_edge::forget_tunnel_routes() {
@@ -617,7 +627,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             if (!tunnels_.serving(*name)) co_await registry_.learn(*name);
             // A tunnel whose client is away: what its cache holds answers, when it may.
             if (!tunnels_.serving(*name) && ctx_.tunnel_cache && request.is_done()) {
-                const std::string holder = registry_.name_holder(*name, clock::now());
+                const std::string holder = cache_holder(*name);
                 if (!holder.empty()) {
                     const bool answered = co_await answer_offline(visitor, request, visitor_https,
                                                                   host_text, holder, tally);
@@ -776,7 +786,11 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         compressor.emplace(*policy_edits->compress, head, request.upgrade());
     // cache: a stored response may answer here; a GET that misses is recorded on its way to the
     // visitor, and concurrent misses for one key wait for the first one's response.
-    cache::http_cache* const shared_cache = r->cache.get();
+    // A tunnel's responses are its holder's (the client, or its group): none known, none kept.
+    const std::string holder = cache.tunnel && r->cache ? cache_holder(r->pool->member(0).host)
+                                                        : std::string();
+    cache::http_cache* const shared_cache =
+        cache.tunnel && holder.empty() ? nullptr : r->cache.get();
     std::optional<cache::response_recorder> recorder;
     fetch_guard fetch;
     http::header_edits validation;  // the route's request edits, and the conditional fields
@@ -785,11 +799,7 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
     if (shared_cache && !request.upgrade()) {
         const bool reads = (head.method == "GET" || head.method == "HEAD") && request.is_done() &&
                            !request.chunked() && request.content_length().value_or(0) == 0;
-        // A tunnel's responses are its holder's (the client, or its group).
-        std::string scope;
-        if (cache.tunnel)
-            scope = shared_cache->scope_of(
-                registry_.name_holder(r->pool->member(0).host, clock::now()));
+        const std::string scope = cache.tunnel ? shared_cache->scope_of(holder) : std::string();
         const std::string key = cache::http_cache::key_of(visitor_https, host_text,
                                                           http::origin_form(head.target), scope);
         if (reads) {

@@ -126,6 +126,9 @@ private:
                                                  std::size_t& parsed, std::uint64_t limit,
                                                  http::header_edits& edits, std::string_view peer);
     std::shared_ptr<route::route> tunnel_route(const std::string& name);
+    // Whose responses tunnel `name`'s cache entries are: its holder on this relay, or the
+    // digest of it that the relay of a cluster holding it published; empty when unknown.
+    std::string cache_holder(const std::string& name) const;
 
     relay_context& ctx_;
     tunnel_registry& registry_;

@@ -44,6 +44,8 @@ struct remote_tunnel {
     bool serving = false;  // false: held by a lease (its client is away, or its relay is)
     protocol::tunnel_kind kind = protocol::tunnel_kind::http;  // http, or tls (passthrough)
     std::shared_ptr<const policy::chain> policies;  // the owner's; null when none
+    std::string holder;  // the digest of its holder, as Redis keeps it (a cache's scope)
+    bool owner_cache = false;  // its owner asked for the cache (--cache)
 };
 
 class tunnel_registry {

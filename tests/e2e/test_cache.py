@@ -22,6 +22,8 @@ import pytest
 from helpers import BIN, Relay, wait_until
 from test_metrics import metrics_address, sample, scrape
 from test_policies import assert_refused_at_marked_line, site, start_relay
+from test_cluster import TOKEN, cluster, redis  # noqa: F401 (fixtures)
+from test_cluster import get as cluster_get
 
 HOST = "shop.test"
 
@@ -515,3 +517,31 @@ hosts = ["a.test"]
 upstream = ["http://127.0.0.1:9"]
 cache = { memroy = "1MiB" } #<
 """, "did you mean 'memory'")
+
+
+def test_a_relay_of_a_cluster_caches_a_tunnel_another_relay_holds(group, cluster, origin):
+    """relay-b runs the edge for a tunnel relay-a holds, its cache included: entries are scoped
+    by the digest of the holder relay-a published, so a client that takes the name later is not
+    answered with the first one's responses."""
+    a, b = cluster(2, extra_config='[tunnel_policy]\ncache = { memory = "16MiB" }\n')
+    first = group.agent(a, "http", origin.port, "--subdomain", "blog", token=TOKEN)
+
+    def cache_status(relay, path):
+        r = cluster_get(relay, "blog", path, 10, "-i")
+        assert r.status == 200, r
+        head = r.text.split("\r\n\r\n", 1)[0].lower()
+        return next((l.split(":", 1)[1].strip() for l in head.split("\r\n")
+                     if l.startswith("cache-status:")), None)
+
+    wait_until(lambda: cluster_get(b, "blog", "/up").status == 200, 10)
+    assert cache_status(b, "/post?cc=max-age=60") == "porthole; fwd=uri-miss; stored"
+    assert cache_status(b, "/post?cc=max-age=60").startswith("porthole; hit")
+    assert origin.counts["/post"] == 1
+
+    # Another client takes the name: relay-b's entry was the first holder's.
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit(10) == 0
+    group.agent(a, "http", origin.port, "--subdomain", "blog", token=TOKEN)
+    wait_until(lambda: cluster_get(b, "blog", "/up").status == 200, 10)
+    assert cache_status(b, "/post?cc=max-age=60") == "porthole; fwd=uri-miss; stored"
+    assert origin.counts["/post"] == 2
