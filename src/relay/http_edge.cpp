@@ -274,11 +274,11 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         // A worker builds the owner's steps itself from the directory's copy of them: none keeps
         // state, and no step object is shared with another thread.
         const auto& configs = (*directory_)->owner_policies(name);
-        if (configs != entry.owner_configs || !configs)
+        if (configs == entry.owner_configs)
+            owner = entry.owner_policies;
+        else
             owner = configs ? std::make_shared<const policy::chain>(policy::build_chain(*configs))
                             : nullptr;
-        else
-            owner = entry.owner_policies;
         entry.owner_configs = configs;
     }
     if (r && owner != entry.owner_policies) {
