@@ -201,9 +201,11 @@ def test_authorization_is_stored_with_public_and_the_cookie_with_the_operators_c
 
 def test_a_stale_response_is_validated_and_a_304_renews_it(group, tmp_path, origin):
     relay = start_relay(group, tmp_path, cached_site(origin))
-    path = "/e?cc=max-age=1&etag=v1"
+    # max-age=2: the origin's Date has whole seconds, so the renewed entry may be a second old
+    # at once and must still be a hit.
+    path = "/e?cc=max-age=2&etag=v1"
     _, _, body = get(relay, path)
-    time.sleep(2.1)
+    time.sleep(3.1)
     status, renewed, body2 = get(relay, path)
     assert status == 200 and body2 == body
     assert renewed["cache-status"].startswith("porthole; fwd=stale; fwd-status=304")
@@ -327,12 +329,14 @@ def test_a_tunnels_site_keeps_answering_while_its_client_is_away(group, tmp_path
         head, _, body = r.partition(b"\r\n\r\n")
         return head.decode("latin-1"), body
 
-    _, body = fetch("/post?cc=max-age=1")
-    head, _ = fetch("/post?cc=max-age=1")
+    # max-age=3: the origin's Date has whole seconds, so a response may be a second old at
+    # once; the second fetch is a hit, and after 3.2 s the entry is stale.
+    _, body = fetch("/post?cc=max-age=3")
+    head, _ = fetch("/post?cc=max-age=3")
     assert "porthole; hit" in head
     agent.signal(signal.SIGKILL)  # gone without a word: its name stays leased
-    time.sleep(1.2)
-    head, body2 = fetch("/post?cc=max-age=1")
+    time.sleep(3.2)
+    head, body2 = fetch("/post?cc=max-age=3")
     assert head.startswith("HTTP/1.1 200") and body2 == body
     assert "detail=tunnel-offline" in head
     head, _ = fetch("/never-fetched")
@@ -359,12 +363,12 @@ def test_an_owners_cache_flag_keeps_a_laptops_site_up_while_it_is_offline(
         head, _ = fetch("plain", "/plain?cc=max-age=60")
         assert "Cache-Status" not in head
     assert origin.counts["/plain"] == 2  # not asked for: not cached
-    _, page = fetch("blog", "/index?cc=max-age=1")
-    head, _ = fetch("blog", "/index?cc=max-age=1")
+    _, page = fetch("blog", "/index?cc=max-age=3")  # max-age=3: as in the test above
+    head, _ = fetch("blog", "/index?cc=max-age=3")
     assert "porthole; hit" in head
     laptop.signal(signal.SIGKILL)  # the laptop sleeps: its name stays leased
-    time.sleep(1.2)
-    head, again = fetch("blog", "/index?cc=max-age=1")
+    time.sleep(3.2)
+    head, again = fetch("blog", "/index?cc=max-age=3")
     assert head.startswith("HTTP/1.1 200") and again == page
     assert "detail=tunnel-offline" in head
     assert origin.counts["/index"] == 1
