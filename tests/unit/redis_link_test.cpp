@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,10 +82,22 @@ protected:
                     static_cast<char*>(nullptr));
             ::_exit(127);
         }
+        // The socket file appears at bind(), before listen(): wait until a connection is taken.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!fs::exists(socket_) && std::chrono::steady_clock::now() < deadline)
+        while (!accepts_connections() && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        ASSERT_TRUE(fs::exists(socket_)) << "redis-server did not start";
+        ASSERT_TRUE(accepts_connections()) << "redis-server did not start";
+    }
+    bool accepts_connections() const {
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        if (socket_.size() >= sizeof sa.sun_path) return false;
+        socket_.copy(sa.sun_path, socket_.size());
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return false;
+        const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+        ::close(fd);
+        return ok;
     }
     void stop() {
         if (pid_ <= 0) return;
