@@ -2,6 +2,7 @@
 
 #include "acme/jws.hpp"
 #include "core/openssl_owned.hpp"
+#include "core/sha256.hpp"
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
@@ -120,7 +121,7 @@ tl::expected<pem_pair, std::string> tls_alpn_certificate(const std::string& name
     const owned<BIGNUM, BN_free> bn(BN_bin2bn(serial.data(), serial.size(), nullptr));
     // RFC 8737 section 3: extnValue is the DER of an OCTET STRING of the 32-byte
     // digest.
-    const std::string digest = sha256(key_authorization);
+    const std::string digest = core::sha256_bytes(key_authorization);
     std::string der_value = std::string("\x04\x20", 2) + digest;
     const owned<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free> value(ASN1_OCTET_STRING_new());
     const owned<ASN1_OBJECT, ASN1_OBJECT_free> oid(OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1));

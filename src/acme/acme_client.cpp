@@ -1,5 +1,6 @@
 #include "acme/acme_client.hpp"
 
+#include "core/sha256.hpp"
 #include "net/frame_io.hpp"
 
 #include <fmt/format.h>
@@ -192,7 +193,7 @@ asio::awaitable<tl::expected<void, order_failure>> acme_client::authorize(
     }
     // RFC 8555 section 8.4: the TXT record holds the digest of the key authorization.
     const std::string record = "_acme-challenge." + name;
-    const std::string txt = base64url(sha256(key_auth));
+    const std::string txt = base64url(core::sha256_bytes(key_auth));
     if (ch.type == "dns-01") {
         auto published = co_await settings_.dns->add(record, txt);
         if (!published)

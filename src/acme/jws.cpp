@@ -1,6 +1,7 @@
 #include "acme/jws.hpp"
 
 #include "core/openssl_owned.hpp"
+#include "core/sha256.hpp"
 #include "policy/jwks.hpp"
 
 #include <openssl/bn.h>
@@ -63,13 +64,6 @@ std::string base64url(std::string_view bytes) {
     return out;
 }
 
-std::string sha256(std::string_view bytes) {
-    std::array<unsigned char, 32> md{};
-    unsigned len = 0;
-    EVP_Digest(bytes.data(), bytes.size(), md.data(), &len, EVP_sha256(), nullptr);
-    return {reinterpret_cast<const char*>(md.data()), len};
-}
-
 tl::expected<account_key, std::string> account_key::adopt(EVP_PKEY* key) {
     account_key out;
     out.key_.reset(key, EVP_PKEY_free);
@@ -79,7 +73,7 @@ tl::expected<account_key, std::string> account_key::adopt(EVP_PKEY* key) {
                                 {"x", base64url(coordinate(key, OSSL_PKEY_PARAM_EC_PUB_X))},
                                 {"y", base64url(coordinate(key, OSSL_PKEY_PARAM_EC_PUB_Y))}};
     out.jwk_ = jwk.dump();  // nlohmann orders members by name: RFC 7638's order
-    out.thumbprint_ = base64url(sha256(out.jwk_));
+    out.thumbprint_ = base64url(core::sha256_bytes(out.jwk_));
     return out;
 }
 

@@ -15,8 +15,6 @@ namespace porthole::acme {
 
 // Base64url without padding (RFC 7515 section 2).
 std::string base64url(std::string_view bytes);
-// SHA-256 of `bytes`, 32 raw bytes.
-std::string sha256(std::string_view bytes);
 
 class account_key {
 public:

@@ -3,13 +3,13 @@
 #include "admin/api.hpp"
 #include "admin/dashboard_page.hpp"
 #include "admin/event_feed.hpp"
+#include "core/sha256.hpp"
 #include "core/token_bucket.hpp"
 #include "observe/local_http.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -38,12 +38,6 @@ using namespace std::chrono_literals;
 constexpr unsigned socket_mode = 0660;
 constexpr std::size_t connection_limit = 32;
 constexpr std::size_t failure_log_entries = 1024;  // addresses remembered for the log's pace
-
-std::array<unsigned char, 32> sha256(std::string_view text) {
-    std::array<unsigned char, 32> out{};
-    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data());
-    return out;
-}
 
 // Root, the relay's own user, or a member of its group.
 bool peer_allowed(const local_http::peer& p) {
@@ -193,7 +187,7 @@ local_http::options options_for(const std::shared_ptr<admin_server::state>& st) 
 
 }  // namespace
 
-bearer_check::bearer_check(std::string_view token) : digest_(sha256(token)) {}
+bearer_check::bearer_check(std::string_view token) : digest_(core::sha256(token)) {}
 
 bool bearer_check::operator()(std::string_view authorization) const {
     constexpr std::string_view scheme = "Bearer ";
@@ -202,7 +196,7 @@ bool bearer_check::operator()(std::string_view authorization) const {
         std::equal(scheme.begin(), scheme.end(), authorization.begin(),
                    [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
         given = authorization.substr(scheme.size());
-    const auto digest = sha256(given);
+    const auto digest = core::sha256(given);
     return CRYPTO_memcmp(digest.data(), digest_.data(), digest.size()) == 0 && !given.empty();
 }
 

@@ -1,5 +1,7 @@
 #include "cache/cache_control.hpp"
 
+#include "http/token_char.hpp"
+
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
@@ -10,14 +12,6 @@
 namespace porthole::cache {
 
 namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // delta-seconds (RFC 9111 section 1.2.2): digits only; a value too large to hold is the
 // largest one (2^31 is what the RFC asks for at least).
@@ -49,14 +43,14 @@ template <class F>
 void for_each_directive(std::string_view list, F&& f) {
     std::size_t i = 0;
     while (i < list.size()) {
-        while (i < list.size() && (is_space(list[i]) || list[i] == ',')) ++i;
+        while (i < list.size() && (http::ows(list[i]) || list[i] == ',')) ++i;
         const std::size_t name_start = i;
         while (i < list.size() && list[i] != ',' && list[i] != '=') ++i;
-        const std::string_view name = trim(list.substr(name_start, i - name_start));
+        const std::string_view name = http::trim_ows(list.substr(name_start, i - name_start));
         std::optional<std::string> value;
         if (i < list.size() && list[i] == '=') {
             ++i;
-            while (i < list.size() && is_space(list[i])) ++i;
+            while (i < list.size() && http::ows(list[i])) ++i;
             value.emplace();
             if (i < list.size() && list[i] == '"') {
                 for (++i; i < list.size() && list[i] != '"'; ++i) {
@@ -68,7 +62,7 @@ void for_each_directive(std::string_view list, F&& f) {
             } else {
                 const std::size_t start = i;
                 while (i < list.size() && list[i] != ',') ++i;
-                value->assign(trim(list.substr(start, i - start)));
+                value->assign(http::trim_ows(list.substr(start, i - start)));
             }
         }
         if (!name.empty())
@@ -166,10 +160,10 @@ std::optional<directives> parse_cdn_directives(std::string_view value) {
     std::string_view rest = value;
     while (!rest.empty()) {
         const auto comma = rest.find(',');
-        const std::string_view member = trim(rest.substr(0, comma));
+        const std::string_view member = http::trim_ows(rest.substr(0, comma));
         rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
         // an empty member, a trailing comma included
-        if (member.empty() || (comma != std::string_view::npos && trim(rest).empty()))
+        if (member.empty() || (comma != std::string_view::npos && http::trim_ows(rest).empty()))
             return std::nullopt;
         const auto eq = member.find('=');
         const std::string_view key = member.substr(0, eq);
@@ -197,7 +191,7 @@ std::optional<directives> parse_cdn_directives(std::string_view value) {
 }
 
 std::optional<std::int64_t> parse_http_date(std::string_view s) {
-    s = trim(s);
+    s = http::trim_ows(s);
     std::tm tm{};
     // IMF-fixdate, exactly: "Sun, 06 Nov 1994 08:49:37 GMT".
     if (s.size() == 29 && s[3] == ',' && s[4] == ' ' && s[7] == ' ' && s[11] == ' ' &&
@@ -246,7 +240,7 @@ std::vector<std::string> vary_names(std::string_view value) {
     std::vector<std::string> names;
     while (!value.empty()) {
         const auto comma = value.find(',');
-        std::string name(trim(value.substr(0, comma)));
+        std::string name(http::trim_ows(value.substr(0, comma)));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
         if (name.empty()) continue;
         std::transform(name.begin(), name.end(), name.begin(),
@@ -263,7 +257,7 @@ std::string normalized_values(const std::vector<std::string_view>& values) {
         std::string_view rest = value;
         while (!rest.empty()) {
             const auto comma = rest.find(',');
-            const std::string_view part = trim(rest.substr(0, comma));
+            const std::string_view part = http::trim_ows(rest.substr(0, comma));
             rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
             if (part.empty()) continue;
             if (!out.empty()) out += ", ";

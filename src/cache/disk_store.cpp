@@ -1,9 +1,9 @@
 #include "cache/disk_store.hpp"
 
+#include "core/sha256.hpp"
 #include "http/token_char.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -31,25 +31,12 @@ constexpr std::size_t key_digest_chars = 32;
 constexpr std::size_t vary_digest_chars = 16;
 constexpr auto off_after_failure = 60s;
 
-std::string hex_digest(std::string_view bytes, std::size_t chars) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(bytes.data(), bytes.size(), md, &n, EVP_sha256(), nullptr);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < n && out.size() < chars; ++i) {
-        out += digits[md[i] >> 4];
-        out += digits[md[i] & 15];
-    }
-    return out;
-}
-
-std::string key_digest(std::string_view key) { return hex_digest(key, key_digest_chars); }
+std::string key_digest(std::string_view key) { return core::sha256_hex(key, key_digest_chars); }
 
 std::string vary_digest(const std::vector<std::pair<std::string, std::string>>& values) {
     std::string text;
     for (const auto& [name, value] : values) text.append(name).append(1, '\0').append(value).append(1, '\0');
-    return hex_digest(text, vary_digest_chars);
+    return core::sha256_hex(text, vary_digest_chars);
 }
 
 bool is_hex(std::string_view s) {

@@ -2,13 +2,13 @@
 
 #include "cache/memory_store.hpp"
 #include "cache/tiered_store.hpp"
+#include "core/sha256.hpp"
 #include "http/header_edits.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,20 +40,6 @@ std::string_view same_host_target(std::string_view value, std::string_view host)
         return slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
     }
     return {};
-}
-
-// 128 bits of SHA-256, in hex.
-std::string digest_of(std::string_view text) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(text.data(), text.size(), md, &n, EVP_sha256(), nullptr);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out(32, '0');
-    for (unsigned i = 0; i < 16; ++i) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    return out;
 }
 
 std::string cache_status_field(std::string_view value) {
@@ -111,7 +97,7 @@ const std::string& http_cache::scope_of(const std::string& holder) {
     }
     if (const auto it = scopes_.find(holder); it != scopes_.end()) return it->second;
     if (scopes_.size() >= 4096) scopes_.clear();  // holders come and go; keep the table small
-    return scopes_.emplace(holder, digest_of(holder)).first->second;
+    return scopes_.emplace(holder, core::sha256_hex(holder, 32)).first->second;  // 128 bits
 }
 
 found http_cache::lookup(const std::string& key, const http::message_head& request,

@@ -1,6 +1,7 @@
 #include "cluster/cluster_registry.hpp"
 
 #include "config/policy_config.hpp"
+#include "core/sha256.hpp"
 #include "core/use_tuple.hpp"
 #include "policy/chain.hpp"
 #include "protocol/auth.hpp"
@@ -204,12 +205,7 @@ std::string port_key(std::uint16_t port) { return fmt::format("porthole:port:{}"
 constexpr std::string_view node_prefix = "porthole:node:";
 
 // The holder as Redis keeps it: a digest, never the token-derived key itself.
-std::string holder_digest(const owner_key& holder) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(holder.data(), holder.size(), md, &n, EVP_sha256(), nullptr);
-    return protocol::to_hex(std::span<const std::uint8_t>(md, n));
-}
+std::string holder_digest(const owner_key& holder) { return core::sha256_hex(holder); }
 
 // The digest of what every relay must have alike, keyed with the cluster's secret: a reader of
 // Redis cannot test guesses of the secrets in policies (a webhook's, a JWT's) against it.

@@ -1,5 +1,7 @@
 #include "http/accept_encoding.hpp"
 
+#include "http/token_char.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -8,14 +10,6 @@ namespace porthole::http {
 namespace {
 
 constexpr std::size_t coding_count = 3;
-
-bool ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && ows(s.front())) s.remove_prefix(1);
-    while (!s.empty() && ows(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -49,13 +43,14 @@ int element_weight(std::string_view params) {
     while (!params.empty()) {
         params.remove_prefix(1);  // the ';'
         const std::size_t next = params.find(';');
-        std::string_view param = trim(params.substr(0, next));
+        std::string_view param = trim_ows(params.substr(0, next));
         params = next == std::string_view::npos ? std::string_view() : params.substr(next);
         if (param.empty()) continue;
         const std::size_t eq = param.find('=');
         if (eq == std::string_view::npos) return -1;
-        if (!iequals(trim(param.substr(0, eq)), "q")) continue;  // no other parameter is defined
-        w = weight(trim(param.substr(eq + 1)));
+        // No other parameter is defined.
+        if (!iequals(trim_ows(param.substr(0, eq)), "q")) continue;
+        w = weight(trim_ows(param.substr(eq + 1)));
         if (w < 0) return -1;
     }
     return w;
@@ -90,7 +85,7 @@ std::optional<content_coding> negotiate(std::span<const std::string_view> accept
             const std::string_view element = field.substr(0, comma);
             field = comma == std::string_view::npos ? std::string_view() : field.substr(comma + 1);
             const std::size_t semi = element.find(';');
-            const std::string_view coding = trim(element.substr(0, semi));
+            const std::string_view coding = trim_ows(element.substr(0, semi));
             if (coding.empty()) continue;
             const int w =
                 semi == std::string_view::npos ? 1000 : element_weight(element.substr(semi));

@@ -1,6 +1,7 @@
 #include "http/message_head.hpp"
 
 #include "http/header_edits.hpp"
+#include "http/token_char.hpp"
 
 #include <boost/beast/http/error.hpp>
 #include <fmt/format.h>
@@ -29,18 +30,12 @@ bool valid_host_value(std::string_view host) {
     });
 }
 
-std::string_view trim(std::string_view t) {
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-    return t;
-}
-
 // Calls f(token) for each non-empty element of a comma-separated list.
 template <class F>
 void for_each_token(std::string_view list, F&& f) {
     while (!list.empty()) {
         const auto comma = list.find(',');
-        if (const auto t = trim(list.substr(0, comma)); !t.empty()) f(t);
+        if (const auto t = trim_ows(list.substr(0, comma)); !t.empty()) f(t);
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }
@@ -80,7 +75,7 @@ std::vector<std::string_view> connection_tokens(const message_head& head) {
 std::optional<field_rejection> field_problem(boost::beast::http::field name,
                                              std::string_view value, bool request) {
     using boost::beast::http::field;
-    value = trim(value);
+    value = trim_ows(value);
     if (name == field::content_length) {
         if (value.empty() || value.size() > 18 ||
             !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))

@@ -1,5 +1,7 @@
 #include "http/websocket_frames.hpp"
 
+#include "http/token_char.hpp"
+
 #include <boost/beast/zlib/inflate_stream.hpp>
 
 #include <algorithm>
@@ -17,18 +19,12 @@ bool iequal(std::string_view a, std::string_view b) {
            });
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // Splits on `sep`, trimming each part.
 std::vector<std::string_view> split(std::string_view s, char sep) {
     std::vector<std::string_view> parts;
     for (;;) {
         const auto at = s.find(sep);
-        parts.push_back(trim(s.substr(0, at)));
+        parts.push_back(trim_ows(s.substr(0, at)));
         if (at == std::string_view::npos) return parts;
         s.remove_prefix(at + 1);
     }
@@ -57,13 +53,13 @@ ws_deflate parse_ws_deflate(std::string_view extensions, bool client_to_server) 
         const std::string_view side = client_to_server ? "client_" : "server_";
         for (std::size_t i = 1; i < params.size(); ++i) {
             const auto eq = params[i].find('=');
-            const auto name = trim(params[i].substr(0, eq));
+            const auto name = trim_ows(params[i].substr(0, eq));
             if (name.substr(0, side.size()) != side) continue;
             const auto rest = name.substr(side.size());
             if (rest == "no_context_takeover") {
                 d.reset_each_message = true;
             } else if (rest == "max_window_bits" && eq != std::string_view::npos) {
-                auto value = trim(params[i].substr(eq + 1));
+                auto value = trim_ows(params[i].substr(eq + 1));
                 if (!value.empty() && value.front() == '"') value = value.substr(1, value.size() - 2);
                 int bits = 0;
                 for (char c : value) bits = std::isdigit(static_cast<unsigned char>(c))

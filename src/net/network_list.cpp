@@ -1,5 +1,7 @@
 #include "net/network_list.hpp"
 
+#include "http/token_char.hpp"
+
 #include <boost/asio/ip/address_v4.hpp>
 #include <fmt/format.h>
 
@@ -25,12 +27,6 @@ bool prefix_matches(const std::uint8_t* a, const std::uint8_t* b, unsigned prefi
     if (rest == 0) return true;
     const auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
     return (a[whole] & mask) == (b[whole] & mask);
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 }  // namespace
@@ -99,7 +95,7 @@ std::string client_behind(const network_list& trusted, std::string_view chain,
     while (!chain.empty()) {
         const auto comma = chain.rfind(',');
         const std::string_view entry =
-            trim(comma == std::string_view::npos ? chain : chain.substr(comma + 1));
+            http::trim_ows(comma == std::string_view::npos ? chain : chain.substr(comma + 1));
         chain = comma == std::string_view::npos ? std::string_view() : chain.substr(0, comma);
         if (entry.empty()) continue;
         boost::system::error_code ec;

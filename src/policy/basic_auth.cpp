@@ -1,5 +1,7 @@
 #include "policy/basic_auth.hpp"
 
+#include "core/sha256.hpp"
+
 #include <boost/beast/core/string.hpp>
 #include <crypt.h>
 #include <fmt/format.h>
@@ -33,13 +35,6 @@ std::string basic_credentials(std::string_view value) {
     return out;
 }
 
-std::string digest_of(std::string_view text) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-    return std::string(reinterpret_cast<const char*>(md), len);
-}
-
 }  // namespace
 
 basic_auth::basic_auth(const config::basic_auth_settings& s)
@@ -52,7 +47,7 @@ basic_auth::basic_auth(const config::basic_auth_settings& s)
 bool basic_auth::verified(std::string_view user, std::string_view password) {
     const auto it = users_.find(std::string(user));
     const std::string& hash = it == users_.end() ? dummy_hash_ : it->second;
-    const std::string digest = digest_of(fmt::format("{}\n{}\n{}", user, password, hash));
+    const std::string digest = core::sha256_bytes(fmt::format("{}\n{}\n{}", user, password, hash));
     if (it != users_.end() && good_.contains(digest)) return true;
     auto data = std::make_unique<crypt_data>();
     const std::string phrase(password);

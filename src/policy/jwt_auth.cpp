@@ -1,5 +1,7 @@
 #include "policy/jwt_auth.hpp"
 
+#include "core/sha256.hpp"
+
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
 #include <jwt.h>
@@ -18,13 +20,6 @@ using json = nlohmann::json;
 // Far above any real token, well below the relay's head limit.
 constexpr std::size_t max_token = 16 * 1024;
 constexpr std::size_t max_verified = 1024;
-
-std::string digest_of(std::string_view text) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-    return std::string(reinterpret_cast<const char*>(md), len);
-}
 
 bool token_char(char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -210,7 +205,7 @@ tl::expected<json, std::string_view> jwt_auth::verify(std::string_view token) {
         verified_.clear();
         verified_keys_ = keys_->generation;
     }
-    std::string digest = digest_of(token);
+    std::string digest = core::sha256_bytes(token);
     if (!verified_.contains(digest)) {
         std::string_view failure;
         if (!signed_by(token, alg, kid, failure)) return bad(failure);

@@ -5,6 +5,7 @@
 #include "acme/dns_publisher.hpp"
 #include "acme/issuance_budget.hpp"
 #include "acme/jws.hpp"
+#include "core/sha256.hpp"
 #include "policy/jwks.hpp"
 
 #include <gtest/gtest.h>
@@ -70,7 +71,7 @@ TEST(AcmeJws, KeyRoundTripsThroughPemWithTheSameThumbprint) {
     EXPECT_EQ(decode(jwk["x"]).size(), 32u);
     // RFC 7638: members in lexicographic order, no whitespace.
     EXPECT_EQ(key->jwk().find("{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\""), 0u);
-    EXPECT_EQ(key->thumbprint(), base64url(sha256(key->jwk())));
+    EXPECT_EQ(key->thumbprint(), base64url(core::sha256_bytes(key->jwk())));
     auto again = account_key::from_pem(key->pem());
     ASSERT_TRUE(again) << again.error();
     EXPECT_EQ(again->thumbprint(), key->thumbprint());
@@ -308,7 +309,7 @@ TEST(AcmeCerts, TlsAlpnCertificateCarriesTheDigestCritically) {
     const ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(ext);
     const std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
                             static_cast<std::size_t>(ASN1_STRING_length(data)));
-    EXPECT_EQ(value, std::string("\x04\x20", 2) + sha256("token.thumb"));
+    EXPECT_EQ(value, std::string("\x04\x20", 2) + core::sha256_bytes("token.thumb"));
     ASN1_OBJECT_free(oid);
     X509_free(cert);
 }
