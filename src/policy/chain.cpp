@@ -22,11 +22,10 @@ namespace {
 std::shared_ptr<const key_ring> keys_of(const config::jwt_settings& s, const jwks_sources* jwks) {
     if (!s.jwks_url.empty())
         return jwks ? jwks->ring(s.jwks_url) : std::make_shared<const key_ring>();
-    auto ring = std::make_shared<key_ring>();
-    ring->secret = s.secret;
+    key_ring::key_set keys;
     if (!s.jwks.empty())
-        if (auto set = parse_jwks(s.jwks)) ring->keys = std::move(set->keys);
-    return ring;
+        if (auto set = parse_jwks(s.jwks)) keys = std::move(set->keys);
+    return std::make_shared<const key_ring>(s.secret, std::move(keys));
 }
 
 }  // namespace

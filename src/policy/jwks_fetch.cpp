@@ -4,7 +4,7 @@
 #include "core/printable.hpp"
 #include "http/whole_response.hpp"
 #include "net/frame_io.hpp"
-#include "policy/jwt_auth.hpp"
+#include "policy/key_ring.hpp"
 #include "upstream/one_request.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -99,13 +99,12 @@ private:
             if (!problem.empty()) {
                 wait = std::min(retry, self->refresh_);
                 retry = std::min(retry * 2, longest_retry);
-                spdlog::warn(
-                    "jwks_url {}: {}; {}; trying again in {}", self->url_, problem,
-                    self->ring->keys.empty()
-                        ? std::string("its jwt policies answer 401 until a fetch succeeds")
-                        : fmt::format("keeping the {} key{} it had", self->ring->keys.size(),
-                                      self->ring->keys.size() == 1 ? "" : "s"),
-                    seconds_text(wait));
+                const auto had = self->ring->keys().keys->size();
+                spdlog::warn("jwks_url {}: {}; {}; trying again in {}", self->url_, problem,
+                             had == 0 ? std::string("its jwt policies answer 401 until a fetch succeeds")
+                                      : fmt::format("keeping the {} key{} it had", had,
+                                                    had == 1 ? "" : "s"),
+                             seconds_text(wait));
             }
             self->timer_->expires_after(wait);
             co_await self->timer_->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -113,14 +112,12 @@ private:
     }
 
     void take(jwk_set set) {
-        if (set.keys == ring->keys) return;
         std::string kids;
         for (const auto& k : set.keys) kids += (kids.empty() ? "" : ", ") + key_name(k);
-        spdlog::info("jwks_url {}: {} key{} ({}){}", url_, set.keys.size(),
-                     set.keys.size() == 1 ? "" : "s", kids,
+        const auto count = set.keys.size();
+        if (!ring->replace(std::move(set.keys))) return;
+        spdlog::info("jwks_url {}: {} key{} ({}){}", url_, count, count == 1 ? "" : "s", kids,
                      set.skipped.empty() ? "" : fmt::format("; {} skipped", set.skipped.size()));
-        ring->keys = std::move(set.keys);
-        ++ring->generation;
     }
 
     static std::string key_name(const jwk& k) {
@@ -156,6 +153,7 @@ jwks_sources::~jwks_sources() = default;
 
 tl::expected<void, std::string> jwks_sources::add(
     const std::vector<config::policy_config>& configs) {
+    const std::lock_guard lock(mutex_);
     for (const auto& c : configs) {
         const auto* s = std::get_if<config::jwt_settings>(&c.settings);
         if (!s || s->jwks_url.empty()) continue;
@@ -185,15 +183,18 @@ tl::expected<void, std::string> jwks_sources::add(
 }
 
 std::shared_ptr<const key_ring> jwks_sources::ring(const std::string& url) const {
+    const std::lock_guard lock(mutex_);
     const auto it = fetchers_.find(url);
     return it == fetchers_.end() ? std::make_shared<key_ring>() : it->second->ring;
 }
 
 void jwks_sources::start(const asio::any_io_executor& ex) {
+    const std::lock_guard lock(mutex_);
     for (auto& [url, f] : fetchers_) f->start(ex);
 }
 
 void jwks_sources::stop() {
+    const std::lock_guard lock(mutex_);
     for (auto& [url, f] : fetchers_) f->stop();
 }
 

@@ -3,7 +3,8 @@
 // starts and again every jwks_refresh, over HTTP or HTTPS (verified against the system's CAs, as
 // an https backend is). A failed fetch keeps the keys the ring has and is tried again sooner,
 // backing off from 1 s to the refresh interval. One ring per URL, shared by every jwt policy that
-// names it (each tunnel's too), so a URL is fetched once however many routes use it.
+// names it (each tunnel's too), so a URL is fetched once however many routes use it. The
+// fetches run on the first event loop; every loop builds its routes with the same rings.
 #include "config/policy_config.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -11,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,7 +21,7 @@
 namespace porthole::policy {
 
 class jwks_fetcher;
-struct key_ring;  // policy/jwt_auth.hpp
+class key_ring;  // policy/key_ring.hpp
 
 class jwks_sources {
 public:
@@ -39,6 +41,8 @@ public:
     void stop();
 
 private:
+    // add() runs on the first loop (start, reload), ring() on any loop building its routes.
+    mutable std::mutex mutex_;
     std::map<std::string, std::shared_ptr<jwks_fetcher>> fetchers_;
 };
 

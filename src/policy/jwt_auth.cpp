@@ -135,25 +135,25 @@ jwt_auth::jwt_auth(const config::jwt_settings& s, std::shared_ptr<const key_ring
       leeway_(s.leeway),
       claims_to_headers_(s.claims_to_headers),
       forward_token_(s.forward_token),
-      keys_(std::move(keys)),
-      now_(std::move(now)),
-      fetched_keys_(!s.jwks_url.empty()) {}
+      ring_(std::move(keys)),
+      keys_(ring_->keys()),
+      now_(std::move(now)) {}
 
 bool jwt_auth::signed_by(std::string_view token, const std::string& alg, const std::string& kid,
                          std::string_view& failure) const {
     if (alg == "HS256") {
-        if (keys_->secret.empty()) {
+        if (ring_->secret().empty()) {
             failure = jwt_error::no_key;
             return false;
         }
-        if (libjwt_verifies(token, JWT_ALG_HS256, keys_->secret)) return true;
+        if (libjwt_verifies(token, JWT_ALG_HS256, ring_->secret())) return true;
         failure = jwt_error::signature;
         return false;
     }
     const auto type = key_type_for(alg);
     bool kid_known = false;
     bool tried = false;
-    for (const auto& key : keys_->keys) {
+    for (const auto& key : *keys_.keys) {
         if (!kid.empty() && key.kid != kid) continue;
         kid_known = true;
         if (key.kind != type || (!key.alg.empty() && key.alg != alg)) continue;
@@ -199,11 +199,12 @@ tl::expected<json, std::string_view> jwt_auth::verify(std::string_view token) {
     }
     json claims = json_object(token.substr(first + 1, second - first - 1));
     if (claims.is_discarded() || second + 1 == token.size()) return bad(jwt_error::malformed);
-    if (keys_->empty()) return bad(jwt_error::no_keys);
+    if (ring_->generation() != keys_.generation) keys_ = ring_->keys();
+    if (keys_.keys->empty() && ring_->secret().empty()) return bad(jwt_error::no_keys);
 
-    if (verified_keys_ != keys_->generation || verified_.size() >= max_verified) {
+    if (verified_keys_ != keys_.generation || verified_.size() >= max_verified) {
         verified_.clear();
-        verified_keys_ = keys_->generation;
+        verified_keys_ = keys_.generation;
     }
     std::string digest = core::sha256_bytes(token);
     if (!verified_.contains(digest)) {

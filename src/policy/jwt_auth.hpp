@@ -5,7 +5,7 @@
 // header fields. RS256, ES256 and HS256 signatures are checked by libjwt, EdDSA (Ed25519) by
 // OpenSSL (libjwt 1.10 has no EdDSA); "none" is never accepted. The token is never logged.
 #include "config/policy_config.hpp"
-#include "policy/jwks.hpp"
+#include "policy/key_ring.hpp"
 #include "policy/policy.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -21,15 +21,6 @@
 #include <vector>
 
 namespace porthole::policy {
-
-// The keys a jwt policy checks signatures with: a JWK Set's, or a shared secret. A jwks_url's
-// ring starts empty and is refilled by each successful fetch (on the relay's one thread).
-struct key_ring {
-    std::vector<jwk> keys;
-    std::string secret;  // HS256
-    std::uint64_t generation = 0;  // counts changes of `keys`
-    bool empty() const { return keys.empty() && secret.empty(); }
-};
 
 // Why a token was refused: the RFC 6750 error_description the visitor gets.
 namespace jwt_error {
@@ -52,9 +43,8 @@ public:
              std::function<clock::time_point()> now = clock::now);
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "jwt"; }
-    // A jwks_url's key ring is refilled on the first event loop; keys from the config (a
-    // secret, a JWK Set file) are fixed, and each loop's copy keeps its own cache of tokens.
-    bool keeps_state() const override { return fetched_keys_; }
+    // Each event loop's copy keeps its own cache of tokens; a jwks_url's ring, refilled on the
+    // first loop, is read by all of them (policy/key_ring.hpp).
 
     // The claims of a token that passes every check, else which check failed.
     tl::expected<nlohmann::json, std::string_view> verify(std::string_view token);
@@ -68,15 +58,16 @@ private:
     std::chrono::milliseconds leeway_;
     std::vector<std::pair<std::string, std::string>> claims_to_headers_;
     bool forward_token_;
-    std::shared_ptr<const key_ring> keys_;
+    std::shared_ptr<const key_ring> ring_;
+    key_ring::snapshot keys_;  // the ring's keys when this policy last looked
     std::function<clock::time_point()> now_;
-    // Digests of tokens whose signature checked out with the ring's keys of `verified_keys_`:
+    // Digests of tokens whose signature checked out with the ring's keys of `verified_keys_`
+    // (a generation):
     // OpenSSL 3 takes longer to read a PEM key than to verify with it, so a visitor's repeated
     // requests are verified once (their claims every time). Bounded; emptied when full or when
     // the keys change.
     std::unordered_set<std::string> verified_;
     std::uint64_t verified_keys_ = 0;
-    bool fetched_keys_;  // from a jwks_url
 };
 
 // A claim's value as a header field value: strings as they are, numbers and booleans as JSON

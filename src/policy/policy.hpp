@@ -62,10 +62,13 @@ public:
         return std::nullopt;
     }
     // It keeps state across requests that must be one for the whole relay (counts, shared
-    // shapers, keys it fetches): its route is served by the relay's first event loop alone,
-    // where that state lives (docs/architecture.md#threads). A cache each loop's copy may keep
-    // for itself (verified credentials) does not count.
+    // shapers). Unless it is shared_by_loops(), its route is served by the relay's first event
+    // loop alone, where that state lives (docs/architecture.md#threads). A cache each loop's
+    // copy may keep for itself (verified credentials) does not count.
     virtual bool keeps_state() const { return false; }
+    // That state is behind a lock of its own: every loop's route uses the first loop's object
+    // (a site route's; a tunnel's policies keep their tunnel on the first loop all the same).
+    virtual bool shared_by_loops() const { return false; }
 };
 
 // The bytes of `a` as a response; no body for a HEAD request; `close` says Connection: close.

@@ -52,17 +52,26 @@ void rate_limit::make_room(clock::time_point now) {
     }
 }
 
+std::size_t rate_limit::keys() const {
+    const std::lock_guard lock(mutex_);
+    return tat_.size();
+}
+
 std::optional<answer> rate_limit::take(const std::string& key, clock::time_point now) {
-    auto it = tat_.find(key);
-    if (it == tat_.end()) {
-        if (tat_.size() >= s_.max_keys) make_room(now);
-        it = tat_.emplace(key, now).first;
-    }
-    const clock::time_point tat = std::max(it->second, now);
-    const clock::time_point next = tat + interval_;
-    if (next - now <= tolerance_) {
-        it->second = next;
-        return std::nullopt;
+    clock::time_point tat, next;
+    {
+        const std::lock_guard lock(mutex_);
+        auto it = tat_.find(key);
+        if (it == tat_.end()) {
+            if (tat_.size() >= s_.max_keys) make_room(now);
+            it = tat_.emplace(key, now).first;
+        }
+        tat = std::max(it->second, now);
+        next = tat + interval_;
+        if (next - now <= tolerance_) {
+            it->second = next;
+            return std::nullopt;
+        }
     }
     // Allowed again once `next` - tolerance has come; full again at `tat`.
     const auto retry = whole_seconds_up(next - tolerance_ - now);

@@ -298,7 +298,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         r = std::make_shared<route::route>();
         // A worker counts under the first loop's slot for the name, which holds the label.
         r->metric_slot = directory_ ? (*directory_)->slot(name) : ctx_.hold_tunnel_label(name);
-        entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies, &ctx_.jwks);
+        entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies, ctx_.jwks.get());
         r->policies = entry.relay_policies;
         if (entry.owner_policies)
             r->policies.insert(r->policies.end(), entry.owner_policies->begin(),

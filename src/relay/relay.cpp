@@ -143,11 +143,11 @@ public:
     }
 
     tl::expected<void, std::string> listen() {
-        auto built = ctx_.jwks.add(cfg_.tunnel_policies);
+        auto built = ctx_.jwks->add(cfg_.tunnel_policies);
         for (const auto& s : cfg_.sites.sites) {
-            if (built) built = ctx_.jwks.add(s.policies);
+            if (built) built = ctx_.jwks->add(s.policies);
             for (const auto& r : s.routes)
-                if (built) built = ctx_.jwks.add(r.policies);
+                if (built) built = ctx_.jwks->add(r.policies);
         }
         if (!built) return built;
         if (cfg_.access_log) {
@@ -155,7 +155,7 @@ public:
             if (!log) return tl::unexpected(log.error());
             ctx_.access_log = std::move(*log);
         }
-        built = build_sites(cfg_.sites, &tunnels_, ctx_.jwks, *sites_, true);
+        built = build_sites(cfg_.sites, &tunnels_, *ctx_.jwks, *sites_, true);
         if (!built) return built;
         auto tunnel_cache = ctx_.tunnel_cache_for(cfg_.tunnel_cache);
         if (!tunnel_cache) return tl::unexpected(tunnel_cache.error());
@@ -193,7 +193,7 @@ public:
                            [this, v = std::move(v)]() mutable { https_edge_.adopt(std::move(v)); });
             };
             workers_.push_back(std::make_unique<worker>(
-                i, loop_cfg, ctx_.visitors, https_.get(), ctx_.https_port, std::move(to_http),
+                i, loop_cfg, ctx_.visitors, ctx_.jwks, https_.get(), ctx_.https_port, std::move(to_http),
                 std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_, &registry_},
                 ctx_.recent));
             // The relay this one replaces handed over its loops' listeners: one each.
@@ -274,7 +274,7 @@ public:
         if (metrics_) metrics_->start();
         start_checks(*sites_, ctx_.io.get_executor());
         tcp_.start_sites();
-        ctx_.jwks.start(ctx_.io.get_executor());
+        ctx_.jwks->start(ctx_.io.get_executor());
         if (acme_) {
             acme_->set_wanted([this](const std::string& name) { return wants_certificate(name); });
             acme_->start(ctx_.io.get_executor());
@@ -461,15 +461,15 @@ private:
         if (plan.refused()) return tl::unexpected(restart_message(plan));
         // Built before anything changes: a jwks_url that does not resolve or a backend's CA
         // file that cannot be read refuses the reload.
-        auto built = ctx_.jwks.add(next.tunnel_policies);
+        auto built = ctx_.jwks->add(next.tunnel_policies);
         for (const auto& s : next.sites.sites) {
-            if (built) built = ctx_.jwks.add(s.policies);
+            if (built) built = ctx_.jwks->add(s.policies);
             for (const auto& r : s.routes)
-                if (built) built = ctx_.jwks.add(r.policies);
+                if (built) built = ctx_.jwks->add(r.policies);
         }
         if (!built) return tl::unexpected(built.error());
         auto table = std::make_shared<route::route_table>();
-        built = build_sites(next.sites, &tunnels_, ctx_.jwks, *table, true);
+        built = build_sites(next.sites, &tunnels_, *ctx_.jwks, *table, true);
         if (!built) return tl::unexpected(built.error());
         auto tunnel_cache = ctx_.tunnel_cache_for(next.tunnel_cache);
         if (!tunnel_cache) return tl::unexpected(tunnel_cache.error());
@@ -495,7 +495,7 @@ private:
         // Commit, in this one turn of the loop. Requests under way keep the table and routes
         // they hold; the next request of a kept-alive connection looks its route up again.
         replace_sites(sites_, std::move(table), ctx_.counters.sites, ctx_.io.get_executor());
-        ctx_.jwks.start(ctx_.io.get_executor());
+        ctx_.jwks->start(ctx_.io.get_executor());
 
         // A handshake under way keeps the certificates it began with: the old set stays until
         // no handshake can still be using it.
@@ -807,7 +807,7 @@ private:
         reopen_signal_.cancel();
         reload_signal_.cancel();
         stop_pools(*sites_);
-        ctx_.jwks.stop();
+        ctx_.jwks->stop();
         tcp_.stop_sites();
         if (cluster_) {
             cluster_->stop();  // its keys expire; its clients claim them elsewhere

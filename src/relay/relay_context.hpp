@@ -130,7 +130,8 @@ struct relay_context {
     std::uint32_t gate_total = 0;
     std::uint32_t gate_per_ip = 0;
     core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
-    policy::jwks_sources jwks;  // the key rings of jwt policies with a jwks_url
+    // The key rings of jwt policies with a jwks_url: the first loop's, shared by every loop.
+    std::shared_ptr<policy::jwks_sources> jwks = std::make_shared<policy::jwks_sources>();
     // [tunnel_policy] cache: shared by every tunnel's route; kept over a reload that leaves its
     // settings as they were.
     std::shared_ptr<cache::http_cache> tunnel_cache;

@@ -41,7 +41,7 @@ std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& re
     });
     // Every HTTP tunnel's route starts with these: one that keeps state keeps them all on this
     // loop.
-    if (keeps_state(policy::build_chain(ctx.cfg.tunnel_policies, &ctx.jwks))) return d;
+    if (keeps_state(policy::build_chain(ctx.cfg.tunnel_policies, ctx.jwks.get()))) return d;
     // A name is carried when none of its clients brings a policy that keeps state or wants the
     // cache, and no TLS tunnel has it. A group's members all bring the same policies.
     std::unordered_set<std::string> stays;

@@ -10,13 +10,32 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <unordered_set>
+
 namespace porthole::relay {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
+namespace {
+
+// The steps whose state is one for the relay (rate_limit's counts): this loop's route takes the
+// first loop's objects, step for step. False when the two chains do not match.
+bool share_policies(route::route& mine, const route::route& first) {
+    if (mine.policies.size() != first.policies.size()) return false;
+    for (std::size_t k = 0; k < mine.policies.size(); ++k)
+        if (mine.policies[k]->type() != first.policies[k]->type()) return false;
+    for (std::size_t k = 0; k < mine.policies.size(); ++k)
+        if (first.policies[k]->shared_by_loops()) mine.policies[k] = first.policies[k];
+    return true;
+}
+
+}  // namespace
+
 worker::worker(unsigned index, const config::server_config& cfg,
-               std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
+               std::shared_ptr<visitor_table> visitors,
+               std::shared_ptr<policy::jwks_sources> jwks, net::https_certificates* https,
                std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
                first_loop_tunnels first, observe::recent_events& first_recent)
     // Other threads post to it (the first loop's reload, drain and stop); its sockets are its own.
@@ -26,6 +45,7 @@ worker::worker(unsigned index, const config::server_config& cfg,
       http_(ctx_, registry_, tunnels_, sites_), https_edge_(ctx_, registry_, http_), sweep_(io_),
       published_(ctx_.counters) {
     ctx_.visitors = std::move(visitors);
+    ctx_.jwks = std::move(jwks);
     ctx_.https_port = https_port;
     http_.hand_over_to(std::move(to_http));
     http_.carry_tunnels_of(directory_);
@@ -53,7 +73,7 @@ worker::~worker() { stop(); }
 tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build(
     const config::site_set& sites, const route::route_table& first_sites) {
     auto table = std::make_shared<route::route_table>();
-    auto built = build_sites(sites, nullptr, ctx_.jwks, *table, false);
+    auto built = build_sites(sites, nullptr, *ctx_.jwks, *table, false);
     if (!built) return tl::unexpected(built.error());
     // Built from the same config, site for site and route for route: the first loop checks.
     // Each loop's rotations start at a different member, so the loops' first requests spread.
@@ -61,12 +81,23 @@ tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build(
     const auto& first = first_sites.sites();
     for (const auto& s : mine)
         for (const auto& r : s->routes) r->pool->stagger(index_);
+    std::unordered_set<const route::route*> sharing;
     for (std::size_t i = 0; i < mine.size() && i < first.size(); ++i) {
         if (mine[i]->hosts != first[i]->hosts || mine[i]->routes.size() != first[i]->routes.size())
             continue;
-        for (std::size_t j = 0; j < mine[i]->routes.size(); ++j)
+        for (std::size_t j = 0; j < mine[i]->routes.size(); ++j) {
             mine[i]->routes[j]->pool->follow_checks_of(*first[i]->routes[j]->pool);
+            if (share_policies(*mine[i]->routes[j], *first[i]->routes[j]))
+                sharing.insert(mine[i]->routes[j].get());
+        }
     }
+    // A route whose state could not be matched to the first loop's is the first loop's.
+    for (const auto& s : mine)
+        for (const auto& r : s->routes)
+            if (!sharing.contains(r.get()) &&
+                std::any_of(r->policies.begin(), r->policies.end(),
+                            [](const auto& p) { return p->shared_by_loops(); }))
+                r->any_loop = false;
     return table;
 }
 
@@ -92,11 +123,9 @@ void worker::start() {
     http_.start();
     if (https_edge_.listening()) https_edge_.start();
     ctx_.spawn(sweep());
-    thread_ = std::thread([this] {
-        // Named for top -H and /proc/PID/task/*/comm.
-        pthread_setname_np(pthread_self(), fmt::format("porthole-loop{}", index_).c_str());
-        io_.run();
-    });
+    thread_ = std::thread([this] { io_.run(); });
+    // Named for top -H and /proc/PID/task/*/comm, before the first loop serves anything.
+    pthread_setname_np(thread_.native_handle(), fmt::format("porthole-loop{}", index_).c_str());
 }
 
 void worker::reload(config::server_config next, net::https_certificates* https,

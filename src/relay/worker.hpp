@@ -37,16 +37,17 @@ namespace porthole::relay {
 
 class worker {
 public:
-    // `visitors`: the relay's connections per address; `to_first`: the first loop's adoption.
+    // `visitors`: the relay's connections per address; `jwks`: the first loop's jwks_url key
+    // rings.
     // `index`: 1 for the second loop, and so on (its thread is named porthole-loopN).
     // `https`: the relay's certificates (null: no HTTPS). `to_http` and `to_https`: the first
     // loop's HTTP edge and HTTPS edge adopting what this one hands over. `first`: where its
     // tunnels' data connections come from. `first_recent`: the first loop's recent events,
     // where this loop's go too (posted).
     worker(unsigned index, const config::server_config& cfg,
-           std::shared_ptr<visitor_table> visitors, net::https_certificates* https,
-           std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
-           first_loop_tunnels first, observe::recent_events& first_recent);
+           std::shared_ptr<visitor_table> visitors, std::shared_ptr<policy::jwks_sources> jwks,
+           net::https_certificates* https, std::uint16_t https_port, hand_over_fn to_http,
+           hand_over_fn to_https, first_loop_tunnels first, observe::recent_events& first_recent);
     ~worker();
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;

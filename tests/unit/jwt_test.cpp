@@ -172,12 +172,14 @@ config::jwt_settings settings() {
     return s;
 }
 
-std::shared_ptr<key_ring> ring_of(const json& jwks) {
-    auto ring = std::make_shared<key_ring>();
+key_ring::key_set keys_of(const json& jwks) {
     auto set = parse_jwks(jwks.dump());
     EXPECT_TRUE(set) << set.error();
-    if (set) ring->keys = set->keys;
-    return ring;
+    return set ? set->keys : key_ring::key_set{};
+}
+
+std::shared_ptr<key_ring> ring_of(const json& jwks) {
+    return std::make_shared<key_ring>("", keys_of(jwks));
 }
 
 json standard_jwks() {
@@ -314,9 +316,7 @@ TEST(JwtAuth, TokensSignedWithEachAlgorithmPass) {
 
     auto hs = settings();
     hs.algorithms = {"HS256"};
-    auto ring = std::make_shared<key_ring>();
-    ring->secret = secret;
-    auto h = policy_of(hs, ring);
+    auto h = policy_of(hs, std::make_shared<key_ring>(secret));
     EXPECT_EQ(verdict(h, hs256_token(good_claims(), secret)), "ok");
     EXPECT_EQ(verdict(h, hs256_token(good_claims(), secret + "x")), "signature");
 }
@@ -461,8 +461,10 @@ TEST(JwtAuth, AVerifiedTokenIsCheckedAgainWhenTheKeysChange) {
     const std::string expired = token(head("RS256", "r1"), old, k.rsa);
     EXPECT_EQ(verdict(p, expired), "expired");
     EXPECT_EQ(verdict(p, expired), "expired");
-    ring->keys = ring_of({{"keys", {jwk_of(k.rsa2, "r2")}}})->keys;  // a refresh drops r1
-    ++ring->generation;
+    EXPECT_FALSE(ring->replace(keys_of(standard_jwks())));  // a refresh with the same keys
+    EXPECT_EQ(ring->generation(), 0u);
+    EXPECT_TRUE(ring->replace(keys_of({{"keys", {jwk_of(k.rsa2, "r2")}}})));  // one drops r1
+    EXPECT_EQ(ring->generation(), 1u);
     EXPECT_EQ(verdict(p, t), "no key for kid");
     EXPECT_EQ(verdict(p, token(head("RS256", "r2"), good_claims(), k.rsa2)), "ok");
 }

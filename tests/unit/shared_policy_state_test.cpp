@@ -1,0 +1,69 @@
+// Policy state every event loop uses at once: a jwks_url's key ring, replaced on the first loop
+// while every loop's jwt policies read it, and a rate limit's counts, which are the relay's.
+#include "policy/key_ring.hpp"
+#include "policy/rate_limit.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+namespace porthole::policy {
+namespace {
+
+key_ring::key_set set_of(const std::string& kid) {
+    jwk k;
+    k.kind = jwk::type::ed25519;
+    k.kid = kid;
+    k.pem = "-----BEGIN PUBLIC KEY-----\n" + kid + "\n-----END PUBLIC KEY-----\n";
+    return {k, k};
+}
+
+TEST(KeyRing, ReadersOnOtherThreadsSeeWholeSetsAsTheyAreReplaced) {
+    key_ring ring("", set_of("even"));
+    EXPECT_FALSE(ring.replace(set_of("even")));  // the same keys: nothing moves
+    EXPECT_EQ(ring.generation(), 0u);
+    constexpr std::uint64_t replacements = 2000;
+    std::thread reader([&] {
+        key_ring::snapshot mine = ring.keys();
+        std::uint64_t seen = 0;
+        while (mine.generation < replacements) {
+            if (ring.generation() == mine.generation) continue;  // what a request costs
+            mine = ring.keys();
+            ASSERT_EQ(mine.keys->size(), 2u);
+            // Even generations hold "even", odd ones "odd": a set and its generation agree.
+            EXPECT_EQ(mine.keys->front().kid, mine.generation % 2 ? "odd" : "even");
+            EXPECT_EQ(mine.keys->front(), mine.keys->back());
+            EXPECT_GE(mine.generation, seen);
+            seen = mine.generation;
+        }
+    });
+    for (std::uint64_t i = 1; i <= replacements; ++i)
+        EXPECT_TRUE(ring.replace(set_of(i % 2 ? "odd" : "even")));
+    reader.join();
+    EXPECT_EQ(ring.generation(), replacements);
+    EXPECT_EQ(ring.keys().keys->front().kid, "even");
+}
+
+TEST(RateLimit, LoopsTakingFromOneLimitAtOnceLetExactlyTheBurstThrough) {
+    config::rate_limit_settings s;
+    s.count = 1;
+    s.period = std::chrono::hours(1);
+    s.burst = 100;
+    s.key = config::rate_limit_settings::key_kind::route;
+    rate_limit limit(s);
+    std::atomic<int> passed{0};
+    std::vector<std::thread> loops;
+    for (int t = 0; t < 4; ++t)
+        loops.emplace_back([&] {
+            for (int i = 0; i < 2000; ++i)
+                if (!limit.take("", rate_limit::clock::now())) ++passed;
+        });
+    for (auto& l : loops) l.join();
+    EXPECT_EQ(passed.load(), 100);
+    EXPECT_EQ(limit.keys(), 1u);
+}
+
+}  // namespace
+}  // namespace porthole::policy
