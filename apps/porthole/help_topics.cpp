@@ -268,11 +268,11 @@ EVENT LOOPS
       --threads. Event loops, one thread each. The first serves everything; each other one
       listens on the HTTP and HTTPS addresses too (SO_REUSEPORT) and serves site routes with
       no cache, no tunnel member and no bandwidth policy (a rate_limit's table is the
-      relay's, shared by the loops), HTTP tunnels with no rate_limit or bandwidth policy and
-      no cache, and TLS tunnels (the first loop hands it the tunnel's data connection),
-      handing any other connection to the first loop once. TCP tunnels and tcp sites are
-      accepted and connected by the first loop; the loops take turns carrying their bytes. A
-      change needs a restart.
+      relay's, shared by the loops), HTTP tunnels with no bandwidth policy, no rate_limit in
+      [tunnel_policy] and no cache, and TLS tunnels (the first loop hands it the tunnel's
+      data connection), handing any other connection to the first loop once. TCP tunnels and
+      tcp sites are accepted and connected by the first loop; the loops take turns carrying
+      their bytes. A change needs a restart.
 
 TIMEOUTS (seconds)
 

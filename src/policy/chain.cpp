@@ -68,6 +68,20 @@ chain build_chain(const std::vector<config::policy_config>& configs, const jwks_
     return out;
 }
 
+bool keeps_first_loop_state(const chain& c) {
+    return std::any_of(c.begin(), c.end(),
+                       [](const auto& p) { return p->keeps_state() && !p->shared_by_loops(); });
+}
+
+bool share_steps(chain& mine, const chain& first) {
+    if (mine.size() != first.size()) return false;
+    for (std::size_t i = 0; i < mine.size(); ++i)
+        if (mine[i]->type() != first[i]->type()) return false;
+    for (std::size_t i = 0; i < mine.size(); ++i)
+        if (first[i]->shared_by_loops()) mine[i] = first[i];
+    return true;
+}
+
 std::uint64_t body_needed(const chain& c) {
     std::uint64_t most = 0;
     for (const auto& p : c) most = std::max(most, p->body_needed());

@@ -271,15 +271,21 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
     std::shared_ptr<const policy::chain> owner =
         here ? serving->members.front()->policies : remote ? remote->policies : nullptr;
     if (directory_) {
-        // A worker builds the owner's steps itself from the directory's copy of them: none keeps
-        // state, and no step object is shared with another thread.
+        // A worker builds the owner's steps itself from the directory's copy of them, and takes
+        // the first loop's where their state is shared (a rate limit's counts, under its lock).
         const auto& configs = (*directory_)->owner_policies(name);
-        if (configs == entry.owner_configs)
+        const auto& first = (*directory_)->owner_steps(name);
+        if (configs == entry.owner_configs && first == entry.first_steps) {
             owner = entry.owner_policies;
-        else
-            owner = configs ? std::make_shared<const policy::chain>(policy::build_chain(*configs))
-                            : nullptr;
+        } else if (configs) {
+            auto steps = policy::build_chain(*configs);
+            if (first) policy::share_steps(steps, *first);  // the directory checked they match
+            owner = std::make_shared<const policy::chain>(std::move(steps));
+        } else {
+            owner = nullptr;
+        }
         entry.owner_configs = configs;
+        entry.first_steps = first;
     }
     if (r && owner != entry.owner_policies) {
         auto changed = std::make_shared<route::route>(*r);

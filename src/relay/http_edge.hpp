@@ -143,8 +143,10 @@ private:
         std::shared_ptr<route::route> route;
         policy::chain relay_policies;
         std::shared_ptr<const policy::chain> owner_policies;
-        // On a worker: what the owner's steps were built from (the directory's).
+        // On a worker: what the owner's steps were built from (the directory's), and the first
+        // loop's steps it shares state with.
         std::shared_ptr<const std::vector<config::policy_config>> owner_configs;
+        std::shared_ptr<const policy::chain> first_steps;
     };
     std::unordered_map<std::string, tunnel_route_entry> tunnel_routes_;
     hand_over_fn hand_over_;  // set on a worker loop

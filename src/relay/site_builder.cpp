@@ -53,11 +53,7 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
                 }
             }
             route->any_loop =
-                !cached &&
-                std::none_of(route->policies.begin(), route->policies.end(),
-                             [](const auto& p) {
-                                 return p->keeps_state() && !p->shared_by_loops();
-                             }) &&
+                !cached && !policy::keeps_first_loop_state(route->policies) &&
                 std::none_of(r.upstream.members.begin(), r.upstream.members.end(), [](const auto& m) {
                     return m.kind == config::upstream_member::scheme::tunnel;
                 });

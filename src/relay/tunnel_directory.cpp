@@ -27,6 +27,13 @@ const tunnel_directory::policy_configs& tunnel_directory::owner_policies(
     return it == carried_.end() ? none : it->second.owner;
 }
 
+const std::shared_ptr<const policy::chain>& tunnel_directory::owner_steps(
+    const std::string& name) const {
+    static const std::shared_ptr<const policy::chain> none;
+    const auto it = carried_.find(name);
+    return it == carried_.end() ? none : it->second.steps;
+}
+
 std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& registry,
                                                              const relay_context& ctx) {
     auto d = std::make_shared<tunnel_directory>();
@@ -39,26 +46,37 @@ std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& re
         auto s = t.owner.lock();
         if (t.kind == protocol::tunnel_kind::tls && s && !s->closed) d->carried_tls_.insert(t.name);
     });
-    // Every HTTP tunnel's route starts with these: one that keeps state keeps them all on this
-    // loop.
+    // Every HTTP tunnel's route starts with these, built per name on each loop: one that keeps
+    // state (a rate limit too, whose counts would be each loop's) keeps them all on this loop.
     if (keeps_state(policy::build_chain(ctx.cfg.tunnel_policies, ctx.jwks.get()))) return d;
-    // A name is carried when none of its clients brings a policy that keeps state or wants the
-    // cache, and no TLS tunnel has it. A group's members all bring the same policies.
-    std::unordered_set<std::string> stays;
-    std::unordered_map<std::string, policy_configs> names;
+    // A name is carried when none of its clients brings a policy that keeps state on the first
+    // loop or wants the cache, and no TLS tunnel has it. A group's members all bring the same
+    // policies; the first loop judges with its first member's steps.
+    std::unordered_set<std::string> stays, names;
     registry.for_each_tunnel([&](const tunnel& t) {
         if (t.kind == protocol::tunnel_kind::tls) stays.insert(t.name);  // its SNI is passed on
         if (t.kind != protocol::tunnel_kind::http) return;
         const bool cached =
             ctx.tunnel_cache && (t.owner_cache || !ctx.tunnel_cache_config.opt_in);
-        const bool stateful = t.policies && keeps_state(*t.policies);
+        const bool stateful = t.policies && policy::keeps_first_loop_state(*t.policies);
         auto s = t.owner.lock();
         if (cached || stateful) stays.insert(t.name);
-        else if (s && !s->closed) names.emplace(t.name, t.policies ? t.policy_configs : nullptr);
+        else if (s && !s->closed) names.insert(t.name);
     });
-    for (auto& [name, owner] : names)
-        if (!stays.contains(name))
-            d->carried_.emplace(name, carried{labels.slot_of(name), std::move(owner)});
+    for (const auto& name : names) {
+        const tunnel_group* g = registry.local(protocol::tunnel_kind::http, name);
+        if (stays.contains(name) || !g || g->members.empty()) continue;
+        const tunnel& first = *g->members.front();
+        if (first.policies) {
+            // What a worker will build from the settings must match the steps it shares.
+            if (!first.policy_configs) continue;
+            auto mine = policy::build_chain(*first.policy_configs);
+            if (!policy::share_steps(mine, *first.policies)) continue;
+        }
+        d->carried_.emplace(name, carried{labels.slot_of(name),
+                                          first.policies ? first.policy_configs : nullptr,
+                                          first.policies});
+    }
     return d;
 }
 

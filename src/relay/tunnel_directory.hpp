@@ -4,6 +4,7 @@
 // adds up under the right name. The first loop builds one after each change and posts it to each
 // worker; nobody changes it after. docs/architecture.md#threads
 #include "config/policy_config.hpp"
+#include "policy/chain.hpp"
 #include "relay/relay_context.hpp"
 #include "relay/tunnel_registry.hpp"
 
@@ -20,17 +21,21 @@ namespace porthole::relay {
 class tunnel_directory {
 public:
     // A name any loop may carry: served by a client of this relay, with no policy that keeps
-    // state (the relay's [tunnel_policy] or its owner's: a rate limit, a bandwidth limit, JWKS
-    // keys) and no cache in its route, which keep their state on the first loop.
+    // state on the first loop (the relay's [tunnel_policy]: a rate limit or a bandwidth limit;
+    // its owner's: a bandwidth limit) and no cache in its route. An owner's rate limit is
+    // shared: every loop takes from the first loop's.
     bool carries(const std::string& name) const { return carried_.contains(name); }
     // A TLS passthrough tunnel any loop may carry: served by a client of this relay (nothing of
     // it keeps state: its bytes pass through).
     bool carries_tls(const std::string& name) const { return carried_tls_.contains(name); }
     // Its label's slot (tunnel_labels on the first loop).
     std::uint32_t slot(const std::string& name) const;
-    // The owner's policies of a carried name (null when none): each loop builds its own steps.
+    // The owner's policies of a carried name (null when none): each loop builds its own steps
+    // from them, then takes the first loop's steps whose state is shared (owner_steps, built
+    // from the same settings; policy::share_steps).
     using policy_configs = std::shared_ptr<const std::vector<config::policy_config>>;
     const policy_configs& owner_policies(const std::string& name) const;
+    const std::shared_ptr<const policy::chain>& owner_steps(const std::string& name) const;
     // The label of each slot, empty where the slot is free.
     const std::vector<std::string>& slot_names() const { return slot_names_; }
 
@@ -42,6 +47,7 @@ private:
     struct carried {
         std::uint32_t slot = 0;
         policy_configs owner;
+        std::shared_ptr<const policy::chain> steps;  // the first loop's, of `owner`
     };
     std::unordered_map<std::string, carried> carried_;
     std::unordered_set<std::string> carried_tls_;

@@ -2,6 +2,7 @@
 
 #include "core/heap_trim.hpp"
 #include "core/use_tuple.hpp"
+#include "policy/chain.hpp"
 #include "relay/policy_notice.hpp"
 #include "relay/site_builder.hpp"
 
@@ -18,20 +19,6 @@ namespace porthole::relay {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-namespace {
-
-// The steps whose state is one for the relay (rate_limit's counts): this loop's route takes the
-// first loop's objects, step for step. False when the two chains do not match.
-bool share_policies(route::route& mine, const route::route& first) {
-    if (mine.policies.size() != first.policies.size()) return false;
-    for (std::size_t k = 0; k < mine.policies.size(); ++k)
-        if (mine.policies[k]->type() != first.policies[k]->type()) return false;
-    for (std::size_t k = 0; k < mine.policies.size(); ++k)
-        if (first.policies[k]->shared_by_loops()) mine.policies[k] = first.policies[k];
-    return true;
-}
-
-}  // namespace
 
 worker::worker(unsigned index, const config::server_config& cfg,
                std::shared_ptr<visitor_table> visitors,
@@ -87,7 +74,8 @@ tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build(
             continue;
         for (std::size_t j = 0; j < mine[i]->routes.size(); ++j) {
             mine[i]->routes[j]->pool->follow_checks_of(*first[i]->routes[j]->pool);
-            if (share_policies(*mine[i]->routes[j], *first[i]->routes[j]))
+            // A rate_limit's counts are the relay's: this loop's route takes the first's.
+            if (policy::share_steps(mine[i]->routes[j]->policies, first[i]->routes[j]->policies))
                 sharing.insert(mine[i]->routes[j].get());
         }
     }

@@ -94,15 +94,23 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
         group, tmp_path, backend, make_agent):
     """A tunnel without policies or cache is served by whichever loop accepted the visitor: the
     first loop hands a data connection of its client to the second, never the visitor to the
-    first. A tunnel whose owner brings a policy that keeps state (a rate limit's counts) is
-    handed to the first loop, which keeps it."""
-    tun, guarded, web = backend("tun"), backend("guarded"), backend("web")
+    first. An owner's rate limit is carried too, every loop counting in the first loop's table.
+    A tunnel whose owner brings a policy that keeps state on the first loop (a bandwidth
+    shaper) is handed to it, which keeps it."""
+    tun, guarded, limited, web = backend("tun"), backend("guarded"), backend("limited"), \
+        backend("web")
     metrics_port = free_port()
     relay = start_relay(group, tmp_path, config(
         metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(web)}]))
         .replace("threads = 2\n", "threads = 2\nmax_connections_per_tunnel = 4\n"))
     plain_agent = make_agent(relay, "http", tun.port, "--subdomain", "plain")
-    make_agent(relay, "http", guarded.port, "--subdomain", "guarded", "--rate-limit", "1000/h")
+    make_agent(relay, "http", limited.port, "--subdomain", "limited", "--rate-limit", "20/h")
+    owner_config = tmp_path / "porthole.toml"
+    owner_config.write_text('server = "%s"\n[tunnels.web]\ntype = "http"\ntarget = "%d"\n'
+                            'subdomain = "guarded"\n[[tunnels.web.policies]]\n'
+                            'type = "bandwidth"\ndown = "100MiB/s"\n' % (relay.server, guarded.port))
+    group.spawn("guarded", [BIN, "start", "--config", str(owner_config), "--all", "--json",
+                            "--inspect=false"]).wait_event("ready")
     handovers = 'porthole_loop_handovers_total{what="%s"}'
     before = loop1_ns(relay.pid)
 
@@ -118,7 +126,15 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
     wait_until(lambda: metric(metrics_port, 'porthole_requests_total{tunnel="plain",'
                                             'code_class="2xx"}') == 300, 5)
 
-    # The owner's policy keeps the tunnel on the first loop: connections are handed to it.
+    # The owner's rate limit: served by every loop, exactly the burst passes.
+    limited_host = "limited.localhost:%d" % relay.http_port
+    statuses = [get(relay.http_port, "/l/%d" % i, host=limited_host).status for i in range(40)]
+    assert statuses.count(200) == 20 and statuses.count(429) == 20, statuses
+    assert metric(metrics_port, handovers % "visitor") == 0
+    assert limited.requests() == 20
+
+    # The owner's bandwidth shaper keeps the tunnel on the first loop: connections are handed
+    # to it.
     guarded_host = "guarded.localhost:%d" % relay.http_port
     assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host)
                  for i in range(40)) == {"guarded": 40}

@@ -26,13 +26,11 @@ porthole::policy::jwt_auth& the_policy() {
         porthole::config::jwt_settings s;
         s.algorithms = {"RS256", "ES256", "EdDSA", "HS256"};
         s.claims_to_headers = {{"sub", "X-User"}, {"roles", "X-Roles"}};
-        auto ring = std::make_shared<porthole::policy::key_ring>();
-        if (auto set = porthole::policy::parse_jwks(jwks); set && set->keys.size() == 3)
-            ring->keys = set->keys;
-        else
-            std::abort();
-        ring->secret = "a secret the fuzzer does not know, 32+ bytes long";
-        return porthole::policy::jwt_auth(s, ring);
+        auto set = porthole::policy::parse_jwks(jwks);
+        if (!set || set->keys.size() != 3) std::abort();
+        return porthole::policy::jwt_auth(
+            s, std::make_shared<porthole::policy::key_ring>(
+                   "a secret the fuzzer does not know, 32+ bytes long", set->keys));
     }();
     return p;
 }
