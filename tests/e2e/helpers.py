@@ -38,15 +38,38 @@ _port_rng = random.Random()
 _ports_given = collections.deque(maxlen=4000)  # not handed out again while a test may still bind it
 
 
+# Ports handed out lately by any test process on this machine (ctest runs test files side by
+# side): one file per port, created exclusively; a claim older than _CLAIM_SECONDS may be taken
+# again (its test has bound the port, or let it go, long since).
+_CLAIMS = Path(os.environ.get("TMPDIR", "/tmp")) / "porthole-e2e-ports"
+_CLAIM_SECONDS = 300
+
+
+def _claim(port):
+    _CLAIMS.mkdir(exist_ok=True)
+    path = _CLAIMS / str(port)
+    try:
+        if time.time() - path.stat().st_mtime > _CLAIM_SECONDS:
+            path.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        return True
+    except FileExistsError:
+        return False
+
+
 def free_port():
     """A TCP port that nothing uses right now, chosen below the ephemeral range (32768 and up,
     the first 21000 ports of it taken by free_port_range): a port the kernel hands out as port 0
-    can become another connection's source port before the test binds it. A port this process
-    handed out lately is not handed out again: two picked back to back (a relay's HTTP and
-    control ports) are free alike until the relay binds them."""
+    can become another connection's source port before the test binds it. A port handed out
+    lately, by this process or another test process, is not handed out again: two picked back
+    to back (a relay's HTTP and control ports, or two test files' at once) are free alike until
+    the relay binds them."""
     for _ in range(1000):
         port = _port_rng.randrange(10000, 21000)
-        if port not in _ports_given and port_is_free(port):
+        if port not in _ports_given and port_is_free(port) and _claim(port):
             _ports_given.append(port)
             return port
     raise RuntimeError("no free port found")
@@ -66,8 +89,17 @@ def free_port_range(size=10, tries=200):
     rng = random.Random()
     for _ in range(tries):
         low = rng.randrange(21000, 32000 - size)
-        if all(port_is_free(p) for p in range(low, low + size)):
+        if not all(port_is_free(p) for p in range(low, low + size)):
+            continue
+        claimed = []
+        for p in range(low, low + size):
+            if not _claim(p):
+                break
+            claimed.append(p)
+        if len(claimed) == size:
             return low, low + size - 1
+        for p in claimed:  # another test process has part of it: give the rest back
+            (_CLAIMS / str(p)).unlink(missing_ok=True)
     raise RuntimeError("no free port range found")
 
 
