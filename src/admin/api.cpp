@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <vector>
 
 namespace porthole::admin {
 namespace {
@@ -123,14 +124,18 @@ json recent_event_json(const observe::recent_event& e) {
 }
 
 json recent_json(const observe::recent_events& recent, std::size_t limit) {
-    json events = json::array();
-    recent.for_each_since(0, [&](const observe::recent_event& e) {
-        events.push_back(recent_event_json(e));
+    std::vector<const observe::recent_event*> kept;
+    recent.for_each_since(0, [&](const observe::recent_event& e) { kept.push_back(&e); });
+    // The newest `limit`, newest first: what a reader looks at first. Ordered by the time each
+    // happened, not by arrival: another loop's event reaches the ring a moment after it happened,
+    // possibly after a later one of the first loop's.
+    std::stable_sort(kept.begin(), kept.end(), [](const auto* a, const auto* b) {
+        return a->time > b->time || (a->time == b->time && a->seq > b->seq);
     });
-    // The newest `limit`, newest first: what a reader looks at first.
-    std::reverse(events.begin(), events.end());
-    const bool truncated = events.size() > limit;
-    if (truncated) events.erase(events.begin() + static_cast<std::ptrdiff_t>(limit), events.end());
+    const bool truncated = kept.size() > limit;
+    if (truncated) kept.resize(limit);
+    json events = json::array();
+    for (const auto* e : kept) events.push_back(recent_event_json(*e));
     return {{"events", std::move(events)},
             {"truncated", truncated},
             {"capacity", observe::recent_events::capacity}};

@@ -115,6 +115,29 @@ TEST(AdminApi, RecentIsNewestFirstAndStopsAtTheLimit) {
     EXPECT_TRUE(doc["truncated"]);
 }
 
+TEST(AdminApi, RecentIsOrderedByWhenEachHappenedNotByArrival) {
+    fake_relay r;
+    const auto t0 = std::chrono::system_clock::now();
+    r.recent_.add({.reason = "no_tunnel", .status = 404, .target = "/first"}, t0);
+    r.recent_.add({.reason = "ip_deny", .status = 403, .target = "/third"},
+                  t0 + std::chrono::milliseconds(2));
+    // Another loop's event: it happened between the two, and arrives last.
+    observe::recent_event late;
+    late.time = t0 + std::chrono::milliseconds(1);
+    late.reason = "basic_auth";
+    late.status = 401;
+    late.path = "/second";
+    r.recent_.add_kept(std::move(late));
+    const auto doc = json::parse(ask(r, "GET", "/api/recent").body);
+    ASSERT_EQ(doc["events"].size(), 3u);
+    EXPECT_EQ(doc["events"][0]["path"], "/third");
+    EXPECT_EQ(doc["events"][1]["path"], "/second");
+    EXPECT_EQ(doc["events"][1]["seq"], 3);
+    EXPECT_EQ(doc["events"][2]["path"], "/first");
+    const auto one = json::parse(ask(r, "GET", "/api/recent", {}, "1").body);
+    EXPECT_EQ(one["events"][0]["path"], "/third");
+}
+
 TEST(AdminApi, CacheStatsAndPurges) {
     fake_relay r;
     auto a = ask(r, "GET", "/api/cache");
