@@ -83,7 +83,7 @@ void request_tally::remember(observe::event_kind kind, std::string_view reason) 
                      .target = record.target,
                      .tunnel = record.tunnel,
                      .site = record.site},
-                    std::chrono::system_clock::now());
+                    noted_);
 }
 
 }  // namespace porthole::relay

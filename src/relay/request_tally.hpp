@@ -30,8 +30,15 @@ public:
     void site(const route::site& s);
     // Where it goes: a site's route, or a tunnel's (`site` is then empty).
     void routed(const route::route& r, std::string_view site, std::string_view tunnel);
-    void refused(observe::refusal why) { refusal_ = why; }
-    void failed(observe::upstream_failure why) { failure_ = why; }
+    // Noted before the answer is written, so the event's time comes before the visitor hears it.
+    void refused(observe::refusal why) {
+        refusal_ = why;
+        noted_ = std::chrono::system_clock::now();
+    }
+    void failed(observe::upstream_failure why) {
+        failure_ = why;
+        noted_ = std::chrono::system_clock::now();
+    }
     // The upstream's status line, or 101 for an upgrade.
     void responded(unsigned status) { record.status = status; }
 
@@ -50,6 +57,7 @@ private:
     bool head_done_ = false;
     std::optional<observe::refusal> refusal_;
     std::optional<observe::upstream_failure> failure_;
+    std::chrono::system_clock::time_point noted_{};  // when the refusal or failure was noted
 
     void remember(observe::event_kind kind, std::string_view reason);
 };
