@@ -455,7 +455,7 @@ asio::awaitable<void> http_edge::refresh_behind(std::shared_ptr<upstream::pool> 
                        request.target_override});
     const bool sent = co_await write_all(up.stream, forwarded, ctx_.cfg.idle_timeout);
     if (!sent) {
-        pool->finish(up.take(), upstream::outcome::failed, false);
+        pool->finish(up.take(), upstream::outcome::failed, false, "the request could not be sent");
         co_return;
     }
     cache::response_recorder recorder(*shared_cache, request.key, request.head, request.stale,
@@ -957,7 +957,8 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
         const bool sent = co_await write_all(up->stream, forwarded, cfg.idle_timeout,
                                              view(in).substr(0, parsed_body));
         if (!sent) {
-            pool->finish(up->take(), upstream::outcome::failed, false);
+            pool->finish(up->take(), upstream::outcome::failed, false,
+                         "the request could not be sent");
             const bool tunnel = up->tunnel;
             up.reset();
             if (retriable && another_try(tunnel)) continue;
@@ -1018,7 +1019,10 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
             co_return false;
         }
         if (outcome.state == response_state::none) {
-            pool->finish(up->take(), upstream::outcome::failed, false);
+            pool->finish(up->take(), upstream::outcome::failed, false,
+                         outcome.timed_out   ? "no response within upstream_timeout"
+                         : outcome.malformed ? "a malformed response"
+                                             : "the connection closed without a response");
             const bool tunnel = up->tunnel;
             const std::size_t member = up->member;
             up.reset();

@@ -156,7 +156,7 @@ asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
         }
         spdlog::info("{}: cannot reach {}: {}", name_, m.spec.url, dialed.error());
         last_error = dialed.error();
-        record(i, outcome::failed);
+        record(i, outcome::failed, dialed.error());
         states_[i].available = available(i);
     }
     if (last_error.empty() && tried.empty())
@@ -164,14 +164,14 @@ asio::awaitable<tl::expected<connection, connect_failure>> pool::connect(
     co_return tl::unexpected(connect_failure{502, "no upstream could be reached"});
 }
 
-void pool::finish(connection&& c, outcome o, bool reusable) {
-    end_exchange(c.member, o);
+void pool::finish(connection&& c, outcome o, bool reusable, std::string_view why) {
+    end_exchange(c.member, o, why);
     release(std::move(c), reusable && o != outcome::failed);
 }
 
-void pool::end_exchange(std::size_t member, outcome o) {
+void pool::end_exchange(std::size_t member, outcome o, std::string_view why) {
     if (states_[member].active > 0) --states_[member].active;
-    record(member, o);
+    record(member, o, why);
 }
 
 void pool::release(connection&& c, bool reusable) {
@@ -180,21 +180,30 @@ void pool::release(connection&& c, bool reusable) {
     m.idle.push_back(std::move(c.stream));
 }
 
-void pool::record(std::size_t i, outcome o) {
+void pool::record(std::size_t i, outcome o, std::string_view why) {
     auto& m = members_[i];
     if (o == outcome::ok) {
         m.fails = 0;
         m.ejections = 0;
         return;
     }
-    if (settings_.max_fails == 0 || ++m.fails < settings_.max_fails) return;  // 0: never eject
+    if (settings_.max_fails == 0) return;  // 0: never eject
+    // An exchange that began before the member was ejected and fails after: the ejection has
+    // counted that trouble already, so it neither counts again nor lengthens the cool-down.
+    const auto now = clock::now();
+    if (now < m.ejected_until) return;
+    m.last_failure = !why.empty()                  ? why
+                     : o == outcome::server_error ? "a 5xx answer"
+                                                   : "a failed exchange";
+    if (++m.fails < settings_.max_fails) return;
     const unsigned doubling = std::min(m.ejections, 5u);  // at most 32 times the base
-    m.ejected_until = clock::now() + settings_.eject_time * (1u << doubling);
+    m.ejected_until = now + settings_.eject_time * (1u << doubling);
     ++m.ejections;
     m.fails = 0;
     m.idle.clear();
-    spdlog::warn("{}: {} ejected for {} ms after {} failures in a row", name_, m.spec.url,
-                 (settings_.eject_time * (1u << doubling)).count(), settings_.max_fails);
+    spdlog::warn("{}: {} ejected for {} ms after {} failures in a row (the last: {})", name_,
+                 m.spec.url, (settings_.eject_time * (1u << doubling)).count(),
+                 settings_.max_fails, m.last_failure);
 }
 
 void pool::start_checks(const asio::any_io_executor& ex) {

@@ -102,11 +102,12 @@ public:
     boost::asio::awaitable<tl::expected<connection, connect_failure>> connect(
         const request_facts& facts, const std::string& visitor, tried_list& tried);
 
-    // The exchange is over. `reusable`: the connection may carry another request.
-    void finish(connection&& c, outcome o, bool reusable);
+    // The exchange is over. `reusable`: the connection may carry another request. `why`: what
+    // went wrong when it failed, named in the log line of an ejection.
+    void finish(connection&& c, outcome o, bool reusable, std::string_view why = {});
     // A connection the visitor keeps between requests (a dedicated one): its exchange is over,
     // and begin_exchange counts the next one on it.
-    void end_exchange(std::size_t member, outcome o);
+    void end_exchange(std::size_t member, outcome o, std::string_view why = {});
     void begin_exchange(std::size_t member) { ++states_[member].active; }
     // Whether member i may take requests now (healthy, not ejected, its tunnel online).
     bool available(std::size_t i);
@@ -141,13 +142,14 @@ private:
         unsigned fails = 0;  // consecutive, for passive ejection
         unsigned ejections = 0;  // in a row: the cool-down doubles with each
         clock::time_point ejected_until{};
+        std::string last_failure;  // what the latest failure was, for the ejection's log line
         unsigned check_passes = 0;
         unsigned check_failures = 0;
     };
 
     // Into the member's idle connections when it may carry another request and has room.
     void release(connection&& c, bool reusable);
-    void record(std::size_t i, outcome o);
+    void record(std::size_t i, outcome o, std::string_view why);
     boost::asio::awaitable<void> check_loop(std::size_t i);
     boost::asio::awaitable<bool> probe(std::size_t i);
 

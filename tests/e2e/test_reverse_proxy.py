@@ -318,6 +318,46 @@ def test_passive_ejection_after_max_fails_5xx(group, tmp_path, backend):
     assert broken.requests() == 3, (broken.requests(), answers)
     assert good.requests() == 30 - sum(1 for a in answers if a.backend == "broken")
     assert all(a.status == 200 and a.backend == "good" for a in answers[10:]), answers[10:]
+    # The log names the ejection and what the last failure was.
+    assert ("http://127.0.0.1:%d ejected for 60000 ms after 3 failures in a row "
+            "(the last: a 5xx answer)" % broken.port) in relay.proc.stderr_text(), relay.proc.stderr_text()
+
+
+def test_exchanges_in_flight_at_an_ejection_do_not_eject_the_backend_again(group, tmp_path):
+    """A backend that takes eight requests at once and closes them all without an answer: the
+    first failure ejects it, for eject_time and not for a doubled one, and the seven failures of
+    exchanges already under way when it went out count no further."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    listener.settimeout(10)
+    held = []
+
+    def hold_then_close():
+        try:
+            while len(held) < 8:
+                conn, _ = listener.accept()
+                conn.recv(4096)
+                held.append(conn)
+        except OSError:
+            pass
+        for conn in held:
+            conn.close()
+
+    closer = threading.Thread(target=hold_then_close, daemon=True)
+    closer.start()
+    relay = start_relay(group, tmp_path, site([HOST], [{
+        "upstream": '["http://127.0.0.1:%d"]' % listener.getsockname()[1], "max_fails": 1,
+        "eject_time": '"60s"'}]))
+    answers = parallel(8, lambda i: get(relay.http_port, "/held/%d" % i, timeout=15))
+    closer.join(15)
+    listener.close()
+    assert len(held) == 8, "the backend held %d requests" % len(held)
+    assert all(a.status in (502, 503) for a in answers), answers
+    log = relay.proc.stderr_text()
+    ejections = [line for line in log.splitlines() if " ejected for " in line]
+    # One ejection per event loop that saw a failure (each loop keeps its own pool).
+    assert 1 <= len(ejections) <= 2, log
+    assert all("ejected for 60000 ms after 1 failures in a row (the last: the connection closed "
+               "without a response)" in line for line in ejections), ejections
 
 
 class Traffic:
