@@ -140,10 +140,16 @@ std::optional<std::string> write_file(const std::string& path, std::string_view 
     return std::nullopt;
 }
 
-// The stores open in this process, by directory.
+// The stores open in this process, by directory. Opened on the first loop; the last of a
+// store's owners may let go of it on any loop, hence the lock.
 std::unordered_map<std::string, std::weak_ptr<disk_store>>& open_stores() {
     static std::unordered_map<std::string, std::weak_ptr<disk_store>> stores;
     return stores;
+}
+
+std::mutex& open_stores_mutex() {
+    static std::mutex m;
+    return m;
 }
 
 }  // namespace
@@ -234,6 +240,7 @@ tl::expected<std::shared_ptr<disk_store>, std::string> disk_store::open(const st
     const std::string canonical = fs::canonical(dir, ec).string();
     if (ec)
         return tl::unexpected(fmt::format("cannot open the cache directory {}: {}", dir, ec.message()));
+    const std::lock_guard registry(open_stores_mutex());
     auto& stores = open_stores();
     if (auto it = stores.find(canonical); it != stores.end()) {
         if (auto live = it->second.lock()) {
@@ -270,12 +277,14 @@ disk_store::disk_store(std::string dir, int lock_fd, std::size_t budget, std::si
       max_entry_(std::min(max_entry, budget)) {}
 
 disk_store::~disk_store() {
+    const std::lock_guard registry(open_stores_mutex());
     auto& stores = open_stores();
     if (auto it = stores.find(dir_); it != stores.end() && it->second.expired()) stores.erase(it);
     if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void disk_store::resize(std::size_t budget, std::size_t max_entry) {
+    const std::lock_guard lock(mutex_);
     budget_ = budget;
     max_entry_ = std::min(max_entry, budget);
     evict_for(0);
@@ -328,11 +337,13 @@ void disk_store::index() {
 }
 
 std::size_t disk_store::variants(std::string_view key) const {
+    const std::lock_guard lock(mutex_);
     const auto it = slots_.find(key_digest(key));
     return it == slots_.end() ? 0 : it->second.files.size();
 }
 
 std::vector<entry> disk_store::find(std::string_view key) {
+    const std::lock_guard lock(mutex_);
     const auto it = slots_.find(key_digest(key));
     if (it == slots_.end()) return {};
     slot& s = it->second;
@@ -361,7 +372,27 @@ std::vector<entry> disk_store::find(std::string_view key) {
     return out;
 }
 
-bool disk_store::writing() const { return std::chrono::steady_clock::now() >= off_until_; }
+bool disk_store::writing() const {
+    const std::lock_guard lock(mutex_);
+    return writing_now();
+}
+
+bool disk_store::writing_now() const { return std::chrono::steady_clock::now() >= off_until_; }
+
+std::size_t disk_store::bytes() const {
+    const std::lock_guard lock(mutex_);
+    return bytes_;
+}
+
+std::size_t disk_store::entries() const {
+    const std::lock_guard lock(mutex_);
+    return entries_;
+}
+
+disk_counters disk_store::counts() const {
+    const std::lock_guard lock(mutex_);
+    return counts_;
+}
 
 void disk_store::turn_off(const std::string& why) {
     ++counts_.failed;
@@ -371,7 +402,8 @@ void disk_store::turn_off(const std::string& why) {
 }
 
 bool disk_store::put(const std::string& key, entry e) {
-    if (!writing()) return false;
+    const std::lock_guard lock(mutex_);
+    if (!writing_now()) return false;
     const std::string bytes = encode(key, *e);
     if (bytes.size() > max_entry_) return false;
     const std::string kd = key_digest(key);
@@ -433,6 +465,7 @@ void disk_store::evict_for(std::size_t incoming) {
 }
 
 std::size_t disk_store::remove(std::string_view key) {
+    const std::lock_guard lock(mutex_);
     const auto it = slots_.find(key_digest(key));
     if (it == slots_.end()) return 0;
     if (!learn_key(it->second) || it->second.key != key) return 0;
@@ -457,6 +490,7 @@ bool disk_store::learn_key(slot& s) {
 }
 
 std::size_t disk_store::remove_prefix(std::string_view prefix) {
+    const std::lock_guard lock(mutex_);
     std::size_t n = 0;
     for (auto it = slots_.begin(); it != slots_.end();) {
         const auto next = std::next(it);

@@ -10,8 +10,9 @@
 // (4), then the header (key, status, lifetime, request and response time, received Age, flags,
 // fields, Vary values; integers little-endian, texts after their 4-byte length) and the body.
 //
-// Reads and writes are plain system calls on the relay's thread, as nginx's are: small entries
-// come from the page cache; the largest is max_object.
+// Reads and writes are plain system calls on the calling loop's thread, as nginx's are: small
+// entries come from the page cache; the largest is max_object. Every event loop may use the store
+// (one mutex, held for each call: a read or write of one file at most).
 #include "cache/response_store.hpp"
 
 #include <tl/expected.hpp>
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,8 +51,8 @@ public:
     bool put(const std::string& key, entry e) override;
     std::size_t remove(std::string_view key) override;
     std::size_t remove_prefix(std::string_view prefix) override;
-    std::size_t bytes() const override { return bytes_; }
-    std::size_t entries() const override { return entries_; }
+    std::size_t bytes() const override;
+    std::size_t entries() const override;
 
     // How many variants of `key` are on disk (without reading them).
     std::size_t variants(std::string_view key) const;
@@ -59,7 +61,7 @@ public:
     const std::string& dir() const { return dir_; }
     std::size_t budget() const { return budget_; }
     bool writing() const;  // false while a failed write keeps the tier off
-    const disk_counters& counts() const { return counts_; }
+    disk_counters counts() const;
 
     // The bytes of a file for `key` and `e` (exposed for tests and the fuzzer), and what a
     // file's bytes hold: nullopt when they fail any check.
@@ -90,7 +92,9 @@ private:
     void evict_for(std::size_t incoming);
     bool learn_key(slot& s);
     void turn_off(const std::string& why);
+    bool writing_now() const;
 
+    mutable std::mutex mutex_;  // over everything below but dir_ and lock_fd_
     std::string dir_;
     int lock_fd_ = -1;
     std::size_t budget_;

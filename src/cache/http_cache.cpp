@@ -6,6 +6,8 @@
 #include "http/header_edits.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
@@ -90,20 +92,32 @@ std::string http_cache::key_of(bool https, std::string_view host, std::string_vi
     return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope);
 }
 
-const std::string& http_cache::scope_of(const std::string& holder) {
-    if (holder.empty()) {
-        static const std::string none;
-        return none;
-    }
+std::string http_cache::scope_of(const std::string& holder) {
+    if (holder.empty()) return {};
+    const std::lock_guard lock(mutex_);
     if (const auto it = scopes_.find(holder); it != scopes_.end()) return it->second;
     if (scopes_.size() >= 4096) scopes_.clear();  // holders come and go; keep the table small
     return scopes_.emplace(holder, core::sha256_hex(holder, 32)).first->second;  // 128 bits
 }
 
+std::size_t http_cache::bytes() const {
+    const std::lock_guard lock(mutex_);
+    return store_->bytes();
+}
+
+std::size_t http_cache::entries() const {
+    const std::lock_guard lock(mutex_);
+    return store_->entries();
+}
+
 found http_cache::lookup(const std::string& key, const http::message_head& request,
                          std::int64_t now) {
     found f;
-    const auto variants = store_->find(key);
+    std::vector<entry> variants;
+    {
+        const std::lock_guard lock(mutex_);
+        variants = store_->find(key);
+    }
     if (variants.empty()) {
         f.miss = "uri-miss";
         return f;
@@ -123,40 +137,59 @@ found http_cache::lookup(const std::string& key, const http::message_head& reque
     return f;
 }
 
-boost::asio::awaitable<void> http_cache::wait_for(const std::string& key,
-                                                  std::chrono::steady_clock::duration limit) {
-    const auto it = pending_.find(key);
-    if (it == pending_.end()) co_return;
-    const std::shared_ptr<boost::asio::steady_timer> done = it->second;
-    boost::asio::steady_timer bound(done->get_executor(), limit);
-    // The fetch's timer is cancelled when it ends; the bound cancels the wait on it.
-    bound.async_wait([done](const boost::system::error_code& ec) {
-        if (!ec) done->cancel();
-    });
-    co_await done->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    bound.cancel();
+bool http_cache::fetching(const std::string& key) const {
+    const std::lock_guard lock(mutex_);
+    return pending_.contains(key);
 }
 
-void http_cache::begin_fetch(const std::string& key, const boost::asio::any_io_executor& ex) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(ex);
-    // Until end_fetch cancels it (time_point::max() would overflow in the timer queue).
-    timer->expires_after(std::chrono::hours(24));
-    pending_.emplace(key, std::move(timer));
+bool http_cache::begin_fetch(const std::string& key) {
+    const std::lock_guard lock(mutex_);
+    return pending_.try_emplace(key).second;
+}
+
+boost::asio::awaitable<void> http_cache::wait_for(const std::string& key,
+                                                  std::chrono::steady_clock::duration limit) {
+    const auto loop = co_await boost::asio::this_coro::executor;
+    auto timer = std::make_shared<boost::asio::steady_timer>(loop, limit);
+    {
+        const std::lock_guard lock(mutex_);
+        const auto it = pending_.find(key);
+        if (it == pending_.end()) co_return;  // over already
+        it->second.push_back({loop, timer});
+    }
+    co_await timer->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    // Gone by the limit with the fetch still under way: no longer waited for.
+    const std::lock_guard lock(mutex_);
+    if (const auto it = pending_.find(key); it != pending_.end())
+        std::erase_if(it->second, [&](const waiter& w) { return w.timer == timer; });
 }
 
 void http_cache::end_fetch(const std::string& key) {
-    const auto it = pending_.find(key);
-    if (it == pending_.end()) return;
-    it->second->cancel();
-    pending_.erase(it);
+    std::vector<waiter> waiting;
+    {
+        const std::lock_guard lock(mutex_);
+        const auto it = pending_.find(key);
+        if (it == pending_.end()) return;
+        waiting = std::move(it->second);
+        pending_.erase(it);
+    }
+    // A timer is touched only on its own loop.
+    for (auto& w : waiting)
+        boost::asio::post(w.loop, [timer = std::move(w.timer)] { timer->cancel(); });
 }
 
 void http_cache::store(const std::string& key, entry e) {
-    if (store_->put(key, std::move(e))) ++counts_.stores;
+    bool stored = false;
+    {
+        const std::lock_guard lock(mutex_);
+        stored = store_->put(key, std::move(e));
+    }
+    if (stored) ++counts_.stores;
 }
 
 void http_cache::invalidate(bool https, std::string_view host, std::string_view target,
                             std::string_view scope, std::string_view response_head) {
+    const std::lock_guard lock(mutex_);
     store_->remove(key_of(https, host, target, scope));
     http::for_each_field(response_head, [&](std::string_view name, std::string_view value) {
         if (!iequals(name, "location") && !iequals(name, "content-location")) return;
@@ -174,6 +207,7 @@ std::size_t http_cache::purge(std::string_view url, bool prefix) {
         keys.push_back("https://" + std::string(url));
     }
     std::size_t n = 0;
+    const std::lock_guard lock(mutex_);
     // A URL's keys: its own, and its scoped ones (" @" cannot be part of a URL).
     for (const auto& k : keys)
         n += prefix ? store_->remove_prefix(k) : store_->remove(k) + store_->remove_prefix(k + " @");

@@ -3,6 +3,12 @@
 // records a response from the upstream while it goes to the visitor, folds a 304 into what is
 // stored, invalidates after unsafe methods, and makes concurrent misses for one key wait for the
 // first one's response (request collapsing). The edge decides what to do with each verdict.
+//
+// One cache serves every event loop (threads): its store, its table of fetches under way and its
+// scopes are under one mutex, held for a lookup or a store and never across an await; its
+// counters are atomic. Stored entries are immutable and shared, so a loop sends one to its
+// visitor without the lock. A miss that waits for another loop's fetch waits on a timer of its
+// own loop, which the fetch's end cancels through that loop's executor.
 #include "cache/disk_store.hpp"
 #include "cache/freshness.hpp"
 #include "cache/response_store.hpp"
@@ -13,12 +19,15 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace porthole::cache {
 
@@ -40,12 +49,12 @@ tl::expected<std::shared_ptr<http_cache>, std::string> make_cache(const config::
 std::int64_t epoch_now();
 
 struct counters {
-    std::uint64_t hits = 0;
-    std::uint64_t misses = 0;
-    std::uint64_t stale = 0;        // stale responses served (max-stale, revalidate, errors)
-    std::uint64_t revalidated = 0;  // stored responses a 304 renewed
-    std::uint64_t stores = 0;
-    std::uint64_t collapsed = 0;    // misses that waited for another's response
+    std::atomic<std::uint64_t> hits = 0;
+    std::atomic<std::uint64_t> misses = 0;
+    std::atomic<std::uint64_t> stale = 0;  // stale responses served (max-stale, revalidate, errors)
+    std::atomic<std::uint64_t> revalidated = 0;  // stored responses a 304 renewed
+    std::atomic<std::uint64_t> stores = 0;
+    std::atomic<std::uint64_t> collapsed = 0;  // misses that waited for another's response
 };
 
 struct found {
@@ -67,16 +76,17 @@ public:
     // The scope of a tunnel's holder: 128 bits of SHA-256 in hex, so that keys (which reach disk
     // and admin pages) never hold the holder's identity. Remembered per holder: a request
     // through a cached tunnel pays a hash lookup, not a digest.
-    const std::string& scope_of(const std::string& holder);
+    std::string scope_of(const std::string& holder);
 
     found lookup(const std::string& key, const http::message_head& request, std::int64_t now);
 
-    // Request collapsing: true when another request for `key` is being fetched; then
-    // wait_for(key) returns once it is done (or after `limit`).
-    bool fetching(const std::string& key) const { return pending_.contains(key); }
+    // Request collapsing. begin_fetch: true when this request is to fetch `key`, false when
+    // another (on any loop) is fetching it already; then wait_for(key) returns once that one is
+    // done (or after `limit`). end_fetch: the fetch is over, its waiters go on.
+    bool fetching(const std::string& key) const;
+    bool begin_fetch(const std::string& key);
     boost::asio::awaitable<void> wait_for(const std::string& key,
                                           std::chrono::steady_clock::duration limit);
-    void begin_fetch(const std::string& key, const boost::asio::any_io_executor& ex);
     void end_fetch(const std::string& key);
 
     void store(const std::string& key, entry e);
@@ -90,17 +100,24 @@ public:
     const cache_settings& settings() const { return settings_; }
     counters& counts() { return counts_; }
     const counters& counts() const { return counts_; }
-    std::size_t bytes() const { return store_->bytes(); }
-    std::size_t entries() const { return store_->entries(); }
+    std::size_t bytes() const;
+    std::size_t entries() const;
     // The disk tier; null without one.
     const disk_store* disk() const { return disk_.get(); }
 
 private:
-    cache_settings settings_;
-    std::shared_ptr<disk_store> disk_;
-    std::unique_ptr<response_store> store_;
+    // A request waiting for another's fetch: its timer, cancelled on its own loop.
+    struct waiter {
+        boost::asio::any_io_executor loop;
+        std::shared_ptr<boost::asio::steady_timer> timer;
+    };
+
+    const cache_settings settings_;
+    const std::shared_ptr<disk_store> disk_;
     counters counts_;
-    std::unordered_map<std::string, std::shared_ptr<boost::asio::steady_timer>> pending_;
+    mutable std::mutex mutex_;  // over the three below
+    std::unique_ptr<response_store> store_;
+    std::unordered_map<std::string, std::vector<waiter>> pending_;  // fetches under way, by key
     std::unordered_map<std::string, std::string> scopes_;  // holder -> scope_of, bounded
 };
 

@@ -98,6 +98,11 @@ struct fetch_guard {
     ~fetch_guard() {
         if (cache) cache->end_fetch(key);
     }
+    // Right after a begin_fetch that returned true: whatever way the request ends, it ends it.
+    void take(cache::http_cache* c, std::string k) {
+        cache = c;
+        key = std::move(k);
+    }
 };
 
 }  // namespace
@@ -810,13 +815,21 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                                           http::origin_form(head.target), scope);
         if (reads) {
             auto found = shared_cache->lookup(key, head, cache::epoch_now());
-            if (!found.stored && shared_cache->fetching(key)) {
+            // A GET that misses fetches for every request of its key meanwhile, on any loop, or
+            // waits for the one that does; a HEAD only waits.
+            const bool get = head.method == "GET";
+            const bool waits = !found.stored && (get ? !shared_cache->begin_fetch(key)
+                                                     : shared_cache->fetching(key));
+            if (!found.stored && get && !waits) fetch.take(shared_cache, key);
+            if (waits) {
                 ++shared_cache->counts().collapsed;
                 co_await shared_cache->wait_for(key, 30s);
                 found = shared_cache->lookup(key, head, cache::epoch_now());
+                if (!found.stored && get && shared_cache->begin_fetch(key))
+                    fetch.take(shared_cache, key);
             }
             if (found.stored && found.verdict.verdict == cache::use::stale_revalidate &&
-                !shared_cache->fetching(key)) {
+                shared_cache->begin_fetch(key)) {
                 refresh_request again{head,
                                       from,
                                       visitor_https,
@@ -826,7 +839,6 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                       policy_edits ? policy_edits->target : std::string(),
                                       key,
                                       found.stored};
-                shared_cache->begin_fetch(key, visitor.conn.socket().get_executor());
                 ctx_.spawn(refresh_behind(r->pool, r->cache, std::move(again)));
             }
             if (found.stored && found.verdict.verdict != cache::use::validate) {
@@ -871,10 +883,6 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                     if (modified) validation.add.push_back({"If-Modified-Since", *modified});
                     request_edits = &validation;
                 }
-            } else if (head.method == "GET") {
-                shared_cache->begin_fetch(key, visitor.conn.socket().get_executor());
-                fetch.cache = shared_cache;
-                fetch.key = key;
             }
             recorder.emplace(*shared_cache, key, head, found.stored, stale_on_5xx, found.miss);
             recorder->serve_offline(r->serve_offline);

@@ -52,8 +52,10 @@ tl::expected<void, std::string> build_sites(const config::site_set& sites,
                     route->cache = std::move(*made);
                 }
             }
+            // A cache is made on the first loop; another loop's route takes it from there
+            // (worker::build), and serves only once it has.
             route->any_loop =
-                !cached && !policy::keeps_first_loop_state(route->policies) &&
+                (first_loop || !cached) && !policy::keeps_first_loop_state(route->policies) &&
                 std::none_of(r.upstream.members.begin(), r.upstream.members.end(), [](const auto& m) {
                     return m.kind == config::upstream_member::scheme::tunnel;
                 });

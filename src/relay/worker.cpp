@@ -73,10 +73,17 @@ tl::expected<std::shared_ptr<route::route_table>, std::string> worker::build(
         if (mine[i]->hosts != first[i]->hosts || mine[i]->routes.size() != first[i]->routes.size())
             continue;
         for (std::size_t j = 0; j < mine[i]->routes.size(); ++j) {
-            mine[i]->routes[j]->pool->follow_checks_of(*first[i]->routes[j]->pool);
+            auto& route = *mine[i]->routes[j];
+            const auto& first_route = *first[i]->routes[j];
+            route.pool->follow_checks_of(*first_route.pool);
+            // A cache is the relay's, one per route or site: this loop's route takes the first's.
+            if (first_route.cache) {
+                route.cache = first_route.cache;
+                route.any_loop = first_route.any_loop;
+            }
             // A rate_limit's counts are the relay's: this loop's route takes the first's.
-            if (policy::share_steps(mine[i]->routes[j]->policies, first[i]->routes[j]->policies))
-                sharing.insert(mine[i]->routes[j].get());
+            if (policy::share_steps(route.policies, first_route.policies))
+                sharing.insert(&route);
         }
     }
     // A route whose state could not be matched to the first loop's is the first loop's.

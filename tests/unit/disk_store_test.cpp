@@ -3,6 +3,7 @@
 // together.
 #include "cache/disk_store.hpp"
 #include "cache/tiered_store.hpp"
+#include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -21,17 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string pattern = (fs::temp_directory_path() / "porthole-disk-XXXXXX").string();
-        path = ::mkdtemp(pattern.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
+using test_support::temp_dir;
 
 entry response(std::string body, std::vector<std::pair<std::string, std::string>> vary = {}) {
     auto s = std::make_shared<stored_response>();
