@@ -4,6 +4,7 @@
 #include "cache/tiered_store.hpp"
 #include "core/sha256.hpp"
 #include "http/header_edits.hpp"
+#include "http/token_char.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -20,13 +21,6 @@ namespace porthole::cache {
 namespace {
 
 using boost::beast::iequals;
-
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 // The same-host path of a Location or Content-Location value ("/x", or "http[s]://host/x" when
 // its host is `host`); empty for another host's.
@@ -86,7 +80,7 @@ http_cache::http_cache(const cache_settings& settings, std::shared_ptr<disk_stor
 
 std::string http_cache::key_of(bool https, std::string_view host, std::string_view target,
                                std::string_view scope) {
-    std::string h = lowercase(host);
+    std::string h = http::lowercase(host);
     if (h.ends_with(https ? ":443" : ":80")) h.resize(h.size() - (https ? 4 : 3));
     if (scope.empty()) return fmt::format("{}://{}{}", https ? "https" : "http", h, target);
     return fmt::format("{}://{}{} @{}", https ? "https" : "http", h, target, scope);

@@ -28,12 +28,6 @@ constexpr std::uint64_t max_webhook_body = 64 << 20;
 
 using http::token_char;
 
-std::string lowercase(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
-    return s;
-}
-
 // Fields whose edit would change how a message is framed or routed.
 bool framing_field(std::string_view lower_name) {
     for (std::string_view f : {"content-length", "transfer-encoding", "connection", "host",
@@ -202,7 +196,7 @@ tl::expected<std::string, std::string> policy_reader::field_name(const toml::nod
     if (name.empty() || !std::all_of(name.begin(), name.end(), token_char))
         return tl::unexpected(
             fmt::format("{}: '{}': '{}' is not a header field name", at(n), key, name));
-    const std::string lower = lowercase(std::string(name));
+    const std::string lower = http::lowercase(name);
     if (framing_field(lower))
         return tl::unexpected(fmt::format(
             "{}: '{}': {} frames or routes the message and cannot be edited by a policy", at(n),
@@ -234,7 +228,7 @@ result policy_reader::name_list(const toml::node& n, std::string_view key,
     for (const auto& name : *names) {
         auto checked = field_name(n, key, name);
         if (!checked) return tl::unexpected(checked.error());
-        out.push_back(lowercase(*checked));
+        out.push_back(http::lowercase(*checked));
     }
     return {};
 }
@@ -344,7 +338,7 @@ result policy_reader::rate_limit(std::string_view key, const toml::node& n,
                 if (name.empty() || !std::all_of(name.begin(), name.end(), token_char))
                     return must_be(n, key, "\"header:NAME\" with a header field name");
                 s.key = rate_limit_settings::key_kind::header;
-                s.header = lowercase(name);
+                s.header = http::lowercase(name);
             } else {
                 return tl::unexpected(fmt::format(
                     "{}: 'key' = \"{}\" is not a rate limit key; use \"ip\", \"route\" or "
@@ -480,7 +474,7 @@ result policy_reader::compress(std::string_view key, const toml::node& n,
             if (v.empty())
                 return must_be(n, key, "a non-empty array of media types, like [\"text/*\"]");
             for (auto& t : v) {
-                t = lowercase(std::move(t));
+                t = http::lowercase(t);
                 const auto slash = t.find('/');
                 const std::string_view type = std::string_view(t).substr(0, slash);
                 const std::string_view subtype = slash == std::string::npos

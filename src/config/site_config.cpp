@@ -25,14 +25,6 @@ constexpr std::size_t max_unix_path = 107;  // sun_path holds 108 bytes with the
 
 enum class site_kind { http, tcp };
 
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return out;
-}
-
 std::optional<std::string> ip_literal(std::string_view text) {
     if (text.find('%') != std::string_view::npos) return std::nullopt;  // no zone ids in a Host
     boost::system::error_code ec;
@@ -411,7 +403,7 @@ tl::expected<std::vector<std::string>, std::string> site_reader::hosts(const tom
     for (auto&& item : *arr) {
         const auto text = item.value_exact<std::string>();
         if (!text) return must_be(item, "hosts", "an array of host names (strings)");
-        std::string host = lowercase(*text);
+        std::string host = http::lowercase(*text);
         if (host.ends_with('.')) host.pop_back();
         const auto bad = [&](std::string_view why) {
             return tl::unexpected(fmt::format(
@@ -774,7 +766,7 @@ tl::expected<upstream_member, std::string> parse_member(std::string_view url) {
     const auto sep = url.find("://");
     if (sep == std::string_view::npos)
         return bad(fmt::format("no scheme; a member starts with {}", known_schemes));
-    const std::string scheme_name = lowercase(url.substr(0, sep));
+    const std::string scheme_name = http::lowercase(url.substr(0, sep));
     if (scheme_name == "http")
         m.kind = scheme::http;
     else if (scheme_name == "https")
@@ -815,7 +807,7 @@ tl::expected<upstream_member, std::string> parse_member(std::string_view url) {
         host = authority.substr(0, colon);
         has_port = colon != std::string_view::npos;
         if (has_port) port = authority.substr(colon + 1);
-        m.host = lowercase(host);
+        m.host = http::lowercase(host);
         if (m.host.empty()) return bad("no host");
         if (!valid_backend_host(m.host))
             return bad(fmt::format("'{}' is not a host name or an IP address", host));
