@@ -98,14 +98,20 @@ class Origin(http.server.BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_POST
 
 
-@pytest.fixture
-def origin():
+def start_origin():
+    """An Origin on a free loopback port, serving on a thread of its own until shut down."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     server.daemon_threads = True
     server.counts, server.seen, server.lock = {}, [], threading.Lock()
     server.failing = False
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.port = server.server_address[1]
+    return server
+
+
+@pytest.fixture
+def origin():
+    server = start_origin()
     yield server
     server.shutdown()
     server.server_close()

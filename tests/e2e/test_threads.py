@@ -14,9 +14,11 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
+
 from helpers import BIN, Relay, accepts, curl, free_port, make_cert, wait_until
 from test_acme import acme_relay, https_url, new_pebble
-from test_cache import origin  # noqa: F401 (fixture)
+from test_cache import start_origin
 from test_metrics import metrics_address
 from test_admin import call
 from test_policies import basic, sha_crypt_line
@@ -264,14 +266,23 @@ def test_jwt_with_a_jwks_url_is_checked_on_every_loop_with_the_keys_the_first_fe
         server.close()
 
 
-def test_a_cached_site_is_served_by_every_loop_from_one_cache(group, tmp_path, origin):
+@pytest.fixture
+def cache_origin():
+    server = start_origin()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_cached_site_is_served_by_every_loop_from_one_cache(group, tmp_path, cache_origin):
     """A site's cache is the relay's: a response one loop stored is a hit on the other, misses
     for one URL collapse into one origin request whichever loops they reach, the counts are the
     sum of both loops', and a purge empties it for every loop. No visitor is handed over."""
     metrics_port = free_port()
     sock = tmp_path / "admin.sock"
     relay = start_relay(group, tmp_path, 'admin_socket = "%s"\n' % sock + config(
-        metrics_port, site([HOST], [{"upstream": '["http://127.0.0.1:%d"]' % origin.port}]) +
+        metrics_port,
+        site([HOST], [{"upstream": '["http://127.0.0.1:%d"]' % cache_origin.port}]) +
         'cache = { memory = "16MiB" }\n'))
     wait_until(lambda: sock.exists(), 10)
     handovers = 'porthole_loop_handovers_total{what="visitor"}'
@@ -281,14 +292,14 @@ def test_a_cached_site_is_served_by_every_loop_from_one_cache(group, tmp_path, o
     answers = [get(relay.http_port, "/a?cc=max-age=60") for _ in range(200)]
     assert {a.status for a in answers} == {200} and len({a.body for a in answers}) == 1
     assert second_loop_worked(relay.pid, before), "the second loop served nothing"
-    assert origin.counts["/a"] == 1
+    assert cache_origin.counts["/a"] == 1
     assert sum(a.header("Cache-Status").startswith("porthole; hit") for a in answers) == 199
 
     # 60 visitors at once, on new connections over both loops, miss one slow URL: one fetch.
     path = "/slow?cc=max-age=60&delay=1"
     answers = parallel(60, lambda _: get(relay.http_port, path, timeout=15))
     assert {a.status for a in answers} == {200} and len({a.body for a in answers}) == 1
-    assert origin.counts["/slow"] == 1
+    assert cache_origin.counts["/slow"] == 1
 
     # One loop's counts and the other's, in one cache: the waiters were answered by the hit.
     stats = call(sock, "GET", "/api/cache").json()["caches"][0]
@@ -301,7 +312,7 @@ def test_a_cached_site_is_served_by_every_loop_from_one_cache(group, tmp_path, o
     subprocess.run([BIN, "admin", "--socket", str(sock), "cache", "purge",
                     "http://%s/a?cc=max-age=60" % HOST], check=True, capture_output=True)
     answers = [get(relay.http_port, "/a?cc=max-age=60") for _ in range(40)]
-    assert origin.counts["/a"] == 2
+    assert cache_origin.counts["/a"] == 2
     assert metric(metrics_port, handovers) == 0
 
 
