@@ -7,6 +7,7 @@ range requests, invalidation by unsafe methods, request collapsing, stale-if-err
 origin gone, a tunnel's site answering while its client is away, purge, metrics; and the disk
 tier: kept across a crash and a reload, a damaged entry dropped, a full disk degrading to memory.
 """
+import contextlib
 import http.server
 import json
 import os
@@ -98,23 +99,26 @@ class Origin(http.server.BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_POST
 
 
-def start_origin():
-    """An Origin on a free loopback port, serving on a thread of its own until shut down."""
+@contextlib.contextmanager
+def running_origin():
+    """An Origin on a free loopback port, serving on a thread of its own while in use."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     server.daemon_threads = True
     server.counts, server.seen, server.lock = {}, [], threading.Lock()
     server.failing = False
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.port = server.server_address[1]
-    return server
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
 def origin():
-    server = start_origin()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_origin() as server:
+        yield server
 
 
 def cached_site(origin, cache="{ memory = \"16MiB\" }", extra=""):

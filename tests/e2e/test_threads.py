@@ -18,7 +18,7 @@ import pytest
 
 from helpers import BIN, Relay, accepts, curl, free_port, make_cert, wait_until
 from test_acme import acme_relay, https_url, new_pebble
-from test_cache import start_origin
+from test_cache import running_origin
 from test_metrics import metrics_address
 from test_admin import call
 from test_policies import basic, sha_crypt_line
@@ -268,10 +268,8 @@ def test_jwt_with_a_jwks_url_is_checked_on_every_loop_with_the_keys_the_first_fe
 
 @pytest.fixture
 def cache_origin():
-    server = start_origin()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_origin() as server:
+        yield server
 
 
 def test_a_cached_site_is_served_by_every_loop_from_one_cache(group, tmp_path, cache_origin):
