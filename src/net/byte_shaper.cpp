@@ -24,6 +24,7 @@ byte_shaper::byte_shaper(std::uint64_t rate, std::uint64_t burst)
       chunk_(static_cast<std::size_t>(std::clamp<std::uint64_t>(burst, 1, 64 * 1024))) {}
 
 byte_shaper::clock::duration byte_shaper::reserve(std::size_t n, clock::time_point now) {
+    const std::lock_guard lock(mutex_);
     // Unused budget piles up to `burst` and no further.
     next_free_ = std::max(next_free_, now - burst_time_);
     next_free_ += time_for(n, rate_);

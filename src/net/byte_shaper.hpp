@@ -1,14 +1,16 @@
 #pragma once
 // A byte budget shared by every connection of one route (a `bandwidth` policy): `rate` bytes a
 // second with at most `burst` at once, handed out first come, first served. A writer asks for
-// what it is about to send and waits until it may; nothing is dropped. Single-threaded: every
-// call comes from one io_context.
+// what it is about to send and waits until it may, on a timer of its own loop; nothing is
+// dropped. Every event loop takes from one budget: the reservation is one comparison and one
+// addition under a mutex, once per chunk (at most 64 KiB), never held across a wait.
 #include <boost/asio/awaitable.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 namespace porthole::net {
 
@@ -31,6 +33,7 @@ private:
     std::uint64_t rate_;
     clock::duration burst_time_;  // how long `burst` bytes take at `rate`
     std::size_t chunk_;
+    std::mutex mutex_;               // over next_free_
     clock::time_point next_free_{};  // when the budget has no debt (GCRA's theoretical arrival)
 };
 

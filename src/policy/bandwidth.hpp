@@ -15,6 +15,8 @@ public:
     std::optional<answer> on_request(request_context& r) override;
     std::string_view type() const override { return "bandwidth"; }
     bool keeps_state() const override { return true; }
+    // Its shapers are the relay's: every loop's route takes from the first loop's.
+    bool shared_by_loops() const override { return true; }
 
 private:
     std::shared_ptr<net::byte_shaper> up_, down_;  // null: that direction is not shaped

@@ -323,7 +323,9 @@ def test_stale_if_error_serves_the_stored_response_when_the_origin_fails_or_is_g
     assert status == 200 and body == gone_body
     assert fields["cache-status"] == "porthole; hit; detail=stale-if-error"
     status, _, _ = get(relay, "/plain?cc=max-age=1&close=1")
-    assert status == 502  # no stale-if-error: the failure shows
+    # No stale-if-error: the failure shows, a 502, or a 503 once the failures above (counted
+    # by the loop that saw them) have ejected the origin.
+    assert status in (502, 503)
 
 
 def test_a_tunnels_site_keeps_answering_while_its_client_is_away(group, tmp_path, origin):

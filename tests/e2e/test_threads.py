@@ -22,6 +22,7 @@ from test_cache import running_origin
 from test_metrics import metrics_address
 from test_admin import call
 from test_policies import basic, sha_crypt_line
+from test_policy_bandwidth import RATE, assert_rate, download
 from test_policy_jwt import AUDIENCE, ISSUER, JwksServer, Key, jwks, signed
 from test_reverse_proxy import (HOST, Visitor, get, http_url, parallel, redis_cli, site,
                                 start_redis, start_relay, tally)
@@ -98,23 +99,25 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
         group, tmp_path, backend, make_agent):
     """A tunnel without policies or cache is served by whichever loop accepted the visitor: the
     first loop hands a data connection of its client to the second, never the visitor to the
-    first. An owner's rate limit is carried too, every loop counting in the first loop's table.
-    A tunnel whose owner brings a policy that keeps state on the first loop (a bandwidth
-    shaper) is handed to it, which keeps it."""
-    tun, guarded, limited, web = backend("tun"), backend("guarded"), backend("limited"), \
-        backend("web")
+    first. An owner's rate limit and bandwidth limit are carried too, every loop taking from the
+    first loop's objects. A tunnel the relay caches (its owner asked, with --cache) is handed to
+    the first loop, which keeps it."""
+    tun, guarded, limited, shaped, web = backend("tun"), backend("guarded"), \
+        backend("limited"), backend("shaped"), backend("web")
     metrics_port = free_port()
     relay = start_relay(group, tmp_path, config(
         metrics_port, site([HOST], [{"upstream": "[%s]" % http_url(web)}]))
-        .replace("threads = 2\n", "threads = 2\nmax_connections_per_tunnel = 4\n"))
+        .replace("threads = 2\n", "threads = 2\nmax_connections_per_tunnel = 4\n") +
+        '[tunnel_policy]\ncache = { memory = "1MiB", opt_in = true }\n')
     plain_agent = make_agent(relay, "http", tun.port, "--subdomain", "plain")
     make_agent(relay, "http", limited.port, "--subdomain", "limited", "--rate-limit", "20/h")
+    make_agent(relay, "http", guarded.port, "--subdomain", "guarded", "--cache")
     owner_config = tmp_path / "porthole.toml"
     owner_config.write_text('server = "%s"\n[tunnels.web]\ntype = "http"\ntarget = "%d"\n'
-                            'subdomain = "guarded"\n[[tunnels.web.policies]]\n'
-                            'type = "bandwidth"\ndown = "100MiB/s"\n' % (relay.server, guarded.port))
-    group.spawn("guarded", [BIN, "start", "--config", str(owner_config), "--all", "--json",
-                            "--inspect=false"]).wait_event("ready")
+                            'subdomain = "shaped"\n[[tunnels.web.policies]]\n'
+                            'type = "bandwidth"\ndown = "100MiB/s"\n' % (relay.server, shaped.port))
+    group.spawn("shaped", [BIN, "start", "--config", str(owner_config), "--all", "--json",
+                           "--inspect=false"]).wait_event("ready")
     handovers = 'porthole_loop_handovers_total{what="%s"}'
     before = loop1_ns(relay.pid)
 
@@ -137,8 +140,16 @@ def test_the_second_loop_carries_tunnels_over_data_connections_the_first_hands_i
     assert metric(metrics_port, handovers % "visitor") == 0
     assert limited.requests() == 20
 
-    # The owner's bandwidth shaper keeps the tunnel on the first loop: connections are handed
-    # to it.
+    # The owner's bandwidth shaper is the relay's: served by every loop too.
+    before = loop1_ns(relay.pid)
+    shaped_host = "shaped.localhost:%d" % relay.http_port
+    assert tally(get(relay.http_port, "/s/%d" % i, host=shaped_host)
+                 for i in range(100)) == {"shaped": 100}
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    assert metric(metrics_port, handovers % "visitor") == 0
+
+    # A cached tunnel is the first loop's (its keys name the holder its sessions know):
+    # connections are handed to it.
     guarded_host = "guarded.localhost:%d" % relay.http_port
     assert tally(get(relay.http_port, "/g/%d" % i, host=guarded_host)
                  for i in range(40)) == {"guarded": 40}
@@ -395,26 +406,48 @@ def test_a_reload_reaches_the_second_loop_and_sigterm_stops_both(group, tmp_path
     assert time.monotonic() - start < 5
 
 
-SHAPED = '[{ type = "bandwidth", down = "100MiB/s" }]'  # keeps its route on the first loop
+def test_a_bandwidth_budget_is_one_for_the_relay_whichever_loops_its_visitors_reach(
+        group, tmp_path, origin):
+    """Eight downloads at once, on new connections spread over both loops, share one budget of
+    256 KiB/s: together they take as long as the budget says, not half as long as two loops'
+    budgets would. No visitor is handed over."""
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, config(metrics_port, site(
+        [HOST], [{"upstream": '["http://127.0.0.1:%d"]' % origin.port}],
+        policies='[{ type = "bandwidth", down = "256KiB/s" }]')))
+    size = RATE // 2
+    before = loop1_ns(relay.pid)
+    start = time.monotonic()
+    results = parallel(8, lambda _: download(relay.http_port, size))
+    elapsed = time.monotonic() - start
+    assert all(len(body) == size for body, _ in results)
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    assert_rate(8 * size, elapsed, RATE, "eight downloads over two loops")
+    assert metric(metrics_port, 'porthole_loop_handovers_total{what="visitor"}') == 0
 
 
-def test_a_kept_alive_connection_moves_to_the_first_loop_for_a_route_that_keeps_state(
-        group, tmp_path, backend):
-    """One connection: requests for a route any loop serves, then for one whose bandwidth
-    shaper is the first loop's, then the first again. Wherever it was accepted, each is
-    answered, in order, on the one connection."""
-    web = backend("web")
+# A route with a tunnel: member is the first loop's, which holds the sessions.
+HELD = '["tunnel:held"]'
+
+
+def test_a_kept_alive_connection_moves_to_the_first_loop_for_a_route_only_it_serves(
+        group, tmp_path, backend, make_agent):
+    """One connection: requests for a route any loop serves, then for one whose member is a
+    tunnel, then the first again. Wherever it was accepted, each is answered, in order, on the
+    one connection."""
+    web, held = backend("web"), backend("held")
     metrics_port = free_port()
     relay = start_relay(group, tmp_path, config(metrics_port, site([HOST], [
-        {"path": '"/shaped"', "upstream": "[%s]" % http_url(web), "policies": SHAPED},
+        {"path": '"/held"', "upstream": HELD},
         {"upstream": "[%s]" % http_url(web)}])))
+    make_agent(relay, "http", held.port, "--subdomain", "held")
     for _ in range(20):  # about half of these connections land on the second loop
         v = Visitor(relay.http_port)
         try:
-            got = [v.get(p).status for p in ("/a", "/shaped/x", "/b", "/shaped/y")]
+            got = [v.get(p).backend for p in ("/a", "/held/x", "/b", "/held/y")]
         finally:
             v.close()
-        assert got == [200] * 4, got
+        assert got == ["web", "held", "web", "held"], got
     assert metric(metrics_port, 'porthole_loop_handovers_total{what="visitor"}') > 0
 
 
@@ -425,7 +458,7 @@ def test_https_sites_are_terminated_on_both_loops_and_other_names_reach_the_firs
     https_port = free_port()
     path = tmp_path / "relay.toml"
     path.write_text(config(free_port(), site([HOST], [
-        {"path": '"/shaped"', "upstream": "[%s]" % http_url(web), "policies": SHAPED},
+        {"path": '"/held"', "upstream": '["tunnel:preview"]'},
         {"upstream": "[%s]" % http_url(web)}]))
         .replace("threads = 2\n", 'threads = 2\nhttps_addr = "127.0.0.1:%d"\n'
                  'tls_certificates = [{ cert = "%s", key = "%s" }]\n' % (https_port, cert, key)))
@@ -464,7 +497,7 @@ def test_https_sites_are_terminated_on_both_loops_and_other_names_reach_the_firs
     # A kept-alive TLS connection whose second request is the first loop's: handed over with its
     # TLS state, then answered there.
     for _ in range(10):
-        assert https_get(["/a", "/shaped/1", "/b"]) == [(200, "web")] * 3
+        assert https_get(["/a", "/held/1", "/b"]) == [(200, "web"), (200, "tun"), (200, "web")]
     # Another name (a tunnel) goes to the first loop before its handshake.
     unverified = wrap_for("preview.localhost", ssl._create_unverified_context())
     for i in range(20):

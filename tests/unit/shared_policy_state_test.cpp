@@ -1,5 +1,7 @@
 // Policy state every event loop uses at once: a jwks_url's key ring, replaced on the first loop
-// while every loop's jwt policies read it, and a rate limit's counts, which are the relay's.
+// while every loop's jwt policies read it, a rate limit's counts and a bandwidth budget, which
+// are the relay's.
+#include "net/byte_shaper.hpp"
 #include "policy/key_ring.hpp"
 #include "policy/rate_limit.hpp"
 
@@ -63,6 +65,25 @@ TEST(RateLimit, LoopsTakingFromOneLimitAtOnceLetExactlyTheBurstThrough) {
     for (auto& l : loops) l.join();
     EXPECT_EQ(passed.load(), 100);
     EXPECT_EQ(limit.keys(), 1u);
+}
+
+TEST(ByteShaper, LoopsReservingFromOneBudgetAtOnceLoseNoReservation) {
+    constexpr std::uint64_t rate = 1u << 20, burst = 16u << 10;
+    net::byte_shaper shaper(rate, burst);
+    const auto now = net::byte_shaper::clock::now();
+    std::vector<std::thread> loops;
+    for (int t = 0; t < 4; ++t)
+        loops.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i) shaper.reserve(1024, now);
+        });
+    for (auto& l : loops) l.join();
+    // Every byte reserved is owed: 4000 KiB at 1 MiB/s, less the burst that was free at once.
+    // Each reservation rounds down to a nanosecond; one lost would be short by 977 µs.
+    const auto owed = shaper.reserve(0, now);
+    const auto expected = std::chrono::nanoseconds(4000LL * 1024 * 1'000'000'000 / rate) -
+                          std::chrono::nanoseconds(burst * 1'000'000'000 / rate);
+    EXPECT_NEAR(std::chrono::duration<double>(owed).count(),
+                std::chrono::duration<double>(expected).count(), 1e-4);
 }
 
 }  // namespace
