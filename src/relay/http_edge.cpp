@@ -310,6 +310,7 @@ std::shared_ptr<route::route> http_edge::tunnel_route(const std::string& name) {
         // A worker counts under the first loop's slot for the name, which holds the label.
         r->metric_slot = directory_ ? (*directory_)->slot(name) : ctx_.hold_tunnel_label(name);
         entry.relay_policies = policy::build_chain(ctx_.cfg.tunnel_policies, ctx_.jwks.get());
+        ctx_.tunnel_steps->share(name, entry.relay_policies);  // the relay's counts and budgets
         r->policies = entry.relay_policies;
         if (entry.owner_policies)
             r->policies.insert(r->policies.end(), entry.owner_policies->begin(),

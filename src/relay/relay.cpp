@@ -193,9 +193,9 @@ public:
                            [this, v = std::move(v)]() mutable { https_edge_.adopt(std::move(v)); });
             };
             workers_.push_back(std::make_unique<worker>(
-                i, loop_cfg, ctx_.visitors, ctx_.jwks, https_.get(), ctx_.https_port, std::move(to_http),
-                std::move(to_https), first_loop_tunnels{ctx_.io.get_executor(), &tunnels_, &registry_},
-                ctx_.recent));
+                i, loop_cfg, ctx_.visitors, ctx_.jwks, ctx_.tunnel_steps, https_.get(),
+                ctx_.https_port, std::move(to_http), std::move(to_https),
+                first_loop_tunnels{ctx_.io.get_executor(), &tunnels_, &registry_}, ctx_.recent));
             // The relay this one replaces handed over its loops' listeners: one each.
             std::vector<handoff::listener> given;
             if (auto fd = ctx_.inherited.take("http", cfg_.http_addr.to_string()))
@@ -547,7 +547,8 @@ private:
         cfg_.trusted_proxies = std::move(next.trusted_proxies);
         cfg_.accept_proxy_protocol = next.accept_proxy_protocol;
         ctx_.config_changed();
-        for (auto& w : workers_) w->reload(cfg_, https_.get(), sites_);
+        ctx_.tunnel_steps = std::make_shared<shared_tunnel_steps>();  // the tunnels' chains anew
+        for (auto& w : workers_) w->reload(cfg_, https_.get(), sites_, ctx_.tunnel_steps);
         http_.forget_tunnel_routes();
         ctx_.tunnels_did_change();
         ++generation_;
@@ -766,6 +767,9 @@ private:
             ctx_.now = clock::now();
             registry_.expire(ctx_.now);
             http_.forget_idle_tunnel_routes();
+            ctx_.tunnel_steps->sweep([this](const std::string& name) {
+                return !registry_.local(protocol::tunnel_kind::http, name);
+            });
             // Ports handed over by a replaced relay whose clients did not come back.
             ctx_.inherited.close_unless("tcp tunnel", [&](std::string_view where) {
                 const auto at = config::parse_endpoint(where);

@@ -13,6 +13,7 @@
 #include "observe/relay_counters.hpp"
 #include "cache/http_cache.hpp"
 #include "policy/jwks_fetch.hpp"
+#include "relay/shared_tunnel_steps.hpp"
 #include "relay/handoff.hpp"
 #include "relay/lease_table.hpp"
 #include "relay/visitor_table.hpp"
@@ -132,6 +133,9 @@ struct relay_context {
     core::log_limiter visitor_log{30};  // lines about visitors' bad requests and refusals
     // The key rings of jwt policies with a jwks_url: the first loop's, shared by every loop.
     std::shared_ptr<policy::jwks_sources> jwks = std::make_shared<policy::jwks_sources>();
+    // The [tunnel_policy] steps the loops share, per tunnel name: the first loop's, a new one
+    // at each reload.
+    std::shared_ptr<shared_tunnel_steps> tunnel_steps = std::make_shared<shared_tunnel_steps>();
     // [tunnel_policy] cache: shared by every tunnel's route; kept over a reload that leaves its
     // settings as they were.
     std::shared_ptr<cache::http_cache> tunnel_cache;

@@ -7,14 +7,6 @@
 
 namespace porthole::relay {
 
-namespace {
-
-bool keeps_state(const policy::chain& c) {
-    return std::any_of(c.begin(), c.end(), [](const auto& p) { return p->keeps_state(); });
-}
-
-}  // namespace
-
 std::uint32_t tunnel_directory::slot(const std::string& name) const {
     const auto it = carried_.find(name);
     return it == carried_.end() ? other_slot_ : it->second.slot;
@@ -46,9 +38,11 @@ std::shared_ptr<const tunnel_directory> tunnel_directory::of(tunnel_registry& re
         auto s = t.owner.lock();
         if (t.kind == protocol::tunnel_kind::tls && s && !s->closed) d->carried_tls_.insert(t.name);
     });
-    // Every HTTP tunnel's route starts with these, built per name on each loop: one that keeps
-    // state (a rate limit too, whose counts would be each loop's) keeps them all on this loop.
-    if (keeps_state(policy::build_chain(ctx.cfg.tunnel_policies, ctx.jwks.get()))) return d;
+    // Every HTTP tunnel's route starts with these, built per name on each loop, which take the
+    // steps whose state is the relay's from ctx.tunnel_steps: one whose state is this loop's
+    // alone keeps them all on this loop.
+    const auto relay_steps = policy::build_chain(ctx.cfg.tunnel_policies, ctx.jwks.get());
+    if (policy::keeps_first_loop_state(relay_steps)) return d;
     // A name is carried when none of its clients brings a policy that keeps state on the first
     // loop or wants the cache, and no TLS tunnel has it. A group's members all bring the same
     // policies; the first loop judges with its first member's steps.

@@ -22,7 +22,8 @@ using namespace std::chrono_literals;
 
 worker::worker(unsigned index, const config::server_config& cfg,
                std::shared_ptr<visitor_table> visitors,
-               std::shared_ptr<policy::jwks_sources> jwks, net::https_certificates* https,
+               std::shared_ptr<policy::jwks_sources> jwks,
+               std::shared_ptr<shared_tunnel_steps> tunnel_steps, net::https_certificates* https,
                std::uint16_t https_port, hand_over_fn to_http, hand_over_fn to_https,
                first_loop_tunnels first, observe::recent_events& first_recent)
     // Other threads post to it (the first loop's reload, drain and stop); its sockets are its own.
@@ -33,6 +34,7 @@ worker::worker(unsigned index, const config::server_config& cfg,
       published_(ctx_.counters) {
     ctx_.visitors = std::move(visitors);
     ctx_.jwks = std::move(jwks);
+    ctx_.tunnel_steps = std::move(tunnel_steps);
     ctx_.https_port = https_port;
     http_.hand_over_to(std::move(to_http));
     http_.carry_tunnels_of(directory_);
@@ -124,9 +126,10 @@ void worker::start() {
 }
 
 void worker::reload(config::server_config next, net::https_certificates* https,
-                    std::shared_ptr<const route::route_table> first_sites) {
-    asio::post(io_, [this, next = std::move(next), https,
-                     first_sites = std::move(first_sites)]() mutable {
+                    std::shared_ptr<const route::route_table> first_sites,
+                    std::shared_ptr<shared_tunnel_steps> tunnel_steps) {
+    asio::post(io_, [this, next = std::move(next), https, first_sites = std::move(first_sites),
+                     tunnel_steps = std::move(tunnel_steps)]() mutable {
         ctx_.https = https;  // the set it replaced goes soon, whatever happens here
         auto table = build(next.sites, *first_sites);
         if (!table) {  // the first loop built the same table: only a file gone since fails
@@ -135,6 +138,7 @@ void worker::reload(config::server_config next, net::https_certificates* https,
             return;
         }
         cfg_ = std::move(next);
+        ctx_.tunnel_steps = std::move(tunnel_steps);
         replace_sites(sites_, std::move(*table), ctx_.counters.sites, io_.get_executor());
         ctx_.config_changed();
         ++ctx_.tunnels_changed;  // kept-alive connections look their routes up in the new table

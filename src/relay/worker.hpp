@@ -46,7 +46,7 @@ public:
     // where this loop's go too (posted).
     worker(unsigned index, const config::server_config& cfg,
            std::shared_ptr<visitor_table> visitors, std::shared_ptr<policy::jwks_sources> jwks,
-           net::https_certificates* https, std::uint16_t https_port, hand_over_fn to_http,
+           std::shared_ptr<shared_tunnel_steps> tunnel_steps, net::https_certificates* https, std::uint16_t https_port, hand_over_fn to_http,
            hand_over_fn to_https, first_loop_tunnels first, observe::recent_events& first_recent);
     ~worker();
     worker(const worker&) = delete;
@@ -65,7 +65,8 @@ public:
     // A reload the first loop applied: this loop takes `next` as its config, and the
     // certificates it read again.
     void reload(config::server_config next, net::https_certificates* https,
-                std::shared_ptr<const route::route_table> first_sites);
+                std::shared_ptr<const route::route_table> first_sites,
+                std::shared_ptr<shared_tunnel_steps> tunnel_steps);
     // Stops accepting; kept-alive connections close when idle after `idle_grace`.
     void drain(std::chrono::seconds idle_grace);
     // Ends the loop and its thread.

@@ -207,6 +207,41 @@ def test_a_tunnel_whose_policies_keep_no_state_is_carried_by_every_loop(
         {("/no/127.0.0.2", "ip_deny", 403), ("/no/127.0.0.3", "ip_deny", 403)}
 
 
+def test_the_relays_tunnel_rate_limit_and_bandwidth_are_the_relays_on_every_loop(
+        group, tmp_path, backend, make_agent):
+    """A rate limit and a bandwidth limit in [tunnel_policy] are built per tunnel name on each
+    loop, and every loop takes the first one's objects for the name: each tunnel gets exactly
+    its burst, whichever loops its visitors reach, its count survives other tunnels coming and
+    going, and no visitor is handed over. A reload starts the counts again."""
+    a, b = backend("a"), backend("b")
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, config(metrics_port) +
+                        '[[tunnel_policy.policies]]\ntype = "rate_limit"\nrate = "1/h"\n'
+                        'burst = 15\nkey = "route"\n'
+                        '[[tunnel_policy.policies]]\ntype = "bandwidth"\ndown = "100MiB/s"\n')
+    make_agent(relay, "http", a.port, "--subdomain", "alpha")
+    handovers = 'porthole_loop_handovers_total{what="visitor"}'
+    before = loop1_ns(relay.pid)
+
+    def statuses(name, n):
+        host = "%s.localhost:%d" % (name, relay.http_port)
+        return [get(relay.http_port, "/r/%d" % i, host=host).status for i in range(n)]
+
+    first = statuses("alpha", 20)
+    # Another tunnel comes: each worker builds its routes again, and takes the same counts.
+    make_agent(relay, "http", b.port, "--subdomain", "beta")
+    later = statuses("alpha", 10)
+    assert (first + later).count(200) == 15 and (first + later).count(429) == 15, (first, later)
+    beta = statuses("beta", 30)
+    assert beta.count(200) == 15 and beta.count(429) == 15, beta  # its own burst
+    assert second_loop_worked(relay.pid, before), "the second loop served nothing"
+    assert metric(metrics_port, handovers) == 0
+    assert a.requests() == 15 and b.requests() == 15
+    relay.proc.signal(signal.SIGHUP)  # a reload: the counts start again
+    wait_until(lambda: get(relay.http_port, "/again", host="alpha.localhost:%d"
+                           % relay.http_port).status == 200, 10)
+
+
 def test_password_checks_are_made_on_every_loop(group, tmp_path, backend, make_agent):
     """basic_auth keeps only a cache of the credentials it verified: a site route and a tunnel
     guarded by one are served by whichever loop accepted the visitor, each loop checking the

@@ -3,6 +3,7 @@
 // are the relay's.
 #include "net/byte_shaper.hpp"
 #include "policy/key_ring.hpp"
+#include "relay/shared_tunnel_steps.hpp"
 #include "policy/rate_limit.hpp"
 
 #include <gtest/gtest.h>
@@ -48,13 +49,18 @@ TEST(KeyRing, ReadersOnOtherThreadsSeeWholeSetsAsTheyAreReplaced) {
     EXPECT_EQ(ring.keys().keys->front().kid, "even");
 }
 
-TEST(RateLimit, LoopsTakingFromOneLimitAtOnceLetExactlyTheBurstThrough) {
+// One request an hour after a burst of `burst`, counted for the whole route.
+config::rate_limit_settings hourly(std::uint32_t burst) {
     config::rate_limit_settings s;
     s.count = 1;
     s.period = std::chrono::hours(1);
-    s.burst = 100;
+    s.burst = burst;
     s.key = config::rate_limit_settings::key_kind::route;
-    rate_limit limit(s);
+    return s;
+}
+
+TEST(RateLimit, LoopsTakingFromOneLimitAtOnceLetExactlyTheBurstThrough) {
+    rate_limit limit(hourly(100));
     std::atomic<int> passed{0};
     std::vector<std::thread> loops;
     for (int t = 0; t < 4; ++t)
@@ -84,6 +90,35 @@ TEST(ByteShaper, LoopsReservingFromOneBudgetAtOnceLoseNoReservation) {
                           std::chrono::nanoseconds(burst * 1'000'000'000 / rate);
     EXPECT_NEAR(std::chrono::duration<double>(owed).count(),
                 std::chrono::duration<double>(expected).count(), 1e-4);
+}
+
+// Each loop builds a tunnel's [tunnel_policy] chain itself; sharing it gives every loop the
+// first chain's rate limit, so the tunnel's burst is counted once.
+TEST(SharedTunnelSteps, LoopsBuildingOneNamesChainAtOnceCountInOneRateLimit) {
+    const auto s = hourly(50);
+    relay::shared_tunnel_steps shared;
+    std::atomic<int> passed{0};
+    std::vector<std::thread> loops;
+    for (int t = 0; t < 4; ++t)
+        loops.emplace_back([&] {
+            for (int round = 0; round < 20; ++round) {  // the routes built again each change
+                chain mine{std::make_shared<rate_limit>(s)};
+                shared.share("alpha", mine);
+                auto& limit = static_cast<rate_limit&>(*mine.front());
+                for (int i = 0; i < 10; ++i)
+                    if (!limit.take("", rate_limit::clock::now())) ++passed;
+            }
+        });
+    for (auto& l : loops) l.join();
+    EXPECT_EQ(passed.load(), 50);
+    // Kept while the tunnel is there; dropped once it is gone and no route holds its steps.
+    shared.sweep([](const std::string&) { return false; });
+    EXPECT_EQ(shared.names(), 1u);
+    shared.sweep([](const std::string&) { return true; });
+    EXPECT_EQ(shared.names(), 0u);
+    chain stateless{};
+    shared.share("beta", stateless);  // nothing to share: nothing kept
+    EXPECT_EQ(shared.names(), 0u);
 }
 
 }  // namespace
