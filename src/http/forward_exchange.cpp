@@ -91,7 +91,10 @@ asio::awaitable<bool> forward_encoded(http::framer<false>& response, forward_end
         if (chunked && done) out.append("0\r\n\r\n");
         if (send && (!head.empty() || out.size() > chunk_line_room)) {
             const bool sent = co_await visitor.write(head, out.view().substr(start));
-            if (!sent) break;
+            if (!sent) {
+                result.visitor_gone = true;
+                break;
+            }
             result.state = response_state::partial;
             head.clear();
             out.clear();
@@ -311,6 +314,7 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
         const std::string_view head_bytes =
             edited_head ? std::string_view(edited) : bytes.substr(0, head_size);
         if (!co_await to_visitor->write(head_bytes, bytes.substr(head_size, body_size))) {
+            result.visitor_gone = true;
             visitor.cancel();
             co_return result;
         }
@@ -325,7 +329,10 @@ asio::awaitable<response_result> forward_response(forward_endpoint& upstream,
             if (used > 0) {
                 // No co_await inside || or &&: GCC 12 evaluates it even when short-circuited.
                 const bool sent = co_await to_visitor->write(view(upstream_in).substr(0, used), {});
-                if (!sent) break;
+                if (!sent) {
+                    result.visitor_gone = true;
+                    break;
+                }
                 upstream_in.consume(used);
                 continue;
             }

@@ -82,6 +82,9 @@ struct response_result {
     bool reusable = false;                        // and the upstream connection too
     bool malformed = false;                       // refused before a byte reached the visitor
     bool timed_out = false;                       // no byte within first_byte_timeout
+    // A write to the visitor failed: it went away. With state none the upstream did answer, and
+    // is not to blame.
+    bool visitor_gone = false;
     bool swallowed = false;  // the observer kept the final response from the visitor
     std::string problem;                          // why a malformed response was refused
 };

@@ -1027,6 +1027,12 @@ asio::awaitable<bool> http_edge::exchange(watched_socket& visitor, net::io_buffe
                                          pages_of());
             co_return false;
         }
+        if (outcome.state == response_state::none && outcome.visitor_gone) {
+            // The upstream answered and the visitor went before a byte of it reached them:
+            // nothing to hold against the upstream, to try again or to answer.
+            pool->finish(up->take(), upstream::outcome::ok, false);
+            co_return false;
+        }
         if (outcome.state == response_state::none) {
             pool->finish(up->take(), upstream::outcome::failed, false,
                          outcome.timed_out   ? "no response within upstream_timeout"

@@ -11,10 +11,12 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -358,6 +360,37 @@ def test_exchanges_in_flight_at_an_ejection_do_not_eject_the_backend_again(group
     assert 1 <= len(ejections) <= 2, log
     assert all("ejected for 60000 ms after 1 failures in a row (the last: the connection closed "
                "without a response)" in line for line in ejections), ejections
+
+
+def test_a_visitor_who_leaves_before_the_answer_is_not_the_backends_failure(
+        group, tmp_path, backend):
+    """The backend answers after the visitor has gone (a reset): nothing of the answer reaches
+    anyone, and the backend is neither asked again nor counted as failing."""
+    slow = backend("slow")
+    slow.delay = 0.4
+    metrics_port = free_port()
+    relay = start_relay(group, tmp_path, 'metrics_addr = "127.0.0.1:%d"\n' % metrics_port + site(
+        [HOST], [{"upstream": "[%s]" % http_url(slow), "max_fails": 1, "eject_time": '"60s"'}]))
+
+    def unanswered():  # requests the relay ended with no answer sent
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port,
+                                      timeout=5).read().decode()
+        name = 'porthole_requests_total{site="%s",code_class="none"} ' % HOST
+        return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(name))
+
+    for i in range(3):
+        s = socket.create_connection(("127.0.0.1", relay.http_port))
+        s.sendall(b"GET /left/%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (i, HOST.encode()))
+        wait_until(lambda: slow.requests() == i + 1, 5, message="the request reached the backend")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # a reset, before the answer
+        # The answer comes, and finds the visitor gone.
+        wait_until(lambda: unanswered() == i + 1, 5, message="the exchange did not end")
+    slow.delay = 0
+    answer = get(relay.http_port, "/after")
+    assert answer.status == 200 and answer.backend == "slow", answer
+    assert slow.requests() == 4  # each asked once: none tried again
+    assert " ejected for " not in relay.proc.stderr_text(), relay.proc.stderr_text()
 
 
 class Traffic:
