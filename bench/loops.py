@@ -7,8 +7,9 @@ One nginx origin (1 KiB file, Cache-Control max-age=600) and one relay with four
 of it: `plain.test` (no policy), `limited.test` (a rate_limit too high to refuse anything: its
 table is the relay's, under a lock), `shaped.test` (a bandwidth policy too high to wait: its
 budget is the relay's, under a lock) and `cached.test` (a cache: every request after the first
-is a hit). For `threads = 1` and `threads = 2`: wrk -t2 -c64 for 10 s after a 2 s warm-up, per
-site and round; req/s and the relay's CPU per request (from /proc/PID/stat). Everything shares
+is a hit). Two relays, `threads = 1` and `threads = 2`, run side by side, each site's rounds
+alternating between them: wrk -t2 -c64 for 10 s after a 2 s warm-up; req/s and the relay's CPU
+per request (from /proc/PID/stat). Everything shares
 the machine's cores (wrk, nginx, the relay), so compare the two columns, not absolute figures.
 Prints a markdown table; fails if any answer is not a 2xx.
 """
@@ -71,39 +72,42 @@ def main():
     nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx",
                               "-c", os.path.join(work, "nginx.conf"), "-p", work])
     rows = {}
+    relays = {}
     try:
         wait_port(origin)
+        # Both relays run at once, idle but for the one measured: each site's rounds alternate
+        # between them, so a drift of the machine's speed touches both columns alike.
         for threads in (1, 2):
             config = "threads = %d\n" % threads
             for host, extra in SITES.items():
                 config += ('[[sites]]\nhosts = ["%s"]\n[[sites.routes]]\n'
                            'upstream = ["http://127.0.0.1:%d"]\n%s' % (host, origin, extra))
-            with open(os.path.join(work, "relay.toml"), "w") as f:
+            path = os.path.join(work, "relay%d.toml" % threads)
+            with open(path, "w") as f:
                 f.write(config)
             http, control = free_port(), free_port()
-            relay = subprocess.Popen(
-                [binary, "--log-level", "warn", "server", "--config",
-                 os.path.join(work, "relay.toml"), "--domain", "localhost",
-                 "--http-addr", "127.0.0.1:%d" % http, "--control-addr", "127.0.0.1:%d" % control],
-                stdout=subprocess.DEVNULL)
-            try:
-                wait_port(http)
-                url = "http://127.0.0.1:%d/1k" % http
-                for host in SITES:
-                    for _ in range(rounds):
-                        wrk(url, host, 2)
-                        before = cpu_seconds(relay.pid)
-                        out = wrk(url, host, 10)
-                        spent = cpu_seconds(relay.pid) - before
-                        if "Non-2xx" in out:
-                            raise SystemExit("%s at threads %d: %s" % (host, threads, out))
-                        count = int(re.search(r"(\d+) requests in", out).group(1))
-                        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-                        rows.setdefault((host, threads), []).append((rps, spent / count * 1e6))
-            finally:
-                relay.terminate()
-                relay.wait()
+            relays[threads] = (http, subprocess.Popen(
+                [binary, "--log-level", "warn", "server", "--config", path, "--domain",
+                 "localhost", "--http-addr", "127.0.0.1:%d" % http,
+                 "--control-addr", "127.0.0.1:%d" % control], stdout=subprocess.DEVNULL))
+            wait_port(http)
+        for host in SITES:
+            for _ in range(rounds):
+                for threads, (http, relay) in relays.items():
+                    url = "http://127.0.0.1:%d/1k" % http
+                    wrk(url, host, 2)
+                    before = cpu_seconds(relay.pid)
+                    out = wrk(url, host, 10)
+                    spent = cpu_seconds(relay.pid) - before
+                    if "Non-2xx" in out:
+                        raise SystemExit("%s at threads %d: %s" % (host, threads, out))
+                    count = int(re.search(r"(\d+) requests in", out).group(1))
+                    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                    rows.setdefault((host, threads), []).append((rps, spent / count * 1e6))
     finally:
+        for _, relay in relays.values():
+            relay.terminate()
+            relay.wait()
         nginx.terminate()
         nginx.wait()
         shutil.rmtree(work, ignore_errors=True)
