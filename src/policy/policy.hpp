@@ -66,8 +66,8 @@ public:
     // loop alone, where that state lives (docs/architecture.md#threads). A cache each loop's
     // copy may keep for itself (verified credentials) does not count.
     virtual bool keeps_state() const { return false; }
-    // That state is behind a lock of its own: every loop's route uses the first loop's object
-    // (a site route's; a tunnel's policies keep their tunnel on the first loop all the same).
+    // That state is behind a lock of its own: every loop's route or tunnel uses the first
+    // loop's object (policy::share_steps; relay::shared_tunnel_steps for [tunnel_policy]).
     virtual bool shared_by_loops() const { return false; }
 };
 

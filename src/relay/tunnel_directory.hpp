@@ -20,10 +20,10 @@ namespace porthole::relay {
 
 class tunnel_directory {
 public:
-    // A name any loop may carry: served by a client of this relay, with no policy that keeps
-    // state on the first loop (the relay's [tunnel_policy]: a rate limit or a bandwidth limit;
-    // its owner's: a bandwidth limit) and no cache in its route. An owner's rate limit is
-    // shared: every loop takes from the first loop's.
+    // A name any loop may carry: served by a client of this relay, with no policy whose state
+    // is the first loop's alone and no cache in its route. Rate limits and bandwidth limits are
+    // shared: every loop takes from the first loop's (the owner's through owner_steps, the
+    // relay's [tunnel_policy] through shared_tunnel_steps).
     bool carries(const std::string& name) const { return carried_.contains(name); }
     // A TLS passthrough tunnel any loop may carry: served by a client of this relay (nothing of
     // it keeps state: its bytes pass through).

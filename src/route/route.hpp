@@ -23,9 +23,9 @@ struct route {
     // Where its requests are counted: the site's index in the config, or the tunnel name's
     // label slot (observe::label_slots).
     std::uint32_t metric_slot = 0;
-    // No cache, no tunnel member and no policy that keeps state (but state the loops share):
-    // any of the relay's event loops may serve it (a relay with `threads` > 1); other routes
-    // are served by the first loop.
+    // No tunnel member and no policy whose state is the first loop's alone (a cache and the
+    // state of shared_by_loops steps are the relay's): any of the relay's event loops may serve
+    // it (a relay with `threads` > 1); other routes are served by the first loop.
     bool any_loop = false;
 };
 
